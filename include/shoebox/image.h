@@ -1,0 +1,139 @@
+/* image.h - decoding photos of every format shoebox catalogs into 8-bit RGB, with EXIF
+ * orientation applied, at the smallest size that still covers what the caller needs
+ * (JPEG DCT scaling, RAW embedded previews); PIL-compatible resampling; JPEG encoding.
+ * Inputs are untrusted bytes: every function here returns an error, never crashes.
+ * All functions are thread-safe (no shared mutable state). */
+#ifndef SHOEBOX_IMAGE_H
+#define SHOEBOX_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct sb_err;
+
+enum image_format {
+    IMAGE_FMT_UNKNOWN = 0,
+    IMAGE_FMT_JPEG,
+    IMAGE_FMT_PNG,
+    IMAGE_FMT_WEBP,
+    IMAGE_FMT_HEIF, /* HEIC / HEIF */
+    IMAGE_FMT_AVIF,
+    IMAGE_FMT_TIFF,
+    IMAGE_FMT_GIF,
+    IMAGE_FMT_RAW, /* camera raw via libraw (CR2, NEF, ARW, DNG, RAF, ORF, RW2, CR3, ...) */
+};
+
+/* Lower-case short name: "jpeg", "png", ..., "unknown". */
+const char *image_format_name(enum image_format f);
+
+/* Recognises the format from the first bytes (at least 32 are useful; fewer is fine).
+ * name may be NULL; it is only consulted to tell camera RAW files whose TIFF-like header is
+ * ambiguous (a .CR2/.NEF/.DNG with a TIFF signature is RAW, a .tif is TIFF). */
+enum image_format image_sniff(const unsigned char *buf, size_t len, const char *name);
+
+/* An 8-bit RGB image, rows top to bottom, pixels interleaved R,G,B, stride = 3 * w. */
+struct image {
+    int w, h;
+    unsigned char *px;
+};
+
+/* Allocates a w x h image (contents undefined); NULL on bad size or no memory. */
+struct image *image_new(int w, int h);
+void image_free(struct image *img); /* NULL is a no-op */
+
+struct image_decode_params {
+    /* The decoded image (after orientation) should have long edge >= min_long and short edge
+     * >= min_short, unless the original is smaller; decoders that can scale for free (JPEG DCT
+     * scaling 1/8..1, RAW embedded preview) pick the smallest output that satisfies both.
+     * 0 for both means full size. */
+    int min_long, min_short;
+    /* Refuse images whose declared pixel count exceeds this (decompression bombs). */
+    uint64_t max_pixels;
+    /* Apply the EXIF orientation (1..8) so that the image is upright. */
+    int apply_orientation;
+};
+
+/* min_long = min_short = 0, max_pixels = 200 MP, apply_orientation = 1. */
+struct image_decode_params image_decode_default_params(void);
+
+/* What a decode learned about the file besides the pixels. */
+struct image_info {
+    enum image_format format;
+    int width, height; /* full-resolution size as stored, before orientation and scaling */
+    int orientation;   /* EXIF orientation 1..8 (1 when absent) */
+};
+
+/* Decodes buf. On success *out is a new image the caller frees with image_free(); info (may be
+ * NULL) is filled. Errors: SB_EFORMAT (not an image / unsupported), SB_ECORRUPT (truncated,
+ * broken), SB_ETOOBIG (over max_pixels), SB_ENOMEM. GIF gives its first frame; alpha is
+ * composited on black (as PIL's convert("RGB") drops alpha); 16-bit is reduced to 8-bit;
+ * CMYK and greyscale become RGB. */
+int image_decode(const unsigned char *buf, size_t len, const char *name,
+                 const struct image_decode_params *p, struct image **out, struct image_info *info,
+                 struct sb_err *err);
+
+/* Reads path (read-only) and decodes it as image_decode() does. */
+int image_decode_file(const char *path, const struct image_decode_params *p, struct image **out,
+                      struct image_info *info, struct sb_err *err);
+
+/* Returns a new image rotated/flipped as EXIF orientation o (1..8) prescribes; o = 1 copies. */
+struct image *image_orient(const struct image *img, int o);
+
+/* Resizes to w x h with PIL's resampling filters, as Image.resize() computes them for RGB
+ * (separable, antialiased when shrinking: the filter support grows with the scale, 8-bit
+ * results rounded and clamped the way PIL's ImagingResample does). */
+enum image_filter { IMAGE_FILTER_BILINEAR, IMAGE_FILTER_BICUBIC, IMAGE_FILTER_LANCZOS };
+struct image *image_resize(const struct image *img, int w, int h, enum image_filter f);
+
+/* Scales so the long edge is at most px (never enlarges), keeping the aspect ratio. */
+struct image *image_thumbnail(const struct image *img, int px);
+
+/* Encodes as baseline JPEG (quality 1..100). *out is malloc'd; the caller frees it. */
+int image_encode_jpeg(const struct image *img, int quality, unsigned char **out, size_t *len,
+                      struct sb_err *err);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Metadata (EXIF) */
+
+enum meta_time_source {
+    META_TIME_NONE = 0,
+    META_TIME_EXIF,    /* DateTimeOriginal (or DateTimeDigitized / DateTime) */
+    META_TIME_TAKEOUT, /* Google Takeout JSON sidecar photoTakenTime */
+    META_TIME_MTIME,   /* file modification time */
+};
+
+/* Photo metadata. Strings are NUL-terminated, empty when absent; numbers are NaN / 0 when
+ * absent as each comment says. */
+struct photo_meta {
+    char taken_at[32];   /* "YYYY-MM-DDTHH:MM:SS" local time as written by the camera, or "" */
+    char tz_offset[8];   /* "+02:00" from OffsetTimeOriginal, or "" when unknown */
+    int64_t taken_unix;  /* seconds since epoch: UTC when the offset is known, else the local
+                            time read as UTC; valid when taken_at is set */
+    char subsec[8];      /* SubSecTimeOriginal digits, or "" */
+    char make[64], model[64], lens[96], software[64];
+    double focal_mm;     /* NaN when absent */
+    double focal35_mm;   /* NaN when absent */
+    double fnumber;      /* NaN when absent */
+    double exposure_s;   /* NaN when absent */
+    int iso;             /* 0 when absent */
+    double gps_lat, gps_lon, gps_alt; /* NaN when absent or out of range */
+    int orientation;     /* 1..8, 1 when absent or invalid */
+    int width, height;   /* EXIF PixelX/YDimension (0 when absent); not trusted for decoding */
+    int has_exif;        /* 1 when an EXIF block was found and parsed */
+};
+
+/* Sets every field to its "absent" value. */
+void photo_meta_init(struct photo_meta *m);
+
+/* Parses EXIF from a whole file's bytes of any supported format (JPEG APP1, TIFF and
+ * TIFF-based RAW, PNG eXIf, WebP EXIF chunk, HEIF/AVIF Exif item). Missing EXIF is not an
+ * error (returns SB_OK with has_exif = 0); malformed EXIF yields whatever parsed cleanly. */
+int meta_read(const unsigned char *buf, size_t len, enum image_format fmt, struct photo_meta *m,
+              struct sb_err *err);
+
+/* Parses a raw EXIF/TIFF block (starting with "Exif\0\0" or directly with "II*\0"/"MM\0*").
+ * Exposed for fuzzing. */
+int meta_parse_exif(const unsigned char *buf, size_t len, struct photo_meta *m,
+                    struct sb_err *err);
+
+#endif

@@ -1,0 +1,49 @@
+/* util.h - small helpers shared by every module: checked arithmetic, number parsing,
+ * whole-file reads and atomic writes, monotonic time, string buffers. */
+#ifndef SHOEBOX_UTIL_H
+#define SHOEBOX_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sb_err;
+
+/* Checked size arithmetic: false (and *out untouched) on overflow. */
+bool sb_mul_size(size_t a, size_t b, size_t *out);
+bool sb_mul3_size(size_t a, size_t b, size_t c, size_t *out);
+bool sb_add_size(size_t a, size_t b, size_t *out);
+
+/* Parses all of s as a base-10 integer in [lo, hi]. Returns SB_OK or SB_EINVAL. */
+int sb_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out, struct sb_err *err);
+/* Parses all of s as a finite float in [lo, hi]. Returns SB_OK or SB_EINVAL. */
+int sb_parse_f32(const char *s, float lo, float hi, float *out, struct sb_err *err);
+
+/* Reads a whole file (at most max bytes, else SB_ETOOBIG). *out is malloc'd (NUL-terminated,
+ * the NUL not counted in *len); the caller frees it. */
+int sb_read_file(const char *path, size_t max, unsigned char **out, size_t *len,
+                 struct sb_err *err);
+/* Writes data to path atomically: a temp file in the same folder, fsync, rename(2). */
+int sb_write_file_atomic(const char *path, const void *data, size_t len, struct sb_err *err);
+/* mkdir -p with mode 0755. */
+int sb_mkdirs(const char *path, struct sb_err *err);
+
+/* Monotonic seconds. */
+double sb_now(void);
+
+/* Growable NUL-terminated string with a cap (default 64 MiB). */
+struct sb_buf {
+    char *data;
+    size_t len, cap;
+    bool failed; /* set once an append ran out of memory or hit the cap; later appends no-op */
+};
+void sb_buf_init(struct sb_buf *b);
+void sb_buf_release(struct sb_buf *b);
+void sb_buf_append(struct sb_buf *b, const char *s, size_t n);
+void sb_buf_puts(struct sb_buf *b, const char *s);
+void sb_buf_printf(struct sb_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* strdup that returns NULL on NULL input. */
+char *sb_strdup(const char *s);
+
+#endif
