@@ -1,0 +1,163 @@
+/* catalog.h - the SQLite catalog: files, photos, metadata, work queues, vectors.
+ *
+ * Identity: a photo is its content (xxh3-128 of the bytes); a file is a path that holds a
+ * photo. Many files may share one photo (copies); a moved file keeps its photo.
+ * Work: every stage of the pipeline is a queue row (files.status for hashing, the jobs table
+ * for per-photo stages: "probe", "thumb", "embed:<model>"); a stage marks work done in the
+ * same transaction that stores its result, so a killed run loses at most one batch.
+ * A struct catalog wraps one sqlite3 connection (WAL mode); use it from one thread at a time.
+ * All SQL of shoebox lives in src/catalog. */
+#ifndef SHOEBOX_CATALOG_H
+#define SHOEBOX_CATALOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sb_err;
+struct photo_meta;
+struct catalog;
+
+/* Opens (creating and migrating when needed) the catalog at path; parent folders are created.
+ * readonly opens an existing catalog without writing. *out is released with catalog_close(). */
+int catalog_open(const char *path, bool readonly, struct catalog **out, struct sb_err *err);
+void catalog_close(struct catalog *cat); /* NULL is a no-op */
+/* The folder beside the database that holds caches (thumbnails): "<db>.d" is avoided; it is
+ * "<dir of db>/thumbs". Borrowed; valid until catalog_close(). */
+const char *catalog_thumb_dir(const struct catalog *cat);
+
+int catalog_begin(struct catalog *cat, struct sb_err *err);
+int catalog_commit(struct catalog *cat, struct sb_err *err);
+void catalog_rollback(struct catalog *cat);
+
+/* ---- files and scanning ------------------------------------------------------------------ */
+
+enum catalog_file_status {
+    CATALOG_FILE_PENDING = 0, /* seen, not hashed yet (new or changed) */
+    CATALOG_FILE_OK = 1,      /* hashed and attached to a photo */
+    CATALOG_FILE_FAILED = 2,  /* could not be read or is not a valid image; see error */
+    CATALOG_FILE_IGNORED = 3, /* not an image (by its bytes) and not named like one */
+    CATALOG_FILE_MISSING = 4, /* was there before, gone at the last complete scan */
+};
+
+/* What stat(2) said about a file: a change in any of these makes the file pending again. */
+struct catalog_stat {
+    int64_t size, mtime_ns, ctime_ns, inode, dev;
+};
+
+struct catalog_file {
+    int64_t id;
+    char *path; /* owned by whoever owns the struct */
+    struct catalog_stat st;
+    int status;
+    int64_t photo_id; /* 0 when none */
+};
+
+/* Calls fn for every file whose path starts with prefix (a folder path; "" for all).
+ * The callback's strings are borrowed for the call. A non-zero return from fn stops the
+ * iteration and is returned. */
+typedef int (*catalog_file_fn)(void *user, const struct catalog_file *f);
+int catalog_files_under(struct catalog *cat, const char *prefix, catalog_file_fn fn, void *user,
+                        struct sb_err *err);
+
+/* Inserts a new file or updates a known one whose stat changed; either way it becomes
+ * PENDING (its old photo link stays until rehashed). */
+int catalog_file_touch(struct catalog *cat, const char *path, const struct catalog_stat *st,
+                       struct sb_err *err);
+int catalog_file_set_missing(struct catalog *cat, int64_t file_id, struct sb_err *err);
+int catalog_file_set_failed(struct catalog *cat, int64_t file_id, const char *error,
+                            struct sb_err *err);
+int catalog_file_set_ignored(struct catalog *cat, int64_t file_id, struct sb_err *err);
+
+/* Up to max pending files (oldest first). *out is a malloc'd array the caller frees with
+ * catalog_files_free(). */
+int catalog_files_pending(struct catalog *cat, size_t max, struct catalog_file **out, size_t *n,
+                          struct sb_err *err);
+void catalog_files_free(struct catalog_file *files, size_t n);
+
+/* Attaches a hashed file to the photo with that content hash, creating the photo (with its
+ * pending jobs for every stage in `stages`, NULL-terminated) when it is new. *photo_id and
+ * *created (may be NULL) are set. */
+int catalog_file_set_photo(struct catalog *cat, int64_t file_id, const unsigned char hash[16],
+                           int64_t size, const char *format, const char *const *stages,
+                           int64_t *photo_id, bool *created, struct sb_err *err);
+
+/* ---- photos and their jobs ---------------------------------------------------------------- */
+
+enum catalog_job_state { CATALOG_JOB_PENDING = 0, CATALOG_JOB_DONE = 1, CATALOG_JOB_FAILED = 2 };
+
+/* Makes sure every photo has a job row for stage (new rows pending); used when a stage is
+ * enabled for a catalog that already has photos (e.g. a model is set). */
+int catalog_jobs_ensure(struct catalog *cat, const char *stage, struct sb_err *err);
+/* Resets failed jobs of stage (NULL: all stages) and failed files to pending. */
+int catalog_jobs_retry(struct catalog *cat, const char *stage, struct sb_err *err);
+
+/* A photo with pending work: which of the requested stages are pending, and one present
+ * file that holds it. */
+struct catalog_work {
+    int64_t photo_id;
+    unsigned char hash[16];
+    char *path;           /* a present (OK) file of this photo */
+    unsigned stages_mask; /* bit i set: stages[i] (as passed to catalog_work_pending) pending */
+    struct catalog_stat st;
+};
+
+/* Up to max photos that have at least one of stages[0..nstages) pending and a present file.
+ * Photos listed in `after` order by id: pass the last id seen to page forward. */
+int catalog_work_pending(struct catalog *cat, const char *const *stages, int nstages,
+                         int64_t after_id, size_t max, struct catalog_work **out, size_t *n,
+                         struct sb_err *err);
+void catalog_work_free(struct catalog_work *w, size_t n);
+
+int catalog_job_set(struct catalog *cat, int64_t photo_id, const char *stage, int state,
+                    const char *error, struct sb_err *err);
+
+/* Where the capture time came from. */
+#define CATALOG_TIME_EXIF    "exif"
+#define CATALOG_TIME_TAKEOUT "takeout"
+#define CATALOG_TIME_MTIME   "mtime"
+
+/* Stores the probe result: metadata, display size (after orientation), format, time source. */
+int catalog_photo_set_meta(struct catalog *cat, int64_t photo_id, const struct photo_meta *m,
+                           const char *format, int width, int height, const char *time_source,
+                           struct sb_err *err);
+
+/* ---- models and vectors ------------------------------------------------------------------- */
+
+/* Registers a model (by its stable id string) with its dimension; returns its small integer
+ * id. A known name with another dimension is an error. */
+int catalog_model_ensure(struct catalog *cat, const char *name, int dim, int64_t *model_id,
+                         struct sb_err *err);
+/* Stores (replacing) the vector of a photo for a model. */
+int catalog_vector_put(struct catalog *cat, int64_t model_id, int64_t photo_id, const float *v,
+                       int dim, struct sb_err *err);
+
+/* ---- reports ------------------------------------------------------------------------------ */
+
+struct catalog_stage_count {
+    char name[96];
+    int64_t done, pending, failed;
+};
+
+struct catalog_status {
+    int64_t files;      /* present files that are images (ok, pending or failed) */
+    int64_t photos;     /* unique photos with at least one present file */
+    int64_t duplicates; /* present files beyond the first of each photo */
+    int64_t failed;     /* files that failed, or whose photo failed a stage */
+    int64_t missing;    /* files gone since they were cataloged */
+    int64_t ignored;    /* non-image files seen */
+    struct catalog_stage_count stages[16];
+    int nstages;        /* "hash" first, then per-photo stages by name */
+};
+int catalog_status(struct catalog *cat, struct catalog_status *out, struct sb_err *err);
+
+/* Calls fn(user, path, stage, error) for every failed present file (hash failures and failed
+ * photo jobs), ordered by path. Strings are borrowed for the call. */
+typedef int (*catalog_error_fn)(void *user, const char *path, const char *stage,
+                                const char *error);
+int catalog_errors(struct catalog *cat, catalog_error_fn fn, void *user, struct sb_err *err);
+
+/* Runs PRAGMA integrity_check; SB_ECORRUPT with the first message when it is not "ok". */
+int catalog_check(struct catalog *cat, struct sb_err *err);
+
+#endif

@@ -1,0 +1,85 @@
+/* crawl.h - "crawl this": walk folders, hash, probe, thumbnail and embed into the catalog.
+ *
+ * Every step is resumable: files are recorded as they are found, hashed in batches, and each
+ * photo's stages (probe, thumb, embed:<model>) are marked done in the transaction that stores
+ * their results. A killed run loses at most the batch in flight; running crawl_index() again
+ * continues. An unchanged tree is re-scanned with stat(2) only. */
+#ifndef SHOEBOX_CRAWL_H
+#define SHOEBOX_CRAWL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sb_err;
+struct sb_pool;
+struct sb_progress;
+struct catalog;
+struct image;
+
+/* An image embedder (a CLIP-family model) as the crawler sees it. preprocess is called from
+ * pool workers concurrently and must be thread-safe; embed is called from the thread that
+ * called crawl_index(), one batch at a time. */
+struct crawl_embedder {
+    const char *model_name; /* stable id: vectors are stored per name */
+    int dim;                /* output floats per image */
+    int min_short;          /* the decoded image's short edge must be at least this */
+    size_t input_floats;    /* floats per preprocessed image */
+    int max_batch;
+    void *user;
+    int (*preprocess)(void *user, const struct image *rgb, float *out, struct sb_err *err);
+    /* in: n * input_floats; out: n * dim, L2-normalised. */
+    int (*embed)(void *user, const float *in, int n, float *out, struct sb_err *err);
+};
+
+struct crawl_params {
+    const char *const *roots; /* folders (or single files) to index */
+    int nroots;
+    uint64_t max_pixels;  /* refuse images larger than this (decompression bombs) */
+    int thumb_small;      /* long edge of the small thumbnail (256) */
+    int thumb_large;      /* long edge of the large thumbnail (1024) */
+    int thumb_quality;    /* JPEG quality of thumbnails (85) */
+    size_t batch;         /* items per transaction (64) */
+    bool retry_failed;    /* reset failed files and jobs to pending first */
+    const struct crawl_embedder *embedder; /* NULL: catalog, probe and thumbnail only */
+    struct sb_pool *pool; /* workers for hashing and decoding; NULL runs on the caller */
+    const struct sb_progress *progress;
+};
+
+struct crawl_params crawl_default_params(void);
+
+struct crawl_stats {
+    int64_t seen;      /* files looked at in the walk */
+    int64_t unchanged; /* skipped by the stat check */
+    int64_t touched;   /* new or changed, queued for hashing */
+    int64_t missing;   /* marked missing */
+    int64_t ignored;   /* not images */
+    int64_t hashed;
+    int64_t new_photos;
+    int64_t processed; /* photos that went through probe/thumb/embed work */
+    int64_t embedded;
+    int64_t failed;    /* files or photo stages that failed in this run */
+    bool stopped;      /* the progress callback asked to stop */
+};
+
+/* Indexes the roots into cat. Returns SB_OK when the run finished (even if files failed:
+ * those are recorded in the catalog), SB_ECANCELED when stopped, another code when the
+ * catalog itself failed or a root does not exist. */
+int crawl_index(struct catalog *cat, const struct crawl_params *p, struct crawl_stats *stats,
+                struct sb_err *err);
+
+/* Path of a photo's cached thumbnail of long edge px: "<thumb_dir>/<hh>/<hash hex>-<px>.jpg".
+ * Writes into buf (cap bytes); returns false if it does not fit. */
+bool crawl_thumb_path(const char *thumb_dir, const unsigned char hash[16], int px, char *buf,
+                      size_t cap);
+
+/* xxh3-128 of a file's bytes, read with plain reads (never mmap: a file truncated under us
+ * must give an error, not SIGBUS). hash is big-endian (high 64 bits first). */
+int crawl_hash_file(const char *path, unsigned char hash[16], int64_t *size, struct sb_err *err);
+
+/* Capture time from a Google Takeout JSON sidecar of the image at path (photoTakenTime), trying
+ * the naming variants Takeout uses ("x.jpg.json", "x.json", "x.jpg.supplemental-metadata.json",
+ * truncated names, "x(1).jpg" -> "x.jpg(1).json"). Returns true and sets *unix_time when found. */
+bool crawl_takeout_time(const char *path, int64_t *unix_time);
+
+#endif

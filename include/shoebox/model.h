@@ -1,0 +1,92 @@
+/* model.h - the CLIP engine: loads a Hugging Face CLIPModel folder (config.json,
+ * model.safetensors or a sharded index, preprocessor_config.json, tokenizer files) and turns
+ * images and texts into L2-normalised embeddings, computed as transformers' CLIPModel does.
+ *
+ * Thread rules: a struct clip_model is read-only after clip_model_load() and may be shared by
+ * any number of threads. Each thread that runs a forward pass owns a struct clip_ctx (the
+ * activations for its largest batch); a ctx is used by one thread at a time.
+ *
+ * Threading inside a forward pass: matrix products go to OpenBLAS (Debian's pthread build),
+ * whose thread count the caller sets through clip_load_params.blas_threads (process-wide);
+ * the small ops (attention, layer norms, activations) are split over the sb_pool given to
+ * clip_ctx_new(), if any. The two never run at the same time: each GEMM returns before the
+ * next pool loop starts. A caller that runs several ctx in parallel on its own workers should
+ * pass pool NULL and blas_threads 1, so workers x BLAS threads stays <= cores. */
+#ifndef SHOEBOX_MODEL_H
+#define SHOEBOX_MODEL_H
+
+#include <stdint.h>
+
+struct sb_err;
+struct sb_pool;
+struct image;
+struct clip_model; /* opaque: src/model/internal.h */
+struct clip_ctx;   /* opaque: src/model/clip.c */
+
+/* Which towers to load: a text query needs only the text tower (fast start). */
+enum clip_towers { CLIP_TOWER_TEXT = 1, CLIP_TOWER_VISION = 2, CLIP_TOWER_BOTH = 3 };
+
+/* Arithmetic of the matrix products. FP32 is the exact mode; BF16 is accepted and currently
+ * computes in FP32 (the switch point is linear() in src/model/clip.c). */
+enum clip_precision { CLIP_PRECISION_FP32 = 0, CLIP_PRECISION_BF16 };
+
+struct clip_load_params {
+    int towers;                    /* enum clip_towers bits */
+    enum clip_precision precision; /* see above */
+    int blas_threads;              /* > 0: openblas_set_num_threads(n) at load; 0: leave as is */
+};
+
+/* towers = BOTH, precision = FP32, blas_threads = 0. */
+struct clip_load_params clip_load_default_params(void);
+
+/* Loads the model in folder dir. Weights are mmapped read-only; F16/BF16 tensors (and the
+ * fused q/k/v weights) are converted into memory the model owns. Every tensor the chosen
+ * towers need is checked by name, dtype and shape against config.json; a missing or wrong one
+ * fails with SB_EMODEL naming it. Unreadable files: SB_ENOENT/SB_EIO; malformed files:
+ * SB_EFORMAT / SB_ECORRUPT; SB_ENOMEM. On success *out is a model the caller frees with
+ * clip_model_free(). p NULL means clip_load_default_params(). */
+int clip_model_load(const char *dir, const struct clip_load_params *p, struct clip_model **out,
+                    struct sb_err *err);
+void clip_model_free(struct clip_model *m); /* NULL is a no-op */
+
+/* A stable name for the catalog: "<name>@<16 hex digits>", name from config.json's
+ * _name_or_path (last component) or "clip", the digits a hash of config.json,
+ * preprocessor_config.json and every safetensors header. Valid while m lives. */
+const char *clip_model_id(const struct clip_model *m);
+int clip_model_dim(const struct clip_model *m);        /* embedding size (projection_dim) */
+int clip_model_image_size(const struct clip_model *m); /* model input side S (pixels S x S) */
+int clip_model_max_text(const struct clip_model *m);   /* max_position_embeddings (77) */
+int clip_model_towers(const struct clip_model *m);     /* what was loaded */
+/* The smallest decoded image that preprocessing needs without upscaling: the short edge must
+ * be >= *min_short (feed it to image_decode_params.min_short). */
+void clip_model_min_decode(const struct clip_model *m, int *min_short);
+
+/* CLIPImageProcessor: resize (shortest edge = size, PIL bicubic), centre crop, rescale,
+ * normalise. rgb is upright 8-bit RGB; out receives 3 x S x S floats (CHW).
+ * Errors: SB_EINVAL (empty image), SB_ENOMEM, SB_EMODEL (vision tower not loaded). */
+int clip_preprocess(const struct clip_model *m, const struct image *rgb, float *out,
+                    struct sb_err *err);
+
+/* Scratch for batches of up to max_batch images (and one text). pool may be NULL (all on the
+ * calling thread); it must outlive the ctx. Free with clip_ctx_free(). */
+int clip_ctx_new(const struct clip_model *m, int max_batch, struct sb_pool *pool,
+                 struct clip_ctx **out, struct sb_err *err);
+void clip_ctx_free(struct clip_ctx *c); /* NULL is a no-op */
+
+/* pixels: B x 3 x S x S (from clip_preprocess); out: B x D, each row L2-normalised.
+ * 1 <= B <= max_batch, else SB_EINVAL. SB_EMODEL if the vision tower is not loaded. */
+int clip_embed_images(struct clip_ctx *c, const float *pixels, int B, float *out,
+                      struct sb_err *err);
+
+/* Runs the text tower on token ids (with BOS/EOS, 1 <= n <= clip_model_max_text()); out: D
+ * floats, L2-normalised. Pools at the EOS position as HF CLIPTextTransformer chooses it. */
+int clip_embed_tokens(struct clip_ctx *c, const int32_t *ids, int n, float *out,
+                      struct sb_err *err);
+
+/* Tokenises text with the model folder's CLIP tokenizer (truncated to max_text) and embeds it.
+ * ids_out (may be NULL) receives the ids, room for clip_model_max_text() of them; *n_ids (may
+ * be NULL) their count. SB_EMODEL if the text tower or the tokenizer is missing. */
+int clip_embed_text(struct clip_ctx *c, const char *text, float *out, int32_t *ids_out,
+                    int *n_ids, struct sb_err *err);
+
+#endif

@@ -1,0 +1,162 @@
+/* cmd_index.c - `shoebox index PATH...`: crawl, probe, thumbnail and embed. */
+#include "cli.h"
+#include "embedder.h"
+#include "output.h"
+
+#include "shoebox/catalog.h"
+#include "shoebox/crawl.h"
+#include "shoebox/err.h"
+#include "shoebox/model.h"
+#include "shoebox/progress.h"
+#include "shoebox/util.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Set by the SIGINT/SIGTERM handler; polled between items. The one mutable global of the CLI:
+ * a signal handler can reach nothing else. */
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+static bool stop_requested(void *user)
+{
+    (void)user;
+    return stop_flag != 0;
+}
+
+static void on_progress(void *user, const char *stage, int64_t done, int64_t total)
+{
+    cli_progress_draw(user, stage, done, total);
+}
+
+static void help(FILE *f)
+{
+    fprintf(f,
+            "usage: shoebox index [options] PATH...\n\n"
+            "Catalogs every photo under the folders (or files) given: content hash, metadata,\n"
+            "thumbnails, and an embedding per photo when a model is set (--model or\n"
+            "$SHOEBOX_MODEL). Resumable: run it again after an interruption. Files that fail\n"
+            "are recorded (see `shoebox errors`); the exit status is 0 when the run finished.\n\n"
+            "options:\n"
+            "  --max-pixels MP   refuse images above this many megapixels (default 200)\n"
+            "  --retry           try failed files and stages again\n"
+            "  --no-embed        do not embed even if a model is set\n"
+            "  --help            this help\n");
+}
+
+int cmd_index(int argc, char **argv, struct cli_ctx *ctx)
+{
+    struct crawl_params p = crawl_default_params();
+    const char **roots = calloc((size_t)argc, sizeof(char *));
+    int nroots = 0;
+    bool no_embed = false;
+    int rc = CLI_EXIT_OK;
+    struct catalog *cat = NULL;
+    struct cli_embedder emb;
+    bool have_emb = false;
+    struct sb_err err;
+    sb_err_clear(&err);
+    if (!roots) {
+        cli_error("out of memory");
+        return CLI_EXIT_FAIL;
+    }
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            help(stdout);
+            goto out;
+        } else if (strcmp(argv[i], "--retry") == 0) {
+            p.retry_failed = true;
+        } else if (strcmp(argv[i], "--no-embed") == 0) {
+            no_embed = true;
+        } else if (strcmp(argv[i], "--max-pixels") == 0 && i + 1 < argc) {
+            float mp;
+            if (sb_parse_f32(argv[++i], 0.001f, 100000.0f, &mp, &err)) {
+                cli_error("--max-pixels: %s", err.msg);
+                rc = CLI_EXIT_USAGE;
+                goto out;
+            }
+            p.max_pixels = (uint64_t)((double)mp * 1e6);
+        } else if (strcmp(argv[i], "--") == 0) {
+            for (i++; i < argc; i++)
+                roots[nroots++] = argv[i];
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            cli_error("index: unknown option '%s' (see shoebox index --help)", argv[i]);
+            rc = CLI_EXIT_USAGE;
+            goto out;
+        } else {
+            roots[nroots++] = argv[i];
+        }
+    }
+    if (nroots == 0) {
+        help(stderr);
+        rc = CLI_EXIT_USAGE;
+        goto out;
+    }
+    if (catalog_open(ctx->db_path, false, &cat, &err)) {
+        cli_error("%s", err.msg);
+        rc = CLI_EXIT_FAIL;
+        goto out;
+    }
+    if (ctx->model_dir && !no_embed) {
+        if (cli_embedder_open(ctx, CLIP_TOWER_VISION, &emb, &err)) {
+            cli_error("model '%s': %s", ctx->model_dir, err.msg);
+            rc = CLI_EXIT_FAIL;
+            goto out;
+        }
+        have_emb = true;
+        p.embedder = &emb.crawl;
+    } else if (!ctx->model_dir) {
+        fprintf(stderr, "shoebox: no model set: cataloging without embeddings. For search by "
+                        "meaning, get one with `shoebox model fetch "
+                        "openai/clip-vit-base-patch32` and pass --model DIR (or set "
+                        "SHOEBOX_MODEL).\n");
+    }
+    struct cli_progress bar = { .tty = ctx->tty };
+    struct sb_progress prog = { on_progress, stop_requested, &bar };
+    p.roots = roots;
+    p.nroots = nroots;
+    p.pool = cli_pool(ctx);
+    p.progress = &prog;
+    stop_flag = 0;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    double t0 = sb_now();
+    struct crawl_stats st;
+    int crc = crawl_index(cat, &p, &st, &err);
+    cli_progress_end(&bar);
+    double secs = sb_now() - t0;
+    fprintf(stderr,
+            "indexed in %.1fs: %lld files seen (%lld unchanged, %lld new or changed, %lld "
+            "missing, %lld not images), %lld hashed, %lld new photos, %lld processed, %lld "
+            "embedded, %lld failed\n",
+            secs, (long long)st.seen, (long long)st.unchanged, (long long)st.touched,
+            (long long)st.missing, (long long)st.ignored, (long long)st.hashed,
+            (long long)st.new_photos, (long long)st.processed, (long long)st.embedded,
+            (long long)st.failed);
+    if (crc == SB_ECANCELED) {
+        fprintf(stderr, "shoebox: interrupted; run the same command again to continue\n");
+        rc = 130;
+    } else if (crc) {
+        cli_error("%s", err.msg);
+        rc = CLI_EXIT_FAIL;
+    } else if (st.failed) {
+        fprintf(stderr, "shoebox: %lld files failed; see `shoebox errors`\n",
+                (long long)st.failed);
+    }
+out:
+    if (have_emb)
+        cli_embedder_close(&emb);
+    catalog_close(cat);
+    free(roots);
+    return rc;
+}

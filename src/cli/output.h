@@ -1,0 +1,23 @@
+/* output.h - terminal output helpers for the CLI. */
+#ifndef SHOEBOX_CLI_OUTPUT_H
+#define SHOEBOX_CLI_OUTPUT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* A copy of s with every byte that is not part of valid UTF-8 replaced by U+FFFD (file names
+ * may be any bytes; JSON must be UTF-8). The caller frees it; NULL when out of memory. */
+char *cli_utf8_clean(const char *s);
+
+/* A one-line progress bar with rate and ETA on stderr, drawn only when tty is set. */
+struct cli_progress {
+    bool tty;
+    bool drawn;
+    double start, last, stage_start;
+    int64_t stage_done0;
+    char stage[32];
+};
+void cli_progress_draw(struct cli_progress *pr, const char *stage, int64_t done, int64_t total);
+void cli_progress_end(struct cli_progress *pr);
+
+#endif

@@ -1,0 +1,629 @@
+/* crawl.c - indexing: scan, hash, then per-photo work (probe, thumbnails, embedding).
+ *
+ * Threads: the calling thread owns the catalog and does every write; pool workers only read
+ * files and compute (hash, decode, thumbnails, preprocessing) into per-item result slots.
+ * Each batch is one transaction, written after the workers are done with it. */
+#include "internal.h"
+
+#include "shoebox/catalog.h"
+#include "shoebox/crawl.h"
+#include "shoebox/err.h"
+#include "shoebox/image.h"
+#include "shoebox/log.h"
+#include "shoebox/pool.h"
+#include "shoebox/progress.h"
+#include "shoebox/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define STAGE_PROBE "probe"
+#define STAGE_THUMB "thumb"
+#define MAX_FILE_BYTES ((size_t)2 << 30) /* a 2 GiB "photo" is not one */
+
+struct crawl_params crawl_default_params(void)
+{
+    struct crawl_params p;
+    memset(&p, 0, sizeof(p));
+    p.max_pixels = 200u * 1000u * 1000u;
+    p.thumb_small = 256;
+    p.thumb_large = 1024;
+    p.thumb_quality = 85;
+    p.batch = 64;
+    return p;
+}
+
+bool crawl_thumb_path(const char *thumb_dir, const unsigned char hash[16], int px, char *buf,
+                      size_t cap)
+{
+    char hex[33];
+    for (int i = 0; i < 16; i++)
+        snprintf(hex + 2 * i, 3, "%02x", hash[i]);
+    int n = snprintf(buf, cap, "%s/%.2s/%s-%d.jpg", thumb_dir, hex, hex, px);
+    return n > 0 && (size_t)n < cap;
+}
+
+/* ---- hashing ---------------------------------------------------------------------------- */
+
+static void hash_to_bytes(XXH128_hash_t h, unsigned char out[16])
+{
+    for (int i = 0; i < 8; i++) {
+        out[i] = (unsigned char)(h.high64 >> (56 - 8 * i));
+        out[8 + i] = (unsigned char)(h.low64 >> (56 - 8 * i));
+    }
+}
+
+/* Reads the first bytes into head (for sniffing) while hashing the whole file. */
+static int hash_fd(int fd, const char *path, unsigned char *head, size_t head_cap,
+                   size_t *head_len, unsigned char hash[16], int64_t *size, struct sb_err *err)
+{
+    enum { CHUNK = 1 << 20 };
+    unsigned char *buf = malloc(CHUNK);
+    XXH3_state_t *state = XXH3_createState();
+    int rc = SB_OK;
+    if (!buf || !state) {
+        rc = sb_fail(err, SB_ENOMEM, "hash '%s': out of memory", path);
+        goto out;
+    }
+    XXH3_128bits_reset(state);
+    int64_t total = 0;
+    if (head_len)
+        *head_len = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf, CHUNK);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            rc = sb_fail(err, sb_code_from_errno(e), "read '%s': %s", path, strerror(e));
+            goto out;
+        }
+        if (n == 0)
+            break;
+        if (head && total < (int64_t)head_cap) {
+            size_t take = head_cap - (size_t)total;
+            if (take > (size_t)n)
+                take = (size_t)n;
+            memcpy(head + total, buf, take);
+            *head_len = (size_t)total + take;
+        }
+        XXH3_128bits_update(state, buf, (size_t)n);
+        total += n;
+    }
+    hash_to_bytes(XXH3_128bits_digest(state), hash);
+    *size = total;
+out:
+    XXH3_freeState(state);
+    free(buf);
+    return rc;
+}
+
+int crawl_hash_file(const char *path, unsigned char hash[16], int64_t *size, struct sb_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        return sb_fail(err, sb_code_from_errno(e), "open '%s': %s", path, strerror(e));
+    }
+    int rc = hash_fd(fd, path, NULL, 0, NULL, hash, size, err);
+    close(fd);
+    return rc;
+}
+
+enum hash_outcome { HASH_OK, HASH_FAILED, HASH_IGNORED };
+
+struct hash_item {
+    const struct catalog_file *file;
+    enum hash_outcome outcome;
+    unsigned char hash[16];
+    int64_t size;
+    enum image_format format;
+    struct sb_err err;
+};
+
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+static void hash_one(struct hash_item *it)
+{
+    const char *path = it->file->path;
+    sb_err_clear(&it->err);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        int e = errno;
+        it->outcome = HASH_FAILED;
+        sb_fail(&it->err, sb_code_from_errno(e), "open: %s", strerror(e));
+        return;
+    }
+    /* Sniff before hashing: a 4 GB video is recognised as "not an image" from 64 bytes. */
+    unsigned char head[64];
+    ssize_t n;
+    do {
+        n = pread(fd, head, sizeof(head), 0);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        int e = errno;
+        it->outcome = HASH_FAILED;
+        sb_fail(&it->err, sb_code_from_errno(e), "read: %s", strerror(e));
+        goto out;
+    }
+    it->format = image_sniff(head, (size_t)n, base_name(path));
+    if (it->format == IMAGE_FMT_UNKNOWN) {
+        if (crawl_has_image_ext(base_name(path))) {
+            it->outcome = HASH_FAILED;
+            if (n == 0)
+                sb_fail(&it->err, SB_ECORRUPT, "empty file");
+            else
+                sb_fail(&it->err, SB_EFORMAT, "not an image (unrecognised content)");
+        } else {
+            it->outcome = HASH_IGNORED;
+        }
+        goto out;
+    }
+    if (hash_fd(fd, path, NULL, 0, NULL, it->hash, &it->size, &it->err) != SB_OK) {
+        it->outcome = HASH_FAILED;
+        goto out;
+    }
+    it->outcome = HASH_OK;
+out:
+    close(fd);
+}
+
+static void hash_range(void *arg, size_t begin, size_t end, int worker)
+{
+    (void)worker;
+    struct hash_item *items = arg;
+    for (size_t i = begin; i < end; i++)
+        hash_one(&items[i]);
+}
+
+/* ---- per-photo work --------------------------------------------------------------------- */
+
+enum { ST_PROBE = 0, ST_THUMB = 1, ST_EMBED = 2 };
+
+struct work_item {
+    const struct catalog_work *w;
+    /* results */
+    bool changed; /* the file's content is no longer what was hashed */
+    struct photo_meta meta;
+    struct image_info info;
+    int width, height;
+    const char *time_source;
+    int probe_rc, thumb_rc, embed_rc;
+    struct sb_err probe_err, thumb_err, embed_err;
+    float *pixels; /* embedder input, or NULL */
+};
+
+struct work_batch {
+    const struct crawl_params *p;
+    const char *thumb_dir;
+    struct work_item *items;
+};
+
+static void local_time_string(int64_t t, struct photo_meta *m)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (!localtime_r(&tt, &tm))
+        return;
+    strftime(m->taken_at, sizeof(m->taken_at), "%Y-%m-%dT%H:%M:%S", &tm);
+    long off = tm.tm_gmtoff / 60;
+    int hh = (int)((labs(off) / 60) % 24), mm = (int)(labs(off) % 60);
+    snprintf(m->tz_offset, sizeof(m->tz_offset), "%c%02d:%02d", off < 0 ? '-' : '+', hh, mm);
+    m->taken_unix = t;
+}
+
+static int write_thumb(const struct work_batch *b, const struct catalog_work *w,
+                       const struct image *img, int px, struct sb_err *err)
+{
+    char path[4096];
+    if (!crawl_thumb_path(b->thumb_dir, w->hash, px, path, sizeof(path)))
+        return sb_fail(err, SB_ETOOBIG, "thumbnail path too long");
+    char *slash = strrchr(path, '/');
+    *slash = '\0';
+    int rc = sb_mkdirs(path, err);
+    *slash = '/';
+    if (rc)
+        return rc;
+    unsigned char *jpeg = NULL;
+    size_t len = 0;
+    rc = image_encode_jpeg(img, b->p->thumb_quality, &jpeg, &len, err);
+    if (!rc)
+        rc = sb_write_file_atomic(path, jpeg, len, err);
+    free(jpeg);
+    return rc;
+}
+
+static int make_thumbs(const struct work_batch *b, const struct catalog_work *w,
+                       const struct image *img, struct sb_err *err)
+{
+    struct image *large = image_thumbnail(img, b->p->thumb_large);
+    struct image *small = large ? image_thumbnail(large, b->p->thumb_small) : NULL;
+    int rc = SB_OK;
+    if (!large || !small)
+        rc = sb_fail(err, SB_ENOMEM, "thumbnail: out of memory");
+    if (!rc)
+        rc = write_thumb(b, w, large, b->p->thumb_large, err);
+    if (!rc)
+        rc = write_thumb(b, w, small, b->p->thumb_small, err);
+    image_free(small);
+    image_free(large);
+    return rc;
+}
+
+static void work_one(const struct work_batch *b, struct work_item *it)
+{
+    const struct catalog_work *w = it->w;
+    const struct crawl_params *p = b->p;
+    const struct crawl_embedder *emb = p->embedder;
+    bool want_probe = w->stages_mask & (1u << ST_PROBE);
+    bool want_thumb = w->stages_mask & (1u << ST_THUMB);
+    bool want_embed = emb && (w->stages_mask & (1u << ST_EMBED));
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    struct image *img = NULL;
+    struct sb_err err;
+    sb_err_clear(&err);
+    photo_meta_init(&it->meta);
+
+    int rc = sb_read_file(w->path, MAX_FILE_BYTES, &buf, &len, &err);
+    if (!rc) {
+        unsigned char h[16];
+        hash_to_bytes(XXH3_128bits(buf, len), h);
+        if (memcmp(h, w->hash, 16) != 0) {
+            it->changed = true; /* rewritten since it was hashed: rescan it */
+            goto out;
+        }
+    }
+    const char *name = base_name(w->path);
+    enum image_format fmt = rc ? IMAGE_FMT_UNKNOWN : image_sniff(buf, len, name);
+    if (!rc && want_probe)
+        meta_read(buf, len, fmt, &it->meta, NULL); /* bad EXIF is no reason to fail */
+    if (!rc) {
+        struct image_decode_params dp = image_decode_default_params();
+        dp.max_pixels = p->max_pixels;
+        dp.min_long = want_thumb ? p->thumb_large : 0;
+        dp.min_short = want_embed ? emb->min_short : 0;
+        if (!want_thumb && !want_embed) /* probe only: the smallest decode that gives the size */
+            dp.min_long = 1;
+        rc = image_decode(buf, len, name, &dp, &img, &it->info, &err);
+    }
+    free(buf);
+    buf = NULL;
+    if (rc) {
+        it->probe_rc = it->thumb_rc = it->embed_rc = rc;
+        it->probe_err = it->thumb_err = it->embed_err = err;
+        goto out;
+    }
+    if (want_probe) {
+        bool swap = it->info.orientation >= 5 && it->info.orientation <= 8;
+        it->width = swap ? it->info.height : it->info.width;
+        it->height = swap ? it->info.width : it->info.height;
+        it->time_source = CATALOG_TIME_EXIF;
+        if (!it->meta.taken_at[0]) {
+            int64_t t;
+            if (crawl_takeout_time(w->path, &t)) {
+                local_time_string(t, &it->meta);
+                it->time_source = CATALOG_TIME_TAKEOUT;
+            } else {
+                local_time_string(w->st.mtime_ns / 1000000000, &it->meta);
+                it->time_source = CATALOG_TIME_MTIME;
+            }
+        }
+    }
+    if (want_thumb)
+        it->thumb_rc = make_thumbs(b, w, img, &it->thumb_err);
+    if (want_embed) {
+        it->pixels = malloc(emb->input_floats * sizeof(float));
+        if (!it->pixels)
+            it->embed_rc = sb_fail(&it->embed_err, SB_ENOMEM, "embed: out of memory");
+        else
+            it->embed_rc = emb->preprocess(emb->user, img, it->pixels, &it->embed_err);
+        if (it->embed_rc) {
+            free(it->pixels);
+            it->pixels = NULL;
+        }
+    }
+out:
+    free(buf);
+    image_free(img);
+}
+
+static void work_range(void *arg, size_t begin, size_t end, int worker)
+{
+    (void)worker;
+    struct work_batch *b = arg;
+    for (size_t i = begin; i < end; i++)
+        work_one(b, &b->items[i]);
+}
+
+/* ---- the index run ---------------------------------------------------------------------- */
+
+struct run {
+    struct catalog *cat;
+    const struct crawl_params *p;
+    struct crawl_stats *st;
+    const char *stages[3];
+    int nstages;
+    char embed_stage[160];
+    int64_t model_id;
+    int64_t total_hash, total_work, done_work;
+};
+
+static int run_hash_batch(struct run *r, bool *any, struct sb_err *err)
+{
+    struct catalog_file *files = NULL;
+    size_t n = 0;
+    int rc = catalog_files_pending(r->cat, r->p->batch, &files, &n, err);
+    if (rc)
+        return rc;
+    *any = n > 0;
+    struct hash_item *items = calloc(n ? n : 1, sizeof(*items));
+    if (!items) {
+        catalog_files_free(files, n);
+        return sb_fail(err, SB_ENOMEM, "index: out of memory");
+    }
+    for (size_t i = 0; i < n; i++)
+        items[i].file = &files[i];
+    sb_pool_for(r->p->pool, n, 1, hash_range, items);
+    rc = catalog_begin(r->cat, err);
+    for (size_t i = 0; i < n && !rc; i++) {
+        struct hash_item *it = &items[i];
+        switch (it->outcome) {
+        case HASH_OK:
+            r->st->hashed++;
+            bool created = false;
+            int64_t pid;
+            rc = catalog_file_set_photo(r->cat, it->file->id, it->hash, it->size,
+                                        image_format_name(it->format), r->stages, &pid, &created,
+                                        err);
+            if (created)
+                r->st->new_photos++;
+            break;
+        case HASH_FAILED:
+            r->st->failed++;
+            rc = catalog_file_set_failed(r->cat, it->file->id, it->err.msg, err);
+            break;
+        case HASH_IGNORED:
+            r->st->ignored++;
+            rc = catalog_file_set_ignored(r->cat, it->file->id, err);
+            break;
+        }
+    }
+    if (!rc)
+        rc = catalog_commit(r->cat, err);
+    else
+        catalog_rollback(r->cat);
+    free(items);
+    catalog_files_free(files, n);
+    return rc;
+}
+
+static int store_work(struct run *r, struct work_item *it, const float *vec, struct sb_err *err)
+{
+    const struct catalog_work *w = it->w;
+    int rc = SB_OK;
+    if (it->changed) {
+        /* the file was rewritten after hashing: hash it again on the next pass */
+        return catalog_file_touch(r->cat, w->path, &w->st, err) ? SB_EDB : SB_OK;
+    }
+    if (w->stages_mask & (1u << ST_PROBE)) {
+        if (it->probe_rc == SB_OK)
+            rc = catalog_photo_set_meta(r->cat, w->photo_id, &it->meta,
+                                        image_format_name(it->info.format), it->width,
+                                        it->height, it->time_source, err);
+        if (!rc)
+            rc = catalog_job_set(r->cat, w->photo_id, STAGE_PROBE,
+                                 it->probe_rc ? CATALOG_JOB_FAILED : CATALOG_JOB_DONE,
+                                 it->probe_rc ? it->probe_err.msg : NULL, err);
+        if (it->probe_rc)
+            r->st->failed++;
+    }
+    if (!rc && (w->stages_mask & (1u << ST_THUMB)))
+        rc = catalog_job_set(r->cat, w->photo_id, STAGE_THUMB,
+                             it->thumb_rc ? CATALOG_JOB_FAILED : CATALOG_JOB_DONE,
+                             it->thumb_rc ? it->thumb_err.msg : NULL, err);
+    if (!rc && r->p->embedder && (w->stages_mask & (1u << ST_EMBED))) {
+        if (vec) {
+            rc = catalog_vector_put(r->cat, r->model_id, w->photo_id, vec, r->p->embedder->dim,
+                                    err);
+            r->st->embedded++;
+        }
+        if (!rc)
+            rc = catalog_job_set(r->cat, w->photo_id, r->embed_stage,
+                                 it->embed_rc ? CATALOG_JOB_FAILED : CATALOG_JOB_DONE,
+                                 it->embed_rc ? it->embed_err.msg : NULL, err);
+    }
+    return rc;
+}
+
+/* Runs the embedder over the items that have pixels; per-item failures go to embed_rc. */
+static float *embed_batch(struct run *r, struct work_item *items, size_t n)
+{
+    const struct crawl_embedder *emb = r->p->embedder;
+    if (!emb)
+        return NULL;
+    float *out = calloc(n ? n * (size_t)emb->dim : 1, sizeof(float));
+    float *in = malloc(((size_t)emb->max_batch > 0 ? (size_t)emb->max_batch : 1) *
+                       emb->input_floats * sizeof(float));
+    size_t *idx = malloc((n ? n : 1) * sizeof(size_t));
+    if (!out || !in || !idx) {
+        for (size_t i = 0; i < n; i++) {
+            if (items[i].pixels)
+                items[i].embed_rc = sb_fail(&items[i].embed_err, SB_ENOMEM, "embed: out of memory");
+        }
+        free(in);
+        free(idx);
+        return out;
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].pixels)
+            idx[m++] = i;
+    }
+    int maxb = emb->max_batch > 0 ? emb->max_batch : 1;
+    for (size_t s = 0; s < m; s += (size_t)maxb) {
+        size_t cnt = m - s < (size_t)maxb ? m - s : (size_t)maxb;
+        for (size_t k = 0; k < cnt; k++)
+            memcpy(in + k * emb->input_floats, items[idx[s + k]].pixels,
+                   emb->input_floats * sizeof(float));
+        struct sb_err e;
+        sb_err_clear(&e);
+        float *tmp = malloc(cnt * (size_t)emb->dim * sizeof(float));
+        int rc = tmp ? emb->embed(emb->user, in, (int)cnt, tmp, &e)
+                     : sb_fail(&e, SB_ENOMEM, "embed: out of memory");
+        for (size_t k = 0; k < cnt; k++) {
+            struct work_item *it = &items[idx[s + k]];
+            if (rc) {
+                it->embed_rc = rc;
+                it->embed_err = e;
+            } else {
+                memcpy(out + idx[s + k] * (size_t)emb->dim, tmp + k * (size_t)emb->dim,
+                       (size_t)emb->dim * sizeof(float));
+            }
+        }
+        free(tmp);
+    }
+    free(in);
+    free(idx);
+    return out;
+}
+
+static int run_work_batch(struct run *r, int64_t *after, bool *any, struct sb_err *err)
+{
+    struct catalog_work *works = NULL;
+    size_t n = 0;
+    size_t max = r->p->batch;
+    if (r->p->embedder && r->p->embedder->max_batch > 0 && max > (size_t)r->p->embedder->max_batch * 2)
+        max = (size_t)r->p->embedder->max_batch * 2;
+    int rc = catalog_work_pending(r->cat, r->stages, r->nstages, *after, max, &works, &n, err);
+    if (rc)
+        return rc;
+    *any = n > 0;
+    if (!n) {
+        catalog_work_free(works, n);
+        return SB_OK;
+    }
+    *after = works[n - 1].photo_id;
+    struct work_item *items = calloc(n, sizeof(*items));
+    if (!items) {
+        catalog_work_free(works, n);
+        return sb_fail(err, SB_ENOMEM, "index: out of memory");
+    }
+    for (size_t i = 0; i < n; i++)
+        items[i].w = &works[i];
+    struct work_batch b = { r->p, catalog_thumb_dir(r->cat), items };
+    sb_pool_for(r->p->pool, n, 1, work_range, &b);
+    float *vecs = embed_batch(r, items, n);
+    rc = catalog_begin(r->cat, err);
+    for (size_t i = 0; i < n && !rc; i++) {
+        struct work_item *it = &items[i];
+        const float *v = NULL;
+        if (vecs && it->pixels && it->embed_rc == SB_OK)
+            v = vecs + i * (size_t)r->p->embedder->dim;
+        rc = store_work(r, it, v, err);
+        if (!rc && !it->changed)
+            r->st->processed++;
+    }
+    if (!rc)
+        rc = catalog_commit(r->cat, err);
+    else
+        catalog_rollback(r->cat);
+    for (size_t i = 0; i < n; i++)
+        free(items[i].pixels);
+    free(vecs);
+    free(items);
+    catalog_work_free(works, n);
+    r->done_work += (int64_t)n;
+    return rc;
+}
+
+int crawl_index(struct catalog *cat, const struct crawl_params *p, struct crawl_stats *stats,
+                struct sb_err *err)
+{
+    struct crawl_stats local;
+    if (!stats)
+        stats = &local;
+    memset(stats, 0, sizeof(*stats));
+    struct run r = { 0 };
+    r.cat = cat;
+    r.p = p;
+    r.st = stats;
+    r.stages[r.nstages++] = STAGE_PROBE;
+    r.stages[r.nstages++] = STAGE_THUMB;
+    int rc = SB_OK;
+    if (p->embedder) {
+        snprintf(r.embed_stage, sizeof(r.embed_stage), "embed:%s", p->embedder->model_name);
+        r.stages[r.nstages++] = r.embed_stage;
+        rc = catalog_begin(cat, err);
+        if (!rc)
+            rc = catalog_model_ensure(cat, p->embedder->model_name, p->embedder->dim,
+                                      &r.model_id, err);
+        if (!rc)
+            rc = catalog_jobs_ensure(cat, r.embed_stage, err);
+        if (!rc)
+            rc = catalog_commit(cat, err);
+        else
+            catalog_rollback(cat);
+        if (rc)
+            return rc;
+    }
+    if (p->retry_failed) {
+        rc = catalog_begin(cat, err);
+        if (!rc)
+            rc = catalog_jobs_retry(cat, NULL, err);
+        if (!rc)
+            rc = catalog_commit(cat, err);
+        else
+            catalog_rollback(cat);
+        if (rc)
+            return rc;
+    }
+    for (int i = 0; i < p->nroots && !rc && !stats->stopped; i++)
+        rc = crawl_scan_root(cat, p->roots[i], p, stats, err);
+    if (rc)
+        return rc;
+    /* Hash a batch, then do the new photos' work while their bytes are in the page cache. */
+    struct catalog_status cs;
+    if (catalog_status(cat, &cs, NULL) == SB_OK) {
+        for (int i = 0; i < cs.nstages; i++) {
+            if (strcmp(cs.stages[i].name, "hash") == 0)
+                r.total_hash += 2 * cs.stages[i].pending; /* hashing, then the new photos */
+            else if (cs.stages[i].pending > r.total_work)
+                r.total_work = cs.stages[i].pending;
+        }
+    }
+    /* Hash a batch, then do the pending photos' work (the new ones' bytes are still in the
+     * page cache). Every processed photo leaves the pending set (done or failed), so asking
+     * again from the start always makes progress. */
+    for (;;) {
+        if (sb_progress_stop(p->progress)) {
+            stats->stopped = true;
+            break;
+        }
+        bool hashed = false, worked = false;
+        rc = run_hash_batch(&r, &hashed, err);
+        if (!rc) {
+            int64_t after = 0;
+            rc = run_work_batch(&r, &after, &worked, err);
+        }
+        if (rc || (!hashed && !worked))
+            break;
+        int64_t done = stats->hashed + r.done_work, total = r.total_hash + r.total_work;
+        sb_progress_update(p->progress, "index", done, total > done ? total : done);
+    }
+    if (!rc && stats->stopped)
+        rc = sb_fail(err, SB_ECANCELED, "index: stopped");
+    return rc;
+}

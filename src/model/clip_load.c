@@ -1,0 +1,628 @@
+/* clip_load.c - loading a Hugging Face CLIPModel folder: config.json, preprocessor_config.json,
+ * model.safetensors (or model.safetensors.index.json and its shards), tokenizer files.
+ * Tensor names and shapes follow transformers' modeling_clip.py (CLIPModel state dict). */
+#include "internal.h"
+
+#include "shoebox/err.h"
+#include "shoebox/tokenizer.h"
+#include "shoebox/util.h"
+
+#include <cblas.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_JSON_FILE ((size_t)16 << 20) /* config.json, preprocessor_config.json, index */
+#define MAX_SHARDS    1024
+
+struct clip_load_params clip_load_default_params(void)
+{
+    return (struct clip_load_params){ .towers = CLIP_TOWER_BOTH,
+                                      .precision = CLIP_PRECISION_FP32,
+                                      .blas_threads = 0 };
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Files */
+
+static int join(char *buf, size_t cap, const char *dir, const char *name, struct sb_err *err)
+{
+    int n = snprintf(buf, cap, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= cap)
+        return sb_fail(err, SB_EINVAL, "path '%s/%s' is too long", dir, name);
+    return SB_OK;
+}
+
+static bool file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int map_file(const char *path, struct clip_mapping *m, struct sb_err *err)
+{
+    int rc = SB_OK;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        return sb_fail(err, sb_code_from_errno(e), "open '%s': %s", path, strerror(e));
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        rc = sb_fail(err, sb_code_from_errno(e), "stat '%s': %s", path, strerror(e));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size <= 0) {
+        rc = sb_fail(err, SB_ECORRUPT, "'%s': empty or not a regular file", path);
+        goto out;
+    }
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+        int e = errno;
+        rc = sb_fail(err, sb_code_from_errno(e), "mmap '%s': %s", path, strerror(e));
+        goto out;
+    }
+    m->addr = p;
+    m->len = (size_t)st.st_size;
+out:
+    close(fd);
+    return rc;
+}
+
+/* Adds a shard file name (from the index) unless already listed. */
+static int add_shard(char ***names, size_t *n, const char *s, struct sb_err *err)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp((*names)[i], s) == 0)
+            return SB_OK;
+    /* a shard lives beside the index: no paths, no hidden files */
+    if (!s[0] || s[0] == '.' || strchr(s, '/') || strlen(s) > 255)
+        return sb_fail(err, SB_ECORRUPT, "model.safetensors.index.json: bad shard name '%.60s'",
+                       s);
+    if (*n >= MAX_SHARDS)
+        return sb_fail(err, SB_ETOOBIG, "model.safetensors.index.json: too many shards");
+    char **grown = realloc(*names, (*n + 1) * sizeof(**names));
+    if (!grown)
+        return sb_fail(err, SB_ENOMEM, "no memory for shard names");
+    *names = grown;
+    grown[*n] = sb_strdup(s);
+    if (!grown[*n])
+        return sb_fail(err, SB_ENOMEM, "no memory for shard names");
+    (*n)++;
+    return SB_OK;
+}
+
+static int read_index(const char *path, char ***names, size_t *n, struct sb_err *err)
+{
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    cJSON *root = NULL;
+    int rc = sb_read_file(path, MAX_JSON_FILE, &buf, &len, err);
+    if (rc)
+        goto out;
+    root = cJSON_ParseWithLength((const char *)buf, len);
+    const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
+    if (!cJSON_IsObject(wm)) {
+        rc = sb_fail(err, SB_ECORRUPT, "'%s': no weight_map object", path);
+        goto out;
+    }
+    const cJSON *j;
+    cJSON_ArrayForEach(j, wm)
+    {
+        if (!cJSON_IsString(j)) {
+            rc = sb_fail(err, SB_ECORRUPT, "'%s': weight_map entry '%.60s' is not a file name",
+                         path, j->string);
+            goto out;
+        }
+        rc = add_shard(names, n, j->valuestring, err);
+        if (rc)
+            goto out;
+    }
+    if (*n == 0)
+        rc = sb_fail(err, SB_ECORRUPT, "'%s': weight_map is empty", path);
+out:
+    cJSON_Delete(root);
+    free(buf);
+    return rc;
+}
+
+/* Maps and parses model.safetensors, or every shard named by model.safetensors.index.json. */
+static int open_weights(struct clip_model *m, const char *dir, struct sb_err *err)
+{
+    char path[4096];
+    char **names = NULL;
+    size_t n = 0;
+    int rc = join(path, sizeof(path), dir, "model.safetensors", err);
+    if (rc)
+        goto out;
+    if (file_exists(path)) {
+        rc = add_shard(&names, &n, "model.safetensors", err);
+    } else {
+        rc = join(path, sizeof(path), dir, "model.safetensors.index.json", err);
+        if (rc)
+            goto out;
+        if (!file_exists(path)) {
+            rc = sb_fail(err, SB_ENOENT,
+                         "'%s': no model.safetensors or model.safetensors.index.json", dir);
+            goto out;
+        }
+        rc = read_index(path, &names, &n, err);
+    }
+    if (rc)
+        goto out;
+    m->files = calloc(n, sizeof(*m->files));
+    m->maps = calloc(n, sizeof(*m->maps));
+    if (!m->files || !m->maps) {
+        rc = sb_fail(err, SB_ENOMEM, "no memory for %zu weight files", n);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        rc = join(path, sizeof(path), dir, names[i], err);
+        if (rc)
+            goto out;
+        rc = map_file(path, &m->maps[i], err);
+        if (rc)
+            goto out;
+        m->n_files = i + 1;
+        rc = st_parse(m->maps[i].addr, m->maps[i].len, names[i], &m->files[i], err);
+        if (rc)
+            goto out;
+    }
+out:
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Tensors */
+
+static const struct st_tensor *find_tensor(const struct clip_model *m, const char *name)
+{
+    for (size_t i = 0; i < m->n_files; i++) {
+        const struct st_tensor *t = st_find(&m->files[i], name);
+        if (t)
+            return t;
+    }
+    return NULL;
+}
+
+static void *own_alloc(struct clip_model *m, size_t bytes)
+{
+    if (m->n_owned == m->cap_owned) {
+        size_t cap = m->cap_owned ? 2 * m->cap_owned : 64;
+        void **grown = realloc(m->owned, cap * sizeof(*grown));
+        if (!grown)
+            return NULL;
+        m->owned = grown;
+        m->cap_owned = cap;
+    }
+    void *p = calloc(1, bytes ? bytes : 1);
+    if (p)
+        m->owned[m->n_owned++] = p;
+    return p;
+}
+
+static float f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f;
+    uint32_t man = h & 0x3ff;
+    uint32_t bits;
+    if (exp == 0x1f) { /* inf / nan */
+        bits = sign | 0x7f800000u | (man << 13);
+    } else if (exp != 0) {
+        bits = sign | ((exp + 112) << 23) | (man << 13);
+    } else if (man == 0) {
+        bits = sign;
+    } else { /* subnormal: renormalise */
+        int e = -1;
+        do {
+            e++;
+            man <<= 1;
+        } while (!(man & 0x400));
+        bits = sign | ((uint32_t)(112 - e) << 23) | ((man & 0x3ff) << 13);
+    }
+    float f;
+    memcpy(&f, &bits, sizeof(f));
+    return f;
+}
+
+/* Checks that tensor name exists with the given shape and a float dtype. */
+static int check_tensor(const struct clip_model *m, const char *name, int ndim,
+                        const int64_t *shape, const struct st_tensor **out, struct sb_err *err)
+{
+    const struct st_tensor *t = find_tensor(m, name);
+    if (!t)
+        return sb_fail(err, SB_EMODEL, "tensor '%s' is missing", name);
+    if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16)
+        return sb_fail(err, SB_EMODEL, "tensor '%s': dtype %s is not supported (F32, F16, BF16)",
+                       name, st_dtype_name(t->dtype));
+    bool same = t->ndim == ndim;
+    for (int i = 0; same && i < ndim; i++)
+        same = t->shape[i] == shape[i];
+    if (!same) {
+        char want[96] = "", got[96] = "";
+        size_t wl = 0, gl = 0;
+        for (int i = 0; i < ndim && wl < sizeof(want); i++)
+            wl += (size_t)snprintf(want + wl, sizeof(want) - wl, "%s%lld", i ? "," : "",
+                                   (long long)shape[i]);
+        for (int i = 0; i < t->ndim && gl < sizeof(got); i++)
+            gl += (size_t)snprintf(got + gl, sizeof(got) - gl, "%s%lld", i ? "," : "",
+                                   (long long)t->shape[i]);
+        return sb_fail(err, SB_EMODEL, "tensor '%s' has shape (%s), expected (%s)", name, got,
+                       want);
+    }
+    *out = t;
+    return SB_OK;
+}
+
+/* Writes tensor t as f32 into dst (t->numel floats). */
+static void convert_into(float *dst, const struct st_tensor *t)
+{
+    const unsigned char *src = t->data;
+    if (t->dtype == ST_F32) {
+        memcpy(dst, src, t->numel * sizeof(float));
+    } else if (t->dtype == ST_F16) {
+        for (size_t i = 0; i < t->numel; i++) {
+            uint16_t h;
+            memcpy(&h, src + 2 * i, 2);
+            dst[i] = f16_to_f32(h);
+        }
+    } else { /* BF16: the top half of an f32 */
+        for (size_t i = 0; i < t->numel; i++) {
+            uint16_t h;
+            memcpy(&h, src + 2 * i, 2);
+            uint32_t bits = (uint32_t)h << 16;
+            memcpy(&dst[i], &bits, sizeof(float));
+        }
+    }
+}
+
+/* *out = tensor name as f32 with the given shape: in place when it is aligned F32, else a
+ * converted copy the model owns. */
+static int get_f32(struct clip_model *m, const char *name, int ndim, const int64_t *shape,
+                   const float **out, struct sb_err *err)
+{
+    const struct st_tensor *t;
+    int rc = check_tensor(m, name, ndim, shape, &t, err);
+    if (rc)
+        return rc;
+    if (t->dtype == ST_F32 && ((uintptr_t)t->data % sizeof(float)) == 0) {
+        *out = (const float *)(const void *)t->data;
+        return SB_OK;
+    }
+    float *dst = own_alloc(m, t->numel * sizeof(float));
+    if (!dst)
+        return sb_fail(err, SB_ENOMEM, "tensor '%s': no memory", name);
+    convert_into(dst, t);
+    *out = dst;
+    return SB_OK;
+}
+
+#define SHAPE(...) ((const int64_t[]){ __VA_ARGS__ })
+
+static int get1(struct clip_model *m, const char *name, int64_t n0, const float **out,
+                struct sb_err *err)
+{
+    return get_f32(m, name, 1, SHAPE(n0), out, err);
+}
+
+static int get2(struct clip_model *m, const char *name, int64_t n0, int64_t n1,
+                const float **out, struct sb_err *err)
+{
+    return get_f32(m, name, 2, SHAPE(n0, n1), out, err);
+}
+
+/* "<prefix>.<suffix>" into buf. */
+static const char *tname(char *buf, size_t cap, const char *prefix, const char *suffix)
+{
+    snprintf(buf, cap, "%s.%s", prefix, suffix);
+    return buf;
+}
+
+static int get_linear(struct clip_model *m, const char *prefix, int n_out, int n_in, bool bias,
+                      struct clip_linear *l, struct sb_err *err)
+{
+    char name[256];
+    l->n_out = n_out;
+    l->n_in = n_in;
+    l->b = NULL;
+    int rc = get2(m, tname(name, sizeof(name), prefix, "weight"), n_out, n_in, &l->w, err);
+    if (!rc && bias)
+        rc = get1(m, tname(name, sizeof(name), prefix, "bias"), n_out, &l->b, err);
+    return rc;
+}
+
+/* q_proj, k_proj, v_proj of one layer fused into one (3C, C) matrix and (3C) bias. */
+static int get_qkv(struct clip_model *m, const char *prefix, int C, struct clip_linear *l,
+                   struct sb_err *err)
+{
+    static const char *const parts[3] = { "q_proj", "k_proj", "v_proj" };
+    size_t cc = (size_t)C * (size_t)C;
+    float *w = own_alloc(m, 3 * cc * sizeof(float));
+    float *b = own_alloc(m, 3 * (size_t)C * sizeof(float));
+    if (!w || !b)
+        return sb_fail(err, SB_ENOMEM, "'%s': no memory for q/k/v", prefix);
+    for (int i = 0; i < 3; i++) {
+        char name[320];
+        const struct st_tensor *t;
+        snprintf(name, sizeof(name), "%s.%s.weight", prefix, parts[i]);
+        int rc = check_tensor(m, name, 2, SHAPE(C, C), &t, err);
+        if (rc)
+            return rc;
+        convert_into(w + (size_t)i * cc, t);
+        snprintf(name, sizeof(name), "%s.%s.bias", prefix, parts[i]);
+        rc = check_tensor(m, name, 1, SHAPE(C), &t, err);
+        if (rc)
+            return rc;
+        convert_into(b + (size_t)i * (size_t)C, t);
+    }
+    *l = (struct clip_linear){ .w = w, .b = b, .n_out = 3 * C, .n_in = C };
+    return SB_OK;
+}
+
+static int get_layers(struct clip_model *m, const char *tower, const struct clip_tower_config *tc,
+                      struct clip_layer **out, struct sb_err *err)
+{
+    int C = tc->hidden, F = tc->intermediate;
+    struct clip_layer *layers = own_alloc(m, (size_t)tc->layers * sizeof(*layers));
+    if (!layers)
+        return sb_fail(err, SB_ENOMEM, "no memory for %d layers", tc->layers);
+    for (int i = 0; i < tc->layers; i++) {
+        struct clip_layer *L = &layers[i];
+        char p[192], q[256], name[320];
+        snprintf(p, sizeof(p), "%s.encoder.layers.%d", tower, i);
+        int rc = get1(m, tname(name, sizeof(name), p, "layer_norm1.weight"), C, &L->ln1_w, err);
+        if (!rc)
+            rc = get1(m, tname(name, sizeof(name), p, "layer_norm1.bias"), C, &L->ln1_b, err);
+        if (!rc)
+            rc = get_qkv(m, tname(q, sizeof(q), p, "self_attn"), C, &L->qkv, err);
+        if (!rc)
+            rc = get_linear(m, tname(q, sizeof(q), p, "self_attn.out_proj"), C, C, true, &L->out,
+                            err);
+        if (!rc)
+            rc = get1(m, tname(name, sizeof(name), p, "layer_norm2.weight"), C, &L->ln2_w, err);
+        if (!rc)
+            rc = get1(m, tname(name, sizeof(name), p, "layer_norm2.bias"), C, &L->ln2_b, err);
+        if (!rc)
+            rc = get_linear(m, tname(q, sizeof(q), p, "mlp.fc1"), F, C, true, &L->fc1, err);
+        if (!rc)
+            rc = get_linear(m, tname(q, sizeof(q), p, "mlp.fc2"), C, F, true, &L->fc2, err);
+        if (rc)
+            return rc;
+    }
+    *out = layers;
+    return SB_OK;
+}
+
+/* Older checkpoints store position_ids (int64, arange): we compute them, but a present one
+ * must at least have the right size. */
+static int check_position_ids(const struct clip_model *m, const char *name, int64_t n,
+                              struct sb_err *err)
+{
+    const struct st_tensor *t = find_tensor(m, name);
+    if (!t)
+        return SB_OK;
+    if ((t->dtype != ST_I64 && t->dtype != ST_I32) || t->numel != (size_t)n)
+        return sb_fail(err, SB_EMODEL, "tensor '%s': expected %lld integer positions, found %zu %s",
+                       name, (long long)n, t->numel, st_dtype_name(t->dtype));
+    return SB_OK;
+}
+
+static int load_text(struct clip_model *m, struct sb_err *err)
+{
+    const struct clip_config *c = &m->cfg;
+    struct clip_text_weights *w = &m->text;
+    int C = c->text.hidden;
+    int rc = get2(m, "text_model.embeddings.token_embedding.weight", c->vocab_size, C,
+                  &w->tok_emb, err);
+    if (!rc)
+        rc = get2(m, "text_model.embeddings.position_embedding.weight", c->max_pos, C,
+                  &w->pos_emb, err);
+    if (!rc)
+        rc = check_position_ids(m, "text_model.embeddings.position_ids", c->max_pos, err);
+    if (!rc)
+        rc = get_layers(m, "text_model", &c->text, &w->layers, err);
+    if (!rc)
+        rc = get1(m, "text_model.final_layer_norm.weight", C, &w->final_ln_w, err);
+    if (!rc)
+        rc = get1(m, "text_model.final_layer_norm.bias", C, &w->final_ln_b, err);
+    if (!rc)
+        rc = get_linear(m, "text_projection", c->proj_dim, C, false, &w->proj, err);
+    return rc;
+}
+
+static int load_vision(struct clip_model *m, struct sb_err *err)
+{
+    const struct clip_config *c = &m->cfg;
+    struct clip_vision_weights *w = &m->vision;
+    int C = c->vision.hidden, p = c->patch_size;
+    int64_t G = c->image_size / p;
+    const float *conv;
+    /* Conv2d(3, C, kernel p, stride p, bias=False): (C, 3, p, p) is already the (C, 3*p*p)
+     * matrix that multiplies unfolded patches ordered (channel, row, column). */
+    int rc = get_f32(m, "vision_model.embeddings.patch_embedding.weight", 4,
+                     SHAPE(C, c->num_channels, p, p), &conv, err);
+    if (rc)
+        return rc;
+    w->patch = (struct clip_linear){ .w = conv, .b = NULL, .n_out = C, .n_in = 3 * p * p };
+    rc = get1(m, "vision_model.embeddings.class_embedding", C, &w->class_emb, err);
+    if (!rc)
+        rc = get2(m, "vision_model.embeddings.position_embedding.weight", G * G + 1, C,
+                  &w->pos_emb, err);
+    if (!rc)
+        rc = check_position_ids(m, "vision_model.embeddings.position_ids", G * G + 1, err);
+    if (!rc)
+        rc = get1(m, "vision_model.pre_layrnorm.weight", C, &w->pre_ln_w, err);
+    if (!rc)
+        rc = get1(m, "vision_model.pre_layrnorm.bias", C, &w->pre_ln_b, err);
+    if (!rc)
+        rc = get_layers(m, "vision_model", &c->vision, &w->layers, err);
+    if (!rc)
+        rc = get1(m, "vision_model.post_layernorm.weight", C, &w->post_ln_w, err);
+    if (!rc)
+        rc = get1(m, "vision_model.post_layernorm.bias", C, &w->post_ln_b, err);
+    if (!rc)
+        rc = get_linear(m, "visual_projection", c->proj_dim, C, false, &w->proj, err);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Model id */
+
+static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+static int read_json(const char *dir, const char *name, bool optional, unsigned char **buf,
+                     size_t *len, struct sb_err *err)
+{
+    char path[4096];
+    int rc = join(path, sizeof(path), dir, name, err);
+    if (rc)
+        return rc;
+    if (optional && !file_exists(path)) {
+        *buf = NULL;
+        *len = 0;
+        return SB_OK;
+    }
+    return sb_read_file(path, MAX_JSON_FILE, buf, len, err);
+}
+
+int clip_model_load(const char *dir, const struct clip_load_params *params,
+                    struct clip_model **out, struct sb_err *err)
+{
+    struct clip_load_params p = params ? *params : clip_load_default_params();
+    unsigned char *cfg_buf = NULL, *pre_buf = NULL;
+    size_t cfg_len = 0, pre_len = 0;
+    struct clip_model *m = calloc(1, sizeof(*m));
+    int rc = SB_OK;
+    if (!m) {
+        rc = sb_fail(err, SB_ENOMEM, "no memory for the model");
+        goto out;
+    }
+    if (!(p.towers & CLIP_TOWER_BOTH)) {
+        rc = sb_fail(err, SB_EINVAL, "load '%s': no tower requested", dir);
+        goto out;
+    }
+    m->towers = p.towers & CLIP_TOWER_BOTH;
+    m->precision = p.precision;
+    if (p.blas_threads > 0)
+        openblas_set_num_threads(p.blas_threads);
+    rc = read_json(dir, "config.json", false, &cfg_buf, &cfg_len, err);
+    if (!rc)
+        rc = clip_config_parse((const char *)cfg_buf, cfg_len, &m->cfg, err);
+    if (!rc)
+        rc = read_json(dir, "preprocessor_config.json", true, &pre_buf, &pre_len, err);
+    if (!rc)
+        rc = clip_preproc_parse((const char *)pre_buf, pre_len, m->cfg.image_size, &m->pre, err);
+    if (!rc)
+        rc = open_weights(m, dir, err);
+    if (!rc && (m->towers & CLIP_TOWER_TEXT))
+        rc = load_text(m, err);
+    if (!rc && (m->towers & CLIP_TOWER_VISION))
+        rc = load_vision(m, err);
+    if (rc)
+        goto out;
+    if (m->towers & CLIP_TOWER_TEXT) {
+        struct sb_err terr = { 0 };
+        int trc = clip_tokenizer_load(dir, &m->tok, &terr);
+        if (trc && trc != SB_ENOENT) { /* no tokenizer at all is fine for clip_embed_tokens */
+            rc = sb_fail(err, trc, "tokenizer: %s", terr.msg);
+            goto out;
+        }
+    }
+    uint64_t h = 0xcbf29ce484222325ull;
+    h = fnv1a(h, cfg_buf, cfg_len);
+    h = fnv1a(h, "\0", 1);
+    if (pre_buf)
+        h = fnv1a(h, pre_buf, pre_len);
+    for (size_t i = 0; i < m->n_files; i++) {
+        h = fnv1a(h, "\0", 1);
+        h = fnv1a(h, m->files[i].header, m->files[i].header_len);
+    }
+    snprintf(m->id, sizeof(m->id), "%s@%016llx", m->cfg.name, (unsigned long long)h);
+    *out = m;
+    m = NULL;
+out:
+    if (rc && err && dir) {
+        /* name the folder once, at the outermost level */
+        char msg[sizeof(err->msg)];
+        snprintf(msg, sizeof(msg), "%s", err->msg);
+        sb_fail(err, rc, "model '%s': %s", dir, msg);
+    }
+    clip_model_free(m);
+    free(cfg_buf);
+    free(pre_buf);
+    return rc;
+}
+
+void clip_model_free(struct clip_model *m)
+{
+    if (!m)
+        return;
+    clip_tokenizer_free(m->tok);
+    for (size_t i = 0; i < m->n_owned; i++)
+        free(m->owned[i]);
+    free(m->owned);
+    for (size_t i = 0; i < m->n_files; i++) {
+        st_file_release(&m->files[i]);
+        munmap(m->maps[i].addr, m->maps[i].len);
+    }
+    free(m->files);
+    free(m->maps);
+    free(m);
+}
+
+const char *clip_model_id(const struct clip_model *m)
+{
+    return m->id;
+}
+
+int clip_model_dim(const struct clip_model *m)
+{
+    return m->cfg.proj_dim;
+}
+
+int clip_model_image_size(const struct clip_model *m)
+{
+    return m->cfg.image_size;
+}
+
+int clip_model_max_text(const struct clip_model *m)
+{
+    return m->cfg.max_pos;
+}
+
+int clip_model_towers(const struct clip_model *m)
+{
+    return m->towers;
+}
+
+void clip_model_min_decode(const struct clip_model *m, int *min_short)
+{
+    const struct clip_preproc_config *p = &m->pre;
+    int s;
+    if (!p->do_resize)
+        s = p->crop_h > p->crop_w ? p->crop_h : p->crop_w;
+    else if (p->size_is_shortest_edge)
+        s = p->size_short;
+    else
+        s = p->size_h > p->size_w ? p->size_h : p->size_w;
+    *min_short = s;
+}
