@@ -134,12 +134,12 @@ int main(void)
     snprintf(m.make, sizeof(m.make), "Canon");
     m.fnumber = 7.1;
     CHECK_EQ_INT(SB_OK, catalog_begin(cat, &err));
-    CHECK_EQ_INT(SB_OK, catalog_photo_set_meta(cat, p1, &m, "jpeg", 100, 68, CATALOG_TIME_EXIF,
-                                               &err));
+    CHECK_EQ_INT(SB_OK,
+                 catalog_photo_set_meta(cat, p1, &m, "jpeg", 100, 68, CATALOG_TIME_EXIF, &err));
     CHECK_EQ_INT(SB_OK, catalog_job_set(cat, p1, "probe", CATALOG_JOB_DONE, NULL, &err));
     CHECK_EQ_INT(SB_OK, catalog_job_set(cat, p1, "thumb", CATALOG_JOB_DONE, NULL, &err));
-    CHECK_EQ_INT(SB_OK, catalog_job_set(cat, p3, "probe", CATALOG_JOB_FAILED,
-                                        "decode: truncated", &err));
+    CHECK_EQ_INT(SB_OK,
+                 catalog_job_set(cat, p3, "probe", CATALOG_JOB_FAILED, "decode: truncated", &err));
     CHECK_EQ_INT(SB_OK, catalog_commit(cat, &err));
     CHECK_EQ_INT(SB_OK, catalog_work_pending(cat, ws, 3, 0, 10, &w, &nw, &err));
     CHECK_EQ_INT(1, nw); /* p3 still has its thumb pending */

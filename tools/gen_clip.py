@@ -193,7 +193,7 @@ def to_bytes(a, dtype):
     if dtype == "F16":
         return "F16", a.astype("<f2").tobytes()
     # BF16: round-to-nearest-even of the f32 bits, as torch does
-    u = a.astype("<f4").view("<u4").astype(np.uint64)
+    u = a.astype("<f4").view("<u4").astype(np.int64)
     u = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype("<u2")
     return "BF16", u.tobytes()
 
@@ -255,7 +255,7 @@ def write_model(spec):
                            os.path.join(d, fn))
     # fixed pixel inputs: 3 images, 3 x S x S, roughly the range of normalised pixels
     s = spec["vision"]["image"]
-    px = rng.standard_normal((3, 3, s, s)).astype("<f4")
+    px = rng.standard_normal((1 if s > 100 else 3, 3, s, s)).astype("<f4")
     px.tofile(os.path.join(d, "pixels.f32"))
 
 
@@ -281,11 +281,15 @@ def write_photos():
         im.save(os.path.join(d, "cat_orientation_%d.jpg" % o), quality=90, exif=exif.tobytes())
     others = [("coffee_cup.png", "coffee_cup.jpg", (257, 193)),
               ("kodak_kodim05_gray256.png", "kodim05_gray.png", None),
-              ("zebra_grassland.jpg", "zebra_tall.jpg", (120, 333))]
+              ("zebra_grassland.jpg", "zebra_tall.jpg", (120, 333)),
+              # large enough that a 224 model decodes it with JPEG DCT scaling (1/2)
+              ("kodak_kodim03_hats.png", "hats_768.jpg", None)]
     for src, dst, size in others:
         im = Image.open(os.path.join(PHOTO_SRC, src))
         if size:
             im = im.convert("RGB").resize(size, Image.LANCZOS)
+        elif dst.endswith(".jpg"):
+            im = im.convert("RGB")
         im.save(os.path.join(d, dst), quality=90)
 
 

@@ -182,21 +182,19 @@ class ClipRef:
                     or 0x2F800 <= cp <= 0x2FA1F)
 
         ids = []
-        # PreTrainedTokenizer.tokenize splits on added tokens first (exact, case-sensitive)
-        for raw, rid in self.split_added(text, True) if False else [(text, None)]:
-            t = "".join(" " if is_ws(c) else c for c in raw
-                        if not (ord(c) == 0 or ord(c) == 0xFFFD or is_ctrl(c)))
-            t = "".join(f" {c} " if is_cjk(ord(c)) else c for c in t)
-            t = unicodedata.normalize("NFC", t)
-            t = " ".join(w.lower() for w in t.strip().split())
-            pat = regex.compile(r"<\|startoftext\|>|<\|endoftext\|>|" + CLIP_PATTERN,
-                                regex.IGNORECASE)
-            for word in pat.findall(t):
-                if word in self.added:
-                    ids.append(self.added[word][0])
-                    continue
-                mapped = "".join(self.byte_encoder[b] for b in word.encode("utf-8"))
-                ids.extend(self.encoder.get(x, self.unk_id) for x in self.bpe(mapped))
+        t = "".join(" " if is_ws(c) else c for c in text
+                    if not (ord(c) == 0 or ord(c) == 0xFFFD or is_ctrl(c)))
+        t = "".join(f" {c} " if is_cjk(ord(c)) else c for c in t)
+        t = unicodedata.normalize("NFC", t)
+        t = " ".join(w.lower() for w in t.strip().split())
+        pat = regex.compile(r"<\|startoftext\|>|<\|endoftext\|>|" + CLIP_PATTERN,
+                            regex.IGNORECASE)
+        for word in pat.findall(t):
+            if word in self.added:
+                ids.append(self.added[word][0])
+                continue
+            mapped = "".join(self.byte_encoder[b] for b in word.encode("utf-8"))
+            ids.extend(self.encoder.get(x, self.unk_id) for x in self.bpe(mapped))
         ids = ids[:max_len - 2]
         return [self.bos_id] + ids + [self.eos_id]
 

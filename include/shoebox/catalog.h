@@ -147,14 +147,14 @@ struct catalog_status {
     int64_t missing;    /* files gone since they were cataloged */
     int64_t ignored;    /* non-image files seen */
     struct catalog_stage_count stages[16];
-    int nstages;        /* "hash" first, then per-photo stages by name */
+    int nstages; /* "hash" first, then per-photo stages by name */
 };
 int catalog_status(struct catalog *cat, struct catalog_status *out, struct sb_err *err);
 
-/* Calls fn(user, path, stage, error) for every failed present file (hash failures and failed
- * photo jobs), ordered by path. Strings are borrowed for the call. */
-typedef int (*catalog_error_fn)(void *user, const char *path, const char *stage,
-                                const char *error);
+/* Calls fn(user, path, stages, error) for every failed present file (hash failures and failed
+ * photo jobs), ordered by path; stages that failed with the same error come in one call,
+ * comma-separated ("probe,thumb"). Strings are borrowed for the call. */
+typedef int (*catalog_error_fn)(void *user, const char *path, const char *stage, const char *error);
 int catalog_errors(struct catalog *cat, catalog_error_fn fn, void *user, struct sb_err *err);
 
 /* Runs PRAGMA integrity_check; SB_ECORRUPT with the first message when it is not "ok". */

@@ -35,12 +35,12 @@ struct crawl_embedder {
 struct crawl_params {
     const char *const *roots; /* folders (or single files) to index */
     int nroots;
-    uint64_t max_pixels;  /* refuse images larger than this (decompression bombs) */
-    int thumb_small;      /* long edge of the small thumbnail (256) */
-    int thumb_large;      /* long edge of the large thumbnail (1024) */
-    int thumb_quality;    /* JPEG quality of thumbnails (85) */
-    size_t batch;         /* items per transaction (64) */
-    bool retry_failed;    /* reset failed files and jobs to pending first */
+    uint64_t max_pixels; /* refuse images larger than this (decompression bombs) */
+    int thumb_small;     /* long edge of the small thumbnail (256) */
+    int thumb_large;     /* long edge of the large thumbnail (1024) */
+    int thumb_quality;   /* JPEG quality of thumbnails (85) */
+    size_t batch;        /* items per transaction (64) */
+    bool retry_failed;   /* reset failed files and jobs to pending first */
     const struct crawl_embedder *embedder; /* NULL: catalog, probe and thumbnail only */
     struct sb_pool *pool; /* workers for hashing and decoding; NULL runs on the caller */
     const struct sb_progress *progress;
@@ -58,8 +58,8 @@ struct crawl_stats {
     int64_t new_photos;
     int64_t processed; /* photos that went through probe/thumb/embed work */
     int64_t embedded;
-    int64_t failed;    /* files or photo stages that failed in this run */
-    bool stopped;      /* the progress callback asked to stop */
+    int64_t failed; /* files or photo stages that failed in this run */
+    bool stopped;   /* the progress callback asked to stop */
 };
 
 /* Indexes the roots into cat. Returns SB_OK when the run finished (even if files failed:

@@ -13,8 +13,8 @@ struct sb_progress {
     void *user;
 };
 
-static inline void sb_progress_update(const struct sb_progress *p, const char *stage,
-                                      int64_t done, int64_t total)
+static inline void sb_progress_update(const struct sb_progress *p, const char *stage, int64_t done,
+                                      int64_t total)
 {
     if (p && p->update)
         p->update(p->user, stage, done, total);

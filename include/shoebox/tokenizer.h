@@ -23,7 +23,7 @@ struct sb_err;
 struct clip_tokenizer; /* opaque: fields live in src/model/tokenizer_internal.h */
 
 /* Longest text clip_tokenize() accepts, in bytes (longer: SB_ETOOBIG). */
-#define CLIP_TOKENIZER_MAX_INPUT ((size_t)1 << 20)
+#define CLIP_TOKENIZER_MAX_INPUT ((size_t)256 << 10)
 /* Largest tokenizer file read (vocab.json, merges.txt, tokenizer.json), in bytes. */
 #define CLIP_TOKENIZER_MAX_FILE ((size_t)64 << 20)
 
@@ -63,11 +63,11 @@ void clip_tokenizer_free(struct clip_tokenizer *tok); /* NULL is a no-op */
  * ids[*n_ids..] with clip_tokenizer_pad_id() when a fixed length is wanted.
  * Returns SB_OK; SB_EINVAL (max_ids < 2, NULL arguments), SB_ETOOBIG (len >
  * CLIP_TOKENIZER_MAX_INPUT), SB_ENOMEM. Thread-safe: tok is only read. */
-int clip_tokenize_len(const struct clip_tokenizer *tok, const char *text, size_t len,
-                      int32_t *ids, size_t max_ids, size_t *n_ids, struct sb_err *err);
+int clip_tokenize_len(const struct clip_tokenizer *tok, const char *text, size_t len, int32_t *ids,
+                      size_t max_ids, size_t *n_ids, struct sb_err *err);
 /* The same for a NUL-terminated text. */
-int clip_tokenize(const struct clip_tokenizer *tok, const char *text, int32_t *ids,
-                  size_t max_ids, size_t *n_ids, struct sb_err *err);
+int clip_tokenize(const struct clip_tokenizer *tok, const char *text, int32_t *ids, size_t max_ids,
+                  size_t *n_ids, struct sb_err *err);
 
 int32_t clip_tokenizer_bos_id(const struct clip_tokenizer *tok); /* 49406 for CLIP */
 int32_t clip_tokenizer_eos_id(const struct clip_tokenizer *tok); /* 49407 for CLIP */

@@ -64,14 +64,12 @@ int sb_parse_f32(const char *s, float lo, float hi, float *out, struct sb_err *e
     if (errno || *end || end == s || !isfinite(v))
         return sb_fail(err, SB_EINVAL, "'%s' is not a number", s);
     if (v < lo || v > hi)
-        return sb_fail(err, SB_EINVAL, "'%s' is out of range [%g, %g]", s, (double)lo,
-                       (double)hi);
+        return sb_fail(err, SB_EINVAL, "'%s' is out of range [%g, %g]", s, (double)lo, (double)hi);
     *out = v;
     return SB_OK;
 }
 
-int sb_read_file(const char *path, size_t max, unsigned char **out, size_t *len,
-                 struct sb_err *err)
+int sb_read_file(const char *path, size_t max, unsigned char **out, size_t *len, struct sb_err *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {

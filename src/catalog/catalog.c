@@ -69,8 +69,8 @@ static int migrate(struct catalog *cat, struct sb_err *err)
     sqlite3_finalize(st);
     if (version > NMIGRATIONS)
         return sb_fail(err, SB_EDB,
-                       "catalog: schema version %d is newer than this shoebox knows (%d)",
-                       version, NMIGRATIONS);
+                       "catalog: schema version %d is newer than this shoebox knows (%d)", version,
+                       NMIGRATIONS);
     for (int v = version; v < NMIGRATIONS; v++) {
         int rc = exec(cat, "BEGIN IMMEDIATE", err);
         if (rc)
@@ -215,8 +215,7 @@ static void read_stat(sqlite3_stmt *st, int col, struct catalog_stat *s)
 
 /* Binds the half-open range of paths under folder prefix: [prefix "/", prefix "0"), since '0'
  * follows '/' in byte order. An empty prefix matches everything. */
-static void bind_prefix(sqlite3_stmt *st, int i, const char *prefix, char *lo, char *hi,
-                        size_t cap)
+static void bind_prefix(sqlite3_stmt *st, int i, const char *prefix, char *lo, char *hi, size_t cap)
 {
     size_t n = strlen(prefix);
     while (n > 1 && prefix[n - 1] == '/')
@@ -468,10 +467,11 @@ int catalog_jobs_retry(struct catalog *cat, const char *stage, struct sb_err *er
 int catalog_job_set(struct catalog *cat, int64_t photo_id, const char *stage, int state,
                     const char *error, struct sb_err *err)
 {
-    sqlite3_stmt *st = prep(cat,
-                            "INSERT INTO jobs(photo_id, stage, state, error) VALUES (?1, ?2, ?3, ?4) "
-                            "ON CONFLICT(photo_id, stage) DO UPDATE SET state = ?3, error = ?4",
-                            err);
+    sqlite3_stmt *st =
+        prep(cat,
+             "INSERT INTO jobs(photo_id, stage, state, error) VALUES (?1, ?2, ?3, ?4) "
+             "ON CONFLICT(photo_id, stage) DO UPDATE SET state = ?3, error = ?4",
+             err);
     if (!st)
         return SB_EDB;
     sqlite3_bind_int64(st, 1, photo_id);
@@ -623,7 +623,8 @@ int catalog_photo_set_meta(struct catalog *cat, int64_t photo_id, const struct p
     return step_done(cat, st, "store metadata", err);
 }
 
-/* ---- models and vectors ----------------------------------------------------------------------- */
+/* ---- models and vectors -----------------------------------------------------------------------
+ */
 
 int catalog_model_ensure(struct catalog *cat, const char *name, int dim, int64_t *model_id,
                          struct sb_err *err)
@@ -638,8 +639,9 @@ int catalog_model_ensure(struct catalog *cat, const char *name, int dim, int64_t
         int d = sqlite3_column_int(st, 1);
         sqlite3_finalize(st);
         if (d != dim)
-            return sb_fail(err, SB_EDB, "catalog: model '%s' was recorded with %d dimensions, not %d",
-                           name, d, dim);
+            return sb_fail(err, SB_EDB,
+                           "catalog: model '%s' was recorded with %d dimensions, not %d", name, d,
+                           dim);
         *model_id = id;
         return SB_OK;
     }
@@ -673,7 +675,8 @@ int catalog_vector_put(struct catalog *cat, int64_t model_id, int64_t photo_id, 
     return step_done(cat, st, "store vector", err);
 }
 
-/* ---- reports ---------------------------------------------------------------------------------- */
+/* ---- reports ----------------------------------------------------------------------------------
+ */
 
 static int64_t scalar(struct catalog *cat, const char *sql, int *rc, struct sb_err *err)
 {
@@ -699,8 +702,7 @@ int catalog_status(struct catalog *cat, struct catalog_status *out, struct sb_er
     memset(&s, 0, sizeof(s));
     int rc = SB_OK;
     s.files = scalar(cat, "SELECT count(*) FROM files WHERE status IN (0, 1, 2)", &rc, err);
-    s.photos = scalar(cat, "SELECT count(DISTINCT photo_id) FROM files WHERE status = 1", &rc,
-                      err);
+    s.photos = scalar(cat, "SELECT count(DISTINCT photo_id) FROM files WHERE status = 1", &rc, err);
     int64_t ok = scalar(cat, "SELECT count(*) FROM files WHERE status = 1", &rc, err);
     s.duplicates = ok - s.photos;
     s.failed = scalar(cat,
@@ -752,10 +754,11 @@ int catalog_errors(struct catalog *cat, catalog_error_fn fn, void *user, struct 
                             "SELECT path, 'hash', coalesce(error, 'failed') FROM files "
                             "WHERE status = 2 "
                             "UNION ALL "
-                            "SELECT f.path, j.stage, coalesce(j.error, 'failed') FROM files f "
+                            "SELECT f.path, group_concat(j.stage, ','), "
+                            "coalesce(j.error, 'failed') FROM files f "
                             "JOIN jobs j ON j.photo_id = f.photo_id "
                             "WHERE f.status = 1 AND j.state = 2 "
-                            "ORDER BY 1, 2",
+                            "GROUP BY f.path, j.error ORDER BY 1, 2",
                             err);
     if (!st)
         return SB_EDB;

@@ -150,8 +150,7 @@ int cmd_index(int argc, char **argv, struct cli_ctx *ctx)
         cli_error("%s", err.msg);
         rc = CLI_EXIT_FAIL;
     } else if (st.failed) {
-        fprintf(stderr, "shoebox: %lld files failed; see `shoebox errors`\n",
-                (long long)st.failed);
+        fprintf(stderr, "shoebox: %lld files failed; see `shoebox errors`\n", (long long)st.failed);
     }
 out:
     if (have_emb)

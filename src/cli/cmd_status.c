@@ -130,7 +130,7 @@ static int on_error(void *user, const char *path, const char *stage, const char 
         cJSON_AddStringToObject(item, "error", e);
         cJSON_AddItemToArray(o->list, item);
     } else {
-        printf("%-8s %s\n         %s\n", stage, p, e);
+        printf("%-12s %s\n             %s\n", stage, p, e);
     }
     free(p);
     free(e);

@@ -22,14 +22,12 @@ static int clip_emb(void *user, const float *in, int n, float *out, struct sb_er
     return clip_embed_images(e->ctx, in, n, out, err);
 }
 
-int cli_embedder_open(struct cli_ctx *ctx, int towers, struct cli_embedder *e,
-                      struct sb_err *err)
+int cli_embedder_open(struct cli_ctx *ctx, int towers, struct cli_embedder *e, struct sb_err *err)
 {
     memset(e, 0, sizeof(*e));
     struct clip_load_params lp = clip_load_default_params();
     lp.towers = towers;
-    lp.precision = ctx->precision == CLI_PRECISION_BF16 ? CLIP_PRECISION_BF16
-                                                        : CLIP_PRECISION_FP32;
+    lp.precision = ctx->precision == CLI_PRECISION_BF16 ? CLIP_PRECISION_BF16 : CLIP_PRECISION_FP32;
     lp.blas_threads = ctx->threads;
     int rc = clip_model_load(ctx->model_dir, &lp, &e->model, err);
     if (rc)

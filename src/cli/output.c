@@ -23,8 +23,8 @@ char *cli_utf8_clean(const char *s)
                  !(p[0] == 0xE0 && p[1] < 0xA0) && !(p[0] == 0xED && p[1] >= 0xA0))
             n = 3;
         else if ((p[0] & 0xF8) == 0xF0 && p[0] <= 0xF4 && (p[1] & 0xC0) == 0x80 &&
-                 (p[2] & 0xC0) == 0x80 && (p[3] & 0xC0) == 0x80 &&
-                 !(p[0] == 0xF0 && p[1] < 0x90) && !(p[0] == 0xF4 && p[1] >= 0x90))
+                 (p[2] & 0xC0) == 0x80 && (p[3] & 0xC0) == 0x80 && !(p[0] == 0xF0 && p[1] < 0x90) &&
+                 !(p[0] == 0xF4 && p[1] >= 0x90))
             n = 4;
         if (n) {
             sb_buf_append(&b, (const char *)p, n);
@@ -87,8 +87,8 @@ void cli_progress_draw(struct cli_progress *pr, const char *stage, int64_t done,
         bar[i] = i < fill ? '#' : (total > 0 ? '.' : ' ');
     bar[width] = '\0';
     if (total > 0)
-        fprintf(stderr, "\r\033[K%-6s [%s] %lld/%lld  %.1f/s  ETA %s", stage, bar,
-                (long long)done, (long long)total, rate, eta);
+        fprintf(stderr, "\r\033[K%-6s [%s] %lld/%lld  %.1f/s  ETA %s", stage, bar, (long long)done,
+                (long long)total, rate, eta);
     else
         fprintf(stderr, "\r\033[K%-6s %lld  %.1f/s", stage, (long long)done, rate);
     fflush(stderr);

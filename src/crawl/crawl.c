@@ -25,8 +25,8 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#define STAGE_PROBE "probe"
-#define STAGE_THUMB "thumb"
+#define STAGE_PROBE    "probe"
+#define STAGE_THUMB    "thumb"
 #define MAX_FILE_BYTES ((size_t)2 << 30) /* a 2 GiB "photo" is not one */
 
 struct crawl_params crawl_default_params(void)
@@ -62,8 +62,8 @@ static void hash_to_bytes(XXH128_hash_t h, unsigned char out[16])
 }
 
 /* Reads the first bytes into head (for sniffing) while hashing the whole file. */
-static int hash_fd(int fd, const char *path, unsigned char *head, size_t head_cap,
-                   size_t *head_len, unsigned char hash[16], int64_t *size, struct sb_err *err)
+static int hash_fd(int fd, const char *path, unsigned char *head, size_t head_cap, size_t *head_len,
+                   unsigned char hash[16], int64_t *size, struct sb_err *err)
 {
     enum { CHUNK = 1 << 20 };
     unsigned char *buf = malloc(CHUNK);
@@ -421,8 +421,8 @@ static int store_work(struct run *r, struct work_item *it, const float *vec, str
     if (w->stages_mask & (1u << ST_PROBE)) {
         if (it->probe_rc == SB_OK)
             rc = catalog_photo_set_meta(r->cat, w->photo_id, &it->meta,
-                                        image_format_name(it->info.format), it->width,
-                                        it->height, it->time_source, err);
+                                        image_format_name(it->info.format), it->width, it->height,
+                                        it->time_source, err);
         if (!rc)
             rc = catalog_job_set(r->cat, w->photo_id, STAGE_PROBE,
                                  it->probe_rc ? CATALOG_JOB_FAILED : CATALOG_JOB_DONE,
@@ -436,8 +436,8 @@ static int store_work(struct run *r, struct work_item *it, const float *vec, str
                              it->thumb_rc ? it->thumb_err.msg : NULL, err);
     if (!rc && r->p->embedder && (w->stages_mask & (1u << ST_EMBED))) {
         if (vec) {
-            rc = catalog_vector_put(r->cat, r->model_id, w->photo_id, vec, r->p->embedder->dim,
-                                    err);
+            rc =
+                catalog_vector_put(r->cat, r->model_id, w->photo_id, vec, r->p->embedder->dim, err);
             r->st->embedded++;
         }
         if (!rc)
@@ -505,7 +505,8 @@ static int run_work_batch(struct run *r, int64_t *after, bool *any, struct sb_er
     struct catalog_work *works = NULL;
     size_t n = 0;
     size_t max = r->p->batch;
-    if (r->p->embedder && r->p->embedder->max_batch > 0 && max > (size_t)r->p->embedder->max_batch * 2)
+    if (r->p->embedder && r->p->embedder->max_batch > 0 &&
+        max > (size_t)r->p->embedder->max_batch * 2)
         max = (size_t)r->p->embedder->max_batch * 2;
     int rc = catalog_work_pending(r->cat, r->stages, r->nstages, *after, max, &works, &n, err);
     if (rc)
@@ -568,8 +569,8 @@ int crawl_index(struct catalog *cat, const struct crawl_params *p, struct crawl_
         r.stages[r.nstages++] = r.embed_stage;
         rc = catalog_begin(cat, err);
         if (!rc)
-            rc = catalog_model_ensure(cat, p->embedder->model_name, p->embedder->dim,
-                                      &r.model_id, err);
+            rc = catalog_model_ensure(cat, p->embedder->model_name, p->embedder->dim, &r.model_id,
+                                      err);
         if (!rc)
             rc = catalog_jobs_ensure(cat, r.embed_stage, err);
         if (!rc)

@@ -88,8 +88,7 @@ bool crawl_takeout_time(const char *path, int64_t *unix_time)
             char alt[NAME_MAX + 16];
             size_t base = (size_t)(open - name);
             size_t cnt = stem - base; /* "(2)" */
-            int n = snprintf(alt, sizeof(alt), "%.*s%s%.*s", (int)base, name, dot, (int)cnt,
-                             open);
+            int n = snprintf(alt, sizeof(alt), "%.*s%s%.*s", (int)base, name, dot, (int)cnt, open);
             if (n > 0 && (size_t)n < sizeof(alt) &&
                 try_name(dir, alt, (size_t)n, ".json", unix_time))
                 return true;

@@ -93,8 +93,9 @@ static void known_release(struct known_table *t)
 
 bool crawl_is_clutter(const char *name, bool is_dir)
 {
-    static const char *const dirs[] = { "@eaDir", "#recycle", "$RECYCLE.BIN",
-                                        "System Volume Information", "lost+found", NULL };
+    static const char *const dirs[] = { "@eaDir",       "#recycle",
+                                        "$RECYCLE.BIN", "System Volume Information",
+                                        "lost+found",   NULL };
     static const char *const files[] = { "Thumbs.db", "desktop.ini", "Icon\r", NULL };
     if (name[0] == '.')
         return true; /* .git .thumbnails .DS_Store .Trash, and AppleDouble "._x" files */
@@ -107,12 +108,11 @@ bool crawl_is_clutter(const char *name, bool is_dir)
 
 bool crawl_has_image_ext(const char *name)
 {
-    static const char *const exts[] = { "jpg",  "jpeg", "jpe",  "jfif", "png", "webp", "heic",
-                                        "heif", "hif",  "avif", "tif",  "tiff", "gif", "cr2",
-                                        "cr3",  "crw",  "nef",  "nrw",  "arw", "srf", "sr2",
-                                        "dng",  "orf",  "rw2",  "raf",  "pef", "srw", "x3f",
-                                        "3fr",  "erf",  "kdc",  "mrw",  "iiq", "rwl", "bmp",
-                                        NULL };
+    static const char *const exts[] = { "jpg", "jpeg", "jpe", "jfif", "png", "webp", "heic", "heif",
+                                        "hif", "avif", "tif", "tiff", "gif", "cr2",  "cr3",  "crw",
+                                        "nef", "nrw",  "arw", "srf",  "sr2", "dng",  "orf",  "rw2",
+                                        "raf", "pef",  "srw", "x3f",  "3fr", "erf",  "kdc",  "mrw",
+                                        "iiq", "rwl",  "bmp", NULL };
     const char *dot = strrchr(name, '.');
     if (!dot)
         return false;
@@ -175,8 +175,11 @@ static int visit_file(struct walk *w, const char *path, const struct stat *s, st
 {
     w->stats->seen++;
     struct catalog_stat cs = to_stat(s);
-    size_t i = known_find(&w->known, path);
-    struct known *k = w->known.slots[i].path ? &w->known.slots[i] : NULL;
+    struct known *k = NULL;
+    if (w->known.cap) {
+        size_t i = known_find(&w->known, path);
+        k = w->known.slots[i].path ? &w->known.slots[i] : NULL;
+    }
     if (k) {
         k->seen = true;
         if (k->status != CATALOG_FILE_MISSING && stat_equal(&k->st, &cs)) {

@@ -46,6 +46,15 @@ int img_decode_gif(const unsigned char *buf, size_t len, const char *name,
     struct image *img = NULL;
     unsigned char *idx = NULL, *line = NULL;
     int rc = SB_OK, gerr = 0;
+    /* The logical screen size sits at bytes 6..9: refuse a bomb before giflib reads on. */
+    if (len >= 10) {
+        int lw = buf[6] | buf[7] << 8, lh = buf[8] | buf[9] << 8;
+        if (lw > 0 && lh > 0) {
+            rc = img_check_size(lw, lh, p->max_pixels, name, err);
+            if (rc)
+                goto out;
+        }
+    }
     g = DGifOpen(&mem, gif_read, &gerr);
     if (!g) {
         rc = sb_fail(err, gerr == D_GIF_ERR_NOT_GIF_FILE ? SB_EFORMAT : SB_ECORRUPT,

@@ -125,7 +125,9 @@ int img_decode_jpeg(const unsigned char *buf, size_t len, const char *name,
         goto out;
     }
     int w = 0, hh = 0, subsamp = 0, cs = 0;
-    if (tjDecompressHeader3(h, jb, (unsigned long)jlen, &w, &hh, &subsamp, &cs) != 0) {
+    /* A warning here (stray bytes before a marker, a short APPn) still gives a header. */
+    if (tjDecompressHeader3(h, jb, (unsigned long)jlen, &w, &hh, &subsamp, &cs) != 0 &&
+        (tjGetErrorCode(h) != TJERR_WARNING || w <= 0 || hh <= 0)) {
         rc = tj_fail(h, "bad JPEG header", name, err);
         goto out;
     }

@@ -85,7 +85,8 @@ static int png_run(struct png_ctx *c)
         png_set_expand_gray_1_2_4_to_8(c->png);
     if (ctype == PNG_COLOR_TYPE_GRAY || ctype == PNG_COLOR_TYPE_GRAY_ALPHA)
         png_set_gray_to_rgb(c->png);
-    if (ctype & PNG_COLOR_MASK_ALPHA)
+    /* palette_to_rgb also turns tRNS into an alpha channel: strip that too */
+    if ((ctype & PNG_COLOR_MASK_ALPHA) || png_get_valid(c->png, c->info, PNG_INFO_tRNS))
         png_set_strip_alpha(c->png);
     png_set_interlace_handling(c->png);
     png_read_update_info(c->png, c->info);

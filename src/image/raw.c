@@ -118,6 +118,14 @@ out:
     return rc;
 }
 
+/* libraw's default data-error handler prints to stderr; errors come back as return codes. */
+static void quiet_data_error(void *user, const char *file, const int offset)
+{
+    (void)user;
+    (void)file;
+    (void)offset;
+}
+
 int img_decode_raw(const unsigned char *buf, size_t len, const char *name,
                    const struct image_decode_params *p, struct image **out, struct image_info *info,
                    struct sb_err *err)
@@ -128,6 +136,7 @@ int img_decode_raw(const unsigned char *buf, size_t len, const char *name,
         rc = sb_fail(err, SB_ENOMEM, "decode '%s': cannot start libraw", img_label(name));
         goto out;
     }
+    libraw_set_dataerror_handler(lr, quiet_data_error, NULL);
     /* libraw only reads the buffer, but its API takes void *. */
     if ((e = libraw_open_buffer(lr, (void *)(uintptr_t)buf, len)) != LIBRAW_SUCCESS) {
         rc = raw_fail(e, "cannot open raw", name, err);

@@ -158,8 +158,7 @@ int tok_vocab_put(struct clip_tokenizer *tok, const char *s, size_t len, int32_t
         return sb_fail(err, SB_ECORRUPT, "tokenizer: token of %zu bytes (limit %d)", len,
                        TOK_MAX_TOKEN);
     if (id < 0 || id >= TOK_MAX_ID)
-        return sb_fail(err, SB_ECORRUPT, "tokenizer: token id %ld out of range",
-                       (long)id);
+        return sb_fail(err, SB_ECORRUPT, "tokenizer: token id %ld out of range", (long)id);
     if ((tok->vcount + 1) * 2 > tok->vcap) { /* load factor <= 1/2 */
         if (tok->vcount >= TOK_MAX_VOCAB)
             return sb_fail(err, SB_ETOOBIG, "tokenizer: more than %zu vocabulary entries",
@@ -232,8 +231,8 @@ static uint64_t merge_key(int32_t a, int32_t b)
     return (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
 }
 
-int tok_merge_put(struct clip_tokenizer *tok, int32_t a, int32_t b, uint32_t rank,
-                  int32_t new_id, struct sb_err *err)
+int tok_merge_put(struct clip_tokenizer *tok, int32_t a, int32_t b, uint32_t rank, int32_t new_id,
+                  struct sb_err *err)
 {
     if ((tok->mcount + 1) * 2 > tok->mcap) {
         if (tok->mcount >= TOK_MAX_MERGES)
@@ -264,9 +263,17 @@ int tok_add_token(struct clip_tokenizer *tok, const char *s, size_t len, int32_t
 {
     if (len == 0 || len > TOK_MAX_TOKEN)
         return sb_fail(err, SB_ECORRUPT, "tokenizer: added token of %zu bytes", len);
+    /* Matching assumes whole characters (HF's tokens are Rust Strings, so valid UTF-8) */
+    for (size_t i = 0; i < len;) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i,
+                                              (utf8proc_ssize_t)(len - i), &cp);
+        if (k <= 0)
+            return sb_fail(err, SB_ECORRUPT, "tokenizer: added token is not valid UTF-8");
+        i += (size_t)k;
+    }
     if (id < 0 || id >= TOK_MAX_ID)
-        return sb_fail(err, SB_ECORRUPT, "tokenizer: added token id %ld out of range",
-                       (long)id);
+        return sb_fail(err, SB_ECORRUPT, "tokenizer: added token id %ld out of range", (long)id);
     for (size_t i = 0; i < tok->n_added; i++) { /* the same content again: the last wins */
         struct tok_added *a = &tok->added[i];
         if (a->len == len && memcmp(a->content, s, len) == 0) {
@@ -287,11 +294,9 @@ int tok_add_token(struct clip_tokenizer *tok, const char *s, size_t len, int32_t
         return sb_fail(err, SB_ENOMEM, "tokenizer: out of memory");
     memcpy(c, s, len);
     c[len] = '\0';
-    na[tok->n_added] = (struct tok_added){ .content = c,
-                                           .len = len,
-                                           .id = id,
-                                           .normalized = normalized,
-                                           .single_word = single_word };
+    na[tok->n_added] = (struct tok_added){
+        .content = c, .len = len, .id = id, .normalized = normalized, .single_word = single_word
+    };
     tok->n_added++;
     tok->added_first[(unsigned char)s[0]] = 1;
     /* HF's added vocabulary also maps the content to the id */
@@ -484,12 +489,12 @@ struct enc {
         int32_t id;
         int32_t prev, next; /* -1 at the ends */
         bool alive;
-    } *syms;
+    } * syms;
     struct hent {
         uint32_t rank;
         uint32_t pos;
         int32_t new_id;
-    } *heap;
+    } * heap;
     size_t sym_cap, heap_cap, heap_n;
     struct sb_err *err;
 };
@@ -697,9 +702,8 @@ static bool is_word_char(uint32_t cp)
 }
 
 /* The longest added token (of the given normalized kind) matching at s[i..n), or NULL. */
-static const struct tok_added *added_match(const struct clip_tokenizer *tok,
-                                           const unsigned char *s, size_t i, size_t n,
-                                           bool normalized)
+static const struct tok_added *added_match(const struct clip_tokenizer *tok, const unsigned char *s,
+                                           size_t i, size_t n, bool normalized)
 {
     const struct tok_added *best = NULL;
     if (!tok->added_first[s[i]])
@@ -740,8 +744,7 @@ static int normalize(const unsigned char *s, size_t n, unsigned char **out, size
     if (n) {
         m = utf8proc_map(s, (utf8proc_ssize_t)n, &nfc, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
         if (m < 0) {
-            rc = sb_fail(err, SB_EINVAL, "tokenize: normalization failed: %s",
-                         utf8proc_errmsg(m));
+            rc = sb_fail(err, SB_EINVAL, "tokenize: normalization failed: %s", utf8proc_errmsg(m));
             goto out;
         }
     }
@@ -813,15 +816,14 @@ out:
     return rc;
 }
 
-int clip_tokenize_len(const struct clip_tokenizer *tok, const char *text, size_t len,
-                      int32_t *ids, size_t max_ids, size_t *n_ids, struct sb_err *err)
+int clip_tokenize_len(const struct clip_tokenizer *tok, const char *text, size_t len, int32_t *ids,
+                      size_t max_ids, size_t *n_ids, struct sb_err *err)
 {
     int rc = SB_OK;
     char *clean = NULL;
     struct enc e = { .tok = tok, .err = err };
     if (!tok || (!text && len) || !ids || !n_ids || max_ids < 2)
-        return sb_fail(err, SB_EINVAL, "tokenize: bad arguments (max_ids %zu, need >= 2)",
-                       max_ids);
+        return sb_fail(err, SB_EINVAL, "tokenize: bad arguments (max_ids %zu, need >= 2)", max_ids);
     if (len > CLIP_TOKENIZER_MAX_INPUT)
         return sb_fail(err, SB_ETOOBIG, "tokenize: text of %zu bytes (limit %zu)", len,
                        CLIP_TOKENIZER_MAX_INPUT);
@@ -863,8 +865,8 @@ out:
     return rc;
 }
 
-int clip_tokenize(const struct clip_tokenizer *tok, const char *text, int32_t *ids,
-                  size_t max_ids, size_t *n_ids, struct sb_err *err)
+int clip_tokenize(const struct clip_tokenizer *tok, const char *text, int32_t *ids, size_t max_ids,
+                  size_t *n_ids, struct sb_err *err)
 {
     if (!text)
         return sb_fail(err, SB_EINVAL, "tokenize: NULL text");

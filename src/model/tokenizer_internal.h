@@ -15,14 +15,14 @@
 
 struct sb_err;
 
-#define TOK_MAX_VOCAB    ((size_t)1 << 22) /* entries: far above any real BPE vocabulary */
-#define TOK_MAX_ID       ((int64_t)1 << 24)
-#define TOK_MAX_MERGES   ((size_t)1 << 22)
-#define TOK_MAX_ADDED    4096
-#define TOK_MAX_TOKEN    1024 /* bytes in one vocabulary or added token */
-#define TOK_DEFAULT_CTX  77
-#define TOK_CLIP_MERGES  (49152 - 256 - 2) /* HF CLIPTokenizer reads merges.txt lines 1..48894 */
-#define TOK_MAX_CTX      65536
+#define TOK_MAX_VOCAB   ((size_t)1 << 22) /* entries: far above any real BPE vocabulary */
+#define TOK_MAX_ID      ((int64_t)1 << 22) /* id_str costs 4 bytes per id up to the largest */
+#define TOK_MAX_MERGES  ((size_t)1 << 22)
+#define TOK_MAX_ADDED   4096
+#define TOK_MAX_TOKEN   1024 /* bytes in one vocabulary or added token */
+#define TOK_DEFAULT_CTX 77
+#define TOK_CLIP_MERGES (49152 - 256 - 2) /* HF CLIPTokenizer reads merges.txt lines 1..48894 */
+#define TOK_MAX_CTX     65536
 
 struct tok_vslot {
     uint32_t off; /* into strs; UINT32_MAX = empty slot */
@@ -69,8 +69,8 @@ int tok_vocab_put(struct clip_tokenizer *tok, const char *s, size_t len, int32_t
                   struct sb_err *err);
 int32_t tok_vocab_get(const struct clip_tokenizer *tok, const char *s, size_t len); /* -1 */
 /* Records merge (a, b) -> new_id at rank; a later duplicate pair replaces the earlier. */
-int tok_merge_put(struct clip_tokenizer *tok, int32_t a, int32_t b, uint32_t rank,
-                  int32_t new_id, struct sb_err *err);
+int tok_merge_put(struct clip_tokenizer *tok, int32_t a, int32_t b, uint32_t rank, int32_t new_id,
+                  struct sb_err *err);
 int tok_add_token(struct clip_tokenizer *tok, const char *s, size_t len, int32_t id,
                   bool normalized, bool single_word, struct sb_err *err);
 /* Fills byte ids and id_str; call once the vocabulary is complete. */

@@ -91,8 +91,7 @@ static int add_merge(struct clip_tokenizer *tok, const char *a, size_t alen, con
     int32_t inew = tok_vocab_get(tok, buf, alen + blen);
     if (ia < 0 || ib < 0 || inew < 0)
         return sb_fail(err, SB_ECORRUPT, "merge %u '%.*s %.*s' names a token not in the vocab",
-                       rank + 1, (int)(alen > 40 ? 40 : alen), a, (int)(blen > 40 ? 40 : blen),
-                       b);
+                       rank + 1, (int)(alen > 40 ? 40 : alen), a, (int)(blen > 40 ? 40 : blen), b);
     return tok_merge_put(tok, ia, ib, rank, inew, err);
 }
 
@@ -102,8 +101,7 @@ static bool py_space(unsigned char c)
     return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1C && c <= 0x1F);
 }
 
-static int parse_merges_txt(struct clip_tokenizer *tok, const char *s, size_t n,
-                            struct sb_err *err)
+static int parse_merges_txt(struct clip_tokenizer *tok, const char *s, size_t n, struct sb_err *err)
 {
     while (n && py_space((unsigned char)s[n - 1])) /* .strip() */
         n--;
@@ -166,11 +164,10 @@ static int parse_merges_json(struct clip_tokenizer *tok, const cJSON *merges, st
             const char *a = m->valuestring;
             const char *sp = strchr(a, ' ');
             if (!sp || strchr(sp + 1, ' '))
-                return sb_fail(err, SB_ECORRUPT, "merge %u '%.60s' is not \"a b\"", rank + 1,
-                               a);
+                return sb_fail(err, SB_ECORRUPT, "merge %u '%.60s' is not \"a b\"", rank + 1, a);
             rc = add_merge(tok, a, (size_t)(sp - a), sp + 1, strlen(sp + 1), rank, err);
-        } else if (cJSON_IsArray(m) && cJSON_GetArraySize(m) == 2 &&
-                   cJSON_IsString(m->child) && cJSON_IsString(m->child->next)) {
+        } else if (cJSON_IsArray(m) && cJSON_GetArraySize(m) == 2 && cJSON_IsString(m->child) &&
+                   cJSON_IsString(m->child->next)) {
             const char *a = m->child->valuestring, *b = m->child->next->valuestring;
             rc = add_merge(tok, a, strlen(a), b, strlen(b), rank, err);
         } else {
@@ -284,8 +281,7 @@ static int special_id(struct clip_tokenizer *tok, const char *content, bool norm
     int32_t id = tok_vocab_get(tok, content, strlen(content));
     if (id < 0) {
         if (required)
-            return sb_fail(err, SB_ECORRUPT, "special token '%.60s' is not in the vocab",
-                           content);
+            return sb_fail(err, SB_ECORRUPT, "special token '%.60s' is not in the vocab", content);
         return SB_OK;
     }
     /* HF adds the special tokens to its added vocabulary, so typed ones are recognised */
@@ -340,7 +336,8 @@ static int check_pre_tokenizer(const cJSON *p, struct sb_err *err)
     const cJSON *pat = cJSON_GetObjectItemCaseSensitive(a, "pattern");
     const cJSON *inv = cJSON_GetObjectItemCaseSensitive(a, "invert");
     const cJSON *aps = cJSON_GetObjectItemCaseSensitive(b, "add_prefix_space");
-    if (!str_is(json_str(a, "type"), "Split") || !str_is(json_str(pat, "Regex"), CLIP_SPLIT_REGEX) ||
+    if (!str_is(json_str(a, "type"), "Split") ||
+        !str_is(json_str(pat, "Regex"), CLIP_SPLIT_REGEX) ||
         !str_is(json_str(a, "behavior"), "Removed") || !cJSON_IsTrue(inv) ||
         !str_is(json_str(b, "type"), "ByteLevel") || !cJSON_IsFalse(aps))
         goto bad;
@@ -472,21 +469,19 @@ static int finish_load(struct clip_tokenizer *tok, bool json_mode, const char *c
                        size_t config_len, const char *map, size_t map_len, struct sb_err *err)
 {
     int rc = SB_OK;
-    struct special sp = { .bos_norm = true,
-                          .eos_norm = true,
-                          .unk_norm = true,
-                          .pad_norm = true,
-                          .max_length = -1 };
+    struct special sp = {
+        .bos_norm = true, .eos_norm = true, .unk_norm = true, .pad_norm = true, .max_length = -1
+    };
     if (config && (rc = parse_config(tok, &sp, config, config_len, !json_mode, err)))
         goto out;
     if (map && (rc = parse_config(tok, &sp, map, map_len, false, err)))
         goto out;
     if (!json_mode) { /* CLIPTokenizer's defaults */
-        rc = special_id(tok, sp.bos ? sp.bos : "<|startoftext|>", sp.bos_norm, true,
-                        &tok->bos_id, err);
+        rc = special_id(tok, sp.bos ? sp.bos : "<|startoftext|>", sp.bos_norm, true, &tok->bos_id,
+                        err);
         if (!rc)
-            rc = special_id(tok, sp.eos ? sp.eos : "<|endoftext|>", sp.eos_norm, true,
-                            &tok->eos_id, err);
+            rc = special_id(tok, sp.eos ? sp.eos : "<|endoftext|>", sp.eos_norm, true, &tok->eos_id,
+                            err);
         if (!rc)
             rc = special_id(tok, sp.unk ? sp.unk : "<|endoftext|>", sp.unk_norm, false,
                             &tok->unk_id, err);
@@ -522,8 +517,8 @@ int clip_tokenizer_load_mem(const char *vocab_json, size_t vocab_len, const char
     int rc = tok_new(&tok, err);
     if (rc)
         goto out;
-    if (!vocab_json || vocab_len > CLIP_TOKENIZER_MAX_FILE || merges_len > CLIP_TOKENIZER_MAX_FILE ||
-        config_len > CLIP_TOKENIZER_MAX_FILE) {
+    if (!vocab_json || vocab_len > CLIP_TOKENIZER_MAX_FILE ||
+        merges_len > CLIP_TOKENIZER_MAX_FILE || config_len > CLIP_TOKENIZER_MAX_FILE) {
         rc = sb_fail(err, SB_EINVAL, "tokenizer files missing or too large");
         goto out;
     }

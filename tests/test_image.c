@@ -1,0 +1,805 @@
+/* test_image.c - the image module: sniffing, every decoder against PIL's decode of the same
+ * file, EXIF orientation, DCT scaling, Pillow-exact resampling, metadata against exiftool, and
+ * hostile files that must fail cleanly. Fixtures: tests/data/images (see
+ * tools/gen_image_fixtures.py and tests/data/MANIFEST.tsv). */
+#include "check.h"
+
+#include "shoebox/err.h"
+#include "shoebox/image.h"
+#include "shoebox/util.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char data_dir[512];
+
+static const char *path_of(const char *rel)
+{
+    static char buf[4][1024];
+    static int slot;
+    char *p = buf[slot++ % 4];
+    snprintf(p, 1024, "%s/images/%s", data_dir, rel);
+    return p;
+}
+
+static struct image *load(const char *rel, const struct image_decode_params *p,
+                          struct image_info *info, int *rc_out)
+{
+    struct image *img = NULL;
+    struct sb_err err = { 0 };
+    int rc = image_decode_file(path_of(rel), p, &img, info, &err);
+    if (rc_out)
+        *rc_out = rc;
+    if (rc && !rc_out)
+        fprintf(stderr, "  decode %s: %s\n", rel, err.msg);
+    return img;
+}
+
+/* Max and mean absolute channel difference; -1 when the sizes differ. */
+static int img_diff(const struct image *a, const struct image *b, double *mean)
+{
+    if (!a || !b || a->w != b->w || a->h != b->h)
+        return -1;
+    size_t n = (size_t)a->w * a->h * 3;
+    int mx = 0;
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        int d = abs(a->px[i] - b->px[i]);
+        if (d > mx)
+            mx = d;
+        sum += d;
+    }
+    if (mean)
+        *mean = sum / (double)n;
+    return mx;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static void test_sniff_files(void)
+{
+    static const struct {
+        const char *file;
+        enum image_format fmt;
+    } cases[] = {
+        { "Landscape_1.jpg", IMAGE_FMT_JPEG },
+        { "jpeg_named.png", IMAGE_FMT_JPEG }, /* mislabelled: bytes win */
+        { "pngsuite_basn2c16_rgb16.png", IMAGE_FMT_PNG },
+        { "lossy_vp8_hopper.webp", IMAGE_FMT_WEBP },
+        { "samplefilehub.heif", IMAGE_FMT_HEIF },
+        { "pillow_hopper.avif", IMAGE_FMT_AVIF },
+        { "gray16bit_le.tif", IMAGE_FMT_TIFF },
+        { "transparent.gif", IMAGE_FMT_GIF },
+        { "exiftool_NikonD70_stub.nef", IMAGE_FMT_RAW },
+        { "broken/text_file_named.jpg", IMAGE_FMT_UNKNOWN },
+        { "broken/zero_bytes.jpg", IMAGE_FMT_UNKNOWN },
+        { "broken/garbage_broken.png", IMAGE_FMT_PNG }, /* PNG signature, junk after */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        unsigned char *buf = NULL;
+        size_t len = 0;
+        int rc = sb_read_file(path_of(cases[i].file), 1 << 26, &buf, &len, NULL);
+        CHECK_EQ_INT(0, rc);
+        enum image_format f = image_sniff(buf, len, cases[i].file);
+        if (f != cases[i].fmt)
+            fprintf(stderr, "  sniff %s: %s\n", cases[i].file, image_format_name(f));
+        CHECK_EQ_INT(cases[i].fmt, f);
+        free(buf);
+    }
+}
+
+static void test_sniff_bytes(void)
+{
+    static const struct {
+        const char *bytes;
+        size_t len;
+        const char *name;
+        enum image_format fmt;
+    } cases[] = {
+        { "\xFF\xD8\xFF\xE0", 4, NULL, IMAGE_FMT_JPEG },
+        { "\xFF\xD8", 2, NULL, IMAGE_FMT_UNKNOWN },
+        { "GIF87a\x01\x00", 8, NULL, IMAGE_FMT_GIF },
+        { "GIF88a\x01\x00", 8, NULL, IMAGE_FMT_UNKNOWN },
+        { "RIFF\x10\0\0\0WEBPVP8 ", 16, NULL, IMAGE_FMT_WEBP },
+        { "RIFF\x10\0\0\0WAVEfmt ", 16, NULL, IMAGE_FMT_UNKNOWN },
+        { "\0\0\0\x18"
+          "ftypheic\0\0\0\0mif1heic",
+          24, NULL, IMAGE_FMT_HEIF },
+        { "\0\0\0\x18"
+          "ftypmif1\0\0\0\0mif1heic",
+          24, NULL, IMAGE_FMT_HEIF },
+        { "\0\0\0\x18"
+          "ftypmif1\0\0\0\0mif1avif",
+          24, NULL, IMAGE_FMT_AVIF },
+        { "\0\0\0\x18"
+          "ftypavif\0\0\0\0mif1miaf",
+          24, NULL, IMAGE_FMT_AVIF },
+        { "\0\0\0\x18"
+          "ftypcrx \0\0\0\x01"
+          "crx isom",
+          24, NULL, IMAGE_FMT_RAW },
+        { "\0\0\0\x18"
+          "ftypisom\0\0\0\0isommp41",
+          24, NULL, IMAGE_FMT_UNKNOWN },
+        { "\0\0\0\x14"
+          "ftypheic\0\0\0\0",
+          16, NULL, IMAGE_FMT_HEIF },
+        { "II*\0\x08\0\0\0", 8, "a.tif", IMAGE_FMT_TIFF },
+        { "II*\0\x08\0\0\0", 8, NULL, IMAGE_FMT_TIFF },
+        { "II*\0\x08\0\0\0", 8, "DSC_0001.NEF", IMAGE_FMT_RAW },
+        { "MM\0*\0\0\0\x08", 8, "x.dng", IMAGE_FMT_RAW },
+        { "II*\0\x10\0\0\0CR\x02\0", 12, "x.tif", IMAGE_FMT_RAW },
+        { "IIU\0\x08\0\0\0", 8, NULL, IMAGE_FMT_RAW },
+        { "IIRO\x08\0\0\0", 8, NULL, IMAGE_FMT_RAW },
+        { "FUJIFILMCCD-RAW 0201", 20, NULL, IMAGE_FMT_RAW },
+        { "hello, world\n", 13, "x.jpg", IMAGE_FMT_UNKNOWN },
+        { "", 0, NULL, IMAGE_FMT_UNKNOWN },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        enum image_format f =
+            image_sniff((const unsigned char *)cases[i].bytes, cases[i].len, cases[i].name);
+        if (f != cases[i].fmt)
+            fprintf(stderr, "  sniff case %zu: %s\n", i, image_format_name(f));
+        CHECK_EQ_INT(cases[i].fmt, f);
+    }
+    CHECK_EQ_STR("jpeg", image_format_name(IMAGE_FMT_JPEG));
+    CHECK_EQ_STR("unknown", image_format_name(IMAGE_FMT_UNKNOWN));
+}
+
+/* image_orient on a 3x2 image [[a b c] [d e f]], expected as PIL's exif_transpose gives. */
+static void test_orient_small(void)
+{
+    struct image *src = image_new(3, 2);
+    CHECK(src != NULL);
+    if (!src)
+        return;
+    for (int i = 0; i < 6; i++)
+        src->px[3 * i] = src->px[3 * i + 1] = src->px[3 * i + 2] = (unsigned char)('a' + i);
+    static const struct {
+        int o, w, h;
+        const char *px;
+    } cases[] = {
+        { 1, 3, 2, "abcdef" }, { 2, 3, 2, "cbafed" }, { 3, 3, 2, "fedcba" }, { 4, 3, 2, "defabc" },
+        { 5, 2, 3, "adbecf" }, { 6, 2, 3, "daebfc" }, { 7, 2, 3, "fcebda" }, { 8, 2, 3, "cfbead" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct image *r = image_orient(src, cases[i].o);
+        CHECK(r != NULL);
+        if (!r)
+            continue;
+        CHECK_EQ_INT(cases[i].w, r->w);
+        CHECK_EQ_INT(cases[i].h, r->h);
+        char got[7] = { 0 };
+        for (int k = 0; k < 6; k++)
+            got[k] = (char)r->px[3 * k];
+        CHECK_EQ_STR(cases[i].px, got);
+        image_free(r);
+    }
+    image_free(src);
+}
+
+static void test_orientation_files(void)
+{
+    struct image *up = load("orient_upright.png", NULL, NULL, NULL);
+    CHECK(up != NULL);
+    for (int o = 1; o <= 8; o++) {
+        char name[32];
+        snprintf(name, sizeof(name), "orient_%d.jpg", o);
+        struct image_info info = { 0 };
+        struct image *img = load(name, NULL, &info, NULL);
+        CHECK(img != NULL);
+        CHECK_EQ_INT(o, info.orientation);
+        double mean = 0;
+        int mx = img_diff(up, img, &mean);
+        if (mx < 0 || mx > 24 || mean > 3)
+            fprintf(stderr, "  %s: max diff %d mean %.2f\n", name, mx, mean);
+        CHECK(mx >= 0 && mx <= 24 && mean <= 3);
+        image_free(img);
+    }
+    /* apply_orientation = 0 keeps the stored layout */
+    struct image_decode_params p = image_decode_default_params();
+    p.apply_orientation = 0;
+    struct image *st = load("orient_6.jpg", &p, NULL, NULL);
+    CHECK(st && st->w == 32 && st->h == 48);
+    image_free(st);
+    image_free(up);
+
+    /* a real camera pair: Landscape_6 stores the picture turned; upright it matches _1
+     * except for the digit drawn on it */
+    p = image_decode_default_params();
+    p.min_long = 256;
+    struct image_info i1 = { 0 }, i6 = { 0 };
+    struct image *a = load("Landscape_1.jpg", &p, &i1, NULL);
+    struct image *b = load("Landscape_6.jpg", &p, &i6, NULL);
+    CHECK(a && b);
+    CHECK_EQ_INT(6, i6.orientation);
+    CHECK_EQ_INT(1200, i6.width); /* stored size, before orientation */
+    CHECK_EQ_INT(1800, i6.height);
+    double mean = 0;
+    int mx = img_diff(a, b, &mean);
+    fprintf(stderr, "  Landscape_1 vs _6 upright: max %d mean %.2f\n", mx, mean);
+    CHECK(mx >= 0 && mean < 12);
+    image_free(a);
+    image_free(b);
+}
+
+static void test_dct_scaling(void)
+{
+    static const struct {
+        int min_long, min_short, w, h;
+    } cases[] = {
+        { 0, 0, 1800, 1200 },     /* full size */
+        { 256, 0, 450, 300 },     /* 1/8 gives 225x150: too small; 2/8 covers */
+        { 0, 224, 450, 300 },     /* short edge 150 < 224 at 1/8 */
+        { 225, 150, 225, 150 },   /* exactly 1/8 */
+        { 1000, 0, 1125, 750 },   /* 5/8 */
+        { 1000, 800, 1350, 900 }, /* 6/8 */
+        { 5000, 0, 1800, 1200 },  /* original smaller than wanted: full size */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct image_decode_params p = image_decode_default_params();
+        p.min_long = cases[i].min_long;
+        p.min_short = cases[i].min_short;
+        struct image_info info = { 0 };
+        struct image *img = load("Landscape_1.jpg", &p, &info, NULL);
+        CHECK(img != NULL);
+        if (!img)
+            continue;
+        CHECK_EQ_INT(cases[i].w, img->w);
+        CHECK_EQ_INT(cases[i].h, img->h);
+        CHECK_EQ_INT(1800, info.width);
+        image_free(img);
+    }
+    /* portrait after orientation: the long edge is the height */
+    struct image_decode_params p = image_decode_default_params();
+    p.min_long = 256;
+    struct image *img = load("Landscape_6.jpg", &p, NULL, NULL);
+    CHECK(img && img->w == 450 && img->h == 300);
+    image_free(img);
+}
+
+/* Decodes must equal PIL's Image.open(f).convert("RGB") (tools/gen_image_fixtures.py). */
+static void test_against_pil(void)
+{
+    static const struct {
+        const char *file;
+        int tol;
+    } cases[] = {
+        { "cmyk_adobe.jpg", 1 },
+        { "cmyk_synthetic.jpg", 1 },
+        { "progressive_puppies.jpg", 1 },
+        { "pngsuite_basn2c16_rgb16.png", 0 },
+        { "pngsuite_basn3p04_palette4.png", 0 },
+        { "pngsuite_basn4a08_gray_alpha.png", 0 },
+        { "pngsuite_basn6a16_rgba16.png", 0 },
+        { "pngsuite_ibasn2c08_interlaced_rgb8.png", 0 },
+        { "lossy_vp8_hopper.webp", 0 },
+        { "transparent.gif", 0 },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char ref[256];
+        snprintf(ref, sizeof(ref), "expected/%s.png", cases[i].file);
+        struct image *a = load(cases[i].file, NULL, NULL, NULL);
+        struct image *b = load(ref, NULL, NULL, NULL);
+        double mean = 0;
+        int mx = img_diff(a, b, &mean);
+        if (mx < 0 || mx > cases[i].tol)
+            fprintf(stderr, "  %s vs PIL: max diff %d mean %.3f\n", cases[i].file, mx, mean);
+        CHECK(mx >= 0 && mx <= cases[i].tol);
+        image_free(a);
+        image_free(b);
+    }
+}
+
+static void test_formats(void)
+{
+    static const struct {
+        const char *file;
+        int w, h, orientation;
+    } cases[] = {
+        { "samplefilehub.heif", 640, 426, 1 },
+        { "pillow_hopper.avif", 128, 128, 1 },
+        { "pillow_rot1mir0.avif", 640, 427, 1 }, /* libheif applies irot/imir itself */
+        { "pillow_exif.avif", 512, 512, 1 },
+        { "hopper_exif_orientation6.webp", 128, 128, 6 },
+        { "lossless_vp8l_logo_alpha.webp", 1000, 307, 1 },
+        { "bilevel_g4_orientation6.tif", 0, 0, 6 },
+        { "gray16bit_le.tif", 64, 64, 1 },
+        { "rgba16bit_lzw_bigendian.tiff", 100, 40, 1 },
+        { "meme_no_time_for_that_tiny.gif", 14, 25, 1 },
+        { "ijg_arithmetic_coded.jpg", 227, 149, 1 },
+        { "pngsuite_basn0g16_gray16.png", 32, 32, 1 },
+        { "pngsuite_ftbbn3p08_palette_trns.png", 32, 32, 1 },
+        { "pngsuite_ibasn6a16_interlaced_rgba16.png", 32, 32, 1 },
+        { "png_exif_chunk.png", 512, 512, 1 },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct image_info info = { 0 };
+        struct image *img = load(cases[i].file, NULL, &info, NULL);
+        CHECK(img != NULL);
+        if (!img)
+            continue;
+        if (cases[i].w) {
+            int ow = cases[i].orientation >= 5 ? img->h : img->w;
+            int oh = cases[i].orientation >= 5 ? img->w : img->h;
+            CHECK_EQ_INT(cases[i].w, ow);
+            CHECK_EQ_INT(cases[i].h, oh);
+        }
+        CHECK_EQ_INT(cases[i].orientation, info.orientation);
+        image_free(img);
+    }
+    /* the bilevel TIFF: orientation 6 turns the stored width into the height */
+    struct image_info info = { 0 };
+    struct image *img = load("bilevel_g4_orientation6.tif", NULL, &info, NULL);
+    CHECK(img && img->w == info.height && img->h == info.width);
+    image_free(img);
+}
+
+static void test_max_pixels(void)
+{
+    static const char *const files[] = {
+        "Landscape_1.jpg",    "png_exif_chunk.png",           "lossless_vp8l_logo_alpha.webp",
+        "samplefilehub.heif", "rgba16bit_lzw_bigendian.tiff", "transparent.gif",
+    };
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        struct image_decode_params p = image_decode_default_params();
+        p.max_pixels = 3000;
+        int rc = 0;
+        struct image *img = load(files[i], &p, NULL, &rc);
+        if (rc != SB_ETOOBIG)
+            fprintf(stderr, "  max_pixels %s: rc %d\n", files[i], rc);
+        CHECK_EQ_INT(SB_ETOOBIG, rc);
+        CHECK(img == NULL);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Resampling: Pillow's Image.resize outputs (tools/gen_image_fixtures.py RESIZE_CASES). */
+
+static void test_resize(void)
+{
+    static const struct {
+        const char *in;
+        int w, h;
+    } cases[] = {
+        { "in_61x47", 23, 17 },   { "in_61x47", 40, 47 },     { "in_61x47", 61, 30 },
+        { "in_61x47", 150, 101 }, { "in_61x47", 1, 1 },       { "in_61x47", 61, 1 },
+        { "in_61x47", 1, 47 },    { "in_61x47", 7, 100 },     { "in_200x150", 112, 84 },
+        { "in_200x150", 37, 29 }, { "in_200x150", 224, 168 }, { "in_1x1", 5, 3 },
+        { "in_3x2", 1, 1 },       { "in_3x2", 9, 7 },
+    };
+    static const struct {
+        const char *name;
+        enum image_filter f;
+    } filters[] = {
+        { "bilinear", IMAGE_FILTER_BILINEAR },
+        { "bicubic", IMAGE_FILTER_BICUBIC },
+        { "lanczos", IMAGE_FILTER_LANCZOS },
+    };
+    int worst = 0;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char in[128];
+        snprintf(in, sizeof(in), "resize/%s.png", cases[i].in);
+        struct image *src = load(in, NULL, NULL, NULL);
+        CHECK(src != NULL);
+        for (size_t f = 0; f < sizeof(filters) / sizeof(filters[0]) && src; f++) {
+            char ref[160];
+            snprintf(ref, sizeof(ref), "resize/%s_%s_%dx%d.png", cases[i].in, filters[f].name,
+                     cases[i].w, cases[i].h);
+            struct image *want = load(ref, NULL, NULL, NULL);
+            struct image *got = image_resize(src, cases[i].w, cases[i].h, filters[f].f);
+            int mx = img_diff(want, got, NULL);
+            if (mx != 0)
+                fprintf(stderr, "  resize %s: max diff %d\n", ref, mx);
+            CHECK_EQ_INT(0, mx); /* bit-exact with Pillow */
+            if (mx > worst)
+                worst = mx;
+            image_free(want);
+            image_free(got);
+        }
+        image_free(src);
+    }
+    fprintf(stderr, "  resize vs Pillow: worst max diff %d\n", worst);
+    struct image *one = image_new(1, 1);
+    CHECK(image_resize(one, 0, 5, IMAGE_FILTER_BICUBIC) == NULL);
+    CHECK(image_resize(NULL, 5, 5, IMAGE_FILTER_BICUBIC) == NULL);
+    image_free(one);
+}
+
+static void test_thumbnail_encode(void)
+{
+    struct image *img = load("Landscape_1.jpg", NULL, NULL, NULL);
+    CHECK(img != NULL);
+    if (!img)
+        return;
+    struct image *t = image_thumbnail(img, 256);
+    CHECK(t && t->w == 256 && t->h == 171);
+    unsigned char *jpeg = NULL;
+    size_t len = 0;
+    struct sb_err err = { 0 };
+    CHECK_EQ_INT(0, image_encode_jpeg(t, 85, &jpeg, &len, &err));
+    CHECK(len > 100 && jpeg && jpeg[0] == 0xFF && jpeg[1] == 0xD8);
+    struct image *back = NULL;
+    struct image_info info = { 0 };
+    CHECK_EQ_INT(0, image_decode(jpeg, len, "thumb.jpg", NULL, &back, &info, &err));
+    double mean = 0;
+    int mx = img_diff(t, back, &mean);
+    CHECK(mx >= 0 && mean < 4);
+    CHECK_EQ_INT(SB_EINVAL, image_encode_jpeg(t, 0, &jpeg, &len, NULL));
+    struct image *small = image_thumbnail(t, 1000); /* never enlarges */
+    CHECK(small && small->w == 256 && small->h == 171);
+    image_free(small);
+    image_free(back);
+    free(jpeg);
+    image_free(t);
+    image_free(img);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Metadata. Expected values are what `exiftool -n -json FILE` reports. */
+
+static void test_meta(void)
+{
+    static const struct {
+        const char *file;
+        const char *taken, *tz, *subsec, *make, *model, *lens, *software;
+        int64_t unix;
+        double focal, focal35, fnum, expo;
+        int iso, orientation, w, h;
+        double lat, lon, alt;
+    } cases[] = {
+        { "meta_full.jpg",
+          "2021-07-14T23:45:56",
+          "-05:30",
+          "123",
+          "TestMake",
+          "Test Model 1",
+          "Test Lens 4.2mm f/2.8",
+          "shoebox gen",
+          1626306356 + 19800,
+          4.2,
+          26,
+          2.8,
+          0.004,
+          800,
+          6,
+          16,
+          8,
+          -33.8598333333333,
+          -70.6666666666667,
+          -12.5 },
+        { "Canon_40D.jpg",
+          "2008-05-30T15:56:01",
+          "",
+          "00",
+          "Canon",
+          "Canon EOS 40D",
+          "",
+          "GIMP 2.4.5",
+          1212162961,
+          135,
+          NAN,
+          7.1,
+          0.00625,
+          100,
+          1,
+          100,
+          68,
+          NAN,
+          NAN,
+          NAN },
+        { "Nikon_D70.jpg",
+          "2008-03-15T09:52:01",
+          "",
+          "",
+          "NIKON CORPORATION",
+          "NIKON D70",
+          "",
+          "GIMP 2.4.5",
+          1205574721,
+          100,
+          150,
+          9,
+          0.005,
+          200,
+          1,
+          100,
+          66,
+          NAN,
+          NAN,
+          NAN },
+        { "exiftool_FujiS1Pro_gps_stub.jpg",
+          "2002-07-13T15:58:28",
+          "",
+          "",
+          "FUJIFILM",
+          "FinePixS1Pro",
+          "",
+          "Adobe Photoshop 7.0",
+          1026575908,
+          NAN,
+          NAN,
+          0.640234375,
+          NAN,
+          0,
+          1,
+          2400,
+          1600,
+          54.9896666666667,
+          -1.91416666666667,
+          NAN },
+        /* exiftool's ISO 100 here is a Composite from the Canon maker note: no EXIF ISO */
+        { "flower_with_exif.webp",
+          "2003-12-14T12:01:44",
+          "",
+          "",
+          "Canon",
+          "Canon PowerShot S40",
+          "",
+          "",
+          1071403304,
+          21.3125,
+          NAN,
+          4.9,
+          0.002,
+          0,
+          1,
+          2272,
+          1704,
+          NAN,
+          NAN,
+          NAN },
+        { "exiftool_NikonD70_stub.nef",
+          "2004-06-09T16:02:35",
+          "",
+          "00",
+          "NIKON CORPORATION",
+          "NIKON D70",
+          "",
+          "Nikon Capture Editor 4.3.1 W",
+          1086796955,
+          18,
+          NAN,
+          3.5,
+          0.05,
+          200,
+          1,
+          0,
+          0,
+          NAN,
+          NAN,
+          NAN },
+        /* exiftool: Orientation 6; libtiff gives the same via the TIFF tag */
+        { "bilevel_g4_orientation6.tif",
+          "",
+          "",
+          "",
+          "",
+          "",
+          "",
+          "IrfanView",
+          0,
+          NAN,
+          NAN,
+          NAN,
+          NAN,
+          0,
+          6,
+          0,
+          0,
+          NAN,
+          NAN,
+          NAN },
+        /* exiftool: DateTimeOriginal 2099:09:29 10:10:10, ExposureTime and GPSLatitude
+         * 4294967295. libexif abandons IFD0 at its broken JPEGInterchangeFormat entry, before
+         * the ExifOffset/GPS pointers, so only the leading IFD0 strings survive (exiftool
+         * recovers more); the nonsense values must in any case not come through. */
+        { "broken/exif_gps_bogus_values.jpg",
+          "",
+          "",
+          "",
+          "Make",
+          "XXX-XXX",
+          "",
+          "PIL",
+          0,
+          NAN,
+          NAN,
+          NAN,
+          NAN,
+          0,
+          1,
+          0,
+          0,
+          NAN,
+          NAN,
+          NAN },
+        /* exiftool: DateTimeOriginal 0000:00:00 00:00:00, GPSLatitude 213: both rejected */
+        { "meta_bad_gps.jpg",
+          "",
+          "",
+          "",
+          "BadMake",
+          "",
+          "",
+          "",
+          0,
+          NAN,
+          NAN,
+          NAN,
+          NAN,
+          0,
+          1,
+          0,
+          0,
+          NAN,
+          NAN,
+          NAN },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        unsigned char *buf = NULL;
+        size_t len = 0;
+        CHECK_EQ_INT(0, sb_read_file(path_of(cases[i].file), 1 << 26, &buf, &len, NULL));
+        struct photo_meta m;
+        struct sb_err err = { 0 };
+        fprintf(stderr, "  meta %s\n", cases[i].file);
+        CHECK_EQ_INT(0, meta_read(buf, len, image_sniff(buf, len, cases[i].file), &m, &err));
+        CHECK_EQ_INT(1, m.has_exif);
+        CHECK_EQ_STR(cases[i].taken, m.taken_at);
+        CHECK_EQ_STR(cases[i].tz, m.tz_offset);
+        CHECK_EQ_STR(cases[i].subsec, m.subsec);
+        CHECK_EQ_STR(cases[i].make, m.make);
+        CHECK_EQ_STR(cases[i].model, m.model);
+        CHECK_EQ_STR(cases[i].lens, m.lens);
+        CHECK_EQ_STR(cases[i].software, m.software);
+        if (cases[i].taken[0])
+            CHECK_EQ_INT(cases[i].unix, m.taken_unix);
+#define CHECK_OPT(want, got)                                                                       \
+    do {                                                                                           \
+        if (isnan(want))                                                                           \
+            CHECK(isnan(got));                                                                     \
+        else                                                                                       \
+            CHECK_NEAR((want), (got), 1e-6);                                                       \
+    } while (0)
+        CHECK_OPT(cases[i].focal, m.focal_mm);
+        CHECK_OPT(cases[i].focal35, m.focal35_mm);
+        CHECK_OPT(cases[i].fnum, m.fnumber);
+        CHECK_OPT(cases[i].expo, m.exposure_s);
+        CHECK_OPT(cases[i].lat, m.gps_lat);
+        CHECK_OPT(cases[i].lon, m.gps_lon);
+        CHECK_OPT(cases[i].alt, m.gps_alt);
+#undef CHECK_OPT
+        CHECK_EQ_INT(cases[i].iso, m.iso);
+        CHECK_EQ_INT(cases[i].orientation, m.orientation);
+        CHECK_EQ_INT(cases[i].w, m.width);
+        CHECK_EQ_INT(cases[i].h, m.height);
+        free(buf);
+    }
+    /* no EXIF at all: fine, nothing set */
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    struct photo_meta m;
+    CHECK_EQ_INT(0, sb_read_file(path_of("lossy_vp8_hopper.webp"), 1 << 26, &buf, &len, NULL));
+    CHECK_EQ_INT(0, meta_read(buf, len, IMAGE_FMT_UNKNOWN, &m, NULL));
+    CHECK_EQ_INT(0, m.has_exif);
+    CHECK(isnan(m.gps_lat) && m.orientation == 1 && m.taken_at[0] == 0);
+    free(buf);
+    /* meta_parse_exif on junk */
+    CHECK_EQ_INT(SB_EFORMAT, meta_parse_exif((const unsigned char *)"nonsense", 8, &m, NULL));
+    CHECK_EQ_INT(0, meta_parse_exif((const unsigned char *)"II*\0\x08\0\0\0\0\0", 10, &m, NULL));
+    CHECK_EQ_INT(0, m.has_exif);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Hostile files: every one decodes or fails with a clean error; some have a known outcome. */
+
+static int expected_rc(const char *name)
+{
+    static const struct {
+        const char *file;
+        int rc;
+    } known[] = {
+        { "zero_bytes.jpg", SB_EFORMAT },
+        { "text_file_named.jpg", SB_EFORMAT },
+        { "gif_decompression_bomb.gif", SB_ECORRUPT }, /* truncated in the frame header */
+        { "gif_zero_width.gif", SB_ECORRUPT },
+        { "truncated_progressive.jpg", SB_ECORRUPT },
+        { "truncated_400bytes.jpg", SB_ECORRUPT },
+        { "pixel6_ultrahdr_truncated.jpg", SB_ECORRUPT },
+        { "truncated_app14_segment.jpg", SB_OK }, /* PIL decodes it */
+        { "truncated_image.png", SB_ECORRUPT },
+        { "png_decompression_bomb_text.png", SB_OK }, /* the text is dropped, pixels fine */
+        { "gif_frame_extents_bomb.gif", SB_OK },
+        { "exif_multiple_app1.jpg", SB_OK },
+        { "ico_decompression_bomb.ico", SB_EFORMAT },
+    };
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (strcmp(known[i].file, name) == 0)
+            return known[i].rc;
+    return -1;
+}
+
+static void decode_dir(const char *dir, int check_known)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        struct image_decode_params p = image_decode_default_params();
+        p.max_pixels = 50u * 1000 * 1000;
+        p.min_long = 512;
+        struct image *img = NULL;
+        struct sb_err err = { 0 };
+        int rc = image_decode_file(path, &p, &img, NULL, &err);
+        if (rc) {
+            CHECK(img == NULL);
+            CHECK(strncmp(err.msg, "decode '", 8) == 0 || strncmp(err.msg, "read '", 6) == 0);
+        } else {
+            CHECK(img && img->w > 0 && img->h > 0);
+        }
+        fprintf(stderr, "  %-44s rc %d %s\n", e->d_name, rc, rc ? err.msg : "");
+        if (check_known) {
+            int want = expected_rc(e->d_name);
+            if (want >= 0)
+                CHECK_EQ_INT(want, rc);
+        }
+        image_free(img);
+        unsigned char *buf = NULL;
+        size_t len = 0;
+        if (sb_read_file(path, 1 << 28, &buf, &len, NULL) == 0) {
+            struct photo_meta m;
+            CHECK_EQ_INT(0, meta_read(buf, len, IMAGE_FMT_UNKNOWN, &m, NULL));
+            CHECK(m.orientation >= 1 && m.orientation <= 8);
+            free(buf);
+        }
+        n++;
+    }
+    closedir(d);
+    CHECK(n > 0);
+}
+
+static void test_broken(void)
+{
+    char dir[600];
+    snprintf(dir, sizeof(dir), "%s/images/broken", data_dir);
+    decode_dir(dir, 1);
+    /* Optional: the whole shared corpus when it is around (developer machines). */
+    const char *shared = getenv("SHOEBOX_SHARED_TESTDATA");
+    if (shared && shared[0]) {
+        static const char *const sub[] = { "broken",       "formats/jpeg", "formats/png",
+                                           "formats/webp", "formats/heic", "formats/avif",
+                                           "formats/tiff", "formats/gif",  "formats/raw" };
+        for (size_t i = 0; i < sizeof(sub) / sizeof(sub[0]); i++) {
+            snprintf(dir, sizeof(dir), "%s/%s", shared, sub[i]);
+            decode_dir(dir, 0);
+        }
+    }
+}
+
+int main(void)
+{
+    const char *td = getenv("SHOEBOX_TESTDATA");
+    snprintf(data_dir, sizeof(data_dir), "%s", td && td[0] ? td : "tests/data");
+    test_sniff_files();
+    test_sniff_bytes();
+    test_orient_small();
+    test_orientation_files();
+    test_dct_scaling();
+    test_against_pil();
+    test_formats();
+    test_max_pixels();
+    test_resize();
+    test_thumbnail_encode();
+    test_meta();
+    test_broken();
+    return check_exit();
+}

@@ -1,0 +1,565 @@
+/* test_model_clip.c - the CLIP engine against tools/ref_clip.py's independent reference on the
+ * random models of tools/gen_clip.py (tests/data/models), plus hostile weight files and
+ * config defaults. Tolerances: fixed pixels / token ids cosine >= 0.99999 (fp32); photo files
+ * through decode + resize + preprocess cosine >= 0.999. */
+#include "check.h"
+
+#include "shoebox/err.h"
+#include "shoebox/image.h"
+#include "shoebox/model.h"
+#include "shoebox/pool.h"
+#include "shoebox/util.h"
+
+#include "../src/model/internal.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char *testdata;
+static const char *tmpdir;
+
+static const char *const models[] = { "tiny_b32", "gelu_odd", "f16",    "bf16",
+                                      "sharded",  "legacy",   "b32_224" };
+
+static cJSON *read_json(const char *path)
+{
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    struct sb_err err = { 0 };
+    if (sb_read_file(path, 64u << 20, &buf, &len, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return NULL;
+    }
+    cJSON *j = cJSON_ParseWithLength((const char *)buf, len);
+    free(buf);
+    return j;
+}
+
+/* Compares got with the JSON array want; returns the cosine and prints it with the max diff. */
+static double compare(const char *what, const float *got, const cJSON *want, int D)
+{
+    double dot = 0, ng = 0, nw = 0, maxdiff = 0;
+    if (cJSON_GetArraySize(want) != D) {
+        fprintf(stderr, "%s: reference has %d values, model gives %d\n", what,
+                cJSON_GetArraySize(want), D);
+        return -1;
+    }
+    for (int i = 0; i < D; i++) {
+        double w = cJSON_GetArrayItem(want, i)->valuedouble, g = (double)got[i];
+        dot += w * g;
+        ng += g * g;
+        nw += w * w;
+        maxdiff = fabs(w - g) > maxdiff ? fabs(w - g) : maxdiff;
+    }
+    double cos = dot / sqrt(ng * nw);
+    fprintf(stderr, "  %-48s cos %.9f  maxdiff %.3g\n", what, cos, maxdiff);
+    return cos;
+}
+
+static void model_path(char *buf, size_t cap, const char *model, const char *file)
+{
+    snprintf(buf, cap, "%s/models/%s%s%s", testdata, model, file ? "/" : "", file ? file : "");
+}
+
+static void check_pixels(struct clip_ctx *ctx, const char *name, const cJSON *ref, int D, int S)
+{
+    char path[1024];
+    const cJSON *px = cJSON_GetObjectItem(ref, "pixels");
+    int B = cJSON_GetObjectItem(px, "batch")->valueint;
+    model_path(path, sizeof(path), name, "pixels.f32");
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    CHECK_EQ_INT(SB_OK, sb_read_file(path, 64u << 20, &buf, &len, NULL));
+    CHECK_EQ_INT((size_t)B * 3 * S * S * sizeof(float), len);
+    float *out = calloc((size_t)B * D, sizeof(float));
+    struct sb_err err = { 0 };
+    int rc = clip_embed_images(ctx, (const float *)(void *)buf, B, out, &err);
+    CHECK_EQ_INT(SB_OK, rc);
+    if (rc)
+        fprintf(stderr, "%s\n", err.msg);
+    const cJSON *embs = cJSON_GetObjectItem(px, "embeddings");
+    for (int b = 0; b < B && !rc; b++) {
+        char what[96];
+        snprintf(what, sizeof(what), "%s pixels[%d]", name, b);
+        CHECK(compare(what, out + (size_t)b * D, cJSON_GetArrayItem(embs, b), D) >= 0.99999);
+    }
+    free(out);
+    free(buf);
+}
+
+static void check_tokens(struct clip_ctx *ctx, const char *name, const cJSON *ref, int D)
+{
+    const cJSON *c;
+    float *out = calloc((size_t)D, sizeof(float));
+    int k = 0;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(ref, "token_cases"))
+    {
+        const cJSON *ids = cJSON_GetObjectItem(c, "ids");
+        int n = cJSON_GetArraySize(ids);
+        int32_t tok[512];
+        for (int i = 0; i < n && i < 512; i++)
+            tok[i] = cJSON_GetArrayItem(ids, i)->valueint;
+        struct sb_err err = { 0 };
+        int rc = clip_embed_tokens(ctx, tok, n, out, &err);
+        CHECK_EQ_INT(SB_OK, rc);
+        char what[96];
+        snprintf(what, sizeof(what), "%s tokens[%d] (n=%d)", name, k++, n);
+        if (!rc)
+            CHECK(compare(what, out, cJSON_GetObjectItem(c, "embedding"), D) >= 0.99999);
+    }
+    free(out);
+}
+
+static void check_texts(struct clip_ctx *ctx, const char *name, const cJSON *ref, int D, int P)
+{
+    const cJSON *c;
+    float *out = calloc((size_t)D, sizeof(float));
+    int32_t *ids = calloc((size_t)P, sizeof(*ids));
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(ref, "text_cases"))
+    {
+        const char *text = cJSON_GetObjectItem(c, "text")->valuestring;
+        const cJSON *want = cJSON_GetObjectItem(c, "ids");
+        int n = 0;
+        struct sb_err err = { 0 };
+        int rc = clip_embed_text(ctx, text, out, ids, &n, &err);
+        CHECK_EQ_INT(SB_OK, rc);
+        if (rc) {
+            fprintf(stderr, "%s\n", err.msg);
+            continue;
+        }
+        CHECK_EQ_INT(cJSON_GetArraySize(want), n);
+        bool same = cJSON_GetArraySize(want) == n;
+        for (int i = 0; same && i < n; i++)
+            same = cJSON_GetArrayItem(want, i)->valueint == ids[i];
+        CHECK(same);
+        char what[96];
+        snprintf(what, sizeof(what), "%s text '%.24s'", name, text);
+        CHECK(compare(what, out, cJSON_GetObjectItem(c, "embedding"), D) >= 0.99999);
+    }
+    free(ids);
+    free(out);
+}
+
+/* The path from a photo file: decode (oriented), resize, crop, normalise, embed. With
+ * full-size decoding the only difference from the PIL reference is rounding (strict); with
+ * the DCT-scaled decode the CLI and crawler use (short edge >= clip_model_min_decode), libjpeg's
+ * scaled IDCT replaces part of PIL's antialiased resize: 0.999 is required where the
+ * model input is a realistic 224, and tiny 32-64 px models, which magnify the difference, get
+ * 0.98 (the figures are printed). */
+static void check_files(const struct clip_model *m, struct clip_ctx *ctx, const char *name,
+                        const cJSON *ref, int D, int S, bool scaled)
+{
+    const cJSON *c;
+    float *px = calloc((size_t)3 * S * S, sizeof(float));
+    float *out = calloc((size_t)D, sizeof(float));
+    int min_short = 0;
+    if (scaled)
+        clip_model_min_decode(m, &min_short);
+    double want = !scaled ? 0.9999 : S >= 224 ? 0.999 : 0.98;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(ref, "image_files"))
+    {
+        char path[1024];
+        const char *file = cJSON_GetObjectItem(c, "file")->valuestring;
+        model_path(path, sizeof(path), name, file);
+        struct image_decode_params dp = image_decode_default_params();
+        dp.min_short = min_short;
+        dp.apply_orientation = 1;
+        struct image *img = NULL;
+        struct sb_err err = { 0 };
+        int rc = image_decode_file(path, &dp, &img, NULL, &err);
+        if (!rc)
+            rc = clip_preprocess(m, img, px, &err);
+        if (!rc)
+            rc = clip_embed_images(ctx, px, 1, out, &err);
+        CHECK_EQ_INT(SB_OK, rc);
+        if (rc)
+            fprintf(stderr, "%s: %s\n", file, err.msg);
+        char what[96];
+        snprintf(what, sizeof(what), "%s %s %s", name, scaled ? "scaled" : "full", file + 10);
+        if (!rc)
+            CHECK(compare(what, out, cJSON_GetObjectItem(c, "embedding"), D) >= want);
+        image_free(img);
+    }
+    free(out);
+    free(px);
+}
+
+static void test_model(const char *name, struct sb_pool *pool)
+{
+    char path[1024];
+    struct clip_model *m = NULL;
+    struct clip_ctx *ctx = NULL;
+    struct sb_err err = { 0 };
+    model_path(path, sizeof(path), name, "ref.json");
+    cJSON *ref = read_json(path);
+    CHECK(ref != NULL);
+    model_path(path, sizeof(path), name, NULL);
+    int rc = clip_model_load(path, NULL, &m, &err);
+    CHECK_EQ_INT(SB_OK, rc);
+    if (rc || !ref) {
+        fprintf(stderr, "%s\n", err.msg);
+        goto out;
+    }
+    int D = clip_model_dim(m), S = clip_model_image_size(m);
+    CHECK_EQ_INT(cJSON_GetObjectItem(ref, "dim")->valueint, D);
+    CHECK_EQ_INT(cJSON_GetObjectItem(ref, "image_size")->valueint, S);
+    fprintf(stderr, "%s: id %s\n", name, clip_model_id(m));
+    CHECK_EQ_INT(SB_OK, clip_ctx_new(m, 4, pool, &ctx, &err));
+    check_pixels(ctx, name, ref, D, S);
+    check_tokens(ctx, name, ref, D);
+    check_texts(ctx, name, ref, D, clip_model_max_text(m));
+    check_files(m, ctx, name, ref, D, S, false);
+    check_files(m, ctx, name, ref, D, S, true);
+out:
+    clip_ctx_free(ctx);
+    clip_model_free(m);
+    cJSON_Delete(ref);
+}
+
+/* A text-only load gives the same text embeddings, refuses images, and has the same id. */
+static void test_text_only(void)
+{
+    char path[1024];
+    struct clip_model *both = NULL, *text = NULL;
+    struct clip_ctx *ctx = NULL;
+    struct sb_err err = { 0 };
+    model_path(path, sizeof(path), "tiny_b32", NULL);
+    struct clip_load_params p = clip_load_default_params();
+    p.towers = CLIP_TOWER_TEXT;
+    CHECK_EQ_INT(SB_OK, clip_model_load(path, &p, &text, &err));
+    CHECK_EQ_INT(SB_OK, clip_model_load(path, NULL, &both, &err));
+    if (!text || !both)
+        goto out;
+    CHECK_EQ_STR(clip_model_id(both), clip_model_id(text));
+    CHECK(strncmp(clip_model_id(text), "clip-tiny-b32@", 14) == 0);
+    CHECK_EQ_INT(14 + 16, strlen(clip_model_id(text)));
+    CHECK_EQ_INT(CLIP_TOWER_TEXT, clip_model_towers(text));
+    CHECK_EQ_INT(SB_OK, clip_ctx_new(text, 2, NULL, &ctx, &err));
+    float px[3 * 64 * 64] = { 0 }, out[24];
+    CHECK_EQ_INT(SB_EMODEL, clip_embed_images(ctx, px, 1, out, &err));
+    struct image *img = image_new(8, 8);
+    CHECK_EQ_INT(SB_EMODEL, clip_preprocess(text, img, px, &err));
+    image_free(img);
+    model_path(path, sizeof(path), "tiny_b32", "ref.json");
+    cJSON *ref = read_json(path);
+    check_texts(ctx, "tiny_b32 (text only)", ref, 24, 77);
+    cJSON_Delete(ref);
+    int32_t bad[3] = { 49406, 49408, 49407 };
+    CHECK_EQ_INT(SB_EINVAL, clip_embed_tokens(ctx, bad, 3, out, &err));
+    CHECK_EQ_INT(SB_EINVAL, clip_embed_tokens(ctx, bad, 0, out, &err));
+out:
+    clip_ctx_free(ctx);
+    clip_model_free(text);
+    clip_model_free(both);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Hostile files: mutated copies of the bf16 model. */
+
+enum mutation {
+    MUT_NONE,
+    MUT_DELETE,      /* remove tensor key */
+    MUT_SHAPE,       /* transpose key's 2-D shape (same byte size) */
+    MUT_OVERLAP,     /* give key the data_offsets of arg */
+    MUT_DTYPE,       /* set key's dtype to arg (shape adjusted to keep the byte size) */
+    MUT_BAD_DTYPE,   /* set key's dtype to arg, unknown */
+    MUT_TRUNCATE,    /* cut the file to `cut` bytes */
+    MUT_HLEN,        /* header length field = hlen */
+    MUT_NOT_JSON,    /* header starts with garbage */
+    MUT_NO_SHARD,    /* (index) a shard file missing */
+};
+
+struct hostile {
+    const char *label;
+    enum mutation mut;
+    const char *key, *arg;
+    long long n;
+    const char *expect; /* substring of the error */
+};
+
+static const struct hostile hostile_cases[] = {
+    { "missing tensor", MUT_DELETE, "text_projection.weight", NULL, 0,
+      "'text_projection.weight' is missing" },
+    { "missing layer tensor", MUT_DELETE, "vision_model.encoder.layers.2.mlp.fc1.bias", NULL, 0,
+      "vision_model.encoder.layers.2.mlp.fc1.bias" },
+    { "wrong shape", MUT_SHAPE, "visual_projection.weight", NULL, 0,
+      "'visual_projection.weight' has shape (16,12), expected (12,16)" },
+    { "overlapping tensors", MUT_OVERLAP, "vision_model.post_layernorm.bias",
+      "vision_model.post_layernorm.weight", 0, "overlap" },
+    { "unsupported dtype", MUT_DTYPE, "text_model.final_layer_norm.weight", "F8_E5M2", 0,
+      "'text_model.final_layer_norm.weight': dtype F8_E5M2 is not supported" },
+    { "unknown dtype", MUT_BAD_DTYPE, "text_model.final_layer_norm.bias", "Q4_K", 0,
+      "'text_model.final_layer_norm.bias' has unknown dtype" },
+    { "truncated data", MUT_TRUNCATE, NULL, NULL, -10, "past the end" },
+    { "truncated to 5 bytes", MUT_TRUNCATE, NULL, NULL, 5, "too short" },
+    { "header length past the end", MUT_HLEN, NULL, NULL, 1000000, "past the end of the file" },
+    { "header over the cap", MUT_HLEN, NULL, NULL, 200LL << 20, "cap" },
+    { "header length ~2^64", MUT_HLEN, NULL, NULL, -1, "cap" },
+    { "non-JSON header", MUT_NOT_JSON, NULL, NULL, 0, "not a JSON object" },
+};
+
+static int copy_file(const char *from, const char *to)
+{
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    int rc = sb_read_file(from, 64u << 20, &buf, &len, NULL);
+    if (!rc)
+        rc = sb_write_file_atomic(to, buf, len, NULL);
+    free(buf);
+    return rc;
+}
+
+static unsigned char *mutate(const unsigned char *buf, size_t len, const struct hostile *h,
+                             size_t *out_len)
+{
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--)
+        hlen = (hlen << 8) | buf[i];
+    const unsigned char *data = buf + 8 + hlen;
+    size_t data_len = len - 8 - hlen;
+    cJSON *root = cJSON_ParseWithLength((const char *)buf + 8, hlen);
+    cJSON *t = h->key ? cJSON_GetObjectItem(root, h->key) : NULL;
+    switch (h->mut) {
+    case MUT_DELETE:
+        cJSON_DeleteItemFromObject(root, h->key);
+        break;
+    case MUT_SHAPE: {
+        cJSON *shape = cJSON_GetObjectItem(t, "shape");
+        int a = cJSON_GetArrayItem(shape, 0)->valueint, b = cJSON_GetArrayItem(shape, 1)->valueint;
+        cJSON_ReplaceItemInArray(shape, 0, cJSON_CreateNumber(b));
+        cJSON_ReplaceItemInArray(shape, 1, cJSON_CreateNumber(a));
+        break;
+    }
+    case MUT_OVERLAP: {
+        cJSON *other = cJSON_GetObjectItem(cJSON_GetObjectItem(root, h->arg), "data_offsets");
+        cJSON_ReplaceItemInObject(t, "data_offsets", cJSON_Duplicate(other, 1));
+        break;
+    }
+    case MUT_DTYPE: { /* BF16 (2 bytes) -> 1-byte dtype: double the element count */
+        cJSON *shape = cJSON_GetObjectItem(t, "shape");
+        int a = cJSON_GetArrayItem(shape, 0)->valueint;
+        cJSON_ReplaceItemInArray(shape, 0, cJSON_CreateNumber(2 * a));
+        cJSON_ReplaceItemInObject(t, "dtype", cJSON_CreateString(h->arg));
+        break;
+    }
+    case MUT_BAD_DTYPE:
+        cJSON_ReplaceItemInObject(t, "dtype", cJSON_CreateString(h->arg));
+        break;
+    default:
+        break;
+    }
+    char *hdr = cJSON_PrintUnformatted(root);
+    size_t n = strlen(hdr), padded = (n + 7) / 8 * 8;
+    size_t total = 8 + padded + data_len;
+    unsigned char *out = malloc(total);
+    memset(out + 8, ' ', padded);
+    memcpy(out + 8, hdr, n);
+    memcpy(out + 8 + padded, data, data_len);
+    uint64_t field = padded;
+    if (h->mut == MUT_HLEN)
+        field = (uint64_t)h->n;
+    if (h->mut == MUT_NOT_JSON)
+        out[8] = 'x';
+    for (int i = 0; i < 8; i++)
+        out[i] = (unsigned char)(field >> (8 * i));
+    if (h->mut == MUT_TRUNCATE)
+        total = h->n < 0 ? total - (size_t)(-h->n) : (size_t)h->n;
+    free(hdr);
+    cJSON_Delete(root);
+    *out_len = total;
+    return out;
+}
+
+static void test_hostile(void)
+{
+    char src[1024], dir[1024], path[1100];
+    snprintf(dir, sizeof(dir), "%s/clip_hostile", tmpdir);
+    CHECK_EQ_INT(SB_OK, sb_mkdirs(dir, NULL));
+    static const char *const keep[] = { "config.json", "preprocessor_config.json" };
+    for (int i = 0; i < 2; i++) {
+        model_path(src, sizeof(src), "bf16", keep[i]);
+        snprintf(path, sizeof(path), "%s/%s", dir, keep[i]);
+        CHECK_EQ_INT(SB_OK, copy_file(src, path));
+    }
+    model_path(src, sizeof(src), "bf16", "model.safetensors");
+    unsigned char *good = NULL;
+    size_t good_len = 0;
+    CHECK_EQ_INT(SB_OK, sb_read_file(src, 64u << 20, &good, &good_len, NULL));
+    snprintf(path, sizeof(path), "%s/model.safetensors", dir);
+    /* the unmutated round trip loads */
+    struct hostile none = { "none", MUT_NONE, NULL, NULL, 0, NULL };
+    for (size_t k = 0; k <= sizeof(hostile_cases) / sizeof(hostile_cases[0]); k++) {
+        const struct hostile *h = k == 0 ? &none : &hostile_cases[k - 1];
+        size_t len = 0;
+        unsigned char *bad = mutate(good, good_len, h, &len);
+        CHECK_EQ_INT(SB_OK, sb_write_file_atomic(path, bad, len, NULL));
+        free(bad);
+        struct clip_model *m = NULL;
+        struct sb_err err = { 0 };
+        int rc = clip_model_load(dir, NULL, &m, &err);
+        fprintf(stderr, "  hostile %-28s rc %d: %s\n", h->label, rc, err.msg);
+        if (!h->expect) {
+            CHECK_EQ_INT(SB_OK, rc);
+        } else {
+            CHECK(rc != SB_OK);
+            CHECK(strstr(err.msg, h->expect) != NULL);
+        }
+        clip_model_free(m);
+    }
+    free(good);
+    /* no weights at all */
+    remove(path);
+    struct clip_model *m = NULL;
+    struct sb_err err = { 0 };
+    CHECK_EQ_INT(SB_ENOENT, clip_model_load(dir, NULL, &m, &err));
+    CHECK(strstr(err.msg, "no model.safetensors") != NULL);
+    /* a missing shard of an index */
+    snprintf(path, sizeof(path), "%s/model.safetensors.index.json", dir);
+    const char *idx = "{\"weight_map\":{\"a\":\"model-00001-of-00002.safetensors\"}}";
+    CHECK_EQ_INT(SB_OK, sb_write_file_atomic(path, idx, strlen(idx), NULL));
+    CHECK_EQ_INT(SB_ENOENT, clip_model_load(dir, NULL, &m, &err));
+    const char *evil = "{\"weight_map\":{\"a\":\"../../etc/passwd\"}}";
+    CHECK_EQ_INT(SB_OK, sb_write_file_atomic(path, evil, strlen(evil), NULL));
+    CHECK_EQ_INT(SB_ECORRUPT, clip_model_load(dir, NULL, &m, &err));
+    CHECK(strstr(err.msg, "bad shard name") != NULL);
+    remove(path);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Config parsing */
+
+static void test_config(void)
+{
+    struct clip_config c;
+    struct sb_err err = { 0 };
+    CHECK_EQ_INT(SB_OK, clip_config_parse("{}", 2, &c, &err));
+    /* CLIPConfig() defaults: ViT-B/32 */
+    CHECK_EQ_INT(512, c.text.hidden);
+    CHECK_EQ_INT(2048, c.text.intermediate);
+    CHECK_EQ_INT(8, c.text.heads);
+    CHECK_EQ_INT(12, c.text.layers);
+    CHECK_EQ_INT(768, c.vision.hidden);
+    CHECK_EQ_INT(12, c.vision.heads);
+    CHECK_EQ_INT(224, c.image_size);
+    CHECK_EQ_INT(32, c.patch_size);
+    CHECK_EQ_INT(512, c.proj_dim);
+    CHECK_EQ_INT(49408, c.vocab_size);
+    CHECK_EQ_INT(77, c.max_pos);
+    CHECK_EQ_INT(49407, c.eos_token_id);
+    CHECK_EQ_INT(CLIP_ACT_QUICK_GELU, c.text.act);
+    CHECK_NEAR(1e-5, c.vision.ln_eps, 1e-12);
+    CHECK_EQ_STR("clip", c.name);
+    const char *l14 = "{\"_name_or_path\":\"openai/clip-vit-large-patch14\",\"projection_dim\":768,"
+                      "\"text_config\":{\"hidden_size\":768,\"num_attention_heads\":12,"
+                      "\"hidden_act\":\"gelu\",\"eos_token_id\":2},"
+                      "\"vision_config\":{\"hidden_size\":1024,\"num_hidden_layers\":24,"
+                      "\"num_attention_heads\":16,\"patch_size\":14,\"intermediate_size\":4096,"
+                      "\"image_size\":336}}";
+    CHECK_EQ_INT(SB_OK, clip_config_parse(l14, strlen(l14), &c, &err));
+    CHECK_EQ_STR("clip-vit-large-patch14", c.name);
+    CHECK_EQ_INT(CLIP_ACT_GELU, c.text.act);
+    CHECK_EQ_INT(CLIP_ACT_QUICK_GELU, c.vision.act);
+    CHECK_EQ_INT(2, c.eos_token_id);
+    CHECK_EQ_INT(14, c.patch_size);
+    CHECK_EQ_INT(336, c.image_size);
+    static const struct {
+        const char *json;
+        const char *expect;
+    } bad[] = {
+        { "[]", "not a JSON object" },
+        { "{\"projection_dim\":0}", "projection_dim" },
+        { "{\"projection_dim\":1.5}", "projection_dim" },
+        { "{\"text_config\":{\"hidden_size\":30,\"num_attention_heads\":7}}", "multiple" },
+        { "{\"vision_config\":{\"hidden_act\":\"relu6\"}}", "relu6" },
+        { "{\"vision_config\":{\"num_hidden_layers\":1e9}}", "num_hidden_layers" },
+        { "{\"vision_config\":{\"patch_size\":300}}", "patch_size" },
+        { "{\"text_config\":{\"hidden_size\":\"512\"}}", "hidden_size" },
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err.msg[0] = '\0';
+        CHECK(clip_config_parse(bad[i].json, strlen(bad[i].json), &c, &err) != SB_OK);
+        CHECK(strstr(err.msg, bad[i].expect) != NULL);
+    }
+    struct clip_preproc_config p;
+    CHECK_EQ_INT(SB_OK, clip_preproc_parse(NULL, 0, 64, &p, &err));
+    CHECK_EQ_INT(64, p.size_short);
+    const char *hw = "{\"size\":{\"height\":224,\"width\":224},\"crop_size\":224,"
+                     "\"do_center_crop\":false}";
+    CHECK_EQ_INT(SB_OK, clip_preproc_parse(hw, strlen(hw), 224, &p, &err));
+    CHECK(!p.size_is_shortest_edge);
+    CHECK_NEAR(0.48145466, p.mean[0], 1e-7);
+    const char *mismatch = "{\"size\":{\"shortest_edge\":224},\"crop_size\":{\"height\":224,"
+                           "\"width\":224}}";
+    CHECK_EQ_INT(SB_EMODEL, clip_preproc_parse(mismatch, strlen(mismatch), 336, &p, &err));
+    CHECK(strstr(err.msg, "336") != NULL);
+    const char *zero_std = "{\"image_std\":[1,0,1]}";
+    CHECK(clip_preproc_parse(zero_std, strlen(zero_std), 224, &p, &err) != SB_OK);
+}
+
+/* Parser edge cases straight on bytes: header + `extra` data bytes. */
+static int parse_hdr(const char *hdr, size_t extra, struct st_file *f, struct sb_err *err)
+{
+    unsigned char buf[512] = { 0 };
+    size_t n = strlen(hdr);
+    buf[0] = (unsigned char)n;
+    memcpy(buf + 8, hdr, n);
+    return st_parse(buf, 8 + n + extra, "x", f, err);
+}
+
+static void test_st_parse(void)
+{
+    struct st_file f;
+    struct sb_err err = { 0 };
+    const char *scalar = "{\"a\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,4]}}";
+    CHECK_EQ_INT(SB_OK, parse_hdr(scalar, 4, &f, &err));
+    CHECK_EQ_INT(1, f.n);
+    CHECK_EQ_INT(1, f.t[0].numel);
+    st_file_release(&f);
+    CHECK(parse_hdr(scalar, 3, &f, &err) != SB_OK); /* data one byte short */
+    static const char *const bad[] = {
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4294967296],"
+        "\"data_offsets\":[0,4]}}",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,0]}}",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0]}}",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}",
+        "{\"a\":{\"dtype\":3,\"shape\":[1],\"data_offsets\":[0,4]}}",
+        "{\"a\":[1,2]}",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,1e300]}}",
+        "{\"a\":{\"dtype\":\"F32\",",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int rc = parse_hdr(bad[i], 16, &f, &err);
+        CHECK(rc != SB_OK);
+        if (rc == SB_OK)
+            st_file_release(&f);
+    }
+    CHECK_EQ_INT(SB_OK, parse_hdr("{\"__metadata__\":{\"format\":\"pt\"}}", 0, &f, &err));
+    CHECK_EQ_INT(0, f.n);
+    st_file_release(&f);
+}
+
+int main(void)
+{
+    testdata = getenv("SHOEBOX_TESTDATA");
+    tmpdir = getenv("SHOEBOX_TMP");
+    if (!testdata || !tmpdir) {
+        fprintf(stderr, "SHOEBOX_TESTDATA and SHOEBOX_TMP must be set (ctest does)\n");
+        return 1;
+    }
+    test_config();
+    test_st_parse();
+    for (size_t i = 0; i < sizeof(models) / sizeof(models[0]); i++)
+        test_model(models[i], NULL);
+    struct sb_pool *pool = NULL;
+    CHECK_EQ_INT(SB_OK, sb_pool_new(2, &pool, NULL));
+    test_model("gelu_odd", pool); /* the same numbers with the small ops on a pool */
+    sb_pool_free(pool);
+    test_text_only();
+    test_hostile();
+    return check_exit();
+}
