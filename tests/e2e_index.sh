@@ -80,12 +80,38 @@ cp "$DATA/images/Landscape_1.jpg" "$LIB/2008/landscape.jpg"
 grep -q "1 hashed, 1 new photos, 1 processed" "$TMP/change.err" && ok || fail "change: $(cat "$TMP/change.err")"
 expect_eq "changed file's new orientation" "1|1800|1200" "$(q "$DB" "SELECT p.orientation, p.width, p.height FROM photos p JOIN files f ON f.photo_id = p.id WHERE f.path LIKE '%/landscape.jpg'")"
 
-# unreadable file (only meaningful when not root: root reads everything)
-if [ "$(id -u)" != 0 ]; then
-    cp "$DATA/images/Nikon_D70.jpg" "$LIB/2008/secret.jpg"; chmod 000 "$LIB/2008/secret.jpg"
+# an unreadable file (EACCES): root reads everything, so as root run shoebox as nobody
+cp "$DATA/images/Nikon_D70.jpg" "$LIB/2008/secret.jpg"
+chmod 000 "$LIB/2008/secret.jpg"
+if [ "$(id -u)" = 0 ]; then
+    if command -v setpriv >/dev/null; then
+        chmod -R a+rwX "$TMP/cat"; chmod a+rwx "$LIB/2008"
+        chmod a+x "$TMP" "$LIB"
+        setpriv --reuid=65534 --regid=65534 --clear-groups "$SB" --db "$DB" index "$LIB" 2>/dev/null
+        "$SB" --db "$DB" errors | grep -A1 "secret.jpg" | grep -q "Permission denied" && ok || fail "EACCES error: $("$SB" --db "$DB" errors | grep -A1 secret)"
+    fi
+else
     "$SB" --db "$DB" index "$LIB" 2>/dev/null
-    "$SB" --db "$DB" errors | grep -q "Permission denied" && ok || fail "EACCES error"
+    "$SB" --db "$DB" errors | grep -A1 "secret.jpg" | grep -q "Permission denied" && ok || fail "EACCES error"
 fi
+rm -f "$LIB/2008/secret.jpg"
+
+# a path longer than PATH_MAX (4096): recorded with a clear error, the crawl goes on
+deep="$LIB/deep"
+mkdir -p "$deep"
+( cd "$deep" && for i in $(seq 1 18); do d=$(printf 'level%02d_%0240d' "$i" 0); mkdir "$d" && cd "$d"; done
+  cp "$DATA/images/Nikon_D70.jpg" ./deep.jpg )
+"$SB" --db "$DB" index "$LIB" 2>/dev/null
+expect_eq "index with a long path" 0 $?
+"$SB" --db "$DB" errors | grep -A1 "deep.jpg" | grep -q "File name too long" && ok || fail "long path error: $("$SB" --db "$DB" errors | grep -A1 deep.jpg | cut -c1-100)"
+rm -rf "$deep"
+
+# decompression bombs: refuse above the pixel limit (here 1 MP), with a clear error
+mkdir -p "$TMP/bomb"
+cp "$DATA/images/Landscape_1.jpg" "$TMP/bomb/big.jpg"
+"$SB" --db "$TMP/bomb.db" index --max-pixels 1 "$TMP/bomb" 2>/dev/null
+expect_eq "bomb index exit" 0 $?
+"$SB" --db "$TMP/bomb.db" errors | grep -A1 "big.jpg" | grep -qi "pixel" && ok || fail "pixel limit error: $("$SB" --db "$TMP/bomb.db" errors)"
 
 # non-UTF-8 file name: indexed, and --json output stays valid UTF-8
 cp "$DATA/images/Nikon_D70.jpg" "$LIB/2008/$(printf 'caf\xe9.jpg')"

@@ -261,15 +261,15 @@ out:
 
 enum mutation {
     MUT_NONE,
-    MUT_DELETE,      /* remove tensor key */
-    MUT_SHAPE,       /* transpose key's 2-D shape (same byte size) */
-    MUT_OVERLAP,     /* give key the data_offsets of arg */
-    MUT_DTYPE,       /* set key's dtype to arg (shape adjusted to keep the byte size) */
-    MUT_BAD_DTYPE,   /* set key's dtype to arg, unknown */
-    MUT_TRUNCATE,    /* cut the file to `cut` bytes */
-    MUT_HLEN,        /* header length field = hlen */
-    MUT_NOT_JSON,    /* header starts with garbage */
-    MUT_NO_SHARD,    /* (index) a shard file missing */
+    MUT_DELETE,    /* remove tensor key */
+    MUT_SHAPE,     /* transpose key's 2-D shape (same byte size) */
+    MUT_OVERLAP,   /* give key the data_offsets of arg */
+    MUT_DTYPE,     /* set key's dtype to arg (shape adjusted to keep the byte size) */
+    MUT_BAD_DTYPE, /* set key's dtype to arg, unknown */
+    MUT_TRUNCATE,  /* cut the file to `cut` bytes */
+    MUT_HLEN,      /* header length field = hlen */
+    MUT_NOT_JSON,  /* header starts with garbage */
+    MUT_NO_SHARD,  /* (index) a shard file missing */
 };
 
 struct hostile {

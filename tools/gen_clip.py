@@ -293,7 +293,19 @@ def write_photos():
         im.save(os.path.join(d, dst), quality=90)
 
 
+# A ViT-B/32-shaped vision tower (random weights, tiny text tower) for bench/: not committed.
+BENCH = dict(name="bench_b32", seed=8, dtype="F32", vocab=1000, eos=999,
+             text=dict(hidden=16, inter=32, layers=1, heads=2, act="quick_gelu", pos=16),
+             vision=dict(hidden=768, inter=3072, layers=12, heads=12, act="quick_gelu",
+                         image=224, patch=32), proj=512)
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--bench":
+        global OUT
+        OUT = sys.argv[2]
+        write_model(BENCH)
+        return 0
     for spec in MODELS:
         write_model(spec)
     write_photos()

@@ -65,9 +65,12 @@ struct image_info {
 
 /* Decodes buf. On success *out is a new image the caller frees with image_free(); info (may be
  * NULL) is filled. Errors: SB_EFORMAT (not an image / unsupported), SB_ECORRUPT (truncated,
- * broken), SB_ETOOBIG (over max_pixels), SB_ENOMEM. GIF gives its first frame; alpha is
- * composited on black (as PIL's convert("RGB") drops alpha); 16-bit is reduced to 8-bit;
- * CMYK and greyscale become RGB. */
+ * broken), SB_ETOOBIG (over max_pixels), SB_ENOMEM. GIF and animated WebP give their first
+ * frame; alpha is dropped as PIL's convert("RGB") drops it (colour kept, not composited; TIFF
+ * with unassociated alpha comes out premultiplied, i.e. on black, as libtiff's RGBA reader
+ * delivers it); 16-bit is reduced to 8-bit (high byte); CMYK (Adobe-inverted, as PIL assumes)
+ * and greyscale become RGB. Truncated JPEG data is SB_ECORRUPT, not a half-grey picture.
+ * HEIF/AVIF come out upright from libheif's irot/imir, so their info->orientation is 1. */
 int image_decode(const unsigned char *buf, size_t len, const char *name,
                  const struct image_decode_params *p, struct image **out, struct image_info *info,
                  struct sb_err *err);
@@ -105,21 +108,21 @@ enum meta_time_source {
 /* Photo metadata. Strings are NUL-terminated, empty when absent; numbers are NaN / 0 when
  * absent as each comment says. */
 struct photo_meta {
-    char taken_at[32];   /* "YYYY-MM-DDTHH:MM:SS" local time as written by the camera, or "" */
-    char tz_offset[8];   /* "+02:00" from OffsetTimeOriginal, or "" when unknown */
-    int64_t taken_unix;  /* seconds since epoch: UTC when the offset is known, else the local
-                            time read as UTC; valid when taken_at is set */
-    char subsec[8];      /* SubSecTimeOriginal digits, or "" */
+    char taken_at[32];  /* "YYYY-MM-DDTHH:MM:SS" local time as written by the camera, or "" */
+    char tz_offset[8];  /* "+02:00" from OffsetTimeOriginal, or "" when unknown */
+    int64_t taken_unix; /* seconds since epoch: UTC when the offset is known, else the local
+                           time read as UTC; valid when taken_at is set */
+    char subsec[8];     /* SubSecTimeOriginal digits, or "" */
     char make[64], model[64], lens[96], software[64];
-    double focal_mm;     /* NaN when absent */
-    double focal35_mm;   /* NaN when absent */
-    double fnumber;      /* NaN when absent */
-    double exposure_s;   /* NaN when absent */
-    int iso;             /* 0 when absent */
+    double focal_mm;                  /* NaN when absent */
+    double focal35_mm;                /* NaN when absent */
+    double fnumber;                   /* NaN when absent */
+    double exposure_s;                /* NaN when absent */
+    int iso;                          /* 0 when absent */
     double gps_lat, gps_lon, gps_alt; /* NaN when absent or out of range */
-    int orientation;     /* 1..8, 1 when absent or invalid */
-    int width, height;   /* EXIF PixelX/YDimension (0 when absent); not trusted for decoding */
-    int has_exif;        /* 1 when an EXIF block was found and parsed */
+    int orientation;                  /* 1..8, 1 when absent or invalid */
+    int width, height; /* EXIF PixelX/YDimension (0 when absent); not trusted for decoding */
+    int has_exif;      /* 1 when an EXIF block was found and parsed */
 };
 
 /* Sets every field to its "absent" value. */
@@ -133,7 +136,6 @@ int meta_read(const unsigned char *buf, size_t len, enum image_format fmt, struc
 
 /* Parses a raw EXIF/TIFF block (starting with "Exif\0\0" or directly with "II*\0"/"MM\0*").
  * Exposed for fuzzing. */
-int meta_parse_exif(const unsigned char *buf, size_t len, struct photo_meta *m,
-                    struct sb_err *err);
+int meta_parse_exif(const unsigned char *buf, size_t len, struct photo_meta *m, struct sb_err *err);
 
 #endif

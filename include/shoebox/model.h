@@ -86,7 +86,7 @@ int clip_embed_tokens(struct clip_ctx *c, const int32_t *ids, int n, float *out,
 /* Tokenises text with the model folder's CLIP tokenizer (truncated to max_text) and embeds it.
  * ids_out (may be NULL) receives the ids, room for clip_model_max_text() of them; *n_ids (may
  * be NULL) their count. SB_EMODEL if the text tower or the tokenizer is missing. */
-int clip_embed_text(struct clip_ctx *c, const char *text, float *out, int32_t *ids_out,
-                    int *n_ids, struct sb_err *err);
+int clip_embed_text(struct clip_ctx *c, const char *text, float *out, int32_t *ids_out, int *n_ids,
+                    struct sb_err *err);
 
 #endif

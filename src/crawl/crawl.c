@@ -118,7 +118,7 @@ int crawl_hash_file(const char *path, unsigned char hash[16], int64_t *size, str
     return rc;
 }
 
-enum hash_outcome { HASH_OK, HASH_FAILED, HASH_IGNORED };
+enum hash_outcome { HASH_OK, HASH_FAILED, HASH_IGNORED, HASH_GONE };
 
 struct hash_item {
     const struct catalog_file *file;
@@ -142,7 +142,8 @@ static void hash_one(struct hash_item *it)
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
         int e = errno;
-        it->outcome = HASH_FAILED;
+        /* deleted since the scan saw it: missing, not failed */
+        it->outcome = e == ENOENT ? HASH_GONE : HASH_FAILED;
         sb_fail(&it->err, sb_code_from_errno(e), "open: %s", strerror(e));
         return;
     }
@@ -398,6 +399,10 @@ static int run_hash_batch(struct run *r, bool *any, struct sb_err *err)
         case HASH_IGNORED:
             r->st->ignored++;
             rc = catalog_file_set_ignored(r->cat, it->file->id, err);
+            break;
+        case HASH_GONE:
+            r->st->missing++;
+            rc = catalog_file_set_missing(r->cat, it->file->id, err);
             break;
         }
     }

@@ -14,6 +14,8 @@
 #include "shoebox/util.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -194,50 +196,96 @@ static int visit_file(struct walk *w, const char *path, const struct stat *s, st
     return maybe_commit(w, err);
 }
 
-static int walk_dir(struct walk *w, char *path, size_t len, size_t cap, struct sb_err *err);
+/* The walk keeps the current path in a growable buffer (paths may exceed PATH_MAX) and opens
+ * each folder relative to its parent's descriptor, so depth and length are limited only by
+ * the number of open descriptors (one per level, capped at MAX_DEPTH). */
+enum { MAX_DEPTH = 200 };
 
-static int visit(struct walk *w, char *path, size_t len, size_t cap, struct sb_err *err)
+struct path_buf {
+    char *s;
+    size_t len, cap;
+};
+
+static int path_push(struct path_buf *p, const char *name, size_t *old_len)
 {
-    struct stat s;
-    if (stat(path, &s) != 0) {
-        /* a dangling symlink, or a file that vanished between readdir and stat */
-        SB_LOG_D("skip '%s': %s", path, strerror(errno));
-        return SB_OK;
+    size_t n = strlen(name);
+    size_t need = p->len + 1 + n + 1;
+    if (need > p->cap) {
+        size_t cap = p->cap * 2 > need ? p->cap * 2 : need;
+        char *s = realloc(p->s, cap);
+        if (!s)
+            return SB_ENOMEM;
+        p->s = s;
+        p->cap = cap;
     }
-    if (S_ISDIR(s.st_mode))
-        return walk_dir(w, path, len, cap, err);
-    if (S_ISREG(s.st_mode))
-        return visit_file(w, path, &s, err);
-    return SB_OK; /* fifos, sockets, devices */
+    *old_len = p->len;
+    if (p->len == 0 || p->s[p->len - 1] != '/')
+        p->s[p->len++] = '/';
+    memcpy(p->s + p->len, name, n + 1);
+    p->len += n;
+    return SB_OK;
 }
 
-static int walk_dir(struct walk *w, char *path, size_t len, size_t cap, struct sb_err *err)
+static void path_pop(struct path_buf *p, size_t old_len)
 {
-    if (w->skip_dir && strcmp(path, w->skip_dir) == 0)
+    p->len = old_len;
+    p->s[old_len] = '\0';
+}
+
+static int walk_dir(struct walk *w, int dfd, struct path_buf *path, struct sb_err *err);
+
+/* Visits entry name of the folder open as dfd; path already ends with name. */
+static int visit(struct walk *w, int dfd, const char *name, struct path_buf *path,
+                 struct sb_err *err)
+{
+    struct stat s;
+    if (fstatat(dfd, name, &s, 0) != 0) {
+        /* a dangling symlink, or a file that vanished between readdir and stat */
+        SB_LOG_D("skip '%s': %s", path->s, strerror(errno));
         return SB_OK;
+    }
+    if (S_ISREG(s.st_mode))
+        return visit_file(w, path->s, &s, err);
+    if (!S_ISDIR(s.st_mode))
+        return SB_OK; /* fifos, sockets, devices */
+    int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        SB_LOG_W("cannot read folder '%s': %s", path->s, strerror(errno));
+        return SB_OK;
+    }
+    return walk_dir(w, fd, path, err); /* takes fd */
+}
+
+static int walk_dir(struct walk *w, int dfd, struct path_buf *path, struct sb_err *err)
+{
     struct stat ds;
-    if (stat(path, &ds) != 0)
+    if (fstat(dfd, &ds) != 0 || (w->skip_dir && strcmp(path->s, w->skip_dir) == 0) ||
+        w->depth >= MAX_DEPTH) {
+        close(dfd);
         return SB_OK;
+    }
     for (size_t i = 0; i < w->nvisited; i++) {
         if (w->visited[i].dev == ds.st_dev && w->visited[i].ino == ds.st_ino) {
-            SB_LOG_D("skip '%s': directory already walked (symlink loop)", path);
+            SB_LOG_D("skip '%s': folder already walked (symlink loop)", path->s);
+            close(dfd);
             return SB_OK;
         }
     }
-    if (w->depth > 256)
-        return SB_OK;
     if (w->nvisited == w->capvisited) {
         size_t nc = w->capvisited ? w->capvisited * 2 : 64;
         struct dir_id *v = realloc(w->visited, nc * sizeof(*v));
-        if (!v)
+        if (!v) {
+            close(dfd);
             return sb_fail(err, SB_ENOMEM, "walk: out of memory");
+        }
         w->visited = v;
         w->capvisited = nc;
     }
     w->visited[w->nvisited++] = (struct dir_id){ ds.st_dev, ds.st_ino };
-    DIR *d = opendir(path);
+    DIR *d = fdopendir(dfd);
     if (!d) {
-        SB_LOG_W("cannot read folder '%s': %s", path, strerror(errno));
+        SB_LOG_W("cannot read folder '%s': %s", path->s, strerror(errno));
+        close(dfd);
         return SB_OK;
     }
     int rc = SB_OK;
@@ -247,25 +295,19 @@ static int walk_dir(struct walk *w, char *path, size_t len, size_t cap, struct s
         const char *name = e->d_name;
         if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
             continue;
-        bool is_dir = e->d_type == DT_DIR;
-        if (crawl_is_clutter(name, is_dir))
+        if (crawl_is_clutter(name, e->d_type == DT_DIR))
             continue;
         if (sb_progress_stop(w->p->progress)) {
             w->stats->stopped = true;
             break;
         }
-        size_t nlen = strlen(name);
-        if (len + 1 + nlen + 1 > cap) {
-            SB_LOG_W("skip '%.200s/%s': path longer than %zu bytes", path, name, cap - 1);
-            continue;
+        size_t old = 0;
+        if (path_push(path, name, &old)) {
+            rc = sb_fail(err, SB_ENOMEM, "walk: out of memory");
+            break;
         }
-        bool slash = len > 0 && path[len - 1] == '/';
-        size_t at = len + (slash ? 0 : 1);
-        if (!slash)
-            path[len] = '/';
-        memcpy(path + at, name, nlen + 1);
-        rc = visit(w, path, at + nlen, cap, err);
-        path[len] = '\0';
+        rc = visit(w, dirfd(d), name, path, err);
+        path_pop(path, old);
         if (rc || w->stats->stopped)
             break;
         if ((w->stats->seen & 1023) == 0)
@@ -285,9 +327,7 @@ int crawl_scan_root(struct catalog *cat, const char *root, const struct crawl_pa
     w.stats = stats;
     w.skip_dir = catalog_thumb_dir(cat);
     int rc = SB_OK;
-    char *path = malloc(PATH_MAX);
-    if (!path)
-        return sb_fail(err, SB_ENOMEM, "walk: out of memory");
+    struct path_buf path = { NULL, 0, 0 };
     char *real = realpath(root, NULL);
     if (!real) {
         int e = errno;
@@ -305,15 +345,27 @@ int crawl_scan_root(struct catalog *cat, const char *root, const struct crawl_pa
         rc = sb_fail(err, SB_ENOMEM, "walk: out of memory");
     if (rc)
         goto out;
-    snprintf(path, PATH_MAX, "%s", real);
+    path.s = sb_strdup(real);
+    if (!path.s) {
+        rc = sb_fail(err, SB_ENOMEM, "walk: out of memory");
+        goto out;
+    }
+    path.len = path.cap = strlen(real);
+    path.cap++;
     rc = catalog_begin(cat, err);
     if (rc)
         goto out;
     if (S_ISDIR(rs.st_mode)) {
-        rc = walk_dir(&w, path, strlen(path), PATH_MAX, err);
+        int fd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0) {
+            int e = errno;
+            rc = sb_fail(err, sb_code_from_errno(e), "index '%s': %s", root, strerror(e));
+        } else {
+            rc = walk_dir(&w, fd, &path, err);
+        }
     } else if (S_ISREG(rs.st_mode)) {
         /* a single file named on the command line */
-        rc = visit_file(&w, path, &rs, err);
+        rc = visit_file(&w, path.s, &rs, err);
         if (!rc) {
             /* a single file is its own complete walk: nothing else is under it */
             for (size_t i = 0; i < w.known.cap; i++)
@@ -338,6 +390,6 @@ out:
     known_release(&w.known);
     free(w.visited);
     free(real);
-    free(path);
+    free(path.s);
     return rc;
 }

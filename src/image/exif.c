@@ -21,13 +21,13 @@
 void photo_meta_init(struct photo_meta *m)
 {
     memset(m, 0, sizeof(*m));
-    m->focal_mm = NAN;
-    m->focal35_mm = NAN;
-    m->fnumber = NAN;
-    m->exposure_s = NAN;
-    m->gps_lat = NAN;
-    m->gps_lon = NAN;
-    m->gps_alt = NAN;
+    m->focal_mm = (double)NAN;
+    m->focal35_mm = (double)NAN;
+    m->fnumber = (double)NAN;
+    m->exposure_s = (double)NAN;
+    m->gps_lat = (double)NAN;
+    m->gps_lon = (double)NAN;
+    m->gps_alt = (double)NAN;
     m->orientation = 1;
 }
 
@@ -249,22 +249,22 @@ static double gps_coord(ExifData *d, int tag, int ref_tag, char neg_ref, double 
 {
     ExifEntry *e = find_gps(d, tag);
     if (!e || e->format != EXIF_FORMAT_RATIONAL || e->components < 1)
-        return NAN;
+        return (double)NAN;
     double v = 0, div = 1;
     for (unsigned i = 0; i < e->components && i < 3; i++) {
         double c;
         if (!entry_num(d, e, i, &c)) {
             if (i == 0)
-                return NAN;
+                return (double)NAN;
             break; /* some writers leave seconds as 0/0 */
         }
         if (i > 0 && (c < 0 || c >= 60))
-            return NAN;
+            return (double)NAN;
         v += c / div;
         div *= 60;
     }
     if (!isfinite(v) || v < 0 || v > limit)
-        return NAN;
+        return (double)NAN;
     char ref[8];
     if (entry_str(find_gps(d, ref_tag), ref, sizeof(ref)) && (ref[0] == neg_ref))
         v = -v;
@@ -297,7 +297,7 @@ static double positive_num(ExifData *d, ExifEntry *e)
 {
     double v;
     if (!entry_num(d, e, 0, &v) || !isfinite(v) || v <= 0)
-        return NAN;
+        return (double)NAN;
     return v;
 }
 
@@ -555,7 +555,7 @@ int meta_read(const unsigned char *buf, size_t len, enum image_format fmt, struc
             if (rc)
                 return sb_fail(err, rc, "exif: out of memory");
         }
-        return SB_OK; /* CR3 and others: TODO(#image-cr3-exif) */
+        return SB_OK; /* CR3 (EXIF in CMT1..CMT4 boxes) and other raws: not read yet */
     case IMAGE_FMT_GIF:
     case IMAGE_FMT_UNKNOWN:
         break;

@@ -79,7 +79,9 @@ static void mem_unmap(thandle_t h, void *base, toff_t size)
     (void)size;
 }
 
-static int on_error(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap)
+/* libtiff hands us its own printf-style format: forward it as is. */
+__attribute__((format(printf, 4, 0))) static int on_error(TIFF *tif, void *user, const char *module,
+                                                          const char *fmt, va_list ap)
 {
     (void)tif;
     (void)module;

@@ -218,8 +218,8 @@ static void attention_task(void *arg, size_t begin, size_t end, int worker)
     }
 }
 
-static void attention(struct clip_ctx *c, float *out, const float *qkv, int B, int L, int C,
-                      int H, bool causal)
+static void attention(struct clip_ctx *c, float *out, const float *qkv, int B, int L, int C, int H,
+                      bool causal)
 {
     struct att_job j = { out, qkv, c->scores, c->max_len, L, C, H, causal };
     sb_pool_for(c->pool, (size_t)B * (size_t)H, 1, attention_task, &j);
@@ -240,8 +240,7 @@ static void l2_normalize(float *x, int D)
 
 /* One pre-LN block, as HF CLIPEncoderLayer computes it. x is (T, C), updated in place. */
 static void encoder_layer(struct clip_ctx *c, const struct clip_layer *w,
-                          const struct clip_tower_config *tc, float *x, int B, int L,
-                          bool causal)
+                          const struct clip_tower_config *tc, float *x, int B, int L, bool causal)
 {
     int T = B * L, C = tc->hidden, F = tc->intermediate;
     layernorm(c, c->h, x, w->ln1_w, w->ln1_b, T, C, tc->ln_eps);
@@ -268,10 +267,10 @@ static void unfold_patches(float *patches, const float *pixels, int B, int S, in
                 float *dst = patches + ((size_t)b * G * G + (size_t)gy * G + (size_t)gx) * K;
                 for (int ch = 0; ch < 3; ch++)
                     for (int y = 0; y < p; y++) {
-                        const float *src = pixels + (((size_t)b * 3 + (size_t)ch) * S +
-                                                     (size_t)gy * p + (size_t)y) *
-                                                        S +
-                                                    (size_t)gx * p;
+                        const float *src =
+                            pixels +
+                            (((size_t)b * 3 + (size_t)ch) * S + (size_t)gy * p + (size_t)y) * S +
+                            (size_t)gx * p;
                         memcpy(dst, src, (size_t)p * sizeof(float));
                         dst += p;
                     }
@@ -381,8 +380,7 @@ int clip_ctx_new(const struct clip_model *m, int max_batch, struct sb_pool *pool
                  struct clip_ctx **out, struct sb_err *err)
 {
     if (max_batch < 1 || max_batch > 4096)
-        return sb_fail(err, SB_EINVAL, "clip_ctx_new: max_batch %d is not in [1, 4096]",
-                       max_batch);
+        return sb_fail(err, SB_EINVAL, "clip_ctx_new: max_batch %d is not in [1, 4096]", max_batch);
     struct clip_ctx *c = calloc(1, sizeof(*c));
     if (!c)
         return sb_fail(err, SB_ENOMEM, "no memory for the model context");
@@ -449,21 +447,18 @@ int clip_embed_images(struct clip_ctx *c, const float *pixels, int B, float *out
     if (!(c->m->towers & CLIP_TOWER_VISION))
         return sb_fail(err, SB_EMODEL, "embed images: the vision tower is not loaded");
     if (B < 1 || B > c->max_batch)
-        return sb_fail(err, SB_EINVAL, "embed images: batch %d is not in [1, %d]", B,
-                       c->max_batch);
+        return sb_fail(err, SB_EINVAL, "embed images: batch %d is not in [1, %d]", B, c->max_batch);
     vision_forward(c, pixels, B, out);
     return SB_OK;
 }
 
-int clip_embed_tokens(struct clip_ctx *c, const int32_t *ids, int n, float *out,
-                      struct sb_err *err)
+int clip_embed_tokens(struct clip_ctx *c, const int32_t *ids, int n, float *out, struct sb_err *err)
 {
     const struct clip_config *cfg = &c->m->cfg;
     if (!(c->m->towers & CLIP_TOWER_TEXT))
         return sb_fail(err, SB_EMODEL, "embed text: the text tower is not loaded");
     if (n < 1 || n > cfg->max_pos)
-        return sb_fail(err, SB_EINVAL, "embed text: %d tokens is not in [1, %d]", n,
-                       cfg->max_pos);
+        return sb_fail(err, SB_EINVAL, "embed text: %d tokens is not in [1, %d]", n, cfg->max_pos);
     for (int i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= cfg->vocab_size)
             return sb_fail(err, SB_EINVAL, "embed text: token id %d is outside the vocabulary",
@@ -472,8 +467,8 @@ int clip_embed_tokens(struct clip_ctx *c, const int32_t *ids, int n, float *out,
     return SB_OK;
 }
 
-int clip_embed_text(struct clip_ctx *c, const char *text, float *out, int32_t *ids_out,
-                    int *n_ids, struct sb_err *err)
+int clip_embed_text(struct clip_ctx *c, const char *text, float *out, int32_t *ids_out, int *n_ids,
+                    struct sb_err *err)
 {
     const struct clip_model *m = c->m;
     if (!m->tok)

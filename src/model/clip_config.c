@@ -133,14 +133,13 @@ int clip_config_parse(const char *json, size_t len, struct clip_config *c, struc
     if (!rc)
         rc = parse_tower(vc, &r.vision, "config.json vision_config", err);
     if (!rc)
-        rc = get_int(tc, "vocab_size", 1, MAX_VOCAB, &r.vocab_size, "config.json text_config",
-                     err);
+        rc = get_int(tc, "vocab_size", 1, MAX_VOCAB, &r.vocab_size, "config.json text_config", err);
     if (!rc)
         rc = get_int(tc, "max_position_embeddings", 1, MAX_POS, &r.max_pos,
                      "config.json text_config", err);
     if (!rc)
-        rc = get_int(tc, "eos_token_id", 0, MAX_VOCAB, &r.eos_token_id,
-                     "config.json text_config", err);
+        rc = get_int(tc, "eos_token_id", 0, MAX_VOCAB, &r.eos_token_id, "config.json text_config",
+                     err);
     if (!rc)
         rc = get_int(vc, "image_size", 1, MAX_IMAGE, &r.image_size, "config.json vision_config",
                      err);
@@ -148,8 +147,7 @@ int clip_config_parse(const char *json, size_t len, struct clip_config *c, struc
         rc = get_int(vc, "patch_size", 1, MAX_IMAGE, &r.patch_size, "config.json vision_config",
                      err);
     if (!rc)
-        rc = get_int(vc, "num_channels", 3, 3, &r.num_channels, "config.json vision_config",
-                     err);
+        rc = get_int(vc, "num_channels", 3, 3, &r.num_channels, "config.json vision_config", err);
     if (!rc)
         rc = get_int(root, "projection_dim", 1, MAX_HIDDEN, &r.proj_dim, "config.json", err);
     if (!rc)
@@ -253,14 +251,13 @@ static int get_triple(const cJSON *o, const char *key, float *out, struct sb_err
     }
     for (int i = 0; i < 3; i++)
         if (!isfinite(tmp[i]) || fabsf(tmp[i]) > 1e6f)
-            return sb_fail(err, SB_EFORMAT, "preprocessor_config.json: '%s' is out of range",
-                           key);
+            return sb_fail(err, SB_EFORMAT, "preprocessor_config.json: '%s' is out of range", key);
     memcpy(out, tmp, sizeof(tmp));
     return SB_OK;
 }
 
-int clip_preproc_parse(const char *json, size_t len, int image_size,
-                       struct clip_preproc_config *p, struct sb_err *err)
+int clip_preproc_parse(const char *json, size_t len, int image_size, struct clip_preproc_config *p,
+                       struct sb_err *err)
 {
     /* CLIPImageProcessor.__init__ defaults (OPENAI_CLIP_MEAN / OPENAI_CLIP_STD). */
     struct clip_preproc_config r = {
@@ -330,8 +327,7 @@ int clip_preproc_parse(const char *json, size_t len, int image_size,
         out_h = r.size_h;
         out_w = r.size_w;
     } else {
-        rc = sb_fail(err, SB_EMODEL, "%s: without do_center_crop the output is not square",
-                     where);
+        rc = sb_fail(err, SB_EMODEL, "%s: without do_center_crop the output is not square", where);
         goto out;
     }
     if (out_h != image_size || out_w != image_size) {

@@ -84,8 +84,7 @@ static int add_shard(char ***names, size_t *n, const char *s, struct sb_err *err
             return SB_OK;
     /* a shard lives beside the index: no paths, no hidden files */
     if (!s[0] || s[0] == '.' || strchr(s, '/') || strlen(s) > 255)
-        return sb_fail(err, SB_ECORRUPT, "model.safetensors.index.json: bad shard name '%.60s'",
-                       s);
+        return sb_fail(err, SB_ECORRUPT, "model.safetensors.index.json: bad shard name '%.60s'", s);
     if (*n >= MAX_SHARDS)
         return sb_fail(err, SB_ETOOBIG, "model.safetensors.index.json: too many shards");
     char **grown = realloc(*names, (*n + 1) * sizeof(**names));
@@ -316,16 +315,18 @@ static int get1(struct clip_model *m, const char *name, int64_t n0, const float 
     return get_f32(m, name, 1, SHAPE(n0), out, err);
 }
 
-static int get2(struct clip_model *m, const char *name, int64_t n0, int64_t n1,
-                const float **out, struct sb_err *err)
+static int get2(struct clip_model *m, const char *name, int64_t n0, int64_t n1, const float **out,
+                struct sb_err *err)
 {
     return get_f32(m, name, 2, SHAPE(n0, n1), out, err);
 }
 
-/* "<prefix>.<suffix>" into buf. */
+/* "<prefix>.<suffix>" into buf (our own names: far below cap; "" if ever cut). */
 static const char *tname(char *buf, size_t cap, const char *prefix, const char *suffix)
 {
-    snprintf(buf, cap, "%s.%s", prefix, suffix);
+    int n = snprintf(buf, cap, "%s.%s", prefix, suffix);
+    if (n < 0 || (size_t)n >= cap)
+        buf[0] = '\0';
     return buf;
 }
 
@@ -423,11 +424,11 @@ static int load_text(struct clip_model *m, struct sb_err *err)
     const struct clip_config *c = &m->cfg;
     struct clip_text_weights *w = &m->text;
     int C = c->text.hidden;
-    int rc = get2(m, "text_model.embeddings.token_embedding.weight", c->vocab_size, C,
-                  &w->tok_emb, err);
+    int rc =
+        get2(m, "text_model.embeddings.token_embedding.weight", c->vocab_size, C, &w->tok_emb, err);
     if (!rc)
-        rc = get2(m, "text_model.embeddings.position_embedding.weight", c->max_pos, C,
-                  &w->pos_emb, err);
+        rc = get2(m, "text_model.embeddings.position_embedding.weight", c->max_pos, C, &w->pos_emb,
+                  err);
     if (!rc)
         rc = check_position_ids(m, "text_model.embeddings.position_ids", c->max_pos, err);
     if (!rc)
@@ -457,8 +458,8 @@ static int load_vision(struct clip_model *m, struct sb_err *err)
     w->patch = (struct clip_linear){ .w = conv, .b = NULL, .n_out = C, .n_in = 3 * p * p };
     rc = get1(m, "vision_model.embeddings.class_embedding", C, &w->class_emb, err);
     if (!rc)
-        rc = get2(m, "vision_model.embeddings.position_embedding.weight", G * G + 1, C,
-                  &w->pos_emb, err);
+        rc = get2(m, "vision_model.embeddings.position_embedding.weight", G * G + 1, C, &w->pos_emb,
+                  err);
     if (!rc)
         rc = check_position_ids(m, "vision_model.embeddings.position_ids", G * G + 1, err);
     if (!rc)
@@ -504,8 +505,8 @@ static int read_json(const char *dir, const char *name, bool optional, unsigned 
     return sb_read_file(path, MAX_JSON_FILE, buf, len, err);
 }
 
-int clip_model_load(const char *dir, const struct clip_load_params *params,
-                    struct clip_model **out, struct sb_err *err)
+int clip_model_load(const char *dir, const struct clip_load_params *params, struct clip_model **out,
+                    struct sb_err *err)
 {
     struct clip_load_params p = params ? *params : clip_load_default_params();
     unsigned char *cfg_buf = NULL, *pre_buf = NULL;

@@ -110,8 +110,8 @@ struct clip_preproc_config {
 int clip_config_parse(const char *json, size_t len, struct clip_config *c, struct sb_err *err);
 /* Parses preprocessor_config.json bytes; json NULL gives CLIPImageProcessor's defaults for an
  * image_size x image_size model. */
-int clip_preproc_parse(const char *json, size_t len, int image_size,
-                       struct clip_preproc_config *p, struct sb_err *err);
+int clip_preproc_parse(const char *json, size_t len, int image_size, struct clip_preproc_config *p,
+                       struct sb_err *err);
 
 /* ------------------------------------------------------------------------------------------ */
 /* The model: config plus weights. Every weight pointer is f32, either into a mapped file (F32
@@ -126,7 +126,7 @@ struct clip_linear {
     int n_out, n_in;
 };
 
-struct clip_layer { /* one CLIPEncoderLayer */
+struct clip_layer {             /* one CLIPEncoderLayer */
     const float *ln1_w, *ln1_b; /* (C) layer_norm1 */
     struct clip_linear qkv;     /* (3C, C): q_proj, k_proj, v_proj fused at load */
     struct clip_linear out;     /* (C, C) out_proj */
@@ -136,17 +136,17 @@ struct clip_layer { /* one CLIPEncoderLayer */
 };
 
 struct clip_text_weights {
-    const float *tok_emb;  /* (V, C) token_embedding */
-    const float *pos_emb;  /* (P, C) position_embedding */
+    const float *tok_emb; /* (V, C) token_embedding */
+    const float *pos_emb; /* (P, C) position_embedding */
     struct clip_layer *layers;
     const float *final_ln_w, *final_ln_b; /* (C) */
     struct clip_linear proj;              /* (D, C) text_projection, no bias */
 };
 
 struct clip_vision_weights {
-    struct clip_linear patch; /* (C, 3*p*p) patch_embedding conv as a matrix, no bias */
-    const float *class_emb;   /* (C) */
-    const float *pos_emb;     /* (N+1, C) */
+    struct clip_linear patch;         /* (C, 3*p*p) patch_embedding conv as a matrix, no bias */
+    const float *class_emb;           /* (C) */
+    const float *pos_emb;             /* (N+1, C) */
     const float *pre_ln_w, *pre_ln_b; /* (C) pre_layrnorm (sic, HF's name) */
     struct clip_layer *layers;
     const float *post_ln_w, *post_ln_b; /* (C) */

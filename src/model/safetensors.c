@@ -16,11 +16,11 @@ static const struct {
     enum st_dtype dtype;
     size_t size;
 } dtypes[] = {
-    { "F64", ST_F64, 8 },          { "F32", ST_F32, 4 },         { "F16", ST_F16, 2 },
-    { "BF16", ST_BF16, 2 },        { "I64", ST_I64, 8 },         { "I32", ST_I32, 4 },
-    { "I16", ST_I16, 2 },          { "I8", ST_I8, 1 },           { "U8", ST_U8, 1 },
-    { "BOOL", ST_BOOL, 1 },        { "F8_E4M3", ST_F8_E4M3, 1 }, { "F8_E5M2", ST_F8_E5M2, 1 },
-    { "U16", ST_U16, 2 },          { "U32", ST_U32, 4 },         { "U64", ST_U64, 8 },
+    { "F64", ST_F64, 8 },   { "F32", ST_F32, 4 },         { "F16", ST_F16, 2 },
+    { "BF16", ST_BF16, 2 }, { "I64", ST_I64, 8 },         { "I32", ST_I32, 4 },
+    { "I16", ST_I16, 2 },   { "I8", ST_I8, 1 },           { "U8", ST_U8, 1 },
+    { "BOOL", ST_BOOL, 1 }, { "F8_E4M3", ST_F8_E4M3, 1 }, { "F8_E5M2", ST_F8_E5M2, 1 },
+    { "U16", ST_U16, 2 },   { "U32", ST_U32, 4 },         { "U64", ST_U64, 8 },
 };
 #define N_DTYPES (sizeof(dtypes) / sizeof(dtypes[0]))
 
@@ -85,12 +85,12 @@ static int parse_entry(const cJSON *j, const char *fname, const unsigned char *d
         return sb_fail(err, SB_ECORRUPT, "'%s': tensor '%s' lacks dtype, shape or data_offsets",
                        fname, name);
     if (!dtype_from_name(dt->valuestring, &t->dtype))
-        return sb_fail(err, SB_EFORMAT, "'%s': tensor '%s' has unknown dtype '%.32s'", fname,
-                       name, dt->valuestring);
+        return sb_fail(err, SB_EFORMAT, "'%s': tensor '%s' has unknown dtype '%.32s'", fname, name,
+                       dt->valuestring);
     int ndim = cJSON_GetArraySize(shape);
     if (ndim > ST_MAX_DIMS)
-        return sb_fail(err, SB_EFORMAT, "'%s': tensor '%s' has %d dimensions (max %d)", fname,
-                       name, ndim, ST_MAX_DIMS);
+        return sb_fail(err, SB_EFORMAT, "'%s': tensor '%s' has %d dimensions (max %d)", fname, name,
+                       ndim, ST_MAX_DIMS);
     t->ndim = ndim;
     size_t numel = 1;
     int d = 0;
@@ -137,8 +137,8 @@ int st_parse(const unsigned char *buf, size_t len, const char *name, struct st_f
     for (int i = 7; i >= 0; i--)
         hlen = (hlen << 8) | buf[i];
     if (hlen > ST_MAX_HEADER) {
-        rc = sb_fail(err, SB_ETOOBIG, "'%s': header of %llu bytes is over the %llu byte cap",
-                     name, (unsigned long long)hlen, (unsigned long long)ST_MAX_HEADER);
+        rc = sb_fail(err, SB_ETOOBIG, "'%s': header of %llu bytes is over the %llu byte cap", name,
+                     (unsigned long long)hlen, (unsigned long long)ST_MAX_HEADER);
         goto out;
     }
     if (hlen > len - 8) {

@@ -266,8 +266,8 @@ int tok_add_token(struct clip_tokenizer *tok, const char *s, size_t len, int32_t
     /* Matching assumes whole characters (HF's tokens are Rust Strings, so valid UTF-8) */
     for (size_t i = 0; i < len;) {
         utf8proc_int32_t cp;
-        utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i,
-                                              (utf8proc_ssize_t)(len - i), &cp);
+        utf8proc_ssize_t k =
+            utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(len - i), &cp);
         if (k <= 0)
             return sb_fail(err, SB_ECORRUPT, "tokenizer: added token is not valid UTF-8");
         i += (size_t)k;

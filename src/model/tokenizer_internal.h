@@ -15,7 +15,7 @@
 
 struct sb_err;
 
-#define TOK_MAX_VOCAB   ((size_t)1 << 22) /* entries: far above any real BPE vocabulary */
+#define TOK_MAX_VOCAB   ((size_t)1 << 22)  /* entries: far above any real BPE vocabulary */
 #define TOK_MAX_ID      ((int64_t)1 << 22) /* id_str costs 4 bytes per id up to the largest */
 #define TOK_MAX_MERGES  ((size_t)1 << 22)
 #define TOK_MAX_ADDED   4096

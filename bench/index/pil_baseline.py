@@ -1,0 +1,52 @@
+#!/usr/bin/python3
+"""The baseline bench/index compares with: the same work as `shoebox index` without a model,
+done with PIL the usual way: read + hash the bytes, read EXIF, Image.draft() (JPEG DCT scaling)
++ thumbnail() to 1024 and 256 px, save both as JPEG (quality 85). Usage:
+pil_baseline.py FOLDER OUTDIR [PROCESSES]. Prints photos/s."""
+import hashlib
+import io
+import os
+import sys
+import time
+from multiprocessing import Pool
+
+from PIL import Image, ImageOps
+
+
+def work(args):
+    path, outdir = args
+    with open(path, "rb") as f:
+        data = f.read()
+    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+    im = Image.open(io.BytesIO(data))
+    exif = im.getexif()
+    _ = (exif.get(0x010F), exif.get(0x0110), exif.get_ifd(0x8769).get(0x9003), exif.get(0x0112))
+    im.draft("RGB", (1024, 1024))
+    im = ImageOps.exif_transpose(im)
+    im = im.convert("RGB")
+    big = im.copy()
+    big.thumbnail((1024, 1024), Image.BICUBIC)
+    big.save(os.path.join(outdir, digest + "-1024.jpg"), quality=85)
+    small = big.copy()
+    small.thumbnail((256, 256), Image.BICUBIC)
+    small.save(os.path.join(outdir, digest + "-256.jpg"), quality=85)
+    return 1
+
+
+def main():
+    folder, outdir = sys.argv[1], sys.argv[2]
+    procs = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    os.makedirs(outdir, exist_ok=True)
+    files = sorted(os.path.join(folder, f) for f in os.listdir(folder))
+    t0 = time.time()
+    if procs == 1:
+        n = sum(work((p, outdir)) for p in files)
+    else:
+        with Pool(procs) as pool:
+            n = sum(pool.map(work, [(p, outdir) for p in files], chunksize=4))
+    dt = time.time() - t0
+    print(f"{n} {dt:.3f} {n / dt:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# bench/index: photos/s of `shoebox index` (crawl + hash + EXIF + two thumbnails, no model) on
+# N generated 12 MP JPEGs, against PIL doing the same work over the same files in the same run
+# (1 process, and one process per core). Then the unchanged-rescan time of a 10k-file tree.
+# Usage: bench/index/run.sh [BUILD_DIR] [N] [WORKDIR]   (needs python3-pil, python3-numpy)
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+build="${1:-build}"
+n="${2:-200}"
+work="${3:-/tmp/shoebox-bench-index}"
+sb="$(cd "$build" && pwd)/shoebox"
+cores=$(nproc)
+mkdir -p "$work"
+/usr/bin/python3 "$here/gen_photos.py" "$work/photos" "$n" >/dev/null
+cat "$work/photos"/* > /dev/null  # warm the page cache for everyone alike
+
+rm -rf "$work/pil1" "$work/pil2" "$work/sb"
+read -r _ pil1_s pil1_rate < <(/usr/bin/python3 "$here/pil_baseline.py" "$work/photos" "$work/pil1" 1)
+read -r _ pil2_s pil2_rate < <(/usr/bin/python3 "$here/pil_baseline.py" "$work/photos" "$work/pil2" "$cores")
+t0=$(date +%s.%N)
+"$sb" --db "$work/sb/catalog.db" index "$work/photos" 2>/dev/null
+t1=$(date +%s.%N)
+sb_s=$(echo "$t1 - $t0" | bc -l)
+sb_rate=$(echo "$n / $sb_s" | bc -l)
+printf 'index %d x 12 MP JPEG (%d cores)\n' "$n" "$cores"
+printf '  shoebox index         %7.2f s  %7.2f photos/s\n' "$sb_s" "$sb_rate"
+printf '  PIL, 1 process        %7.2f s  %7.2f photos/s  (shoebox: %.1fx)\n' "$pil1_s" "$pil1_rate" "$(echo "$sb_rate / $pil1_rate" | bc -l)"
+printf '  PIL, %d processes      %7.2f s  %7.2f photos/s  (shoebox: %.1fx)\n' "$cores" "$pil2_s" "$pil2_rate" "$(echo "$sb_rate / $pil2_rate" | bc -l)"
+
+# unchanged rescan of 10k files
+if [ ! -d "$work/many" ]; then
+    mkdir -p "$work/many"
+    src="$here/../../tests/data/library/exiftool_FujiS1Pro_gps_stub.jpg"
+    for d in $(seq 0 99); do
+        mkdir -p "$work/many/d$d"
+        for f in $(seq 0 99); do
+            { cat "$src"; printf '%d-%d' "$d" "$f"; } > "$work/many/d$d/f$f.jpg"
+        done
+    done
+fi
+rm -rf "$work/sbmany"
+"$sb" --db "$work/sbmany/catalog.db" index "$work/many" 2>/dev/null
+t0=$(date +%s.%N)
+"$sb" --db "$work/sbmany/catalog.db" index "$work/many" 2>/dev/null
+t1=$(date +%s.%N)
+printf 'rescan of an unchanged 10000-file tree: %.2f s\n' "$(echo "$t1 - $t0" | bc -l)"
