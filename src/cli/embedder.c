@@ -32,7 +32,9 @@ int cli_embedder_open(struct cli_ctx *ctx, int towers, struct cli_embedder *e, s
     int rc = clip_model_load(ctx->model_dir, &lp, &e->model, err);
     if (rc)
         return rc;
-    rc = clip_ctx_new(e->model, EMBED_BATCH, cli_pool(ctx), &e->ctx, err);
+    /* No pool for the small ops: OpenBLAS threads spin after each GEMM and a pool worker would
+     * compete with them (measured slower on 2 cores); see src/model/clip.c. */
+    rc = clip_ctx_new(e->model, EMBED_BATCH, NULL, &e->ctx, err);
     if (rc) {
         cli_embedder_close(e);
         return rc;

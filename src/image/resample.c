@@ -161,21 +161,28 @@ static void resample_h(unsigned char *out, int out_w, const unsigned char *in, i
     }
 }
 
-/* out (w x out_h) from in (w x ?), bounds relative to in's first row. */
+/* out (w x out_h) from in (w x ?), bounds relative to in's first row. acc is scratch of
+ * w * 3 int32. Rows are accumulated whole (tap by tap) so the inner loop runs over contiguous
+ * bytes and vectorises; the sums are the same integers Pillow computes, in another order,
+ * and integer addition is exact, so the result is still bit-exact. */
 static void resample_v(unsigned char *out, int out_h, const unsigned char *in, int w,
-                       const struct coeffs *c, int shift)
+                       const struct coeffs *c, int shift, int32_t *acc)
 {
     size_t stride = (size_t)w * 3;
     for (int yy = 0; yy < out_h; yy++) {
         int ymin = c->bounds[yy * 2] - shift, n = c->bounds[yy * 2 + 1];
         const int32_t *k = c->k + (size_t)yy * c->ksize;
         unsigned char *dst = out + (size_t)yy * stride;
-        for (size_t i = 0; i < stride; i++) {
-            int32_t s = 1 << (PRECISION_BITS - 1);
-            for (int y = 0; y < n; y++)
-                s += in[(size_t)(y + ymin) * stride + i] * k[y];
-            dst[i] = clip8(s);
+        for (size_t i = 0; i < stride; i++)
+            acc[i] = 1 << (PRECISION_BITS - 1);
+        for (int y = 0; y < n; y++) {
+            const unsigned char *row = in + (size_t)(y + ymin) * stride;
+            int32_t ky = k[y];
+            for (size_t i = 0; i < stride; i++)
+                acc[i] += row[i] * ky;
         }
+        for (size_t i = 0; i < stride; i++)
+            dst[i] = clip8(acc[i]);
     }
 }
 
@@ -209,10 +216,14 @@ struct image *image_resize(const struct image *img, int w, int h, enum image_fil
         shift = y_first;
     }
     if (h != img->h) {
-        out = image_new(src->w, h);
-        if (!out)
+        int32_t *acc = malloc((size_t)src->w * 3 * sizeof(int32_t));
+        out = acc ? image_new(src->w, h) : NULL;
+        if (!out) {
+            free(acc);
             goto out;
-        resample_v(out->px, h, src->px, src->w, &cv, shift);
+        }
+        resample_v(out->px, h, src->px, src->w, &cv, shift, acc);
+        free(acc);
     } else {
         out = tmp;
         tmp = NULL;
