@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End to end: index a library of real and broken files; check counts, metadata, errors,
 # thumbnails, clutter and loops; then rescans, changes, moves and deletions.
-. "$(dirname "$0")/e2e_lib.sh"
+. "$(dirname "$0")/lib_e2e.sh"
 
 LIB="$TMP/lib"
 DB="$TMP/cat/catalog.db"

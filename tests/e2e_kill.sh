@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # kill -9 at random moments, at least 10 times, then finish: the catalog must equal the one an
 # uninterrupted run makes, pass integrity_check, and have every thumbnail.
-. "$(dirname "$0")/e2e_lib.sh"
+. "$(dirname "$0")/lib_e2e.sh"
 
 LIB="$TMP/lib"
 mkdir -p "$LIB/a" "$LIB/b"

@@ -1,4 +1,4 @@
-# e2e_lib.sh - helpers for the end-to-end shell tests (sourced, not run).
+# lib_e2e.sh - helpers for the end-to-end shell tests (sourced, not run).
 # Env from ctest: SHOEBOX_BIN (the binary), SHOEBOX_TESTDATA (tests/data), SHOEBOX_TMP.
 set -u
 SB="${SHOEBOX_BIN:?}"

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for SECONDS each, seeded from the test fixtures.
+# Usage: fuzz/run.sh BUILD_DIR [SECONDS]   (build with -DSHOEBOX_FUZZ=ON, clang)
+set -euo pipefail
+build="$1"
+secs="${2:-20}"
+here="$(cd "$(dirname "$0")" && pwd)"
+data="$here/../tests/data"
+work="$build/fuzz-corpus"
+rm -rf "$work"
+
+seed() { # seed NAME FILES...: a fresh corpus folder for NAME holding copies of FILES
+    local dir="$work/$1"
+    shift
+    mkdir -p "$dir"
+    for f in "$@"; do
+        [ -f "$f" ] && cp "$f" "$dir/$(echo "$f" | md5sum | cut -c1-16)"
+    done
+    echo "$dir"
+}
+
+run() { # run TARGET CORPUS [extra libFuzzer flags]
+    local t="$1" c="$2"
+    shift 2
+    echo "== $t ($secs s) =="
+    "$build/fuzz/$t" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 "$@" "$c" 2>&1 | tail -3
+}
+
+imgs=$(seed images $(find "$data/images" -type f -size -300k))
+run fuzz_image_decode "$imgs" -max_len=262144
+run fuzz_exif "$(seed exif $(find "$data/images" -name '*.jp*g' -size -100k))" -max_len=65536
+run fuzz_tokenizer "$(seed tok "$data/tokenizer/clip_cases.jsonl")" -max_len=4096
+run fuzz_tokenizer_parse "$(seed tokparse "$data/tokenizer/clip/special_tokens_map.json" "$data/tokenizer/clip/tokenizer_config.json")" -max_len=65536
+run fuzz_safetensors "$(seed st $(find "$data/models" -name '*.safetensors' -size -200k))" -max_len=262144
+run fuzz_config "$(seed cfg $(find "$data/models" -name '*config*.json'))" -max_len=16384
