@@ -127,7 +127,7 @@ int main(void)
     /* metadata and jobs */
     struct photo_meta m;
     memset(&m, 0, sizeof(m)); /* photo_meta_init() lives in the image module */
-    m.focal_mm = m.focal35_mm = m.exposure_s = m.gps_lat = m.gps_lon = m.gps_alt = NAN;
+    m.focal_mm = m.focal35_mm = m.exposure_s = m.gps_lat = m.gps_lon = m.gps_alt = (double)NAN;
     m.orientation = 1;
     snprintf(m.taken_at, sizeof(m.taken_at), "2008-05-30T15:56:01");
     m.taken_unix = 1212162961;
