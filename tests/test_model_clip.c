@@ -521,8 +521,8 @@ static void test_st_parse(void)
     CHECK(parse_hdr(scalar, 3, &f, &err) != SB_OK); /* data one byte short */
     static const char *const bad[] = {
         "{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}",
-        "{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4294967296],"
-        "\"data_offsets\":[0,4]}}",
+        ("{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4294967296],"
+         "\"data_offsets\":[0,4]}}"),
         "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,0]}}",
         "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0]}}",
         "{\"a\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}",

@@ -132,6 +132,69 @@ int catalog_model_ensure(struct catalog *cat, const char *name, int dim, int64_t
 int catalog_vector_put(struct catalog *cat, int64_t model_id, int64_t photo_id, const float *v,
                        int dim, struct sb_err *err);
 
+/* Looks a model up by name: SB_ENOENT when the catalog has no vectors of it. *version changes
+ * whenever a vector of the model is stored (a cache of the vectors is stale when it moved). */
+int catalog_model_find(struct catalog *cat, const char *name, int64_t *model_id, int *dim,
+                       int64_t *version, struct sb_err *err);
+/* Calls fn for every stored vector of the model (ascending photo id). v is borrowed for the
+ * call. A non-zero return from fn stops and is returned. */
+typedef int (*catalog_vector_fn)(void *user, int64_t photo_id, const float *v, int dim);
+int catalog_vectors_each(struct catalog *cat, int64_t model_id, catalog_vector_fn fn,
+                         void *user, struct sb_err *err);
+/* The vector of one photo: SB_ENOENT when it has none. */
+int catalog_vector_get(struct catalog *cat, int64_t model_id, int64_t photo_id, float *out,
+                       int dim, struct sb_err *err);
+
+/* ---- settings ----------------------------------------------------------------------------- */
+
+/* Copies the value of key into buf (cap bytes); SB_ENOENT when unset, SB_ETOOBIG if it does not
+ * fit. */
+int catalog_setting_get(struct catalog *cat, const char *key, char *buf, size_t cap,
+                        struct sb_err *err);
+int catalog_setting_set(struct catalog *cat, const char *key, const char *value,
+                        struct sb_err *err);
+
+/* ---- photos for search and display -------------------------------------------------------- */
+
+/* Restricts a query. NULL / 0 fields do not restrict. Dates compare with the capture time
+ * (taken_at, local time as the camera wrote it): after is inclusive, before exclusive; both are
+ * "YYYY-MM-DD" or longer ISO prefixes. */
+struct catalog_filter {
+    const char *after, *before;
+    const char *folder; /* photos with a present file under this folder */
+    const char *camera; /* substring of make or model, any case */
+    const char *tag;    /* has this tag (any source) */
+    const char *format; /* "jpeg", "heif", ... */
+    bool has_gps;
+};
+
+/* The ids of present photos that pass f (ascending id). *ids is malloc'd; the caller frees it. */
+int catalog_filter_photos(struct catalog *cat, const struct catalog_filter *f, int64_t **ids,
+                          size_t *n, struct sb_err *err);
+/* Present photos that pass f, newest capture first, at most max after skipping offset. */
+int catalog_photos_by_date(struct catalog *cat, const struct catalog_filter *f, size_t offset,
+                           size_t max, int64_t **ids, size_t *n, struct sb_err *err);
+
+struct catalog_photo {
+    int64_t id;
+    unsigned char hash[16];
+    char **paths; /* present files, lowest file id first */
+    int npaths;
+    char *taken_at, *tz_offset, *time_source, *format, *make, *model, *lens;
+    int width, height, orientation, iso;
+    double focal_mm, fnumber, exposure_s, gps_lat, gps_lon, gps_alt; /* NaN when absent */
+    int64_t size, taken_unix;
+    bool has_exif;
+};
+/* Fills p (release with catalog_photo_release); SB_ENOENT for an unknown id. */
+int catalog_photo_get(struct catalog *cat, int64_t id, struct catalog_photo *p,
+                      struct sb_err *err);
+void catalog_photo_release(struct catalog_photo *p);
+/* The photo of a present file at exactly this path: SB_ENOENT when none. */
+int catalog_photo_by_path(struct catalog *cat, const char *path, int64_t *id, struct sb_err *err);
+/* Ids of present photos that have more than one present file. */
+int catalog_exact_dupes(struct catalog *cat, int64_t **ids, size_t *n, struct sb_err *err);
+
 /* ---- reports ------------------------------------------------------------------------------ */
 
 struct catalog_stage_count {

@@ -26,9 +26,13 @@ struct clip_ctx;   /* opaque: src/model/clip.c */
 /* Which towers to load: a text query needs only the text tower (fast start). */
 enum clip_towers { CLIP_TOWER_TEXT = 1, CLIP_TOWER_VISION = 2, CLIP_TOWER_BOTH = 3 };
 
-/* Arithmetic of the matrix products. FP32 is the exact mode; BF16 is accepted and currently
- * computes in FP32 (the switch point is linear() in src/model/clip.c). */
-enum clip_precision { CLIP_PRECISION_FP32 = 0, CLIP_PRECISION_BF16 };
+/* Arithmetic of the matrix products. FP32 is the exact mode (cosine >= 0.99999 against the
+ * reference). BF16 converts the weights once at load to bf16 and runs the products on oneDNN
+ * (AMX / AVX512-BF16) with fp32 accumulation; layer norms, softmax, residuals and the
+ * attention scores stay fp32 (embeddings cosine >= 0.999 against fp32). AUTO is BF16 when the
+ * build has oneDNN and the CPU multiplies bf16 natively, else FP32. A BF16 request in a build
+ * without oneDNN computes in FP32. clip_model_precision() tells what was chosen. */
+enum clip_precision { CLIP_PRECISION_FP32 = 0, CLIP_PRECISION_BF16, CLIP_PRECISION_AUTO };
 
 struct clip_load_params {
     int towers;                    /* enum clip_towers bits */
@@ -57,6 +61,8 @@ int clip_model_dim(const struct clip_model *m);        /* embedding size (projec
 int clip_model_image_size(const struct clip_model *m); /* model input side S (pixels S x S) */
 int clip_model_max_text(const struct clip_model *m);   /* max_position_embeddings (77) */
 int clip_model_towers(const struct clip_model *m);     /* what was loaded */
+/* The precision the products run in: FP32 or BF16 (AUTO resolved at load). */
+enum clip_precision clip_model_precision(const struct clip_model *m);
 /* The smallest decoded image that preprocessing needs without upscaling: the short edge must
  * be >= *min_short (feed it to image_decode_params.min_short). */
 void clip_model_min_decode(const struct clip_model *m, int *min_short);

@@ -12,20 +12,16 @@
 
 #include "schema.sql.h"
 
-struct catalog {
-    sqlite3 *db;
-    char *thumb_dir;
-    bool in_tx;
-};
+#include "internal.h"
 
 #define NMIGRATIONS ((int)(sizeof(catalog_migrations) / sizeof(catalog_migrations[0])))
 
-static int db_fail(struct catalog *cat, struct sb_err *err, const char *what)
+int catalog_db_fail(struct catalog *cat, struct sb_err *err, const char *what)
 {
     return sb_fail(err, SB_EDB, "catalog: %s: %s", what, sqlite3_errmsg(cat->db));
 }
 
-static int exec(struct catalog *cat, const char *sql, struct sb_err *err)
+int catalog_exec(struct catalog *cat, const char *sql, struct sb_err *err)
 {
     char *msg = NULL;
     if (sqlite3_exec(cat->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
@@ -38,29 +34,29 @@ static int exec(struct catalog *cat, const char *sql, struct sb_err *err)
 
 /* Prepares sql; on failure fills err. Statements are prepared per call: SQLite's prepare is
  * cheap next to the work each statement stands for here (one per file or per batch). */
-static sqlite3_stmt *prep(struct catalog *cat, const char *sql, struct sb_err *err)
+sqlite3_stmt *catalog_prep(struct catalog *cat, const char *sql, struct sb_err *err)
 {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(cat->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        db_fail(cat, err, "prepare");
+        catalog_db_fail(cat, err, "prepare");
         return NULL;
     }
     return st;
 }
 
 /* Steps a statement that returns no rows, then finalizes it. */
-static int step_done(struct catalog *cat, sqlite3_stmt *st, const char *what, struct sb_err *err)
+int catalog_step_done(struct catalog *cat, sqlite3_stmt *st, const char *what, struct sb_err *err)
 {
     int rc = SB_OK;
     if (sqlite3_step(st) != SQLITE_DONE)
-        rc = db_fail(cat, err, what);
+        rc = catalog_db_fail(cat, err, what);
     sqlite3_finalize(st);
     return rc;
 }
 
 static int migrate(struct catalog *cat, struct sb_err *err)
 {
-    sqlite3_stmt *st = prep(cat, "PRAGMA user_version", err);
+    sqlite3_stmt *st = catalog_prep(cat, "PRAGMA user_version", err);
     if (!st)
         return SB_EDB;
     int version = 0;
@@ -72,17 +68,17 @@ static int migrate(struct catalog *cat, struct sb_err *err)
                        "catalog: schema version %d is newer than this shoebox knows (%d)", version,
                        NMIGRATIONS);
     for (int v = version; v < NMIGRATIONS; v++) {
-        int rc = exec(cat, "BEGIN IMMEDIATE", err);
+        int rc = catalog_exec(cat, "BEGIN IMMEDIATE", err);
         if (rc)
             return rc;
-        rc = exec(cat, catalog_migrations[v], err);
+        rc = catalog_exec(cat, catalog_migrations[v], err);
         if (!rc) {
             char sql[64];
             snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
-            rc = exec(cat, sql, err);
+            rc = catalog_exec(cat, sql, err);
         }
         if (!rc)
-            rc = exec(cat, "COMMIT", err);
+            rc = catalog_exec(cat, "COMMIT", err);
         if (rc) {
             sqlite3_exec(cat->db, "ROLLBACK", NULL, NULL, NULL);
             return rc;
@@ -134,11 +130,11 @@ int catalog_open(const char *path, bool readonly, struct catalog **out, struct s
         /* WAL: readers (search, the web server) never block the indexer; synchronous=NORMAL
          * keeps every committed batch across a process kill (only an OS crash may lose the
          * last few, and never corrupts). */
-        rc = exec(cat, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", err);
+        rc = catalog_exec(cat, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", err);
         if (rc)
             goto out;
     }
-    rc = exec(cat, "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;", err);
+    rc = catalog_exec(cat, "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;", err);
     if (rc)
         goto out;
     if (!readonly) {
@@ -181,7 +177,7 @@ const char *catalog_thumb_dir(const struct catalog *cat)
 
 int catalog_begin(struct catalog *cat, struct sb_err *err)
 {
-    int rc = exec(cat, "BEGIN IMMEDIATE", err);
+    int rc = catalog_exec(cat, "BEGIN IMMEDIATE", err);
     if (!rc)
         cat->in_tx = true;
     return rc;
@@ -189,7 +185,7 @@ int catalog_begin(struct catalog *cat, struct sb_err *err)
 
 int catalog_commit(struct catalog *cat, struct sb_err *err)
 {
-    int rc = exec(cat, "COMMIT", err);
+    int rc = catalog_exec(cat, "COMMIT", err);
     if (!rc)
         cat->in_tx = false;
     return rc;
@@ -215,7 +211,8 @@ static void read_stat(sqlite3_stmt *st, int col, struct catalog_stat *s)
 
 /* Binds the half-open range of paths under folder prefix: [prefix "/", prefix "0"), since '0'
  * follows '/' in byte order. An empty prefix matches everything. */
-static void bind_prefix(sqlite3_stmt *st, int i, const char *prefix, char *lo, char *hi, size_t cap)
+void catalog_bind_prefix(sqlite3_stmt *st, int i, const char *prefix, char *lo, char *hi,
+                         size_t cap)
 {
     size_t n = strlen(prefix);
     while (n > 1 && prefix[n - 1] == '/')
@@ -244,7 +241,7 @@ static void bind_prefix(sqlite3_stmt *st, int i, const char *prefix, char *lo, c
 int catalog_files_under(struct catalog *cat, const char *prefix, catalog_file_fn fn, void *user,
                         struct sb_err *err)
 {
-    sqlite3_stmt *st = prep(cat,
+    sqlite3_stmt *st = catalog_prep(cat,
                             "SELECT id, path, size, mtime_ns, ctime_ns, inode, dev, status, "
                             "coalesce(photo_id, 0) FROM files "
                             "WHERE (path >= ?1 AND path < ?2) OR path = ?3",
@@ -258,7 +255,7 @@ int catalog_files_under(struct catalog *cat, const char *prefix, catalog_file_fn
         rc = sb_fail(err, SB_ENOMEM, "catalog: out of memory");
         goto out;
     }
-    bind_prefix(st, 1, prefix, lo, hi, cap);
+    catalog_bind_prefix(st, 1, prefix, lo, hi, cap);
     sqlite3_bind_text(st, 3, prefix, -1, SQLITE_STATIC);
     int s;
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
@@ -273,7 +270,7 @@ int catalog_files_under(struct catalog *cat, const char *prefix, catalog_file_fn
             goto out;
     }
     if (s != SQLITE_DONE)
-        rc = db_fail(cat, err, "list files");
+        rc = catalog_db_fail(cat, err, "list files");
 out:
     free(lo);
     free(hi);
@@ -293,7 +290,7 @@ static void bind_stat(sqlite3_stmt *st, int i, const struct catalog_stat *s)
 int catalog_file_touch(struct catalog *cat, const char *path, const struct catalog_stat *s,
                        struct sb_err *err)
 {
-    sqlite3_stmt *st = prep(cat,
+    sqlite3_stmt *st = catalog_prep(cat,
                             "INSERT INTO files(path, size, mtime_ns, ctime_ns, inode, dev, status) "
                             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0) "
                             "ON CONFLICT(path) DO UPDATE SET size = ?2, mtime_ns = ?3, "
@@ -304,20 +301,20 @@ int catalog_file_touch(struct catalog *cat, const char *path, const struct catal
         return SB_EDB;
     sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
     bind_stat(st, 2, s);
-    return step_done(cat, st, "record file", err);
+    return catalog_step_done(cat, st, "record file", err);
 }
 
 static int file_set_status(struct catalog *cat, int64_t id, int status, const char *error,
                            struct sb_err *err)
 {
-    sqlite3_stmt *st = prep(cat, "UPDATE files SET status = ?2, error = ?3 WHERE id = ?1", err);
+    sqlite3_stmt *st = catalog_prep(cat, "UPDATE files SET status = ?2, error = ?3 WHERE id = ?1", err);
     if (!st)
         return SB_EDB;
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int(st, 2, status);
     if (error)
         sqlite3_bind_text(st, 3, error, -1, SQLITE_TRANSIENT);
-    return step_done(cat, st, "update file", err);
+    return catalog_step_done(cat, st, "update file", err);
 }
 
 int catalog_file_set_missing(struct catalog *cat, int64_t file_id, struct sb_err *err)
@@ -339,7 +336,7 @@ int catalog_file_set_ignored(struct catalog *cat, int64_t file_id, struct sb_err
 int catalog_files_pending(struct catalog *cat, size_t max, struct catalog_file **out, size_t *n,
                           struct sb_err *err)
 {
-    sqlite3_stmt *st = prep(cat,
+    sqlite3_stmt *st = catalog_prep(cat,
                             "SELECT id, path, size, mtime_ns, ctime_ns, inode, dev FROM files "
                             "WHERE status = 0 ORDER BY id LIMIT ?1",
                             err);
@@ -392,7 +389,7 @@ int catalog_file_set_photo(struct catalog *cat, int64_t file_id, const unsigned 
     int rc = SB_OK;
     bool made = false;
     int64_t pid = 0;
-    sqlite3_stmt *st = prep(cat, "SELECT id FROM photos WHERE hash = ?1", err);
+    sqlite3_stmt *st = catalog_prep(cat, "SELECT id FROM photos WHERE hash = ?1", err);
     if (!st)
         return SB_EDB;
     sqlite3_bind_blob(st, 1, hash, 16, SQLITE_STATIC);
@@ -401,15 +398,15 @@ int catalog_file_set_photo(struct catalog *cat, int64_t file_id, const unsigned 
         pid = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     if (s != SQLITE_ROW && s != SQLITE_DONE)
-        return db_fail(cat, err, "find photo");
+        return catalog_db_fail(cat, err, "find photo");
     if (!pid) {
-        st = prep(cat, "INSERT INTO photos(hash, size, format) VALUES (?1, ?2, ?3)", err);
+        st = catalog_prep(cat, "INSERT INTO photos(hash, size, format) VALUES (?1, ?2, ?3)", err);
         if (!st)
             return SB_EDB;
         sqlite3_bind_blob(st, 1, hash, 16, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, size);
         sqlite3_bind_text(st, 3, format, -1, SQLITE_STATIC);
-        rc = step_done(cat, st, "add photo", err);
+        rc = catalog_step_done(cat, st, "add photo", err);
         if (rc)
             return rc;
         pid = sqlite3_last_insert_rowid(cat->db);
@@ -420,12 +417,12 @@ int catalog_file_set_photo(struct catalog *cat, int64_t file_id, const unsigned 
                 return rc;
         }
     }
-    st = prep(cat, "UPDATE files SET status = 1, error = NULL, photo_id = ?2 WHERE id = ?1", err);
+    st = catalog_prep(cat, "UPDATE files SET status = 1, error = NULL, photo_id = ?2 WHERE id = ?1", err);
     if (!st)
         return SB_EDB;
     sqlite3_bind_int64(st, 1, file_id);
     sqlite3_bind_int64(st, 2, pid);
-    rc = step_done(cat, st, "attach file", err);
+    rc = catalog_step_done(cat, st, "attach file", err);
     if (rc)
         return rc;
     *photo_id = pid;
@@ -438,19 +435,19 @@ int catalog_file_set_photo(struct catalog *cat, int64_t file_id, const unsigned 
 
 int catalog_jobs_ensure(struct catalog *cat, const char *stage, struct sb_err *err)
 {
-    sqlite3_stmt *st = prep(cat,
+    sqlite3_stmt *st = catalog_prep(cat,
                             "INSERT OR IGNORE INTO jobs(photo_id, stage, state) "
                             "SELECT id, ?1, 0 FROM photos",
                             err);
     if (!st)
         return SB_EDB;
     sqlite3_bind_text(st, 1, stage, -1, SQLITE_STATIC);
-    return step_done(cat, st, "add jobs", err);
+    return catalog_step_done(cat, st, "add jobs", err);
 }
 
 int catalog_jobs_retry(struct catalog *cat, const char *stage, struct sb_err *err)
 {
-    sqlite3_stmt *st = prep(cat,
+    sqlite3_stmt *st = catalog_prep(cat,
                             "UPDATE jobs SET state = 0, error = NULL "
                             "WHERE state = 2 AND (?1 IS NULL OR stage = ?1)",
                             err);
@@ -458,17 +455,17 @@ int catalog_jobs_retry(struct catalog *cat, const char *stage, struct sb_err *er
         return SB_EDB;
     if (stage)
         sqlite3_bind_text(st, 1, stage, -1, SQLITE_STATIC);
-    int rc = step_done(cat, st, "retry jobs", err);
+    int rc = catalog_step_done(cat, st, "retry jobs", err);
     if (rc)
         return rc;
-    return exec(cat, "UPDATE files SET status = 0, error = NULL WHERE status = 2", err);
+    return catalog_exec(cat, "UPDATE files SET status = 0, error = NULL WHERE status = 2", err);
 }
 
 int catalog_job_set(struct catalog *cat, int64_t photo_id, const char *stage, int state,
                     const char *error, struct sb_err *err)
 {
     sqlite3_stmt *st =
-        prep(cat,
+        catalog_prep(cat,
              "INSERT INTO jobs(photo_id, stage, state, error) VALUES (?1, ?2, ?3, ?4) "
              "ON CONFLICT(photo_id, stage) DO UPDATE SET state = ?3, error = ?4",
              err);
@@ -479,7 +476,7 @@ int catalog_job_set(struct catalog *cat, int64_t photo_id, const char *stage, in
     sqlite3_bind_int(st, 3, state);
     if (error)
         sqlite3_bind_text(st, 4, error, -1, SQLITE_TRANSIENT);
-    return step_done(cat, st, "update job", err);
+    return catalog_step_done(cat, st, "update job", err);
 }
 
 int catalog_work_pending(struct catalog *cat, const char *const *stages, int nstages,
@@ -505,7 +502,7 @@ int catalog_work_pending(struct catalog *cat, const char *const *stages, int nst
         sb_buf_release(&sql);
         return sb_fail(err, SB_ENOMEM, "catalog: out of memory");
     }
-    sqlite3_stmt *st = prep(cat, sql.data, err);
+    sqlite3_stmt *st = catalog_prep(cat, sql.data, err);
     sb_buf_release(&sql);
     if (!st)
         return SB_EDB;
@@ -584,7 +581,7 @@ int catalog_photo_set_meta(struct catalog *cat, int64_t photo_id, const struct p
                            const char *format, int width, int height, const char *time_source,
                            struct sb_err *err)
 {
-    sqlite3_stmt *st = prep(cat,
+    sqlite3_stmt *st = catalog_prep(cat,
                             "UPDATE photos SET format = ?2, width = ?3, height = ?4, "
                             "taken_at = ?5, tz_offset = ?6, taken_unix = ?7, time_source = ?8, "
                             "make = ?9, model = ?10, lens = ?11, software = ?12, focal_mm = ?13, "
@@ -620,7 +617,7 @@ int catalog_photo_set_meta(struct catalog *cat, int64_t photo_id, const struct p
     bind_real_or_null(st, 20, m->gps_alt);
     sqlite3_bind_int(st, 21, m->orientation);
     sqlite3_bind_int(st, 22, m->has_exif);
-    return step_done(cat, st, "store metadata", err);
+    return catalog_step_done(cat, st, "store metadata", err);
 }
 
 /* ---- models and vectors -----------------------------------------------------------------------
@@ -629,7 +626,7 @@ int catalog_photo_set_meta(struct catalog *cat, int64_t photo_id, const struct p
 int catalog_model_ensure(struct catalog *cat, const char *name, int dim, int64_t *model_id,
                          struct sb_err *err)
 {
-    sqlite3_stmt *st = prep(cat, "SELECT id, dim FROM models WHERE name = ?1", err);
+    sqlite3_stmt *st = catalog_prep(cat, "SELECT id, dim FROM models WHERE name = ?1", err);
     if (!st)
         return SB_EDB;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -647,13 +644,13 @@ int catalog_model_ensure(struct catalog *cat, const char *name, int dim, int64_t
     }
     sqlite3_finalize(st);
     if (s != SQLITE_DONE)
-        return db_fail(cat, err, "find model");
-    st = prep(cat, "INSERT INTO models(name, dim) VALUES (?1, ?2)", err);
+        return catalog_db_fail(cat, err, "find model");
+    st = catalog_prep(cat, "INSERT INTO models(name, dim) VALUES (?1, ?2)", err);
     if (!st)
         return SB_EDB;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, dim);
-    int rc = step_done(cat, st, "add model", err);
+    int rc = catalog_step_done(cat, st, "add model", err);
     if (rc)
         return rc;
     *model_id = sqlite3_last_insert_rowid(cat->db);
@@ -663,7 +660,7 @@ int catalog_model_ensure(struct catalog *cat, const char *name, int dim, int64_t
 int catalog_vector_put(struct catalog *cat, int64_t model_id, int64_t photo_id, const float *v,
                        int dim, struct sb_err *err)
 {
-    sqlite3_stmt *st = prep(cat,
+    sqlite3_stmt *st = catalog_prep(cat,
                             "INSERT OR REPLACE INTO vectors(model_id, photo_id, vec) "
                             "VALUES (?1, ?2, ?3)",
                             err);
@@ -672,7 +669,14 @@ int catalog_vector_put(struct catalog *cat, int64_t model_id, int64_t photo_id, 
     sqlite3_bind_int64(st, 1, model_id);
     sqlite3_bind_int64(st, 2, photo_id);
     sqlite3_bind_blob(st, 3, v, (int)((size_t)dim * sizeof(float)), SQLITE_STATIC);
-    return step_done(cat, st, "store vector", err);
+    int rc = catalog_step_done(cat, st, "store vector", err);
+    if (rc)
+        return rc;
+    st = catalog_prep(cat, "UPDATE models SET vec_version = vec_version + 1 WHERE id = ?1", err);
+    if (!st)
+        return SB_EDB;
+    sqlite3_bind_int64(st, 1, model_id);
+    return catalog_step_done(cat, st, "store vector", err);
 }
 
 /* ---- reports ----------------------------------------------------------------------------------
@@ -682,7 +686,7 @@ static int64_t scalar(struct catalog *cat, const char *sql, int *rc, struct sb_e
 {
     if (*rc)
         return 0;
-    sqlite3_stmt *st = prep(cat, sql, err);
+    sqlite3_stmt *st = catalog_prep(cat, sql, err);
     if (!st) {
         *rc = SB_EDB;
         return 0;
@@ -691,7 +695,7 @@ static int64_t scalar(struct catalog *cat, const char *sql, int *rc, struct sb_e
     if (sqlite3_step(st) == SQLITE_ROW)
         v = sqlite3_column_int64(st, 0);
     else
-        *rc = db_fail(cat, err, "count");
+        *rc = catalog_db_fail(cat, err, "count");
     sqlite3_finalize(st);
     return v;
 }
@@ -722,7 +726,7 @@ int catalog_status(struct catalog *cat, struct catalog_status *out, struct sb_er
     if (rc)
         return rc;
     /* Per-photo stages, counted over photos that still have a present file. */
-    sqlite3_stmt *st = prep(cat,
+    sqlite3_stmt *st = catalog_prep(cat,
                             "SELECT j.stage, sum(j.state = 1), sum(j.state = 0), sum(j.state = 2) "
                             "FROM jobs j WHERE EXISTS (SELECT 1 FROM files f WHERE "
                             "f.photo_id = j.photo_id AND f.status = 1) "
@@ -741,7 +745,7 @@ int catalog_status(struct catalog *cat, struct catalog_status *out, struct sb_er
         c->failed = sqlite3_column_int64(st, 3);
     }
     if (r != SQLITE_DONE)
-        rc = db_fail(cat, err, "count stages");
+        rc = catalog_db_fail(cat, err, "count stages");
     sqlite3_finalize(st);
     if (!rc)
         *out = s;
@@ -750,7 +754,7 @@ int catalog_status(struct catalog *cat, struct catalog_status *out, struct sb_er
 
 int catalog_errors(struct catalog *cat, catalog_error_fn fn, void *user, struct sb_err *err)
 {
-    sqlite3_stmt *st = prep(cat,
+    sqlite3_stmt *st = catalog_prep(cat,
                             "SELECT path, 'hash', coalesce(error, 'failed') FROM files "
                             "WHERE status = 2 "
                             "UNION ALL "
@@ -770,14 +774,14 @@ int catalog_errors(struct catalog *cat, catalog_error_fn fn, void *user, struct 
             break;
     }
     if (!rc && s != SQLITE_DONE)
-        rc = db_fail(cat, err, "list errors");
+        rc = catalog_db_fail(cat, err, "list errors");
     sqlite3_finalize(st);
     return rc;
 }
 
 int catalog_check(struct catalog *cat, struct sb_err *err)
 {
-    sqlite3_stmt *st = prep(cat, "PRAGMA integrity_check", err);
+    sqlite3_stmt *st = catalog_prep(cat, "PRAGMA integrity_check", err);
     if (!st)
         return SB_EDB;
     int rc = SB_OK;
@@ -786,7 +790,7 @@ int catalog_check(struct catalog *cat, struct sb_err *err)
         if (!r || strcmp(r, "ok") != 0)
             rc = sb_fail(err, SB_ECORRUPT, "catalog integrity: %s", r ? r : "(null)");
     } else {
-        rc = db_fail(cat, err, "integrity check");
+        rc = catalog_db_fail(cat, err, "integrity check");
     }
     sqlite3_finalize(st);
     return rc;

@@ -49,4 +49,15 @@ static const char *const catalog_migrations[] = {
     "  PRIMARY KEY (model_id, photo_id)"
     ") WITHOUT ROWID;"
     "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;",
+    /* 2: a version per model's vectors (the search matrix file is rebuilt when it moves on),
+     * and tags (user, auto, imported) with their source and score */
+    "ALTER TABLE models ADD COLUMN vec_version INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE tags ("
+    "  photo_id INTEGER NOT NULL REFERENCES photos(id),"
+    "  tag TEXT NOT NULL COLLATE NOCASE,"
+    "  source TEXT NOT NULL," /* user, auto, xmp, lightroom, takeout, apple */
+    "  score REAL,"
+    "  PRIMARY KEY (photo_id, tag, source)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX tags_tag ON tags(tag, photo_id);",
 };

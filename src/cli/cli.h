@@ -37,5 +37,9 @@ int cmd_status(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_errors(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_embed_image(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_embed_text(int argc, char **argv, struct cli_ctx *ctx);
+int cmd_search(int argc, char **argv, struct cli_ctx *ctx);
+int cmd_similar(int argc, char **argv, struct cli_ctx *ctx);
+int cmd_dupes(int argc, char **argv, struct cli_ctx *ctx);
+int cmd_model(int argc, char **argv, struct cli_ctx *ctx);
 
 #endif

@@ -112,6 +112,18 @@ int cmd_index(int argc, char **argv, struct cli_ctx *ctx)
         }
         have_emb = true;
         p.embedder = &emb.crawl;
+        /* remember the model, so that search finds it without --model */
+        char *real = realpath(ctx->model_dir, NULL);
+        if (catalog_begin(cat, &err) || catalog_setting_set(cat, "model_dir", real ? real : ctx->model_dir, &err) ||
+            catalog_setting_set(cat, "model_name", emb.crawl.model_name, &err) ||
+            catalog_commit(cat, &err)) {
+            catalog_rollback(cat);
+            free(real);
+            cli_error("%s", err.msg);
+            rc = CLI_EXIT_FAIL;
+            goto out;
+        }
+        free(real);
     } else if (!ctx->model_dir) {
         fprintf(stderr, "shoebox: no model set: cataloging without embeddings. For search by "
                         "meaning, get one with `shoebox model fetch "

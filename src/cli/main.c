@@ -23,8 +23,12 @@ static const struct command commands[] = {
     { "index", cmd_index, "catalog, thumbnail and embed the photos under PATH..." },
     { "status", cmd_status, "counts of files, photos, duplicates and work per stage" },
     { "errors", cmd_errors, "the files that failed, and why" },
+    { "search", cmd_search, "find photos by text, image, or both (TERM [+|- TERM]...)" },
+    { "similar", cmd_similar, "photos most like FILE or ID" },
+    { "dupes", cmd_dupes, "exact and near-duplicate groups (read-only)" },
     { "embed-image", cmd_embed_image, "print the embedding of image files (JSON lines)" },
     { "embed-text", cmd_embed_text, "print the embedding and tokens of texts (JSON lines)" },
+    { "model", cmd_model, "fetch a model from the Hugging Face hub; list installed models" },
 };
 
 static void usage(FILE *f)

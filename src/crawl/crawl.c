@@ -355,7 +355,7 @@ struct run {
     struct catalog *cat;
     const struct crawl_params *p;
     struct crawl_stats *st;
-    const char *stages[3];
+    const char *stages[4]; /* NULL-terminated */
     int nstages;
     char embed_stage[160];
     int64_t model_id;

@@ -478,6 +478,49 @@ static int load_vision(struct clip_model *m, struct sb_err *err)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Precision */
+
+/* AUTO: bf16 where it is native and compiled in. An explicit BF16 without the backend runs fp32
+ * (the header promises it; clip_model_precision() reports it). */
+static enum clip_precision resolve_precision(enum clip_precision want)
+{
+    if (!clip_bf16_compiled())
+        return CLIP_PRECISION_FP32;
+    if (want == CLIP_PRECISION_AUTO)
+        return clip_cpu_native_bf16() ? CLIP_PRECISION_BF16 : CLIP_PRECISION_FP32;
+    return want == CLIP_PRECISION_BF16 ? CLIP_PRECISION_BF16 : CLIP_PRECISION_FP32;
+}
+
+static int pack_layers(struct clip_model *m, struct clip_layer *layers, int n, struct sb_err *err)
+{
+    int rc = SB_OK;
+    for (int i = 0; i < n && !rc; i++) {
+        struct clip_linear *ls[4] = { &layers[i].qkv, &layers[i].out, &layers[i].fc1,
+                                      &layers[i].fc2 };
+        for (int k = 0; k < 4 && !rc; k++)
+            rc = clip_bf16_pack(m->bf16, ls[k], err);
+    }
+    return rc;
+}
+
+/* Converts every product's weights to the bf16 backend's packed layout, once. */
+static int pack_bf16(struct clip_model *m, struct sb_err *err)
+{
+    int rc = clip_bf16_new(&m->bf16, err);
+    if (!rc && (m->towers & CLIP_TOWER_TEXT))
+        rc = pack_layers(m, m->text.layers, m->cfg.text.layers, err);
+    if (!rc && (m->towers & CLIP_TOWER_TEXT))
+        rc = clip_bf16_pack(m->bf16, &m->text.proj, err);
+    if (!rc && (m->towers & CLIP_TOWER_VISION))
+        rc = clip_bf16_pack(m->bf16, &m->vision.patch, err);
+    if (!rc && (m->towers & CLIP_TOWER_VISION))
+        rc = pack_layers(m, m->vision.layers, m->cfg.vision.layers, err);
+    if (!rc && (m->towers & CLIP_TOWER_VISION))
+        rc = clip_bf16_pack(m->bf16, &m->vision.proj, err);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Model id */
 
 static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
@@ -522,7 +565,7 @@ int clip_model_load(const char *dir, const struct clip_load_params *params, stru
         goto out;
     }
     m->towers = p.towers & CLIP_TOWER_BOTH;
-    m->precision = p.precision;
+    m->precision = resolve_precision(p.precision);
     if (p.blas_threads > 0)
         openblas_set_num_threads(p.blas_threads);
     rc = read_json(dir, "config.json", false, &cfg_buf, &cfg_len, err);
@@ -538,6 +581,8 @@ int clip_model_load(const char *dir, const struct clip_load_params *params, stru
         rc = load_text(m, err);
     if (!rc && (m->towers & CLIP_TOWER_VISION))
         rc = load_vision(m, err);
+    if (!rc && m->precision == CLIP_PRECISION_BF16)
+        rc = pack_bf16(m, err);
     if (rc)
         goto out;
     if (m->towers & CLIP_TOWER_TEXT) {
@@ -578,6 +623,7 @@ void clip_model_free(struct clip_model *m)
     if (!m)
         return;
     clip_tokenizer_free(m->tok);
+    clip_bf16_free(m->bf16);
     for (size_t i = 0; i < m->n_owned; i++)
         free(m->owned[i]);
     free(m->owned);
@@ -613,6 +659,11 @@ int clip_model_max_text(const struct clip_model *m)
 int clip_model_towers(const struct clip_model *m)
 {
     return m->towers;
+}
+
+enum clip_precision clip_model_precision(const struct clip_model *m)
+{
+    return m->precision;
 }
 
 void clip_model_min_decode(const struct clip_model *m, int *min_short)

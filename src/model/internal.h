@@ -119,10 +119,13 @@ int clip_preproc_parse(const char *json, size_t len, int image_size, struct clip
  * Dimension letters: C hidden, F intermediate, H heads, V vocab, P text positions, D
  * projection_dim, p patch, G = S/p patches per side, N = G*G patches. */
 
+struct clip_packed; /* a linear's weights in the bf16 backend's layout (linear_dnnl.c) */
+
 /* out(T,N) = in(T,K) @ w^T + b, w (N,K) row-major as nn.Linear stores it. */
 struct clip_linear {
-    const float *w; /* (n_out, n_in) */
-    const float *b; /* (n_out) or NULL */
+    const float *w;                   /* (n_out, n_in) */
+    const float *b;                   /* (n_out) or NULL */
+    const struct clip_packed *packed; /* bf16 copy of w, packed at load; NULL in fp32 */
     int n_out, n_in;
 };
 
@@ -159,12 +162,14 @@ struct clip_mapping {
 };
 
 struct clip_tokenizer;
+struct clip_bf16;
 
 struct clip_model {
     struct clip_config cfg;
     struct clip_preproc_config pre;
     int towers;
-    enum clip_precision precision;
+    enum clip_precision precision; /* resolved: FP32 or BF16, never AUTO */
+    struct clip_bf16 *bf16;        /* the bf16 backend's engine and packed weights, or NULL */
     struct clip_text_weights text;
     struct clip_vision_weights vision;
     /* the safetensors files (one, or the shards of an index), mapped read-only */
@@ -177,5 +182,58 @@ struct clip_model {
     struct clip_tokenizer *tok; /* NULL when the folder has no tokenizer files */
     char id[96];
 };
+
+/* ------------------------------------------------------------------------------------------ */
+/* bf16 matrix products: src/model/linear_dnnl.c (oneDNN on AMX / AVX512-BF16), or
+ * src/model/linear_nodnnl.c where oneDNN is absent (every function there fails or says no; the
+ * loader then computes in fp32). Weights are converted once at load into oneDNN's packed layout
+ * for this CPU, in column slices of CLIP_BF16_SLICE outputs so that pool workers can share out
+ * one product by slices without repacking. Activations enter as bf16 (row-major (M, K)), the
+ * products accumulate in fp32, and the output is f32, or bf16 when it only feeds another
+ * product (CLIP_EPI_ACT: fc1 + activation feeding fc2).
+ *
+ * Threads: a struct clip_bf16 is read-only after packing. A struct clip_bf16_ctx belongs to one
+ * clip_ctx; clip_bf16_op() runs on the ctx's calling thread, clip_bf16_run() on any worker
+ * (each worker index has its own stream, memory objects and scratchpad). With more than one
+ * worker each call is single-threaded; with one, oneDNN uses its own (OpenMP) threads. */
+
+#define CLIP_BF16_SLICE 128
+
+enum clip_epi {
+    CLIP_EPI_STORE,    /* out (f32) = in @ W^T + b */
+    CLIP_EPI_ACT,      /* out (bf16) = act(in @ W^T + b) */
+    CLIP_EPI_RESIDUAL, /* out (f32) += in @ W^T + b */
+};
+
+struct clip_bf16;
+struct clip_bf16_ctx;
+struct clip_bf16_op; /* one primitive: (rows, K, slice width, output stride, epilogue) */
+
+bool clip_bf16_compiled(void); /* true when built with oneDNN */
+/* true when the CPU multiplies bf16 natively (AMX-BF16 with the OS's permission to use the
+ * tile data, or AVX512-BF16): CLIP_PRECISION_AUTO picks bf16 exactly then (and when compiled). */
+bool clip_cpu_native_bf16(void);
+int clip_bf16_new(struct clip_bf16 **out, struct sb_err *err);
+void clip_bf16_free(struct clip_bf16 *b); /* NULL is a no-op; frees every packed linear */
+/* Packs l->w into bf16 slices owned by b and sets l->packed. SB_ENOMEM, SB_EINTERNAL. */
+int clip_bf16_pack(struct clip_bf16 *b, struct clip_linear *l, struct sb_err *err);
+int clip_bf16_ctx_new(struct clip_bf16 *b, int n_workers, struct clip_bf16_ctx **out,
+                      struct sb_err *err);
+void clip_bf16_ctx_free(struct clip_bf16_ctx *c); /* NULL is a no-op */
+/* Rows a product of M rows reads and writes: M rounded up to the primitive's bucket (so a
+ * handful of primitives serve every text length). Buffers must have room for them. */
+int clip_bf16_rows(int M);
+/* The primitive for (M rows, l, epi, act), created on first use and cached in c (the first
+ * pass at a new size JIT-compiles kernels; later passes allocate nothing). Rows M..
+ * clip_bf16_rows(M) of the input must be readable. SB_ENOMEM, SB_EINTERNAL. Calling thread. */
+int clip_bf16_op(struct clip_bf16_ctx *c, const struct clip_linear *l, int M, enum clip_epi epi,
+                 enum clip_act act, const struct clip_bf16_op **out, struct sb_err *err);
+int clip_bf16_slices(const struct clip_linear *l); /* column slices of l */
+/* Runs op (made for l, or a linear of the same shape) on slices [s0, s1) of l on worker
+ * `worker`: out is (M, n_out) row-major (f32, or bf16 for CLIP_EPI_ACT), in is (M, n_in) bf16.
+ * Returns false if oneDNN failed. */
+bool clip_bf16_run(struct clip_bf16_ctx *c, const struct clip_bf16_op *op,
+                   const struct clip_linear *l, int worker, void *out, const uint16_t *in, int s0,
+                   int s1);
 
 #endif

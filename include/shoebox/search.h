@@ -1,0 +1,108 @@
+/* search.h - vector search: the per-model vector store, exact top-k, query algebra, and
+ * near-duplicate grouping.
+ *
+ * The store keeps all vectors of one model as one contiguous fp16 matrix (N x D, rows in
+ * ascending photo id) in a cache file beside the catalog, mmapped read-only. The catalog's
+ * vectors table stays the truth: the file records the model's vector version and is rebuilt
+ * when the catalog has moved on, so a query never reads vectors row by row from SQLite.
+ * fp16 halves memory and bandwidth; its rounding (relative 2^-11 per element) moves a cosine
+ * by ~1e-3 at most, far below the gaps between relevant results (measured in bench/search).
+ *
+ * Thread rules: a struct vec_store is read-only once open and may be shared by threads. */
+#ifndef SHOEBOX_SEARCH_H
+#define SHOEBOX_SEARCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sb_err;
+struct sb_pool;
+struct catalog;
+
+/* ---- fp16 ------------------------------------------------------------------------------------ */
+
+uint16_t search_f32_to_f16(float f); /* round to nearest even, saturating to +-inf */
+float search_f16_to_f32(uint16_t h);
+
+/* ---- the matrix and top-k ---------------------------------------------------------------- */
+
+/* A borrowed view: n rows of dim fp16 values, and the photo id of each row (ascending). */
+struct vec_matrix {
+    const uint16_t *data;
+    const int64_t *ids;
+    size_t n;
+    int dim;
+};
+
+struct search_hit {
+    int64_t photo_id;
+    size_t row;
+    float score;
+};
+
+/* The k rows with the highest dot product with q (dim floats), best first; ties go to the lower
+ * photo id. Rows with mask[row] == 0 (mask NULL: none) and scores below min_score are skipped.
+ * out has room for k hits; *nout <= k is how many were found. The scan is split over pool
+ * (NULL: the calling thread only) and uses AVX2/F16C when the CPU has them. */
+int search_topk(const struct vec_matrix *m, const float *q, const unsigned char *mask,
+                float min_score, size_t k, struct sb_pool *pool, struct search_hit *out,
+                size_t *nout, struct sb_err *err);
+
+/* Dot product of q with row r, in fp32 (the same kernel the scan uses). */
+float search_score_row(const struct vec_matrix *m, const float *q, size_t row);
+/* Row r as floats. */
+void search_row(const struct vec_matrix *m, size_t row, float *out);
+/* The row of a photo id (binary search), or -1. */
+int64_t search_find_row(const struct vec_matrix *m, int64_t photo_id);
+/* mask[row] = 1 for rows whose photo id is in ids (ascending), else 0. mask has m->n bytes. */
+void search_mask_from_ids(const struct vec_matrix *m, const int64_t *ids, size_t nids,
+                          unsigned char *mask);
+
+/* ---- the store -------------------------------------------------------------------------- */
+
+struct vec_store;
+
+/* Opens the vectors of model `name` from cat, through the cache file in cache_dir (created,
+ * or rebuilt when stale). SB_ENOENT when the catalog has no vectors of that model. */
+int vec_store_open(struct catalog *cat, const char *name, const char *cache_dir,
+                   struct vec_store **out, struct sb_err *err);
+void vec_store_close(struct vec_store *s); /* NULL is a no-op */
+/* The matrix view; valid while s is open. */
+const struct vec_matrix *vec_store_matrix(const struct vec_store *s);
+/* True when the catalog holds newer vectors than s (reopen to see them). */
+bool vec_store_stale(const struct vec_store *s, struct catalog *cat);
+
+/* ---- query algebra ------------------------------------------------------------------------ */
+
+enum search_term_kind { SEARCH_TERM_TEXT, SEARCH_TERM_IMAGE, SEARCH_TERM_ID };
+
+struct search_term {
+    enum search_term_kind kind;
+    float weight;     /* signed: a "-" term is negative */
+    const char *text; /* TEXT: the words (owned); IMAGE: the path (borrowed from argv) */
+    int64_t id;       /* ID: the photo id of "id:N" */
+};
+
+/* Parses rclip-style terms: TERM [(+|-) TERM]..., where a TERM is "W:rest" (weight W, a number)
+ * or "rest"; rest is "id:N", an image path (is_file(path) true), or text. Consecutive words
+ * without an operator between them are one text ("poodle" "on" "a" "beach"). Free *terms with
+ * search_terms_free(); SB_EINVAL with a message for a dangling operator or a bad id. */
+int search_parse_terms(int argc, char **argv, bool (*is_file)(const char *path),
+                       struct search_term **terms, size_t *n, struct sb_err *err);
+void search_terms_free(struct search_term *terms, size_t n);
+
+/* out = normalize(sum weight[i] * vecs[i]) over n vectors of dim; SB_EINVAL when the sum is
+ * (nearly) zero, e.g. "cat" - "cat". */
+int search_combine(const float *vecs, const float *weights, size_t n, int dim, float *out,
+                   struct sb_err *err);
+
+/* ---- near duplicates --------------------------------------------------------------------- */
+
+/* Groups rows (mask NULL: all) whose vectors have cosine >= threshold with some other member
+ * (single linkage, union-find). group[row] is the smallest row of its group, or -1 for rows in
+ * no group. group has m->n entries. Exact all-pairs through blocked matrix products. */
+int search_near_groups(const struct vec_matrix *m, const unsigned char *mask, float threshold,
+                       struct sb_pool *pool, int64_t *group, struct sb_err *err);
+
+#endif

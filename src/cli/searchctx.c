@@ -1,0 +1,298 @@
+/* searchctx.c - shared set-up of search, similar and dupes (see searchctx.h). */
+#include "searchctx.h"
+
+#include "shoebox/err.h"
+#include "shoebox/image.h"
+#include "shoebox/model.h"
+#include "shoebox/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Takes the value of an option: "--opt VALUE" or "--opt=VALUE". */
+static const char *opt_value(int argc, char **argv, int *i, const char *name)
+{
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) != 0)
+        return NULL;
+    if (argv[*i][n] == '=')
+        return argv[*i] + n + 1;
+    if (argv[*i][n] != '\0')
+        return NULL;
+    if (*i + 1 >= argc)
+        return "";
+    return argv[++*i];
+}
+
+static bool valid_date(const char *d)
+{
+    /* YYYY-MM-DD, optionally followed by more of an ISO timestamp */
+    if (strlen(d) < 10)
+        return false;
+    for (int i = 0; i < 10; i++) {
+        if (i == 4 || i == 7) {
+            if (d[i] != '-')
+                return false;
+        } else if (d[i] < '0' || d[i] > '9') {
+            return false;
+        }
+    }
+    return true;
+}
+
+int cli_search_init(struct cli_search *s, struct cli_ctx *ctx, int argc, char **argv,
+                    const char *help, char ***rest, int *nrest)
+{
+    memset(s, 0, sizeof(*s));
+    s->ctx = ctx;
+    s->min_score_default = true;
+    s->threshold = 0.95f;
+    *rest = calloc((size_t)argc + 1, sizeof(char *));
+    *nrest = 0;
+    if (!*rest) {
+        cli_error("out of memory");
+        return CLI_EXIT_FAIL;
+    }
+    struct sb_err err;
+    bool opts = true;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (!opts || a[0] != '-' || strcmp(a, "-") == 0 || a[1] == '\0') {
+            (*rest)[(*nrest)++] = argv[i];
+        } else if (strcmp(a, "--") == 0) {
+            opts = false;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(help, stdout);
+            return -1;
+        } else if ((v = opt_value(argc, argv, &i, "--after")) ||
+                   (v = opt_value(argc, argv, &i, "--before"))) {
+            if (!valid_date(v)) {
+                cli_error("%s wants a date as YYYY-MM-DD, not '%s'", a, v);
+                return CLI_EXIT_USAGE;
+            }
+            if (strncmp(a, "--after", 7) == 0)
+                s->filter.after = v;
+            else
+                s->filter.before = v;
+        } else if ((v = opt_value(argc, argv, &i, "--in"))) {
+            char *real = realpath(v, NULL);
+            if (!real) {
+                cli_error("--in '%s': no such folder", v);
+                return CLI_EXIT_USAGE;
+            }
+            snprintf(s->cache_dir, sizeof(s->cache_dir), "%s", real); /* reused below */
+            free(real);
+            s->filter.folder = sb_strdup(s->cache_dir);
+            s->cache_dir[0] = '\0';
+        } else if ((v = opt_value(argc, argv, &i, "--camera"))) {
+            s->filter.camera = v;
+        } else if ((v = opt_value(argc, argv, &i, "--tag"))) {
+            s->filter.tag = v;
+        } else if ((v = opt_value(argc, argv, &i, "--format"))) {
+            s->filter.format = v;
+        } else if (strcmp(a, "--has-gps") == 0) {
+            s->filter.has_gps = true;
+        } else if ((v = opt_value(argc, argv, &i, "--min-score"))) {
+            if (sb_parse_f32(v, -1.0f, 1.0f, &s->min_score, &err)) {
+                cli_error("--min-score: %s", err.msg);
+                return CLI_EXIT_USAGE;
+            }
+            s->min_score_default = false;
+        } else if ((v = opt_value(argc, argv, &i, "--threshold"))) {
+            if (sb_parse_f32(v, 0.0f, 1.0f, &s->threshold, &err)) {
+                cli_error("--threshold: %s", err.msg);
+                return CLI_EXIT_USAGE;
+            }
+        } else if ((v = opt_value(argc, argv, &i, "--sort"))) {
+            if (strcmp(v, "date") == 0)
+                s->sort_date = true;
+            else if (strcmp(v, "score") != 0) {
+                cli_error("--sort is score or date, not '%s'", v);
+                return CLI_EXIT_USAGE;
+            }
+        } else if (strcmp(a, "--paths") == 0) {
+            s->paths_only = true;
+        } else if (a[0] == '-' && a[1] >= '0' && a[1] <= '9') {
+            (*rest)[(*nrest)++] = argv[i]; /* a negative weight "-0.5:night": a term */
+        } else {
+            cli_error("unknown option '%s' (see --help)", a);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    s->filtered = s->filter.after || s->filter.before || s->filter.folder || s->filter.camera ||
+                  s->filter.tag || s->filter.format || s->filter.has_gps;
+    if (access(ctx->db_path, F_OK) != 0) {
+        cli_error("no catalog at '%s' yet: run `shoebox index PATH` first", ctx->db_path);
+        return CLI_EXIT_FAIL;
+    }
+    if (catalog_open(ctx->db_path, true, &s->cat, &err)) {
+        cli_error("%s", err.msg);
+        return CLI_EXIT_FAIL;
+    }
+    const char *slash = strrchr(ctx->db_path, '/');
+    if (slash)
+        snprintf(s->cache_dir, sizeof(s->cache_dir), "%.*s/cache",
+                 (int)(slash - ctx->db_path), ctx->db_path);
+    else
+        snprintf(s->cache_dir, sizeof(s->cache_dir), "cache");
+    return CLI_EXIT_OK;
+}
+
+static int load_tower(struct cli_search *s, int tower, struct clip_model **m,
+                      struct clip_ctx **c)
+{
+    struct sb_err err;
+    struct clip_load_params lp = clip_load_default_params();
+    lp.towers = tower;
+    lp.precision = s->ctx->precision == CLI_PRECISION_BF16 ? CLIP_PRECISION_BF16
+                                                           : CLIP_PRECISION_FP32;
+    lp.blas_threads = s->ctx->threads;
+    if (clip_model_load(s->model_dir, &lp, m, &err) ||
+        clip_ctx_new(*m, 1, NULL, c, &err)) {
+        cli_error("model '%s': %s", s->model_dir, err.msg);
+        return CLI_EXIT_FAIL;
+    }
+    return CLI_EXIT_OK;
+}
+
+int cli_search_open_store(struct cli_search *s, bool need_text)
+{
+    struct sb_err err;
+    if (s->ctx->model_dir)
+        snprintf(s->model_dir, sizeof(s->model_dir), "%s", s->ctx->model_dir);
+    else if (catalog_setting_get(s->cat, "model_dir", s->model_dir, sizeof(s->model_dir), NULL))
+        s->model_dir[0] = '\0';
+    if (s->model_dir[0] && (need_text || s->ctx->model_dir)) {
+        /* the text tower is small and fast to map: it also names the model */
+        int rc = load_tower(s, CLIP_TOWER_TEXT, &s->text_model, &s->text_ctx);
+        if (rc)
+            return rc;
+        snprintf(s->model_name, sizeof(s->model_name), "%s", clip_model_id(s->text_model));
+    } else if (need_text) {
+        cli_error("searching by text needs the model: pass --model DIR (or set SHOEBOX_MODEL), "
+                  "the one the photos were indexed with");
+        return CLI_EXIT_USAGE;
+    } else if (catalog_setting_get(s->cat, "model_name", s->model_name, sizeof(s->model_name),
+                                   NULL)) {
+        cli_error("no photo has been embedded yet: run `shoebox --model DIR index PATH`");
+        return CLI_EXIT_FAIL;
+    }
+    if (vec_store_open(s->cat, s->model_name, s->cache_dir, &s->store, &err)) {
+        if (err.code == SB_ENOENT)
+            cli_error("no photo has vectors of model '%s' yet: run `shoebox --model %s index "
+                      "PATH`",
+                      s->model_name, s->model_dir[0] ? s->model_dir : "DIR");
+        else
+            cli_error("%s", err.msg);
+        return CLI_EXIT_FAIL;
+    }
+    return CLI_EXIT_OK;
+}
+
+int cli_search_term_vector(struct cli_search *s, const struct search_term *t, float *out,
+                           int64_t *photo_id)
+{
+    struct sb_err err;
+    const struct vec_matrix *m = vec_store_matrix(s->store);
+    int64_t pid = 0;
+    if (photo_id)
+        *photo_id = 0;
+    if (t->kind == SEARCH_TERM_ID) {
+        pid = t->id;
+    } else if (t->kind == SEARCH_TERM_IMAGE) {
+        char *real = realpath(t->text, NULL);
+        if (real && catalog_photo_by_path(s->cat, real, &pid, NULL) != SB_OK)
+            pid = 0;
+        free(real);
+    }
+    if (pid) {
+        int64_t row = search_find_row(m, pid);
+        if (row >= 0) {
+            search_row(m, (size_t)row, out);
+            if (photo_id)
+                *photo_id = pid;
+            return CLI_EXIT_OK;
+        }
+        if (t->kind == SEARCH_TERM_ID) {
+            cli_error("photo id:%lld has no vector of model '%s'", (long long)pid,
+                      s->model_name);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (t->kind == SEARCH_TERM_TEXT) {
+        if (clip_embed_text(s->text_ctx, t->text, out, NULL, NULL, &err)) {
+            cli_error("text '%s': %s", t->text, err.msg);
+            return CLI_EXIT_FAIL;
+        }
+        return CLI_EXIT_OK;
+    }
+    /* an image file the catalog does not know: embed it */
+    if (!s->model_dir[0]) {
+        cli_error("'%s' is not in the catalog; embedding it needs --model DIR", t->text);
+        return CLI_EXIT_USAGE;
+    }
+    if (!s->vision_model) {
+        int rc = load_tower(s, CLIP_TOWER_VISION, &s->vision_model, &s->vision_ctx);
+        if (rc)
+            return rc;
+        if (strcmp(clip_model_id(s->vision_model), s->model_name) != 0) {
+            cli_error("model '%s' is not the one the catalog's vectors come from ('%s')",
+                      s->model_dir, s->model_name);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    struct image_decode_params dp = image_decode_default_params();
+    int min_short = 0;
+    clip_model_min_decode(s->vision_model, &min_short);
+    dp.min_short = min_short;
+    struct image *img = NULL;
+    int S = clip_model_image_size(s->vision_model);
+    float *px = malloc((size_t)3 * (size_t)S * (size_t)S * sizeof(float));
+    int rc = CLI_EXIT_OK;
+    if (!px || image_decode_file(t->text, &dp, &img, NULL, &err) ||
+        clip_preprocess(s->vision_model, img, px, &err) ||
+        clip_embed_images(s->vision_ctx, px, 1, out, &err)) {
+        cli_error("image '%s': %s", t->text, px ? err.msg : "out of memory");
+        rc = CLI_EXIT_FAIL;
+    }
+    image_free(img);
+    free(px);
+    return rc;
+}
+
+int cli_search_mask(struct cli_search *s, unsigned char **mask)
+{
+    struct sb_err err;
+    const struct vec_matrix *m = vec_store_matrix(s->store);
+    int64_t *ids = NULL;
+    size_t n = 0;
+    *mask = malloc(m->n ? m->n : 1);
+    if (!*mask) {
+        cli_error("out of memory");
+        return CLI_EXIT_FAIL;
+    }
+    /* always filtered: only photos with a present file are answers */
+    if (catalog_filter_photos(s->cat, &s->filter, &ids, &n, &err)) {
+        cli_error("%s", err.msg);
+        free(*mask);
+        *mask = NULL;
+        return CLI_EXIT_FAIL;
+    }
+    search_mask_from_ids(m, ids, n, *mask);
+    free(ids);
+    return CLI_EXIT_OK;
+}
+
+void cli_search_release(struct cli_search *s)
+{
+    clip_ctx_free(s->text_ctx);
+    clip_model_free(s->text_model);
+    clip_ctx_free(s->vision_ctx);
+    clip_model_free(s->vision_model);
+    vec_store_close(s->store);
+    catalog_close(s->cat);
+    free((char *)(uintptr_t)s->filter.folder);
+    memset(s, 0, sizeof(*s));
+}

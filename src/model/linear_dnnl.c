@@ -1,0 +1,515 @@
+/* linear_dnnl.c - the bf16 backend of clip.c's linear(): oneDNN matmul primitives (AMX or
+ * AVX512-BF16 brgemm kernels) on weights packed once at load. See internal.h for the contract;
+ * linear_nodnnl.c is the variant built without oneDNN (the whole file below is compiled only
+ * when the build found oneDNN, which defines SHOEBOX_HAVE_DNNL).
+ *
+ * Layout: a linear's W (N, K) row-major is, to oneDNN, the (K, N) weights of dst = src @ W^T
+ * with strides (1, K). It is cut into column slices of CLIP_BF16_SLICE outputs, each reordered
+ * (f32 -> bf16, rounding to nearest even) into the blocked layout the matmul primitive asks
+ * for ("any" at creation). A primitive depends on the row count, so ctx caches one per
+ * (row bucket, K, N, epilogue); slices of one width share it and differ only in pointers.
+ *
+ * Threads: Debian's libdnnl runs its kernels on OpenMP (libgomp). When the ctx has pool
+ * workers each of them runs whole slices single-threaded, so libgomp must not start a team
+ * per call: clip_bf16_run sets the calling thread's OpenMP thread count to 1 (a per-thread
+ * setting; found with dlsym since libgomp comes in only as libdnnl's dependency). */
+#if SHOEBOX_HAVE_DNNL
+
+#include "internal.h"
+
+#include "shoebox/err.h"
+
+#include <cpuid.h>
+#include <dlfcn.h>
+#include <oneapi/dnnl/dnnl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define MAX_OPS 256 /* cached primitives per ctx: ~6 per row bucket */
+
+struct clip_packed {
+    int n_slices;
+    void **data; /* (n_slices) packed bf16 weights of slice s (columns s*SLICE...) */
+};
+
+struct clip_bf16 {
+    dnnl_engine_t engine;
+    dnnl_stream_t stream;    /* for the reorders at load */
+    struct clip_packed **all; /* every packed linear, to free */
+    size_t n, cap;
+};
+
+/* Per worker: memory objects whose data handles are set on each run. */
+struct bf16_mem {
+    dnnl_memory_t src, wei, bias, dst, pad;
+};
+
+struct bf16_prim {
+    dnnl_primitive_t prim;
+    struct bf16_mem *mem; /* (n_workers) */
+};
+
+struct clip_bf16_op {
+    int M, K, N; /* M is the row bucket */
+    enum clip_epi epi;
+    enum clip_act act;
+    bool bias;
+    struct bf16_prim full, tail; /* tail.prim NULL when N is a multiple of the slice */
+};
+
+struct clip_bf16_ctx {
+    struct clip_bf16 *b;
+    int n_workers;
+    dnnl_stream_t *streams; /* (n_workers) */
+    void **scratch;         /* (n_workers) user scratchpads of scratch_size bytes */
+    size_t scratch_size;
+    struct clip_bf16_op *ops[MAX_OPS];
+    int n_ops;
+    void (*omp_set_num_threads)(int);
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* CPU */
+
+bool clip_bf16_compiled(void)
+{
+    return true;
+}
+
+static uint64_t xgetbv0(void)
+{
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+bool clip_cpu_native_bf16(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) /* OSXSAVE: xgetbv works */
+        return false;
+    uint64_t xcr0 = xgetbv0();
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
+        return false;
+    bool amx = (d & (1u << 22)) && (d & (1u << 24)); /* AMX-BF16, AMX-TILE */
+    /* XTILECFG and XTILEDATA enabled, and (Linux >= 5.16) permission for this process */
+    if (amx && (xcr0 & (3ull << 17)) == (3ull << 17) &&
+        syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) == 0)
+        return true;
+    unsigned a1, b1, c1, d1;
+    bool avx512_bf16 = __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1) && (a1 & (1u << 5));
+    return avx512_bf16 && (xcr0 & 0xe6) == 0xe6; /* SSE, AVX, opmask, ZMM state */
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Descriptors */
+
+static int dnnl_fail(struct sb_err *err, const char *what, dnnl_status_t st)
+{
+    if (st == dnnl_out_of_memory)
+        return sb_fail(err, SB_ENOMEM, "onednn: %s: out of memory", what);
+    return sb_fail(err, SB_EINTERNAL, "onednn: %s failed (status %d)", what, (int)st);
+}
+
+/* The matmul (M, K) bf16 @ (K, w) -> (M, w) with output row stride ldo; weights `wmd`, or
+ * "any" when wmd is NULL. Scratchpad is ours (per worker), so execution never allocates. */
+static dnnl_status_t matmul_pd(dnnl_primitive_desc_t *pd, dnnl_engine_t eng, int M, int K, int w,
+                               int ldo, enum clip_epi epi, enum clip_act act, bool bias,
+                               const dnnl_memory_desc_t *wmd)
+{
+    dnnl_memory_desc_t src, wei, dst, bmd;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    dnnl_matmul_desc_t md;
+    dnnl_status_t st = dnnl_memory_desc_init_by_tag(&src, 2, (dnnl_dims_t){ M, K }, dnnl_bf16,
+                                                    dnnl_ab);
+    if (st == dnnl_success && wmd)
+        wei = *wmd;
+    else if (st == dnnl_success)
+        st = dnnl_memory_desc_init_by_tag(&wei, 2, (dnnl_dims_t){ K, w }, dnnl_bf16,
+                                          dnnl_format_tag_any);
+    if (st == dnnl_success)
+        st = dnnl_memory_desc_init_by_strides(&dst, 2, (dnnl_dims_t){ M, w },
+                                              epi == CLIP_EPI_ACT ? dnnl_bf16 : dnnl_f32,
+                                              (dnnl_dims_t){ ldo, 1 });
+    if (st == dnnl_success)
+        st = dnnl_memory_desc_init_by_tag(&bmd, 2, (dnnl_dims_t){ 1, w }, dnnl_f32, dnnl_ab);
+    if (st == dnnl_success)
+        st = dnnl_matmul_desc_init(&md, &src, &wei, bias ? &bmd : NULL, &dst);
+    if (st == dnnl_success)
+        st = dnnl_primitive_attr_create(&attr);
+    if (st == dnnl_success)
+        st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (st == dnnl_success)
+        st = dnnl_post_ops_create(&po);
+    if (st == dnnl_success && epi == CLIP_EPI_RESIDUAL)
+        st = dnnl_post_ops_append_sum(po, 1.0f);
+    if (st == dnnl_success && epi == CLIP_EPI_ACT) {
+        /* transformers.activations: quick_gelu x*sigmoid(1.702x) is oneDNN's swish(1.702) */
+        dnnl_alg_kind_t alg = act == CLIP_ACT_QUICK_GELU ? dnnl_eltwise_swish
+                              : act == CLIP_ACT_GELU     ? dnnl_eltwise_gelu_erf
+                                                         : dnnl_eltwise_gelu_tanh;
+        st = dnnl_post_ops_append_eltwise(po, 1.0f, alg, act == CLIP_ACT_QUICK_GELU ? 1.702f : 0.0f,
+                                          0.0f);
+    }
+    if (st == dnnl_success)
+        st = dnnl_primitive_attr_set_post_ops(attr, po);
+    if (st == dnnl_success)
+        st = dnnl_primitive_desc_create(pd, &md, attr, eng, NULL);
+    dnnl_post_ops_destroy(po);
+    dnnl_primitive_attr_destroy(attr);
+    return st;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Model: engine and packed weights */
+
+int clip_bf16_new(struct clip_bf16 **out, struct sb_err *err)
+{
+    struct clip_bf16 *b = calloc(1, sizeof(*b));
+    if (!b)
+        return sb_fail(err, SB_ENOMEM, "no memory for the bf16 backend");
+    dnnl_status_t st = dnnl_engine_create(&b->engine, dnnl_cpu, 0);
+    if (st == dnnl_success)
+        st = dnnl_stream_create(&b->stream, b->engine, dnnl_stream_default_flags);
+    if (st != dnnl_success) {
+        clip_bf16_free(b);
+        return dnnl_fail(err, "engine", st);
+    }
+    *out = b;
+    return SB_OK;
+}
+
+static void packed_free(struct clip_packed *p)
+{
+    if (!p)
+        return;
+    for (int s = 0; s < p->n_slices; s++)
+        free(p->data[s]);
+    free(p->data);
+    free(p);
+}
+
+void clip_bf16_free(struct clip_bf16 *b)
+{
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->n; i++)
+        packed_free(b->all[i]);
+    free(b->all);
+    if (b->stream)
+        dnnl_stream_destroy(b->stream);
+    if (b->engine)
+        dnnl_engine_destroy(b->engine);
+    free(b);
+}
+
+/* The packed layout for a (K, w) slice, and the reorder into it from f32 (K, w) strides (1, K). */
+struct pack_kind {
+    int w;
+    dnnl_memory_desc_t from, to;
+    dnnl_primitive_t reorder;
+};
+
+static dnnl_status_t packed_md(dnnl_memory_desc_t *md, dnnl_engine_t eng, int K, int w)
+{
+    dnnl_primitive_desc_t pd = NULL;
+    /* 64 rows: the layout does not depend on M (each op names it explicitly, see prim_init) */
+    dnnl_status_t st = matmul_pd(&pd, eng, 64, K, w, w, CLIP_EPI_STORE, CLIP_ACT_GELU, false, NULL);
+    if (st == dnnl_success)
+        *md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    dnnl_primitive_desc_destroy(pd);
+    return st;
+}
+
+static dnnl_status_t pack_kind_init(struct pack_kind *k, dnnl_engine_t eng, int K, int w)
+{
+    dnnl_primitive_desc_t rpd = NULL;
+    k->w = w;
+    k->reorder = NULL;
+    dnnl_status_t st = packed_md(&k->to, eng, K, w);
+    if (st == dnnl_success)
+        st = dnnl_memory_desc_init_by_strides(&k->from, 2, (dnnl_dims_t){ K, w }, dnnl_f32,
+                                              (dnnl_dims_t){ 1, K });
+    if (st == dnnl_success)
+        st = dnnl_reorder_primitive_desc_create(&rpd, &k->from, eng, &k->to, eng, NULL);
+    if (st == dnnl_success)
+        st = dnnl_primitive_create(&k->reorder, rpd);
+    dnnl_primitive_desc_destroy(rpd);
+    return st;
+}
+
+static dnnl_status_t pack_slice(struct clip_bf16 *b, const struct pack_kind *k, const float *w,
+                                void *dst)
+{
+    dnnl_memory_t from = NULL, to = NULL;
+    /* oneDNN takes a non-const handle; the reorder only reads it */
+    dnnl_status_t st = dnnl_memory_create(&from, &k->from, b->engine, (void *)(uintptr_t)w);
+    if (st == dnnl_success)
+        st = dnnl_memory_create(&to, &k->to, b->engine, dst);
+    if (st == dnnl_success) {
+        dnnl_exec_arg_t args[2] = { { DNNL_ARG_FROM, from }, { DNNL_ARG_TO, to } };
+        st = dnnl_primitive_execute(k->reorder, b->stream, 2, args);
+    }
+    if (st == dnnl_success)
+        st = dnnl_stream_wait(b->stream);
+    dnnl_memory_destroy(from);
+    dnnl_memory_destroy(to);
+    return st;
+}
+
+int clip_bf16_pack(struct clip_bf16 *b, struct clip_linear *l, struct sb_err *err)
+{
+    int N = l->n_out, K = l->n_in, n = (N + CLIP_BF16_SLICE - 1) / CLIP_BF16_SLICE;
+    struct pack_kind kinds[2] = { 0 };
+    int rc = SB_OK;
+    dnnl_status_t st = dnnl_success;
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 64;
+        struct clip_packed **grown = realloc(b->all, cap * sizeof(*grown));
+        if (!grown)
+            return sb_fail(err, SB_ENOMEM, "no memory for packed weights");
+        b->all = grown;
+        b->cap = cap;
+    }
+    struct clip_packed *p = calloc(1, sizeof(*p));
+    if (p)
+        p->data = calloc((size_t)n, sizeof(*p->data));
+    if (!p || !p->data) {
+        free(p);
+        return sb_fail(err, SB_ENOMEM, "no memory for packed weights");
+    }
+    b->all[b->n++] = p; /* freed with b from here on */
+    for (int s = 0; s < n && st == dnnl_success; s++) {
+        int w = N - s * CLIP_BF16_SLICE < CLIP_BF16_SLICE ? N - s * CLIP_BF16_SLICE
+                                                          : CLIP_BF16_SLICE;
+        struct pack_kind *k = &kinds[w == CLIP_BF16_SLICE ? 0 : 1];
+        if (!k->reorder)
+            st = pack_kind_init(k, b->engine, K, w);
+        if (st != dnnl_success)
+            break;
+        size_t bytes = dnnl_memory_desc_get_size(&k->to);
+        p->data[s] = aligned_alloc(64, (bytes + 63) / 64 * 64);
+        if (!p->data[s]) {
+            rc = sb_fail(err, SB_ENOMEM, "no memory for packed weights");
+            goto out;
+        }
+        p->n_slices = s + 1;
+        st = pack_slice(b, k, l->w + (size_t)s * CLIP_BF16_SLICE * (size_t)K, p->data[s]);
+    }
+    if (st != dnnl_success)
+        rc = dnnl_fail(err, "pack weights", st);
+    else
+        l->packed = p;
+out:
+    for (int i = 0; i < 2; i++)
+        if (kinds[i].reorder)
+            dnnl_primitive_destroy(kinds[i].reorder);
+    return rc;
+}
+
+int clip_bf16_slices(const struct clip_linear *l)
+{
+    return (l->n_out + CLIP_BF16_SLICE - 1) / CLIP_BF16_SLICE;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Context: streams, scratchpads, cached primitives */
+
+int clip_bf16_ctx_new(struct clip_bf16 *b, int n_workers, struct clip_bf16_ctx **out,
+                      struct sb_err *err)
+{
+    struct clip_bf16_ctx *c = calloc(1, sizeof(*c));
+    if (!c)
+        return sb_fail(err, SB_ENOMEM, "no memory for the bf16 context");
+    c->b = b;
+    c->n_workers = n_workers;
+    c->streams = calloc((size_t)n_workers, sizeof(*c->streams));
+    c->scratch = calloc((size_t)n_workers, sizeof(*c->scratch));
+    if (!c->streams || !c->scratch) {
+        clip_bf16_ctx_free(c);
+        return sb_fail(err, SB_ENOMEM, "no memory for the bf16 context");
+    }
+    for (int i = 0; i < n_workers; i++) {
+        dnnl_status_t st = dnnl_stream_create(&c->streams[i], b->engine, dnnl_stream_default_flags);
+        if (st != dnnl_success) {
+            clip_bf16_ctx_free(c);
+            return dnnl_fail(err, "stream", st);
+        }
+    }
+    /* libgomp is loaded already (libdnnl needs it): this only finds it */
+    void *gomp = dlopen("libgomp.so.1", RTLD_LAZY);
+    if (gomp) {
+        void *sym = dlsym(gomp, "omp_set_num_threads");
+        memcpy(&c->omp_set_num_threads, &sym, sizeof(sym)); /* POSIX: object to function ptr */
+        dlclose(gomp);
+    }
+    *out = c;
+    return SB_OK;
+}
+
+static void prim_release(struct bf16_prim *p, int n_workers)
+{
+    if (p->mem)
+        for (int i = 0; i < n_workers; i++) {
+            struct bf16_mem *m = &p->mem[i];
+            dnnl_memory_destroy(m->src);
+            dnnl_memory_destroy(m->wei);
+            dnnl_memory_destroy(m->bias);
+            dnnl_memory_destroy(m->dst);
+            dnnl_memory_destroy(m->pad);
+        }
+    free(p->mem);
+    if (p->prim)
+        dnnl_primitive_destroy(p->prim);
+}
+
+void clip_bf16_ctx_free(struct clip_bf16_ctx *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < c->n_ops; i++) {
+        prim_release(&c->ops[i]->full, c->n_workers);
+        prim_release(&c->ops[i]->tail, c->n_workers);
+        free(c->ops[i]);
+    }
+    for (int i = 0; c->streams && i < c->n_workers; i++)
+        if (c->streams[i])
+            dnnl_stream_destroy(c->streams[i]);
+    for (int i = 0; c->scratch && i < c->n_workers; i++)
+        free(c->scratch[i]);
+    free(c->streams);
+    free(c->scratch);
+    free(c);
+}
+
+int clip_bf16_rows(int M)
+{
+    return M <= 128 ? (M + 15) / 16 * 16 : M;
+}
+
+/* One primitive of width w and its memory objects (handles set at run time). */
+static dnnl_status_t prim_init(struct clip_bf16_ctx *c, struct bf16_prim *p,
+                               const struct clip_bf16_op *op, int w, size_t *scratch)
+{
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_memory_desc_t wmd;
+    /* the layout the weights were packed in: the same query clip_bf16_pack made */
+    dnnl_status_t st = packed_md(&wmd, c->b->engine, op->K, w);
+    if (st == dnnl_success)
+        st = matmul_pd(&pd, c->b->engine, op->M, op->K, w, op->N, op->epi, op->act, op->bias,
+                       &wmd);
+    if (st == dnnl_success)
+        st = dnnl_primitive_create(&p->prim, pd);
+    if (st == dnnl_success) {
+        p->mem = calloc((size_t)c->n_workers, sizeof(*p->mem));
+        if (!p->mem)
+            st = dnnl_out_of_memory;
+    }
+    static const int args[5] = { DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST,
+                                 DNNL_ARG_SCRATCHPAD };
+    for (int i = 0; i < c->n_workers && st == dnnl_success; i++) {
+        dnnl_memory_t *mem[5] = { &p->mem[i].src, &p->mem[i].wei, &p->mem[i].bias,
+                                  &p->mem[i].dst, &p->mem[i].pad };
+        for (int a = 0; a < 5 && st == dnnl_success; a++) {
+            if (args[a] == DNNL_ARG_BIAS && !op->bias)
+                continue;
+            const dnnl_memory_desc_t *md =
+                dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, args[a]);
+            st = dnnl_memory_create(mem[a], md, c->b->engine, DNNL_MEMORY_NONE);
+        }
+    }
+    if (st == dnnl_success)
+        *scratch = dnnl_memory_desc_get_size(
+            dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0));
+    dnnl_primitive_desc_destroy(pd);
+    return st;
+}
+
+int clip_bf16_op(struct clip_bf16_ctx *c, const struct clip_linear *l, int M, enum clip_epi epi,
+                 enum clip_act act, const struct clip_bf16_op **out, struct sb_err *err)
+{
+    int Mb = clip_bf16_rows(M);
+    bool bias = l->b != NULL;
+    if (epi != CLIP_EPI_ACT)
+        act = CLIP_ACT_GELU; /* not part of the key */
+    for (int i = 0; i < c->n_ops; i++) {
+        const struct clip_bf16_op *op = c->ops[i];
+        if (op->M == Mb && op->K == l->n_in && op->N == l->n_out && op->epi == epi &&
+            op->act == act && op->bias == bias) {
+            *out = op;
+            return SB_OK;
+        }
+    }
+    if (c->n_ops == MAX_OPS)
+        return sb_fail(err, SB_ETOOBIG, "bf16: more than %d matmul shapes", MAX_OPS);
+    struct clip_bf16_op *op = calloc(1, sizeof(*op));
+    if (!op)
+        return sb_fail(err, SB_ENOMEM, "no memory for a bf16 matmul");
+    *op = (struct clip_bf16_op){ .M = Mb, .K = l->n_in, .N = l->n_out, .epi = epi, .act = act,
+                                 .bias = bias };
+    c->ops[c->n_ops++] = op; /* freed with c from here on */
+    int tail = l->n_out % CLIP_BF16_SLICE;
+    size_t s1 = 0, s2 = 0;
+    dnnl_status_t st =
+        prim_init(c, &op->full, op, l->n_out < CLIP_BF16_SLICE ? l->n_out : CLIP_BF16_SLICE, &s1);
+    if (st == dnnl_success && tail && l->n_out > CLIP_BF16_SLICE)
+        st = prim_init(c, &op->tail, op, tail, &s2);
+    if (st != dnnl_success)
+        return dnnl_fail(err, "matmul primitive", st);
+    size_t need = s1 > s2 ? s1 : s2;
+    if (need > c->scratch_size) {
+        for (int i = 0; i < c->n_workers; i++) {
+            free(c->scratch[i]);
+            c->scratch[i] = aligned_alloc(64, (need + 63) / 64 * 64);
+            if (!c->scratch[i]) {
+                c->scratch_size = 0;
+                return sb_fail(err, SB_ENOMEM, "no memory for a bf16 scratchpad");
+            }
+        }
+        c->scratch_size = need;
+    }
+    *out = op;
+    return SB_OK;
+}
+
+bool clip_bf16_run(struct clip_bf16_ctx *c, const struct clip_bf16_op *op,
+                   const struct clip_linear *l, int worker, void *out, const uint16_t *in, int s0,
+                   int s1)
+{
+    if (c->n_workers > 1 && c->omp_set_num_threads)
+        c->omp_set_num_threads(1); /* this worker is one of the pool's threads: no team */
+    size_t esize = op->epi == CLIP_EPI_ACT ? sizeof(uint16_t) : sizeof(float);
+    int n = clip_bf16_slices(l);
+    dnnl_status_t st = dnnl_success;
+    for (int s = s0; s < s1 && st == dnnl_success; s++) {
+        const struct bf16_prim *p = s == n - 1 && op->tail.prim ? &op->tail : &op->full;
+        const struct bf16_mem *m = &p->mem[worker];
+        size_t n0 = (size_t)s * CLIP_BF16_SLICE;
+        st = dnnl_memory_set_data_handle(m->src, (void *)(uintptr_t)in);
+        if (st == dnnl_success)
+            st = dnnl_memory_set_data_handle(m->wei, l->packed->data[s]);
+        if (st == dnnl_success && op->bias)
+            st = dnnl_memory_set_data_handle(m->bias, (void *)(uintptr_t)(l->b + n0));
+        if (st == dnnl_success)
+            st = dnnl_memory_set_data_handle(m->dst, (char *)out + n0 * esize);
+        if (st == dnnl_success)
+            st = dnnl_memory_set_data_handle(m->pad, c->scratch[worker]);
+        dnnl_exec_arg_t args[5] = { { DNNL_ARG_SRC, m->src },
+                                    { DNNL_ARG_WEIGHTS, m->wei },
+                                    { DNNL_ARG_DST, m->dst },
+                                    { DNNL_ARG_SCRATCHPAD, m->pad },
+                                    { DNNL_ARG_BIAS, m->bias } };
+        if (st == dnnl_success)
+            st = dnnl_primitive_execute(p->prim, c->streams[worker], op->bias ? 5 : 4, args);
+    }
+    if (st == dnnl_success)
+        st = dnnl_stream_wait(c->streams[worker]);
+    return st == dnnl_success;
+}
+
+#else
+typedef int sb_linear_dnnl_unused; /* built without oneDNN: see linear_nodnnl.c */
+#endif

@@ -1,0 +1,243 @@
+/* store.c - the per-model vector cache file: "<cache_dir>/vectors-<model id>.f16".
+ *
+ * Layout (little-endian): a 64-byte header {magic "SBVECF16", u32 format 1, u32 dim,
+ * u64 count, i64 vector version, i64 model id, zero padding}, then count i64 photo ids
+ * (ascending), then count x dim fp16 values. Written to a temporary file and renamed, so a
+ * reader sees the old file or the new one, never half of one. */
+#include "shoebox/search.h"
+
+#include "shoebox/catalog.h"
+#include "shoebox/err.h"
+#include "shoebox/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define HEADER_SIZE 64
+static const char magic[8] = { 'S', 'B', 'V', 'E', 'C', 'F', '1', '6' };
+
+struct file_header {
+    char magic[8];
+    uint32_t format, dim;
+    uint64_t count;
+    int64_t version, model_id;
+    unsigned char pad[HEADER_SIZE - 40];
+};
+
+struct vec_store {
+    struct vec_matrix m;
+    int64_t model_id, version;
+    char *name;
+    void *map; /* the mmapped file, or NULL when the matrix lives in own_* */
+    size_t map_len;
+    uint16_t *own_data;
+    int64_t *own_ids;
+};
+
+_Static_assert(sizeof(struct file_header) == HEADER_SIZE, "header layout");
+
+const struct vec_matrix *vec_store_matrix(const struct vec_store *s)
+{
+    return &s->m;
+}
+
+void vec_store_close(struct vec_store *s)
+{
+    if (!s)
+        return;
+    if (s->map)
+        munmap(s->map, s->map_len);
+    free(s->own_data);
+    free(s->own_ids);
+    free(s->name);
+    free(s);
+}
+
+bool vec_store_stale(const struct vec_store *s, struct catalog *cat)
+{
+    int64_t version = 0;
+    return catalog_model_find(cat, s->name, NULL, NULL, &version, NULL) == SB_OK &&
+           version != s->version;
+}
+
+/* Maps path if it is a valid cache for (model_id, version, dim). */
+static bool try_map(struct vec_store *s, const char *path, int dim)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    struct stat st;
+    struct file_header h;
+    bool ok = fstat(fd, &st) == 0 && pread(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
+              memcmp(h.magic, magic, 8) == 0 && h.format == 1 && (int)h.dim == dim &&
+              h.version == s->version && h.model_id == s->model_id && h.count < ((uint64_t)1 << 40);
+    size_t want = 0;
+    if (ok) {
+        size_t ids_bytes, data_bytes;
+        ok = sb_mul_size((size_t)h.count, 8, &ids_bytes) &&
+             sb_mul3_size((size_t)h.count, (size_t)dim, 2, &data_bytes) &&
+             sb_add_size(HEADER_SIZE + ids_bytes, data_bytes, &want) &&
+             (uint64_t)st.st_size == want;
+    }
+    if (ok && want > 0) {
+        void *map = mmap(NULL, want, PROT_READ, MAP_SHARED, fd, 0);
+        if (map == MAP_FAILED) {
+            ok = false;
+        } else {
+            s->map = map;
+            s->map_len = want;
+            s->m.n = (size_t)h.count;
+            s->m.dim = dim;
+            s->m.ids = (const int64_t *)(const void *)((const char *)map + HEADER_SIZE);
+            s->m.data = (const uint16_t *)(const void *)((const char *)map + HEADER_SIZE +
+                                                         (size_t)h.count * 8);
+        }
+    } else if (ok) {
+        s->m.n = 0;
+        s->m.dim = dim;
+    }
+    close(fd);
+    return ok;
+}
+
+struct collect {
+    struct vec_store *s;
+    size_t cap;
+    int dim;
+};
+
+static int collect_vec(void *user, int64_t photo_id, const float *v, int dim)
+{
+    struct collect *c = user;
+    struct vec_store *s = c->s;
+    if (dim != c->dim)
+        return SB_OK; /* a stray row of another size: not part of this model's matrix */
+    if (s->m.n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 1024;
+        int64_t *ids = realloc(s->own_ids, cap * sizeof(*ids));
+        if (!ids)
+            return SB_ENOMEM;
+        s->own_ids = ids;
+        uint16_t *data = realloc(s->own_data, cap * (size_t)dim * sizeof(*data));
+        if (!data)
+            return SB_ENOMEM;
+        s->own_data = data;
+        c->cap = cap;
+    }
+    uint16_t *row = s->own_data + s->m.n * (size_t)dim;
+    for (int i = 0; i < dim; i++)
+        row[i] = search_f32_to_f16(v[i]);
+    s->own_ids[s->m.n++] = photo_id;
+    return SB_OK;
+}
+
+static int write_cache(const struct vec_store *s, const char *path, struct sb_err *err)
+{
+    struct file_header h;
+    memset(&h, 0, sizeof(h));
+    memcpy(h.magic, magic, 8);
+    h.format = 1;
+    h.dim = (uint32_t)s->m.dim;
+    h.count = s->m.n;
+    h.version = s->version;
+    h.model_id = s->model_id;
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 32);
+    if (!tmp)
+        return sb_fail(err, SB_ENOMEM, "search: out of memory");
+    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+    int rc = SB_OK;
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        int e = errno;
+        rc = sb_fail(err, sb_code_from_errno(e), "write '%s': %s", tmp, strerror(e));
+        goto out;
+    }
+    bool ok = fwrite(&h, sizeof(h), 1, f) == 1;
+    if (ok && s->m.n) {
+        ok = fwrite(s->own_ids, 8, s->m.n, f) == s->m.n &&
+             fwrite(s->own_data, 2 * (size_t)s->m.dim, s->m.n, f) == s->m.n;
+    }
+    if (fclose(f) != 0)
+        ok = false;
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        rc = sb_fail(err, sb_code_from_errno(e), "write '%s': %s", path, strerror(e));
+    }
+out:
+    free(tmp);
+    return rc;
+}
+
+int vec_store_open(struct catalog *cat, const char *name, const char *cache_dir,
+                   struct vec_store **out, struct sb_err *err)
+{
+    struct vec_store *s = calloc(1, sizeof(*s));
+    char *path = NULL;
+    if (!s)
+        return sb_fail(err, SB_ENOMEM, "search: out of memory");
+    int dim = 0;
+    s->name = sb_strdup(name);
+    if (!s->name) {
+        free(s);
+        return sb_fail(err, SB_ENOMEM, "search: out of memory");
+    }
+    int rc = catalog_model_find(cat, name, &s->model_id, &dim, &s->version, err);
+    if (rc)
+        goto out;
+    struct sb_buf b;
+    sb_buf_init(&b);
+    sb_buf_printf(&b, "%s/vectors-%lld.f16", cache_dir, (long long)s->model_id);
+    if (b.failed) {
+        sb_buf_release(&b);
+        rc = sb_fail(err, SB_ENOMEM, "search: out of memory");
+        goto out;
+    }
+    path = b.data;
+    if (try_map(s, path, dim))
+        goto done;
+    /* stale or absent: rebuild from the catalog */
+    struct collect c = { s, 0, dim };
+    s->m.n = 0;
+    s->m.dim = dim;
+    rc = catalog_vectors_each(cat, s->model_id, collect_vec, &c, err);
+    if (rc == SB_ENOMEM)
+        rc = sb_fail(err, SB_ENOMEM, "search: out of memory loading %lld vectors",
+                     (long long)s->m.n);
+    if (rc)
+        goto out;
+    s->m.ids = s->own_ids;
+    s->m.data = s->own_data;
+    /* Best effort: a read-only catalog folder still gets answers, just without the cache. */
+    if (sb_mkdirs(cache_dir, NULL) == SB_OK && write_cache(s, path, NULL) == SB_OK) {
+        struct vec_store *m = calloc(1, sizeof(*m));
+        if (m) {
+            m->model_id = s->model_id;
+            m->version = s->version;
+            m->name = s->name;
+            s->name = NULL;
+            if (try_map(m, path, dim)) {
+                vec_store_close(s);
+                s = m;
+            } else {
+                s->name = m->name;
+                m->name = NULL;
+                vec_store_close(m);
+            }
+        }
+    }
+done:
+    *out = s;
+    s = NULL;
+out:
+    free(path);
+    vec_store_close(s);
+    return rc;
+}
