@@ -324,6 +324,14 @@ static int counter(struct fake_hub *h, const int *field)
 /* ------------------------------------------------------------------------------------------ */
 /* Helpers                                                                                     */
 
+static char *path_join(char *buf, size_t cap, const char *dir, const char *name)
+{
+    int n = snprintf(buf, cap, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= cap)
+        buf[0] = '\0';
+    return buf;
+}
+
 static void rm_tree(const char *path)
 {
     struct stat st;
@@ -336,7 +344,7 @@ static void rm_tree(const char *path)
             if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
                 continue;
             char sub[4096];
-            snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
+            path_join(sub, sizeof(sub), path, de->d_name);
             rm_tree(sub);
         }
         if (d)
@@ -351,7 +359,7 @@ static bool exists(const char *dir, const char *name)
 {
     char p[4096];
     struct stat st;
-    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    path_join(p, sizeof(p), dir, name);
     return stat(p, &st) == 0;
 }
 
@@ -359,14 +367,14 @@ static long file_len(const char *dir, const char *name)
 {
     char p[4096];
     struct stat st;
-    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    path_join(p, sizeof(p), dir, name);
     return stat(p, &st) == 0 ? (long)st.st_size : -1;
 }
 
 static bool same_bytes(const char *dir, const char *name, const struct fake_file *f)
 {
     char p[4096];
-    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    path_join(p, sizeof(p), dir, name);
     unsigned char *data = NULL;
     size_t len = 0;
     if (sb_read_file(p, 1 << 24, &data, &len, NULL))
@@ -510,11 +518,11 @@ static void test_fetch(struct fake_hub *h, const char *root)
 {
     char endpoint[64], models[4096], tiny[4096], sharded[4096], bad[4096], gated[4096];
     snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%u/", h->port);
-    snprintf(models, sizeof(models), "%s/models", root);
-    snprintf(tiny, sizeof(tiny), "%s/acme--tiny-clip", models);
-    snprintf(sharded, sizeof(sharded), "%s/acme--sharded", models);
-    snprintf(bad, sizeof(bad), "%s/acme--badsha", models);
-    snprintf(gated, sizeof(gated), "%s/acme--gated", models);
+    path_join(models, sizeof(models), root, "models");
+    path_join(tiny, sizeof(tiny), models, "acme--tiny-clip");
+    path_join(sharded, sizeof(sharded), models, "acme--sharded");
+    path_join(bad, sizeof(bad), models, "acme--badsha");
+    path_join(gated, sizeof(gated), models, "acme--gated");
     struct progress_seen seen;
     memset(&seen, 0, sizeof(seen));
     struct sb_progress prog = { .update = on_progress, .user = &seen };
@@ -610,7 +618,7 @@ static void test_fetch(struct fake_hub *h, const char *root)
     /* 4. a damaged weights file (same size, other bytes, other mtime) is fetched again */
     {
         char path[4096];
-        snprintf(path, sizeof(path), "%s/model.safetensors", tiny);
+        path_join(path, sizeof(path), tiny, "model.safetensors");
         int fd = open(path, O_WRONLY);
         CHECK(fd >= 0);
         if (fd >= 0) {
@@ -629,7 +637,7 @@ static void test_fetch(struct fake_hub *h, const char *root)
     CHECK_EQ_INT(0, sb_mkdirs(sharded, &err));
     {
         char path[4096];
-        snprintf(path, sizeof(path), "%s/model-00001-of-00002.safetensors.part", sharded);
+        path_join(path, sizeof(path), sharded, "model-00001-of-00002.safetensors.part");
         CHECK_EQ_INT(0, sb_write_file_atomic(path, "garbage-prefix", 14, &err));
     }
     ranges0 = counter(h, &h->range_requests);
@@ -661,7 +669,7 @@ static void test_fetch(struct fake_hub *h, const char *root)
 
     /* 7. a repo with only PyTorch weights */
     char binonly[4096];
-    snprintf(binonly, sizeof(binonly), "%s/acme--binonly", models);
+    path_join(binonly, sizeof(binonly), models, "acme--binonly");
     rc = hub_fetch(&p, "acme/binonly", binonly, &st, &err);
     CHECK_EQ_INT(SB_EMODEL, rc);
     fprintf(stderr, "  (expected) %s\n", err.msg);
@@ -671,7 +679,7 @@ static void test_fetch(struct fake_hub *h, const char *root)
 
     /* 8. a repo that does not exist (the hub says 401 RepoNotFound to anonymous users) */
     char missing[4096];
-    snprintf(missing, sizeof(missing), "%s/acme--missing", models);
+    path_join(missing, sizeof(missing), models, "acme--missing");
     rc = hub_fetch(&p, "acme/missing", missing, &st, &err);
     CHECK_EQ_INT(SB_ENOENT, rc);
     fprintf(stderr, "  (expected) %s\n", err.msg);
@@ -693,6 +701,7 @@ static void test_fetch(struct fake_hub *h, const char *root)
     fprintf(stderr, "  (expected) %s\n", err.msg);
     CHECK(strstr(err.msg, "licence") != NULL && strstr(err.msg, "HF_TOKEN") != NULL);
     CHECK(!exists(gated, "model.safetensors"));
+    CHECK(!exists(gated, "config.json.part")); /* no empty .part after an HTTP error */
     p.token = "hf_wrong";
     rc = hub_fetch(&p, "acme/gated", gated, &st, &err);
     CHECK_EQ_INT(SB_EACCES, rc);
@@ -721,10 +730,10 @@ static void test_fetch(struct fake_hub *h, const char *root)
     CHECK_EQ_INT(0, sb_mkdirs(models, &err));
     {
         char hand[4096]; /* a folder the user copied in: no manifest */
-        snprintf(hand, sizeof(hand), "%s/my-model", models);
+        path_join(hand, sizeof(hand), models, "my-model");
         CHECK_EQ_INT(0, sb_mkdirs(hand, &err));
         char cfg[4096];
-        snprintf(cfg, sizeof(cfg), "%s/config.json", hand);
+        path_join(cfg, sizeof(cfg), hand, "config.json");
         CHECK_EQ_INT(0, sb_write_file_atomic(cfg, "{}", 2, &err));
     }
     CHECK_EQ_INT(SB_OK, hub_list_installed(models, &a, &n, &err));
@@ -756,25 +765,14 @@ static void test_fetch(struct fake_hub *h, const char *root)
     CHECK(n < 2 || strcmp(a[0].folder, a[1].folder) < 0);
     hub_installed_free(a, n);
     char nowhere[4096];
-    snprintf(nowhere, sizeof(nowhere), "%s/does-not-exist", root);
+    path_join(nowhere, sizeof(nowhere), root, "does-not-exist");
     CHECK_EQ_INT(SB_OK, hub_list_installed(nowhere, &a, &n, &err));
     CHECK_EQ_INT(0, n);
 }
 
-int main(void)
+/* Fills h with the fake repos. */
+static void hub_fill(struct fake_hub *h)
 {
-    test_sha256();
-    test_repo_ids();
-    test_select();
-
-    const char *tmp = getenv("SHOEBOX_TMP");
-    char root[4096];
-    snprintf(root, sizeof(root), "%s/test_model_hub.tmp", tmp && *tmp ? tmp : "/tmp");
-    rm_tree(root);
-    struct sb_err err;
-    CHECK_EQ_INT(0, sb_mkdirs(root, &err));
-
-    struct fake_hub *h = calloc(1, sizeof(*h));
     const char *cfg = "{\"model_type\": \"clip\", \"projection_dim\": 8}";
     add_file(h, "acme/tiny-clip", "config.json", cfg, 0, 0, false, false);
     add_file(h, "acme/tiny-clip", "tokenizer.json", "{\"model\": {}}", 0, 0, false, false);
@@ -804,6 +802,53 @@ int main(void)
     add_file(h, "acme/binonly", "pytorch_model.bin", NULL, 3000, 9, true, false);
     add_file(h, "acme/gated", "config.json", cfg, 0, 0, false, false);
     add_file(h, "acme/gated", "model.safetensors", NULL, 3000, 10, true, false);
+}
+
+/* `test_model_hub --serve [DROPS]`: runs the fake hub for tests/e2e_model.sh. Prints the port
+ * on stdout, serves until stdin closes. DROPS: how many weights downloads to cut halfway. */
+static int serve(int argc, char **argv)
+{
+    struct fake_hub *h = calloc(1, sizeof(*h));
+    if (!h)
+        return 1;
+    hub_fill(h);
+    int64_t drops = 0;
+    if (argc > 2 && sb_parse_i64(argv[2], 0, 100, &drops, NULL))
+        drops = 0;
+    h->drop_next = (int)drops;
+    int rc = 1;
+    if (hub_start(h)) {
+        printf("%u\n", h->port);
+        fflush(stdout);
+        char buf[256];
+        while (read(0, buf, sizeof(buf)) > 0)
+            continue;
+        rc = 0;
+    }
+    hub_stop(h);
+    free(h);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--serve") == 0)
+        return serve(argc, argv);
+    test_sha256();
+    test_repo_ids();
+    test_select();
+
+    const char *tmp = getenv("SHOEBOX_TMP");
+    char root[4096];
+    snprintf(root, sizeof(root), "%s/test_model_hub.tmp", tmp && *tmp ? tmp : "/tmp");
+    rm_tree(root);
+    struct sb_err err;
+    CHECK_EQ_INT(0, sb_mkdirs(root, &err));
+
+    struct fake_hub *h = calloc(1, sizeof(*h));
+    if (!h)
+        return 1;
+    hub_fill(h);
 
     if (!hub_start(h)) {
         CHECK(!"the fake hub did not start");

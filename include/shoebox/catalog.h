@@ -139,11 +139,11 @@ int catalog_model_find(struct catalog *cat, const char *name, int64_t *model_id,
 /* Calls fn for every stored vector of the model (ascending photo id). v is borrowed for the
  * call. A non-zero return from fn stops and is returned. */
 typedef int (*catalog_vector_fn)(void *user, int64_t photo_id, const float *v, int dim);
-int catalog_vectors_each(struct catalog *cat, int64_t model_id, catalog_vector_fn fn,
-                         void *user, struct sb_err *err);
+int catalog_vectors_each(struct catalog *cat, int64_t model_id, catalog_vector_fn fn, void *user,
+                         struct sb_err *err);
 /* The vector of one photo: SB_ENOENT when it has none. */
-int catalog_vector_get(struct catalog *cat, int64_t model_id, int64_t photo_id, float *out,
-                       int dim, struct sb_err *err);
+int catalog_vector_get(struct catalog *cat, int64_t model_id, int64_t photo_id, float *out, int dim,
+                       struct sb_err *err);
 
 /* ---- settings ----------------------------------------------------------------------------- */
 
@@ -187,8 +187,7 @@ struct catalog_photo {
     bool has_exif;
 };
 /* Fills p (release with catalog_photo_release); SB_ENOENT for an unknown id. */
-int catalog_photo_get(struct catalog *cat, int64_t id, struct catalog_photo *p,
-                      struct sb_err *err);
+int catalog_photo_get(struct catalog *cat, int64_t id, struct catalog_photo *p, struct sb_err *err);
 void catalog_photo_release(struct catalog_photo *p);
 /* The photo of a present file at exactly this path: SB_ENOENT when none. */
 int catalog_photo_by_path(struct catalog *cat, const char *path, int64_t *id, struct sb_err *err);

@@ -241,11 +241,12 @@ void catalog_bind_prefix(sqlite3_stmt *st, int i, const char *prefix, char *lo, 
 int catalog_files_under(struct catalog *cat, const char *prefix, catalog_file_fn fn, void *user,
                         struct sb_err *err)
 {
-    sqlite3_stmt *st = catalog_prep(cat,
-                            "SELECT id, path, size, mtime_ns, ctime_ns, inode, dev, status, "
-                            "coalesce(photo_id, 0) FROM files "
-                            "WHERE (path >= ?1 AND path < ?2) OR path = ?3",
-                            err);
+    sqlite3_stmt *st =
+        catalog_prep(cat,
+                     "SELECT id, path, size, mtime_ns, ctime_ns, inode, dev, status, "
+                     "coalesce(photo_id, 0) FROM files "
+                     "WHERE (path >= ?1 AND path < ?2) OR path = ?3",
+                     err);
     if (!st)
         return SB_EDB;
     size_t cap = strlen(prefix) + 4;
@@ -290,13 +291,14 @@ static void bind_stat(sqlite3_stmt *st, int i, const struct catalog_stat *s)
 int catalog_file_touch(struct catalog *cat, const char *path, const struct catalog_stat *s,
                        struct sb_err *err)
 {
-    sqlite3_stmt *st = catalog_prep(cat,
-                            "INSERT INTO files(path, size, mtime_ns, ctime_ns, inode, dev, status) "
-                            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0) "
-                            "ON CONFLICT(path) DO UPDATE SET size = ?2, mtime_ns = ?3, "
-                            "ctime_ns = ?4, inode = ?5, dev = ?6, status = 0, error = NULL, "
-                            "seen_at = unixepoch()",
-                            err);
+    sqlite3_stmt *st =
+        catalog_prep(cat,
+                     "INSERT INTO files(path, size, mtime_ns, ctime_ns, inode, dev, status) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0) "
+                     "ON CONFLICT(path) DO UPDATE SET size = ?2, mtime_ns = ?3, "
+                     "ctime_ns = ?4, inode = ?5, dev = ?6, status = 0, error = NULL, "
+                     "seen_at = unixepoch()",
+                     err);
     if (!st)
         return SB_EDB;
     sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
@@ -307,7 +309,8 @@ int catalog_file_touch(struct catalog *cat, const char *path, const struct catal
 static int file_set_status(struct catalog *cat, int64_t id, int status, const char *error,
                            struct sb_err *err)
 {
-    sqlite3_stmt *st = catalog_prep(cat, "UPDATE files SET status = ?2, error = ?3 WHERE id = ?1", err);
+    sqlite3_stmt *st =
+        catalog_prep(cat, "UPDATE files SET status = ?2, error = ?3 WHERE id = ?1", err);
     if (!st)
         return SB_EDB;
     sqlite3_bind_int64(st, 1, id);
@@ -336,10 +339,11 @@ int catalog_file_set_ignored(struct catalog *cat, int64_t file_id, struct sb_err
 int catalog_files_pending(struct catalog *cat, size_t max, struct catalog_file **out, size_t *n,
                           struct sb_err *err)
 {
-    sqlite3_stmt *st = catalog_prep(cat,
-                            "SELECT id, path, size, mtime_ns, ctime_ns, inode, dev FROM files "
-                            "WHERE status = 0 ORDER BY id LIMIT ?1",
-                            err);
+    sqlite3_stmt *st =
+        catalog_prep(cat,
+                     "SELECT id, path, size, mtime_ns, ctime_ns, inode, dev FROM files "
+                     "WHERE status = 0 ORDER BY id LIMIT ?1",
+                     err);
     if (!st)
         return SB_EDB;
     sqlite3_bind_int64(st, 1, (int64_t)max);
@@ -417,7 +421,8 @@ int catalog_file_set_photo(struct catalog *cat, int64_t file_id, const unsigned 
                 return rc;
         }
     }
-    st = catalog_prep(cat, "UPDATE files SET status = 1, error = NULL, photo_id = ?2 WHERE id = ?1", err);
+    st = catalog_prep(cat, "UPDATE files SET status = 1, error = NULL, photo_id = ?2 WHERE id = ?1",
+                      err);
     if (!st)
         return SB_EDB;
     sqlite3_bind_int64(st, 1, file_id);
@@ -436,9 +441,9 @@ int catalog_file_set_photo(struct catalog *cat, int64_t file_id, const unsigned 
 int catalog_jobs_ensure(struct catalog *cat, const char *stage, struct sb_err *err)
 {
     sqlite3_stmt *st = catalog_prep(cat,
-                            "INSERT OR IGNORE INTO jobs(photo_id, stage, state) "
-                            "SELECT id, ?1, 0 FROM photos",
-                            err);
+                                    "INSERT OR IGNORE INTO jobs(photo_id, stage, state) "
+                                    "SELECT id, ?1, 0 FROM photos",
+                                    err);
     if (!st)
         return SB_EDB;
     sqlite3_bind_text(st, 1, stage, -1, SQLITE_STATIC);
@@ -448,9 +453,9 @@ int catalog_jobs_ensure(struct catalog *cat, const char *stage, struct sb_err *e
 int catalog_jobs_retry(struct catalog *cat, const char *stage, struct sb_err *err)
 {
     sqlite3_stmt *st = catalog_prep(cat,
-                            "UPDATE jobs SET state = 0, error = NULL "
-                            "WHERE state = 2 AND (?1 IS NULL OR stage = ?1)",
-                            err);
+                                    "UPDATE jobs SET state = 0, error = NULL "
+                                    "WHERE state = 2 AND (?1 IS NULL OR stage = ?1)",
+                                    err);
     if (!st)
         return SB_EDB;
     if (stage)
@@ -466,9 +471,9 @@ int catalog_job_set(struct catalog *cat, int64_t photo_id, const char *stage, in
 {
     sqlite3_stmt *st =
         catalog_prep(cat,
-             "INSERT INTO jobs(photo_id, stage, state, error) VALUES (?1, ?2, ?3, ?4) "
-             "ON CONFLICT(photo_id, stage) DO UPDATE SET state = ?3, error = ?4",
-             err);
+                     "INSERT INTO jobs(photo_id, stage, state, error) VALUES (?1, ?2, ?3, ?4) "
+                     "ON CONFLICT(photo_id, stage) DO UPDATE SET state = ?3, error = ?4",
+                     err);
     if (!st)
         return SB_EDB;
     sqlite3_bind_int64(st, 1, photo_id);
@@ -581,14 +586,15 @@ int catalog_photo_set_meta(struct catalog *cat, int64_t photo_id, const struct p
                            const char *format, int width, int height, const char *time_source,
                            struct sb_err *err)
 {
-    sqlite3_stmt *st = catalog_prep(cat,
-                            "UPDATE photos SET format = ?2, width = ?3, height = ?4, "
-                            "taken_at = ?5, tz_offset = ?6, taken_unix = ?7, time_source = ?8, "
-                            "make = ?9, model = ?10, lens = ?11, software = ?12, focal_mm = ?13, "
-                            "focal35_mm = ?14, fnumber = ?15, exposure_s = ?16, iso = ?17, "
-                            "gps_lat = ?18, gps_lon = ?19, gps_alt = ?20, orientation = ?21, "
-                            "has_exif = ?22 WHERE id = ?1",
-                            err);
+    sqlite3_stmt *st =
+        catalog_prep(cat,
+                     "UPDATE photos SET format = ?2, width = ?3, height = ?4, "
+                     "taken_at = ?5, tz_offset = ?6, taken_unix = ?7, time_source = ?8, "
+                     "make = ?9, model = ?10, lens = ?11, software = ?12, focal_mm = ?13, "
+                     "focal35_mm = ?14, fnumber = ?15, exposure_s = ?16, iso = ?17, "
+                     "gps_lat = ?18, gps_lon = ?19, gps_alt = ?20, orientation = ?21, "
+                     "has_exif = ?22 WHERE id = ?1",
+                     err);
     if (!st)
         return SB_EDB;
     sqlite3_bind_int64(st, 1, photo_id);
@@ -661,9 +667,9 @@ int catalog_vector_put(struct catalog *cat, int64_t model_id, int64_t photo_id, 
                        int dim, struct sb_err *err)
 {
     sqlite3_stmt *st = catalog_prep(cat,
-                            "INSERT OR REPLACE INTO vectors(model_id, photo_id, vec) "
-                            "VALUES (?1, ?2, ?3)",
-                            err);
+                                    "INSERT OR REPLACE INTO vectors(model_id, photo_id, vec) "
+                                    "VALUES (?1, ?2, ?3)",
+                                    err);
     if (!st)
         return SB_EDB;
     sqlite3_bind_int64(st, 1, model_id);
@@ -726,12 +732,13 @@ int catalog_status(struct catalog *cat, struct catalog_status *out, struct sb_er
     if (rc)
         return rc;
     /* Per-photo stages, counted over photos that still have a present file. */
-    sqlite3_stmt *st = catalog_prep(cat,
-                            "SELECT j.stage, sum(j.state = 1), sum(j.state = 0), sum(j.state = 2) "
-                            "FROM jobs j WHERE EXISTS (SELECT 1 FROM files f WHERE "
-                            "f.photo_id = j.photo_id AND f.status = 1) "
-                            "GROUP BY j.stage ORDER BY j.stage",
-                            err);
+    sqlite3_stmt *st =
+        catalog_prep(cat,
+                     "SELECT j.stage, sum(j.state = 1), sum(j.state = 0), sum(j.state = 2) "
+                     "FROM jobs j WHERE EXISTS (SELECT 1 FROM files f WHERE "
+                     "f.photo_id = j.photo_id AND f.status = 1) "
+                     "GROUP BY j.stage ORDER BY j.stage",
+                     err);
     if (!st)
         return SB_EDB;
     int r;
@@ -755,15 +762,15 @@ int catalog_status(struct catalog *cat, struct catalog_status *out, struct sb_er
 int catalog_errors(struct catalog *cat, catalog_error_fn fn, void *user, struct sb_err *err)
 {
     sqlite3_stmt *st = catalog_prep(cat,
-                            "SELECT path, 'hash', coalesce(error, 'failed') FROM files "
-                            "WHERE status = 2 "
-                            "UNION ALL "
-                            "SELECT f.path, group_concat(j.stage, ','), "
-                            "coalesce(j.error, 'failed') FROM files f "
-                            "JOIN jobs j ON j.photo_id = f.photo_id "
-                            "WHERE f.status = 1 AND j.state = 2 "
-                            "GROUP BY f.path, j.error ORDER BY 1, 2",
-                            err);
+                                    "SELECT path, 'hash', coalesce(error, 'failed') FROM files "
+                                    "WHERE status = 2 "
+                                    "UNION ALL "
+                                    "SELECT f.path, group_concat(j.stage, ','), "
+                                    "coalesce(j.error, 'failed') FROM files f "
+                                    "JOIN jobs j ON j.photo_id = f.photo_id "
+                                    "WHERE f.status = 1 AND j.state = 2 "
+                                    "GROUP BY f.path, j.error ORDER BY 1, 2",
+                                    err);
     if (!st)
         return SB_EDB;
     int rc = SB_OK, s;

@@ -21,8 +21,7 @@ int catalog_exec(struct catalog *cat, const char *sql, struct sb_err *err);
 /* Prepares sql; NULL (err filled) on failure. */
 sqlite3_stmt *catalog_prep(struct catalog *cat, const char *sql, struct sb_err *err);
 /* Steps a statement that returns no rows, then finalizes it. */
-int catalog_step_done(struct catalog *cat, sqlite3_stmt *st, const char *what,
-                      struct sb_err *err);
+int catalog_step_done(struct catalog *cat, sqlite3_stmt *st, const char *what, struct sb_err *err);
 
 /* Binds parameters i and i+1 to the half-open byte range of paths under folder prefix:
  * [prefix "/", prefix "0") ('0' follows '/'); "" or "/" match everything. lo and hi are

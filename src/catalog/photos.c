@@ -35,8 +35,8 @@ int catalog_model_find(struct catalog *cat, const char *name, int64_t *model_id,
     return rc;
 }
 
-int catalog_vectors_each(struct catalog *cat, int64_t model_id, catalog_vector_fn fn,
-                         void *user, struct sb_err *err)
+int catalog_vectors_each(struct catalog *cat, int64_t model_id, catalog_vector_fn fn, void *user,
+                         struct sb_err *err)
 {
     sqlite3_stmt *st = catalog_prep(
         cat, "SELECT photo_id, vec FROM vectors WHERE model_id = ?1 ORDER BY photo_id", err);
@@ -59,11 +59,11 @@ int catalog_vectors_each(struct catalog *cat, int64_t model_id, catalog_vector_f
     return rc;
 }
 
-int catalog_vector_get(struct catalog *cat, int64_t model_id, int64_t photo_id, float *out,
-                       int dim, struct sb_err *err)
+int catalog_vector_get(struct catalog *cat, int64_t model_id, int64_t photo_id, float *out, int dim,
+                       struct sb_err *err)
 {
-    sqlite3_stmt *st = catalog_prep(
-        cat, "SELECT vec FROM vectors WHERE model_id = ?1 AND photo_id = ?2", err);
+    sqlite3_stmt *st =
+        catalog_prep(cat, "SELECT vec FROM vectors WHERE model_id = ?1 AND photo_id = ?2", err);
     if (!st)
         return SB_EDB;
     sqlite3_bind_int64(st, 1, model_id);
@@ -103,8 +103,7 @@ int catalog_setting_get(struct catalog *cat, const char *key, char *buf, size_t 
     return rc;
 }
 
-int catalog_setting_set(struct catalog *cat, const char *key, const char *value,
-                        struct sb_err *err)
+int catalog_setting_set(struct catalog *cat, const char *key, const char *value, struct sb_err *err)
 {
     sqlite3_stmt *st =
         catalog_prep(cat, "INSERT OR REPLACE INTO settings(key, value) VALUES (?1, ?2)", err);
@@ -230,8 +229,9 @@ int catalog_filter_photos(struct catalog *cat, const struct catalog_filter *f, i
 int catalog_photos_by_date(struct catalog *cat, const struct catalog_filter *f, size_t offset,
                            size_t max, int64_t **ids, size_t *n, struct sb_err *err)
 {
-    return select_ids(cat, " ORDER BY p.taken_at IS NULL, p.taken_at DESC, p.id LIMIT ?10 OFFSET ?11",
-                      f, offset, max, ids, n, err);
+    return select_ids(cat,
+                      " ORDER BY p.taken_at IS NULL, p.taken_at DESC, p.id LIMIT ?10 OFFSET ?11", f,
+                      offset, max, ids, n, err);
 }
 
 /* ---- one photo ---------------------------------------------------------------------------- */
@@ -265,8 +265,7 @@ void catalog_photo_release(struct catalog_photo *p)
     memset(p, 0, sizeof(*p));
 }
 
-int catalog_photo_get(struct catalog *cat, int64_t id, struct catalog_photo *p,
-                      struct sb_err *err)
+int catalog_photo_get(struct catalog *cat, int64_t id, struct catalog_photo *p, struct sb_err *err)
 {
     memset(p, 0, sizeof(*p));
     sqlite3_stmt *st = catalog_prep(

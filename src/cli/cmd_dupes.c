@@ -29,8 +29,8 @@ static const char dupes_help[] =
 
 static int format_rank(const char *f)
 {
-    static const char *const order[] = { "raw", "heif", "avif", "jpeg", "tiff", "png", "webp",
-                                         "gif", NULL };
+    static const char *const order[] = { "raw", "heif", "avif", "jpeg", "tiff",
+                                         "png", "webp", "gif",  NULL };
     for (int i = 0; f && order[i]; i++) {
         if (strcmp(f, order[i]) == 0)
             return 100 - i;
@@ -158,8 +158,7 @@ static int near_groups(struct cli_search *s, cJSON *out, int64_t *ngroups)
         return CLI_EXIT_FAIL;
     }
     if (!out)
-        printf("%snear duplicates (cosine >= %.2f):\n", *ngroups ? "\n" : "",
-               (double)s->threshold);
+        printf("%snear duplicates (cosine >= %.2f):\n", *ngroups ? "\n" : "", (double)s->threshold);
     int64_t found = 0;
     for (size_t root = 0; root < m->n; root++) {
         if (group[root] != (int64_t)root)
@@ -255,9 +254,8 @@ int cmd_dupes(int argc, char **argv, struct cli_ctx *ctx)
     int64_t nexact = 0, nnear = 0;
     rc = exact_groups(&s, exact, &nexact);
     if (!rc && !exact_only) {
-        if (s.ctx->model_dir ||
-            catalog_setting_get(s.cat, "model_name", s.model_name, sizeof(s.model_name), NULL) ==
-                SB_OK) {
+        if (s.ctx->model_dir || catalog_setting_get(s.cat, "model_name", s.model_name,
+                                                    sizeof(s.model_name), NULL) == SB_OK) {
             rc = cli_search_open_store(&s, false);
             if (!rc) {
                 cJSON *near = root ? cJSON_AddArrayToObject(root, "near") : NULL;

@@ -114,7 +114,8 @@ int cmd_index(int argc, char **argv, struct cli_ctx *ctx)
         p.embedder = &emb.crawl;
         /* remember the model, so that search finds it without --model */
         char *real = realpath(ctx->model_dir, NULL);
-        if (catalog_begin(cat, &err) || catalog_setting_set(cat, "model_dir", real ? real : ctx->model_dir, &err) ||
+        if (catalog_begin(cat, &err) ||
+            catalog_setting_set(cat, "model_dir", real ? real : ctx->model_dir, &err) ||
             catalog_setting_set(cat, "model_name", emb.crawl.model_name, &err) ||
             catalog_commit(cat, &err)) {
             catalog_rollback(cat);

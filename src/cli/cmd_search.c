@@ -34,7 +34,8 @@ static const char search_help[] =
     "Finds photos by meaning. A TERM is text (\"poodle on a beach\"), the path of an image\n"
     "file (its embedding; it need not be in the catalog), or id:N (a cataloged photo). Terms\n"
     "are added (+) or subtracted (-), each optionally weighted as W:TERM (\"2:golden retriever\"\n"
-    "+ ./pool.jpg - night). Without terms, lists the photos that pass the filters, newest first.\n\n"
+    "+ ./pool.jpg - night). Without terms, lists the photos that pass the filters, newest "
+    "first.\n\n"
     "options:\n"
     "  --after DATE       taken on or after DATE (YYYY-MM-DD)\n"
     "  --before DATE      taken before DATE\n"
@@ -157,8 +158,8 @@ static int print_results(struct cli_search *s, const struct result *r, size_t n,
 
 /* ---- search ----------------------------------------------------------------------------- */
 
-static int run_query(struct cli_search *s, const float *q, const int64_t *exclude,
-                     size_t nexclude, struct result **out, size_t *nout)
+static int run_query(struct cli_search *s, const float *q, const int64_t *exclude, size_t nexclude,
+                     struct result **out, size_t *nout)
 {
     struct sb_err err;
     const struct vec_matrix *m = vec_store_matrix(s->store);
@@ -343,8 +344,8 @@ int cmd_similar(int argc, char **argv, struct cli_ctx *ctx)
     struct search_term t = { SEARCH_TERM_IMAGE, 1.0f, args[0], 0 };
     int64_t id;
     const char *a = args[0];
-    if (!is_file(a) && sb_parse_i64(strncmp(a, "id:", 3) == 0 ? a + 3 : a, 1, INT64_MAX, &id,
-                                    NULL) == SB_OK) {
+    if (!is_file(a) &&
+        sb_parse_i64(strncmp(a, "id:", 3) == 0 ? a + 3 : a, 1, INT64_MAX, &id, NULL) == SB_OK) {
         t.kind = SEARCH_TERM_ID;
         t.id = id;
     } else if (!is_file(a)) {

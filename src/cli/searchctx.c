@@ -39,7 +39,10 @@ static bool valid_date(const char *d)
             return false;
         }
     }
-    return true;
+    int month = (d[5] - '0') * 10 + (d[6] - '0'), day = (d[8] - '0') * 10 + (d[9] - '0');
+    if (month < 1 || month > 12 || day < 1 || day > 31)
+        return false;
+    return d[10] == '\0' || d[10] == 'T' || d[10] == ' ';
 }
 
 int cli_search_init(struct cli_search *s, struct cli_ctx *ctx, int argc, char **argv,
@@ -133,24 +136,22 @@ int cli_search_init(struct cli_search *s, struct cli_ctx *ctx, int argc, char **
     }
     const char *slash = strrchr(ctx->db_path, '/');
     if (slash)
-        snprintf(s->cache_dir, sizeof(s->cache_dir), "%.*s/cache",
-                 (int)(slash - ctx->db_path), ctx->db_path);
+        snprintf(s->cache_dir, sizeof(s->cache_dir), "%.*s/cache", (int)(slash - ctx->db_path),
+                 ctx->db_path);
     else
         snprintf(s->cache_dir, sizeof(s->cache_dir), "cache");
     return CLI_EXIT_OK;
 }
 
-static int load_tower(struct cli_search *s, int tower, struct clip_model **m,
-                      struct clip_ctx **c)
+static int load_tower(struct cli_search *s, int tower, struct clip_model **m, struct clip_ctx **c)
 {
     struct sb_err err;
     struct clip_load_params lp = clip_load_default_params();
     lp.towers = tower;
-    lp.precision = s->ctx->precision == CLI_PRECISION_BF16 ? CLIP_PRECISION_BF16
-                                                           : CLIP_PRECISION_FP32;
+    lp.precision =
+        s->ctx->precision == CLI_PRECISION_BF16 ? CLIP_PRECISION_BF16 : CLIP_PRECISION_FP32;
     lp.blas_threads = s->ctx->threads;
-    if (clip_model_load(s->model_dir, &lp, m, &err) ||
-        clip_ctx_new(*m, 1, NULL, c, &err)) {
+    if (clip_model_load(s->model_dir, &lp, m, &err) || clip_ctx_new(*m, 1, NULL, c, &err)) {
         cli_error("model '%s': %s", s->model_dir, err.msg);
         return CLI_EXIT_FAIL;
     }
@@ -216,8 +217,7 @@ int cli_search_term_vector(struct cli_search *s, const struct search_term *t, fl
             return CLI_EXIT_OK;
         }
         if (t->kind == SEARCH_TERM_ID) {
-            cli_error("photo id:%lld has no vector of model '%s'", (long long)pid,
-                      s->model_name);
+            cli_error("photo id:%lld has no vector of model '%s'", (long long)pid, s->model_name);
             return CLI_EXIT_USAGE;
         }
     }

@@ -21,110 +21,56 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Scratch for one thread's forward passes, allocated once for the largest batch. */
+/* Scratch for one thread's forward passes, allocated once for the largest batch. Buffers that
+ * feed a product ("product inputs": a, mlp) hold f32 in fp32 mode and bf16 in bf16 mode, and
+ * have room for clip_bf16_rows(T) rows. */
 struct clip_ctx {
     const struct clip_model *m;
     struct sb_pool *pool;
+    struct clip_bf16_ctx *bf16; /* NULL: fp32 products on OpenBLAS */
+    atomic_bool failed;         /* a bf16 product failed (set by any worker) */
+    struct sb_err err;          /* why, when known */
     int max_batch;
     int n_workers;  /* sb_pool_size(pool) + 1: the caller takes part too */
     size_t max_len; /* longest sequence (L or P) */
+    size_t max_e;   /* largest head size E */
     float *x;       /* (T, C) the residual stream */
-    float *h;       /* (T, C) layer-norm output, then attention output */
-    float *qkv;     /* (T, 3C) */
-    float *tmp;     /* (T, C) sublayer output before the residual add; patch embeddings */
-    float *mlp;     /* (T, F) */
-    float *patches; /* (B*N, 3*p*p) unfolded image patches */
-    float *pooled;  /* (B, C) CLS rows / EOS row */
-    float *scores;  /* (n_workers, max_len) attention probabilities, one row per worker */
+    float *qkv;     /* (T, 3C); also the projection output before it is copied out */
+    float *tmp;     /* (B*N, C) patch embeddings; (B, C) pooled rows */
+    void *a;        /* (T, max(C, 3pp)) product input: layer norm, attention, patches */
+    void *mlp;      /* (T, F) product input: fc1 + activation output */
+    float *att;     /* (n_workers, max_len * (max_len + max_e)) scores and head outputs */
     int32_t *ids;   /* (P) token ids of the last text */
 };
 
 /* ------------------------------------------------------------------------------------------ */
 /* Kernels */
 
-/* out(T,N) = in(T,K) @ W^T + b. W is (N,K) row-major, as PyTorch's nn.Linear stores it.
- * This is the one place a matrix product happens: the precision switch (bf16 via oneDNN)
- * belongs here. Today every precision computes in fp32. */
-static void linear(float *out, const float *in, const struct clip_linear *l, int T)
+/* f32 -> bf16, rounding to nearest even as torch and oneDNN do; NaN stays NaN. */
+static uint16_t bf16_from_f32(float f)
 {
-    int N = l->n_out, K = l->n_in;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, N, K, 1.0f, in, K, l->w, K, 0.0f, out,
-                N);
-    if (!l->b)
+    uint32_t u;
+    memcpy(&u, &f, sizeof(u));
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+/* Writes n floats at element offset `at` of a product input: f32, or bf16 when bf16. */
+static void store_input(void *dst, size_t at, const float *v, size_t n, bool bf16)
+{
+    if (!bf16) {
+        memcpy((float *)dst + at, v, n * sizeof(float));
         return;
-    for (int t = 0; t < T; t++) {
-        float *o = out + (size_t)t * N;
-        for (int n = 0; n < N; n++)
-            o[n] += l->b[n];
     }
-}
-
-static void add_inplace(float *x, const float *y, size_t n)
-{
+    uint16_t *o = (uint16_t *)dst + at;
     for (size_t i = 0; i < n; i++)
-        x[i] += y[i];
-}
-
-/* Eight independent partial sums so the compiler can vectorise without -ffast-math. */
-static float dot(const float *a, const float *b, int n)
-{
-    float s[8] = { 0 };
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++)
-            s[k] += a[i + k] * b[i + k];
-    float r = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-    for (; i < n; i++)
-        r += a[i] * b[i];
-    return r;
-}
-
-/* nn.LayerNorm over rows [r0, r1) of (T, C): biased variance, eps inside the sqrt.
- * out may equal in. */
-static void layernorm_rows(float *out, const float *in, const float *w, const float *b, int C,
-                           float eps, size_t r0, size_t r1)
-{
-    for (size_t r = r0; r < r1; r++) {
-        const float *x = in + r * (size_t)C;
-        float *o = out + r * (size_t)C;
-        float mean = 0.0f;
-        for (int i = 0; i < C; i++)
-            mean += x[i];
-        mean /= (float)C;
-        float var = 0.0f;
-        for (int i = 0; i < C; i++) {
-            float d = x[i] - mean;
-            var += d * d;
-        }
-        var /= (float)C;
-        float inv = 1.0f / sqrtf(var + eps);
-        for (int i = 0; i < C; i++)
-            o[i] = (x[i] - mean) * inv * w[i] + b[i];
-    }
-}
-
-struct ln_job {
-    float *out;
-    const float *in, *w, *b;
-    int C;
-    float eps;
-};
-
-static void ln_task(void *arg, size_t begin, size_t end, int worker)
-{
-    const struct ln_job *j = arg;
-    (void)worker;
-    layernorm_rows(j->out, j->in, j->w, j->b, j->C, j->eps, begin, end);
-}
-
-static void layernorm(struct clip_ctx *c, float *out, const float *in, const float *w,
-                      const float *b, int T, int C, float eps)
-{
-    struct ln_job j = { out, in, w, b, C, eps };
-    sb_pool_for(c->pool, (size_t)T, 16, ln_task, &j);
+        o[i] = bf16_from_f32(v[i]);
 }
 
 /* Activations (transformers.activations): quick_gelu x*sigmoid(1.702x) (CLIP's original),
@@ -150,78 +96,188 @@ static void act_range(float *x, size_t n, enum clip_act act)
     }
 }
 
-struct act_job {
-    float *x;
-    size_t row;
+/* out(T,N) = in(T,K) @ W^T + b, then the epilogue: STORE writes out, RESIDUAL adds to it (out
+ * is the residual stream: the add is fused), ACT applies the activation (out is the next
+ * product's input). W is (N,K) row-major, as PyTorch's nn.Linear stores it. This is the one
+ * place a matrix product with weights happens. The work is shared out by output columns:
+ * fp32 calls cblas_sgemm on a column range (ldc = N) and finishes those columns while they
+ * are in cache; bf16 runs the backend's packed slices (internal.h, linear_dnnl.c). */
+struct lin_job {
+    struct clip_ctx *c;
+    const struct clip_linear *l;
+    const struct clip_bf16_op *op; /* bf16 only */
+    void *out;
+    const void *in;
+    int T;
+    enum clip_epi epi;
     enum clip_act act;
 };
 
-static void act_task(void *arg, size_t begin, size_t end, int worker)
+#define LIN_COLS 16 /* fp32: columns per work item */
+
+static void linear_task(void *arg, size_t begin, size_t end, int worker)
 {
-    const struct act_job *j = arg;
-    (void)worker;
-    act_range(j->x + begin * j->row, (end - begin) * j->row, j->act);
+    const struct lin_job *j = arg;
+    const struct clip_linear *l = j->l;
+    if (j->op) {
+        if (!clip_bf16_run(j->c->bf16, j->op, l, worker, j->out, j->in, (int)begin, (int)end))
+            atomic_store(&j->c->failed, true);
+        return;
+    }
+    int N = l->n_out, K = l->n_in, n0 = (int)begin * LIN_COLS;
+    int n1 = (int)end * LIN_COLS < N ? (int)end * LIN_COLS : N;
+    float *out = j->out;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, n1 - n0, K, 1.0f, j->in, K,
+                l->w + (size_t)n0 * K, K, j->epi == CLIP_EPI_RESIDUAL ? 1.0f : 0.0f, out + n0,
+                N);
+    for (int t = 0; t < j->T; t++) {
+        float *o = out + (size_t)t * N;
+        if (l->b)
+            for (int n = n0; n < n1; n++)
+                o[n] += l->b[n];
+        if (j->epi == CLIP_EPI_ACT)
+            act_range(o + n0, (size_t)(n1 - n0), j->act);
+    }
 }
 
-static void activation(struct clip_ctx *c, float *x, int T, int F, enum clip_act act)
+static void linear(struct clip_ctx *c, void *out, const void *in, const struct clip_linear *l,
+                   int T, enum clip_epi epi, enum clip_act act)
 {
-    struct act_job j = { x, (size_t)F, act };
-    sb_pool_for(c->pool, (size_t)T, 8, act_task, &j);
+    struct lin_job j = { c, l, NULL, out, in, T, epi, act };
+    size_t items = ((size_t)l->n_out + LIN_COLS - 1) / LIN_COLS;
+    if (atomic_load(&c->failed))
+        return;
+    if (c->bf16) {
+        if (clip_bf16_op(c->bf16, l, T, epi, act, &j.op, &c->err) != SB_OK) {
+            atomic_store(&c->failed, true);
+            return;
+        }
+        items = (size_t)clip_bf16_slices(l);
+    }
+    sb_pool_for(c->pool, items, 1, linear_task, &j);
 }
 
-/* Multi-head self-attention core (CLIPAttention between the projections): for each sequence
- * b and head h, out_i = sum_j softmax_j(q_i . k_j * E^-0.5) v_j, with j <= i when causal.
- * qkv is (B*L, 3C) laid out [q | k | v], head h at columns h*E of each; out is (B*L, C).
- * Works on the strided layout directly: no transposes. One task = one (b, h) pair. */
-struct att_job {
-    float *out;
-    const float *qkv;
-    float *scores; /* (n_workers, max_len) */
-    size_t max_len;
-    int L, C, H;
-    bool causal;
-};
-
-static void attention_task(void *arg, size_t begin, size_t end, int worker)
+/* nn.LayerNorm over rows [r0, r1) of (T, C): biased variance, eps inside the sqrt. out is f32
+ * (may equal in) or, when bf16, a bf16 product input. */
+static void layernorm_rows(void *out, bool bf16, const float *in, const float *w, const float *b,
+                           int C, float eps, size_t r0, size_t r1)
 {
-    const struct att_job *j = arg;
-    int L = j->L, C = j->C, E = C / j->H;
-    size_t row = 3 * (size_t)C;
-    float scale = 1.0f / sqrtf((float)E);
-    float *s = j->scores + (size_t)worker * j->max_len;
-    for (size_t item = begin; item < end; item++) {
-        size_t b = item / (size_t)j->H, h = item % (size_t)j->H;
-        const float *base = j->qkv + b * (size_t)L * row + h * (size_t)E;
-        for (int i = 0; i < L; i++) {
-            const float *q = base + (size_t)i * row;
-            int n = j->causal ? i + 1 : L;
-            float mx = -INFINITY;
-            for (int t = 0; t < n; t++) {
-                s[t] = dot(q, base + (size_t)t * row + C, E) * scale;
-                mx = s[t] > mx ? s[t] : mx;
-            }
-            float sum = 0.0f;
-            for (int t = 0; t < n; t++) {
-                s[t] = expf(s[t] - mx);
-                sum += s[t];
-            }
-            float inv = 1.0f / sum;
-            float *o = j->out + (b * (size_t)L + (size_t)i) * (size_t)C + h * (size_t)E;
-            memset(o, 0, (size_t)E * sizeof(float));
-            for (int t = 0; t < n; t++) {
-                const float *v = base + (size_t)t * row + 2 * (size_t)C;
-                float pt = s[t] * inv;
-                for (int e = 0; e < E; e++)
-                    o[e] += pt * v[e];
-            }
+    for (size_t r = r0; r < r1; r++) {
+        const float *x = in + r * (size_t)C;
+        float mean = 0.0f;
+        for (int i = 0; i < C; i++)
+            mean += x[i];
+        mean /= (float)C;
+        float var = 0.0f;
+        for (int i = 0; i < C; i++) {
+            float d = x[i] - mean;
+            var += d * d;
+        }
+        var /= (float)C;
+        float inv = 1.0f / sqrtf(var + eps);
+        if (bf16) {
+            uint16_t *o = (uint16_t *)out + r * (size_t)C;
+            for (int i = 0; i < C; i++)
+                o[i] = bf16_from_f32((x[i] - mean) * inv * w[i] + b[i]);
+        } else {
+            float *o = (float *)out + r * (size_t)C;
+            for (int i = 0; i < C; i++)
+                o[i] = (x[i] - mean) * inv * w[i] + b[i];
         }
     }
 }
 
-static void attention(struct clip_ctx *c, float *out, const float *qkv, int B, int L, int C, int H,
+struct ln_job {
+    void *out;
+    bool bf16;
+    const float *in, *w, *b;
+    int C;
+    float eps;
+};
+
+static void ln_task(void *arg, size_t begin, size_t end, int worker)
+{
+    const struct ln_job *j = arg;
+    (void)worker;
+    layernorm_rows(j->out, j->bf16, j->in, j->w, j->b, j->C, j->eps, begin, end);
+}
+
+/* out: a product input when to_input (bf16 in bf16 mode), else f32. */
+static void layernorm(struct clip_ctx *c, void *out, bool to_input, const float *in,
+                      const float *w, const float *b, int T, int C, float eps)
+{
+    struct ln_job j = { out, to_input && c->bf16, in, w, b, C, eps };
+    sb_pool_for(c->pool, (size_t)T, 16, ln_task, &j);
+}
+
+/* Multi-head self-attention core (CLIPAttention between the projections): for each sequence
+ * b and head h, out_i = sum_j softmax_j(q_i . k_j * E^-0.5) v_j, with j <= i when causal.
+ * qkv is (B*L, 3C) laid out [q | k | v], head h at columns h*E of each; out (B*L, C) is a
+ * product input. Two sgemm calls per (b, h) on the strided layout (lda = 3C): no transposes.
+ * Scores, softmax and the weighted sum stay fp32 in both precisions. One task = one (b, h). */
+struct att_job {
+    void *out;
+    bool bf16;
+    const float *qkv;
+    float *scratch; /* (n_workers, max_len * (max_len + max_e)) */
+    size_t per_worker;
+    int L, C, H;
+    bool causal;
+};
+
+/* Row-wise softmax of s (n, n) in place; causal rows i keep columns <= i (the rest become 0). */
+static void softmax_rows(float *s, int n, bool causal)
+{
+    for (int i = 0; i < n; i++) {
+        float *r = s + (size_t)i * n;
+        int m = causal ? i + 1 : n;
+        float mx = -INFINITY;
+        for (int t = 0; t < m; t++)
+            mx = r[t] > mx ? r[t] : mx;
+        float sum = 0.0f;
+        for (int t = 0; t < m; t++) {
+            r[t] = expf(r[t] - mx);
+            sum += r[t];
+        }
+        float inv = 1.0f / sum;
+        for (int t = 0; t < m; t++)
+            r[t] *= inv;
+        for (int t = m; t < n; t++)
+            r[t] = 0.0f;
+    }
+}
+
+static void attention_task(void *arg, size_t begin, size_t end, int worker)
+{
+    const struct att_job *j = arg;
+    int L = j->L, C = j->C, E = C / j->H, row = 3 * C;
+    float scale = 1.0f / sqrtf((float)E);
+    float *s = j->scratch + (size_t)worker * j->per_worker; /* (L, L) */
+    float *o = s + (size_t)L * L;                            /* (L, E) when bf16 */
+    for (size_t item = begin; item < end; item++) {
+        size_t b = item / (size_t)j->H, h = item % (size_t)j->H;
+        const float *q = j->qkv + b * (size_t)L * row + h * (size_t)E;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, E, scale, q, row, q + C, row,
+                    0.0f, s, L);
+        softmax_rows(s, L, j->causal);
+        size_t at = b * (size_t)L * C + h * (size_t)E; /* out[b*L, h*E] */
+        if (!j->bf16) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, E, L, 1.0f, s, L,
+                        q + 2 * (size_t)C, row, 0.0f, (float *)j->out + at, C);
+            continue;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, E, L, 1.0f, s, L,
+                    q + 2 * (size_t)C, row, 0.0f, o, E);
+        for (int i = 0; i < L; i++)
+            store_input(j->out, at + (size_t)i * C, o + (size_t)i * E, (size_t)E, true);
+    }
+}
+
+static void attention(struct clip_ctx *c, void *out, const float *qkv, int B, int L, int C, int H,
                       bool causal)
 {
-    struct att_job j = { out, qkv, c->scores, c->max_len, L, C, H, causal };
+    size_t per = c->max_len * (c->max_len + c->max_e);
+    struct att_job j = { out, c->bf16 != NULL, qkv, c->att, per, L, C, H, causal };
     sb_pool_for(c->pool, (size_t)B * (size_t)H, 1, attention_task, &j);
 }
 
@@ -238,41 +294,40 @@ static void l2_normalize(float *x, int D)
 /* ------------------------------------------------------------------------------------------ */
 /* Transformer */
 
-/* One pre-LN block, as HF CLIPEncoderLayer computes it. x is (T, C), updated in place. */
+/* One pre-LN block, as HF CLIPEncoderLayer computes it. x is (T, C), updated in place; the
+ * residual adds happen inside the out_proj and fc2 products. */
 static void encoder_layer(struct clip_ctx *c, const struct clip_layer *w,
                           const struct clip_tower_config *tc, float *x, int B, int L, bool causal)
 {
-    int T = B * L, C = tc->hidden, F = tc->intermediate;
-    layernorm(c, c->h, x, w->ln1_w, w->ln1_b, T, C, tc->ln_eps);
-    linear(c->qkv, c->h, &w->qkv, T); /* (T, 3C) */
-    attention(c, c->h, c->qkv, B, L, C, tc->heads, causal);
-    linear(c->tmp, c->h, &w->out, T);
-    add_inplace(x, c->tmp, (size_t)T * C);
-    layernorm(c, c->h, x, w->ln2_w, w->ln2_b, T, C, tc->ln_eps);
-    linear(c->mlp, c->h, &w->fc1, T); /* (T, F) */
-    activation(c, c->mlp, T, F, tc->act);
-    linear(c->tmp, c->mlp, &w->fc2, T);
-    add_inplace(x, c->tmp, (size_t)T * C);
+    int T = B * L, C = tc->hidden;
+    layernorm(c, c->a, true, x, w->ln1_w, w->ln1_b, T, C, tc->ln_eps);
+    linear(c, c->qkv, c->a, &w->qkv, T, CLIP_EPI_STORE, tc->act); /* (T, 3C) */
+    attention(c, c->a, c->qkv, B, L, C, tc->heads, causal);
+    linear(c, x, c->a, &w->out, T, CLIP_EPI_RESIDUAL, tc->act); /* x += out_proj(attn) */
+    layernorm(c, c->a, true, x, w->ln2_w, w->ln2_b, T, C, tc->ln_eps);
+    linear(c, c->mlp, c->a, &w->fc1, T, CLIP_EPI_ACT, tc->act); /* (T, F), activated */
+    linear(c, x, c->mlp, &w->fc2, T, CLIP_EPI_RESIDUAL, tc->act); /* x += fc2(mlp) */
 }
 
-/* pixels (B, 3, S, S) -> patches (B*N, 3*p*p), each row ordered (channel, row, column) like
- * the flattened Conv2d kernel; pixels right of / below G*p are dropped, as the strided conv
- * drops them. */
-static void unfold_patches(float *patches, const float *pixels, int B, int S, int p, int G)
+/* pixels (B, 3, S, S) -> patches (B*N, 3*p*p), a product input, each row ordered (channel,
+ * row, column) like the flattened Conv2d kernel; pixels right of / below G*p are dropped, as
+ * the strided conv drops them. */
+static void unfold_patches(void *patches, bool bf16, const float *pixels, int B, int S, int p,
+                           int G)
 {
     size_t K = 3 * (size_t)p * (size_t)p;
     for (int b = 0; b < B; b++)
         for (int gy = 0; gy < G; gy++)
             for (int gx = 0; gx < G; gx++) {
-                float *dst = patches + ((size_t)b * G * G + (size_t)gy * G + (size_t)gx) * K;
+                size_t at = ((size_t)b * G * G + (size_t)gy * G + (size_t)gx) * K;
                 for (int ch = 0; ch < 3; ch++)
                     for (int y = 0; y < p; y++) {
                         const float *src =
                             pixels +
                             (((size_t)b * 3 + (size_t)ch) * S + (size_t)gy * p + (size_t)y) * S +
                             (size_t)gx * p;
-                        memcpy(dst, src, (size_t)p * sizeof(float));
-                        dst += p;
+                        store_input(patches, at, src, (size_t)p, bf16);
+                        at += (size_t)p;
                     }
             }
 }
@@ -301,16 +356,18 @@ static void vision_forward(struct clip_ctx *c, const float *pixels, int B, float
     const struct clip_tower_config *tc = &cfg->vision;
     int S = cfg->image_size, p = cfg->patch_size, G = S / p, N = G * G, L = N + 1;
     int C = tc->hidden, D = cfg->proj_dim;
-    unfold_patches(c->patches, pixels, B, S, p, G);
-    linear(c->tmp, c->patches, &w->patch, B * N); /* (B*N, C) */
+    unfold_patches(c->a, c->bf16 != NULL, pixels, B, S, p, G);
+    linear(c, c->tmp, c->a, &w->patch, B * N, CLIP_EPI_STORE, tc->act); /* (B*N, C) */
     vision_embed(c->x, c->tmp, w->class_emb, w->pos_emb, B, N, C);
-    layernorm(c, c->x, c->x, w->pre_ln_w, w->pre_ln_b, B * L, C, tc->ln_eps);
+    layernorm(c, c->x, false, c->x, w->pre_ln_w, w->pre_ln_b, B * L, C, tc->ln_eps);
     for (int l = 0; l < tc->layers; l++)
         encoder_layer(c, &w->layers[l], tc, c->x, B, L, false);
     for (int b = 0; b < B; b++) /* pooled_output = last_hidden_state[:, 0, :] */
-        memcpy(c->pooled + (size_t)b * C, c->x + (size_t)b * L * C, (size_t)C * sizeof(float));
-    layernorm(c, c->pooled, c->pooled, w->post_ln_w, w->post_ln_b, B, C, tc->ln_eps);
-    linear(out, c->pooled, &w->proj, B);
+        memcpy(c->tmp + (size_t)b * C, c->x + (size_t)b * L * C, (size_t)C * sizeof(float));
+    layernorm(c, c->a, true, c->tmp, w->post_ln_w, w->post_ln_b, B, C, tc->ln_eps);
+    /* into scratch: a bf16 product writes clip_bf16_rows(B) rows */
+    linear(c, c->qkv, c->a, &w->proj, B, CLIP_EPI_STORE, tc->act);
+    memcpy(out, c->qkv, (size_t)B * D * sizeof(float));
     for (int b = 0; b < B; b++)
         l2_normalize(out + (size_t)b * D, D);
 }
@@ -349,23 +406,24 @@ static void text_forward(struct clip_ctx *c, const int32_t *ids, int pos, float 
     }
     for (int l = 0; l < tc->layers; l++)
         encoder_layer(c, &w->layers[l], tc, c->x, 1, n, true);
-    layernorm_rows(c->pooled, c->x + (size_t)pos * C, w->final_ln_w, w->final_ln_b, C, tc->ln_eps,
-                   0, 1);
-    linear(out, c->pooled, &w->proj, 1);
+    layernorm(c, c->a, true, c->x + (size_t)pos * C, w->final_ln_w, w->final_ln_b, 1, C,
+              tc->ln_eps);
+    linear(c, c->qkv, c->a, &w->proj, 1, CLIP_EPI_STORE, tc->act);
+    memcpy(out, c->qkv, (size_t)m->cfg.proj_dim * sizeof(float));
     l2_normalize(out, m->cfg.proj_dim);
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* Public API */
 
-static float *alloc_floats(size_t a, size_t b, bool *ok)
+static void *alloc_rows(size_t a, size_t b, size_t esize, bool *ok)
 {
     size_t n;
-    if (!*ok || !sb_mul3_size(a, b, sizeof(float), &n)) {
+    if (!*ok || !sb_mul3_size(a, b, esize, &n)) {
         *ok = false;
         return NULL;
     }
-    float *p = malloc(n ? n : 1);
+    void *p = calloc(1, n ? n : 1); /* zeroed: padded product rows are read, never used */
     if (!p)
         *ok = false;
     return p;
@@ -389,38 +447,51 @@ int clip_ctx_new(const struct clip_model *m, int max_batch, struct sb_pool *pool
     c->pool = pool;
     c->max_batch = max_batch;
     c->n_workers = pool ? sb_pool_size(pool) + 1 : 1;
-    size_t rows = 1, C = 1, F = 1, L = 1, patches = 1, K = 1, pooled = 1;
+    atomic_init(&c->failed, false);
+    size_t rows = 1, C = 1, F = 1, L = 1, K = 1, E = 1;
     if (m->towers & CLIP_TOWER_VISION) {
         size_t G = (size_t)(cfg->image_size / cfg->patch_size);
         L = G * G + 1;
         rows = (size_t)max_batch * L; /* no overflow: each factor is capped at parse time */
         C = (size_t)cfg->vision.hidden;
         F = (size_t)cfg->vision.intermediate;
-        patches = (size_t)max_batch * G * G;
         K = 3 * (size_t)cfg->patch_size * (size_t)cfg->patch_size;
-        pooled = (size_t)max_batch;
+        E = C / (size_t)cfg->vision.heads;
     }
     if (m->towers & CLIP_TOWER_TEXT) {
         rows = max_sz(rows, (size_t)cfg->max_pos);
         L = max_sz(L, (size_t)cfg->max_pos);
         C = max_sz(C, (size_t)cfg->text.hidden);
         F = max_sz(F, (size_t)cfg->text.intermediate);
+        E = max_sz(E, (size_t)(cfg->text.hidden / cfg->text.heads));
     }
+    rows += 16; /* clip_bf16_rows() rounds small products up to 16 rows */
     c->max_len = L;
+    c->max_e = E;
+    size_t in_size = m->precision == CLIP_PRECISION_BF16 ? sizeof(uint16_t) : sizeof(float);
     bool ok = true;
-    c->x = alloc_floats(rows, C, &ok);
-    c->h = alloc_floats(rows, C, &ok);
-    c->qkv = alloc_floats(rows, 3 * C, &ok);
-    c->tmp = alloc_floats(max_sz(rows, patches), C, &ok);
-    c->mlp = alloc_floats(rows, F, &ok);
-    c->patches = alloc_floats(patches, K, &ok);
-    c->pooled = alloc_floats(pooled, C, &ok);
-    c->scores = alloc_floats((size_t)c->n_workers, L, &ok);
-    c->ids = ok ? calloc((size_t)cfg->max_pos, sizeof(*c->ids)) : NULL;
-    if (!ok || !c->ids) {
+    c->x = alloc_rows(rows, C, sizeof(float), &ok);
+    c->qkv = alloc_rows(rows, max_sz(3 * C, (size_t)cfg->proj_dim), sizeof(float), &ok);
+    c->tmp = alloc_rows(rows, C, sizeof(float), &ok);
+    c->a = alloc_rows(rows, max_sz(C, K), in_size, &ok);
+    c->mlp = alloc_rows(rows, F, in_size, &ok);
+    c->att = alloc_rows((size_t)c->n_workers, L * (L + E), sizeof(float), &ok);
+    c->ids = alloc_rows((size_t)cfg->max_pos, 1, sizeof(*c->ids), &ok);
+    if (!ok) {
         clip_ctx_free(c);
         return sb_fail(err, SB_ENOMEM, "no memory for a batch of %d", max_batch);
     }
+    if (m->precision == CLIP_PRECISION_BF16) {
+        int rc = clip_bf16_ctx_new(m->bf16, c->n_workers, &c->bf16, err);
+        if (rc) {
+            clip_ctx_free(c);
+            return rc;
+        }
+    }
+    /* One threading runtime: with a pool, every product is shared out by our workers, so
+     * OpenBLAS must not start its own threads (process-wide setting; see model.h). */
+    if (pool)
+        openblas_set_num_threads(1);
     *out = c;
     return SB_OK;
 }
@@ -429,16 +500,26 @@ void clip_ctx_free(struct clip_ctx *c)
 {
     if (!c)
         return;
+    clip_bf16_ctx_free(c->bf16);
     free(c->x);
-    free(c->h);
     free(c->qkv);
     free(c->tmp);
+    free(c->a);
     free(c->mlp);
-    free(c->patches);
-    free(c->pooled);
-    free(c->scores);
+    free(c->att);
     free(c->ids);
     free(c);
+}
+
+/* A bf16 product that failed is reported once the pass is over (workers cannot fail it). */
+static int pass_status(struct clip_ctx *c, struct sb_err *err)
+{
+    if (!atomic_load(&c->failed))
+        return SB_OK;
+    atomic_store(&c->failed, false);
+    if (c->err.code)
+        return sb_fail(err, c->err.code, "%s", c->err.msg);
+    return sb_fail(err, SB_EINTERNAL, "onednn: a bf16 matmul failed");
 }
 
 int clip_embed_images(struct clip_ctx *c, const float *pixels, int B, float *out,
@@ -448,8 +529,9 @@ int clip_embed_images(struct clip_ctx *c, const float *pixels, int B, float *out
         return sb_fail(err, SB_EMODEL, "embed images: the vision tower is not loaded");
     if (B < 1 || B > c->max_batch)
         return sb_fail(err, SB_EINVAL, "embed images: batch %d is not in [1, %d]", B, c->max_batch);
+    c->err = (struct sb_err){ 0 };
     vision_forward(c, pixels, B, out);
-    return SB_OK;
+    return pass_status(c, err);
 }
 
 int clip_embed_tokens(struct clip_ctx *c, const int32_t *ids, int n, float *out, struct sb_err *err)
@@ -463,8 +545,9 @@ int clip_embed_tokens(struct clip_ctx *c, const int32_t *ids, int n, float *out,
         if (ids[i] < 0 || ids[i] >= cfg->vocab_size)
             return sb_fail(err, SB_EINVAL, "embed text: token id %d is outside the vocabulary",
                            (int)ids[i]);
+    c->err = (struct sb_err){ 0 };
     text_forward(c, ids, eos_position(ids, n, cfg->eos_token_id), out);
-    return SB_OK;
+    return pass_status(c, err);
 }
 
 int clip_embed_text(struct clip_ctx *c, const char *text, float *out, int32_t *ids_out, int *n_ids,

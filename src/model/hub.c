@@ -670,14 +670,18 @@ static int http_status_fail(const struct http *h, const char *what, const char *
     bool token = h->p->token && *h->p->token;
     const char *code = h->error_code;
     long st = h->status;
+    const char *ep = h->p->endpoint && *h->p->endpoint ? h->p->endpoint : HUB_DEFAULT_ENDPOINT;
+    int eplen = (int)strlen(ep);
+    while (eplen > 0 && ep[eplen - 1] == '/')
+        eplen--;
     if (strcmp(code, "GatedRepo") == 0 ||
         ((st == 401 || st == 403) && strcmp(code, "RepoNotFound")))
         return sb_fail(err, SB_EACCES,
-                       "%s: HTTP %ld, access denied: '%s' is gated or private; accept its "
-                       "licence on the model page%s",
-                       what, st, repo,
-                       token ? " (HF_TOKEN was sent but has no access)"
-                             : ", create an access token and set HF_TOKEN");
+                       "%s: HTTP %ld: '%s' is gated or private: accept its licence at %.*s/%s "
+                       "%s",
+                       what, st, repo, eplen, ep, repo,
+                       token ? "(HF_TOKEN was sent but has no access)"
+                             : "and set HF_TOKEN to an access token");
     if (strcmp(code, "RepoNotFound") == 0 || (st == 404 && !code[0]))
         return sb_fail(err, SB_ENOENT, "%s: HTTP %ld, repository '%s' not found%s", what, st, repo,
                        token ? "" : " (if it is private, set HF_TOKEN)");
@@ -1058,8 +1062,11 @@ static int download_file(const struct hub_params *p, const char *repo, const cha
             snprintf(stats->commit, sizeof(stats->commit), "%s", h.commit);
     }
 out:
-    if (d.fd >= 0)
+    if (d.fd >= 0) {
         close(d.fd);
+        if (rc && d.written == 0 && part.data)
+            unlink(part.data); /* an HTTP error before any byte: no empty .part left behind */
+    }
     http_close(&h);
     sb_buf_release(&d.errbody);
     sb_buf_release(&url);

@@ -33,8 +33,8 @@ static void unite(int64_t *parent, int64_t a, int64_t b)
 }
 
 /* Rows [b, b + n) that pass the mask, as floats; returns how many, their rows in idx. */
-static size_t load_block(const struct vec_matrix *m, const unsigned char *mask, size_t b,
-                         size_t n, float *out, size_t *idx)
+static size_t load_block(const struct vec_matrix *m, const unsigned char *mask, size_t b, size_t n,
+                         float *out, size_t *idx)
 {
     size_t k = 0;
     for (size_t r = b; r < b + n; r++) {
@@ -73,8 +73,8 @@ int search_near_groups(const struct vec_matrix *m, const unsigned char *mask, fl
             if (!nb)
                 continue;
             /* c(na, nb) = a(na, d) @ b(nb, d)^T */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)na, (int)nb, (int)d, 1.0f,
-                        a, (int)d, b, (int)d, 0.0f, c, (int)nb);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)na, (int)nb, (int)d, 1.0f, a,
+                        (int)d, b, (int)d, 0.0f, c, (int)nb);
             for (size_t i = 0; i < na; i++) {
                 for (size_t j = 0; j < nb; j++) {
                     if (ib[j] <= ia[i] || c[i * nb + j] < threshold)

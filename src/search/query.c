@@ -73,8 +73,7 @@ int search_parse_terms(int argc, char **argv, bool (*is_file)(const char *path),
             continue;
         }
         if (!want_term) {
-            rc = sb_fail(err, SB_EINVAL,
-                         "put + or - between '%s' and the term before it", a);
+            rc = sb_fail(err, SB_EINVAL, "put + or - between '%s' and the term before it", a);
             goto out;
         }
         struct search_term *x = &t[count];

@@ -33,7 +33,7 @@ static float dot_portable(const uint16_t *a, const float *q, int d)
 
 #ifdef SEARCH_X86
 __attribute__((target("avx2,fma,f16c"))) static float dot_avx2(const uint16_t *a, const float *q,
-                                                              int d)
+                                                               int d)
 {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     __m256 acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();

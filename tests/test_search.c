@@ -1,0 +1,348 @@
+/* test_search.c - fp16, exact top-k against a double-precision brute force, masks, query
+ * algebra, combination, near-duplicate groups, and the vector store cache. */
+#include "check.h"
+
+#include "shoebox/catalog.h"
+#include "shoebox/err.h"
+#include "shoebox/pool.h"
+#include "shoebox/search.h"
+#include "shoebox/util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static uint64_t rng_state = 88172645463325252ull;
+
+static double rnd(void) /* xorshift64*, uniform in [-1, 1) */
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (double)((rng_state * 2685821657736338717ull) >> 11) / (double)(1ull << 52) - 1.0;
+}
+
+static void test_f16(void)
+{
+    static const struct {
+        float f;
+        uint16_t h;
+    } cases[] = {
+        { 0.0f, 0x0000 },           { -0.0f, 0x8000 },          { 1.0f, 0x3c00 },
+        { -2.0f, 0xc000 },          { 65504.0f, 0x7bff },       { 1e6f, 0x7c00 },
+        { 0.333333f, 0x3555 },      { 6.1035156e-05f, 0x0400 }, { 5.9604645e-08f, 0x0001 },
+        { 1e-9f, 0x0000 },          { 1.00048828125f, 0x3c00 }, /* tie: even */
+        { 1.00146484375f, 0x3c02 },                             /* tie: even up */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        CHECK_EQ_INT(cases[i].h, search_f32_to_f16(cases[i].f));
+        if (cases[i].h != 0x7c00 && cases[i].f != 1e-9f && cases[i].f != 0.333333f &&
+            cases[i].f != 1.00048828125f && cases[i].f != 1.00146484375f)
+            CHECK_NEAR(cases[i].f, search_f16_to_f32(cases[i].h), 0);
+    }
+    /* every finite half round-trips exactly */
+    int bad = 0;
+    for (uint32_t h = 0; h < 0x10000; h++) {
+        if ((h & 0x7c00) == 0x7c00)
+            continue;
+        if (search_f32_to_f16(search_f16_to_f32((uint16_t)h)) != h)
+            bad++;
+    }
+    CHECK_EQ_INT(0, bad);
+}
+
+struct ref {
+    double score;
+    int64_t id;
+};
+
+static int ref_cmp(const void *a, const void *b)
+{
+    const struct ref *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* top-k vs brute force in double precision over the same fp16 data */
+static void check_topk(size_t n, int dim, size_t k, bool with_mask, bool ties, struct sb_pool *pool)
+{
+    uint16_t *data = malloc((n ? n : 1) * (size_t)dim * 2);
+    int64_t *ids = malloc((n ? n : 1) * 8);
+    unsigned char *mask = malloc(n ? n : 1);
+    float *q = malloc((size_t)dim * 4);
+    struct ref *ref = malloc((n ? n : 1) * sizeof(*ref));
+    struct search_hit *hits = malloc((k ? k : 1) * sizeof(*hits));
+    for (size_t r = 0; r < n; r++) {
+        ids[r] = (int64_t)(r * 3 + 1);
+        mask[r] = with_mask ? (unsigned char)(r % 3 != 0) : 1;
+        for (int j = 0; j < dim; j++) {
+            double v = ties ? (double)((int)(rnd() * 3)) * 0.25 : rnd();
+            data[r * (size_t)dim + j] = search_f32_to_f16((float)v);
+        }
+    }
+    for (int j = 0; j < dim; j++)
+        q[j] = ties ? 0.5f : (float)rnd();
+    size_t nref = 0;
+    for (size_t r = 0; r < n; r++) {
+        if (!mask[r])
+            continue;
+        double s = 0;
+        for (int j = 0; j < dim; j++)
+            s += (double)search_f16_to_f32(data[r * (size_t)dim + j]) * (double)q[j];
+        ref[nref++] = (struct ref){ s, ids[r] };
+    }
+    qsort(ref, nref, sizeof(*ref), ref_cmp);
+    struct vec_matrix m = { data, ids, n, dim };
+    size_t nh = 99;
+    struct sb_err err;
+    CHECK_EQ_INT(SB_OK,
+                 search_topk(&m, q, with_mask ? mask : NULL, -INFINITY, k, pool, hits, &nh, &err));
+    size_t want = k < nref ? k : nref;
+    CHECK_EQ_INT(want, nh);
+    int mismatches = 0;
+    double maxdiff = 0;
+    for (size_t i = 0; i < nh && i < want; i++) {
+        double d = fabs((double)hits[i].score - ref[i].score);
+        if (d > maxdiff)
+            maxdiff = d;
+        /* the same photo at each rank; with float accumulation, near-equal scores may swap */
+        if (hits[i].photo_id != ref[i].id && fabs(ref[i].score - (double)hits[i].score) > 1e-4)
+            mismatches++;
+        if (ties && hits[i].photo_id != ref[i].id)
+            mismatches++; /* exact ties: lower id first, exactly */
+    }
+    if (mismatches)
+        fprintf(stderr, "topk n=%zu dim=%d k=%zu mask=%d ties=%d: %d mismatches, max diff %g\n", n,
+                dim, k, with_mask, ties, mismatches, maxdiff);
+    CHECK_EQ_INT(0, mismatches);
+    CHECK(maxdiff < 1e-4);
+    free(data);
+    free(ids);
+    free(mask);
+    free(q);
+    free(ref);
+    free(hits);
+}
+
+static void test_topk(struct sb_pool *pool)
+{
+    check_topk(0, 16, 5, false, false, pool);  /* empty catalog */
+    check_topk(3, 16, 10, false, false, pool); /* k > n */
+    check_topk(1000, 512, 10, false, false, pool);
+    check_topk(20000, 64, 50, true, false, pool); /* several parts, mask */
+    check_topk(20000, 37, 7, false, false, NULL); /* odd dimension, no pool */
+    check_topk(9000, 8, 100, false, true, pool);  /* many exact ties */
+    check_topk(500, 512, 0, false, false, pool);  /* k = 0 */
+    /* min_score: nothing above 10 */
+    uint16_t d[4] = { search_f32_to_f16(1), 0, 0, search_f32_to_f16(1) };
+    int64_t ids[2] = { 5, 9 };
+    struct vec_matrix m = { d, ids, 2, 2 };
+    float q[2] = { 1, 0 };
+    struct search_hit h[2];
+    size_t nh = 0;
+    CHECK_EQ_INT(SB_OK, search_topk(&m, q, NULL, 10.0f, 2, NULL, h, &nh, NULL));
+    CHECK_EQ_INT(0, nh);
+    CHECK_EQ_INT(SB_OK, search_topk(&m, q, NULL, 0.5f, 2, NULL, h, &nh, NULL));
+    CHECK_EQ_INT(1, nh);
+    CHECK_EQ_INT(5, h[0].photo_id);
+    CHECK_EQ_INT(1, search_find_row(&m, 9));
+    CHECK_EQ_INT(-1, search_find_row(&m, 7));
+    unsigned char mask[2];
+    int64_t want[] = { 1, 9, 12 };
+    search_mask_from_ids(&m, want, 3, mask);
+    CHECK(mask[0] == 0 && mask[1] == 1);
+}
+
+static bool fake_is_file(const char *p)
+{
+    return strcmp(p, "./pool.jpg") == 0 || strcmp(p, "/a b.jpg") == 0;
+}
+
+static void test_parse(void)
+{
+    struct search_term *t = NULL;
+    size_t n = 0;
+    struct sb_err err;
+    char *a1[] = { "2:golden retriever", "+", "./pool.jpg", "-", "night" };
+    CHECK_EQ_INT(SB_OK, search_parse_terms(5, a1, fake_is_file, &t, &n, &err));
+    CHECK_EQ_INT(3, n);
+    if (n == 3) {
+        CHECK(t[0].kind == SEARCH_TERM_TEXT && t[0].weight == 2.0f);
+        CHECK_EQ_STR("golden retriever", t[0].text);
+        CHECK(t[1].kind == SEARCH_TERM_IMAGE && t[1].weight == 1.0f);
+        CHECK(t[2].kind == SEARCH_TERM_TEXT && t[2].weight == -1.0f);
+    }
+    search_terms_free(t, n);
+    char *a2[] = { "poodle", "on", "a", "beach" }; /* unquoted words: one text */
+    CHECK_EQ_INT(SB_OK, search_parse_terms(4, a2, fake_is_file, &t, &n, &err));
+    CHECK_EQ_INT(1, n);
+    if (n == 1)
+        CHECK_EQ_STR("poodle on a beach", t[0].text);
+    search_terms_free(t, n);
+    char *a3[] = { "id:42", "-", "0.5:id:7", "+", "/a b.jpg" };
+    CHECK_EQ_INT(SB_OK, search_parse_terms(5, a3, fake_is_file, &t, &n, &err));
+    CHECK_EQ_INT(3, n);
+    if (n == 3) {
+        CHECK(t[0].kind == SEARCH_TERM_ID && t[0].id == 42);
+        CHECK(t[1].kind == SEARCH_TERM_ID && t[1].id == 7 && t[1].weight == -0.5f);
+        CHECK(t[2].kind == SEARCH_TERM_IMAGE);
+    }
+    search_terms_free(t, n);
+    static const struct {
+        int argc;
+        char *argv[3];
+    } bad[] = {
+        { 1, { "+" } },    { 2, { "cat", "-" } }, { 3, { "cat", "+", "-" } },
+        { 1, { "id:x" } }, { 1, { "id:-3" } },    { 2, { "./pool.jpg", "cat" } },
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        t = NULL;
+        n = 0;
+        CHECK_EQ_INT(SB_EINVAL, search_parse_terms(bad[i].argc, (char **)(uintptr_t)bad[i].argv,
+                                                   fake_is_file, &t, &n, &err));
+    }
+    CHECK_EQ_INT(SB_OK, search_parse_terms(0, NULL, fake_is_file, &t, &n, &err));
+    CHECK_EQ_INT(0, n);
+    search_terms_free(t, n);
+    /* "16:9" is a weight only if followed by text; "cat:" is text */
+    char *a4[] = { "cat:" };
+    CHECK_EQ_INT(SB_OK, search_parse_terms(1, a4, fake_is_file, &t, &n, &err));
+    CHECK(n == 1 && t[0].weight == 1.0f);
+    search_terms_free(t, n);
+}
+
+static void test_combine(void)
+{
+    float v[6] = { 1, 0, 0, 0, 1, 0 };
+    float w[2] = { 1, 1 }, out[3];
+    CHECK_EQ_INT(SB_OK, search_combine(v, w, 2, 3, out, NULL));
+    CHECK_NEAR(0.70710678, out[0], 1e-6);
+    CHECK_NEAR(0.70710678, out[1], 1e-6);
+    float w2[2] = { 2, -1 };
+    CHECK_EQ_INT(SB_OK, search_combine(v, w2, 2, 3, out, NULL));
+    CHECK_NEAR(2 / sqrt(5), out[0], 1e-6);
+    CHECK_NEAR(-1 / sqrt(5), out[1], 1e-6);
+    float same[6] = { 1, 0, 0, 1, 0, 0 }, w3[2] = { 1, -1 };
+    CHECK_EQ_INT(SB_EINVAL, search_combine(same, w3, 2, 3, out, NULL)); /* cat - cat */
+}
+
+static void test_near_groups(void)
+{
+    /* rows 0,2 near; 3,4,5 a chain (single linkage); 1 alone; 6 masked out */
+    float rows[7][4] = { { 1, 0, 0, 0 },        { 0, 1, 0, 0 },          { 0.99f, 0.14f, 0, 0 },
+                         { 0, 0, 1, 0 },        { 0, 0, 0.97f, 0.243f }, { 0, 0, 0.9f, 0.436f },
+                         { 0.99f, 0.14f, 0, 0 } };
+    uint16_t d[28];
+    for (int r = 0; r < 7; r++) {
+        double nn = 0;
+        for (int j = 0; j < 4; j++)
+            nn += (double)rows[r][j] * (double)rows[r][j];
+        for (int j = 0; j < 4; j++)
+            d[r * 4 + j] = search_f32_to_f16((float)((double)rows[r][j] / sqrt(nn)));
+    }
+    int64_t ids[7] = { 1, 2, 3, 4, 5, 6, 7 };
+    struct vec_matrix m = { d, ids, 7, 4 };
+    unsigned char mask[7] = { 1, 1, 1, 1, 1, 1, 0 };
+    int64_t g[7];
+    CHECK_EQ_INT(SB_OK, search_near_groups(&m, mask, 0.95f, NULL, g, NULL));
+    CHECK_EQ_INT(0, g[0]);
+    CHECK_EQ_INT(-1, g[1]);
+    CHECK_EQ_INT(0, g[2]);
+    CHECK_EQ_INT(3, g[3]);
+    CHECK_EQ_INT(3, g[4]);
+    CHECK_EQ_INT(3, g[5]);
+    CHECK_EQ_INT(-1, g[6]);
+}
+
+static void test_store(void)
+{
+    const char *tmp = getenv("SHOEBOX_TMP");
+    char db[512], cache[512];
+    snprintf(db, sizeof(db), "%s/test_search.%d/catalog.db", tmp ? tmp : "/tmp", (int)getpid());
+    snprintf(cache, sizeof(cache), "%s/test_search.%d/cache", tmp ? tmp : "/tmp", (int)getpid());
+    struct catalog *cat = NULL;
+    struct sb_err err;
+    CHECK_EQ_INT(SB_OK, catalog_open(db, false, &cat, &err));
+    if (!cat)
+        return;
+    struct vec_store *s = NULL;
+    CHECK_EQ_INT(SB_ENOENT, vec_store_open(cat, "m", cache, &s, &err));
+    int64_t mid = 0;
+    struct catalog_stat st = { 1, 1, 1, 1, 1 };
+    const char *stages[] = { NULL };
+    CHECK_EQ_INT(SB_OK, catalog_begin(cat, &err));
+    CHECK_EQ_INT(SB_OK, catalog_model_ensure(cat, "m", 3, &mid, &err));
+    for (int i = 0; i < 5; i++) {
+        char path[32];
+        unsigned char h[16] = { (unsigned char)(i + 1) };
+        snprintf(path, sizeof(path), "/x/%d.jpg", i);
+        CHECK_EQ_INT(SB_OK, catalog_file_touch(cat, path, &st, &err));
+        struct catalog_file *f = NULL;
+        size_t nf = 0;
+        catalog_files_pending(cat, 1, &f, &nf, &err);
+        int64_t pid;
+        if (nf == 1)
+            CHECK_EQ_INT(SB_OK, catalog_file_set_photo(cat, f[0].id, h, 1, "jpeg", stages, &pid,
+                                                       NULL, &err));
+        catalog_files_free(f, nf);
+        float v[3] = { (float)i, 1, 0 };
+        CHECK_EQ_INT(SB_OK, catalog_vector_put(cat, mid, pid, v, 3, &err));
+    }
+    CHECK_EQ_INT(SB_OK, catalog_commit(cat, &err));
+    CHECK_EQ_INT(SB_OK, vec_store_open(cat, "m", cache, &s, &err));
+    const struct vec_matrix *m = s ? vec_store_matrix(s) : NULL;
+    CHECK(m && m->n == 5 && m->dim == 3);
+    if (m) {
+        float row[3];
+        search_row(m, 4, row);
+        CHECK_NEAR(4.0, row[0], 0);
+        CHECK(!vec_store_stale(s, cat));
+    }
+    /* a new vector makes it stale; reopening rebuilds the file */
+    float v[3] = { 9, 9, 9 };
+    CHECK_EQ_INT(SB_OK, catalog_begin(cat, &err));
+    CHECK_EQ_INT(SB_OK, catalog_vector_put(cat, mid, 1, v, 3, &err));
+    CHECK_EQ_INT(SB_OK, catalog_commit(cat, &err));
+    CHECK(s && vec_store_stale(s, cat));
+    vec_store_close(s);
+    CHECK_EQ_INT(SB_OK, vec_store_open(cat, "m", cache, &s, &err));
+    m = s ? vec_store_matrix(s) : NULL;
+    if (m) {
+        float row[3];
+        search_row(m, 0, row);
+        CHECK_NEAR(9.0, row[0], 0);
+    }
+    vec_store_close(s);
+    /* a corrupt cache file is rebuilt, not trusted */
+    char f[600];
+    snprintf(f, sizeof(f), "%s/vectors-%lld.f16", cache, (long long)mid);
+    FILE *fp = fopen(f, "r+b");
+    if (fp) {
+        fseek(fp, 70, SEEK_SET);
+        fputc(0x7f, fp);
+        fclose(fp);
+        truncate(f, 100);
+    }
+    CHECK_EQ_INT(SB_OK, vec_store_open(cat, "m", cache, &s, &err));
+    m = s ? vec_store_matrix(s) : NULL;
+    CHECK(m && m->n == 5);
+    vec_store_close(s);
+    catalog_close(cat);
+}
+
+int main(void)
+{
+    struct sb_pool *pool = NULL;
+    sb_pool_new(2, &pool, NULL);
+    test_f16();
+    test_topk(pool);
+    test_parse();
+    test_combine();
+    test_near_groups();
+    test_store();
+    sb_pool_free(pool);
+    return check_exit();
+}
