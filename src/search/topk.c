@@ -6,10 +6,12 @@
 #include "shoebox/err.h"
 #include "shoebox/pool.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define SEARCH_X86 1
 #endif
@@ -64,11 +66,19 @@ __attribute__((target("avx2,fma,f16c"))) static float dot_avx2(const uint16_t *a
 }
 #endif
 
+#ifdef SEARCH_X86
+/* F16C is CPUID leaf 1, ECX bit 29 (clang 14's __builtin_cpu_supports does not know "f16c"). */
+static bool cpu_has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+#endif
+
 static dot_fn pick_dot(void)
 {
 #ifdef SEARCH_X86
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("f16c"))
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c())
         return dot_avx2;
 #endif
     return dot_portable;

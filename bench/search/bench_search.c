@@ -1,0 +1,135 @@
+/* bench_search.c - the vector scan at scale: N random unit vectors of D dims as the fp16 store
+ * holds them, Q random queries through search_topk (k = 20) on the given threads; prints p50
+ * and p99 latency and the matrix's memory. With --catalog DB it also fills a shoebox catalog
+ * with N photos and their vectors (for the end-to-end CLI timing in run.sh).
+ * Usage: bench_search N [D] [THREADS] [--catalog DB MODEL_NAME] */
+#include "shoebox/catalog.h"
+#include "shoebox/err.h"
+#include "shoebox/pool.h"
+#include "shoebox/search.h"
+#include "shoebox/util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t state = 0x9E3779B97F4A7C15ull;
+
+static float gauss(void)
+{
+    /* Box-Muller on xorshift64* uniforms */
+    double u[2];
+    for (int i = 0; i < 2; i++) {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        u[i] = ((double)((state * 2685821657736338717ull) >> 11) + 0.5) / (double)(1ull << 53);
+    }
+    return (float)(sqrt(-2.0 * log(u[0])) * cos(2.0 * M_PI * u[1]));
+}
+
+static void unit(float *v, int d)
+{
+    double n = 0;
+    for (int i = 0; i < d; i++) {
+        v[i] = gauss();
+        n += (double)v[i] * (double)v[i];
+    }
+    for (int i = 0; i < d; i++)
+        v[i] = (float)((double)v[i] / sqrt(n));
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int fill_catalog(const char *path, const char *model, size_t n, int d)
+{
+    struct catalog *cat = NULL;
+    struct sb_err err;
+    if (catalog_open(path, false, &cat, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    int64_t mid;
+    float *v = malloc((size_t)d * sizeof(float));
+    const char *stages[] = { NULL };
+    catalog_begin(cat, &err);
+    catalog_model_ensure(cat, model, d, &mid, &err);
+    catalog_setting_set(cat, "model_name", model, &err);
+    for (size_t i = 0; i < n; i++) {
+        char p[64];
+        snprintf(p, sizeof(p), "/bench/%03zu/IMG_%07zu.jpg", i % 997, i);
+        struct catalog_stat st = { 1000, 1, 1, (int64_t)i, 1 };
+        catalog_file_touch(cat, p, &st, &err);
+        unsigned char h[16] = { 0 };
+        memcpy(h, &i, sizeof(i));
+        int64_t pid;
+        /* the file just touched has the largest id */
+        struct catalog_file *f = NULL;
+        size_t nf = 0;
+        (void)f;
+        (void)nf;
+        catalog_file_set_photo(cat, (int64_t)i + 1, h, 1000, "jpeg", stages, &pid, NULL, &err);
+        unit(v, d);
+        catalog_vector_put(cat, mid, pid, v, d, &err);
+        if (i % 10000 == 9999) {
+            catalog_commit(cat, &err);
+            catalog_begin(cat, &err);
+        }
+    }
+    int rc = catalog_commit(cat, &err);
+    catalog_close(cat);
+    free(v);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: bench_search N [D] [THREADS] [--catalog DB MODEL_NAME]\n");
+        return 2;
+    }
+    size_t n = (size_t)strtoull(argv[1], NULL, 10);
+    int d = argc > 2 ? atoi(argv[2]) : 512;
+    int threads = argc > 3 ? atoi(argv[3]) : 2;
+    if (argc > 6 && strcmp(argv[4], "--catalog") == 0)
+        return fill_catalog(argv[5], argv[6], n, d);
+    uint16_t *data = malloc(n * (size_t)d * 2);
+    int64_t *ids = malloc(n * 8);
+    float *v = malloc((size_t)d * sizeof(float));
+    for (size_t r = 0; r < n; r++) {
+        unit(v, d);
+        for (int j = 0; j < d; j++)
+            data[r * (size_t)d + j] = search_f32_to_f16(v[j]);
+        ids[r] = (int64_t)r + 1;
+    }
+    struct vec_matrix m = { data, ids, n, d };
+    struct sb_pool *pool = NULL;
+    if (threads > 1)
+        sb_pool_new(threads - 1, &pool, NULL);
+    enum { Q = 60, K = 20 };
+    double t[Q];
+    struct search_hit hits[K];
+    for (int q = 0; q < Q + 3; q++) {
+        unit(v, d);
+        size_t nh;
+        double t0 = sb_now();
+        search_topk(&m, v, NULL, -1.0f, K, pool, hits, &nh, NULL);
+        if (q >= 3)
+            t[q - 3] = (sb_now() - t0) * 1e3; /* the first three warm the caches */
+    }
+    qsort(t, Q, sizeof(double), cmp_double);
+    printf("%zu x %d fp16, %d threads: p50 %.2f ms  p99 %.2f ms  (%.1f GB/s)  matrix %.0f MiB "
+           "(%.0f MiB per million)\n",
+           n, d, threads, t[Q / 2], t[Q * 99 / 100], (double)n * d * 2 / (t[Q / 2] * 1e-3) / 1e9,
+           (double)n * d * 2 / 1048576.0, (double)d * 2 * 1e6 / 1048576.0 + 8e6 / 1048576.0);
+    sb_pool_free(pool);
+    free(data);
+    free(ids);
+    free(v);
+    return 0;
+}
