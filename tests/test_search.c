@@ -95,11 +95,34 @@ static void check_topk(size_t n, int dim, size_t k, bool with_mask, bool ties, s
         ref[nref++] = (struct ref){ s, ids[r] };
     }
     qsort(ref, nref, sizeof(*ref), ref_cmp);
-    struct vec_matrix m = { data, ids, n, dim };
+    struct vec_matrix m = { .data = data, .ids = ids, .n = n, .dim = dim };
     size_t nh = 99;
     struct sb_err err;
     CHECK_EQ_INT(SB_OK,
                  search_topk(&m, q, with_mask ? mask : NULL, -INFINITY, k, pool, hits, &nh, &err));
+    /* the int8 two-pass scan returns exactly the fp16 scan's hits */
+    int8_t *codes = malloc((n ? n : 1) * (size_t)dim);
+    float *scales = malloc((n ? n : 1) * sizeof(float)), *resid = malloc((n ? n : 1) * 4);
+    struct search_hit *hits8 = malloc((k ? k : 1) * sizeof(*hits8));
+    search_quantize(&m, codes, scales, resid);
+    struct vec_matrix m8 = m;
+    m8.codes = codes;
+    m8.scales = scales;
+    m8.resid = resid;
+    size_t nh8 = 99;
+    CHECK_EQ_INT(
+        SB_OK, search_topk(&m8, q, with_mask ? mask : NULL, -INFINITY, k, pool, hits8, &nh8, &err));
+    CHECK_EQ_INT(nh, nh8);
+    int diff8 = 0;
+    for (size_t i = 0; i < nh && i < nh8; i++)
+        diff8 += hits[i].photo_id != hits8[i].photo_id || hits[i].score != hits8[i].score;
+    if (diff8)
+        fprintf(stderr, "int8 path differs at %d ranks (n=%zu dim=%d k=%zu)\n", diff8, n, dim, k);
+    CHECK_EQ_INT(0, diff8);
+    free(codes);
+    free(scales);
+    free(resid);
+    free(hits8);
     size_t want = k < nref ? k : nref;
     CHECK_EQ_INT(want, nh);
     int mismatches = 0;
@@ -139,7 +162,7 @@ static void test_topk(struct sb_pool *pool)
     /* min_score: nothing above 10 */
     uint16_t d[4] = { search_f32_to_f16(1), 0, 0, search_f32_to_f16(1) };
     int64_t ids[2] = { 5, 9 };
-    struct vec_matrix m = { d, ids, 2, 2 };
+    struct vec_matrix m = { .data = d, .ids = ids, .n = 2, .dim = 2 };
     float q[2] = { 1, 0 };
     struct search_hit h[2];
     size_t nh = 0;
@@ -244,7 +267,7 @@ static void test_near_groups(void)
             d[r * 4 + j] = search_f32_to_f16((float)((double)rows[r][j] / sqrt(nn)));
     }
     int64_t ids[7] = { 1, 2, 3, 4, 5, 6, 7 };
-    struct vec_matrix m = { d, ids, 7, 4 };
+    struct vec_matrix m = { .data = d, .ids = ids, .n = 7, .dim = 4 };
     unsigned char mask[7] = { 1, 1, 1, 1, 1, 1, 0 };
     int64_t g[7];
     CHECK_EQ_INT(SB_OK, search_near_groups(&m, mask, 0.95f, NULL, g, NULL));

@@ -2,9 +2,10 @@
  * holds them, Q random queries through search_topk (k = 20) on the given threads; prints p50
  * and p99 latency and the matrix's memory. With --catalog DB it also fills a shoebox catalog
  * with N photos and their vectors (for the end-to-end CLI timing in run.sh).
- * Usage: bench_search N [D] [THREADS] [--catalog DB MODEL_NAME] */
+ * Usage: bench_search N [D] [THREADS] [--catalog DB MODEL_DIR] */
 #include "shoebox/catalog.h"
 #include "shoebox/err.h"
+#include "shoebox/model.h"
 #include "shoebox/pool.h"
 #include "shoebox/search.h"
 #include "shoebox/util.h"
@@ -46,8 +47,21 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static int fill_catalog(const char *path, const char *model, size_t n, int d)
+static int fill_catalog(const char *path, const char *model_dir, size_t n, int d)
 {
+    /* the catalog's vectors are filed under the model's id, as `index` would file them */
+    struct clip_model *cm = NULL;
+    struct clip_load_params lp = clip_load_default_params();
+    lp.towers = CLIP_TOWER_TEXT;
+    struct sb_err lerr;
+    if (clip_model_load(model_dir, &lp, &cm, &lerr)) {
+        fprintf(stderr, "%s\n", lerr.msg);
+        return 1;
+    }
+    char model[256];
+    snprintf(model, sizeof(model), "%s", clip_model_id(cm));
+    d = clip_model_dim(cm);
+    clip_model_free(cm);
     struct catalog *cat = NULL;
     struct sb_err err;
     if (catalog_open(path, false, &cat, &err)) {
@@ -60,6 +74,7 @@ static int fill_catalog(const char *path, const char *model, size_t n, int d)
     catalog_begin(cat, &err);
     catalog_model_ensure(cat, model, d, &mid, &err);
     catalog_setting_set(cat, "model_name", model, &err);
+    catalog_setting_set(cat, "model_dir", model_dir, &err);
     for (size_t i = 0; i < n; i++) {
         char p[64];
         snprintf(p, sizeof(p), "/bench/%03zu/IMG_%07zu.jpg", i % 997, i);
@@ -90,7 +105,7 @@ static int fill_catalog(const char *path, const char *model, size_t n, int d)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_search N [D] [THREADS] [--catalog DB MODEL_NAME]\n");
+        fprintf(stderr, "usage: bench_search N [D] [THREADS] [--catalog DB MODEL_DIR]\n");
         return 2;
     }
     size_t n = (size_t)strtoull(argv[1], NULL, 10);
@@ -107,26 +122,42 @@ int main(int argc, char **argv)
             data[r * (size_t)d + j] = search_f32_to_f16(v[j]);
         ids[r] = (int64_t)r + 1;
     }
-    struct vec_matrix m = { data, ids, n, d };
+    struct vec_matrix m = { .data = data, .ids = ids, .n = n, .dim = d };
+    int8_t *codes = malloc(n * (size_t)d);
+    float *scales = malloc(n * sizeof(float)), *resid = malloc(n * sizeof(float));
+    search_quantize(&m, codes, scales, resid);
     struct sb_pool *pool = NULL;
     if (threads > 1)
         sb_pool_new(threads - 1, &pool, NULL);
     enum { Q = 60, K = 20 };
-    double t[Q];
-    struct search_hit hits[K];
-    for (int q = 0; q < Q + 3; q++) {
-        unit(v, d);
-        size_t nh;
-        double t0 = sb_now();
-        search_topk(&m, v, NULL, -1.0f, K, pool, hits, &nh, NULL);
-        if (q >= 3)
-            t[q - 3] = (sb_now() - t0) * 1e3; /* the first three warm the caches */
+    for (int mode = 0; mode < 2; mode++) {
+        struct vec_matrix mm = m;
+        if (mode == 1) {
+            mm.codes = codes;
+            mm.scales = scales;
+            mm.resid = resid;
+        }
+        double t[Q];
+        struct search_hit hits[K];
+        state = 12345; /* the same queries for both modes */
+        for (int q = 0; q < Q + 3; q++) {
+            unit(v, d);
+            size_t nh;
+            double t0 = sb_now();
+            search_topk(&mm, v, NULL, -1.0f, K, pool, hits, &nh, NULL);
+            if (q >= 3)
+                t[q - 3] = (sb_now() - t0) * 1e3; /* the first three warm the caches */
+        }
+        qsort(t, Q, sizeof(double), cmp_double);
+        double bytes = mode ? (double)n * (d + 16) : (double)n * (d * 2 + 8);
+        printf("%8zu x %d %-18s %d threads: p50 %7.2f ms  p99 %7.2f ms  scanned %5.0f MiB "
+               "(%.1f GB/s)\n",
+               n, d, mode ? "int8 + fp16 rescore" : "fp16", threads, t[Q / 2], t[Q * 99 / 100],
+               bytes / 1048576.0, bytes / (t[Q / 2] * 1e-3) / 1e9);
     }
-    qsort(t, Q, sizeof(double), cmp_double);
-    printf("%zu x %d fp16, %d threads: p50 %.2f ms  p99 %.2f ms  (%.1f GB/s)  matrix %.0f MiB "
-           "(%.0f MiB per million)\n",
-           n, d, threads, t[Q / 2], t[Q * 99 / 100], (double)n * d * 2 / (t[Q / 2] * 1e-3) / 1e9,
-           (double)n * d * 2 / 1048576.0, (double)d * 2 * 1e6 / 1048576.0 + 8e6 / 1048576.0);
+    free(codes);
+    free(scales);
+    free(resid);
     sb_pool_free(pool);
     free(data);
     free(ids);

@@ -27,13 +27,22 @@ float search_f16_to_f32(uint16_t h);
 
 /* ---- the matrix and top-k ---------------------------------------------------------------- */
 
-/* A borrowed view: n rows of dim fp16 values, and the photo id of each row (ascending). */
+/* A borrowed view: n rows of dim fp16 values, and the photo id of each row (ascending).
+ * Optionally also int8 codes of the same rows for a first pass that reads a quarter of the
+ * bytes of fp32 (half of fp16): row i is approximately scales[i] * codes[i], with the error
+ * bounded by resid[i] = ||row_i - scales[i] * codes[i]||. The fp16 rows stay the exact scores. */
 struct vec_matrix {
     const uint16_t *data;
     const int64_t *ids;
     size_t n;
     int dim;
+    const int8_t *codes; /* n x dim, or NULL */
+    const float *scales; /* n */
+    const float *resid;  /* n */
 };
+
+/* Fills codes, scales and resid (caller-owned arrays of n*dim, n and n) from m's fp16 rows. */
+void search_quantize(const struct vec_matrix *m, int8_t *codes, float *scales, float *resid);
 
 struct search_hit {
     int64_t photo_id;
@@ -41,10 +50,14 @@ struct search_hit {
     float score;
 };
 
-/* The k rows with the highest dot product with q (dim floats), best first; ties go to the lower
- * photo id. Rows with mask[row] == 0 (mask NULL: none) and scores below min_score are skipped.
- * out has room for k hits; *nout <= k is how many were found. The scan is split over pool
- * (NULL: the calling thread only) and uses AVX2/F16C when the CPU has them. */
+/* The k rows with the highest dot product with q (dim floats, unit length), best first; ties go
+ * to the lower photo id. Rows with mask[row] == 0 (mask NULL: none) and scores below min_score
+ * are skipped. out has room for k hits; *nout <= k is how many were found. The scan is split
+ * over pool (NULL: the calling thread only) and uses AVX2/F16C when the CPU has them.
+ * With int8 codes the scan is two passes and still exact: pass 1 scores every row from its
+ * codes and keeps the k-th best lower bound (score - resid); pass 2 rescores in fp16 only the
+ * rows whose upper bound (score + resid) reaches it. The result is the fp16 scan's, row for
+ * row (memory traffic is what limits the scan, and the codes are half the bytes). */
 int search_topk(const struct vec_matrix *m, const float *q, const unsigned char *mask,
                 float min_score, size_t k, struct sb_pool *pool, struct search_hit *out,
                 size_t *nout, struct sb_err *err);

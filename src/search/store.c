@@ -1,9 +1,11 @@
 /* store.c - the per-model vector cache file: "<cache_dir>/vectors-<model id>.f16".
  *
- * Layout (little-endian): a 64-byte header {magic "SBVECF16", u32 format 1, u32 dim,
+ * Layout (little-endian): a 64-byte header {magic "SBVECF16", u32 format 2, u32 dim,
  * u64 count, i64 vector version, i64 model id, zero padding}, then count i64 photo ids
- * (ascending), then count x dim fp16 values. Written to a temporary file and renamed, so a
- * reader sees the old file or the new one, never half of one. */
+ * (ascending), count f32 scales, count f32 residuals, count x dim int8 codes (padded to a
+ * multiple of 8 bytes), and count x dim fp16 values. The scan reads the codes; the fp16 rows
+ * are touched only to rescore candidates (see search_topk). Written to a temporary file and
+ * renamed, so a reader sees the old file or the new one, never half of one. */
 #include "shoebox/search.h"
 
 #include "shoebox/catalog.h"
@@ -38,7 +40,30 @@ struct vec_store {
     size_t map_len;
     uint16_t *own_data;
     int64_t *own_ids;
+    int8_t *own_codes;
+    float *own_scales, *own_resid;
 };
+
+#define FORMAT 2
+
+/* Byte offsets of the sections for n rows of dim; false on overflow. */
+struct layout {
+    size_t ids, scales, resid, codes, data, total;
+};
+
+static bool layout_of(size_t n, size_t dim, struct layout *l)
+{
+    size_t ids, f, codes, data;
+    if (!sb_mul_size(n, 8, &ids) || !sb_mul_size(n, 4, &f) || !sb_mul_size(n, dim, &codes) ||
+        !sb_mul3_size(n, dim, 2, &data))
+        return false;
+    codes = (codes + 7) & ~(size_t)7;
+    l->ids = HEADER_SIZE;
+    l->scales = l->ids + ids;
+    l->resid = l->scales + f;
+    l->codes = l->resid + f;
+    return sb_add_size(l->codes, codes, &l->data) && sb_add_size(l->data, data, &l->total);
+}
 
 _Static_assert(sizeof(struct file_header) == HEADER_SIZE, "header layout");
 
@@ -55,6 +80,9 @@ void vec_store_close(struct vec_store *s)
         munmap(s->map, s->map_len);
     free(s->own_data);
     free(s->own_ids);
+    free(s->own_codes);
+    free(s->own_scales);
+    free(s->own_resid);
     free(s->name);
     free(s);
 }
@@ -75,28 +103,25 @@ static bool try_map(struct vec_store *s, const char *path, int dim)
     struct stat st;
     struct file_header h;
     bool ok = fstat(fd, &st) == 0 && pread(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
-              memcmp(h.magic, magic, 8) == 0 && h.format == 1 && (int)h.dim == dim &&
+              memcmp(h.magic, magic, 8) == 0 && h.format == FORMAT && (int)h.dim == dim &&
               h.version == s->version && h.model_id == s->model_id && h.count < ((uint64_t)1 << 40);
-    size_t want = 0;
-    if (ok) {
-        size_t ids_bytes, data_bytes;
-        ok = sb_mul_size((size_t)h.count, 8, &ids_bytes) &&
-             sb_mul3_size((size_t)h.count, (size_t)dim, 2, &data_bytes) &&
-             sb_add_size(HEADER_SIZE + ids_bytes, data_bytes, &want) &&
-             (uint64_t)st.st_size == want;
-    }
-    if (ok && want > 0) {
-        void *map = mmap(NULL, want, PROT_READ, MAP_SHARED, fd, 0);
+    struct layout l;
+    ok = ok && layout_of((size_t)h.count, (size_t)dim, &l) && (uint64_t)st.st_size == l.total;
+    if (ok && h.count > 0) {
+        void *map = mmap(NULL, l.total, PROT_READ, MAP_SHARED, fd, 0);
         if (map == MAP_FAILED) {
             ok = false;
         } else {
+            const char *b = map;
             s->map = map;
-            s->map_len = want;
+            s->map_len = l.total;
             s->m.n = (size_t)h.count;
             s->m.dim = dim;
-            s->m.ids = (const int64_t *)(const void *)((const char *)map + HEADER_SIZE);
-            s->m.data = (const uint16_t *)(const void *)((const char *)map + HEADER_SIZE +
-                                                         (size_t)h.count * 8);
+            s->m.ids = (const int64_t *)(const void *)(b + l.ids);
+            s->m.scales = (const float *)(const void *)(b + l.scales);
+            s->m.resid = (const float *)(const void *)(b + l.resid);
+            s->m.codes = (const int8_t *)(const void *)(b + l.codes);
+            s->m.data = (const uint16_t *)(const void *)(b + l.data);
         }
     } else if (ok) {
         s->m.n = 0;
@@ -142,7 +167,7 @@ static int write_cache(const struct vec_store *s, const char *path, struct sb_er
     struct file_header h;
     memset(&h, 0, sizeof(h));
     memcpy(h.magic, magic, 8);
-    h.format = 1;
+    h.format = FORMAT;
     h.dim = (uint32_t)s->m.dim;
     h.count = s->m.n;
     h.version = s->version;
@@ -160,9 +185,14 @@ static int write_cache(const struct vec_store *s, const char *path, struct sb_er
         goto out;
     }
     bool ok = fwrite(&h, sizeof(h), 1, f) == 1;
-    if (ok && s->m.n) {
-        ok = fwrite(s->own_ids, 8, s->m.n, f) == s->m.n &&
-             fwrite(s->own_data, 2 * (size_t)s->m.dim, s->m.n, f) == s->m.n;
+    size_t n = s->m.n, codes = n * (size_t)s->m.dim;
+    static const char zeros[8] = { 0 };
+    if (ok && n) {
+        ok = fwrite(s->own_ids, 8, n, f) == n && fwrite(s->own_scales, 4, n, f) == n &&
+             fwrite(s->own_resid, 4, n, f) == n && fwrite(s->own_codes, 1, codes, f) == codes &&
+             fwrite(zeros, 1, ((codes + 7) & ~(size_t)7) - codes, f) ==
+                 ((codes + 7) & ~(size_t)7) - codes &&
+             fwrite(s->own_data, 2 * (size_t)s->m.dim, n, f) == n;
     }
     if (fclose(f) != 0)
         ok = false;
@@ -215,6 +245,19 @@ int vec_store_open(struct catalog *cat, const char *name, const char *cache_dir,
         goto out;
     s->m.ids = s->own_ids;
     s->m.data = s->own_data;
+    if (s->m.n) {
+        s->own_codes = malloc(s->m.n * (size_t)dim);
+        s->own_scales = malloc(s->m.n * sizeof(float));
+        s->own_resid = malloc(s->m.n * sizeof(float));
+        if (!s->own_codes || !s->own_scales || !s->own_resid) {
+            rc = sb_fail(err, SB_ENOMEM, "search: out of memory quantizing %zu vectors", s->m.n);
+            goto out;
+        }
+        search_quantize(&s->m, s->own_codes, s->own_scales, s->own_resid);
+        s->m.codes = s->own_codes;
+        s->m.scales = s->own_scales;
+        s->m.resid = s->own_resid;
+    }
     /* Best effort: a read-only catalog folder still gets answers, just without the cache. */
     if (sb_mkdirs(cache_dir, NULL) == SB_OK && write_cache(s, path, NULL) == SB_OK) {
         struct vec_store *m = calloc(1, sizeof(*m));
