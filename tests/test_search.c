@@ -306,7 +306,7 @@ static void test_store(void)
         struct catalog_file *f = NULL;
         size_t nf = 0;
         catalog_files_pending(cat, 1, &f, &nf, &err);
-        int64_t pid;
+        int64_t pid = 0;
         if (nf == 1)
             CHECK_EQ_INT(SB_OK, catalog_file_set_photo(cat, f[0].id, h, 1, "jpeg", stages, &pid,
                                                        NULL, &err));

@@ -222,4 +222,40 @@ int catalog_errors(struct catalog *cat, catalog_error_fn fn, void *user, struct 
 /* Runs PRAGMA integrity_check; SB_ECORRUPT with the first message when it is not "ok". */
 int catalog_check(struct catalog *cat, struct sb_err *err);
 
+/* ---- queries of the web UI (src/catalog/web.c) ------------------------------------------- */
+
+/* Counts of present photos grouped by one key, for browsing and filter choices. */
+enum catalog_facet {
+    CATALOG_FACET_MONTH,  /* "YYYY-MM" of taken_at, newest first; "" for undated */
+    CATALOG_FACET_FOLDER, /* folder of each present file (photos counted once per folder) */
+    CATALOG_FACET_CAMERA, /* camera model (else make), most photos first */
+    CATALOG_FACET_TAG,    /* tags of present photos, most photos first */
+    CATALOG_FACET_FORMAT, /* "jpeg", "png", ..., most photos first */
+};
+/* Calls fn(user, key, count) per group; key is borrowed for the call. A non-zero return from
+ * fn stops and is returned. */
+typedef int (*catalog_count_fn)(void *user, const char *key, int64_t count);
+int catalog_facet_counts(struct catalog *cat, enum catalog_facet facet, catalog_count_fn fn,
+                         void *user, struct sb_err *err);
+
+/* The content hash and format of a photo (format: cap bytes, may be NULL); SB_ENOENT for an
+ * unknown id. Cheaper than catalog_photo_get() (one row, no paths). */
+int catalog_photo_hash(struct catalog *cat, int64_t id, unsigned char hash[16], char *format,
+                       size_t cap, struct sb_err *err);
+
+/* Calls fn(user, tag, source, score) for every tag of a photo (score NaN when none), by tag. */
+typedef int (*catalog_tag_fn)(void *user, const char *tag, const char *source, double score);
+int catalog_photo_tags(struct catalog *cat, int64_t id, catalog_tag_fn fn, void *user,
+                       struct sb_err *err);
+
+/* Present photos taken on month-day mmdd ("MM-DD") of a year before `year` ("YYYY"), newest
+ * first, at most max. *ids is malloc'd; the caller frees it. */
+int catalog_on_this_day(struct catalog *cat, const char *mmdd, const char *year, size_t max,
+                        int64_t **ids, size_t *n, struct sb_err *err);
+
+/* All present photos that have a capture time, oldest first: *ids and *times (taken_unix) are
+ * malloc'd arrays of *n entries; the caller frees both. */
+int catalog_photo_times(struct catalog *cat, int64_t **ids, int64_t **times, size_t *n,
+                        struct sb_err *err);
+
 #endif

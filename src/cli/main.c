@@ -7,6 +7,9 @@
 #include "shoebox/pool.h"
 #include "shoebox/util.h"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,6 +113,13 @@ static const char *flag_value(int argc, char **argv, int *i, const char *flag)
 
 int main(int argc, char **argv)
 {
+#ifdef __GLIBC__
+    /* Decoded photos are 2-40 MB buffers, one per photo per worker. Keep them on the heap and
+     * the heap untrimmed, so that each photo reuses pages instead of mmapping and faulting in
+     * fresh ones (measured: ~10% of indexing time went to page faults). */
+    mallopt(M_MMAP_THRESHOLD, 256 << 20);
+    mallopt(M_TRIM_THRESHOLD, 512 << 20);
+#endif
     struct cli_ctx ctx;
     memset(&ctx, 0, sizeof(ctx));
     ctx.tty = isatty(2);
