@@ -17,15 +17,23 @@ struct cli_ctx {
     const char *db_path;   /* --db, $SHOEBOX_DB, or $XDG_DATA_HOME/shoebox/catalog.db */
     const char *model_dir; /* --model, $SHOEBOX_MODEL, or NULL */
     enum cli_precision precision;
-    bool json;       /* --json */
-    int64_t n;       /* -n N (0: command default) */
-    bool tty;        /* stderr is a terminal: draw progress */
-    int threads;     /* worker threads (default: CPU count) */
+    bool json;            /* --json */
+    int64_t n;            /* -n N (0: command default) */
+    bool tty;             /* stderr is a terminal: draw progress */
+    int threads;          /* worker threads (default: CPU count) */
     struct sb_pool *pool; /* created lazily by cli_pool() */
 };
 
 /* The pool shared by the whole process (created on first use). NULL on failure. */
 struct sb_pool *cli_pool(struct cli_ctx *ctx);
+
+/* "$XDG_DATA_HOME/shoebox/<leaf>" (default "~/.local/share/shoebox/<leaf>"). The caller frees
+ * it; NULL when out of memory. */
+char *cli_data_path(const char *leaf);
+
+/* The value of an option at argv[*i]: "--flag VALUE" (advances *i) or "--flag=VALUE". NULL when
+ * argv[*i] is not that flag; "" (after saying so on stderr) when the value is missing. */
+const char *cli_flag_value(int argc, char **argv, int *i, const char *flag);
 
 /* Prints "shoebox: <msg>" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -41,5 +49,6 @@ int cmd_search(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_similar(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_dupes(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_model(int argc, char **argv, struct cli_ctx *ctx);
+int cmd_serve(int argc, char **argv, struct cli_ctx *ctx);
 
 #endif

@@ -59,12 +59,7 @@ static cJSON *photo_json(const struct catalog_photo *p, bool best)
     char *c = cli_utf8_clean(p->npaths ? p->paths[0] : "");
     cJSON_AddStringToObject(o, "path", c ? c : "");
     free(c);
-    cJSON *a = cJSON_AddArrayToObject(o, "paths");
-    for (int i = 0; i < p->npaths; i++) {
-        c = cli_utf8_clean(p->paths[i]);
-        cJSON_AddItemToArray(a, cJSON_CreateString(c ? c : ""));
-        free(c);
-    }
+    cJSON_AddItemToObject(o, "paths", cli_json_strings(p->paths, p->npaths));
     cJSON_AddNumberToObject(o, "width", p->width);
     cJSON_AddNumberToObject(o, "height", p->height);
     cJSON_AddStringToObject(o, "format", p->format ? p->format : "");
@@ -119,12 +114,7 @@ static int exact_groups(struct cli_search *s, cJSON *out, int64_t *ngroups)
         if (out) {
             cJSON *g = cJSON_CreateObject();
             cJSON_AddNumberToObject(g, "id", (double)p.id);
-            cJSON *paths = cJSON_AddArrayToObject(g, "paths");
-            for (int k = 0; k < p.npaths; k++) {
-                char *c = cli_utf8_clean(p.paths[k]);
-                cJSON_AddItemToArray(paths, cJSON_CreateString(c ? c : ""));
-                free(c);
-            }
+            cJSON_AddItemToObject(g, "paths", cli_json_strings(p.paths, p.npaths));
             cJSON_AddItemToArray(out, g);
         } else {
             printf("  * %s\n", p.paths[0]);

@@ -43,40 +43,6 @@ static const char list_usage[] =
     "repo, the size on disk, whether every file is complete, and whether shoebox can load\n"
     "it (config.json and safetensors weights present).\n";
 
-/* $XDG_DATA_HOME/shoebox/models, or ~/.local/share/shoebox/models. The caller frees it. */
-static char *default_models_dir(void)
-{
-    struct sb_buf b;
-    sb_buf_init(&b);
-    const char *xdg = getenv("XDG_DATA_HOME");
-    const char *home = getenv("HOME");
-    if (xdg && xdg[0] == '/')
-        sb_buf_printf(&b, "%s/shoebox/models", xdg);
-    else
-        sb_buf_printf(&b, "%s/.local/share/shoebox/models", home && *home ? home : ".");
-    if (b.failed) {
-        sb_buf_release(&b);
-        return NULL;
-    }
-    return b.data;
-}
-
-/* "--flag VALUE" or "--flag=VALUE"; NULL when argv[*i] is not the flag, "" (with a message)
- * when the value is missing. */
-static const char *flag_value(int argc, char **argv, int *i, const char *flag)
-{
-    size_t n = strlen(flag);
-    if (strncmp(argv[*i], flag, n) == 0 && argv[*i][n] == '=')
-        return argv[*i] + n + 1;
-    if (strcmp(argv[*i], flag) != 0)
-        return NULL;
-    if (*i + 1 >= argc) {
-        cli_error("%s needs a value", flag);
-        return "";
-    }
-    return argv[++*i];
-}
-
 static void fmt_bytes(double v, char *buf, size_t cap)
 {
     static const char *const units[] = { "B", "KB", "MB", "GB", "TB" };
@@ -160,11 +126,11 @@ static int model_fetch(int argc, char **argv, struct cli_ctx *ctx)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs(fetch_usage, stdout);
             return CLI_EXIT_OK;
-        } else if ((v = flag_value(argc, argv, &i, "--revision"))) {
+        } else if ((v = cli_flag_value(argc, argv, &i, "--revision"))) {
             if (!*v)
                 return CLI_EXIT_USAGE;
             revision = v;
-        } else if ((v = flag_value(argc, argv, &i, "--dir"))) {
+        } else if ((v = cli_flag_value(argc, argv, &i, "--dir"))) {
             if (!*v)
                 return CLI_EXIT_USAGE;
             dir = v;
@@ -196,7 +162,7 @@ static int model_fetch(int argc, char **argv, struct cli_ctx *ctx)
     if (!dir) {
         struct sb_buf b;
         sb_buf_init(&b);
-        models = default_models_dir();
+        models = cli_data_path("models");
         if (models)
             sb_buf_printf(&b, "%s/%s", models, folder);
         if (!models || b.failed) {
@@ -321,7 +287,7 @@ static int model_list(int argc, char **argv, struct cli_ctx *ctx)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs(list_usage, stdout);
             return CLI_EXIT_OK;
-        } else if ((v = flag_value(argc, argv, &i, "--dir"))) {
+        } else if ((v = cli_flag_value(argc, argv, &i, "--dir"))) {
             if (!*v)
                 return CLI_EXIT_USAGE;
             dir = v;
@@ -332,7 +298,7 @@ static int model_list(int argc, char **argv, struct cli_ctx *ctx)
     }
     char *models = NULL;
     if (!dir) {
-        models = default_models_dir();
+        models = cli_data_path("models");
         if (!models) {
             cli_error("out of memory");
             return CLI_EXIT_FAIL;

@@ -73,13 +73,7 @@ struct result {
 
 static cJSON *paths_json(const struct catalog_photo *p)
 {
-    cJSON *a = cJSON_CreateArray();
-    for (int i = 0; i < p->npaths; i++) {
-        char *c = cli_utf8_clean(p->paths[i]);
-        cJSON_AddItemToArray(a, cJSON_CreateString(c ? c : ""));
-        free(c);
-    }
-    return a;
+    return cli_json_strings(p->paths, p->npaths);
 }
 
 static int print_results(struct cli_search *s, const struct result *r, size_t n, bool paths_only,

@@ -16,8 +16,7 @@ struct cli_embedder {
 };
 
 /* Loads ctx->model_dir (towers: enum clip_towers bits). */
-int cli_embedder_open(struct cli_ctx *ctx, int towers, struct cli_embedder *e,
-                      struct sb_err *err);
+int cli_embedder_open(struct cli_ctx *ctx, int towers, struct cli_embedder *e, struct sb_err *err);
 void cli_embedder_close(struct cli_embedder *e);
 
 #endif

@@ -31,6 +31,7 @@ static const struct command commands[] = {
     { "dupes", cmd_dupes, "exact and near-duplicate groups (read-only)" },
     { "embed-image", cmd_embed_image, "print the embedding of image files (JSON lines)" },
     { "embed-text", cmd_embed_text, "print the embedding and tokens of texts (JSON lines)" },
+    { "serve", cmd_serve, "the web UI and JSON API on http://127.0.0.1:8111" },
     { "model", cmd_model, "fetch a model from the Hugging Face hub; list installed models" },
 };
 
@@ -76,19 +77,16 @@ struct sb_pool *cli_pool(struct cli_ctx *ctx)
     return ctx->pool;
 }
 
-static char *default_db(void)
+char *cli_data_path(const char *leaf)
 {
-    const char *env = getenv("SHOEBOX_DB");
-    if (env && *env)
-        return sb_strdup(env);
     struct sb_buf b;
     sb_buf_init(&b);
     const char *xdg = getenv("XDG_DATA_HOME");
     const char *home = getenv("HOME");
     if (xdg && xdg[0] == '/')
-        sb_buf_printf(&b, "%s/shoebox/catalog.db", xdg);
+        sb_buf_printf(&b, "%s/shoebox/%s", xdg, leaf);
     else
-        sb_buf_printf(&b, "%s/.local/share/shoebox/catalog.db", home && *home ? home : ".");
+        sb_buf_printf(&b, "%s/.local/share/shoebox/%s", home && *home ? home : ".", leaf);
     if (b.failed) {
         sb_buf_release(&b);
         return NULL;
@@ -96,8 +94,15 @@ static char *default_db(void)
     return b.data;
 }
 
-/* Takes the value of a flag that needs one, "--flag VALUE" or "--flag=VALUE". */
-static const char *flag_value(int argc, char **argv, int *i, const char *flag)
+static char *default_db(void)
+{
+    const char *env = getenv("SHOEBOX_DB");
+    if (env && *env)
+        return sb_strdup(env);
+    return cli_data_path("catalog.db");
+}
+
+const char *cli_flag_value(int argc, char **argv, int *i, const char *flag)
 {
     size_t n = strlen(flag);
     if (strncmp(argv[*i], flag, n) == 0 && argv[*i][n] == '=')
@@ -149,11 +154,11 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--") == 0) {
             dashdash = true;
             rest[nrest++] = a;
-        } else if ((v = flag_value(argc, argv, &i, "--db"))) {
+        } else if ((v = cli_flag_value(argc, argv, &i, "--db"))) {
             ctx.db_path = v;
-        } else if ((v = flag_value(argc, argv, &i, "--model"))) {
+        } else if ((v = cli_flag_value(argc, argv, &i, "--model"))) {
             ctx.model_dir = v;
-        } else if ((v = flag_value(argc, argv, &i, "--precision"))) {
+        } else if ((v = cli_flag_value(argc, argv, &i, "--precision"))) {
             if (strcmp(v, "fp32") == 0)
                 ctx.precision = CLI_PRECISION_FP32;
             else if (strcmp(v, "bf16") == 0)
@@ -167,14 +172,14 @@ int main(int argc, char **argv)
             }
         } else if (strcmp(a, "--json") == 0) {
             ctx.json = true;
-        } else if ((v = flag_value(argc, argv, &i, "-n"))) {
+        } else if ((v = cli_flag_value(argc, argv, &i, "-n"))) {
             struct sb_err err;
             if (sb_parse_i64(v, 1, 1000000000, &ctx.n, &err)) {
                 cli_error("-n: %s", err.msg);
                 rc = CLI_EXIT_USAGE;
                 goto out;
             }
-        } else if ((v = flag_value(argc, argv, &i, "--threads"))) {
+        } else if ((v = cli_flag_value(argc, argv, &i, "--threads"))) {
             struct sb_err err;
             int64_t t;
             if (sb_parse_i64(v, 1, 1024, &t, &err)) {

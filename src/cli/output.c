@@ -8,6 +8,8 @@
 
 #include "shoebox/util.h"
 
+#include <cjson/cJSON.h>
+
 char *cli_utf8_clean(const char *s)
 {
     struct sb_buf b;
@@ -41,6 +43,22 @@ char *cli_utf8_clean(const char *s)
         return NULL;
     }
     return b.data;
+}
+
+cJSON *cli_json_strings(char *const *strs, int n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; a && i < n; i++) {
+        char *c = cli_utf8_clean(strs[i]);
+        cJSON *item = c ? cJSON_CreateString(c) : NULL;
+        free(c);
+        if (!item) {
+            cJSON_Delete(a);
+            return NULL;
+        }
+        cJSON_AddItemToArray(a, item);
+    }
+    return a;
 }
 
 static void fmt_duration(double s, char *buf, size_t cap)

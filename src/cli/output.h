@@ -9,6 +9,10 @@
  * may be any bytes; JSON must be UTF-8). The caller frees it; NULL when out of memory. */
 char *cli_utf8_clean(const char *s);
 
+struct cJSON;
+/* A JSON array of the strings (cleaned to UTF-8); NULL when out of memory. */
+struct cJSON *cli_json_strings(char *const *strs, int n);
+
 /* A one-line progress bar with rate and ETA on stderr, drawn only when tty is set. */
 struct cli_progress {
     bool tty;

@@ -11,21 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Takes the value of an option: "--opt VALUE" or "--opt=VALUE". */
-static const char *opt_value(int argc, char **argv, int *i, const char *name)
-{
-    size_t n = strlen(name);
-    if (strncmp(argv[*i], name, n) != 0)
-        return NULL;
-    if (argv[*i][n] == '=')
-        return argv[*i] + n + 1;
-    if (argv[*i][n] != '\0')
-        return NULL;
-    if (*i + 1 >= argc)
-        return "";
-    return argv[++*i];
-}
-
 static bool valid_date(const char *d)
 {
     /* YYYY-MM-DD, optionally followed by more of an ISO timestamp */
@@ -69,8 +54,8 @@ int cli_search_init(struct cli_search *s, struct cli_ctx *ctx, int argc, char **
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             fputs(help, stdout);
             return -1;
-        } else if ((v = opt_value(argc, argv, &i, "--after")) ||
-                   (v = opt_value(argc, argv, &i, "--before"))) {
+        } else if ((v = cli_flag_value(argc, argv, &i, "--after")) ||
+                   (v = cli_flag_value(argc, argv, &i, "--before"))) {
             if (!valid_date(v)) {
                 cli_error("%s wants a date as YYYY-MM-DD, not '%s'", a, v);
                 return CLI_EXIT_USAGE;
@@ -79,7 +64,7 @@ int cli_search_init(struct cli_search *s, struct cli_ctx *ctx, int argc, char **
                 s->filter.after = v;
             else
                 s->filter.before = v;
-        } else if ((v = opt_value(argc, argv, &i, "--in"))) {
+        } else if ((v = cli_flag_value(argc, argv, &i, "--in"))) {
             char *real = realpath(v, NULL);
             if (!real) {
                 cli_error("--in '%s': no such folder", v);
@@ -89,26 +74,26 @@ int cli_search_init(struct cli_search *s, struct cli_ctx *ctx, int argc, char **
             free(real);
             s->filter.folder = sb_strdup(s->cache_dir);
             s->cache_dir[0] = '\0';
-        } else if ((v = opt_value(argc, argv, &i, "--camera"))) {
+        } else if ((v = cli_flag_value(argc, argv, &i, "--camera"))) {
             s->filter.camera = v;
-        } else if ((v = opt_value(argc, argv, &i, "--tag"))) {
+        } else if ((v = cli_flag_value(argc, argv, &i, "--tag"))) {
             s->filter.tag = v;
-        } else if ((v = opt_value(argc, argv, &i, "--format"))) {
+        } else if ((v = cli_flag_value(argc, argv, &i, "--format"))) {
             s->filter.format = v;
         } else if (strcmp(a, "--has-gps") == 0) {
             s->filter.has_gps = true;
-        } else if ((v = opt_value(argc, argv, &i, "--min-score"))) {
+        } else if ((v = cli_flag_value(argc, argv, &i, "--min-score"))) {
             if (sb_parse_f32(v, -1.0f, 1.0f, &s->min_score, &err)) {
                 cli_error("--min-score: %s", err.msg);
                 return CLI_EXIT_USAGE;
             }
             s->min_score_default = false;
-        } else if ((v = opt_value(argc, argv, &i, "--threshold"))) {
+        } else if ((v = cli_flag_value(argc, argv, &i, "--threshold"))) {
             if (sb_parse_f32(v, 0.0f, 1.0f, &s->threshold, &err)) {
                 cli_error("--threshold: %s", err.msg);
                 return CLI_EXIT_USAGE;
             }
-        } else if ((v = opt_value(argc, argv, &i, "--sort"))) {
+        } else if ((v = cli_flag_value(argc, argv, &i, "--sort"))) {
             if (strcmp(v, "date") == 0)
                 s->sort_date = true;
             else if (strcmp(v, "score") != 0) {

@@ -1,0 +1,501 @@
+/* engine.c - the read side shared by all request threads: pooled read-only catalog
+ * connections, the text tower with pooled contexts, the vector store (reopened when a crawl
+ * stored newer vectors), and search.
+ *
+ * Adapted from src/cli/searchctx.c and src/cli/cmd_search.c (query terms, cutoffs, masks); the
+ * two should share a library-level search context later. */
+#include "internal.h"
+
+#include "shoebox/catalog.h"
+#include "shoebox/err.h"
+#include "shoebox/log.h"
+#include "shoebox/model.h"
+#include "shoebox/search.h"
+#include "shoebox/util.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Default relevance cutoffs, as `shoebox search` chooses them (see src/cli/cmd_search.c):
+ * text queries 0.20, photo-to-photo queries 0.50. */
+#define TEXT_MIN_SCORE  0.20f
+#define IMAGE_MIN_SCORE 0.50f
+
+enum { MAX_TERMS = 64, MAX_RESULTS = 5000 };
+
+/* ---- catalog connections ---------------------------------------------------------------- */
+
+int web_cat_get(struct web_server *s, struct catalog **out, struct sb_err *err)
+{
+    struct catalog *cat = NULL;
+    pthread_mutex_lock(&s->cat_mu);
+    if (s->ncat_free > 0)
+        cat = s->cat_free[--s->ncat_free];
+    pthread_mutex_unlock(&s->cat_mu);
+    if (!cat) {
+        int rc = catalog_open(s->db_path, true, &cat, err);
+        if (rc)
+            return rc;
+    }
+    *out = cat;
+    return SB_OK;
+}
+
+void web_cat_put(struct web_server *s, struct catalog *cat)
+{
+    if (!cat)
+        return;
+    pthread_mutex_lock(&s->cat_mu);
+    if (s->ncat_free < WEB_POOL_MAX) {
+        s->cat_free[s->ncat_free++] = cat;
+        cat = NULL;
+    }
+    pthread_mutex_unlock(&s->cat_mu);
+    catalog_close(cat);
+}
+
+/* ---- the text model ---------------------------------------------------------------------- */
+
+static int load_text(struct web_server *s, const char *dir, struct clip_model **out,
+                     struct sb_err *err)
+{
+    struct clip_load_params lp = clip_load_default_params();
+    lp.towers = CLIP_TOWER_TEXT;
+    lp.precision = s->p.precision == WEB_PRECISION_BF16 ? CLIP_PRECISION_BF16 : CLIP_PRECISION_FP32;
+    lp.blas_threads = s->p.blas_threads;
+    return clip_model_load(dir, &lp, out, err);
+}
+
+void web_model_name(struct web_server *s, char *buf, size_t cap)
+{
+    pthread_mutex_lock(&s->model_mu);
+    snprintf(buf, cap, "%s", s->model_name);
+    pthread_mutex_unlock(&s->model_mu);
+}
+
+void web_model_set(struct web_server *s, const char *dir, const char *name)
+{
+    pthread_mutex_lock(&s->model_mu);
+    bool need_load = !s->text_model;
+    snprintf(s->model_name, sizeof(s->model_name), "%s", name);
+    snprintf(s->model_dir, sizeof(s->model_dir), "%s", dir);
+    pthread_mutex_unlock(&s->model_mu);
+    if (!need_load)
+        return;
+    struct clip_model *m = NULL;
+    struct sb_err err;
+    if (load_text(s, dir, &m, &err)) {
+        SB_LOG_W("serve: text search unavailable: %s", err.msg);
+        return;
+    }
+    pthread_mutex_lock(&s->model_mu);
+    if (!s->text_model) {
+        s->text_model = m;
+        m = NULL;
+    }
+    pthread_mutex_unlock(&s->model_mu);
+    clip_model_free(m);
+}
+
+int web_embed_text(struct web_server *s, const char *text, float *out, int dim,
+                   struct sb_err *err)
+{
+    struct clip_ctx *c = NULL;
+    const struct clip_model *m;
+    pthread_mutex_lock(&s->model_mu);
+    m = s->text_model;
+    if (m && s->nctx_free > 0)
+        c = s->ctx_free[--s->nctx_free];
+    pthread_mutex_unlock(&s->model_mu);
+    if (!m)
+        return sb_fail(err, SB_EMODEL, "searching by text needs the model the photos were "
+                                       "indexed with (shoebox --model DIR serve)");
+    if (clip_model_dim(m) != dim)
+        return sb_fail(err, SB_EMODEL, "the model does not match the catalog's vectors");
+    int rc = SB_OK;
+    if (!c)
+        rc = clip_ctx_new(m, 1, NULL, &c, err);
+    if (!rc)
+        rc = clip_embed_text(c, text, out, NULL, NULL, err);
+    if (c) {
+        pthread_mutex_lock(&s->model_mu);
+        if (s->nctx_free < WEB_POOL_MAX) {
+            s->ctx_free[s->nctx_free++] = c;
+            c = NULL;
+        }
+        pthread_mutex_unlock(&s->model_mu);
+        clip_ctx_free(c);
+    }
+    return rc;
+}
+
+/* ---- the vector store ------------------------------------------------------------------ */
+
+static void store_unref_locked(struct web_store *st, struct web_store **dead)
+{
+    *dead = NULL;
+    if (st && --st->refs == 0)
+        *dead = st;
+}
+
+static void store_free(struct web_store *st)
+{
+    if (!st)
+        return;
+    vec_store_close(st->vs);
+    free(st);
+}
+
+void web_store_put(struct web_server *s, struct web_store *st)
+{
+    struct web_store *dead;
+    pthread_mutex_lock(&s->store_mu);
+    store_unref_locked(st, &dead);
+    pthread_mutex_unlock(&s->store_mu);
+    store_free(dead);
+}
+
+void web_store_poke(struct web_server *s)
+{
+    pthread_mutex_lock(&s->store_mu);
+    s->store_checked = 0;
+    pthread_mutex_unlock(&s->store_mu);
+}
+
+int web_store_get(struct web_server *s, struct catalog *cat, struct web_store **out,
+                  struct sb_err *err)
+{
+    double now = sb_now();
+    pthread_mutex_lock(&s->store_mu);
+    struct web_store *cur = s->store;
+    if (cur)
+        cur->refs++;
+    bool check = now - s->store_checked >= 1.0;
+    if (check)
+        s->store_checked = now;
+    pthread_mutex_unlock(&s->store_mu);
+    if (!check || (cur && !vec_store_stale(cur->vs, cat))) {
+        *out = cur;
+        return SB_OK;
+    }
+    char name[256];
+    web_model_name(s, name, sizeof(name));
+    if (!name[0]) {
+        *out = cur;
+        return SB_OK;
+    }
+    /* stale or absent: one thread rebuilds, the others keep using what they have */
+    if (pthread_mutex_trylock(&s->store_reopen_mu) != 0) {
+        *out = cur;
+        return SB_OK;
+    }
+    struct web_store *fresh = calloc(1, sizeof(*fresh));
+    int rc = fresh ? vec_store_open(cat, name, s->cache_dir, &fresh->vs, err)
+                   : sb_fail(err, SB_ENOMEM, "out of memory");
+    pthread_mutex_unlock(&s->store_reopen_mu);
+    if (rc) {
+        free(fresh);
+        if (rc == SB_ENOENT) { /* no vectors yet */
+            *out = cur;
+            return SB_OK;
+        }
+        web_store_put(s, cur);
+        return rc;
+    }
+    struct web_store *dead_old, *dead_cur;
+    fresh->refs = 2; /* the server's and ours */
+    pthread_mutex_lock(&s->store_mu);
+    struct web_store *old = s->store;
+    s->store = fresh;
+    store_unref_locked(old, &dead_old);
+    store_unref_locked(cur, &dead_cur);
+    pthread_mutex_unlock(&s->store_mu);
+    store_free(dead_old);
+    if (dead_cur != dead_old)
+        store_free(dead_cur);
+    SB_LOG_I("serve: vector store reopened: %zu vectors", vec_store_matrix(fresh->vs)->n);
+    *out = fresh;
+    return SB_OK;
+}
+
+/* ---- set-up ------------------------------------------------------------------------------ */
+
+int web_engine_init(struct web_server *s, struct sb_err *err)
+{
+    struct catalog *cat = NULL;
+    int rc = catalog_open(s->db_path, false, &cat, err); /* creates and migrates */
+    if (rc)
+        return rc;
+    char dir[PATH_MAX] = "", name[256] = "";
+    if (catalog_setting_get(cat, "model_dir", dir, sizeof(dir), NULL))
+        dir[0] = '\0';
+    if (catalog_setting_get(cat, "model_name", name, sizeof(name), NULL))
+        name[0] = '\0';
+    catalog_close(cat);
+    const char *slash = strrchr(s->db_path, '/');
+    if (slash)
+        snprintf(s->cache_dir, sizeof(s->cache_dir), "%.*s/cache", (int)(slash - s->db_path),
+                 s->db_path);
+    else
+        snprintf(s->cache_dir, sizeof(s->cache_dir), "cache");
+    if (s->model_dir_arg)
+        snprintf(dir, sizeof(dir), "%s", s->model_dir_arg);
+    snprintf(s->model_dir, sizeof(s->model_dir), "%s", dir);
+    snprintf(s->model_name, sizeof(s->model_name), "%s", name);
+    if (dir[0]) {
+        struct sb_err lerr;
+        rc = load_text(s, dir, &s->text_model, &lerr);
+        if (rc && s->model_dir_arg)
+            return sb_fail(err, rc, "model '%s': %s", dir, lerr.msg);
+        if (rc)
+            SB_LOG_W("serve: text search unavailable: model '%s': %s", dir, lerr.msg);
+        else
+            snprintf(s->model_name, sizeof(s->model_name), "%s", clip_model_id(s->text_model));
+    }
+    return SB_OK;
+}
+
+void web_engine_release(struct web_server *s)
+{
+    for (int i = 0; i < s->ncat_free; i++)
+        catalog_close(s->cat_free[i]);
+    s->ncat_free = 0;
+    for (int i = 0; i < s->nctx_free; i++)
+        clip_ctx_free(s->ctx_free[i]);
+    s->nctx_free = 0;
+    clip_model_free(s->text_model);
+    s->text_model = NULL;
+    if (s->store) {
+        store_free(s->store);
+        s->store = NULL;
+    }
+}
+
+/* ---- search ------------------------------------------------------------------------------ */
+
+static bool no_file(const char *path)
+{
+    (void)path; /* a query from the network never names a server file */
+    return false;
+}
+
+/* Splits q at whitespace into words (in buf, a copy of q); "+" and "-" stay words of their
+ * own, also when glued to a word ("cat -dog", "cat +dog"). */
+static int split_query(char *buf, char **argv, int *argc, struct sb_err *err)
+{
+    int n = 0;
+    char *p = buf;
+    while (*p) {
+        while (*p && isspace((unsigned char)*p))
+            p++;
+        if (!*p)
+            break;
+        if (n + 2 > MAX_TERMS)
+            return sb_fail(err, SB_EINVAL, "query has too many words");
+        char *start = p;
+        while (*p && !isspace((unsigned char)*p))
+            p++;
+        if (*p)
+            *p++ = '\0';
+        if ((start[0] == '+' || start[0] == '-') && start[1] &&
+            !(start[1] >= '0' && start[1] <= '9')) {
+            /* "-dog" -> "-" "dog"; "-0.5:night" stays a weighted term */
+            static char plus[] = "+", minus[] = "-";
+            argv[n++] = start[0] == '+' ? plus : minus;
+            start++;
+        }
+        argv[n++] = start;
+    }
+    *argc = n;
+    return SB_OK;
+}
+
+static int build_mask(struct catalog *cat, const struct vec_matrix *m,
+                      const struct catalog_filter *f, int64_t exclude, unsigned char **out,
+                      struct sb_err *err)
+{
+    int64_t *ids = NULL;
+    size_t n = 0;
+    unsigned char *mask = malloc(m->n ? m->n : 1);
+    if (!mask)
+        return sb_fail(err, SB_ENOMEM, "out of memory");
+    /* always filtered: only photos with a present file are answers */
+    int rc = catalog_filter_photos(cat, f, &ids, &n, err);
+    if (rc) {
+        free(mask);
+        return rc;
+    }
+    search_mask_from_ids(m, ids, n, mask);
+    free(ids);
+    if (exclude) {
+        int64_t row = search_find_row(m, exclude);
+        if (row >= 0)
+            mask[row] = 0;
+    }
+    *out = mask;
+    return SB_OK;
+}
+
+static int scan(struct catalog *cat, const struct vec_matrix *m, const float *qv,
+                const struct catalog_filter *f, int64_t exclude, float min_score, size_t offset,
+                size_t n, struct web_hit **hits, size_t *nhits, struct sb_err *err)
+{
+    unsigned char *mask = NULL;
+    struct search_hit *h = NULL;
+    struct web_hit *res = NULL;
+    size_t k = offset + n, nh = 0;
+    int rc = build_mask(cat, m, f, exclude, &mask, err);
+    if (rc)
+        goto out;
+    h = malloc(k * sizeof(*h));
+    res = malloc((n ? n : 1) * sizeof(*res));
+    if (!h || !res) {
+        rc = sb_fail(err, SB_ENOMEM, "out of memory");
+        goto out;
+    }
+    rc = search_topk(m, qv, mask, min_score, k, NULL, h, &nh, err);
+    if (rc)
+        goto out;
+    size_t count = 0;
+    for (size_t i = offset; i < nh; i++)
+        res[count++] = (struct web_hit){ h[i].photo_id, h[i].score };
+    *hits = res;
+    *nhits = count;
+    res = NULL;
+out:
+    free(res);
+    free(h);
+    free(mask);
+    return rc;
+}
+
+int web_search(struct web_server *s, struct catalog *cat, struct web_query *q,
+               struct web_hit **hits, size_t *nhits, float *min_score_used, struct sb_err *err)
+{
+    char *buf = NULL;
+    char *argv[MAX_TERMS];
+    int argc = 0;
+    struct search_term *terms = NULL;
+    size_t nterms = 0;
+    struct web_store *st = NULL;
+    float *vecs = NULL, *weights = NULL, *qv = NULL;
+    int rc = SB_OK;
+    *min_score_used = (float)NAN;
+    if (q->n == 0 || q->n > MAX_RESULTS || q->offset > MAX_RESULTS)
+        return sb_fail(err, SB_EINVAL, "n and offset must be in 1..%d", MAX_RESULTS);
+    buf = sb_strdup(q->q ? q->q : "");
+    if (!buf)
+        return sb_fail(err, SB_ENOMEM, "out of memory");
+    rc = split_query(buf, argv, &argc, err);
+    if (!rc)
+        rc = search_parse_terms(argc, argv, no_file, &terms, &nterms, err);
+    if (rc) {
+        rc = SB_EINVAL;
+        goto out;
+    }
+    if (nterms == 0) {
+        /* filters only: newest first */
+        int64_t *ids = NULL;
+        size_t n = 0;
+        rc = catalog_photos_by_date(cat, &q->filter, q->offset, q->n, &ids, &n, err);
+        if (rc)
+            goto out;
+        struct web_hit *res = malloc((n ? n : 1) * sizeof(*res));
+        if (!res) {
+            free(ids);
+            rc = sb_fail(err, SB_ENOMEM, "out of memory");
+            goto out;
+        }
+        for (size_t i = 0; i < n; i++)
+            res[i] = (struct web_hit){ ids[i], (float)NAN };
+        free(ids);
+        *hits = res;
+        *nhits = n;
+        goto out;
+    }
+    bool any_text = false;
+    for (size_t i = 0; i < nterms; i++)
+        any_text |= terms[i].kind == SEARCH_TERM_TEXT;
+    float min_score = q->min_score_set ? q->min_score : any_text ? TEXT_MIN_SCORE : IMAGE_MIN_SCORE;
+    *min_score_used = min_score;
+    rc = web_store_get(s, cat, &st, err);
+    if (rc)
+        goto out;
+    if (!st) {
+        rc = sb_fail(err, SB_ENOENT, "no photo has been embedded yet");
+        goto out;
+    }
+    const struct vec_matrix *m = vec_store_matrix(st->vs);
+    size_t dim = (size_t)m->dim;
+    vecs = malloc(nterms * dim * sizeof(float));
+    weights = malloc(nterms * sizeof(float));
+    qv = malloc(dim * sizeof(float));
+    if (!vecs || !weights || !qv) {
+        rc = sb_fail(err, SB_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < nterms; i++) {
+        weights[i] = terms[i].weight;
+        float *v = vecs + i * dim;
+        if (terms[i].kind == SEARCH_TERM_TEXT) {
+            rc = web_embed_text(s, terms[i].text, v, m->dim, err);
+        } else {
+            int64_t row = search_find_row(m, terms[i].id);
+            if (row < 0)
+                rc = sb_fail(err, SB_EINVAL, "photo id:%lld has no vector",
+                             (long long)terms[i].id);
+            else
+                search_row(m, (size_t)row, v);
+        }
+        if (rc)
+            goto out;
+    }
+    rc = search_combine(vecs, weights, nterms, m->dim, qv, err);
+    if (rc) {
+        rc = SB_EINVAL;
+        goto out;
+    }
+    rc = scan(cat, m, qv, &q->filter, q->exclude, min_score, q->offset, q->n, hits, nhits, err);
+out:
+    web_store_put(s, st);
+    free(vecs);
+    free(weights);
+    free(qv);
+    search_terms_free(terms, nterms);
+    free(buf);
+    return rc;
+}
+
+int web_similar(struct web_server *s, struct catalog *cat, int64_t id, size_t n, float min_score,
+                struct web_hit **hits, size_t *nhits, struct sb_err *err)
+{
+    struct web_store *st = NULL;
+    float *qv = NULL;
+    int rc = web_store_get(s, cat, &st, err);
+    if (rc)
+        return rc;
+    if (!st) {
+        rc = sb_fail(err, SB_ENOENT, "no photo has been embedded yet");
+        goto out;
+    }
+    const struct vec_matrix *m = vec_store_matrix(st->vs);
+    int64_t row = search_find_row(m, id);
+    if (row < 0) {
+        rc = sb_fail(err, SB_ENOENT, "photo %lld has no vector yet", (long long)id);
+        goto out;
+    }
+    qv = malloc((size_t)m->dim * sizeof(float));
+    if (!qv) {
+        rc = sb_fail(err, SB_ENOMEM, "out of memory");
+        goto out;
+    }
+    search_row(m, (size_t)row, qv);
+    rc = scan(cat, m, qv, NULL, id, min_score, 0, n, hits, nhits, err);
+out:
+    free(qv);
+    web_store_put(s, st);
+    return rc;
+}
