@@ -5,6 +5,7 @@
 #include "shoebox/catalog.h"
 #include "shoebox/crawl.h"
 #include "shoebox/err.h"
+#include "shoebox/image.h"
 #include "shoebox/pool.h"
 #include "shoebox/progress.h"
 #include "shoebox/util.h"
@@ -45,17 +46,17 @@ static void test_clutter(void)
         const char *name;
         bool dir, clutter;
     } cases[] = {
-        { ".git", true, true },         { "@eaDir", true, true },
-        { ".thumbnails", true, true },  { "#recycle", true, true },
-        { "2019", true, false },        { "Thumbs.db", false, true },
-        { ".DS_Store", false, true },   { "._IMG_0001.JPG", false, true },
+        { ".git", true, true },           { "@eaDir", true, true },
+        { ".thumbnails", true, true },    { "#recycle", true, true },
+        { "2019", true, false },          { "Thumbs.db", false, true },
+        { ".DS_Store", false, true },     { "._IMG_0001.JPG", false, true },
         { "IMG_0001.JPG", false, false }, { "desktop.ini", false, true },
         { "@eaDir", false, false },
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         if (crawl_is_clutter(cases[i].name, cases[i].dir) != cases[i].clutter) {
-            fprintf(stderr, "clutter('%s', dir=%d) should be %d\n", cases[i].name,
-                    cases[i].dir, cases[i].clutter);
+            fprintf(stderr, "clutter('%s', dir=%d) should be %d\n", cases[i].name, cases[i].dir,
+                    cases[i].clutter);
             CHECK(0);
         }
     }
@@ -208,6 +209,113 @@ static void test_index_resume(void)
     catalog_close(cat);
 }
 
+/* A plugin that records each photo's decoded width in the settings table; it fails on
+ * photos narrower than 90 px, to check the failure path. */
+struct width_plugin {
+    int runs, stores;
+};
+
+static int wp_run(void *user, int worker, const struct image *rgb, const char *path, void **result,
+                  struct sb_err *err)
+{
+    (void)user;
+    (void)worker;
+    (void)path;
+    if (!rgb)
+        return sb_fail(err, SB_EINTERNAL, "no pixels");
+    if (rgb->w < 90)
+        return sb_fail(err, SB_EINVAL, "too narrow: %d", rgb->w);
+    int *w = malloc(sizeof(int));
+    if (!w)
+        return SB_ENOMEM;
+    *w = rgb->w;
+    *result = w;
+    return SB_OK;
+}
+
+static int wp_store(void *user, struct catalog *cat, int64_t photo_id, void *result,
+                    const float *embedding, int dim, struct sb_err *err)
+{
+    struct width_plugin *wp = user;
+    (void)embedding;
+    (void)dim;
+    wp->stores++;
+    char key[32], val[32];
+    snprintf(key, sizeof(key), "w:%lld", (long long)photo_id);
+    snprintf(val, sizeof(val), "%d", *(int *)result);
+    return catalog_setting_set(cat, key, val, err);
+}
+
+static void wp_free(void *user, void *result)
+{
+    struct width_plugin *wp = user;
+    wp->runs++;
+    free(result);
+}
+
+static int count_narrow(void *user, const char *path, const char *stages, const char *error)
+{
+    if (strstr(path, "/f2.jpg") && strcmp(stages, "width") == 0 &&
+        strcmp(error, "too narrow: 48") == 0)
+        (*(int *)user)++;
+    return 0;
+}
+
+static void test_plugin(void)
+{
+    char db[700], lib[600];
+    snprintf(db, sizeof(db), "%s/db/catalog.db", tmpdir);
+    snprintf(lib, sizeof(lib), "%s/lib", tmpdir);
+    struct catalog *cat = NULL;
+    struct sb_err err;
+    CHECK_EQ_INT(SB_OK, catalog_open(db, false, &cat, &err));
+    if (!cat)
+        return;
+    struct width_plugin wp = { 0, 0 };
+    struct crawl_plugin pl = { "width", true, 100, 0, &wp, wp_run, wp_store, wp_free };
+    struct crawl_params p = crawl_default_params();
+    const char *roots[] = { lib };
+    p.roots = roots;
+    p.nroots = 1;
+    p.plugins = &pl;
+    p.nplugins = 1;
+    struct crawl_stats st;
+    /* the library is already indexed: only the new stage runs, for every photo */
+    CHECK_EQ_INT(SB_OK, crawl_index(cat, &p, &st, &err));
+    CHECK_EQ_INT(0, st.hashed);
+    /* 4 photos: a 48 px one fails in run(), the truncated JPEG fails to decode */
+    CHECK_EQ_INT(2, wp.stores);
+    struct catalog_status cs;
+    CHECK_EQ_INT(SB_OK, catalog_status(cat, &cs, &err));
+    bool found = false;
+    for (int i = 0; i < cs.nstages; i++) {
+        if (strcmp(cs.stages[i].name, "width") == 0) {
+            found = true;
+            CHECK_EQ_INT(2, cs.stages[i].done);
+            CHECK_EQ_INT(2, cs.stages[i].failed);
+            CHECK_EQ_INT(0, cs.stages[i].pending);
+        }
+    }
+    CHECK(found);
+    char val[32];
+    int64_t pid = 0;
+    char path[700];
+    snprintf(path, sizeof(path), "%s/f0.jpg", lib); /* Nikon D70 sample: 100 x 66 */
+    CHECK_EQ_INT(SB_OK, catalog_photo_by_path(cat, path, &pid, &err));
+    char key[32];
+    snprintf(key, sizeof(key), "w:%lld", (long long)pid);
+    CHECK_EQ_INT(SB_OK, catalog_setting_get(cat, key, val, sizeof(val), &err));
+    CHECK_EQ_STR("100", val);
+    /* the plugin's own error is the job's error */
+    int narrow = 0;
+    CHECK_EQ_INT(SB_OK, catalog_errors(cat, count_narrow, &narrow, &err));
+    CHECK_EQ_INT(1, narrow);
+    /* done stays done */
+    CHECK_EQ_INT(SB_OK, crawl_index(cat, &p, &st, &err));
+    CHECK_EQ_INT(2, wp.stores);
+    catalog_close(cat);
+}
+
 int main(void)
 {
     const char *tmp = getenv("SHOEBOX_TMP");
@@ -217,5 +325,6 @@ int main(void)
     test_takeout();
     test_hash_and_paths();
     test_index_resume();
+    test_plugin();
     return check_exit();
 }

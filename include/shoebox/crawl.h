@@ -32,6 +32,28 @@ struct crawl_embedder {
     int (*embed)(void *user, const float *in, int n, float *out, struct sb_err *err);
 };
 
+/* Another per-photo stage (OCR, auto-tags, captions, ...), run by the crawler as a resumable
+ * job like the built-in ones: the stage's job rows are added for every photo, and each photo's
+ * result is stored in the batch transaction that marks the job done (or failed, with the
+ * message of run()'s error). run() is called from pool workers concurrently (worker is the
+ * pool worker index, for per-worker scratch) with the photo's decoded pixels when needs_pixels
+ * (else rgb is NULL); store() is called on the indexing thread inside the transaction, with
+ * the photo's embedding when this batch computed one (else NULL). free_result() releases what
+ * run() made, stored or not. */
+struct crawl_plugin {
+    const char *stage;       /* job name, unique: "ocr", "tags:<model>", "caption:<model>" */
+    bool needs_pixels;       /* decode the photo for run() */
+    int min_long, min_short; /* the decode must cover this (see image_decode_params) */
+    void *user;
+    int (*run)(void *user, int worker, const struct image *rgb, const char *path, void **result,
+               struct sb_err *err);
+    int (*store)(void *user, struct catalog *cat, int64_t photo_id, void *result,
+                 const float *embedding, int dim, struct sb_err *err);
+    void (*free_result)(void *user, void *result);
+};
+
+#define CRAWL_MAX_PLUGINS 8
+
 struct crawl_params {
     const char *const *roots; /* folders (or single files) to index */
     int nroots;
@@ -42,6 +64,8 @@ struct crawl_params {
     size_t batch;        /* items per transaction (64) */
     bool retry_failed;   /* reset failed files and jobs to pending first */
     const struct crawl_embedder *embedder; /* NULL: catalog, probe and thumbnail only */
+    const struct crawl_plugin *plugins;    /* nplugins more stages, after the embedding */
+    int nplugins;                          /* <= CRAWL_MAX_PLUGINS */
     struct sb_pool *pool; /* workers for hashing and decoding; NULL runs on the caller */
     const struct sb_progress *progress;
 };

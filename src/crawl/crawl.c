@@ -191,7 +191,21 @@ static void hash_range(void *arg, size_t begin, size_t end, int worker)
 
 /* ---- per-photo work --------------------------------------------------------------------- */
 
-enum { ST_PROBE = 0, ST_THUMB = 1, ST_EMBED = 2 };
+/* Stage bits in catalog_work.stages_mask: probe and thumb first, then the embedding (when an
+ * embedder is set), then the plugins; struct stage_bits says where each one is. */
+enum { ST_PROBE = 0, ST_THUMB = 1 };
+
+struct stage_bits {
+    int embed;                     /* -1: no embedder */
+    int plugin[CRAWL_MAX_PLUGINS]; /* bit of each plugin */
+};
+
+struct plugin_result {
+    void *result;
+    int rc;
+    bool ran;
+    struct sb_err err;
+};
 
 struct work_item {
     const struct catalog_work *w;
@@ -204,13 +218,20 @@ struct work_item {
     int probe_rc, thumb_rc, embed_rc;
     struct sb_err probe_err, thumb_err, embed_err;
     float *pixels; /* embedder input, or NULL */
+    struct plugin_result plug[CRAWL_MAX_PLUGINS];
 };
 
 struct work_batch {
     const struct crawl_params *p;
+    const struct stage_bits *bits;
     const char *thumb_dir;
     struct work_item *items;
 };
+
+static bool wants(const struct catalog_work *w, int bit)
+{
+    return bit >= 0 && (w->stages_mask & (1u << bit));
+}
 
 static void local_time_string(int64_t t, struct photo_meta *m)
 {
@@ -263,14 +284,33 @@ static int make_thumbs(const struct work_batch *b, const struct catalog_work *w,
     return rc;
 }
 
-static void work_one(const struct work_batch *b, struct work_item *it)
+static void work_one(const struct work_batch *b, struct work_item *it, int worker)
 {
     const struct catalog_work *w = it->w;
     const struct crawl_params *p = b->p;
     const struct crawl_embedder *emb = p->embedder;
-    bool want_probe = w->stages_mask & (1u << ST_PROBE);
-    bool want_thumb = w->stages_mask & (1u << ST_THUMB);
-    bool want_embed = emb && (w->stages_mask & (1u << ST_EMBED));
+    bool want_probe = wants(w, ST_PROBE);
+    bool want_thumb = wants(w, ST_THUMB);
+    bool want_embed = emb && wants(w, b->bits->embed);
+    bool need_pixels = want_probe || want_thumb || want_embed;
+    int plug_long = 0, plug_short = 0;
+    for (int i = 0; i < p->nplugins; i++) {
+        const struct crawl_plugin *pl = &p->plugins[i];
+        if (!wants(w, b->bits->plugin[i]))
+            continue;
+        if (!pl->needs_pixels) {
+            /* no pixels needed: run it right away */
+            it->plug[i].ran = true;
+            it->plug[i].rc =
+                pl->run(pl->user, worker, NULL, w->path, &it->plug[i].result, &it->plug[i].err);
+            continue;
+        }
+        need_pixels = true;
+        plug_long = pl->min_long > plug_long ? pl->min_long : plug_long;
+        plug_short = pl->min_short > plug_short ? pl->min_short : plug_short;
+    }
+    if (!need_pixels)
+        return;
     unsigned char *buf = NULL;
     size_t len = 0;
     struct image *img = NULL;
@@ -296,7 +336,9 @@ static void work_one(const struct work_batch *b, struct work_item *it)
         dp.max_pixels = p->max_pixels;
         dp.min_long = want_thumb ? p->thumb_large : 0;
         dp.min_short = want_embed ? emb->min_short : 0;
-        if (!want_thumb && !want_embed) /* probe only: the smallest decode that gives the size */
+        dp.min_long = plug_long > dp.min_long ? plug_long : dp.min_long;
+        dp.min_short = plug_short > dp.min_short ? plug_short : dp.min_short;
+        if (dp.min_long == 0 && dp.min_short == 0) /* probe only: the smallest decode */
             dp.min_long = 1;
         rc = image_decode(buf, len, name, &dp, &img, &it->info, &err);
     }
@@ -305,6 +347,13 @@ static void work_one(const struct work_batch *b, struct work_item *it)
     if (rc) {
         it->probe_rc = it->thumb_rc = it->embed_rc = rc;
         it->probe_err = it->thumb_err = it->embed_err = err;
+        for (int i = 0; i < p->nplugins; i++) {
+            if (wants(w, b->bits->plugin[i]) && !it->plug[i].ran) {
+                it->plug[i].ran = true;
+                it->plug[i].rc = rc;
+                it->plug[i].err = err;
+            }
+        }
         goto out;
     }
     if (want_probe) {
@@ -336,6 +385,14 @@ static void work_one(const struct work_batch *b, struct work_item *it)
             it->pixels = NULL;
         }
     }
+    for (int i = 0; i < p->nplugins; i++) {
+        const struct crawl_plugin *pl = &p->plugins[i];
+        if (!wants(w, b->bits->plugin[i]) || it->plug[i].ran)
+            continue;
+        it->plug[i].ran = true;
+        it->plug[i].rc =
+            pl->run(pl->user, worker, img, w->path, &it->plug[i].result, &it->plug[i].err);
+    }
 out:
     free(buf);
     image_free(img);
@@ -343,10 +400,9 @@ out:
 
 static void work_range(void *arg, size_t begin, size_t end, int worker)
 {
-    (void)worker;
     struct work_batch *b = arg;
     for (size_t i = begin; i < end; i++)
-        work_one(b, &b->items[i]);
+        work_one(b, &b->items[i], worker);
 }
 
 /* ---- the index run ---------------------------------------------------------------------- */
@@ -355,8 +411,9 @@ struct run {
     struct catalog *cat;
     const struct crawl_params *p;
     struct crawl_stats *st;
-    const char *stages[4]; /* NULL-terminated */
+    const char *stages[4 + CRAWL_MAX_PLUGINS]; /* NULL-terminated */
     int nstages;
+    struct stage_bits bits;
     char embed_stage[160];
     int64_t model_id;
     int64_t total_hash, total_work, done_work;
@@ -423,7 +480,7 @@ static int store_work(struct run *r, struct work_item *it, const float *vec, str
         /* the file was rewritten after hashing: hash it again on the next pass */
         return catalog_file_touch(r->cat, w->path, &w->st, err) ? SB_EDB : SB_OK;
     }
-    if (w->stages_mask & (1u << ST_PROBE)) {
+    if (wants(w, ST_PROBE)) {
         if (it->probe_rc == SB_OK)
             rc = catalog_photo_set_meta(r->cat, w->photo_id, &it->meta,
                                         image_format_name(it->info.format), it->width, it->height,
@@ -435,11 +492,11 @@ static int store_work(struct run *r, struct work_item *it, const float *vec, str
         if (it->probe_rc)
             r->st->failed++;
     }
-    if (!rc && (w->stages_mask & (1u << ST_THUMB)))
+    if (!rc && wants(w, ST_THUMB))
         rc = catalog_job_set(r->cat, w->photo_id, STAGE_THUMB,
                              it->thumb_rc ? CATALOG_JOB_FAILED : CATALOG_JOB_DONE,
                              it->thumb_rc ? it->thumb_err.msg : NULL, err);
-    if (!rc && r->p->embedder && (w->stages_mask & (1u << ST_EMBED))) {
+    if (!rc && r->p->embedder && wants(w, r->bits.embed)) {
         if (vec) {
             rc =
                 catalog_vector_put(r->cat, r->model_id, w->photo_id, vec, r->p->embedder->dim, err);
@@ -450,7 +507,31 @@ static int store_work(struct run *r, struct work_item *it, const float *vec, str
                                  it->embed_rc ? CATALOG_JOB_FAILED : CATALOG_JOB_DONE,
                                  it->embed_rc ? it->embed_err.msg : NULL, err);
     }
+    for (int i = 0; !rc && i < r->p->nplugins; i++) {
+        const struct crawl_plugin *pl = &r->p->plugins[i];
+        struct plugin_result *pr = &it->plug[i];
+        if (!wants(w, r->bits.plugin[i]) || !pr->ran)
+            continue;
+        if (pr->rc == SB_OK)
+            pr->rc = pl->store(pl->user, r->cat, w->photo_id, pr->result, vec,
+                               r->p->embedder ? r->p->embedder->dim : 0, &pr->err);
+        if (pr->rc == SB_EDB)
+            rc = sb_fail(err, SB_EDB, "%s", pr->err.msg); /* the catalog failed: stop */
+        else
+            rc = catalog_job_set(r->cat, w->photo_id, pl->stage,
+                                 pr->rc ? CATALOG_JOB_FAILED : CATALOG_JOB_DONE,
+                                 pr->rc ? pr->err.msg : NULL, err);
+    }
     return rc;
+}
+
+static void free_plugin_results(const struct crawl_params *p, struct work_item *it)
+{
+    for (int i = 0; i < p->nplugins; i++) {
+        if (it->plug[i].result && p->plugins[i].free_result)
+            p->plugins[i].free_result(p->plugins[i].user, it->plug[i].result);
+        it->plug[i].result = NULL;
+    }
 }
 
 /* Runs the embedder over the items that have pixels; per-item failures go to embed_rc. */
@@ -529,7 +610,7 @@ static int run_work_batch(struct run *r, int64_t *after, bool *any, struct sb_er
     }
     for (size_t i = 0; i < n; i++)
         items[i].w = &works[i];
-    struct work_batch b = { r->p, catalog_thumb_dir(r->cat), items };
+    struct work_batch b = { r->p, &r->bits, catalog_thumb_dir(r->cat), items };
     sb_pool_for(r->p->pool, n, 1, work_range, &b);
     float *vecs = embed_batch(r, items, n);
     rc = catalog_begin(r->cat, err);
@@ -546,8 +627,10 @@ static int run_work_batch(struct run *r, int64_t *after, bool *any, struct sb_er
         rc = catalog_commit(r->cat, err);
     else
         catalog_rollback(r->cat);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         free(items[i].pixels);
+        free_plugin_results(r->p, &items[i]);
+    }
     free(vecs);
     free(items);
     catalog_work_free(works, n);
@@ -568,23 +651,31 @@ int crawl_index(struct catalog *cat, const struct crawl_params *p, struct crawl_
     r.st = stats;
     r.stages[r.nstages++] = STAGE_PROBE;
     r.stages[r.nstages++] = STAGE_THUMB;
+    r.bits.embed = -1;
     int rc = SB_OK;
-    if (p->embedder) {
+    if (p->nplugins < 0 || p->nplugins > CRAWL_MAX_PLUGINS)
+        return sb_fail(err, SB_EINVAL, "index: %d extra stages (at most %d)", p->nplugins,
+                       CRAWL_MAX_PLUGINS);
+    rc = catalog_begin(cat, err);
+    if (!rc && p->embedder) {
         snprintf(r.embed_stage, sizeof(r.embed_stage), "embed:%s", p->embedder->model_name);
+        r.bits.embed = r.nstages;
         r.stages[r.nstages++] = r.embed_stage;
-        rc = catalog_begin(cat, err);
-        if (!rc)
-            rc = catalog_model_ensure(cat, p->embedder->model_name, p->embedder->dim, &r.model_id,
-                                      err);
+        rc = catalog_model_ensure(cat, p->embedder->model_name, p->embedder->dim, &r.model_id, err);
         if (!rc)
             rc = catalog_jobs_ensure(cat, r.embed_stage, err);
-        if (!rc)
-            rc = catalog_commit(cat, err);
-        else
-            catalog_rollback(cat);
-        if (rc)
-            return rc;
     }
+    for (int i = 0; !rc && i < p->nplugins; i++) {
+        r.bits.plugin[i] = r.nstages;
+        r.stages[r.nstages++] = p->plugins[i].stage;
+        rc = catalog_jobs_ensure(cat, p->plugins[i].stage, err);
+    }
+    if (!rc)
+        rc = catalog_commit(cat, err);
+    else
+        catalog_rollback(cat);
+    if (rc)
+        return rc;
     if (p->retry_failed) {
         rc = catalog_begin(cat, err);
         if (!rc)

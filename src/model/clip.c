@@ -99,33 +99,41 @@ static void act_range(float *x, size_t n, enum clip_act act)
 /* out(T,N) = in(T,K) @ W^T + b, then the epilogue: STORE writes out, RESIDUAL adds to it (out
  * is the residual stream: the add is fused), ACT applies the activation (out is the next
  * product's input). W is (N,K) row-major, as PyTorch's nn.Linear stores it. This is the one
- * place a matrix product with weights happens. The work is shared out by output columns:
- * fp32 calls cblas_sgemm on a column range (ldc = N) and finishes those columns while they
- * are in cache; bf16 runs the backend's packed slices (internal.h, linear_dnnl.c). */
+ * place a matrix product with weights happens. fp32 shares the work out by output columns
+ * (cblas_sgemm on a column range, ldc = N, then bias and activation on those columns while
+ * they are in cache); bf16 by row chunks on the backend's packed weights (internal.h). */
 struct lin_job {
     struct clip_ctx *c;
     const struct clip_linear *l;
-    const struct clip_bf16_op *op; /* bf16 only */
     void *out;
     const void *in;
     int T;
     enum clip_epi epi;
     enum clip_act act;
+    int chunk, parts;                     /* bf16: rows per part; the last part may be shorter */
+    const struct clip_bf16_op *op, *last; /* bf16: for a chunk and for the last part */
 };
 
 #define LIN_COLS 16 /* fp32: columns per work item */
+#define LIN_ROWS 64 /* bf16: fewest rows worth a worker of their own */
 
 static void linear_task(void *arg, size_t begin, size_t end, int worker)
 {
     const struct lin_job *j = arg;
     const struct clip_linear *l = j->l;
+    int N = l->n_out, K = l->n_in;
     if (j->op) {
-        if (!clip_bf16_run(j->c->bf16, j->op, l, worker, j->out, j->in, (int)begin, (int)end))
-            atomic_store(&j->c->failed, true);
+        size_t out_size = j->epi == CLIP_EPI_ACT ? sizeof(uint16_t) : sizeof(float);
+        for (size_t part = begin; part < end; part++) {
+            size_t r0 = part * (size_t)j->chunk;
+            const struct clip_bf16_op *op = (int)part == j->parts - 1 ? j->last : j->op;
+            if (!clip_bf16_run(j->c->bf16, op, l, worker, (char *)j->out + r0 * N * out_size,
+                               (const uint16_t *)j->in + r0 * K))
+                atomic_store(&j->c->failed, true);
+        }
         return;
     }
-    int N = l->n_out, K = l->n_in, n0 = (int)begin * LIN_COLS;
-    int n1 = (int)end * LIN_COLS < N ? (int)end * LIN_COLS : N;
+    int n0 = (int)begin * LIN_COLS, n1 = (int)end * LIN_COLS < N ? (int)end * LIN_COLS : N;
     float *out = j->out;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, n1 - n0, K, 1.0f, j->in, K,
                 l->w + (size_t)n0 * K, K, j->epi == CLIP_EPI_RESIDUAL ? 1.0f : 0.0f, out + n0,
@@ -143,16 +151,26 @@ static void linear_task(void *arg, size_t begin, size_t end, int worker)
 static void linear(struct clip_ctx *c, void *out, const void *in, const struct clip_linear *l,
                    int T, enum clip_epi epi, enum clip_act act)
 {
-    struct lin_job j = { c, l, NULL, out, in, T, epi, act };
+    struct lin_job j = { c, l, out, in, T, epi, act, 0, 0, NULL, NULL };
     size_t items = ((size_t)l->n_out + LIN_COLS - 1) / LIN_COLS;
     if (atomic_load(&c->failed))
         return;
     if (c->bf16) {
-        if (clip_bf16_op(c->bf16, l, T, epi, act, &j.op, &c->err) != SB_OK) {
+        /* chunks of a multiple of 16 rows: a padded chunk must not write its neighbour's rows */
+        int parts = (T + LIN_ROWS - 1) / LIN_ROWS;
+        parts = parts < c->n_workers ? parts : c->n_workers;
+        j.chunk = ((T + parts - 1) / parts + 15) / 16 * 16;
+        j.parts = (T + j.chunk - 1) / j.chunk;
+        int rc = clip_bf16_op(c->bf16, l, T - (j.parts - 1) * j.chunk, epi, act, &j.last, &c->err);
+        if (!rc && j.parts > 1)
+            rc = clip_bf16_op(c->bf16, l, j.chunk, epi, act, &j.op, &c->err);
+        if (rc) {
             atomic_store(&c->failed, true);
             return;
         }
-        items = (size_t)clip_bf16_slices(l);
+        if (!j.op)
+            j.op = j.last;
+        items = (size_t)j.parts;
     }
     sb_pool_for(c->pool, items, 1, linear_task, &j);
 }

@@ -187,17 +187,14 @@ struct clip_model {
 /* bf16 matrix products: src/model/linear_dnnl.c (oneDNN on AMX / AVX512-BF16), or
  * src/model/linear_nodnnl.c where oneDNN is absent (every function there fails or says no; the
  * loader then computes in fp32). Weights are converted once at load into oneDNN's packed layout
- * for this CPU, in column slices of CLIP_BF16_SLICE outputs so that pool workers can share out
- * one product by slices without repacking. Activations enter as bf16 (row-major (M, K)), the
- * products accumulate in fp32, and the output is f32, or bf16 when it only feeds another
- * product (CLIP_EPI_ACT: fc1 + activation feeding fc2).
+ * for this CPU. Activations enter as bf16 (row-major (M, K)), the products accumulate in fp32,
+ * and the output is f32, or bf16 when it only feeds another product (CLIP_EPI_ACT: fc1 +
+ * activation feeding fc2). clip.c shares a product out over pool workers by row chunks.
  *
  * Threads: a struct clip_bf16 is read-only after packing. A struct clip_bf16_ctx belongs to one
  * clip_ctx; clip_bf16_op() runs on the ctx's calling thread, clip_bf16_run() on any worker
  * (each worker index has its own stream, memory objects and scratchpad). With more than one
  * worker each call is single-threaded; with one, oneDNN uses its own (OpenMP) threads. */
-
-#define CLIP_BF16_SLICE 128
 
 enum clip_epi {
     CLIP_EPI_STORE,    /* out (f32) = in @ W^T + b */
@@ -207,7 +204,7 @@ enum clip_epi {
 
 struct clip_bf16;
 struct clip_bf16_ctx;
-struct clip_bf16_op; /* one primitive: (rows, K, slice width, output stride, epilogue) */
+struct clip_bf16_op; /* one primitive: (row bucket, K, N, epilogue) */
 
 bool clip_bf16_compiled(void); /* true when built with oneDNN */
 /* true when the CPU multiplies bf16 natively (AMX-BF16 with the OS's permission to use the
@@ -215,25 +212,24 @@ bool clip_bf16_compiled(void); /* true when built with oneDNN */
 bool clip_cpu_native_bf16(void);
 int clip_bf16_new(struct clip_bf16 **out, struct sb_err *err);
 void clip_bf16_free(struct clip_bf16 *b); /* NULL is a no-op; frees every packed linear */
-/* Packs l->w into bf16 slices owned by b and sets l->packed. SB_ENOMEM, SB_EINTERNAL. */
+/* Packs l->w into bf16 owned by b and sets l->packed. SB_ENOMEM, SB_EINTERNAL. */
 int clip_bf16_pack(struct clip_bf16 *b, struct clip_linear *l, struct sb_err *err);
 int clip_bf16_ctx_new(struct clip_bf16 *b, int n_workers, struct clip_bf16_ctx **out,
                       struct sb_err *err);
 void clip_bf16_ctx_free(struct clip_bf16_ctx *c); /* NULL is a no-op */
-/* Rows a product of M rows reads and writes: M rounded up to the primitive's bucket (so a
- * handful of primitives serve every text length). Buffers must have room for them. */
+/* Rows a product of M rows reads and writes: M rounded up to a bucket of 16 when M <= 128 (so
+ * a handful of primitives serve every text length), else M. Buffers must have room for them,
+ * and a chunk that is not the last of a product must be a multiple of 16 rows. */
 int clip_bf16_rows(int M);
-/* The primitive for (M rows, l, epi, act), created on first use and cached in c (the first
- * pass at a new size JIT-compiles kernels; later passes allocate nothing). Rows M..
- * clip_bf16_rows(M) of the input must be readable. SB_ENOMEM, SB_EINTERNAL. Calling thread. */
+/* The primitive for (M rows, l's shape, epi, act), created on first use and cached in c (the
+ * first pass at a new size JIT-compiles kernels; later passes allocate nothing). SB_ENOMEM,
+ * SB_EINTERNAL, SB_ETOOBIG. Calling thread only. */
 int clip_bf16_op(struct clip_bf16_ctx *c, const struct clip_linear *l, int M, enum clip_epi epi,
                  enum clip_act act, const struct clip_bf16_op **out, struct sb_err *err);
-int clip_bf16_slices(const struct clip_linear *l); /* column slices of l */
-/* Runs op (made for l, or a linear of the same shape) on slices [s0, s1) of l on worker
- * `worker`: out is (M, n_out) row-major (f32, or bf16 for CLIP_EPI_ACT), in is (M, n_in) bf16.
- * Returns false if oneDNN failed. */
+/* Runs op (made for l, or a linear of the same shape) on worker `worker`: out is (M, n_out)
+ * row-major (f32, or bf16 for CLIP_EPI_ACT), in is (M, n_in) bf16, both with room for
+ * clip_bf16_rows(M) rows. Returns false if oneDNN failed. */
 bool clip_bf16_run(struct clip_bf16_ctx *c, const struct clip_bf16_op *op,
-                   const struct clip_linear *l, int worker, void *out, const uint16_t *in, int s0,
-                   int s1);
+                   const struct clip_linear *l, int worker, void *out, const uint16_t *in);
 
 #endif

@@ -4,10 +4,12 @@
  * when the build found oneDNN, which defines SHOEBOX_HAVE_DNNL).
  *
  * Layout: a linear's W (N, K) row-major is, to oneDNN, the (K, N) weights of dst = src @ W^T
- * with strides (1, K). It is cut into column slices of CLIP_BF16_SLICE outputs, each reordered
- * (f32 -> bf16, rounding to nearest even) into the blocked layout the matmul primitive asks
- * for ("any" at creation). A primitive depends on the row count, so ctx caches one per
- * (row bucket, K, N, epilogue); slices of one width share it and differ only in pointers.
+ * with strides (1, K). It is reordered once (f32 -> bf16, rounding to nearest even) into the
+ * blocked layout the matmul primitive asks for ("any" at creation; the same for every row
+ * count). A primitive depends on the row count, so the ctx caches one per (row bucket, K, N,
+ * epilogue). Workers share a product out by rows: oneDNN 2.6's brgemm kernels want dense
+ * output rows (a column slice with a wider row stride falls back to a slow gemm), and row
+ * chunks keep each worker's weights stream whole.
  *
  * Threads: Debian's libdnnl runs its kernels on OpenMP (libgomp). When the ctx has pool
  * workers each of them runs whole slices single-threaded, so libgomp must not start a team
@@ -30,8 +32,7 @@
 #define MAX_OPS 256 /* cached primitives per ctx: ~6 per row bucket */
 
 struct clip_packed {
-    int n_slices;
-    void **data; /* (n_slices) packed bf16 weights of slice s (columns s*SLICE...) */
+    void *data; /* bf16 weights in the primitive's blocked layout */
 };
 
 struct clip_bf16 {
@@ -56,7 +57,7 @@ struct clip_bf16_op {
     enum clip_epi epi;
     enum clip_act act;
     bool bias;
-    struct bf16_prim full, tail; /* tail.prim NULL when N is a multiple of the slice */
+    struct bf16_prim p;
 };
 
 struct clip_bf16_ctx {
@@ -186,8 +187,6 @@ static void packed_free(struct clip_packed *p)
 {
     if (!p)
         return;
-    for (int s = 0; s < p->n_slices; s++)
-        free(p->data[s]);
     free(p->data);
     free(p);
 }
@@ -206,66 +205,42 @@ void clip_bf16_free(struct clip_bf16 *b)
     free(b);
 }
 
-/* The packed layout for a (K, w) slice, and the reorder into it from f32 (K, w) strides (1, K). */
-struct pack_kind {
-    int w;
-    dnnl_memory_desc_t from, to;
-    dnnl_primitive_t reorder;
-};
-
-static dnnl_status_t packed_md(dnnl_memory_desc_t *md, dnnl_engine_t eng, int K, int w)
+/* Reorders f32 W (N, K) row-major, seen as (K, N) strides (1, K), into the packed bf16 md. */
+static dnnl_status_t pack_into(struct clip_bf16 *b, const dnnl_memory_desc_t *to_md, const float *w,
+                               int K, int N, void *dst)
 {
-    dnnl_primitive_desc_t pd = NULL;
-    /* 64 rows: the layout does not depend on M (each op names it explicitly, see prim_init) */
-    dnnl_status_t st = matmul_pd(&pd, eng, 64, K, w, w, CLIP_EPI_STORE, CLIP_ACT_GELU, false, NULL);
-    if (st == dnnl_success)
-        *md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    dnnl_primitive_desc_destroy(pd);
-    return st;
-}
-
-static dnnl_status_t pack_kind_init(struct pack_kind *k, dnnl_engine_t eng, int K, int w)
-{
+    dnnl_memory_desc_t from_md;
     dnnl_primitive_desc_t rpd = NULL;
-    k->w = w;
-    k->reorder = NULL;
-    dnnl_status_t st = packed_md(&k->to, eng, K, w);
-    if (st == dnnl_success)
-        st = dnnl_memory_desc_init_by_strides(&k->from, 2, (dnnl_dims_t){ K, w }, dnnl_f32,
-                                              (dnnl_dims_t){ 1, K });
-    if (st == dnnl_success)
-        st = dnnl_reorder_primitive_desc_create(&rpd, &k->from, eng, &k->to, eng, NULL);
-    if (st == dnnl_success)
-        st = dnnl_primitive_create(&k->reorder, rpd);
-    dnnl_primitive_desc_destroy(rpd);
-    return st;
-}
-
-static dnnl_status_t pack_slice(struct clip_bf16 *b, const struct pack_kind *k, const float *w,
-                                void *dst)
-{
+    dnnl_primitive_t reorder = NULL;
     dnnl_memory_t from = NULL, to = NULL;
-    /* oneDNN takes a non-const handle; the reorder only reads it */
-    dnnl_status_t st = dnnl_memory_create(&from, &k->from, b->engine, (void *)(uintptr_t)w);
+    dnnl_status_t st = dnnl_memory_desc_init_by_strides(&from_md, 2, (dnnl_dims_t){ K, N },
+                                                        dnnl_f32, (dnnl_dims_t){ 1, K });
     if (st == dnnl_success)
-        st = dnnl_memory_create(&to, &k->to, b->engine, dst);
+        st = dnnl_reorder_primitive_desc_create(&rpd, &from_md, b->engine, to_md, b->engine, NULL);
+    if (st == dnnl_success)
+        st = dnnl_primitive_create(&reorder, rpd);
+    /* oneDNN takes a non-const handle; the reorder only reads it */
+    if (st == dnnl_success)
+        st = dnnl_memory_create(&from, &from_md, b->engine, (void *)(uintptr_t)w);
+    if (st == dnnl_success)
+        st = dnnl_memory_create(&to, to_md, b->engine, dst);
     if (st == dnnl_success) {
         dnnl_exec_arg_t args[2] = { { DNNL_ARG_FROM, from }, { DNNL_ARG_TO, to } };
-        st = dnnl_primitive_execute(k->reorder, b->stream, 2, args);
+        st = dnnl_primitive_execute(reorder, b->stream, 2, args);
     }
     if (st == dnnl_success)
         st = dnnl_stream_wait(b->stream);
     dnnl_memory_destroy(from);
     dnnl_memory_destroy(to);
+    if (reorder)
+        dnnl_primitive_destroy(reorder);
+    dnnl_primitive_desc_destroy(rpd);
     return st;
 }
 
 int clip_bf16_pack(struct clip_bf16 *b, struct clip_linear *l, struct sb_err *err)
 {
-    int N = l->n_out, K = l->n_in, n = (N + CLIP_BF16_SLICE - 1) / CLIP_BF16_SLICE;
-    struct pack_kind kinds[2] = { 0 };
-    int rc = SB_OK;
-    dnnl_status_t st = dnnl_success;
+    int N = l->n_out, K = l->n_in;
     if (b->n == b->cap) {
         size_t cap = b->cap ? 2 * b->cap : 64;
         struct clip_packed **grown = realloc(b->all, cap * sizeof(*grown));
@@ -274,45 +249,24 @@ int clip_bf16_pack(struct clip_bf16 *b, struct clip_linear *l, struct sb_err *er
         b->all = grown;
         b->cap = cap;
     }
+    dnnl_memory_desc_t md;
+    dnnl_status_t st = packed_md(&md, b->engine, K, N);
+    if (st != dnnl_success)
+        return dnnl_fail(err, "packed weights layout", st);
+    size_t bytes = dnnl_memory_desc_get_size(&md);
     struct clip_packed *p = calloc(1, sizeof(*p));
     if (p)
-        p->data = calloc((size_t)n, sizeof(*p->data));
+        p->data = aligned_alloc(64, (bytes + 63) / 64 * 64);
     if (!p || !p->data) {
         free(p);
         return sb_fail(err, SB_ENOMEM, "no memory for packed weights");
     }
     b->all[b->n++] = p; /* freed with b from here on */
-    for (int s = 0; s < n && st == dnnl_success; s++) {
-        int w = N - s * CLIP_BF16_SLICE < CLIP_BF16_SLICE ? N - s * CLIP_BF16_SLICE
-                                                          : CLIP_BF16_SLICE;
-        struct pack_kind *k = &kinds[w == CLIP_BF16_SLICE ? 0 : 1];
-        if (!k->reorder)
-            st = pack_kind_init(k, b->engine, K, w);
-        if (st != dnnl_success)
-            break;
-        size_t bytes = dnnl_memory_desc_get_size(&k->to);
-        p->data[s] = aligned_alloc(64, (bytes + 63) / 64 * 64);
-        if (!p->data[s]) {
-            rc = sb_fail(err, SB_ENOMEM, "no memory for packed weights");
-            goto out;
-        }
-        p->n_slices = s + 1;
-        st = pack_slice(b, k, l->w + (size_t)s * CLIP_BF16_SLICE * (size_t)K, p->data[s]);
-    }
+    st = pack_into(b, &md, l->w, K, N, p->data);
     if (st != dnnl_success)
-        rc = dnnl_fail(err, "pack weights", st);
-    else
-        l->packed = p;
-out:
-    for (int i = 0; i < 2; i++)
-        if (kinds[i].reorder)
-            dnnl_primitive_destroy(kinds[i].reorder);
-    return rc;
-}
-
-int clip_bf16_slices(const struct clip_linear *l)
-{
-    return (l->n_out + CLIP_BF16_SLICE - 1) / CLIP_BF16_SLICE;
+        return dnnl_fail(err, "pack weights", st);
+    l->packed = p;
+    return SB_OK;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -371,8 +325,7 @@ void clip_bf16_ctx_free(struct clip_bf16_ctx *c)
     if (!c)
         return;
     for (int i = 0; i < c->n_ops; i++) {
-        prim_release(&c->ops[i]->full, c->n_workers);
-        prim_release(&c->ops[i]->tail, c->n_workers);
+        prim_release(&c->ops[i]->p, c->n_workers);
         free(c->ops[i]);
     }
     for (int i = 0; c->streams && i < c->n_workers; i++)
@@ -390,16 +343,16 @@ int clip_bf16_rows(int M)
     return M <= 128 ? (M + 15) / 16 * 16 : M;
 }
 
-/* One primitive of width w and its memory objects (handles set at run time). */
+/* op's primitive and its memory objects (handles set at run time). */
 static dnnl_status_t prim_init(struct clip_bf16_ctx *c, struct bf16_prim *p,
-                               const struct clip_bf16_op *op, int w, size_t *scratch)
+                               const struct clip_bf16_op *op, size_t *scratch)
 {
     dnnl_primitive_desc_t pd = NULL;
     dnnl_memory_desc_t wmd;
     /* the layout the weights were packed in: the same query clip_bf16_pack made */
-    dnnl_status_t st = packed_md(&wmd, c->b->engine, op->K, w);
+    dnnl_status_t st = packed_md(&wmd, c->b->engine, op->K, op->N);
     if (st == dnnl_success)
-        st = matmul_pd(&pd, c->b->engine, op->M, op->K, w, op->N, op->epi, op->act, op->bias,
+        st = matmul_pd(&pd, c->b->engine, op->M, op->K, op->N, op->N, op->epi, op->act, op->bias,
                        &wmd);
     if (st == dnnl_success)
         st = dnnl_primitive_create(&p->prim, pd);
@@ -451,15 +404,10 @@ int clip_bf16_op(struct clip_bf16_ctx *c, const struct clip_linear *l, int M, en
     *op = (struct clip_bf16_op){ .M = Mb, .K = l->n_in, .N = l->n_out, .epi = epi, .act = act,
                                  .bias = bias };
     c->ops[c->n_ops++] = op; /* freed with c from here on */
-    int tail = l->n_out % CLIP_BF16_SLICE;
-    size_t s1 = 0, s2 = 0;
-    dnnl_status_t st =
-        prim_init(c, &op->full, op, l->n_out < CLIP_BF16_SLICE ? l->n_out : CLIP_BF16_SLICE, &s1);
-    if (st == dnnl_success && tail && l->n_out > CLIP_BF16_SLICE)
-        st = prim_init(c, &op->tail, op, tail, &s2);
+    size_t need = 0;
+    dnnl_status_t st = prim_init(c, &op->p, op, &need);
     if (st != dnnl_success)
         return dnnl_fail(err, "matmul primitive", st);
-    size_t need = s1 > s2 ? s1 : s2;
     if (need > c->scratch_size) {
         for (int i = 0; i < c->n_workers; i++) {
             free(c->scratch[i]);
@@ -476,35 +424,27 @@ int clip_bf16_op(struct clip_bf16_ctx *c, const struct clip_linear *l, int M, en
 }
 
 bool clip_bf16_run(struct clip_bf16_ctx *c, const struct clip_bf16_op *op,
-                   const struct clip_linear *l, int worker, void *out, const uint16_t *in, int s0,
-                   int s1)
+                   const struct clip_linear *l, int worker, void *out, const uint16_t *in)
 {
     if (c->n_workers > 1 && c->omp_set_num_threads)
         c->omp_set_num_threads(1); /* this worker is one of the pool's threads: no team */
-    size_t esize = op->epi == CLIP_EPI_ACT ? sizeof(uint16_t) : sizeof(float);
-    int n = clip_bf16_slices(l);
-    dnnl_status_t st = dnnl_success;
-    for (int s = s0; s < s1 && st == dnnl_success; s++) {
-        const struct bf16_prim *p = s == n - 1 && op->tail.prim ? &op->tail : &op->full;
-        const struct bf16_mem *m = &p->mem[worker];
-        size_t n0 = (size_t)s * CLIP_BF16_SLICE;
-        st = dnnl_memory_set_data_handle(m->src, (void *)(uintptr_t)in);
-        if (st == dnnl_success)
-            st = dnnl_memory_set_data_handle(m->wei, l->packed->data[s]);
-        if (st == dnnl_success && op->bias)
-            st = dnnl_memory_set_data_handle(m->bias, (void *)(uintptr_t)(l->b + n0));
-        if (st == dnnl_success)
-            st = dnnl_memory_set_data_handle(m->dst, (char *)out + n0 * esize);
-        if (st == dnnl_success)
-            st = dnnl_memory_set_data_handle(m->pad, c->scratch[worker]);
-        dnnl_exec_arg_t args[5] = { { DNNL_ARG_SRC, m->src },
-                                    { DNNL_ARG_WEIGHTS, m->wei },
-                                    { DNNL_ARG_DST, m->dst },
-                                    { DNNL_ARG_SCRATCHPAD, m->pad },
-                                    { DNNL_ARG_BIAS, m->bias } };
-        if (st == dnnl_success)
-            st = dnnl_primitive_execute(p->prim, c->streams[worker], op->bias ? 5 : 4, args);
-    }
+    const struct bf16_mem *m = &op->p.mem[worker];
+    dnnl_status_t st = dnnl_memory_set_data_handle(m->src, (void *)(uintptr_t)in);
+    if (st == dnnl_success)
+        st = dnnl_memory_set_data_handle(m->wei, l->packed->data);
+    if (st == dnnl_success && op->bias)
+        st = dnnl_memory_set_data_handle(m->bias, (void *)(uintptr_t)l->b);
+    if (st == dnnl_success)
+        st = dnnl_memory_set_data_handle(m->dst, out);
+    if (st == dnnl_success)
+        st = dnnl_memory_set_data_handle(m->pad, c->scratch[worker]);
+    dnnl_exec_arg_t args[5] = { { DNNL_ARG_SRC, m->src },
+                                { DNNL_ARG_WEIGHTS, m->wei },
+                                { DNNL_ARG_DST, m->dst },
+                                { DNNL_ARG_SCRATCHPAD, m->pad },
+                                { DNNL_ARG_BIAS, m->bias } };
+    if (st == dnnl_success)
+        st = dnnl_primitive_execute(op->p.prim, c->streams[worker], op->bias ? 5 : 4, args);
     if (st == dnnl_success)
         st = dnnl_stream_wait(c->streams[worker]);
     return st == dnnl_success;

@@ -66,15 +66,8 @@ int clip_bf16_op(struct clip_bf16_ctx *c, const struct clip_linear *l, int M, en
     return sb_fail(err, SB_EINTERNAL, "built without oneDNN: no bf16 backend");
 }
 
-int clip_bf16_slices(const struct clip_linear *l)
-{
-    (void)l;
-    return 0;
-}
-
 bool clip_bf16_run(struct clip_bf16_ctx *c, const struct clip_bf16_op *op,
-                   const struct clip_linear *l, int worker, void *out, const uint16_t *in, int s0,
-                   int s1)
+                   const struct clip_linear *l, int worker, void *out, const uint16_t *in)
 {
     (void)c;
     (void)op;
@@ -82,8 +75,6 @@ bool clip_bf16_run(struct clip_bf16_ctx *c, const struct clip_bf16_op *op,
     (void)worker;
     (void)out;
     (void)in;
-    (void)s0;
-    (void)s1;
     return false;
 }
 
