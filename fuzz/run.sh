@@ -33,3 +33,5 @@ run fuzz_tokenizer "$(seed tok "$data/tokenizer/clip_cases.jsonl")" -max_len=409
 run fuzz_tokenizer_parse "$(seed tokparse "$data/tokenizer/clip/special_tokens_map.json" "$data/tokenizer/clip/tokenizer_config.json")" -max_len=65536
 run fuzz_safetensors "$(seed st $(find "$data/models" -name '*.safetensors' -size -200k))" -max_len=262144
 run fuzz_config "$(seed cfg $(find "$data/models" -name '*config*.json'))" -max_len=16384
+run fuzz_lrprev "$(seed lrprev "$data/lightroom/Lightroom 5 Catalog Previews.lrdata"/*/*/*.lrprev)" -max_len=65536
+run fuzz_bpe "$(seed bpe "$data/lm/qwen2_bf16/tokenizer_config.json" "$data/lm/llama_ms_f16/tokenizer_config.json")" -max_len=65536

@@ -71,6 +71,7 @@ printf '%s' "$js" | grep -q '"results":\[\]' && ok || fail "search before any ve
 expect_eq "index: GET" 405 "$(code "$B/api/index")"
 expect_eq "index: no token" 403 "$(code -X POST -d "{\"path\":\"$LIB\"}" "$B/api/index")"
 expect_eq "index: wrong token" 403 "$(code -X POST -H 'X-Shoebox-Token: nope' -d "{\"path\":\"$LIB\"}" "$B/api/index")"
+expect_eq "index: foreign origin" 403 "$(code -X POST -H "X-Shoebox-Token: $TOKEN" -H 'Origin: http://evil.example' -d "{\"path\":\"$LIB\"}" "$B/api/index")"
 expect_eq "index: token as cookie is not enough" 403 "$(code -X POST -b "shoebox_token=$TOKEN" -d "{\"path\":\"$LIB\"}" "$B/api/index")"
 head -c 100000 /dev/zero | tr '\0' 'a' > "$TMP/big.txt"
 expect_eq "index: oversized body" 413 "$(code -X POST -H "X-Shoebox-Token: $TOKEN" --data-binary @"$TMP/big.txt" "$B/api/index")"
@@ -140,6 +141,7 @@ js=$(get "$B/api/photos/$nid")
 printf '%s' "$js" | grep -q '"paths":\["[^"]*orig/nikon.jpg","[^"]*copies/nikon_copy.jpg"\]' && ok || fail "photo paths: $js"
 printf '%s' "$js" | grep -q '"make":"NIKON CORPORATION","model":"NIKON D70"' && ok || fail "photo exif: $js"
 printf '%s' "$js" | grep -q '"tags":\[\]' && ok || fail "photo tags"
+printf '%s' "$js" | grep -q '"texts":{},"caption":null' && ok || fail "photo texts: $js"
 gid=$(sqlite3 "$DB" "SELECT photo_id FROM files WHERE path LIKE '%orig/gps.jpg'")
 get "$B/api/photos/$gid" | grep -q '"gps":{"lat":[-0-9.]*,"lon":[-0-9.]*' && ok || fail "gps"
 expect_eq "photo 0" 404 "$(code "$B/api/photos/0")"

@@ -20,6 +20,7 @@
 
 static const char *testdata;
 static const char *tmpdir;
+static double min_cos = 0.99999; /* fp32 vs the reference; test_model() lowers it for bf16 */
 
 static const char *const models[] = { "tiny_b32", "gelu_odd", "f16",    "bf16",
                                       "sharded",  "legacy",   "b32_224" };
@@ -84,7 +85,7 @@ static void check_pixels(struct clip_ctx *ctx, const char *name, const cJSON *re
     for (int b = 0; b < B && !rc; b++) {
         char what[96];
         snprintf(what, sizeof(what), "%s pixels[%d]", name, b);
-        CHECK(compare(what, out + (size_t)b * D, cJSON_GetArrayItem(embs, b), D) >= 0.99999);
+        CHECK(compare(what, out + (size_t)b * D, cJSON_GetArrayItem(embs, b), D) >= min_cos);
     }
     free(out);
     free(buf);
@@ -108,7 +109,7 @@ static void check_tokens(struct clip_ctx *ctx, const char *name, const cJSON *re
         char what[96];
         snprintf(what, sizeof(what), "%s tokens[%d] (n=%d)", name, k++, n);
         if (!rc)
-            CHECK(compare(what, out, cJSON_GetObjectItem(c, "embedding"), D) >= 0.99999);
+            CHECK(compare(what, out, cJSON_GetObjectItem(c, "embedding"), D) >= min_cos);
     }
     free(out);
 }
@@ -137,7 +138,7 @@ static void check_texts(struct clip_ctx *ctx, const char *name, const cJSON *ref
         CHECK(same);
         char what[96];
         snprintf(what, sizeof(what), "%s text '%.24s'", name, text);
-        CHECK(compare(what, out, cJSON_GetObjectItem(c, "embedding"), D) >= 0.99999);
+        CHECK(compare(what, out, cJSON_GetObjectItem(c, "embedding"), D) >= min_cos);
     }
     free(ids);
     free(out);
@@ -187,7 +188,9 @@ static void check_files(const struct clip_model *m, struct clip_ctx *ctx, const 
     free(px);
 }
 
-static void test_model(const char *name, struct sb_pool *pool)
+/* precision BF16 checks the same cases against the fp32 reference at cosine >= 0.999 (the
+ * photo-file cases stay fp32-only: their tolerance is about resizing, not arithmetic). */
+static void test_model(const char *name, struct sb_pool *pool, enum clip_precision precision)
 {
     char path[1024];
     struct clip_model *m = NULL;
@@ -197,7 +200,9 @@ static void test_model(const char *name, struct sb_pool *pool)
     cJSON *ref = read_json(path);
     CHECK(ref != NULL);
     model_path(path, sizeof(path), name, NULL);
-    int rc = clip_model_load(path, NULL, &m, &err);
+    struct clip_load_params lp = clip_load_default_params();
+    lp.precision = precision;
+    int rc = clip_model_load(path, &lp, &m, &err);
     CHECK_EQ_INT(SB_OK, rc);
     if (rc || !ref) {
         fprintf(stderr, "%s\n", err.msg);
@@ -206,17 +211,55 @@ static void test_model(const char *name, struct sb_pool *pool)
     int D = clip_model_dim(m), S = clip_model_image_size(m);
     CHECK_EQ_INT(cJSON_GetObjectItem(ref, "dim")->valueint, D);
     CHECK_EQ_INT(cJSON_GetObjectItem(ref, "image_size")->valueint, S);
-    fprintf(stderr, "%s: id %s\n", name, clip_model_id(m));
+    bool bf16 = clip_model_precision(m) == CLIP_PRECISION_BF16;
+    fprintf(stderr, "%s: id %s, %s%s\n", name, clip_model_id(m), bf16 ? "bf16" : "fp32",
+            pool ? ", pool" : "");
+    if (precision == CLIP_PRECISION_BF16 && !bf16) { /* no oneDNN in this build */
+        fprintf(stderr, "%s: bf16 not available, skipped\n", name);
+        goto out;
+    }
     CHECK_EQ_INT(SB_OK, clip_ctx_new(m, 4, pool, &ctx, &err));
+    min_cos = bf16 ? 0.999 : 0.99999;
     check_pixels(ctx, name, ref, D, S);
     check_tokens(ctx, name, ref, D);
     check_texts(ctx, name, ref, D, clip_model_max_text(m));
-    check_files(m, ctx, name, ref, D, S, false);
-    check_files(m, ctx, name, ref, D, S, true);
+    if (!bf16) {
+        check_files(m, ctx, name, ref, D, S, false);
+        check_files(m, ctx, name, ref, D, S, true);
+    }
+    min_cos = 0.99999;
 out:
     clip_ctx_free(ctx);
     clip_model_free(m);
     cJSON_Delete(ref);
+}
+
+/* AUTO is bf16 exactly when the build has oneDNN and the CPU multiplies bf16 natively; the
+ * CPU check agrees with the compiler's own CPUID reading; FP32 stays FP32. */
+static void test_precision_auto(void)
+{
+    char path[1024];
+    struct clip_model *m = NULL;
+    struct sb_err err = { 0 };
+    model_path(path, sizeof(path), "tiny_b32", NULL);
+    struct clip_load_params p = clip_load_default_params();
+    p.precision = CLIP_PRECISION_AUTO;
+    CHECK_EQ_INT(SB_OK, clip_model_load(path, &p, &m, &err));
+    bool native = clip_cpu_native_bf16();
+    if (clip_bf16_compiled() && __builtin_cpu_supports("avx512bf16"))
+        CHECK(native);
+    enum clip_precision want =
+        clip_bf16_compiled() && native ? CLIP_PRECISION_BF16 : CLIP_PRECISION_FP32;
+    if (m)
+        CHECK_EQ_INT(want, clip_model_precision(m));
+    fprintf(stderr, "auto precision: %s (oneDNN %d, native bf16 %d)\n",
+            want == CLIP_PRECISION_BF16 ? "bf16" : "fp32", clip_bf16_compiled(), native);
+    clip_model_free(m);
+    m = NULL;
+    CHECK_EQ_INT(SB_OK, clip_model_load(path, NULL, &m, &err));
+    if (m)
+        CHECK_EQ_INT(CLIP_PRECISION_FP32, clip_model_precision(m));
+    clip_model_free(m);
 }
 
 /* A text-only load gives the same text embeddings, refuses images, and has the same id. */
@@ -553,11 +596,18 @@ int main(void)
     }
     test_config();
     test_st_parse();
+    test_precision_auto();
     for (size_t i = 0; i < sizeof(models) / sizeof(models[0]); i++)
-        test_model(models[i], NULL);
+        test_model(models[i], NULL, CLIP_PRECISION_FP32);
+    for (size_t i = 0; i < sizeof(models) / sizeof(models[0]); i++)
+        test_model(models[i], NULL, CLIP_PRECISION_BF16);
     struct sb_pool *pool = NULL;
     CHECK_EQ_INT(SB_OK, sb_pool_new(2, &pool, NULL));
-    test_model("gelu_odd", pool); /* the same numbers with the small ops on a pool */
+    /* the same numbers with every op shared out over a pool */
+    for (size_t i = 0; i < sizeof(models) / sizeof(models[0]); i++)
+        test_model(models[i], pool, CLIP_PRECISION_FP32);
+    for (size_t i = 0; i < sizeof(models) / sizeof(models[0]); i++)
+        test_model(models[i], pool, CLIP_PRECISION_BF16);
     sb_pool_free(pool);
     test_text_only();
     test_hostile();

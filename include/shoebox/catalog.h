@@ -258,4 +258,161 @@ int catalog_on_this_day(struct catalog *cat, const char *mmdd, const char *year,
 int catalog_photo_times(struct catalog *cat, int64_t **ids, int64_t **times, size_t *n,
                         struct sb_err *err);
 
+/* ---- tags, XMP properties, blob cache (src/catalog/tags.c) ------------------------------- */
+
+/* Where a tag came from (tags.source). Each source's rows are replaced on their own. */
+#define CATALOG_TAG_USER "user"
+#define CATALOG_TAG_AUTO "auto"
+#define CATALOG_TAG_XMP  "xmp"
+#define CATALOG_TAG_MAX  200 /* bytes of one tag */
+
+/* Adds (or updates the score of) a tag of a photo from source; score NaN for none. Empty,
+ * over-long or control-character tags: SB_EINVAL. Unknown photo: SB_ENOENT. */
+int catalog_tag_add(struct catalog *cat, int64_t photo_id, const char *tag, const char *source,
+                    double score, struct sb_err *err);
+/* Removes a tag (any case) of a photo from source (NULL: every source); *removed (may be NULL)
+ * is the number of rows removed. */
+int catalog_tag_remove(struct catalog *cat, int64_t photo_id, const char *tag, const char *source,
+                       int64_t *removed, struct sb_err *err);
+/* Replaces every tag of source of a photo with tags[0..n) (scores may be NULL). Invalid tags
+ * are skipped. Rows of other sources are kept. */
+int catalog_tags_replace(struct catalog *cat, int64_t photo_id, const char *source,
+                         const char *const *tags, const float *scores, size_t n,
+                         struct sb_err *err);
+
+#define CATALOG_XMP_NO_RATING (-100)
+/* XMP properties of a photo (from its sidecar or embedded packet). NULL strings: absent. */
+struct catalog_xmp {
+    int rating; /* xmp:Rating (-1 rejected, 0..5), CATALOG_XMP_NO_RATING when absent */
+    char *label, *title, *description;
+};
+int catalog_xmp_set(struct catalog *cat, int64_t photo_id, const struct catalog_xmp *x,
+                    struct sb_err *err);
+/* Fills *x (release with catalog_xmp_release); SB_ENOENT when the photo has none. */
+int catalog_xmp_get(struct catalog *cat, int64_t photo_id, struct catalog_xmp *x,
+                    struct sb_err *err);
+void catalog_xmp_release(struct catalog_xmp *x);
+
+/* A small key-value store for computed data (e.g. text embeddings of a tag vocabulary, keyed
+ * by model id and vocabulary hash). get: *data is malloc'd (the caller frees it), SB_ENOENT
+ * when absent. */
+int catalog_cache_get(struct catalog *cat, const char *key, void **data, size_t *len,
+                      struct sb_err *err);
+int catalog_cache_put(struct catalog *cat, const char *key, const void *data, size_t len,
+                      struct sb_err *err);
+
+/* ---- texts: OCR, captions, titles; full-text search (src/catalog/text.c) ----------------- */
+
+/* texts.source values; the table is shared by every kind of text about a photo. */
+#define CATALOG_TEXT_OCR     "ocr"
+#define CATALOG_TEXT_CAPTION "caption"
+#define CATALOG_TEXT_MAX     ((size_t)1 << 20) /* bytes of one text: longer is truncated */
+
+/* Stores (replacing) the text of a photo from source, with its confidence (NaN: none) and the
+ * model that made it (may be NULL). NULL or "" text removes the row. Unknown photo: SB_ENOENT.
+ * The full-text index follows in the same transaction (triggers). */
+int catalog_text_set(struct catalog *cat, int64_t photo_id, const char *source, const char *text,
+                     double confidence, const char *model, struct sb_err *err);
+/* The text of a photo from source: *text is malloc'd (the caller frees it), *confidence (may
+ * be NULL) NaN when none. SB_ENOENT when the photo has no such text. */
+int catalog_text_get(struct catalog *cat, int64_t photo_id, const char *source, char **text,
+                     double *confidence, struct sb_err *err);
+/* Calls fn(user, source, text, confidence) for every text of a photo, by source. Strings are
+ * borrowed for the call; a non-zero return from fn stops and is returned. */
+typedef int (*catalog_text_fn)(void *user, const char *source, const char *text,
+                               double confidence);
+int catalog_photo_texts(struct catalog *cat, int64_t photo_id, catalog_text_fn fn, void *user,
+                        struct sb_err *err);
+
+/* Turns what a user typed into a safe FTS5 query: each word becomes a quoted string (inner
+ * quotes doubled), so no FTS5 syntax (AND, NEAR, *, ^, :, column filters) can be injected;
+ * words are joined with AND (match_all) or OR. Words without a letter or digit are dropped.
+ * *out is malloc'd (the caller frees it); SB_EINVAL when no word is left. */
+int catalog_text_fts_query(const char *user_query, bool match_all, char **out,
+                           struct sb_err *err);
+
+struct catalog_text_hit {
+    int64_t photo_id;
+    double score; /* -bm25 of the best matching text of the photo: higher is better, > 0 */
+};
+/* Full-text search of user_query (escaped with catalog_text_fts_query) over the texts of
+ * source (NULL: every source), best first, one hit per photo (its best text), at most max.
+ * *hits is malloc'd (the caller frees it). Only photos with a present file are returned. */
+int catalog_text_search(struct catalog *cat, const char *user_query, bool match_all,
+                        const char *source, size_t max, struct catalog_text_hit **hits, size_t *n,
+                        struct sb_err *err);
+
+/* ---- imports from other programs (src/catalog/lightroom.c) -------------------------------- */
+
+/* Tag, album and text sources of the importers. Texts use "<source>:title", ":caption",
+ * ":description", ":ocr". */
+#define CATALOG_SRC_LIGHTROOM "lightroom"
+#define CATALOG_SRC_TAKEOUT   "takeout"
+#define CATALOG_SRC_APPLE     "apple"
+
+/* The photo with this content hash: SB_ENOENT when none. */
+int catalog_photo_by_hash(struct catalog *cat, const unsigned char hash[16], int64_t *id,
+                          struct sb_err *err);
+
+/* One Adobe_images row of a Lightroom catalog as imported. */
+struct catalog_lr_image {
+    const char *catalog; /* the .lrcat's absolute path */
+    int64_t lr_id;       /* Adobe_images.id_local */
+    int64_t photo_id;    /* 0: not matched to a shoebox photo */
+    const char *original_path;
+    bool virtual_copy;
+    int rating;               /* 0..5, -1 when unrated */
+    int pick;                 /* 1 picked, -1 rejected, 0 neither */
+    const char *color_label;  /* "Red", ... or NULL */
+    const char *capture_time; /* as Lightroom stores it, or NULL */
+};
+/* Forgets what an earlier import of this catalog stored: its lr_images rows, and the
+ * "lightroom" tags, albums and texts of the photos it matched. */
+int catalog_lr_forget(struct catalog *cat, const char *lrcat, struct sb_err *err);
+int catalog_lr_image_put(struct catalog *cat, const struct catalog_lr_image *im,
+                         struct sb_err *err);
+
+/* Adds a photo to an album (a Lightroom collection, an Apple Photos album) of source. */
+int catalog_album_add(struct catalog *cat, int64_t photo_id, const char *source, const char *album,
+                      struct sb_err *err);
+/* Calls fn(user, album, source) for every album of a photo (reusing catalog_tag_fn's shape:
+ * score is NaN). */
+int catalog_photo_albums(struct catalog *cat, int64_t photo_id, catalog_tag_fn fn, void *user,
+                         struct sb_err *err);
+
+/* Records that the file at path (a rescued preview) stands for original_path (which may be on
+ * a disconnected drive). */
+int catalog_original_set(struct catalog *cat, const char *path, const char *original_path,
+                         const char *source, struct sb_err *err);
+/* The original recorded for path, copied into buf (cap bytes): SB_ENOENT when none. */
+int catalog_original_get(struct catalog *cat, const char *path, char *buf, size_t cap,
+                         struct sb_err *err);
+
+/* Google Takeout: the sidecar of a photo and, for an "-edited" version, the photo it was
+ * edited from (0: none). Replaces the photo's earlier row. */
+int catalog_takeout_set(struct catalog *cat, int64_t photo_id, const char *sidecar,
+                        int64_t edited_of, struct sb_err *err);
+/* The photo that photo_id is an edited version of: SB_ENOENT when none. */
+int catalog_takeout_edited_of(struct catalog *cat, int64_t photo_id, int64_t *original,
+                              struct sb_err *err);
+
+/* Sets a photo's GPS position when it has none (EXIF wins over imported positions); alt may be
+ * NaN. *set (may be NULL) tells whether it was stored. */
+int catalog_photo_gps_fill(struct catalog *cat, int64_t photo_id, double lat, double lon,
+                           double alt, bool *set, struct sb_err *err);
+/* One Apple Photos asset as imported. */
+struct catalog_apple_asset {
+    const char *library; /* the .photoslibrary's absolute path */
+    const char *uuid;
+    int64_t photo_id; /* 0: not matched */
+    const char *original_path;
+    const char *taken_at; /* "YYYY-MM-DDTHH:MM:SS" UTC, or NULL */
+    bool favorite, hidden;
+    double lat, lon; /* NaN when unknown */
+};
+/* Forgets what an earlier import of this library stored (rows, "apple" tags, albums, texts). */
+int catalog_apple_forget(struct catalog *cat, const char *library, struct sb_err *err);
+int catalog_apple_asset_put(struct catalog *cat, const struct catalog_apple_asset *a,
+                            struct sb_err *err);
+
 #endif

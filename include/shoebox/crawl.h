@@ -105,5 +105,8 @@ int crawl_hash_file(const char *path, unsigned char hash[16], int64_t *size, str
  * the naming variants Takeout uses ("x.jpg.json", "x.json", "x.jpg.supplemental-metadata.json",
  * truncated names, "x(1).jpg" -> "x.jpg(1).json"). Returns true and sets *unix_time when found. */
 bool crawl_takeout_time(const char *path, int64_t *unix_time);
+/* The path of the Google Takeout JSON sidecar of the image at path (the same naming variants),
+ * written into out (cap bytes). False when there is none (or it does not fit). */
+bool crawl_takeout_sidecar(const char *path, char *out, size_t cap);
 
 #endif

@@ -6,12 +6,20 @@
  * any number of threads. Each thread that runs a forward pass owns a struct clip_ctx (the
  * activations for its largest batch); a ctx is used by one thread at a time.
  *
- * Threading inside a forward pass: matrix products go to OpenBLAS (Debian's pthread build),
- * whose thread count the caller sets through clip_load_params.blas_threads (process-wide);
- * the small ops (attention, layer norms, activations) are split over the sb_pool given to
- * clip_ctx_new(), if any. The two never run at the same time: each GEMM returns before the
- * next pool loop starts. A caller that runs several ctx in parallel on its own workers should
- * pass pool NULL and blas_threads 1, so workers x BLAS threads stays <= cores. */
+ * Threading inside a forward pass (2-core Sapphire Rapids, measured with bench/embed/run.sh):
+ * - fp32: give clip_ctx_new() the process's sb_pool. Every op is then shared out over it:
+ *   products by output columns (each worker one cblas_sgemm on its columns, bias and
+ *   activation fused while the columns are in cache), attention by (image, head), layer norms
+ *   by rows; OpenBLAS is set to one thread (process-wide) so its spinning threads never
+ *   compete with the pool. 1.33x the images/s of OpenBLAS's own 2 threads + serial small ops.
+ * - bf16: products run on oneDNN (Debian's libdnnl uses OpenMP/libgomp) from the calling
+ *   thread with its own team; the small ops still go to the pool. Splitting the products over
+ *   the pool by rows measured 0.67x (each worker streams the whole weight matrix; column
+ *   slices need dense output rows in oneDNN 2.6), so here oneDNN keeps its threads.
+ * - pool NULL: everything on the caller, with clip_load_params.blas_threads OpenBLAS threads
+ *   (fp32) or OpenMP's default team (bf16) inside the products.
+ * A caller that runs several ctx in parallel on its own workers should pass pool NULL and
+ * blas_threads 1, so workers x BLAS threads stays <= cores. */
 #ifndef SHOEBOX_MODEL_H
 #define SHOEBOX_MODEL_H
 

@@ -60,4 +60,80 @@ static const char *const catalog_migrations[] = {
     "  PRIMARY KEY (photo_id, tag, source)"
     ") WITHOUT ROWID;"
     "CREATE INDEX tags_tag ON tags(tag, photo_id);",
+    /* 3: XMP properties read from sidecars and embedded packets (src/interop/xmp*.c), and a
+     * cache of computed blobs by key (the tag vocabulary's text embeddings per model) */
+    "CREATE TABLE photo_xmp ("
+    "  photo_id INTEGER PRIMARY KEY REFERENCES photos(id),"
+    "  rating INTEGER, label TEXT, title TEXT, description TEXT"
+    ");"
+    "CREATE TABLE blob_cache ("
+    "  key TEXT PRIMARY KEY,"
+    "  data BLOB NOT NULL,"
+    "  added_at INTEGER NOT NULL DEFAULT (unixepoch())"
+    ") WITHOUT ROWID;",
+    /* 4: text about a photo, one row per source (OCR now; captions, XMP titles and
+     * descriptions later), with a full-text index: external-content FTS5 kept in step by
+     * triggers; unicode61 with remove_diacritics 2 so "creme" finds "crème" */
+    "CREATE TABLE texts ("
+    "  id INTEGER PRIMARY KEY,"
+    "  photo_id INTEGER NOT NULL REFERENCES photos(id),"
+    "  source TEXT NOT NULL," /* ocr, caption, title, description, tag, ... */
+    "  text TEXT NOT NULL,"
+    "  confidence REAL," /* 0-100 for OCR, NULL when the source has none */
+    "  model TEXT,"      /* what produced it: "tesseract-5.3.0:eng", a caption model id */
+    "  updated_at INTEGER NOT NULL DEFAULT (unixepoch()),"
+    "  UNIQUE (photo_id, source)"
+    ");"
+    "CREATE VIRTUAL TABLE texts_fts USING fts5(text, content='texts', content_rowid='id',"
+    "  tokenize='unicode61 remove_diacritics 2');"
+    "CREATE TRIGGER texts_ai AFTER INSERT ON texts BEGIN"
+    "  INSERT INTO texts_fts(rowid, text) VALUES (new.id, new.text);"
+    "END;"
+    "CREATE TRIGGER texts_ad AFTER DELETE ON texts BEGIN"
+    "  INSERT INTO texts_fts(texts_fts, rowid, text) VALUES ('delete', old.id, old.text);"
+    "END;"
+    "CREATE TRIGGER texts_au AFTER UPDATE ON texts BEGIN"
+    "  INSERT INTO texts_fts(texts_fts, rowid, text) VALUES ('delete', old.id, old.text);"
+    "  INSERT INTO texts_fts(rowid, text) VALUES (new.id, new.text);"
+    "END;",
+    /* 5: imports from other programs (src/catalog/lightroom.c): Lightroom catalog images
+     * (matched to photos or not), albums/collections, where an extracted preview's original
+     * was, Google Takeout sidecars and edited versions, Apple Photos assets. Titles, captions
+     * and Apple's OCR go to texts with sources "lightroom:title", "takeout:description", ... */
+    "CREATE TABLE lr_images ("
+    "  catalog TEXT NOT NULL,"                  /* the .lrcat's absolute path */
+    "  lr_id INTEGER NOT NULL,"                 /* Adobe_images.id_local */
+    "  photo_id INTEGER REFERENCES photos(id)," /* NULL: not in shoebox */
+    "  original_path TEXT,"
+    "  virtual_copy INTEGER NOT NULL DEFAULT 0,"
+    "  rating INTEGER, pick INTEGER, color_label TEXT, capture_time TEXT,"
+    "  PRIMARY KEY (catalog, lr_id)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX lr_images_photo ON lr_images(photo_id);"
+    "CREATE TABLE albums ("
+    "  photo_id INTEGER NOT NULL REFERENCES photos(id),"
+    "  source TEXT NOT NULL," /* lightroom, apple */
+    "  album TEXT NOT NULL,"  /* "Parent/Child" for nested collections and folders */
+    "  PRIMARY KEY (photo_id, source, album)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX albums_album ON albums(album, photo_id);"
+    "CREATE TABLE original_paths ("
+    "  path TEXT PRIMARY KEY,"       /* a file shoebox indexed (an extracted preview) */
+    "  original_path TEXT NOT NULL," /* the original it stands for (maybe offline) */
+    "  source TEXT NOT NULL"         /* lightroom-preview */
+    ") WITHOUT ROWID;"
+    "CREATE TABLE takeout_meta ("
+    "  photo_id INTEGER PRIMARY KEY REFERENCES photos(id),"
+    "  sidecar TEXT,"
+    "  edited_of INTEGER REFERENCES photos(id)" /* this is the "-edited" version of that photo */
+    ");"
+    "CREATE TABLE apple_assets ("
+    "  library TEXT NOT NULL," /* the .photoslibrary's absolute path */
+    "  uuid TEXT NOT NULL,"    /* ZASSET.ZUUID */
+    "  photo_id INTEGER REFERENCES photos(id),"
+    "  original_path TEXT, taken_at TEXT, favorite INTEGER, hidden INTEGER,"
+    "  lat REAL, lon REAL,"
+    "  PRIMARY KEY (library, uuid)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX apple_assets_photo ON apple_assets(photo_id);",
 };

@@ -111,8 +111,8 @@ int catalog_photo_tags(struct catalog *cat, int64_t id, catalog_tag_fn fn, void 
     sqlite3_bind_int64(st, 1, id);
     int rc = SB_OK, s;
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-        double score = sqlite3_column_type(st, 2) == SQLITE_NULL ? (double)NAN
-                                                                 : sqlite3_column_double(st, 2);
+        double score =
+            sqlite3_column_type(st, 2) == SQLITE_NULL ? (double)NAN : sqlite3_column_double(st, 2);
         rc = fn(user, (const char *)sqlite3_column_text(st, 0),
                 (const char *)sqlite3_column_text(st, 1), score);
         if (rc)
@@ -124,8 +124,8 @@ int catalog_photo_tags(struct catalog *cat, int64_t id, catalog_tag_fn fn, void 
     return rc;
 }
 
-static int collect(struct catalog *cat, sqlite3_stmt *st, int64_t **ids, int64_t **times,
-                   size_t *n, struct sb_err *err)
+static int collect(struct catalog *cat, sqlite3_stmt *st, int64_t **ids, int64_t **times, size_t *n,
+                   struct sb_err *err)
 {
     size_t cap = 256, count = 0;
     int64_t *v = malloc(cap * sizeof(*v));

@@ -8,7 +8,10 @@
 #include "shoebox/err.h"
 #include "shoebox/model.h"
 #include "shoebox/progress.h"
+#include "shoebox/tags.h"
+#include "shoebox/takeout.h"
 #include "shoebox/util.h"
+#include "shoebox/xmp.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -48,6 +51,10 @@ static void help(FILE *f)
             "  --max-pixels MP   refuse images above this many megapixels (default 200)\n"
             "  --retry           try failed files and stages again\n"
             "  --no-embed        do not embed even if a model is set\n"
+            "  --tags            also tag photos with keywords from the model (zero-shot over\n"
+            "                    a vocabulary of 1000+ concepts); remembered for later runs\n"
+            "  --no-tags         stop automatic tagging (remembered)\n"
+            "  --no-xmp          do not read XMP sidecars and embedded XMP keywords\n"
             "  --help            this help\n");
 }
 
@@ -56,7 +63,11 @@ int cmd_index(int argc, char **argv, struct cli_ctx *ctx)
     struct crawl_params p = crawl_default_params();
     const char **roots = calloc((size_t)argc, sizeof(char *));
     int nroots = 0;
-    bool no_embed = false;
+    bool no_embed = false, no_xmp = false;
+    int want_tags = -1; /* -1: as the catalog's "auto_tags" setting says */
+    struct tagger *tagger = NULL;
+    struct crawl_plugin plugins[CRAWL_MAX_PLUGINS];
+    int nplugins = 0;
     int rc = CLI_EXIT_OK;
     struct catalog *cat = NULL;
     struct cli_embedder emb;
@@ -75,6 +86,10 @@ int cmd_index(int argc, char **argv, struct cli_ctx *ctx)
             p.retry_failed = true;
         } else if (strcmp(argv[i], "--no-embed") == 0) {
             no_embed = true;
+        } else if (strcmp(argv[i], "--tags") == 0 || strcmp(argv[i], "--no-tags") == 0) {
+            want_tags = argv[i][2] == 't';
+        } else if (strcmp(argv[i], "--no-xmp") == 0) {
+            no_xmp = true;
         } else if (strcmp(argv[i], "--max-pixels") == 0 && i + 1 < argc) {
             float mp;
             if (sb_parse_f32(argv[++i], 0.001f, 100000.0f, &mp, &err)) {
@@ -104,8 +119,23 @@ int cmd_index(int argc, char **argv, struct cli_ctx *ctx)
         rc = CLI_EXIT_FAIL;
         goto out;
     }
+    bool tags_from_setting = false;
+    if (want_tags < 0) {
+        char v[8];
+        want_tags = catalog_setting_get(cat, "auto_tags", v, sizeof(v), NULL) == SB_OK &&
+                    strcmp(v, "1") == 0;
+        tags_from_setting = want_tags;
+    }
+    if (want_tags && (!ctx->model_dir || no_embed)) {
+        if (!tags_from_setting) {
+            cli_error("index --tags needs a model (--model DIR or $SHOEBOX_MODEL)");
+            rc = CLI_EXIT_USAGE;
+            goto out;
+        }
+        want_tags = 0; /* remembered, but no model this time: tag on a later run */
+    }
     if (ctx->model_dir && !no_embed) {
-        if (cli_embedder_open(ctx, CLIP_TOWER_VISION, &emb, &err)) {
+        if (cli_embedder_open(ctx, want_tags ? CLIP_TOWER_BOTH : CLIP_TOWER_VISION, &emb, &err)) {
             cli_error("model '%s': %s", ctx->model_dir, err.msg);
             rc = CLI_EXIT_FAIL;
             goto out;
@@ -117,6 +147,7 @@ int cmd_index(int argc, char **argv, struct cli_ctx *ctx)
         if (catalog_begin(cat, &err) ||
             catalog_setting_set(cat, "model_dir", real ? real : ctx->model_dir, &err) ||
             catalog_setting_set(cat, "model_name", emb.crawl.model_name, &err) ||
+            catalog_setting_set(cat, "auto_tags", want_tags ? "1" : "0", &err) ||
             catalog_commit(cat, &err)) {
             catalog_rollback(cat);
             free(real);
@@ -125,6 +156,18 @@ int cmd_index(int argc, char **argv, struct cli_ctx *ctx)
             goto out;
         }
         free(real);
+        if (want_tags) {
+            size_t nvocab;
+            const char *const *vocab = tags_builtin_vocab(&nvocab);
+            if (tagger_new(vocab, nvocab, NULL, &tagger, &err) ||
+                tagger_prepare(tagger, cat, emb.ctx, emb.crawl.model_name, emb.crawl.dim, &err) ||
+                tagger_plugin(tagger, emb.crawl.model_name, &plugins[nplugins], &err)) {
+                cli_error("tags: %s", err.msg);
+                rc = CLI_EXIT_FAIL;
+                goto out;
+            }
+            nplugins++;
+        }
     } else if (!ctx->model_dir) {
         fprintf(stderr, "shoebox: no model set: cataloging without embeddings. For search by "
                         "meaning, get one with `shoebox model fetch "
@@ -133,6 +176,12 @@ int cmd_index(int argc, char **argv, struct cli_ctx *ctx)
     }
     struct cli_progress bar = { .tty = ctx->tty };
     struct sb_progress prog = { on_progress, stop_requested, &bar };
+    if (!no_xmp)
+        xmp_plugin(&plugins[nplugins++]);
+    /* Google Takeout sidecars: cheap (a few stat(2)s per new photo), so always on */
+    takeout_plugin(&plugins[nplugins++]);
+    p.plugins = plugins;
+    p.nplugins = nplugins;
     p.roots = roots;
     p.nroots = nroots;
     p.pool = cli_pool(ctx);
@@ -168,6 +217,7 @@ int cmd_index(int argc, char **argv, struct cli_ctx *ctx)
 out:
     if (have_emb)
         cli_embedder_close(&emb);
+    tagger_free(tagger);
     catalog_close(cat);
     free(roots);
     return rc;

@@ -9,9 +9,10 @@
  *   H  attention heads            E  head size = C / H       D  projection_dim
  * Activations are row-major (T, C): row b*L + i is token i of sequence b.
  *
- * Threads: cblas_sgemm (OpenBLAS, its own threads) does the matrix products; attention,
- * layer norms and activations are split over the ctx's sb_pool. They alternate and never
- * overlap. Nothing in a forward pass allocates, logs or does I/O. */
+ * Threads (model.h has the measurements): fp32 shares every op out over the ctx's sb_pool,
+ * OpenBLAS single-threaded; bf16 runs products on oneDNN's own threads from the caller and the
+ * small ops on the pool. Nothing in a forward pass logs or does I/O; it allocates only in
+ * bf16 the first time a row count is seen (oneDNN primitives, cached in the ctx). */
 #include "internal.h"
 
 #include "shoebox/err.h"
@@ -110,34 +111,21 @@ struct lin_job {
     int T;
     enum clip_epi epi;
     enum clip_act act;
-    int chunk, parts;                     /* bf16: rows per part; the last part may be shorter */
-    const struct clip_bf16_op *op, *last; /* bf16: for a chunk and for the last part */
+    const struct clip_bf16_op *op; /* bf16 */
 };
 
 #define LIN_COLS 16 /* fp32: columns per work item */
-#define LIN_ROWS 64 /* bf16: fewest rows worth a worker of their own */
 
 static void linear_task(void *arg, size_t begin, size_t end, int worker)
 {
     const struct lin_job *j = arg;
     const struct clip_linear *l = j->l;
     int N = l->n_out, K = l->n_in;
-    if (j->op) {
-        size_t out_size = j->epi == CLIP_EPI_ACT ? sizeof(uint16_t) : sizeof(float);
-        for (size_t part = begin; part < end; part++) {
-            size_t r0 = part * (size_t)j->chunk;
-            const struct clip_bf16_op *op = (int)part == j->parts - 1 ? j->last : j->op;
-            if (!clip_bf16_run(j->c->bf16, op, l, worker, (char *)j->out + r0 * N * out_size,
-                               (const uint16_t *)j->in + r0 * K))
-                atomic_store(&j->c->failed, true);
-        }
-        return;
-    }
+    (void)worker;
     int n0 = (int)begin * LIN_COLS, n1 = (int)end * LIN_COLS < N ? (int)end * LIN_COLS : N;
     float *out = j->out;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, n1 - n0, K, 1.0f, j->in, K,
-                l->w + (size_t)n0 * K, K, j->epi == CLIP_EPI_RESIDUAL ? 1.0f : 0.0f, out + n0,
-                N);
+                l->w + (size_t)n0 * K, K, j->epi == CLIP_EPI_RESIDUAL ? 1.0f : 0.0f, out + n0, N);
     for (int t = 0; t < j->T; t++) {
         float *o = out + (size_t)t * N;
         if (l->b)
@@ -151,26 +139,16 @@ static void linear_task(void *arg, size_t begin, size_t end, int worker)
 static void linear(struct clip_ctx *c, void *out, const void *in, const struct clip_linear *l,
                    int T, enum clip_epi epi, enum clip_act act)
 {
-    struct lin_job j = { c, l, out, in, T, epi, act, 0, 0, NULL, NULL };
+    struct lin_job j = { c, l, out, in, T, epi, act, NULL };
     size_t items = ((size_t)l->n_out + LIN_COLS - 1) / LIN_COLS;
     if (atomic_load(&c->failed))
         return;
     if (c->bf16) {
-        /* chunks of a multiple of 16 rows: a padded chunk must not write its neighbour's rows */
-        int parts = (T + LIN_ROWS - 1) / LIN_ROWS;
-        parts = parts < c->n_workers ? parts : c->n_workers;
-        j.chunk = ((T + parts - 1) / parts + 15) / 16 * 16;
-        j.parts = (T + j.chunk - 1) / j.chunk;
-        int rc = clip_bf16_op(c->bf16, l, T - (j.parts - 1) * j.chunk, epi, act, &j.last, &c->err);
-        if (!rc && j.parts > 1)
-            rc = clip_bf16_op(c->bf16, l, j.chunk, epi, act, &j.op, &c->err);
-        if (rc) {
+        /* oneDNN shares each product out over its own OpenMP threads (see model.h) */
+        if (clip_bf16_op(c->bf16, l, T, epi, act, &j.op, &c->err) != SB_OK ||
+            !clip_bf16_run(c->bf16, j.op, l, 0, out, in))
             atomic_store(&c->failed, true);
-            return;
-        }
-        if (!j.op)
-            j.op = j.last;
-        items = (size_t)j.parts;
+        return;
     }
     sb_pool_for(c->pool, items, 1, linear_task, &j);
 }
@@ -221,8 +199,8 @@ static void ln_task(void *arg, size_t begin, size_t end, int worker)
 }
 
 /* out: a product input when to_input (bf16 in bf16 mode), else f32. */
-static void layernorm(struct clip_ctx *c, void *out, bool to_input, const float *in,
-                      const float *w, const float *b, int T, int C, float eps)
+static void layernorm(struct clip_ctx *c, void *out, bool to_input, const float *in, const float *w,
+                      const float *b, int T, int C, float eps)
 {
     struct ln_job j = { out, to_input && c->bf16, in, w, b, C, eps };
     sb_pool_for(c->pool, (size_t)T, 16, ln_task, &j);
@@ -271,7 +249,7 @@ static void attention_task(void *arg, size_t begin, size_t end, int worker)
     int L = j->L, C = j->C, E = C / j->H, row = 3 * C;
     float scale = 1.0f / sqrtf((float)E);
     float *s = j->scratch + (size_t)worker * j->per_worker; /* (L, L) */
-    float *o = s + (size_t)L * L;                            /* (L, E) when bf16 */
+    float *o = s + (size_t)L * L;                           /* (L, E) when bf16 */
     for (size_t item = begin; item < end; item++) {
         size_t b = item / (size_t)j->H, h = item % (size_t)j->H;
         const float *q = j->qkv + b * (size_t)L * row + h * (size_t)E;
@@ -323,7 +301,7 @@ static void encoder_layer(struct clip_ctx *c, const struct clip_layer *w,
     attention(c, c->a, c->qkv, B, L, C, tc->heads, causal);
     linear(c, x, c->a, &w->out, T, CLIP_EPI_RESIDUAL, tc->act); /* x += out_proj(attn) */
     layernorm(c, c->a, true, x, w->ln2_w, w->ln2_b, T, C, tc->ln_eps);
-    linear(c, c->mlp, c->a, &w->fc1, T, CLIP_EPI_ACT, tc->act); /* (T, F), activated */
+    linear(c, c->mlp, c->a, &w->fc1, T, CLIP_EPI_ACT, tc->act);   /* (T, F), activated */
     linear(c, x, c->mlp, &w->fc2, T, CLIP_EPI_RESIDUAL, tc->act); /* x += fc2(mlp) */
 }
 
@@ -500,7 +478,7 @@ int clip_ctx_new(const struct clip_model *m, int max_batch, struct sb_pool *pool
         return sb_fail(err, SB_ENOMEM, "no memory for a batch of %d", max_batch);
     }
     if (m->precision == CLIP_PRECISION_BF16) {
-        int rc = clip_bf16_ctx_new(m->bf16, c->n_workers, &c->bf16, err);
+        int rc = clip_bf16_ctx_new(m->bf16, 1, &c->bf16, err);
         if (rc) {
             clip_ctx_free(c);
             return rc;

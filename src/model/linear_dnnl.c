@@ -11,10 +11,13 @@
  * output rows (a column slice with a wider row stride falls back to a slow gemm), and row
  * chunks keep each worker's weights stream whole.
  *
- * Threads: Debian's libdnnl runs its kernels on OpenMP (libgomp). When the ctx has pool
- * workers each of them runs whole slices single-threaded, so libgomp must not start a team
- * per call: clip_bf16_run sets the calling thread's OpenMP thread count to 1 (a per-thread
- * setting; found with dlsym since libgomp comes in only as libdnnl's dependency). */
+ * Threads: Debian's libdnnl runs its kernels on OpenMP (libgomp). clip.c runs each product
+ * from the ctx's calling thread with oneDNN's own team (n_workers 1). For a ctx that runs
+ * products on several workers (n_workers > 1) every call is made single-threaded by setting
+ * the calling thread's OpenMP thread count to 1 around primitive creation and execution (a
+ * per-thread setting, found with dlsym since libgomp comes in only as libdnnl's dependency).
+ * That mode is not used now: a row split over the pool measured slower and gave wrong results
+ * in test_model_clip (see the report of issue 3). */
 #if SHOEBOX_HAVE_DNNL
 
 #include "internal.h"
@@ -37,7 +40,7 @@ struct clip_packed {
 
 struct clip_bf16 {
     dnnl_engine_t engine;
-    dnnl_stream_t stream;    /* for the reorders at load */
+    dnnl_stream_t stream;     /* for the reorders at load */
     struct clip_packed **all; /* every packed linear, to free */
     size_t n, cap;
 };
@@ -68,7 +71,8 @@ struct clip_bf16_ctx {
     size_t scratch_size;
     struct clip_bf16_op *ops[MAX_OPS];
     int n_ops;
-    void (*omp_set_num_threads)(int);
+    void (*omp_set_num_threads)(int); /* libgomp's, or NULL */
+    int (*omp_get_max_threads)(void);
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -124,8 +128,8 @@ static dnnl_status_t matmul_pd(dnnl_primitive_desc_t *pd, dnnl_engine_t eng, int
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
     dnnl_matmul_desc_t md;
-    dnnl_status_t st = dnnl_memory_desc_init_by_tag(&src, 2, (dnnl_dims_t){ M, K }, dnnl_bf16,
-                                                    dnnl_ab);
+    dnnl_status_t st =
+        dnnl_memory_desc_init_by_tag(&src, 2, (dnnl_dims_t){ M, K }, dnnl_bf16, dnnl_ab);
     if (st == dnnl_success && wmd)
         wei = *wmd;
     else if (st == dnnl_success)
@@ -203,6 +207,18 @@ void clip_bf16_free(struct clip_bf16 *b)
     if (b->engine)
         dnnl_engine_destroy(b->engine);
     free(b);
+}
+
+/* The blocked layout the matmul kernels want for (K, N) bf16 weights. */
+static dnnl_status_t packed_md(dnnl_memory_desc_t *md, dnnl_engine_t eng, int K, int N)
+{
+    dnnl_primitive_desc_t pd = NULL;
+    /* 64 rows: the layout does not depend on M (each op names it explicitly, see prim_init) */
+    dnnl_status_t st = matmul_pd(&pd, eng, 64, K, N, N, CLIP_EPI_STORE, CLIP_ACT_GELU, false, NULL);
+    if (st == dnnl_success)
+        *md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    dnnl_primitive_desc_destroy(pd);
+    return st;
 }
 
 /* Reorders f32 W (N, K) row-major, seen as (K, N) strides (1, K), into the packed bf16 md. */
@@ -296,8 +312,11 @@ int clip_bf16_ctx_new(struct clip_bf16 *b, int n_workers, struct clip_bf16_ctx *
     /* libgomp is loaded already (libdnnl needs it): this only finds it */
     void *gomp = dlopen("libgomp.so.1", RTLD_LAZY);
     if (gomp) {
-        void *sym = dlsym(gomp, "omp_set_num_threads");
-        memcpy(&c->omp_set_num_threads, &sym, sizeof(sym)); /* POSIX: object to function ptr */
+        void *set = dlsym(gomp, "omp_set_num_threads"), *get = dlsym(gomp, "omp_get_max_threads");
+        if (set && get) { /* POSIX allows object to function pointer through memcpy */
+            memcpy(&c->omp_set_num_threads, &set, sizeof(set));
+            memcpy(&c->omp_get_max_threads, &get, sizeof(get));
+        }
         dlclose(gomp);
     }
     *out = c;
@@ -338,6 +357,23 @@ void clip_bf16_ctx_free(struct clip_bf16_ctx *c)
     free(c);
 }
 
+/* With pool workers, oneDNN must plan (at primitive creation) and run (at execution) on one
+ * thread: OpenMP's thread count is per thread, so set it around each call and restore it. */
+static int omp_single_begin(const struct clip_bf16_ctx *c)
+{
+    if (c->n_workers == 1 || !c->omp_set_num_threads)
+        return 0;
+    int prev = c->omp_get_max_threads();
+    c->omp_set_num_threads(1);
+    return prev;
+}
+
+static void omp_single_end(const struct clip_bf16_ctx *c, int prev)
+{
+    if (prev > 0)
+        c->omp_set_num_threads(prev);
+}
+
 int clip_bf16_rows(int M)
 {
     return M <= 128 ? (M + 15) / 16 * 16 : M;
@@ -364,8 +400,8 @@ static dnnl_status_t prim_init(struct clip_bf16_ctx *c, struct bf16_prim *p,
     static const int args[5] = { DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST,
                                  DNNL_ARG_SCRATCHPAD };
     for (int i = 0; i < c->n_workers && st == dnnl_success; i++) {
-        dnnl_memory_t *mem[5] = { &p->mem[i].src, &p->mem[i].wei, &p->mem[i].bias,
-                                  &p->mem[i].dst, &p->mem[i].pad };
+        dnnl_memory_t *mem[5] = { &p->mem[i].src, &p->mem[i].wei, &p->mem[i].bias, &p->mem[i].dst,
+                                  &p->mem[i].pad };
         for (int a = 0; a < 5 && st == dnnl_success; a++) {
             if (args[a] == DNNL_ARG_BIAS && !op->bias)
                 continue;
@@ -401,11 +437,14 @@ int clip_bf16_op(struct clip_bf16_ctx *c, const struct clip_linear *l, int M, en
     struct clip_bf16_op *op = calloc(1, sizeof(*op));
     if (!op)
         return sb_fail(err, SB_ENOMEM, "no memory for a bf16 matmul");
-    *op = (struct clip_bf16_op){ .M = Mb, .K = l->n_in, .N = l->n_out, .epi = epi, .act = act,
-                                 .bias = bias };
+    *op = (struct clip_bf16_op){
+        .M = Mb, .K = l->n_in, .N = l->n_out, .epi = epi, .act = act, .bias = bias
+    };
     c->ops[c->n_ops++] = op; /* freed with c from here on */
     size_t need = 0;
+    int omp = omp_single_begin(c);
     dnnl_status_t st = prim_init(c, &op->p, op, &need);
+    omp_single_end(c, omp);
     if (st != dnnl_success)
         return dnnl_fail(err, "matmul primitive", st);
     if (need > c->scratch_size) {
@@ -426,8 +465,7 @@ int clip_bf16_op(struct clip_bf16_ctx *c, const struct clip_linear *l, int M, en
 bool clip_bf16_run(struct clip_bf16_ctx *c, const struct clip_bf16_op *op,
                    const struct clip_linear *l, int worker, void *out, const uint16_t *in)
 {
-    if (c->n_workers > 1 && c->omp_set_num_threads)
-        c->omp_set_num_threads(1); /* this worker is one of the pool's threads: no team */
+    int omp = omp_single_begin(c);
     const struct bf16_mem *m = &op->p.mem[worker];
     dnnl_status_t st = dnnl_memory_set_data_handle(m->src, (void *)(uintptr_t)in);
     if (st == dnnl_success)
@@ -447,6 +485,7 @@ bool clip_bf16_run(struct clip_bf16_ctx *c, const struct clip_bf16_op *op,
         st = dnnl_primitive_execute(op->p.prim, c->streams[worker], op->bias ? 5 : 4, args);
     if (st == dnnl_success)
         st = dnnl_stream_wait(c->streams[worker]);
+    omp_single_end(c, omp);
     return st == dnnl_success;
 }
 

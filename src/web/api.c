@@ -294,6 +294,13 @@ static int on_tag(void *user, const char *tag, const char *source, double score)
     return SB_OK;
 }
 
+static int on_text(void *user, const char *source, const char *text, double confidence)
+{
+    (void)confidence;
+    add_str(user, source, text);
+    return SB_OK;
+}
+
 static int api_photo(struct web_request *r, struct catalog *cat, int64_t id)
 {
     struct catalog_photo p;
@@ -343,7 +350,17 @@ static int api_photo(struct web_request *r, struct catalog *cat, int64_t id)
         cJSON_Delete(o);
         return internal_error(r, &err);
     }
-    cJSON_AddNullToObject(o, "caption"); /* no captioning model yet */
+    /* texts made by the caption and OCR stages: "caption" on its own, all of them in "texts" */
+    cJSON *texts = cJSON_AddObjectToObject(o, "texts");
+    if (catalog_photo_texts(cat, id, on_text, texts, &err)) {
+        cJSON_Delete(o);
+        return internal_error(r, &err);
+    }
+    const cJSON *cap = cJSON_GetObjectItemCaseSensitive(texts, CATALOG_TEXT_CAPTION);
+    if (cJSON_IsString(cap))
+        cJSON_AddStringToObject(o, "caption", cap->valuestring);
+    else
+        cJSON_AddNullToObject(o, "caption");
     return web_reply_json(r, 200, o);
 }
 
@@ -460,8 +477,8 @@ static int api_on_this_day(struct web_request *r, struct catalog *cat)
     int y = tm.tm_year + 1900;
     snprintf(year, sizeof(year), "%04d", y < 0 ? 0 : y > 9999 ? 9999 : y);
     if (d && *d) {
-        if (strlen(d) != 5 || d[2] != '-' || d[0] < '0' || d[0] > '1' || d[1] < '0' ||
-            d[1] > '9' || d[3] < '0' || d[3] > '3' || d[4] < '0' || d[4] > '9')
+        if (strlen(d) != 5 || d[2] != '-' || d[0] < '0' || d[0] > '1' || d[1] < '0' || d[1] > '9' ||
+            d[3] < '0' || d[3] > '3' || d[4] < '0' || d[4] > '9')
             return web_reply_error(r, 400, "date is MM-DD");
         memcpy(mmdd, d, 6);
     } else {
@@ -550,7 +567,8 @@ static int api_dupes(struct web_request *r, struct catalog *cat)
     if (catalog_exact_dupes(cat, &ids, &n, &err))
         return internal_error(r, &err);
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "exact", results_from_ids(cat, ids, n < MAX_DUPE_GROUPS ? n : MAX_DUPE_GROUPS));
+    cJSON_AddItemToObject(o, "exact",
+                          results_from_ids(cat, ids, n < MAX_DUPE_GROUPS ? n : MAX_DUPE_GROUPS));
     free(ids);
     cJSON_AddNumberToObject(o, "threshold", round((double)threshold * 1000) / 1000);
     if (dupes_near(r, cat, threshold, o, &err)) {
@@ -598,7 +616,8 @@ static int send_file(struct web_request *r, const char *path, const char *mime, 
 {
     const char *inm = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "If-None-Match");
     if (inm && strcmp(inm, etag) == 0) {
-        struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        struct MHD_Response *resp =
+            MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
         if (!resp)
             return MHD_NO;
         MHD_add_response_header(resp, "ETag", etag);

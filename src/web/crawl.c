@@ -179,7 +179,9 @@ static void *crawl_main(void *arg)
     s->crawl.stats = st;
     s->crawl.eta = -1;
     snprintf(s->crawl.result, sizeof(s->crawl.result), "%s",
-             rc == SB_OK ? "ok" : rc == SB_ECANCELED ? "stopped" : "error");
+             rc == SB_OK          ? "ok"
+             : rc == SB_ECANCELED ? "stopped"
+                                  : "error");
     /* the user typed the folder: telling what went wrong with it is fine, but no more than
      * the code's text for catalog or model failures */
     if (rc == SB_ENOENT || rc == SB_EACCES)

@@ -100,8 +100,7 @@ void web_model_set(struct web_server *s, const char *dir, const char *name)
     clip_model_free(m);
 }
 
-int web_embed_text(struct web_server *s, const char *text, float *out, int dim,
-                   struct sb_err *err)
+int web_embed_text(struct web_server *s, const char *text, float *out, int dim, struct sb_err *err)
 {
     struct clip_ctx *c = NULL;
     const struct clip_model *m;
@@ -111,8 +110,9 @@ int web_embed_text(struct web_server *s, const char *text, float *out, int dim,
         c = s->ctx_free[--s->nctx_free];
     pthread_mutex_unlock(&s->model_mu);
     if (!m)
-        return sb_fail(err, SB_EMODEL, "searching by text needs the model the photos were "
-                                       "indexed with (shoebox --model DIR serve)");
+        return sb_fail(err, SB_EMODEL,
+                       "searching by text needs the model the photos were "
+                       "indexed with (shoebox --model DIR serve)");
     if (clip_model_dim(m) != dim)
         return sb_fail(err, SB_EMODEL, "the model does not match the catalog's vectors");
     int rc = SB_OK;
@@ -445,8 +445,7 @@ int web_search(struct web_server *s, struct catalog *cat, struct web_query *q,
         } else {
             int64_t row = search_find_row(m, terms[i].id);
             if (row < 0)
-                rc = sb_fail(err, SB_EINVAL, "photo id:%lld has no vector",
-                             (long long)terms[i].id);
+                rc = sb_fail(err, SB_EINVAL, "photo id:%lld has no vector", (long long)terms[i].id);
             else
                 search_row(m, (size_t)row, v);
         }

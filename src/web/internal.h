@@ -61,9 +61,9 @@ struct web_crawl {
     int64_t done, total;
     double started, finished, stage_started;
     int64_t stage_done0;
-    double rate, eta;   /* items/s of the current stage; seconds left (-1 unknown) */
-    char result[16];    /* "", "ok", "stopped", "error" */
-    char error[256];    /* generic message when result is "error" */
+    double rate, eta; /* items/s of the current stage; seconds left (-1 unknown) */
+    char result[16];  /* "", "ok", "stopped", "error" */
+    char error[256];  /* generic message when result is "error" */
     struct crawl_stats stats;
     int64_t runs;
 };
@@ -124,8 +124,7 @@ void web_store_put(struct web_server *s, struct web_store *st);
 void web_store_poke(struct web_server *s);
 
 /* Embeds text with the text tower (a pooled clip_ctx). SB_EMODEL when there is none. */
-int web_embed_text(struct web_server *s, const char *text, float *out, int dim,
-                   struct sb_err *err);
+int web_embed_text(struct web_server *s, const char *text, float *out, int dim, struct sb_err *err);
 /* Copies the model name ("" when none) into buf. */
 void web_model_name(struct web_server *s, char *buf, size_t cap);
 /* Called by the crawl thread when it made the model known to the catalog. */

@@ -14,6 +14,7 @@
 #include "shoebox/util.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -23,6 +24,7 @@
 #include <strings.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define TOKEN_HEADER "X-Shoebox-Token"
 #define TOKEN_COOKIE "shoebox_token"
@@ -81,9 +83,8 @@ int web_reply_json(struct web_request *r, unsigned status, cJSON *o)
     cJSON_Delete(o);
     if (!text) {
         static const char oom[] = "{\"error\":\"out of memory\"}";
-        struct MHD_Response *resp =
-            MHD_create_response_from_buffer(sizeof(oom) - 1, (void *)(uintptr_t)oom,
-                                            MHD_RESPMEM_PERSISTENT);
+        struct MHD_Response *resp = MHD_create_response_from_buffer(
+            sizeof(oom) - 1, (void *)(uintptr_t)oom, MHD_RESPMEM_PERSISTENT);
         if (resp)
             MHD_add_response_header(resp, "Content-Type", "application/json");
         return queue(r->conn, 500, resp);
@@ -133,6 +134,17 @@ static bool host_allowed(const struct web_server *s, const char *host)
             return true;
     }
     return false;
+}
+
+/* A POST from a page must come from our own origin (a second line behind the token): the
+ * Origin header, when the browser sends one, is "http://" + an allowed Host. */
+static bool origin_allowed(const struct web_server *s, const char *origin)
+{
+    if (!origin || s->nallowed == 0)
+        return true;
+    if (strncmp(origin, "http://", 7) != 0)
+        return false;
+    return host_allowed(s, origin + 7);
 }
 
 /* In remote mode: the token in the header, the cookie, or ?token= (which sets the cookie). */
@@ -206,9 +218,8 @@ static int serve_static(struct web_request *r, bool set_cookie)
 /* ---- the request life cycle ------------------------------------------------------------- */
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     (void)version;
     struct web_server *s = cls;
@@ -252,9 +263,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     bool set_cookie = false;
     if (s->remote && !remote_token_ok(s, conn, &set_cookie))
         return (enum MHD_Result)web_reply_error(&r, 401, "token required");
-    if (post && !token_equal(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, TOKEN_HEADER),
-                             s->token))
+    if (post &&
+        !token_equal(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, TOKEN_HEADER), s->token))
         return (enum MHD_Result)web_reply_error(&r, 403, "missing or wrong token");
+    if (post && !origin_allowed(s, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin")))
+        return (enum MHD_Result)web_reply_error(&r, 403, "forbidden origin");
     if (rs->too_big)
         return (enum MHD_Result)web_reply_error(&r, 413, "request body too large");
     r.post = post;
@@ -395,8 +408,8 @@ int web_server_start(const struct web_params *p, struct web_server **out, struct
         rc = sb_fail(err, SB_EINVAL, "--host '%s' is not an IPv4 or IPv6 address", s->host);
         goto out;
     }
-    bool loopback = v6 ? IN6_IS_ADDR_LOOPBACK(&a6.sin6_addr)
-                       : (ntohl(a4.sin_addr.s_addr) >> 24) == 127;
+    bool loopback =
+        v6 ? IN6_IS_ADDR_LOOPBACK(&a6.sin6_addr) : (ntohl(a4.sin_addr.s_addr) >> 24) == 127;
     bool any = v6 ? IN6_IS_ADDR_UNSPECIFIED(&a6.sin6_addr) : a4.sin_addr.s_addr == INADDR_ANY;
     s->remote = !loopback;
     rc = make_token(s, p->token, err);
@@ -406,23 +419,44 @@ int web_server_start(const struct web_params *p, struct web_server **out, struct
         rc = web_engine_init(s, err);
     if (rc)
         goto out;
+    /* Bind the socket here, so that the port (for --port 0) and the allowed Host names are
+     * known before the first request can arrive. MHD closes it in MHD_stop_daemon. */
+    int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(fd, v6 ? (const struct sockaddr *)&a6 : (const struct sockaddr *)&a4,
+             v6 ? sizeof(a6) : sizeof(a4)) != 0 ||
+        listen(fd, 128) != 0) {
+        rc = sb_fail(err, SB_EIO, "cannot listen on %s port %d: %s", s->host, p->port,
+                     strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        goto out;
+    }
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof(bound);
+    if (getsockname(fd, (struct sockaddr *)&bound, &blen) != 0) {
+        rc = sb_fail(err, SB_EIO, "getsockname: %s", strerror(errno));
+        close(fd);
+        goto out;
+    }
+    s->port = ntohs(v6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                       : ((struct sockaddr_in *)&bound)->sin_port);
+    set_allowed_hosts(s, loopback, any, v6);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO;
     if (v6)
         flags |= MHD_USE_IPv6;
-    s->mhd = MHD_start_daemon(
-        flags, (uint16_t)p->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
-        v6 ? (const struct sockaddr *)&a6 : (const struct sockaddr *)&a4,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)p->threads, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)64 * 1024, MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-        s, MHD_OPTION_END);
+    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, fd,
+                              MHD_OPTION_THREAD_POOL_SIZE, (unsigned)p->threads,
+                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
     if (!s->mhd) {
-        rc = sb_fail(err, SB_EIO, "cannot listen on %s port %d (in use?)", s->host, p->port);
+        close(fd);
+        rc = sb_fail(err, SB_EIO, "cannot start the HTTP server on %s port %d", s->host, s->port);
         goto out;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = info && info->port ? info->port : p->port;
-    set_allowed_hosts(s, loopback, any, v6);
 out:
     if (rc) {
         web_server_stop(s);

@@ -319,7 +319,9 @@ async function renderPhoto(id) {
   const meta = el('dl', { class: 'meta' });
   const row = (k, v) => { if (v !== null && v !== undefined && v !== '') meta.append(el('dt', { text: k }), el('dd', {}, v)); };
   row('Taken', fmtDateTime(p.taken_at) + (p.tz_offset ? ' (UTC' + p.tz_offset + ')' : '') + (p.time_source && p.time_source !== 'exif' ? ' · from ' + p.time_source : ''));
-  row('Camera', [p.make, p.model].filter(Boolean).join(' ').replace(/^(\S+) \1/i, '$1') || null);
+  // "NIKON CORPORATION" + "NIKON D70" reads best as the model alone
+  const makeWord = p.make ? p.make.split(' ')[0].toLowerCase() : '';
+  row('Camera', p.model && makeWord && p.model.toLowerCase().startsWith(makeWord) ? p.model : [p.make, p.model].filter(Boolean).join(' ') || null);
   row('Lens', p.lens);
   const expo = [p.focal_mm ? p.focal_mm.toFixed(0) + ' mm' : null, p.fnumber ? 'ƒ/' + p.fnumber.toFixed(1) : null,
     fmtExposure(p.exposure_s), p.iso ? 'ISO ' + p.iso : null].filter(Boolean).join(' · ');
@@ -327,6 +329,7 @@ async function renderPhoto(id) {
   row('Size', p.width + ' × ' + p.height + ' · ' + (p.format || '?').toUpperCase() + ' · ' + fmtBytes(p.size));
   if (p.gps) row('Location', p.gps.lat.toFixed(5) + ', ' + p.gps.lon.toFixed(5) + (p.gps.alt !== null ? ' · ' + Math.round(p.gps.alt) + ' m' : ''));
   if (p.caption) row('Caption', p.caption);
+  if (p.texts && p.texts.ocr) row('Text', el('span', { class: 'ocr', text: p.texts.ocr.length > 400 ? p.texts.ocr.slice(0, 400) + '…' : p.texts.ocr }));
   if (p.tags.length) row('Tags', el('span', { class: 'tags' }, p.tags.map(t => el('a', { class: 'tag', href: searchHash('', { tag: t.tag }), text: t.tag }))));
   const paths = el('ul', { class: 'paths' }, p.paths.map(x => el('li', { title: x }, el('span', { text: x }))));
   const side = el('aside', { class: 'side' },

@@ -1,0 +1,502 @@
+/* lm.c - the decoder forward pass and greedy generation, as transformers' modeling_llama.py
+ * (LlamaForCausalLM) and modeling_qwen2.py (Qwen2ForCausalLM) compute them: token embedding,
+ * then per layer RMSNorm -> q/k/v projections (+ biases in Qwen2) -> rotary embedding
+ * (rotate_half form) -> grouped-query causal attention over the KV cache -> o_proj ->
+ * residual add -> RMSNorm -> down(silu(gate) * up) -> residual add; final RMSNorm; lm_head.
+ *
+ * Dimension legend (as in lm_internal.h):
+ *   T  rows in this call (new positions)   P  positions already cached
+ *   C  hidden size    F  intermediate size    H  query heads    G  key/value heads
+ *   D  head size      V  vocab                S  cache length (max context)
+ * Activations are row-major (T, C); the KV cache is (layers, S, G*D) for keys and values.
+ *
+ * Threads: every product, the attention and the norms are split over the ctx's sb_pool
+ * (row chunks of the weights for products, (row, head) pairs for attention). A product of T
+ * rows reads each weight row once: T <= LM_GEMV_MAX_T uses the 16-bit matrix-vector kernels
+ * (lm_gemv.c), larger T widens a chunk of weight rows to f32 in the worker's scratch and calls
+ * cblas_sgemm on it. Nothing in a forward pass allocates, logs or does I/O. */
+#include "lm_internal.h"
+
+#include "shoebox/err.h"
+#include "shoebox/pool.h"
+#include "shoebox/util.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LM_GEMV_MAX_T   4   /* rows up to which a product streams 16-bit weights per row */
+#define LM_CHUNK        64  /* weight rows per work item */
+#define LM_MAX_CTX_AUTO 8192
+#define LM_MAX_CACHE    ((size_t)16 << 30)
+
+struct lm_ctx {
+    const struct lm_model *m;
+    struct sb_pool *pool;
+    int n_workers; /* sb_pool_size(pool) + 1: the caller takes part */
+    int S, B;      /* cache length, largest T of one forward call */
+    int P;         /* positions cached */
+    float *k_cache, *v_cache; /* (layers, S, G*D) keys after rotation, values */
+    float *x;                 /* (B, C) residual stream */
+    float *h;                 /* (B, C) normed input of a block; block output */
+    float *q;                 /* (B, H*D) */
+    float *k, *v;             /* (B, G*D) */
+    float *att;               /* (B, H*D) attention output */
+    float *gate, *up;         /* (B, F) */
+    float *logits;            /* (V) of the last row */
+    float *pen;               /* (V) logits after the repetition penalty */
+    unsigned char *seen;      /* (V) ids present in prompt + output (repetition penalty) */
+    float *wbuf;              /* (n_workers, LM_CHUNK * max(C, F, H*D)) widened weights */
+    float *scores;            /* (n_workers, S) attention scores */
+    float *cos, *sin;         /* (B, D/2) rotary tables of this call's positions */
+    float *inv_freq;          /* (D/2) this call's frequencies (dynamic NTK scaling) */
+    size_t wbuf_per_worker;
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* Kernels */
+
+/* out(T,N) = in(T,K) @ W^T + b, W (N,K) row-major as nn.Linear stores it (f32/f16/bf16).
+ * The one place a product with weights happens. Work items are chunks of LM_CHUNK weight
+ * rows, so each weight byte is read once per call whatever T is. */
+struct lin_job {
+    struct lm_ctx *c;
+    float *out;
+    const float *in;
+    const struct lm_mat *W;
+    int T;
+};
+
+static void linear_task(void *arg, size_t begin, size_t end, int worker)
+{
+    const struct lin_job *j = arg;
+    const struct lm_mat *W = j->W;
+    int N = W->n_out, K = W->n_in;
+    for (size_t item = begin; item < end; item++) {
+        int n0 = (int)item * LM_CHUNK;
+        int n1 = n0 + LM_CHUNK < N ? n0 + LM_CHUNK : N;
+        if (j->T <= LM_GEMV_MAX_T) {
+            for (int t = 0; t < j->T; t++)
+                lm_gemv_rows(j->out + (size_t)t * N, W->w, W->dt, j->in + (size_t)t * K, K, n0,
+                             n1);
+        } else {
+            const float *w = (const float *)W->w + (size_t)n0 * K;
+            if (W->dt != ST_F32) {
+                float *buf = j->c->wbuf + (size_t)worker * j->c->wbuf_per_worker;
+                lm_widen_rows(buf, W->w, W->dt, K, n0, n1);
+                w = buf;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, n1 - n0, K, 1.0f, j->in, K,
+                        w, K, 0.0f, j->out + n0, N);
+        }
+        if (W->b)
+            for (int t = 0; t < j->T; t++)
+                for (int n = n0; n < n1; n++)
+                    j->out[(size_t)t * N + n] += W->b[n];
+    }
+}
+
+static void linear(struct lm_ctx *c, float *out, const float *in, const struct lm_mat *W, int T)
+{
+    struct lin_job j = { c, out, in, W, T };
+    size_t items = ((size_t)W->n_out + LM_CHUNK - 1) / LM_CHUNK;
+    sb_pool_for(c->pool, items, 1, linear_task, &j);
+}
+
+/* LlamaRMSNorm: x * rsqrt(mean(x^2) + eps) * w, per row of (T, C). */
+struct norm_job {
+    float *out;
+    const float *in, *w;
+    int C;
+    float eps;
+};
+
+static void rmsnorm_task(void *arg, size_t begin, size_t end, int worker)
+{
+    const struct norm_job *j = arg;
+    (void)worker;
+    for (size_t r = begin; r < end; r++) {
+        const float *x = j->in + r * (size_t)j->C;
+        float *o = j->out + r * (size_t)j->C;
+        float ss = 0.0f;
+        for (int i = 0; i < j->C; i++)
+            ss += x[i] * x[i];
+        float inv = 1.0f / sqrtf(ss / (float)j->C + j->eps);
+        for (int i = 0; i < j->C; i++)
+            o[i] = j->w[i] * (x[i] * inv);
+    }
+}
+
+static void rmsnorm(struct lm_ctx *c, float *out, const float *in, const float *w, int T)
+{
+    struct norm_job j = { out, in, w, c->m->cfg.hidden, c->m->cfg.rms_eps };
+    sb_pool_for(c->pool, (size_t)T, 4, rmsnorm_task, &j);
+}
+
+static void add_inplace(float *x, const float *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] += y[i];
+}
+
+/* SiLU(gate) * up in place in gate (LlamaMLP's act_fn(gate_proj(x)) * up_proj(x)). */
+static void swiglu(float *gate, const float *up, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+/* cos/sin (T, D/2) for positions P..P+T-1 (LlamaRotaryEmbedding; emb = cat(freqs, freqs), so
+ * half a table suffices). Dynamic NTK scaling recomputes the base when the sequence outgrows
+ * max_position_embeddings (modeling_rope_utils._compute_dynamic_ntk_parameters). */
+static void rope_tables(struct lm_ctx *c, int T)
+{
+    const struct lm_config *cfg = &c->m->cfg;
+    int half = cfg->head_dim / 2;
+    const float *inv = c->m->inv_freq;
+    int seq = c->P + T;
+    if (cfg->rope == LM_ROPE_DYNAMIC && seq > cfg->max_pos) {
+        float D = (float)cfg->head_dim;
+        float base = cfg->rope_theta *
+                     powf(cfg->rope_factor * (float)seq / (float)cfg->max_pos -
+                              (cfg->rope_factor - 1.0f),
+                          D / (D - 2.0f));
+        for (int i = 0; i < half; i++)
+            c->inv_freq[i] = 1.0f / powf(base, (float)(2 * i) / D);
+        inv = c->inv_freq;
+    }
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < half; i++) {
+            float a = (float)(c->P + t) * inv[i];
+            c->cos[(size_t)t * half + i] = cosf(a);
+            c->sin[(size_t)t * half + i] = sinf(a);
+        }
+}
+
+/* apply_rotary_pos_emb on n_heads heads of each row of x (T, n_heads*D): rotate_half pairs
+ * element i with i + D/2. */
+static void rope_apply(float *x, const float *cs, const float *sn, int T, int n_heads, int D)
+{
+    int half = D / 2;
+    for (int t = 0; t < T; t++)
+        for (int h = 0; h < n_heads; h++) {
+            float *v = x + ((size_t)t * n_heads + h) * D;
+            const float *ct = cs + (size_t)t * half, *st = sn + (size_t)t * half;
+            for (int i = 0; i < half; i++) {
+                float a = v[i], b = v[i + half];
+                v[i] = a * ct[i] - b * st[i];
+                v[i + half] = b * ct[i] + a * st[i];
+            }
+        }
+}
+
+/* Causal grouped-query attention of the T new rows over the P + T cached positions:
+ * out_{t,h} = sum_{j <= P+t} softmax_j(q_{t,h} . k_{j,g} / sqrt(D)) v_{j,g}, g = h / (H/G)
+ * (repeat_kv). One task = one (row, head) pair. */
+struct att_job {
+    struct lm_ctx *c;
+    const float *kc, *vc; /* (S, G*D) this layer's cache */
+    int T;
+};
+
+static void attention_task(void *arg, size_t begin, size_t end, int worker)
+{
+    const struct att_job *j = arg;
+    const struct lm_config *cfg = &j->c->m->cfg;
+    int H = cfg->heads, G = cfg->kv_heads, D = cfg->head_dim, GD = G * D;
+    float scale = 1.0f / sqrtf((float)D);
+    float *s = j->c->scores + (size_t)worker * (size_t)j->c->S;
+    for (size_t item = begin; item < end; item++) {
+        int t = (int)(item / (size_t)H), h = (int)(item % (size_t)H);
+        int g = h / (H / G);
+        int n = j->c->P + t + 1; /* positions this row sees */
+        const float *q = j->c->q + ((size_t)t * H + h) * D;
+        float mx = -INFINITY;
+        for (int p = 0; p < n; p++) {
+            const float *k = j->kc + (size_t)p * GD + (size_t)g * D;
+            float d = 0.0f;
+            for (int i = 0; i < D; i++)
+                d += q[i] * k[i];
+            s[p] = d * scale;
+            mx = s[p] > mx ? s[p] : mx;
+        }
+        float sum = 0.0f;
+        for (int p = 0; p < n; p++) {
+            s[p] = expf(s[p] - mx);
+            sum += s[p];
+        }
+        float inv = 1.0f / sum;
+        float *o = j->c->att + ((size_t)t * H + h) * D;
+        memset(o, 0, (size_t)D * sizeof(*o));
+        for (int p = 0; p < n; p++) {
+            const float *v = j->vc + (size_t)p * GD + (size_t)g * D;
+            float w = s[p] * inv;
+            for (int i = 0; i < D; i++)
+                o[i] += w * v[i];
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Forward */
+
+/* One LlamaDecoderLayer / Qwen2DecoderLayer on x (T, C), updated in place; layer l's cache
+ * gets the T new keys and values at positions P..P+T-1. */
+static void decoder_layer(struct lm_ctx *c, int l, int T)
+{
+    const struct lm_config *cfg = &c->m->cfg;
+    const struct lm_layer *w = &c->m->layers[l];
+    int C = cfg->hidden, H = cfg->heads, G = cfg->kv_heads, D = cfg->head_dim;
+    size_t GD = (size_t)G * D;
+    float *kc = c->k_cache + (size_t)l * c->S * GD;
+    float *vc = c->v_cache + (size_t)l * c->S * GD;
+
+    rmsnorm(c, c->h, c->x, w->attn_norm, T);
+    linear(c, c->q, c->h, &w->q, T); /* (T, H*D) */
+    linear(c, c->k, c->h, &w->k, T); /* (T, G*D) */
+    linear(c, c->v, c->h, &w->v, T); /* (T, G*D) */
+    rope_apply(c->q, c->cos, c->sin, T, H, D);
+    rope_apply(c->k, c->cos, c->sin, T, G, D);
+    memcpy(kc + (size_t)c->P * GD, c->k, (size_t)T * GD * sizeof(float));
+    memcpy(vc + (size_t)c->P * GD, c->v, (size_t)T * GD * sizeof(float));
+    struct att_job aj = { c, kc, vc, T };
+    sb_pool_for(c->pool, (size_t)T * H, 1, attention_task, &aj);
+    linear(c, c->h, c->att, &w->o, T); /* (T, C) */
+    add_inplace(c->x, c->h, (size_t)T * C);
+
+    rmsnorm(c, c->h, c->x, w->mlp_norm, T);
+    linear(c, c->gate, c->h, &w->gate, T); /* (T, F) */
+    linear(c, c->up, c->h, &w->up, T);     /* (T, F) */
+    swiglu(c->gate, c->up, (size_t)T * cfg->intermediate);
+    linear(c, c->h, c->gate, &w->down, T); /* (T, C) */
+    add_inplace(c->x, c->h, (size_t)T * C);
+}
+
+/* T <= B rows: embeddings, layers, final norm and lm_head on the last row. */
+static void forward(struct lm_ctx *c, const int32_t *ids, const float *embeds, int T)
+{
+    const struct lm_model *m = c->m;
+    int C = m->cfg.hidden;
+    for (int t = 0; t < T; t++) {
+        float *row = c->x + (size_t)t * C;
+        if (ids[t] == LM_EMBED_ROW)
+            memcpy(row, embeds + (size_t)t * C, (size_t)C * sizeof(float));
+        else
+            lm_widen_rows(row, m->embed.w, m->embed.dt, C, ids[t], ids[t] + 1);
+    }
+    rope_tables(c, T);
+    for (int l = 0; l < m->cfg.layers; l++)
+        decoder_layer(c, l, T);
+    c->P += T;
+    const float *last = c->x + (size_t)(T - 1) * C;
+    rmsnorm(c, c->h, last, m->norm, 1);
+    linear(c, c->logits, c->h, &m->head, 1); /* (V) */
+}
+
+int lm_prefill(struct lm_ctx *c, const int32_t *ids, const float *embeds, int n,
+               struct sb_err *err)
+{
+    if (!c || !ids || n < 1)
+        return sb_fail(err, SB_EINVAL, "lm prefill: no input");
+    int V = c->m->cfg.vocab;
+    for (int i = 0; i < n; i++) {
+        if (ids[i] == LM_EMBED_ROW && !embeds)
+            return sb_fail(err, SB_EINVAL, "lm prefill: row %d wants an embedding, none given",
+                           i);
+        if (ids[i] != LM_EMBED_ROW && (ids[i] < 0 || ids[i] >= V))
+            return sb_fail(err, SB_EINVAL, "lm prefill: token id %d is outside [0, %d)",
+                           (int)ids[i], V);
+    }
+    if (n > c->S - c->P)
+        return sb_fail(err, SB_ETOOBIG, "lm prefill: %d positions after %d exceed the context %d",
+                       n, c->P, c->S);
+    int C = c->m->cfg.hidden;
+    for (int i = 0; i < n; i += c->B) {
+        int T = n - i < c->B ? n - i : c->B;
+        forward(c, ids + i, embeds ? embeds + (size_t)i * C : NULL, T);
+    }
+    return SB_OK;
+}
+
+const float *lm_ctx_logits(const struct lm_ctx *c)
+{
+    return c->logits;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Context */
+
+static float *alloc_floats(size_t a, size_t b, bool *ok)
+{
+    size_t n;
+    if (!sb_mul_size(a, b, &n) || !sb_mul_size(n, sizeof(float), &n)) {
+        *ok = false;
+        return NULL;
+    }
+    float *p = calloc(1, n ? n : 1);
+    if (!p)
+        *ok = false;
+    return p;
+}
+
+int lm_ctx_new(const struct lm_model *m, struct sb_pool *pool, int max_ctx, int max_batch,
+               struct lm_ctx **out, struct sb_err *err)
+{
+    const struct lm_config *cfg = &m->cfg;
+    if (max_ctx < 0 || max_batch < 0)
+        return sb_fail(err, SB_EINVAL, "lm ctx: negative sizes");
+    if (max_ctx == 0)
+        max_ctx = cfg->max_pos < LM_MAX_CTX_AUTO ? cfg->max_pos : LM_MAX_CTX_AUTO;
+    if (max_batch == 0)
+        max_batch = 256;
+    if (max_batch > max_ctx)
+        max_batch = max_ctx;
+    size_t GD = (size_t)cfg->kv_heads * cfg->head_dim, HD = (size_t)cfg->heads * cfg->head_dim;
+    size_t cache;
+    if (!sb_mul3_size((size_t)cfg->layers, (size_t)max_ctx, GD, &cache) ||
+        cache > LM_MAX_CACHE / (2 * sizeof(float)))
+        return sb_fail(err, SB_ETOOBIG, "lm ctx: a KV cache of %d positions is too large",
+                       max_ctx);
+    struct lm_ctx *c = calloc(1, sizeof(*c));
+    if (!c)
+        return sb_fail(err, SB_ENOMEM, "no memory for an lm ctx");
+    c->m = m;
+    c->pool = pool;
+    c->n_workers = pool ? sb_pool_size(pool) + 1 : 1;
+    c->S = max_ctx;
+    c->B = max_batch;
+    size_t B = (size_t)max_batch, C = (size_t)cfg->hidden, F = (size_t)cfg->intermediate;
+    size_t widest = C > F ? C : F;
+    widest = widest > HD ? widest : HD;
+    c->wbuf_per_worker = (size_t)LM_CHUNK * widest;
+    bool ok = true;
+    c->k_cache = alloc_floats(cache, 1, &ok);
+    c->v_cache = alloc_floats(cache, 1, &ok);
+    c->x = alloc_floats(B, C, &ok);
+    c->h = alloc_floats(B, C, &ok);
+    c->q = alloc_floats(B, HD, &ok);
+    c->k = alloc_floats(B, GD, &ok);
+    c->v = alloc_floats(B, GD, &ok);
+    c->att = alloc_floats(B, HD, &ok);
+    c->gate = alloc_floats(B, F, &ok);
+    c->up = alloc_floats(B, F, &ok);
+    c->logits = alloc_floats((size_t)cfg->vocab, 1, &ok);
+    c->pen = alloc_floats((size_t)cfg->vocab, 1, &ok);
+    c->seen = calloc((size_t)cfg->vocab, 1);
+    c->wbuf = alloc_floats((size_t)c->n_workers, c->wbuf_per_worker, &ok);
+    c->scores = alloc_floats((size_t)c->n_workers, (size_t)max_ctx, &ok);
+    c->cos = alloc_floats(B, (size_t)cfg->head_dim / 2, &ok);
+    c->sin = alloc_floats(B, (size_t)cfg->head_dim / 2, &ok);
+    c->inv_freq = alloc_floats((size_t)cfg->head_dim / 2, 1, &ok);
+    if (!ok || !c->seen) {
+        lm_ctx_free(c);
+        return sb_fail(err, SB_ENOMEM, "no memory for an lm ctx of %d positions", max_ctx);
+    }
+    *out = c;
+    return SB_OK;
+}
+
+void lm_ctx_free(struct lm_ctx *c)
+{
+    if (!c)
+        return;
+    free(c->k_cache);
+    free(c->v_cache);
+    free(c->x);
+    free(c->h);
+    free(c->q);
+    free(c->k);
+    free(c->v);
+    free(c->att);
+    free(c->gate);
+    free(c->up);
+    free(c->logits);
+    free(c->pen);
+    free(c->seen);
+    free(c->wbuf);
+    free(c->scores);
+    free(c->cos);
+    free(c->sin);
+    free(c->inv_freq);
+    free(c);
+}
+
+void lm_ctx_reset(struct lm_ctx *c)
+{
+    c->P = 0;
+}
+
+int lm_ctx_position(const struct lm_ctx *c)
+{
+    return c->P;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Generation */
+
+struct lm_gen_params lm_gen_default_params(void)
+{
+    return (struct lm_gen_params){ .max_new_tokens = 64, .repetition_penalty = 1.0f, .n_stop = 0 };
+}
+
+/* argmax of logits after RepetitionPenaltyLogitsProcessor over the ids marked in seen; the
+ * first index wins a tie, as torch.argmax. */
+static int32_t pick(struct lm_ctx *c, float penalty)
+{
+    int V = c->m->cfg.vocab;
+    const float *z = c->logits;
+    int32_t best = 0;
+    float bv = -INFINITY;
+    for (int i = 0; i < V; i++) {
+        float v = z[i];
+        if (penalty != 1.0f && c->seen[i])
+            v = v < 0.0f ? v * penalty : v / penalty;
+        c->pen[i] = v;
+        if (v > bv) {
+            bv = v;
+            best = i;
+        }
+    }
+    return best;
+}
+
+int lm_generate(struct lm_ctx *c, const int32_t *ids, const float *embeds, int n_prompt,
+                const struct lm_gen_params *params, int32_t *out, int cap, int *n_out,
+                struct sb_err *err)
+{
+    struct lm_gen_params p = params ? *params : lm_gen_default_params();
+    if (p.n_stop == 0)
+        p.n_stop = lm_model_eos_ids(c->m, p.stop_ids, LM_MAX_STOP);
+    if (p.n_stop > LM_MAX_STOP)
+        p.n_stop = LM_MAX_STOP;
+    if (p.max_new_tokens < 1 || cap < p.max_new_tokens || !out || !n_out ||
+        !(p.repetition_penalty > 0.0f) || p.n_stop < 0)
+        return sb_fail(err, SB_EINVAL, "lm generate: bad parameters (max_new_tokens %d, cap %d, "
+                                       "repetition_penalty %g)",
+                       p.max_new_tokens, cap, (double)p.repetition_penalty);
+    lm_ctx_reset(c);
+    int rc = lm_prefill(c, ids, embeds, n_prompt, err);
+    if (rc)
+        return rc;
+    memset(c->seen, 0, (size_t)c->m->cfg.vocab);
+    for (int i = 0; i < n_prompt; i++)
+        if (ids[i] >= 0)
+            c->seen[ids[i]] = 1;
+    int n = 0;
+    for (;;) {
+        int32_t tok = pick(c, p.repetition_penalty);
+        out[n++] = tok;
+        c->seen[tok] = 1;
+        bool stop = false;
+        for (int i = 0; i < p.n_stop; i++)
+            stop = stop || tok == p.stop_ids[i];
+        if (stop || n == p.max_new_tokens || c->P == c->S)
+            break;
+        rc = lm_prefill(c, &tok, NULL, 1, err);
+        if (rc)
+            break;
+    }
+    *n_out = n;
+    return rc;
+}

@@ -1,0 +1,107 @@
+/* lm_internal.h - private parts of the decoder LM runtime (lm.h): the configuration parsed
+ * from config.json, the weights, and the 16-bit matrix-vector kernels. The config parser takes
+ * untrusted bytes and never crashes (fuzzed through fuzz/fuzz_config.c's neighbour
+ * fuzz/fuzz_bpe.c does the tokenizer; lm_config_parse is exposed here for tests).
+ *
+ * Dimension legend (used by lm.c, lm_load.c, lm_gemv.c):
+ *   T  rows in one forward call     P  positions already cached (past)
+ *   C  hidden_size                  F  intermediate_size
+ *   H  attention heads              G  key/value heads (grouped-query: H % G == 0)
+ *   D  head_dim                     V  vocab_size
+ *   S  max context of a ctx (KV cache length) */
+#ifndef SHOEBOX_MODEL_LM_INTERNAL_H
+#define SHOEBOX_MODEL_LM_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal.h"
+#include "shoebox/lm.h"
+
+struct sb_err;
+
+enum lm_arch { LM_ARCH_LLAMA, LM_ARCH_QWEN2 };
+enum lm_rope { LM_ROPE_DEFAULT, LM_ROPE_LINEAR, LM_ROPE_DYNAMIC, LM_ROPE_LLAMA3 };
+
+struct lm_config {
+    enum lm_arch arch;
+    int hidden;       /* C */
+    int intermediate; /* F */
+    int layers;
+    int heads;    /* H */
+    int kv_heads; /* G: num_key_value_heads, default H */
+    int head_dim; /* D: head_dim, default C / H */
+    int vocab;    /* V */
+    int max_pos;  /* max_position_embeddings */
+    float rms_eps;
+    float rope_theta;
+    enum lm_rope rope;
+    float rope_factor;          /* linear / dynamic / llama3 */
+    float rope_low, rope_high;  /* llama3: low_freq_factor, high_freq_factor */
+    int rope_orig_max;          /* llama3: original_max_position_embeddings */
+    bool tie_embeddings;        /* tie_word_embeddings */
+    bool qkv_bias;              /* Qwen2 always; Llama with attention_bias */
+    bool o_bias;                /* Llama attention_bias also biases o_proj */
+    bool mlp_bias;              /* Llama mlp_bias */
+    int32_t eos[LM_MAX_STOP];
+    int n_eos;
+    int32_t bos;                /* -1 if none */
+};
+
+/* Parses config.json bytes (the object under key when key is not NULL, e.g. "text_config")
+ * with the defaults of transformers' LlamaConfig / Qwen2Config. SB_EFORMAT for malformed
+ * JSON or out-of-range values, SB_EMODEL for an unsupported model_type, hidden_act or
+ * rope_scaling. */
+int lm_config_parse(const char *json, size_t len, const char *key, struct lm_config *c,
+                    struct sb_err *err);
+/* Applies generation_config.json's eos_token_id / bos_token_id when present. */
+int lm_generation_config_parse(const char *json, size_t len, struct lm_config *c,
+                               struct sb_err *err);
+
+/* A weight matrix (n_out, n_in) row-major as nn.Linear stores it, in its file dtype. */
+struct lm_mat {
+    const void *w;     /* (n_out, n_in) ST_F32 / ST_F16 / ST_BF16 */
+    enum st_dtype dt;
+    const float *b;    /* (n_out) f32 bias or NULL */
+    int n_out, n_in;
+};
+
+struct lm_layer {
+    const float *attn_norm; /* (C) input_layernorm */
+    struct lm_mat q;        /* (H*D, C) */
+    struct lm_mat k;        /* (G*D, C) */
+    struct lm_mat v;        /* (G*D, C) */
+    struct lm_mat o;        /* (C, H*D) */
+    const float *mlp_norm;  /* (C) post_attention_layernorm */
+    struct lm_mat gate;     /* (F, C) */
+    struct lm_mat up;       /* (F, C) */
+    struct lm_mat down;     /* (C, F) */
+};
+
+struct lm_model {
+    struct lm_config cfg;
+    struct lm_mat embed;    /* (V, C) embed_tokens: a "matrix" whose rows are looked up */
+    struct lm_layer *layers;
+    const float *norm;      /* (C) final RMSNorm */
+    struct lm_mat head;     /* (V, C) lm_head, or embed when tied */
+    float *inv_freq;        /* (D/2) rotary inverse frequencies after static scaling */
+    struct st_file *files;
+    struct clip_mapping *maps;
+    size_t n_files;
+    void **owned; /* f32 copies of small vectors (norms, biases), freed with the model */
+    size_t n_owned, cap_owned;
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* Kernels (lm_gemv.c) */
+
+/* y(N) = W(N,K) x(K) for rows [n0, n1) of W, W in dt (f32/f16/bf16), widened in the inner
+ * loop (AVX512 / AVX2+F16C chosen at run time, portable C otherwise). */
+void lm_gemv_rows(float *y, const void *W, enum st_dtype dt, const float *x, int K, int n0, int n1);
+/* dst(rows, K) = rows [n0, n1) of W widened to f32. */
+void lm_widen_rows(float *dst, const void *W, enum st_dtype dt, int K, int n0, int n1);
+/* The name of the kernel lm_gemv_rows() uses on this CPU (for the bench). */
+const char *lm_gemv_kernel_name(void);
+
+#endif

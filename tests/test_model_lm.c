@@ -1,0 +1,295 @@
+/* test_model_lm.c - the decoder LM runtime (lm.h) against tools/ref_lm.py's torch float64
+ * reference on the random models of tools/gen_lm.py (tests/data/lm/<name>/): last-position
+ * logits after prefill (max abs error <= 1e-3 of the logit range), greedy tokens for 20 steps
+ * with and without repetition penalty, embedding-row input, chunked prefill, threads, and the
+ * failure paths (missing files, bad config, wrong shapes, bad arguments). */
+#include "check.h"
+
+#include "shoebox/err.h"
+#include "shoebox/lm.h"
+#include "shoebox/pool.h"
+#include "shoebox/util.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_IDS 64
+
+static const char *data_dir(void)
+{
+    const char *d = getenv("SHOEBOX_TESTDATA");
+    return d ? d : "tests/data";
+}
+
+struct ref {
+    cJSON *root;
+    int32_t prompt[MAX_IDS], greedy[MAX_IDS], greedy_pen[MAX_IDS], stop[LM_MAX_STOP];
+    int32_t embed_ids[MAX_IDS], embed_greedy[MAX_IDS];
+    int n_prompt, n_greedy, n_greedy_pen, n_stop, n_embed_greedy;
+    float penalty;
+    float *logits, *embed_logits, *embeds; /* (V), (V), (n_prompt, C) */
+    int V;
+};
+
+static int ids_of(const cJSON *a, int32_t *out, int cap)
+{
+    int n = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, a)
+    {
+        if (n < cap)
+            out[n] = (int32_t)e->valuedouble;
+        n++;
+    }
+    return n;
+}
+
+static float *floats_of(const cJSON *a, int *n)
+{
+    *n = cJSON_GetArraySize(a);
+    float *f = calloc((size_t)*n + 1, sizeof(float));
+    int i = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, a)
+    {
+        f[i++] = (float)e->valuedouble;
+    }
+    return f;
+}
+
+static bool ref_load(const char *name, int C, struct ref *r)
+{
+    char path[1024];
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    memset(r, 0, sizeof(*r));
+    snprintf(path, sizeof(path), "%s/lm/%s/ref.json", data_dir(), name);
+    if (sb_read_file(path, 64 << 20, &buf, &len, NULL))
+        return false;
+    r->root = cJSON_ParseWithLength((const char *)buf, len);
+    free(buf);
+    const cJSON *o = r->root;
+    r->n_prompt = ids_of(cJSON_GetObjectItem(o, "prompt"), r->prompt, MAX_IDS);
+    r->n_greedy = ids_of(cJSON_GetObjectItem(o, "greedy"), r->greedy, MAX_IDS);
+    r->n_greedy_pen = ids_of(cJSON_GetObjectItem(o, "greedy_penalty"), r->greedy_pen, MAX_IDS);
+    r->n_stop = ids_of(cJSON_GetObjectItem(o, "stop"), r->stop, LM_MAX_STOP);
+    ids_of(cJSON_GetObjectItem(o, "embed_ids"), r->embed_ids, MAX_IDS);
+    r->n_embed_greedy = ids_of(cJSON_GetObjectItem(o, "embed_greedy"), r->embed_greedy, MAX_IDS);
+    r->penalty = (float)cJSON_GetObjectItem(o, "penalty")->valuedouble;
+    int n;
+    r->logits = floats_of(cJSON_GetObjectItem(o, "logits"), &r->V);
+    r->embed_logits = floats_of(cJSON_GetObjectItem(o, "embed_logits"), &n);
+    /* "embeds" lists only the embedding rows; spread them to (n_prompt, C) */
+    r->embeds = calloc((size_t)r->n_prompt * C, sizeof(float));
+    const cJSON *rows = cJSON_GetObjectItem(o, "embeds");
+    int k = 0;
+    for (int t = 0; t < r->n_prompt; t++) {
+        if (r->embed_ids[t] != LM_EMBED_ROW)
+            continue;
+        const cJSON *row = cJSON_GetArrayItem(rows, k++);
+        int i = 0;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, row)
+        {
+            if (i < C)
+                r->embeds[(size_t)t * C + i] = (float)e->valuedouble;
+            i++;
+        }
+    }
+    return true;
+}
+
+static void ref_release(struct ref *r)
+{
+    cJSON_Delete(r->root);
+    free(r->logits);
+    free(r->embed_logits);
+    free(r->embeds);
+}
+
+/* max |a - b| / (max(b) - min(b)) over V logits */
+static double rel_err(const float *a, const float *b, int V)
+{
+    float lo = b[0], hi = b[0];
+    double mx = 0.0;
+    for (int i = 0; i < V; i++) {
+        lo = b[i] < lo ? b[i] : lo;
+        hi = b[i] > hi ? b[i] : hi;
+        double d = fabs((double)a[i] - (double)b[i]);
+        mx = d > mx ? d : mx;
+    }
+    return mx / (double)(hi - lo);
+}
+
+static void check_ids(const char *what, const int32_t *want, int n_want, const int32_t *got,
+                      int n_got)
+{
+    int same = 0;
+    while (same < n_want && same < n_got && want[same] == got[same])
+        same++;
+    fprintf(stderr, "  %-14s %d/%d tokens identical\n", what, same, n_want);
+    CHECK_EQ_INT(n_want, n_got);
+    CHECK_EQ_INT(n_want, same);
+}
+
+static void test_model(const char *name, struct sb_pool *pool, int max_batch)
+{
+    char dir[1024];
+    snprintf(dir, sizeof(dir), "%s/lm/%s", data_dir(), name);
+    struct sb_err err = { 0 };
+    struct lm_model *m = NULL;
+    struct lm_ctx *c = NULL;
+    struct ref r;
+    int rc = lm_model_load(dir, NULL, &m, &err);
+    CHECK_EQ_INT(SB_OK, rc);
+    if (rc) {
+        fprintf(stderr, "load %s: %s\n", name, err.msg);
+        return;
+    }
+    int C = lm_model_hidden_size(m), V = lm_model_vocab_size(m);
+    bool have = ref_load(name, C, &r);
+    CHECK(have);
+    if (!have)
+        goto out;
+    CHECK_EQ_INT(r.V, V);
+    rc = lm_ctx_new(m, pool, 64, max_batch, &c, &err);
+    CHECK_EQ_INT(SB_OK, rc);
+    if (rc)
+        goto out;
+
+    /* eos ids as config.json / generation_config.json give them */
+    int32_t eos[LM_MAX_STOP];
+    int n_eos = lm_model_eos_ids(m, eos, LM_MAX_STOP);
+    CHECK_EQ_INT(r.n_stop, n_eos);
+    for (int i = 0; i < n_eos && i < r.n_stop; i++)
+        CHECK_EQ_INT(r.stop[i], eos[i]);
+
+    /* logits after prefill */
+    rc = lm_prefill(c, r.prompt, NULL, r.n_prompt, &err);
+    CHECK_EQ_INT(SB_OK, rc);
+    double e = rel_err(lm_ctx_logits(c), r.logits, V);
+    fprintf(stderr, "%s (pool %s, batch %d): logits max abs err / range = %.3g\n", name,
+            pool ? "yes" : "no", max_batch, e);
+    CHECK(e <= 1e-3);
+    CHECK_EQ_INT(r.n_prompt, lm_ctx_position(c));
+
+    /* greedy decoding: plain, with repetition penalty, with embedding rows */
+    int32_t out[MAX_IDS];
+    int n_out = 0;
+    struct lm_gen_params gp = lm_gen_default_params();
+    gp.max_new_tokens = 20;
+    rc = lm_generate(c, r.prompt, NULL, r.n_prompt, &gp, out, MAX_IDS, &n_out, &err);
+    CHECK_EQ_INT(SB_OK, rc);
+    check_ids("greedy", r.greedy, r.n_greedy, out, n_out);
+    gp.repetition_penalty = r.penalty;
+    rc = lm_generate(c, r.prompt, NULL, r.n_prompt, &gp, out, MAX_IDS, &n_out, &err);
+    CHECK_EQ_INT(SB_OK, rc);
+    check_ids("penalty", r.greedy_pen, r.n_greedy_pen, out, n_out);
+    gp.repetition_penalty = 1.0f;
+    rc = lm_generate(c, r.embed_ids, r.embeds, r.n_prompt, &gp, out, MAX_IDS, &n_out, &err);
+    CHECK_EQ_INT(SB_OK, rc);
+    check_ids("embed rows", r.embed_greedy, r.n_embed_greedy, out, n_out);
+    lm_ctx_reset(c);
+    rc = lm_prefill(c, r.embed_ids, r.embeds, r.n_prompt, &err);
+    CHECK_EQ_INT(SB_OK, rc);
+    e = rel_err(lm_ctx_logits(c), r.embed_logits, V);
+    fprintf(stderr, "  embed rows logits err / range = %.3g\n", e);
+    CHECK(e <= 1e-3);
+
+    /* bad arguments leave the cache as it was */
+    int pos = lm_ctx_position(c);
+    int32_t bad[2] = { 1, V };
+    CHECK_EQ_INT(SB_EINVAL, lm_prefill(c, bad, NULL, 2, &err));
+    bad[1] = LM_EMBED_ROW;
+    CHECK_EQ_INT(SB_EINVAL, lm_prefill(c, bad, NULL, 2, &err));
+    int32_t many[MAX_IDS] = { 0 };
+    CHECK_EQ_INT(SB_ETOOBIG, lm_prefill(c, many, NULL, 64 - pos + 1, &err));
+    CHECK_EQ_INT(pos, lm_ctx_position(c));
+    gp.max_new_tokens = 0;
+    CHECK_EQ_INT(SB_EINVAL, lm_generate(c, r.prompt, NULL, r.n_prompt, &gp, out, MAX_IDS, &n_out,
+                                        &err));
+out:
+    if (have)
+        ref_release(&r);
+    lm_ctx_free(c);
+    lm_model_free(m);
+}
+
+/* A model folder in SHOEBOX_TMP made from a fixture with config.json replaced. */
+static void make_variant(const char *dst, const char *src_name, const char *config)
+{
+    char src[1024], path[1200];
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    snprintf(src, sizeof(src), "%s/lm/%s/model.safetensors", data_dir(), src_name);
+    CHECK_EQ_INT(SB_OK, sb_mkdirs(dst, NULL));
+    CHECK_EQ_INT(SB_OK, sb_read_file(src, 64 << 20, &buf, &len, NULL));
+    snprintf(path, sizeof(path), "%s/model.safetensors", dst);
+    CHECK_EQ_INT(SB_OK, sb_write_file_atomic(path, buf, len, NULL));
+    free(buf);
+    snprintf(path, sizeof(path), "%s/config.json", dst);
+    CHECK_EQ_INT(SB_OK, sb_write_file_atomic(path, config, strlen(config), NULL));
+}
+
+static void test_failures(void)
+{
+    const char *tmp = getenv("SHOEBOX_TMP");
+    char dir[1024];
+    struct lm_model *m = NULL;
+    struct sb_err err = { 0 };
+    static const struct {
+        const char *config;
+        int code;
+        const char *msg; /* a part of the message */
+    } cases[] = {
+        { "{", SB_EFORMAT, "not a JSON object" },
+        { "{\"model_type\":\"gpt2\"}", SB_EMODEL, "model_type 'gpt2'" },
+        { "{\"model_type\":\"llama\",\"hidden_act\":\"gelu\"}", SB_EMODEL, "hidden_act" },
+        { "{\"model_type\":\"llama\",\"rope_scaling\":{\"type\":\"yarn\",\"factor\":2}}",
+          SB_EMODEL, "yarn" },
+        { "{\"model_type\":\"llama\",\"num_attention_heads\":4,\"num_key_value_heads\":3}",
+          SB_EFORMAT, "multiple" },
+        { "{\"model_type\":\"llama\",\"hidden_size\":-4}", SB_EFORMAT, "hidden_size" },
+        /* right keys, wrong sizes: the shapes of the tensors disagree */
+        { "{\"model_type\":\"llama\",\"vocab_size\":200,\"hidden_size\":32,\"intermediate_size\":"
+          "48,\"num_hidden_layers\":2,\"num_attention_heads\":4,\"num_key_value_heads\":4}",
+          SB_EMODEL, "k_proj.weight' has" },
+        { "{\"model_type\":\"llama\",\"vocab_size\":200,\"hidden_size\":32,\"intermediate_size\":"
+          "48,\"num_hidden_layers\":3,\"num_attention_heads\":4,\"num_key_value_heads\":2}",
+          SB_EMODEL, "missing" },
+        { "{\"model_type\":\"qwen2\",\"vocab_size\":200,\"hidden_size\":32,\"intermediate_size\":"
+          "48,\"num_hidden_layers\":2,\"num_attention_heads\":4,\"num_key_value_heads\":2}",
+          SB_EMODEL, "q_proj.bias' is missing" },
+    };
+    if (!tmp)
+        tmp = "/tmp";
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(dir, sizeof(dir), "%s/lm_bad_%zu", tmp, i);
+        make_variant(dir, "llama_dynamic", cases[i].config);
+        int rc = lm_model_load(dir, NULL, &m, &err);
+        CHECK_EQ_INT(cases[i].code, rc);
+        if (!strstr(err.msg, cases[i].msg))
+            fprintf(stderr, "case %zu: message '%s' lacks '%s'\n", i, err.msg, cases[i].msg);
+        CHECK(strstr(err.msg, cases[i].msg) != NULL);
+        if (!rc)
+            lm_model_free(m);
+    }
+    CHECK_EQ_INT(SB_ENOENT, lm_model_load("/nonexistent/lm", NULL, &m, &err));
+}
+
+int main(void)
+{
+    static const char *models[] = { "llama_smol", "qwen2_bf16", "llama_ms_f16", "llama3_rope",
+                                    "llama_dynamic" };
+    struct sb_pool *pool = NULL;
+    CHECK_EQ_INT(SB_OK, sb_pool_new(2, &pool, NULL));
+    for (size_t i = 0; i < sizeof(models) / sizeof(models[0]); i++) {
+        test_model(models[i], NULL, 0);
+        test_model(models[i], pool, 5); /* prefill in chunks of 5 rows, on 3 threads */
+    }
+    sb_pool_free(pool);
+    test_failures();
+    return check_exit();
+}
