@@ -422,9 +422,11 @@ static int detect_turn(struct ocr_engine *e, struct ocr_worker *w, const struct 
     TessBaseAPISetPageSegMode(w->osd, PSM_OSD_ONLY);
     TessBaseAPISetImage(w->osd, g->px, g->w, g->h, 1, g->w);
     TessBaseAPISetSourceResolution(w->osd, 300);
+    /* script points into the osd unicharset in Tesseract 5 (capi.h's "TessDeleteText it" is
+     * stale: freeing it corrupts the heap, as valgrind showed) */
     BOOL ok = TessBaseAPIDetectOrientationScript(w->osd, &deg, &oconf, &script, &sconf);
-    TessDeleteText(script);
     TessBaseAPIClear(w->osd);
+    fprintf(stderr, "OSD ok=%d deg=%d conf=%.2f script=%s\n", ok, deg, (double)oconf, script ? script : "-");
     if (!ok || oconf < OCR_OSD_CONF)
         return 0;
     /* orient_deg is how far the page is turned clockwise; undo it */
