@@ -108,5 +108,30 @@ rm -f "$LIB/IMG_0042.xmp"
 sb xmp write --source user "$LIB/IMG_0042.jpg" 2>/dev/null >/dev/null
 expect_eq "--source user" "dog, golden retriever" "$(ET -Subject "$LIB/IMG_0042.xmp")"
 
+# XMP title/description are full-text searchable (texts 'xmp:title', 'xmp:description')
+expect_eq "xmp title text" "Harbour at dusk" \
+    "$(q "$DB" "SELECT t.text FROM texts t JOIN files f ON f.photo_id = t.photo_id WHERE f.path LIKE '%IMG_0100.jpg' AND t.source='xmp:title'")"
+expect_eq "xmp texts in the fts index" 1 \
+    "$(q "$DB" "SELECT count(*) FROM texts_fts WHERE texts_fts MATCH 'lighthouse' AND rowid IN (SELECT id FROM texts WHERE source='xmp:description')")"
+
+# a sidecar edited after indexing is read again by the next index (and only that photo's)
+sed -i 's/Harbour at dusk/Harbour at night/; s/>boat</>ferry</' "$LIB/raw/IMG_0100.xmp"
+touch -d '+1 minute' "$LIB/raw/IMG_0100.xmp"
+sb --model "$MODEL" index "$LIB" 2>/dev/null
+expect_eq "edited sidecar: title re-read" "Harbour at night" \
+    "$(q "$DB" "SELECT title FROM photo_xmp x JOIN files f ON f.photo_id = x.photo_id WHERE f.path LIKE '%IMG_0100.jpg'")"
+J=$(sb --json tags "$LIB/raw/IMG_0100.jpg")
+printf '%s' "$J" | grep -q '"tag":"ferry","source":"xmp"' && ok || fail "edited sidecar: new keyword: $J"
+printf '%s' "$J" | grep -q '"tag":"boat","source":"xmp"' && fail "edited sidecar: old keyword kept: $J" || ok
+expect_eq "edited sidecar: fts follows" 1 \
+    "$(q "$DB" "SELECT count(*) FROM texts_fts WHERE texts_fts MATCH 'night'")"
+# a new sidecar for a photo that had none, and a removed one
+printf '%s\n' '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:subject><rdf:Bag><rdf:li>sunset</rdf:li></rdf:Bag></dc:subject></rdf:Description></rdf:RDF></x:xmpmeta>' >"$LIB/ro/IMG_0300.xmp"
+rm "$LIB/dt/IMG_0200.jpg.xmp"
+sb --model "$MODEL" index "$LIB" 2>/dev/null
+sb tags "$LIB/ro/IMG_0300.jpg" | grep -q "sunset" && ok || fail "new sidecar read on the next index"
+sb tags "$LIB/dt/IMG_0200.jpg" | grep -q "Blue Square" && fail "removed sidecar: keywords kept" || ok
+expect_eq "no xmp job left pending" 0 "$(q "$DB" "SELECT count(*) FROM jobs WHERE stage='xmp' AND state=0")"
+
 expect_eq "originals untouched" "$SUMS_BEFORE" "$(find "$LIB" -name '*.jpg' | sort | xargs md5sum)"
 finish

@@ -136,8 +136,8 @@ class Ref:
         E = self.w["model.embed_tokens.weight"]
         x = torch.stack([E[i] if i >= 0 else torch.tensor(embeds[t], dtype=torch.float64)
                          for t, i in enumerate(ids)])
-        pos = torch.arange(start, start + T, dtype=torch.float64)
         inv = self.inv_freq(start + T)
+        pos = torch.arange(start, start + T, dtype=inv.dtype)
         freqs = pos[:, None] * inv[None, :]
         emb = torch.cat((freqs, freqs), dim=-1)
         cos, sin = emb.cos(), emb.sin()
@@ -155,8 +155,9 @@ class Ref:
                 k = torch.cat((cache[l][0], k), dim=1)
                 v = torch.cat((cache[l][1], v), dim=1)
             new_cache.append((k, v))
-            kr = k.repeat_interleave(H // G, dim=0)  # repeat_kv
-            vr = v.repeat_interleave(H // G, dim=0)
+            # repeat_kv: (G, S, D) -> (H, S, D), each kv head serving H/G query heads
+            kr = k[:, None].expand(G, H // G, k.shape[1], D).reshape(H, k.shape[1], D)
+            vr = v[:, None].expand(G, H // G, v.shape[1], D).reshape(H, v.shape[1], D)
             S = kr.shape[1]
             att = q @ kr.transpose(1, 2) / math.sqrt(D)
             mask = torch.full((T, S), float("-inf"))

@@ -280,6 +280,11 @@ int catalog_tags_replace(struct catalog *cat, int64_t photo_id, const char *sour
                          const char *const *tags, const float *scores, size_t n,
                          struct sb_err *err);
 
+/* Makes stage pending again for the photos of present files at path stem or "stem.*" (the
+ * photos an XMP sidecar "stem.xmp" belongs to). *n (may be NULL): jobs reset. */
+int catalog_jobs_reset_stem(struct catalog *cat, const char *stage, const char *stem, int64_t *n,
+                            struct sb_err *err);
+
 #define CATALOG_XMP_NO_RATING (-100)
 /* XMP properties of a photo (from its sidecar or embedded packet). NULL strings: absent. */
 struct catalog_xmp {
@@ -400,6 +405,13 @@ int catalog_takeout_edited_of(struct catalog *cat, int64_t photo_id, int64_t *or
  * NaN. *set (may be NULL) tells whether it was stored. */
 int catalog_photo_gps_fill(struct catalog *cat, int64_t photo_id, double lat, double lon,
                            double alt, bool *set, struct sb_err *err);
+/* Sets a photo's capture time from an importer (source: its time_source, e.g. "apple") when
+ * it has none better: only photos whose time came from the file's mtime (or from nowhere).
+ * taken_at is local "YYYY-MM-DDTHH:MM:SS", tz_offset "+HH:MM" or NULL. *set (may be NULL)
+ * tells whether it was stored. */
+int catalog_photo_time_fill(struct catalog *cat, int64_t photo_id, const char *taken_at,
+                            const char *tz_offset, int64_t taken_unix, const char *source,
+                            bool *set, struct sb_err *err);
 /* One Apple Photos asset as imported. */
 struct catalog_apple_asset {
     const char *library; /* the .photoslibrary's absolute path */

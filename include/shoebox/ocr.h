@@ -30,7 +30,7 @@ struct ocr_params {
     bool gate;            /* skip photos the pixel gate finds no text in (true) */
     bool osd;             /* when little text is found, detect the orientation with the
                              osd traineddata and read the turned image (true when installed) */
-    float min_word_conf;  /* words Tesseract is less sure of (0-100) are dropped (60) */
+    float min_word_conf;  /* words Tesseract is less sure of (0-100) are dropped (65) */
 };
 
 struct ocr_params ocr_default_params(void);
@@ -67,15 +67,15 @@ void ocr_text_release(struct ocr_text *t);
 
 /* Reads the text of rgb with worker's Tesseract (created on first use). Thread-safe across
  * distinct worker indices; one worker index must not be used by two threads at once. */
-int ocr_engine_read(struct ocr_engine *e, int worker, const struct image *rgb,
-                    struct ocr_text *out, struct sb_err *err);
+int ocr_engine_read(struct ocr_engine *e, int worker, const struct image *rgb, struct ocr_text *out,
+                    struct sb_err *err);
 
 /* Counters summed over the workers; read them while no read is running. */
 struct ocr_stats {
-    int64_t images;   /* images given to ocr_engine_read */
-    int64_t gated;    /* skipped by the gate */
+    int64_t images;    /* images given to ocr_engine_read */
+    int64_t gated;     /* skipped by the gate */
     int64_t with_text; /* images where text was kept */
-    int64_t rotated;  /* read after turning them (OSD) */
+    int64_t rotated;   /* read after turning them (OSD) */
 };
 void ocr_engine_stats(const struct ocr_engine *e, struct ocr_stats *out);
 
@@ -84,9 +84,9 @@ void ocr_engine_stats(const struct ocr_engine *e, struct ocr_stats *out);
 /* How text-like rgb looks, from stroke statistics on a downscaled greyscale copy: the number
  * of 12x12 cells (at 800 px long edge) that lie in a row (or column) of at least 3 adjacent
  * cells full of short opposite-signed edge pairs, as letters' strokes make them. 0 for a
- * smooth photo; a line of text scores >= 3. Cheap: ~2 ms for a 2000 px image. */
+ * smooth photo; a line of text scores >= 6. Cheap: ~2 ms for a 2000 px image. */
 int ocr_gate_score(const struct image *rgb);
-#define OCR_GATE_MIN_SCORE 3 /* ocr_gate_pass: score >= this */
+#define OCR_GATE_MIN_SCORE 6 /* ocr_gate_pass: score >= this */
 bool ocr_gate_pass(const struct image *rgb);
 
 /* ---- the crawl stage ----------------------------------------------------------------------- */

@@ -19,7 +19,7 @@
 struct sb_err;
 struct web_server;
 
-enum web_precision { WEB_PRECISION_FP32 = 0, WEB_PRECISION_BF16 };
+enum web_precision { WEB_PRECISION_FP32 = 0, WEB_PRECISION_BF16, WEB_PRECISION_AUTO };
 
 struct web_params {
     const char *db_path;   /* the catalog (created when absent) */

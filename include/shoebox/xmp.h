@@ -74,9 +74,15 @@ int xmp_write_sidecar(const char *photo_path, const char *const *keywords, size_
                       const char *description, bool dry_run, char **sidecar, bool *created,
                       size_t *nchanges, struct sb_buf *changes, struct sb_err *err);
 
+/* texts.source of the XMP title and description (full-text searchable). */
+#define XMP_TEXT_TITLE       "xmp:title"
+#define XMP_TEXT_DESCRIPTION "xmp:description"
+
 /* The crawl stage "xmp" (needs_pixels false): reads each photo's sidecar and embedded packet,
- * stores the keywords as tags of source 'xmp' and rating/label/title/description in the
- * catalog. A photo without XMP is done with nothing stored. */
+ * stores the keywords as tags of source 'xmp', rating/label/title/description in the catalog,
+ * and title/description as texts XMP_TEXT_TITLE / XMP_TEXT_DESCRIPTION. A photo without XMP
+ * is done with its earlier XMP tags and texts removed. The walk resets this stage of a photo
+ * whose sidecar is new or changed (catalog_jobs_reset_basename()), so edits are read again. */
 void xmp_plugin(struct crawl_plugin *out);
 
 #endif

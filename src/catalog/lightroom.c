@@ -272,3 +272,28 @@ int catalog_apple_asset_put(struct catalog *cat, const struct catalog_apple_asse
     }
     return catalog_step_done(cat, st, "store apple asset", err);
 }
+
+int catalog_photo_time_fill(struct catalog *cat, int64_t photo_id, const char *taken_at,
+                            const char *tz_offset, int64_t taken_unix, const char *source,
+                            bool *set, struct sb_err *err)
+{
+    if (!taken_at || strlen(taken_at) < 19)
+        return sb_fail(err, SB_EINVAL, "capture time '%s': not YYYY-MM-DDTHH:MM:SS",
+                       taken_at ? taken_at : "");
+    sqlite3_stmt *st = catalog_prep(
+        cat,
+        "UPDATE photos SET taken_at = ?2, tz_offset = ?3, taken_unix = ?4, time_source = ?5"
+        " WHERE id = ?1 AND (time_source IS NULL OR time_source = '" CATALOG_TIME_MTIME "')",
+        err);
+    if (!st)
+        return SB_EDB;
+    sqlite3_bind_int64(st, 1, photo_id);
+    sqlite3_bind_text(st, 2, taken_at, -1, SQLITE_STATIC);
+    bind_text_or_null(st, 3, tz_offset);
+    sqlite3_bind_int64(st, 4, taken_unix);
+    sqlite3_bind_text(st, 5, source, -1, SQLITE_STATIC);
+    int rc = catalog_step_done(cat, st, "store capture time", err);
+    if (!rc && set)
+        *set = sqlite3_changes(cat->db) > 0;
+    return rc;
+}

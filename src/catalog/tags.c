@@ -221,3 +221,24 @@ int catalog_cache_put(struct catalog *cat, const char *key, const void *data, si
     sqlite3_bind_blob(st, 2, data, (int)len, SQLITE_STATIC);
     return catalog_step_done(cat, st, "write cache", err);
 }
+
+int catalog_jobs_reset_stem(struct catalog *cat, const char *stage, const char *stem, int64_t *n,
+                            struct sb_err *err)
+{
+    /* paths are compared as bytes: ["stem.", "stem/") is every path that starts with "stem."
+     * ('.' and '/' are neighbours in ASCII), found through the files(path) index */
+    sqlite3_stmt *st = catalog_prep(
+        cat,
+        "UPDATE jobs SET state = 0, error = NULL WHERE stage = ?1 AND state <> 0 AND photo_id IN"
+        " (SELECT photo_id FROM files WHERE photo_id IS NOT NULL AND status = 1 AND"
+        "  (path = ?2 OR (path >= ?2 || '.' AND path < ?2 || '/')))",
+        err);
+    if (!st)
+        return SB_EDB;
+    sqlite3_bind_text(st, 1, stage, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, stem, -1, SQLITE_STATIC);
+    int rc = catalog_step_done(cat, st, "reset jobs of a sidecar's photos", err);
+    if (!rc && n)
+        *n = sqlite3_changes(cat->db);
+    return rc;
+}

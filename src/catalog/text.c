@@ -96,8 +96,7 @@ int catalog_photo_texts(struct catalog *cat, int64_t photo_id, catalog_text_fn f
                         struct sb_err *err)
 {
     sqlite3_stmt *st = catalog_prep(
-        cat, "SELECT source, text, confidence FROM texts WHERE photo_id = ?1 ORDER BY source",
-        err);
+        cat, "SELECT source, text, confidence FROM texts WHERE photo_id = ?1 ORDER BY source", err);
     if (!st)
         return SB_EDB;
     sqlite3_bind_int64(st, 1, photo_id);
@@ -105,7 +104,8 @@ int catalog_photo_texts(struct catalog *cat, int64_t photo_id, catalog_text_fn f
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
         const char *src = (const char *)sqlite3_column_text(st, 0);
         const char *t = (const char *)sqlite3_column_text(st, 1);
-        double c = sqlite3_column_type(st, 2) == SQLITE_NULL ? (double)NAN : sqlite3_column_double(st, 2);
+        double c =
+            sqlite3_column_type(st, 2) == SQLITE_NULL ? (double)NAN : sqlite3_column_double(st, 2);
         rc = fn(user, src ? src : "", t ? t : "", c);
         if (rc)
             break;
@@ -169,7 +169,8 @@ int catalog_text_fts_query(const char *user_query, bool match_all, char **out, s
     }
     if (words == 0) {
         sb_buf_release(&b);
-        return sb_fail(err, SB_EINVAL, "text query '%s' has no words", user_query ? user_query : "");
+        return sb_fail(err, SB_EINVAL, "text query '%s' has no words",
+                       user_query ? user_query : "");
     }
     *out = b.data;
     return SB_OK;

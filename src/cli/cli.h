@@ -53,5 +53,6 @@ int cmd_serve(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_lightroom(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_tag(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_xmp(int argc, char **argv, struct cli_ctx *ctx);
+int cmd_apple(int argc, char **argv, struct cli_ctx *ctx);
 
 #endif

@@ -3,6 +3,7 @@
  * "tokens":[..]. A failing input is reported on stderr and the others still run; the exit code
  * is 1 when any failed. */
 #include "cli.h"
+#include "embedder.h"
 #include "output.h"
 
 #include "shoebox/err.h"
@@ -89,7 +90,7 @@ static int load(struct cli_ctx *ctx, int towers, struct clip_model **m, struct c
     }
     struct clip_load_params lp = clip_load_default_params();
     lp.towers = towers;
-    lp.precision = ctx->precision == CLI_PRECISION_BF16 ? CLIP_PRECISION_BF16 : CLIP_PRECISION_FP32;
+    lp.precision = cli_clip_precision(ctx);
     lp.blas_threads = ctx->threads;
     int rc = clip_model_load(ctx->model_dir, &lp, m, &err);
     if (!rc)

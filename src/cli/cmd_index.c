@@ -1,6 +1,7 @@
 /* cmd_index.c - `shoebox index PATH...`: crawl, probe, thumbnail and embed. */
 #include "cli.h"
 #include "embedder.h"
+#include "ocr_setup.h"
 #include "output.h"
 
 #include "shoebox/catalog.h"
@@ -55,6 +56,7 @@ static void help(FILE *f)
             "                    a vocabulary of 1000+ concepts); remembered for later runs\n"
             "  --no-tags         stop automatic tagging (remembered)\n"
             "  --no-xmp          do not read XMP sidecars and embedded XMP keywords\n"
+            CLI_OCR_HELP
             "  --help            this help\n");
 }
 
@@ -68,6 +70,8 @@ int cmd_index(int argc, char **argv, struct cli_ctx *ctx)
     struct tagger *tagger = NULL;
     struct crawl_plugin plugins[CRAWL_MAX_PLUGINS];
     int nplugins = 0;
+    struct cli_ocr ocr = { .want = -1 };
+    bool ocr_on = false;
     int rc = CLI_EXIT_OK;
     struct catalog *cat = NULL;
     struct cli_embedder emb;
@@ -90,6 +94,12 @@ int cmd_index(int argc, char **argv, struct cli_ctx *ctx)
             want_tags = argv[i][2] == 't';
         } else if (strcmp(argv[i], "--no-xmp") == 0) {
             no_xmp = true;
+        } else if ((rc = cli_ocr_option(&ocr, argc, argv, &i)) != 0) {
+            if (rc < 0) {
+                rc = CLI_EXIT_USAGE;
+                goto out;
+            }
+            rc = CLI_EXIT_OK;
         } else if (strcmp(argv[i], "--max-pixels") == 0 && i + 1 < argc) {
             float mp;
             if (sb_parse_f32(argv[++i], 0.001f, 100000.0f, &mp, &err)) {
@@ -180,6 +190,10 @@ int cmd_index(int argc, char **argv, struct cli_ctx *ctx)
         xmp_plugin(&plugins[nplugins++]);
     /* Google Takeout sidecars: cheap (a few stat(2)s per new photo), so always on */
     takeout_plugin(&plugins[nplugins++]);
+    rc = cli_ocr_setup(&ocr, ctx, cat, &plugins[nplugins], &ocr_on);
+    if (rc)
+        goto out;
+    nplugins += ocr_on;
     p.plugins = plugins;
     p.nplugins = nplugins;
     p.roots = roots;
@@ -205,6 +219,7 @@ int cmd_index(int argc, char **argv, struct cli_ctx *ctx)
             (long long)st.missing, (long long)st.ignored, (long long)st.hashed,
             (long long)st.new_photos, (long long)st.processed, (long long)st.embedded,
             (long long)st.failed);
+    cli_ocr_report(&ocr, secs);
     if (crc == SB_ECANCELED) {
         fprintf(stderr, "shoebox: interrupted; run the same command again to continue\n");
         rc = 130;
@@ -218,6 +233,7 @@ out:
     if (have_emb)
         cli_embedder_close(&emb);
     tagger_free(tagger);
+    cli_ocr_release(&ocr);
     catalog_close(cat);
     free(roots);
     return rc;

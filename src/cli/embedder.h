@@ -4,6 +4,7 @@
 
 #include "cli.h"
 #include "shoebox/crawl.h"
+#include "shoebox/model.h"
 
 struct clip_model;
 struct clip_ctx;
@@ -14,6 +15,9 @@ struct cli_embedder {
     struct clip_ctx *ctx;
     struct crawl_embedder crawl;
 };
+
+/* --precision as the engine's enum (auto: bf16 where the CPU computes it natively). */
+enum clip_precision cli_clip_precision(const struct cli_ctx *ctx);
 
 /* Loads ctx->model_dir (towers: enum clip_towers bits). */
 int cli_embedder_open(struct cli_ctx *ctx, int towers, struct cli_embedder *e, struct sb_err *err);

@@ -1,5 +1,6 @@
 /* searchctx.c - shared set-up of search, similar and dupes (see searchctx.h). */
 #include "searchctx.h"
+#include "embedder.h"
 
 #include "shoebox/err.h"
 #include "shoebox/image.h"
@@ -102,6 +103,8 @@ int cli_search_init(struct cli_search *s, struct cli_ctx *ctx, int argc, char **
             }
         } else if (strcmp(a, "--paths") == 0) {
             s->paths_only = true;
+        } else if (strcmp(a, "--text") == 0) {
+            s->text_only = true;
         } else if (a[0] == '-' && a[1] >= '0' && a[1] <= '9') {
             (*rest)[(*nrest)++] = argv[i]; /* a negative weight "-0.5:night": a term */
         } else {
@@ -134,7 +137,7 @@ static int load_tower(struct cli_search *s, int tower, struct clip_model **m, st
     struct clip_load_params lp = clip_load_default_params();
     lp.towers = tower;
     lp.precision =
-        s->ctx->precision == CLI_PRECISION_BF16 ? CLIP_PRECISION_BF16 : CLIP_PRECISION_FP32;
+        cli_clip_precision(s->ctx);
     lp.blas_threads = s->ctx->threads;
     if (clip_model_load(s->model_dir, &lp, m, &err) || clip_ctx_new(*m, 1, NULL, c, &err)) {
         cli_error("model '%s': %s", s->model_dir, err.msg);

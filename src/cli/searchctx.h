@@ -23,6 +23,7 @@ struct cli_search {
     bool min_score_default;
     float threshold; /* dupes */
     bool sort_date, paths_only;
+    bool text_only; /* --text: search the words in photos (OCR, captions) only, no model */
     char model_name[256];
     char model_dir[PATH_MAX];
     char cache_dir[PATH_MAX];

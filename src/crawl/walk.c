@@ -173,6 +173,23 @@ static int maybe_commit(struct walk *w, struct sb_err *err)
     return rc;
 }
 
+/* An XMP sidecar ("IMG_1.xmp", darktable's "IMG_1.CR2.xmp") that is new, changed or gone
+ * makes the "xmp" stage of the photos it belongs to pending again, so that edits made in
+ * another program are read on the next index (the stage itself runs once per photo). */
+static int sidecar_changed(struct walk *w, const char *path, struct sb_err *err)
+{
+    size_t n = strlen(path);
+    if (n < 5 || strcasecmp(path + n - 4, ".xmp") != 0)
+        return SB_OK;
+    char *stem = sb_strdup(path);
+    if (!stem)
+        return sb_fail(err, SB_ENOMEM, "walk: out of memory");
+    stem[n - 4] = '\0';
+    int rc = catalog_jobs_reset_stem(w->cat, "xmp", stem, NULL, err);
+    free(stem);
+    return rc;
+}
+
 static int visit_file(struct walk *w, const char *path, const struct stat *s, struct sb_err *err)
 {
     w->stats->seen++;
@@ -190,6 +207,8 @@ static int visit_file(struct walk *w, const char *path, const struct stat *s, st
         }
     }
     int rc = catalog_file_touch(w->cat, path, &cs, err);
+    if (!rc)
+        rc = sidecar_changed(w, path, err);
     if (rc)
         return rc;
     w->stats->touched++;
@@ -378,6 +397,8 @@ int crawl_scan_root(struct catalog *cat, const char *root, const struct crawl_pa
             if (!k->path || k->seen || k->status == CATALOG_FILE_MISSING)
                 continue;
             rc = catalog_file_set_missing(cat, k->id, err);
+            if (!rc)
+                rc = sidecar_changed(&w, k->path, err);
             stats->missing++;
         }
     }

@@ -284,39 +284,6 @@ static void map_path(const struct lr_import_params *p, const char *in, struct sb
     sb_buf_puts(out, in);
 }
 
-static int match_photo(struct importer *im, const char *path, int64_t *photo, bool *by_hash,
-                       struct sb_err *err)
-{
-    struct sb_err e;
-    *photo = 0;
-    *by_hash = false;
-    int rc = catalog_photo_by_path(im->cat, path, photo, &e);
-    if (rc == SB_OK)
-        return SB_OK;
-    if (rc != SB_ENOENT)
-        return sb_fail(err, rc, "%s", e.msg);
-    char *real = realpath(path, NULL); /* the same file under another spelling */
-    if (real && strcmp(real, path) != 0 && catalog_photo_by_path(im->cat, real, photo, &e) == 0) {
-        free(real);
-        return SB_OK;
-    }
-    struct stat sb;
-    unsigned char hash[16];
-    if (real && stat(real, &sb) == 0 && S_ISREG(sb.st_mode) &&
-        interop_hash_file(real, hash, &e) == SB_OK) {
-        rc = catalog_photo_by_hash(im->cat, hash, photo, &e);
-        if (rc == SB_OK)
-            *by_hash = true;
-        else if (rc != SB_ENOENT) {
-            free(real);
-            return sb_fail(err, rc, "%s", e.msg);
-        }
-    }
-    free(real);
-    *photo = *by_hash ? *photo : 0;
-    return SB_OK;
-}
-
 static int import_images(struct importer *im, struct sb_err *err)
 {
     sqlite3 *db = im->db;
@@ -374,7 +341,7 @@ static int import_images(struct importer *im, struct sb_err *err)
         } else {
             bool by_hash = false;
             if (path.data)
-                rc = match_photo(im, path.data, &r.photo_id, &by_hash, err);
+                rc = interop_match_photo(im->cat, path.data, &r.photo_id, &by_hash, err);
             r.original_path = path.data;
             im->st->images++;
             if (r.photo_id) {

@@ -2,6 +2,7 @@
  * lightroom_internal.h). */
 #include "lightroom_internal.h"
 
+#include "shoebox/catalog.h"
 #include "shoebox/err.h"
 #include "shoebox/util.h"
 
@@ -136,4 +137,37 @@ out:
     free(buf);
     XXH3_freeState(state);
     return rc;
+}
+
+int interop_match_photo(struct catalog *cat, const char *path, int64_t *photo, bool *by_hash,
+                        struct sb_err *err)
+{
+    struct sb_err e;
+    *photo = 0;
+    *by_hash = false;
+    int rc = catalog_photo_by_path(cat, path, photo, &e);
+    if (rc == SB_OK)
+        return SB_OK;
+    if (rc != SB_ENOENT)
+        return sb_fail(err, rc, "%s", e.msg);
+    char *real = realpath(path, NULL); /* the same file under another spelling */
+    if (real && strcmp(real, path) != 0 && catalog_photo_by_path(cat, real, photo, &e) == 0) {
+        free(real);
+        return SB_OK;
+    }
+    struct stat sb;
+    unsigned char hash[16];
+    if (real && stat(real, &sb) == 0 && S_ISREG(sb.st_mode) &&
+        interop_hash_file(real, hash, &e) == SB_OK) {
+        rc = catalog_photo_by_hash(cat, hash, photo, &e);
+        if (rc == SB_OK)
+            *by_hash = true;
+        else if (rc != SB_ENOENT) {
+            free(real);
+            return sb_fail(err, rc, "%s", e.msg);
+        }
+    }
+    free(real);
+    *photo = *by_hash ? *photo : 0;
+    return SB_OK;
 }

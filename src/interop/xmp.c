@@ -573,15 +573,22 @@ static int plugin_store(void *user, struct catalog *cat, int64_t photo_id, void 
     (void)embedding;
     (void)dim;
     struct xmp_data *x = result;
-    if (!x)
-        return catalog_tags_replace(cat, photo_id, CATALOG_TAG_XMP, NULL, NULL, 0, err);
-    int rc = catalog_tags_replace(cat, photo_id, CATALOG_TAG_XMP, (const char *const *)x->keywords,
-                                  NULL, x->nkeywords, err);
-    if (!rc) {
+    /* no XMP (any more): its tags and texts go; a sidecar edited since is read again */
+    int rc = catalog_tags_replace(cat, photo_id, CATALOG_TAG_XMP,
+                                  x ? (const char *const *)x->keywords : NULL, NULL,
+                                  x ? x->nkeywords : 0, err);
+    if (!rc && x) {
         struct catalog_xmp cx = { x->rating == XMP_NO_RATING ? CATALOG_XMP_NO_RATING : x->rating,
                                   x->label, x->title, x->description };
         rc = catalog_xmp_set(cat, photo_id, &cx, err);
     }
+    /* title and description join the full-text index (NULL removes an older text) */
+    if (!rc)
+        rc = catalog_text_set(cat, photo_id, XMP_TEXT_TITLE, x ? x->title : NULL, (double)NAN, NULL,
+                              err);
+    if (!rc)
+        rc = catalog_text_set(cat, photo_id, XMP_TEXT_DESCRIPTION, x ? x->description : NULL,
+                              (double)NAN, NULL, err);
     return rc;
 }
 

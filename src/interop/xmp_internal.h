@@ -14,6 +14,13 @@ struct sb_err;
 #define XMP_NS_LR  "http://ns.adobe.com/lightroom/1.0/"
 #define XMP_NS_X   "adobe:ns:meta/"
 
+/* A C string as libxml2's const xmlChar * (UTF-8 bytes either way). BAD_CAST casts away const,
+ * which -Wcast-qual rejects; going through const void * keeps the qualifier. */
+static inline const xmlChar *xmp_xc(const char *s)
+{
+    return (const xmlChar *)(const void *)s;
+}
+
 /* Parses buf with the network off, no entity substitution and no DOCTYPE (see xmp.h).
  * *out is freed with xmlFreeDoc(). */
 int xmp_doc_parse(const char *buf, size_t len, const char *what, xmlDocPtr *out,

@@ -48,7 +48,7 @@ static xmlNode *find_prop(xmlNode *rdf, const char *ns, const char *name)
 static bool has_attr_prop(xmlNode *rdf, const char *ns, const char *name)
 {
     for (xmlNode *d = rdf->children; d; d = d->next) {
-        if (xmp_is(d, XMP_NS_RDF, "Description") && xmlHasNsProp(d, BAD_CAST name, BAD_CAST ns))
+        if (xmp_is(d, XMP_NS_RDF, "Description") && xmlHasNsProp(d, xmp_xc(name), xmp_xc(ns)))
             return true;
     }
     return false;
@@ -57,15 +57,15 @@ static bool has_attr_prop(xmlNode *rdf, const char *ns, const char *name)
 /* The namespace ns in scope at node, declared on node with prefix when missing. */
 static xmlNs *ensure_ns(xmlDoc *doc, xmlNode *node, const char *href, const char *prefix)
 {
-    xmlNs *ns = xmlSearchNsByHref(doc, node, BAD_CAST href);
+    xmlNs *ns = xmlSearchNsByHref(doc, node, xmp_xc(href));
     if (ns)
         return ns;
     /* the prefix may be bound to another URI here: pick a free one */
     char p[32];
     snprintf(p, sizeof(p), "%s", prefix);
-    for (int i = 1; xmlSearchNs(doc, node, BAD_CAST p) && i < 100; i++)
+    for (int i = 1; xmlSearchNs(doc, node, xmp_xc(p)) && i < 100; i++)
         snprintf(p, sizeof(p), "%s%d", prefix, i);
-    return xmlNewNs(node, BAD_CAST href, BAD_CAST p);
+    return xmlNewNs(node, xmp_xc(href), xmp_xc(p));
 }
 
 static xmlNode *first_description(xmlDoc *doc, xmlNode *rdf, xmlNs *rdf_ns)
@@ -74,9 +74,9 @@ static xmlNode *first_description(xmlDoc *doc, xmlNode *rdf, xmlNs *rdf_ns)
         if (xmp_is(d, XMP_NS_RDF, "Description"))
             return d;
     }
-    xmlNode *d = xmlNewChild(rdf, rdf_ns, BAD_CAST "Description", NULL);
+    xmlNode *d = xmlNewChild(rdf, rdf_ns, xmp_xc("Description"), NULL);
     if (d)
-        xmlNewNsProp(d, rdf_ns, BAD_CAST "about", BAD_CAST "");
+        xmlNewNsProp(d, rdf_ns, xmp_xc("about"), xmp_xc(""));
     (void)doc;
     return d;
 }
@@ -88,7 +88,7 @@ static xmlNode *array_of(xmlNode *prop, xmlNs *rdf_ns)
         if (xmp_is(c, XMP_NS_RDF, "Bag") || xmp_is(c, XMP_NS_RDF, "Seq"))
             return c;
     }
-    return xmlNewChild(prop, rdf_ns, BAD_CAST "Bag", NULL);
+    return xmlNewChild(prop, rdf_ns, xmp_xc("Bag"), NULL);
 }
 
 static bool array_has(const xmlNode *arr, const char *value, bool leaf)
@@ -130,7 +130,7 @@ static void add_to_array(struct merge *m, const char *ns, const char *prefix, co
         if (!prop) {
             xmlNode *d = first_description(m->doc, m->rdf, m->rdf_ns);
             xmlNs *pns = d ? ensure_ns(m->doc, d, ns, prefix) : NULL;
-            prop = pns ? xmlNewChild(d, pns, BAD_CAST name, NULL) : NULL;
+            prop = pns ? xmlNewChild(d, pns, xmp_xc(name), NULL) : NULL;
             if (!prop) {
                 m->oom = true;
                 return;
@@ -144,12 +144,12 @@ static void add_to_array(struct merge *m, const char *ns, const char *prefix, co
         }
         if (array_has(arr, values[i], leaf))
             continue;
-        xmlNode *li = xmlNewChild(arr, m->rdf_ns, BAD_CAST "li", NULL);
+        xmlNode *li = xmlNewChild(arr, m->rdf_ns, xmp_xc("li"), NULL);
         if (!li) {
             m->oom = true;
             return;
         }
-        xmlNodeAddContent(li, BAD_CAST values[i]); /* escaped on output */
+        xmlNodeAddContent(li, xmp_xc(values[i])); /* escaped on output */
         m->nchanges++;
         if (m->changes)
             sb_buf_printf(m->changes, "+ %s:%s %s\n",
@@ -170,15 +170,15 @@ static void add_description(struct merge *m, const char *text)
     }
     xmlNode *d = first_description(m->doc, m->rdf, m->rdf_ns);
     xmlNs *dc = d ? ensure_ns(m->doc, d, XMP_NS_DC, "dc") : NULL;
-    xmlNode *prop = dc ? xmlNewChild(d, dc, BAD_CAST "description", NULL) : NULL;
-    xmlNode *alt = prop ? xmlNewChild(prop, m->rdf_ns, BAD_CAST "Alt", NULL) : NULL;
-    xmlNode *li = alt ? xmlNewChild(alt, m->rdf_ns, BAD_CAST "li", NULL) : NULL;
-    xmlNs *xml = li ? xmlSearchNs(m->doc, li, BAD_CAST "xml") : NULL;
-    if (!li || !xml || !xmlSetNsProp(li, xml, BAD_CAST "lang", BAD_CAST "x-default")) {
+    xmlNode *prop = dc ? xmlNewChild(d, dc, xmp_xc("description"), NULL) : NULL;
+    xmlNode *alt = prop ? xmlNewChild(prop, m->rdf_ns, xmp_xc("Alt"), NULL) : NULL;
+    xmlNode *li = alt ? xmlNewChild(alt, m->rdf_ns, xmp_xc("li"), NULL) : NULL;
+    xmlNs *xml = li ? xmlSearchNs(m->doc, li, xmp_xc("xml")) : NULL;
+    if (!li || !xml || !xmlSetNsProp(li, xml, xmp_xc("lang"), xmp_xc("x-default"))) {
         m->oom = true;
         return;
     }
-    xmlNodeAddContent(li, BAD_CAST text);
+    xmlNodeAddContent(li, xmp_xc(text));
     m->nchanges++;
     if (m->changes)
         sb_buf_printf(m->changes, "+ dc:description %s\n", text);

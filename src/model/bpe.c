@@ -787,6 +787,7 @@ int bpe_encode(const struct bpe_tokenizer *tok, const char *text, size_t len, bo
     struct enc e = { .t = tok, .ids = ids, .cap = cap };
     struct sb_buf clean;
     sb_buf_init(&clean);
+    sb_buf_append(&clean, "", 0); /* never NULL, even for empty text */
     utf8_append_lossy(&clean, (const unsigned char *)(text ? text : ""), len);
     int rc = SB_OK;
     if (clean.failed) {

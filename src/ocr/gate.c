@@ -3,12 +3,15 @@
  * Printed text is made of strokes: along a row through a word, a strong edge is followed a
  * few pixels later by one of the opposite sign (dark-light-dark), many times per letter
  * height, and the same holds down the columns (bars of E, t, z). Text lines put such cells
- * side by side. So: a greyscale copy with long edge <= 800 px (area average), per 12x12 cell
+ * side by side. So: a greyscale copy with long edge <= 800 px (area average; and again at
+ * 400 px for big letters), per 12x12 cell
  * the count of opposite-signed edge pairs at most 7 px apart in rows and in columns, a cell
  * is "stroky" when both counts are high, and the score is the number of stroky cells that lie
  * in a horizontal or vertical run of >= 3 (a word, or a turned word). Foliage, gravel and
  * fences also score (a false pass costs one Tesseract run); smooth skies, faces, walls and
  * bokeh do not (those are the photos skipped). Measured in bench/ocr/run.sh. */
+#include "internal.h"
+
 #include "shoebox/ocr.h"
 
 #include "shoebox/image.h"
@@ -18,16 +21,16 @@
 
 #define GATE_LONG   800 /* long edge of the analysed copy */
 #define GATE_CELL   12  /* cell side, px */
-#define GATE_EDGE   28  /* |grey step| that counts as a stroke edge */
+#define GATE_EDGE   32  /* |grey step| that counts as a stroke edge */
 #define GATE_STROKE 7   /* most px between the two edges of one stroke */
-#define GATE_PAIRS  6   /* pairs in rows for a stroky cell (and half as many in columns) */
+#define GATE_PAIRS  8   /* pairs in rows for a stroky cell (and half as many in columns) */
 #define GATE_RUN    3   /* adjacent stroky cells that make a line */
 
 /* Area-averaged greyscale copy, downscaled by an integer step. */
-static unsigned char *small_grey(const struct image *rgb, int *gw, int *gh)
+static unsigned char *small_grey(const struct image *rgb, int glong, int *gw, int *gh)
 {
     int lng = rgb->w > rgb->h ? rgb->w : rgb->h;
-    int s = (lng + GATE_LONG - 1) / GATE_LONG;
+    int s = (lng + glong - 1) / glong;
     if (s < 1)
         s = 1;
     int w = rgb->w / s, h = rgb->h / s;
@@ -73,12 +76,11 @@ static void count_pairs(const unsigned char *p, int n, size_t stride, int *cells
     }
 }
 
-int ocr_gate_score(const struct image *rgb)
+static int measure_at(const struct image *rgb, int glong, int *hcells, int *vcells)
 {
-    if (!rgb || !rgb->px || rgb->w <= 0 || rgb->h <= 0)
-        return 0;
+    *hcells = *vcells = 0;
     int w = 0, h = 0;
-    unsigned char *g = small_grey(rgb, &w, &h);
+    unsigned char *g = small_grey(rgb, glong, &w, &h);
     if (!g)
         return 0;
     int cw = w / GATE_CELL, ch = h / GATE_CELL;
@@ -117,6 +119,7 @@ int ocr_gate_score(const struct image *rgb)
             if (run >= GATE_RUN) {
                 for (int k = 0; k < run; k++)
                     stroky[(size_t)cy * cw + cx + k] |= 2;
+                *hcells += run;
             }
             cx += run ? run : 1;
         }
@@ -129,6 +132,7 @@ int ocr_gate_score(const struct image *rgb)
             if (run >= GATE_RUN) {
                 for (int k = 0; k < run; k++)
                     stroky[(size_t)(cy + k) * cw + cx] |= 2;
+                *vcells += run;
             }
             cy += run ? run : 1;
         }
@@ -141,6 +145,30 @@ out:
     free(vp);
     free(g);
     return score;
+}
+
+/* Big letters (a poster filling the frame) have few strokes per cell at 800 px: measure at
+ * 400 px too and keep the better. */
+int ocr_gate_measure(const struct image *rgb, int *hcells, int *vcells)
+{
+    *hcells = *vcells = 0;
+    if (!rgb || !rgb->px || rgb->w <= 0 || rgb->h <= 0)
+        return 0;
+    int h2 = 0, v2 = 0;
+    int s1 = measure_at(rgb, GATE_LONG, hcells, vcells);
+    int s2 = measure_at(rgb, GATE_LONG / 2, &h2, &v2);
+    if (s2 > s1) {
+        *hcells = h2;
+        *vcells = v2;
+        return s2;
+    }
+    return s1;
+}
+
+int ocr_gate_score(const struct image *rgb)
+{
+    int h, v;
+    return ocr_gate_measure(rgb, &h, &v);
 }
 
 bool ocr_gate_pass(const struct image *rgb)

@@ -8,6 +8,8 @@
  * low-confidence junk like "a>" from foliage). When that leaves (almost) nothing and the osd
  * traineddata is installed, orientation detection says whether the image is turned; it is
  * then read again upright. */
+#include "internal.h"
+
 #include "shoebox/ocr.h"
 
 #include "shoebox/catalog.h"
@@ -19,14 +21,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <leptonica/allheaders.h>
 #include <tesseract/capi.h>
 
-#define OCR_MAX_LONG   2600 /* larger images are reduced to OCR_REDUCE_TO */
-#define OCR_REDUCE_TO  2000
-#define OCR_MIN_LONG   1000 /* smaller ones are enlarged (x2 at most) */
-#define OCR_OSD_BELOW  8    /* kept characters under which orientation detection is tried */
-#define OCR_OSD_CONF   1.5f /* orientation confidence needed to turn the image */
-#define OCR_LANG_MAX   128
+#define OCR_MAX_LONG  2600 /* larger images are reduced to OCR_REDUCE_TO */
+#define OCR_REDUCE_TO 2000
+#define OCR_MIN_LONG  1000 /* smaller ones are enlarged (x2 at most) */
+#define OCR_OSD_BELOW 8    /* kept characters under which orientation detection is tried */
+#define OCR_OSD_CONF  1.5f /* orientation confidence needed to turn the image */
+#define OCR_LANG_MAX  128
 
 static const char *const tessdata_dirs[] = {
     "/usr/share/tesseract-ocr/5/tessdata",    /* Debian 12, Ubuntu 22.04+ */
@@ -61,7 +64,7 @@ struct ocr_params ocr_default_params(void)
     p.min_long = 2000;
     p.gate = true;
     p.osd = true;
-    p.min_word_conf = 60.0f;
+    p.min_word_conf = 65.0f;
     return p;
 }
 
@@ -202,6 +205,9 @@ int ocr_engine_new(const struct ocr_params *p, int nworkers, struct ocr_engine *
      * waiting): one thread each. Before the first Tesseract object is made, from main's
      * thread; an explicit setting by the user wins. */
     setenv("OMP_THREAD_LIMIT", "1", 0);
+    /* Leptonica reports oddities of photos ("box outside rectangle") on stderr; they are not
+     * errors of ours */
+    setMsgSeverity(L_SEVERITY_NONE);
     e->w[0].api = api_new(e, e->lang, OEM_LSTM_ONLY);
     if (!e->w[0].api) {
         rc = sb_fail(err, SB_EMODEL, "ocr: Tesseract could not load '%s' from '%s'", e->lang,
@@ -334,14 +340,24 @@ static int grey_rotate(const struct grey *g, int deg, struct grey *out, struct s
 
 /* ---- recognition -------------------------------------------------------------------------- */
 
-static bool has_alnum(const char *s)
+/* A word worth keeping has a letter or digit: ASCII alnum, a Latin-1/Latin Extended letter
+ * (U+00C0-U+024F, "é"), or any code point from U+0370 on (Greek, Cyrillic, CJK, ... for other
+ * language packs). Symbols such as "¥" or "©" alone are junk read from textures. */
+static size_t count_alnum(const char *s)
 {
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c >= 0x80 || (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z'))
-            return true;
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        unsigned c = *p;
+        if ((c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z'))
+            n++;
+        else if (c >= 0xC3 && c < 0xC0 + 0x20) /* lead byte of U+00C0..U+07FF */
+            n++;
+        else if (c == 0xE2 && (p[1] == 0x80 || p[1] == 0x81)) /* U+2000-U+207F: “ ” – … */
+            continue;
+        else if (c >= 0xE0) /* lead byte of U+0800 and up */
+            n++;
     }
-    return false;
+    return n;
 }
 
 /* Recognises g with api and keeps the confident words: *text (malloc'd) has one line per
@@ -366,16 +382,19 @@ static int recognise(const struct ocr_engine *e, TessBaseAPI *api, const struct 
     if (it) {
         const TessPageIterator *pit = TessResultIteratorGetPageIteratorConst(it);
         do {
-            if (TessPageIteratorIsAtBeginningOf(pit, RIL_TEXTLINE) && line_has_words) {
-                sb_buf_puts(&b, "\n");
+            if (TessPageIteratorIsAtBeginningOf(pit, RIL_TEXTLINE))
                 line_has_words = false;
-            }
             char *word = TessResultIteratorGetUTF8Text(it, RIL_WORD);
             float c = TessResultIteratorConfidence(it, RIL_WORD);
-            if (word && c >= e->p.min_word_conf && has_alnum(word)) {
-                size_t n = strlen(word);
+            size_t n = word ? strlen(word) : 0, alnum = word ? count_alnum(word) : 0;
+            /* a word with a single letter or digit is kept only when Tesseract is sure of it
+             * ("4", "e" or "“a" out of foliage are common) */
+            float need = alnum == 1 ? 90.0f : e->p.min_word_conf;
+            if (word && alnum > 0 && c >= need) {
                 if (line_has_words)
                     sb_buf_puts(&b, " ");
+                else if (b.len)
+                    sb_buf_puts(&b, "\n");
                 sb_buf_puts(&b, word);
                 line_has_words = true;
                 kept += n;
@@ -426,7 +445,6 @@ static int detect_turn(struct ocr_engine *e, struct ocr_worker *w, const struct 
      * stale: freeing it corrupts the heap, as valgrind showed) */
     BOOL ok = TessBaseAPIDetectOrientationScript(w->osd, &deg, &oconf, &script, &sconf);
     TessBaseAPIClear(w->osd);
-    fprintf(stderr, "OSD ok=%d deg=%d conf=%.2f script=%s\n", ok, deg, (double)oconf, script ? script : "-");
     if (!ok || oconf < OCR_OSD_CONF)
         return 0;
     /* orient_deg is how far the page is turned clockwise; undo it */
@@ -434,8 +452,8 @@ static int detect_turn(struct ocr_engine *e, struct ocr_worker *w, const struct 
     return deg == 90 || deg == 180 || deg == 270 ? (360 - deg) % 360 : 0;
 }
 
-int ocr_engine_read(struct ocr_engine *e, int worker, const struct image *rgb,
-                    struct ocr_text *out, struct sb_err *err)
+int ocr_engine_read(struct ocr_engine *e, int worker, const struct image *rgb, struct ocr_text *out,
+                    struct sb_err *err)
 {
     if (worker < 0 || worker >= e->nworkers)
         return sb_fail(err, SB_EINVAL, "ocr: worker %d of %d", worker, e->nworkers);
@@ -450,7 +468,9 @@ int ocr_engine_read(struct ocr_engine *e, int worker, const struct image *rgb,
     int rc = SB_OK;
     memset(out, 0, sizeof(*out));
     w->stats.images++;
-    if (e->p.gate && !ocr_gate_pass(rgb)) {
+    int hcells = 0, vcells = 0;
+    int score = ocr_gate_measure(rgb, &hcells, &vcells);
+    if (e->p.gate && score < OCR_GATE_MIN_SCORE) {
         w->stats.gated++;
         out->text = sb_strdup("");
         out->gated = true;
@@ -468,23 +488,34 @@ int ocr_engine_read(struct ocr_engine *e, int worker, const struct image *rgb,
     if (rc)
         goto out;
     if (chars < OCR_OSD_BELOW) {
-        int turn = detect_turn(e, w, &g);
-        if (turn) {
-            rc = grey_rotate(&g, turn, &turned, err);
+        /* turned text: ask OSD; it needs a few dozen letters, so for a short turned line
+         * (the gate saw stroke runs going down rather than across) try both quarter turns */
+        int turns[2] = { detect_turn(e, w, &g), 0 };
+        if (!turns[0] && e->p.osd && vcells > hcells) {
+            turns[0] = 90;
+            turns[1] = 270;
+        }
+        for (int i = 0; i < 2 && turns[i]; i++) {
+            rc = grey_rotate(&g, turns[i], &turned, err);
             if (!rc)
                 rc = recognise(e, w->api, &turned, &text2, &chars2, &conf2, err);
+            free(turned.px);
+            turned.px = NULL;
             if (rc)
                 goto out;
             if (chars2 > chars) {
                 free(text);
                 text = text2;
-                text2 = NULL;
                 chars = chars2;
                 conf = conf2;
-                rotation = turn;
-                w->stats.rotated++;
+                rotation = turns[i];
+            } else {
+                free(text2);
             }
+            text2 = NULL;
         }
+        if (rotation)
+            w->stats.rotated++;
     }
     if (chars)
         w->stats.with_text++;

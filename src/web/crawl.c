@@ -54,7 +54,9 @@ static int embedder_open(struct web_server *s, const char *dir, struct web_embed
     memset(e, 0, sizeof(*e));
     struct clip_load_params lp = clip_load_default_params();
     lp.towers = CLIP_TOWER_VISION;
-    lp.precision = s->p.precision == WEB_PRECISION_BF16 ? CLIP_PRECISION_BF16 : CLIP_PRECISION_FP32;
+    lp.precision = s->p.precision == WEB_PRECISION_BF16   ? CLIP_PRECISION_BF16
+                   : s->p.precision == WEB_PRECISION_AUTO ? CLIP_PRECISION_AUTO
+                                                          : CLIP_PRECISION_FP32;
     lp.blas_threads = s->p.blas_threads;
     int rc = clip_model_load(dir, &lp, &e->model, err);
     if (!rc)

@@ -64,7 +64,9 @@ static int load_text(struct web_server *s, const char *dir, struct clip_model **
 {
     struct clip_load_params lp = clip_load_default_params();
     lp.towers = CLIP_TOWER_TEXT;
-    lp.precision = s->p.precision == WEB_PRECISION_BF16 ? CLIP_PRECISION_BF16 : CLIP_PRECISION_FP32;
+    lp.precision = s->p.precision == WEB_PRECISION_BF16   ? CLIP_PRECISION_BF16
+                   : s->p.precision == WEB_PRECISION_AUTO ? CLIP_PRECISION_AUTO
+                                                          : CLIP_PRECISION_FP32;
     lp.blas_threads = s->p.blas_threads;
     return clip_model_load(dir, &lp, out, err);
 }
