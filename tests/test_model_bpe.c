@@ -83,8 +83,7 @@ static void test_cases(const char *name)
             sb_buf_init(&out);
             rc = bpe_decode(t, want, (size_t)nw, skip, &out, &err);
             CHECK_EQ_INT(SB_OK, rc);
-            const char *dw =
-                cJSON_GetObjectItem(c, skip ? "decoded_skip" : "decoded")->valuestring;
+            const char *dw = cJSON_GetObjectItem(c, skip ? "decoded_skip" : "decoded")->valuestring;
             bool ok = out.data && strcmp(out.data, dw) == 0;
             n_dec += ok;
             if (!ok)
@@ -173,7 +172,8 @@ static void test_failures(void)
         { "{\"model\":{\"type\":\"WordPiece\",\"vocab\":{}}}", SB_EFORMAT },
         { "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[\"a b\"]}}", SB_ECORRUPT },
         { "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":-1},\"merges\":[]}}", SB_ECORRUPT },
-        { "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},\"merges\":[[\"a\"]]}}",
+        { "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},\"merges\":[[\"a\"]]}"
+          "}",
           SB_ECORRUPT },
         /* byte-level without the 256 byte tokens */
         { "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},\"pre_tokenizer\":{"

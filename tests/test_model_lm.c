@@ -208,8 +208,8 @@ static void test_model(const char *name, struct sb_pool *pool, int max_batch)
     CHECK_EQ_INT(SB_ETOOBIG, lm_prefill(c, many, NULL, 64 - pos + 1, &err));
     CHECK_EQ_INT(pos, lm_ctx_position(c));
     gp.max_new_tokens = 0;
-    CHECK_EQ_INT(SB_EINVAL, lm_generate(c, r.prompt, NULL, r.n_prompt, &gp, out, MAX_IDS, &n_out,
-                                        &err));
+    CHECK_EQ_INT(SB_EINVAL,
+                 lm_generate(c, r.prompt, NULL, r.n_prompt, &gp, out, MAX_IDS, &n_out, &err));
 out:
     if (have)
         ref_release(&r);
@@ -247,8 +247,8 @@ static void test_failures(void)
         { "{", SB_EFORMAT, "not a JSON object" },
         { "{\"model_type\":\"gpt2\"}", SB_EMODEL, "model_type 'gpt2'" },
         { "{\"model_type\":\"llama\",\"hidden_act\":\"gelu\"}", SB_EMODEL, "hidden_act" },
-        { "{\"model_type\":\"llama\",\"rope_scaling\":{\"type\":\"yarn\",\"factor\":2}}",
-          SB_EMODEL, "yarn" },
+        { "{\"model_type\":\"llama\",\"rope_scaling\":{\"type\":\"yarn\",\"factor\":2}}", SB_EMODEL,
+          "yarn" },
         { "{\"model_type\":\"llama\",\"num_attention_heads\":4,\"num_key_value_heads\":3}",
           SB_EFORMAT, "multiple" },
         { "{\"model_type\":\"llama\",\"hidden_size\":-4}", SB_EFORMAT, "hidden_size" },

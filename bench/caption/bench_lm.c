@@ -66,7 +66,8 @@ int main(int argc, char **argv)
                 return die(&err);
         rates[r] = (double)N / (sb_now() - t0);
     }
-    double lo = rates[0] < rates[1] ? rates[0] : rates[1], hi = rates[0] < rates[1] ? rates[1] : rates[0];
+    double lo = rates[0] < rates[1] ? rates[0] : rates[1],
+           hi = rates[0] < rates[1] ? rates[1] : rates[0];
     double med = rates[2] < lo ? lo : rates[2] > hi ? hi : rates[2];
     printf("decode %d %.1f tokens/s\n", (int)N, med);
     free(ids);

@@ -324,8 +324,7 @@ int catalog_text_get(struct catalog *cat, int64_t photo_id, const char *source, 
                      double *confidence, struct sb_err *err);
 /* Calls fn(user, source, text, confidence) for every text of a photo, by source. Strings are
  * borrowed for the call; a non-zero return from fn stops and is returned. */
-typedef int (*catalog_text_fn)(void *user, const char *source, const char *text,
-                               double confidence);
+typedef int (*catalog_text_fn)(void *user, const char *source, const char *text, double confidence);
 int catalog_photo_texts(struct catalog *cat, int64_t photo_id, catalog_text_fn fn, void *user,
                         struct sb_err *err);
 
@@ -333,8 +332,7 @@ int catalog_photo_texts(struct catalog *cat, int64_t photo_id, catalog_text_fn f
  * quotes doubled), so no FTS5 syntax (AND, NEAR, *, ^, :, column filters) can be injected;
  * words are joined with AND (match_all) or OR. Words without a letter or digit are dropped.
  * *out is malloc'd (the caller frees it); SB_EINVAL when no word is left. */
-int catalog_text_fts_query(const char *user_query, bool match_all, char **out,
-                           struct sb_err *err);
+int catalog_text_fts_query(const char *user_query, bool match_all, char **out, struct sb_err *err);
 
 struct catalog_text_hit {
     int64_t photo_id;

@@ -53,8 +53,8 @@ int lm_model_load(const char *dir, const struct lm_load_params *p, struct lm_mod
                   struct sb_err *err);
 void lm_model_free(struct lm_model *m); /* NULL is a no-op */
 
-int lm_model_vocab_size(const struct lm_model *m);  /* V: rows of the logits */
-int lm_model_hidden_size(const struct lm_model *m); /* C: width of an embedding row */
+int lm_model_vocab_size(const struct lm_model *m);    /* V: rows of the logits */
+int lm_model_hidden_size(const struct lm_model *m);   /* C: width of an embedding row */
 int lm_model_max_positions(const struct lm_model *m); /* max_position_embeddings */
 /* The end-of-sequence ids: generation_config.json's eos_token_id (an int or a list) when the
  * file exists, else config.json's. Writes at most cap ids to ids; returns how many exist. */

@@ -55,8 +55,7 @@ static void help(FILE *f)
             "  --tags            also tag photos with keywords from the model (zero-shot over\n"
             "                    a vocabulary of 1000+ concepts); remembered for later runs\n"
             "  --no-tags         stop automatic tagging (remembered)\n"
-            "  --no-xmp          do not read XMP sidecars and embedded XMP keywords\n"
-            CLI_OCR_HELP
+            "  --no-xmp          do not read XMP sidecars and embedded XMP keywords\n" CLI_OCR_HELP
             "  --help            this help\n");
 }
 

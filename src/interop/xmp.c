@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
+#include <libxml/xmlerror.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,16 @@ static const void *find_bytes(const void *hay, size_t n, const char *needle)
     return NULL;
 }
 
+/* libxml2 reports some errors that have no parser context (encoding conversion: "input
+ * conversion failed") through its generic handler, which prints to stderr whatever the
+ * XML_PARSE_NOERROR option says. Library code prints nothing: the parse runs with this
+ * handler (libxml2 keeps it per thread) and the caller's is restored afterwards. */
+static void xml_silent(void *ctx, const char *msg, ...)
+{
+    (void)ctx;
+    (void)msg;
+}
+
 int xmp_doc_parse(const char *buf, size_t len, const char *what, xmlDocPtr *out, struct sb_err *err)
 {
     if (len > XMP_MAX_BYTES)
@@ -57,7 +68,11 @@ int xmp_doc_parse(const char *buf, size_t len, const char *what, xmlDocPtr *out,
     /* NONET: no network; no NOENT (entities are not substituted); no HUGE (libxml2's depth and
      * text size limits stay on). */
     int opts = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING;
+    xmlGenericErrorFunc old_fn = xmlGenericError;
+    void *old_ctx = xmlGenericErrorContext;
+    xmlSetGenericErrorFunc(NULL, xml_silent);
     xmlDocPtr doc = xmlCtxtReadMemory(ctx, buf, (int)len, NULL, NULL, opts);
+    xmlSetGenericErrorFunc(old_ctx, old_fn);
     int rc = SB_OK;
     if (!doc || !ctx->wellFormed) {
         const char *msg = ctx->lastError.message ? ctx->lastError.message : "not well-formed";

@@ -18,11 +18,11 @@
 #define BPE_MAX_POST   8    /* special ids a template adds on each side */
 
 enum bpe_pre {
-    BPE_PRE_DIGITS,      /* Digits(individual_digits = true): each digit alone */
-    BPE_PRE_DIGIT_RUNS,  /* Digits(individual_digits = false): digit runs */
-    BPE_PRE_GPT2,        /* ByteLevel(use_regex) / Split with GPT-2's pattern */
-    BPE_PRE_QWEN2,       /* Split with Qwen2's pattern (single \p{N}) */
-    BPE_PRE_LLAMA3,      /* Split with Llama 3's pattern (\p{N}{1,3}) */
+    BPE_PRE_DIGITS,     /* Digits(individual_digits = true): each digit alone */
+    BPE_PRE_DIGIT_RUNS, /* Digits(individual_digits = false): digit runs */
+    BPE_PRE_GPT2,       /* ByteLevel(use_regex) / Split with GPT-2's pattern */
+    BPE_PRE_QWEN2,      /* Split with Qwen2's pattern (single \p{N}) */
+    BPE_PRE_LLAMA3,     /* Split with Llama 3's pattern (\p{N}{1,3}) */
 };
 
 struct bpe_vslot {
@@ -55,14 +55,14 @@ struct bpe_tokenizer {
     size_t n_ids;
     struct bpe_added *added; /* sorted by content length, longest first */
     size_t n_added;
-    uint8_t added_first[256]; /* 1 when some added token starts with this byte */
+    uint8_t added_first[256];  /* 1 when some added token starts with this byte */
     unsigned char *is_special; /* (n_ids) 1 for special added tokens */
     /* pipeline */
-    bool byte_level;     /* GPT-2 alphabet (else metaspace characters + byte fallback) */
-    bool nfc;            /* NFC normalizer */
-    bool prepend_space;  /* Prepend("▁") normalizer */
-    bool replace_space;  /* Replace(" ", "▁") normalizer */
-    bool prefix_space;   /* ByteLevel add_prefix_space */
+    bool byte_level;    /* GPT-2 alphabet (else metaspace characters + byte fallback) */
+    bool nfc;           /* NFC normalizer */
+    bool prepend_space; /* Prepend("▁") normalizer */
+    bool replace_space; /* Replace(" ", "▁") normalizer */
+    bool prefix_space;  /* ByteLevel add_prefix_space */
     enum bpe_pre pre[BPE_MAX_SPLITS];
     int n_pre;
     bool byte_fallback, fuse_unk;

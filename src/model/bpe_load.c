@@ -68,8 +68,9 @@ static int parse_normalizer(struct bpe_tokenizer *t, const cJSON *n, struct sb_e
     if (strcmp(type, "Prepend") == 0) {
         const char *p = str_of(n, "prepend");
         if (!p || strcmp(p, MS) != 0 || t->replace_space)
-            return sb_fail(err, SB_EFORMAT, "tokenizer.json: Prepend normalizer other than '▁' "
-                                            "first");
+            return sb_fail(err, SB_EFORMAT,
+                           "tokenizer.json: Prepend normalizer other than '▁' "
+                           "first");
         t->prepend_space = true;
         return SB_OK;
     }
@@ -77,8 +78,9 @@ static int parse_normalizer(struct bpe_tokenizer *t, const cJSON *n, struct sb_e
         const cJSON *pat = cJSON_GetObjectItemCaseSensitive(n, "pattern");
         const char *from = str_of(pat, "String"), *to = str_of(n, "content");
         if (!from || !to || strcmp(from, " ") != 0 || strcmp(to, MS) != 0)
-            return sb_fail(err, SB_EFORMAT, "tokenizer.json: Replace normalizer other than ' ' "
-                                            "-> '▁'");
+            return sb_fail(err, SB_EFORMAT,
+                           "tokenizer.json: Replace normalizer other than ' ' "
+                           "-> '▁'");
         t->replace_space = true;
         return SB_OK;
     }
@@ -120,8 +122,9 @@ static int parse_pre(struct bpe_tokenizer *t, const cJSON *p, struct sb_err *err
         const char *re = str_of(cJSON_GetObjectItemCaseSensitive(p, "pattern"), "Regex");
         const char *behavior = str_of(p, "behavior");
         if (!re || !behavior || strcmp(behavior, "Isolated") != 0 || flag(p, "invert", false))
-            return sb_fail(err, SB_EFORMAT, "tokenizer.json: only Split with an isolated regex "
-                                            "is supported");
+            return sb_fail(err, SB_EFORMAT,
+                           "tokenizer.json: only Split with an isolated regex "
+                           "is supported");
         if (strcmp(re, PAT_GPT2) == 0)
             return add_pre(t, BPE_PRE_GPT2, err);
         if (strcmp(re, PAT_QWEN2) == 0)
@@ -131,8 +134,7 @@ static int parse_pre(struct bpe_tokenizer *t, const cJSON *p, struct sb_err *err
         return sb_fail(err, SB_EFORMAT, "tokenizer.json: Split pattern '%.60s' is not supported",
                        re);
     }
-    return sb_fail(err, SB_EFORMAT, "tokenizer.json: pre_tokenizer '%.40s' is not supported",
-                   type);
+    return sb_fail(err, SB_EFORMAT, "tokenizer.json: pre_tokenizer '%.40s' is not supported", type);
 }
 
 static int parse_decoder(struct bpe_tokenizer *t, const cJSON *d, struct sb_err *err)
@@ -157,16 +159,17 @@ static int parse_decoder(struct bpe_tokenizer *t, const cJSON *d, struct sb_err 
         const char *from = str_of(cJSON_GetObjectItemCaseSensitive(d, "pattern"), "String");
         const char *to = str_of(d, "content");
         if (!from || !to || strcmp(from, MS) != 0 || strcmp(to, " ") != 0)
-            return sb_fail(err, SB_EFORMAT, "tokenizer.json: Replace decoder other than '▁' -> "
-                                            "' '");
+            return sb_fail(err, SB_EFORMAT,
+                           "tokenizer.json: Replace decoder other than '▁' -> "
+                           "' '");
         t->ms_decoder = true;
         return SB_OK;
     }
     if (strcmp(type, "Strip") == 0) {
         const cJSON *st = cJSON_GetObjectItemCaseSensitive(d, "start");
         const char *content = str_of(d, "content");
-        if (!content || strcmp(content, " ") != 0 || !cJSON_IsNumber(st) ||
-            st->valuedouble < 0 || st->valuedouble > 16)
+        if (!content || strcmp(content, " ") != 0 || !cJSON_IsNumber(st) || st->valuedouble < 0 ||
+            st->valuedouble > 16)
             return sb_fail(err, SB_EFORMAT, "tokenizer.json: Strip decoder other than ' '");
         t->strip_start = (int)st->valuedouble;
         return SB_OK;
@@ -198,8 +201,9 @@ static int parse_post(struct bpe_tokenizer *t, const cJSON *p, struct sb_err *er
         const cJSON *sp = name ? cJSON_GetObjectItemCaseSensitive(specials, name) : NULL;
         const cJSON *ids = cJSON_GetObjectItemCaseSensitive(sp, "ids");
         if (!cJSON_IsArray(ids))
-            return sb_fail(err, SB_ECORRUPT, "tokenizer.json: post_processor special token "
-                                             "'%.40s' has no ids",
+            return sb_fail(err, SB_ECORRUPT,
+                           "tokenizer.json: post_processor special token "
+                           "'%.40s' has no ids",
                            name ? name : "?");
         const cJSON *id;
         cJSON_ArrayForEach(id, ids)
@@ -295,8 +299,9 @@ static int parse_merge(struct bpe_tokenizer *t, const cJSON *m, uint32_t rank, s
     memcpy(buf + la, b, lb);
     int32_t ic = bpe_vocab_get(t, buf, la + lb);
     if (ia < 0 || ib < 0 || ic < 0)
-        return sb_fail(err, SB_ECORRUPT, "tokenizer.json: merge %u names a token not in the "
-                                         "vocabulary",
+        return sb_fail(err, SB_ECORRUPT,
+                       "tokenizer.json: merge %u names a token not in the "
+                       "vocabulary",
                        rank);
     return bpe_merge_put(t, ia, ib, rank, ic, err);
 }
@@ -310,8 +315,9 @@ static int parse_model(struct bpe_tokenizer *t, const cJSON *m, struct sb_err *e
     const char *cont = str_of(m, "continuing_subword_prefix");
     const char *eow = str_of(m, "end_of_word_suffix");
     if ((dropout && !cJSON_IsNull(dropout)) || (cont && cont[0]) || (eow && eow[0]))
-        return sb_fail(err, SB_EFORMAT, "tokenizer.json: BPE with dropout, subword prefix or "
-                                        "word suffix is not supported");
+        return sb_fail(err, SB_EFORMAT,
+                       "tokenizer.json: BPE with dropout, subword prefix or "
+                       "word suffix is not supported");
     t->byte_fallback = flag(m, "byte_fallback", false);
     t->fuse_unk = flag(m, "fuse_unk", false);
     const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(m, "vocab");
@@ -354,8 +360,9 @@ static int fill_bytes(struct bpe_tokenizer *t, struct sb_err *err)
         }
         t->byte_id[b] = bpe_vocab_get(t, s, n);
         if (t->byte_level && t->byte_id[b] < 0)
-            return sb_fail(err, SB_ECORRUPT, "tokenizer.json: byte-level vocabulary lacks byte "
-                                             "0x%02x",
+            return sb_fail(err, SB_ECORRUPT,
+                           "tokenizer.json: byte-level vocabulary lacks byte "
+                           "0x%02x",
                            b);
     }
     return SB_OK;
@@ -439,8 +446,9 @@ int bpe_load_mem(const char *tokenizer_json, size_t json_len, const char *config
     if (!rc && t->byte_level && (t->prepend_space || t->replace_space || t->byte_fallback))
         rc = sb_fail(err, SB_EFORMAT, "tokenizer.json: byte-level mixed with metaspace parts");
     if (!rc && !t->byte_level && !(t->prepend_space && t->replace_space && t->ms_decoder))
-        rc = sb_fail(err, SB_EFORMAT, "tokenizer.json: neither byte-level nor Llama-2 "
-                                      "metaspace style");
+        rc = sb_fail(err, SB_EFORMAT,
+                     "tokenizer.json: neither byte-level nor Llama-2 "
+                     "metaspace style");
     if (!rc)
         rc = fill_bytes(t, err);
     if (!rc)

@@ -34,16 +34,16 @@ int bpe_chat_kind(const struct bpe_tokenizer *tok, enum bpe_chat_kind *out, stru
     else if (strstr(s, "message['role'].upper() + ': '") && strstr(s, "'ASSISTANT:'"))
         *out = BPE_CHAT_LLAVA15;
     else
-        return sb_fail(err, SB_EFORMAT, "chat_template '%.60s...' is not one shoebox knows "
-                                        "(Idefics3, ChatML, llava-1.5)",
+        return sb_fail(err, SB_EFORMAT,
+                       "chat_template '%.60s...' is not one shoebox knows "
+                       "(Idefics3, ChatML, llava-1.5)",
                        s);
     return SB_OK;
 }
 
 static bool role_ok(const char *r)
 {
-    return r && (strcmp(r, "system") == 0 || strcmp(r, "user") == 0 ||
-                 strcmp(r, "assistant") == 0);
+    return r && (strcmp(r, "system") == 0 || strcmp(r, "user") == 0 || strcmp(r, "assistant") == 0);
 }
 
 int bpe_chat_apply(const struct bpe_tokenizer *tok, const struct bpe_chat_msg *msgs, size_t n,
@@ -55,8 +55,9 @@ int bpe_chat_apply(const struct bpe_tokenizer *tok, const struct bpe_chat_msg *m
         return rc;
     for (size_t i = 0; i < n; i++)
         if (!role_ok(msgs[i].role) || msgs[i].n_images < 0)
-            return sb_fail(err, SB_EINVAL, "chat message %zu: role '%.20s' is not system, user "
-                                           "or assistant",
+            return sb_fail(err, SB_EINVAL,
+                           "chat message %zu: role '%.20s' is not system, user "
+                           "or assistant",
                            i, msgs[i].role ? msgs[i].role : "(null)");
     switch (kind) {
     case BPE_CHAT_IDEFICS3:

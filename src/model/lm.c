@@ -26,17 +26,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LM_GEMV_MAX_T   4   /* rows up to which a product streams 16-bit weights per row */
-#define LM_CHUNK        64  /* weight rows per work item */
+#define LM_GEMV_MAX_T   4  /* rows up to which a product streams 16-bit weights per row */
+#define LM_CHUNK        64 /* weight rows per work item */
 #define LM_MAX_CTX_AUTO 8192
 #define LM_MAX_CACHE    ((size_t)16 << 30)
 
 struct lm_ctx {
     const struct lm_model *m;
     struct sb_pool *pool;
-    int n_workers; /* sb_pool_size(pool) + 1: the caller takes part */
-    int S, B;      /* cache length, largest T of one forward call */
-    int P;         /* positions cached */
+    int n_workers;            /* sb_pool_size(pool) + 1: the caller takes part */
+    int S, B;                 /* cache length, largest T of one forward call */
+    int P;                    /* positions cached */
     float *k_cache, *v_cache; /* (layers, S, G*D) keys after rotation, values */
     float *x;                 /* (B, C) residual stream */
     float *h;                 /* (B, C) normed input of a block; block output */
@@ -78,8 +78,7 @@ static void linear_task(void *arg, size_t begin, size_t end, int worker)
         int n1 = n0 + LM_CHUNK < N ? n0 + LM_CHUNK : N;
         if (j->T <= LM_GEMV_MAX_T) {
             for (int t = 0; t < j->T; t++)
-                lm_gemv_rows(j->out + (size_t)t * N, W->w, W->dt, j->in + (size_t)t * K, K, n0,
-                             n1);
+                lm_gemv_rows(j->out + (size_t)t * N, W->w, W->dt, j->in + (size_t)t * K, K, n0, n1);
         } else {
             const float *w = (const float *)W->w + (size_t)n0 * K;
             if (W->dt != ST_F32) {
@@ -158,10 +157,9 @@ static void rope_tables(struct lm_ctx *c, int T)
     int seq = c->P + T;
     if (cfg->rope == LM_ROPE_DYNAMIC && seq > cfg->max_pos) {
         float D = (float)cfg->head_dim;
-        float base = cfg->rope_theta *
-                     powf(cfg->rope_factor * (float)seq / (float)cfg->max_pos -
-                              (cfg->rope_factor - 1.0f),
-                          D / (D - 2.0f));
+        float base = cfg->rope_theta * powf(cfg->rope_factor * (float)seq / (float)cfg->max_pos -
+                                                (cfg->rope_factor - 1.0f),
+                                            D / (D - 2.0f));
         for (int i = 0; i < half; i++)
             c->inv_freq[i] = 1.0f / powf(base, (float)(2 * i) / D);
         inv = c->inv_freq;
@@ -294,16 +292,14 @@ static void forward(struct lm_ctx *c, const int32_t *ids, const float *embeds, i
     linear(c, c->logits, c->h, &m->head, 1); /* (V) */
 }
 
-int lm_prefill(struct lm_ctx *c, const int32_t *ids, const float *embeds, int n,
-               struct sb_err *err)
+int lm_prefill(struct lm_ctx *c, const int32_t *ids, const float *embeds, int n, struct sb_err *err)
 {
     if (!c || !ids || n < 1)
         return sb_fail(err, SB_EINVAL, "lm prefill: no input");
     int V = c->m->cfg.vocab;
     for (int i = 0; i < n; i++) {
         if (ids[i] == LM_EMBED_ROW && !embeds)
-            return sb_fail(err, SB_EINVAL, "lm prefill: row %d wants an embedding, none given",
-                           i);
+            return sb_fail(err, SB_EINVAL, "lm prefill: row %d wants an embedding, none given", i);
         if (ids[i] != LM_EMBED_ROW && (ids[i] < 0 || ids[i] >= V))
             return sb_fail(err, SB_EINVAL, "lm prefill: token id %d is outside [0, %d)",
                            (int)ids[i], V);
@@ -356,8 +352,7 @@ int lm_ctx_new(const struct lm_model *m, struct sb_pool *pool, int max_ctx, int 
     size_t cache;
     if (!sb_mul3_size((size_t)cfg->layers, (size_t)max_ctx, GD, &cache) ||
         cache > LM_MAX_CACHE / (2 * sizeof(float)))
-        return sb_fail(err, SB_ETOOBIG, "lm ctx: a KV cache of %d positions is too large",
-                       max_ctx);
+        return sb_fail(err, SB_ETOOBIG, "lm ctx: a KV cache of %d positions is too large", max_ctx);
     struct lm_ctx *c = calloc(1, sizeof(*c));
     if (!c)
         return sb_fail(err, SB_ENOMEM, "no memory for an lm ctx");
@@ -472,8 +467,9 @@ int lm_generate(struct lm_ctx *c, const int32_t *ids, const float *embeds, int n
         p.n_stop = LM_MAX_STOP;
     if (p.max_new_tokens < 1 || cap < p.max_new_tokens || !out || !n_out ||
         !(p.repetition_penalty > 0.0f) || p.n_stop < 0)
-        return sb_fail(err, SB_EINVAL, "lm generate: bad parameters (max_new_tokens %d, cap %d, "
-                                       "repetition_penalty %g)",
+        return sb_fail(err, SB_EINVAL,
+                       "lm generate: bad parameters (max_new_tokens %d, cap %d, "
+                       "repetition_penalty %g)",
                        p.max_new_tokens, cap, (double)p.repetition_penalty);
     lm_ctx_reset(c);
     int rc = lm_prefill(c, ids, embeds, n_prompt, err);

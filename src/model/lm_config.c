@@ -24,8 +24,8 @@ static int get_int(const cJSON *o, const char *key, int lo, int hi, int *out, st
         return SB_OK;
     double v = cJSON_IsNumber(j) ? j->valuedouble : (double)NAN;
     if (!(v >= (double)lo && v <= (double)hi) || v != floor(v))
-        return sb_fail(err, SB_EFORMAT, "config.json: '%s' must be a whole number in [%d, %d]",
-                       key, lo, hi);
+        return sb_fail(err, SB_EFORMAT, "config.json: '%s' must be a whole number in [%d, %d]", key,
+                       lo, hi);
     *out = (int)v;
     return SB_OK;
 }
@@ -135,8 +135,9 @@ static int parse_rope_scaling(const cJSON *o, struct lm_config *c, struct sb_err
     if (!rc)
         rc = get_int(rs, "original_max_position_embeddings", 1, MAX_POS, &c->rope_orig_max, err);
     if (!rc && !(c->rope_high > c->rope_low))
-        rc = sb_fail(err, SB_EFORMAT, "config.json: llama3 rope needs high_freq_factor > "
-                                      "low_freq_factor");
+        rc = sb_fail(err, SB_EFORMAT,
+                     "config.json: llama3 rope needs high_freq_factor > "
+                     "low_freq_factor");
     return rc;
 }
 
@@ -146,8 +147,9 @@ static int parse_obj(const cJSON *o, struct lm_config *c, struct sb_err *err)
     const char *type = cJSON_IsString(mt) ? mt->valuestring : "";
     bool qwen = strcmp(type, "qwen2") == 0;
     if (!qwen && strcmp(type, "llama") != 0)
-        return sb_fail(err, SB_EMODEL, "config.json: model_type '%.40s' is not supported (llama, "
-                                       "qwen2)",
+        return sb_fail(err, SB_EMODEL,
+                       "config.json: model_type '%.40s' is not supported (llama, "
+                       "qwen2)",
                        type);
     /* LlamaConfig / Qwen2Config defaults */
     memset(c, 0, sizeof(*c));
@@ -169,7 +171,8 @@ static int parse_obj(const cJSON *o, struct lm_config *c, struct sb_err *err)
     c->n_eos = qwen ? 0 : 1;
     bool attention_bias = false;
     const cJSON *act = cJSON_GetObjectItemCaseSensitive(o, "hidden_act");
-    if (act && !cJSON_IsNull(act) && !(cJSON_IsString(act) && strcmp(act->valuestring, "silu") == 0))
+    if (act && !cJSON_IsNull(act) &&
+        !(cJSON_IsString(act) && strcmp(act->valuestring, "silu") == 0))
         return sb_fail(err, SB_EMODEL, "config.json: hidden_act '%.40s' is not supported (silu)",
                        cJSON_IsString(act) ? act->valuestring : "?");
     int bos = c->bos;
@@ -211,14 +214,16 @@ static int parse_obj(const cJSON *o, struct lm_config *c, struct sb_err *err)
         c->kv_heads = c->heads;
     if (c->head_dim < 0) {
         if (c->hidden % c->heads)
-            return sb_fail(err, SB_EFORMAT, "config.json: hidden_size %d is not a multiple of "
-                                            "num_attention_heads %d",
+            return sb_fail(err, SB_EFORMAT,
+                           "config.json: hidden_size %d is not a multiple of "
+                           "num_attention_heads %d",
                            c->hidden, c->heads);
         c->head_dim = c->hidden / c->heads;
     }
     if (c->heads % c->kv_heads)
-        return sb_fail(err, SB_EFORMAT, "config.json: num_attention_heads %d is not a multiple "
-                                        "of num_key_value_heads %d",
+        return sb_fail(err, SB_EFORMAT,
+                       "config.json: num_attention_heads %d is not a multiple "
+                       "of num_key_value_heads %d",
                        c->heads, c->kv_heads);
     if (c->head_dim % 2)
         return sb_fail(err, SB_EFORMAT, "config.json: head_dim %d is odd", c->head_dim);

@@ -96,7 +96,7 @@ __attribute__((target("avx512f"))) static float hsum512(__m512 v)
 }
 
 __attribute__((target("avx512f"))) static __m512 load16_512(const void *w, enum st_dtype dt,
-                                                             size_t i)
+                                                            size_t i)
 {
     if (dt == ST_F32)
         return _mm512_loadu_ps((const float *)w + i);
@@ -106,9 +106,8 @@ __attribute__((target("avx512f"))) static __m512 load16_512(const void *w, enum 
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
-__attribute__((target("avx512f"))) static void gemv_avx512(float *y, const void *W,
-                                                            enum st_dtype dt, const float *x,
-                                                            int K, int n0, int n1)
+__attribute__((target("avx512f"))) static void
+gemv_avx512(float *y, const void *W, enum st_dtype dt, const float *x, int K, int n0, int n1)
 {
     for (int n = n0; n < n1; n++) {
         size_t row = (size_t)n * K;
@@ -116,15 +115,14 @@ __attribute__((target("avx512f"))) static void gemv_avx512(float *y, const void 
         int k = 0;
         for (; k + 32 <= K; k += 32) {
             a0 = _mm512_fmadd_ps(load16_512(W, dt, row + k), _mm512_loadu_ps(x + k), a0);
-            a1 = _mm512_fmadd_ps(load16_512(W, dt, row + k + 16), _mm512_loadu_ps(x + k + 16),
-                                 a1);
+            a1 = _mm512_fmadd_ps(load16_512(W, dt, row + k + 16), _mm512_loadu_ps(x + k + 16), a1);
         }
         for (; k + 16 <= K; k += 16)
             a0 = _mm512_fmadd_ps(load16_512(W, dt, row + k), _mm512_loadu_ps(x + k), a0);
         float s = hsum512(_mm512_add_ps(a0, a1));
         for (; k < K; k++) {
             const void *p = (const char *)W + (row + (size_t)k) * st_dtype_size(dt);
-            float w = dt == ST_F32    ? *(const float *)p
+            float w = dt == ST_F32   ? *(const float *)p
                       : dt == ST_F16 ? f16_to_f32(*(const uint16_t *)p)
                                      : bf16_to_f32(*(const uint16_t *)p);
             s += w * x[k];
@@ -134,7 +132,7 @@ __attribute__((target("avx512f"))) static void gemv_avx512(float *y, const void 
 }
 
 __attribute__((target("avx512f"))) static void widen_avx512(float *dst, const void *W,
-                                                             enum st_dtype dt, size_t count)
+                                                            enum st_dtype dt, size_t count)
 {
     size_t i = 0;
     for (; i + 16 <= count; i += 16)
@@ -155,9 +153,8 @@ __attribute__((target("avx2,fma,f16c"))) static __m256 load8_256(const void *w, 
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
-__attribute__((target("avx2,fma,f16c"))) static void gemv_avx2(float *y, const void *W,
-                                                               enum st_dtype dt, const float *x,
-                                                               int K, int n0, int n1)
+__attribute__((target("avx2,fma,f16c"))) static void
+gemv_avx2(float *y, const void *W, enum st_dtype dt, const float *x, int K, int n0, int n1)
 {
     for (int n = n0; n < n1; n++) {
         size_t row = (size_t)n * K;
@@ -176,7 +173,7 @@ __attribute__((target("avx2,fma,f16c"))) static void gemv_avx2(float *y, const v
         float s = _mm_cvtss_f32(h);
         for (; k < K; k++) {
             const void *p = (const char *)W + (row + (size_t)k) * st_dtype_size(dt);
-            float w = dt == ST_F32    ? *(const float *)p
+            float w = dt == ST_F32   ? *(const float *)p
                       : dt == ST_F16 ? f16_to_f32(*(const uint16_t *)p)
                                      : bf16_to_f32(*(const uint16_t *)p);
             s += w * x[k];

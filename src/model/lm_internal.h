@@ -1,7 +1,6 @@
 /* lm_internal.h - private parts of the decoder LM runtime (lm.h): the configuration parsed
- * from config.json, the weights, and the 16-bit matrix-vector kernels. The config parser takes
- * untrusted bytes and never crashes (fuzzed through fuzz/fuzz_config.c's neighbour
- * fuzz/fuzz_bpe.c does the tokenizer; lm_config_parse is exposed here for tests).
+ * from config.json, the weights, and the 16-bit matrix-vector kernels. lm_config_parse()
+ * takes untrusted bytes and never crashes.
  *
  * Dimension legend (used by lm.c, lm_load.c, lm_gemv.c):
  *   T  rows in one forward call     P  positions already cached (past)
@@ -37,16 +36,16 @@ struct lm_config {
     float rms_eps;
     float rope_theta;
     enum lm_rope rope;
-    float rope_factor;          /* linear / dynamic / llama3 */
-    float rope_low, rope_high;  /* llama3: low_freq_factor, high_freq_factor */
-    int rope_orig_max;          /* llama3: original_max_position_embeddings */
-    bool tie_embeddings;        /* tie_word_embeddings */
-    bool qkv_bias;              /* Qwen2 always; Llama with attention_bias */
-    bool o_bias;                /* Llama attention_bias also biases o_proj */
-    bool mlp_bias;              /* Llama mlp_bias */
+    float rope_factor;         /* linear / dynamic / llama3 */
+    float rope_low, rope_high; /* llama3: low_freq_factor, high_freq_factor */
+    int rope_orig_max;         /* llama3: original_max_position_embeddings */
+    bool tie_embeddings;       /* tie_word_embeddings */
+    bool qkv_bias;             /* Qwen2 always; Llama with attention_bias */
+    bool o_bias;               /* Llama attention_bias also biases o_proj */
+    bool mlp_bias;             /* Llama mlp_bias */
     int32_t eos[LM_MAX_STOP];
     int n_eos;
-    int32_t bos;                /* -1 if none */
+    int32_t bos; /* -1 if none */
 };
 
 /* Parses config.json bytes (the object under key when key is not NULL, e.g. "text_config")
@@ -61,9 +60,9 @@ int lm_generation_config_parse(const char *json, size_t len, struct lm_config *c
 
 /* A weight matrix (n_out, n_in) row-major as nn.Linear stores it, in its file dtype. */
 struct lm_mat {
-    const void *w;     /* (n_out, n_in) ST_F32 / ST_F16 / ST_BF16 */
+    const void *w; /* (n_out, n_in) ST_F32 / ST_F16 / ST_BF16 */
     enum st_dtype dt;
-    const float *b;    /* (n_out) f32 bias or NULL */
+    const float *b; /* (n_out) f32 bias or NULL */
     int n_out, n_in;
 };
 
@@ -81,11 +80,11 @@ struct lm_layer {
 
 struct lm_model {
     struct lm_config cfg;
-    struct lm_mat embed;    /* (V, C) embed_tokens: a "matrix" whose rows are looked up */
+    struct lm_mat embed; /* (V, C) embed_tokens: a "matrix" whose rows are looked up */
     struct lm_layer *layers;
-    const float *norm;      /* (C) final RMSNorm */
-    struct lm_mat head;     /* (V, C) lm_head, or embed when tied */
-    float *inv_freq;        /* (D/2) rotary inverse frequencies after static scaling */
+    const float *norm;  /* (C) final RMSNorm */
+    struct lm_mat head; /* (V, C) lm_head, or embed when tied */
+    float *inv_freq;    /* (D/2) rotary inverse frequencies after static scaling */
     struct st_file *files;
     struct clip_mapping *maps;
     size_t n_files;

@@ -220,8 +220,8 @@ static int get_tensor(const struct lm_model *m, const char *prefix, const char *
             return sb_fail(err, SB_EMODEL, "tensor '%s' has %d dims (first %lld), expected (%lld)",
                            full, t->ndim, t->ndim ? (long long)t->shape[0] : 0LL, (long long)d0);
         return sb_fail(err, SB_EMODEL,
-                       "tensor '%s' has %d dims (%lld, %lld), expected (%lld, %lld)", full,
-                       t->ndim, t->ndim ? (long long)t->shape[0] : 0LL,
+                       "tensor '%s' has %d dims (%lld, %lld), expected (%lld, %lld)", full, t->ndim,
+                       t->ndim ? (long long)t->shape[0] : 0LL,
                        t->ndim > 1 ? (long long)t->shape[1] : 0LL, (long long)d0, (long long)d1);
     }
     /* 16-bit and f32 data must be aligned for the kernels' element loads */
@@ -260,8 +260,8 @@ static int get_vector(struct lm_model *m, const char *prefix, const char *name, 
 }
 
 /* A linear layer: name.weight (n_out, n_in) used in place, name.bias widened when wanted. */
-static int get_linear(struct lm_model *m, const char *prefix, const char *name, int n_out,
-                      int n_in, bool bias, struct lm_mat *l, struct sb_err *err)
+static int get_linear(struct lm_model *m, const char *prefix, const char *name, int n_out, int n_in,
+                      bool bias, struct lm_mat *l, struct sb_err *err)
 {
     char wname[300], bname[300];
     int wl = snprintf(wname, sizeof(wname), "%.256s.weight", name);
@@ -357,8 +357,8 @@ static int make_inv_freq(struct lm_model *m, struct sb_err *err)
             if (wl > low_wl) {
                 inv /= c->rope_factor;
             } else if (wl >= high_wl) { /* medium band: smooth between the two */
-                float s = ((float)c->rope_orig_max / wl - c->rope_low) /
-                          (c->rope_high - c->rope_low);
+                float s =
+                    ((float)c->rope_orig_max / wl - c->rope_low) / (c->rope_high - c->rope_low);
                 inv = (1.0f - s) * inv / c->rope_factor + s * inv;
             }
         }

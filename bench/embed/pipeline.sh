@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# bench/embed/pipeline.sh: whole pipeline, 12 MP JPEG files -> stored vectors, photos/s.
+# shoebox index with a model (which also reads EXIF and writes two thumbnails per photo)
+# against PIL (draft) + PyTorch doing only the decode, preprocessing and image tower, on the
+# same files and the same random ViT-B/32 weights, in the same run.
+# Usage: bench/embed/pipeline.sh [BUILD] [N]   (photos from bench/index/gen_photos.py)
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$here/../.."
+build="$(cd "${1:-$root/build}" && pwd)"
+n="${2:-64}"
+work="${SHOEBOX_BENCH_DIR:-/tmp/shoebox-bench-pipeline}"
+model="${SHOEBOX_BENCH_MODEL:-/tmp/sbemb/b32}"
+mkdir -p "$work"
+[ -f "$model/model.safetensors" ] || /usr/bin/python3 "$here/gen_models.py" "$(dirname "$model")" >/dev/null
+/usr/bin/python3 "$root/bench/index/gen_photos.py" "$work/photos" "$n" >/dev/null
+cat "$work/photos"/* >/dev/null
+ob=/usr/lib/x86_64-linux-gnu/openblas-openmp
+for prec in bf16 fp32; do
+    rm -rf "$work/db"
+    t0=$(date +%s.%N)
+    "$build/shoebox" --db "$work/db/catalog.db" --model "$model" --precision "$prec" index "$work/photos" 2>/dev/null
+    t1=$(date +%s.%N)
+    sb=$(echo "$n / ($t1 - $t0)" | bc -l)
+    read -r _ _ py < <(LD_LIBRARY_PATH=$([ -d $ob ] && echo $ob) /usr/bin/python3 "$here/pipeline_torch.py" "$model" "$work/photos" "$prec")
+    printf '%s: shoebox index %.2f photos/s, PIL+torch %.2f photos/s, ratio %.1fx\n' "$prec" "$sb" "$py" "$(echo "$sb / $py" | bc -l)"
+done

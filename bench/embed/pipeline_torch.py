@@ -1,0 +1,57 @@
+#!/usr/bin/python3
+"""The baseline of bench/embed/pipeline.sh: 12 MP JPEG files to L2-normalised CLIP vectors
+the usual Python way: PIL with draft mode (JPEG DCT scaling) + exif_transpose, resize of the
+shortest edge to the model size with PIL bicubic, centre crop, normalise (CLIPImageProcessor's
+steps), then the image tower in PyTorch (bf16 or fp32) in batches of 16.
+usage: pipeline_torch.py MODEL_DIR FOLDER fp32|bf16   -> prints "<photos> <seconds> <photos/s>" """
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch_clip  # noqa: E402
+import ref_clip  # noqa: E402  (tools/, put on the path by torch_clip)
+
+
+def preprocess(path, size, mean, std):
+    im = Image.open(path)
+    im.draft("RGB", (size, size))
+    im = ImageOps.exif_transpose(im).convert("RGB")
+    w, h = im.size
+    s = size / min(w, h)
+    im = im.resize((max(size, round(w * s)), max(size, round(h * s))), Image.BICUBIC)
+    w, h = im.size
+    left, top = (w - size) // 2, (h - size) // 2
+    im = im.crop((left, top, left + size, top + size))
+    a = np.asarray(im, dtype=np.float32) / 255.0
+    return ((a - mean) / std).transpose(2, 0, 1)
+
+
+def main():
+    model, folder, prec = sys.argv[1:4]
+    torch.set_num_threads(int(os.environ.get("THREADS", "2")))
+    dtype = torch.bfloat16 if prec == "bf16" else torch.float32
+    W = {k: torch.as_tensor(v).to(dtype) for k, v in ref_clip.load_weights(model).items()}
+    _, vc, _ = ref_clip.load_config(model)
+    pp = json.load(open(os.path.join(model, "preprocessor_config.json")))
+    size = vc.get("image_size", 224)
+    mean = np.array(pp.get("image_mean", [0.4815, 0.4578, 0.4082]), dtype=np.float32)
+    std = np.array(pp.get("image_std", [0.2686, 0.2613, 0.2758]), dtype=np.float32)
+    files = sorted(os.path.join(folder, f) for f in os.listdir(folder))
+    t0 = time.time()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(files), 16):
+            px = np.stack([preprocess(f, size, mean, std) for f in files[i:i + 16]])
+            out.append(torch_clip.image_features(W, vc, torch.as_tensor(px).to(dtype)).float())
+    dt = time.time() - t0
+    print(f"{len(files)} {dt:.3f} {len(files) / dt:.2f}")
+
+
+if __name__ == "__main__":
+    main()
