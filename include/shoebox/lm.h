@@ -83,6 +83,9 @@ int lm_prefill(struct lm_ctx *c, const int32_t *ids, const float *embeds, int n,
                struct sb_err *err);
 /* The (V) logits of the last position run; valid until the next call on c. */
 const float *lm_ctx_logits(const struct lm_ctx *c);
+/* The (V) logits after the prompt of the last lm_generate() (before any generated token);
+ * valid until the next lm_generate() on c. */
+const float *lm_ctx_prefill_logits(const struct lm_ctx *c);
 
 struct lm_gen_params {
     int max_new_tokens;       /* length cap (>= 1) */

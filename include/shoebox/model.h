@@ -2,6 +2,17 @@
  * model.safetensors or a sharded index, preprocessor_config.json, tokenizer files) and turns
  * images and texts into L2-normalised embeddings, computed as transformers' CLIPModel does.
  *
+ * Model families: the same API serves SiglipModel folders (model_type "siglip": SigLIP, and
+ * SigLIP 2's fixed-resolution checkpoints). clip_model_load() reads model_type and dispatches:
+ * SigLIP's preprocessing (square resize, no crop, mean/std 0.5), its vision tower (patch conv
+ * with bias, no class token, post_layernorm on every token, attention-pooling head), its text
+ * tower (non-causal, padded to max_position_embeddings with the pad token, pooled at the last
+ * position, `head` linear) and its tokenizers (SentencePiece spiece.model as SiglipTokenizer, or
+ * tokenizer.json as GemmaTokenizerFast for SigLIP 2). Callers need not care, except for scores:
+ * a SigLIP pair's probability is sigmoid(cosine * logit_scale.exp() + logit_bias)
+ * (clip_model_probability()); search cuts text queries at probability >= 0.1 for SigLIP
+ * (clip_model_text_min_score()), at cosine 0.20 for CLIP.
+ *
  * Thread rules: a struct clip_model is read-only after clip_model_load() and may be shared by
  * any number of threads. Each thread that runs a forward pass owns a struct clip_ctx (the
  * activations for its largest batch); a ctx is used by one thread at a time.
@@ -23,6 +34,7 @@
 #ifndef SHOEBOX_MODEL_H
 #define SHOEBOX_MODEL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct sb_err;
@@ -30,6 +42,9 @@ struct sb_pool;
 struct image;
 struct clip_model; /* opaque: src/model/internal.h */
 struct clip_ctx;   /* opaque: src/model/clip.c */
+
+/* Which architecture a folder holds (config.json model_type). */
+enum clip_family { CLIP_FAMILY_CLIP = 0, CLIP_FAMILY_SIGLIP };
 
 /* Which towers to load: a text query needs only the text tower (fast start). */
 enum clip_towers { CLIP_TOWER_TEXT = 1, CLIP_TOWER_VISION = 2, CLIP_TOWER_BOTH = 3 };
@@ -71,12 +86,32 @@ int clip_model_max_text(const struct clip_model *m);   /* max_position_embedding
 int clip_model_towers(const struct clip_model *m);     /* what was loaded */
 /* The precision the products run in: FP32 or BF16 (AUTO resolved at load). */
 enum clip_precision clip_model_precision(const struct clip_model *m);
+enum clip_family clip_model_family(const struct clip_model *m);
+const char *clip_family_name(enum clip_family f); /* "clip", "siglip" */
+/* logit_scale.exp() and logit_bias, as SiglipModel / CLIPModel score a pair: logits = cosine *
+ * scale + bias. CLIP has no bias (0). Read from the checkpoint's logit_scale / logit_bias
+ * tensors; when a checkpoint lacks them, scale is exp(logit_scale_init_value) and bias 0. */
+float clip_model_logit_scale(const struct clip_model *m);
+float clip_model_logit_bias(const struct clip_model *m);
+/* SigLIP: the probability that an image and a text (or two embeddings) match, sigmoid(cosine *
+ * scale + bias), as SiglipModel's logits_per_image.sigmoid(). CLIP's scores are only relative
+ * (a softmax over candidates): NAN. */
+float clip_model_probability(const struct clip_model *m, float cosine);
+/* The cosine at which clip_model_probability() reaches p (0 < p < 1): (logit(p) - bias) / scale,
+ * clamped to [-1, 1]; NAN for CLIP. */
+float clip_model_cosine_for_probability(const struct clip_model *m, float p);
+/* Default relevance cutoff of a text query, as a cosine: 0.20 for CLIP (matching photos score
+ * about 0.25-0.35); for SigLIP the cosine where the probability is CLIP_SIGLIP_MIN_PROB. */
+#define CLIP_TEXT_MIN_SCORE  0.20f
+#define CLIP_SIGLIP_MIN_PROB 0.10f
+float clip_model_text_min_score(const struct clip_model *m);
+
 /* The smallest decoded image that preprocessing needs without upscaling: the short edge must
  * be >= *min_short (feed it to image_decode_params.min_short). */
 void clip_model_min_decode(const struct clip_model *m, int *min_short);
 
 /* CLIPImageProcessor: resize (shortest edge = size, PIL bicubic), centre crop, rescale,
- * normalise. rgb is upright 8-bit RGB; out receives 3 x S x S floats (CHW).
+ * normalise; SiglipImageProcessor: resize to S x S (PIL bicubic, no crop), rescale, normalise. rgb is upright 8-bit RGB; out receives 3 x S x S floats (CHW).
  * Errors: SB_EINVAL (empty image), SB_ENOMEM, SB_EMODEL (vision tower not loaded). */
 int clip_preprocess(const struct clip_model *m, const struct image *rgb, float *out,
                     struct sb_err *err);
@@ -93,14 +128,29 @@ int clip_embed_images(struct clip_ctx *c, const float *pixels, int B, float *out
                       struct sb_err *err);
 
 /* Runs the text tower on token ids (with BOS/EOS, 1 <= n <= clip_model_max_text()); out: D
- * floats, L2-normalised. Pools at the EOS position as HF CLIPTextTransformer chooses it. */
+ * floats, L2-normalised. Pools at the EOS position as HF CLIPTextTransformer chooses it.
+ * SigLIP: the ids are padded to clip_model_max_text() with the pad token (the tokenizer's, else
+ * config.json's pad_token_id), as padding="max_length" does, and pooled at the last position. */
 int clip_embed_tokens(struct clip_ctx *c, const int32_t *ids, int n, float *out,
                       struct sb_err *err);
 
-/* Tokenises text with the model folder's CLIP tokenizer (truncated to max_text) and embeds it.
+/* Tokenises text with the model folder's tokenizer (truncated to max_text) and embeds it.
  * ids_out (may be NULL) receives the ids, room for clip_model_max_text() of them; *n_ids (may
- * be NULL) their count. SB_EMODEL if the text tower or the tokenizer is missing. */
+ * be NULL) their count (without SigLIP's padding). SB_EMODEL if the text tower or the
+ * tokenizer is missing. */
 int clip_embed_text(struct clip_ctx *c, const char *text, float *out, int32_t *ids_out, int *n_ids,
                     struct sb_err *err);
+
+/* SigLIP's vision tower for callers that want its tokens (the captions engine: SmolVLM /
+ * Idefics3 and llava-interleave use it without the head). Runs the patch embedding and the
+ * first n_layers encoder layers (n_layers < 0: all) on B images (1 <= B <= max_batch, pixels as
+ * clip_embed_images), then, when post_ln, post_layernorm. tokens (may be NULL) receives the
+ * hidden states, B x N x C row-major (N = (S/p)^2 patches, C = vision hidden_size); pooled (may
+ * be NULL; needs all layers, post_ln and the attention-pooling head) the head's output, B x C,
+ * not normalised. SB_EMODEL for a CLIP model, a missing vision tower or head; SB_EINVAL. */
+int siglip_vision_forward(struct clip_ctx *c, const float *pixels, int B, int n_layers,
+                          bool post_ln, float *tokens, float *pooled, struct sb_err *err);
+/* N and C of siglip_vision_forward()'s tokens. */
+void siglip_vision_shape(const struct clip_model *m, int *n_tokens, int *hidden);
 
 #endif

@@ -43,6 +43,10 @@ void sb_buf_append(struct sb_buf *b, const char *s, size_t n);
 void sb_buf_puts(struct sb_buf *b, const char *s);
 void sb_buf_printf(struct sb_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* A copy of s with every byte that is not part of valid UTF-8 replaced by U+FFFD (file names
+ * may be any bytes; JSON must be UTF-8). The caller frees it; NULL when out of memory. */
+char *sb_utf8_clean(const char *s);
+
 /* strdup that returns NULL on NULL input. */
 char *sb_strdup(const char *s);
 

@@ -278,3 +278,38 @@ char *sb_strdup(const char *s)
         memcpy(d, s, n);
     return d;
 }
+
+char *sb_utf8_clean(const char *s)
+{
+    struct sb_buf b;
+    sb_buf_init(&b);
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        size_t n = 0;
+        if (p[0] < 0x80)
+            n = 1;
+        else if ((p[0] & 0xE0) == 0xC0 && p[0] >= 0xC2 && (p[1] & 0xC0) == 0x80)
+            n = 2;
+        else if ((p[0] & 0xF0) == 0xE0 && (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80 &&
+                 !(p[0] == 0xE0 && p[1] < 0xA0) && !(p[0] == 0xED && p[1] >= 0xA0))
+            n = 3;
+        else if ((p[0] & 0xF8) == 0xF0 && p[0] <= 0xF4 && (p[1] & 0xC0) == 0x80 &&
+                 (p[2] & 0xC0) == 0x80 && (p[3] & 0xC0) == 0x80 && !(p[0] == 0xF0 && p[1] < 0x90) &&
+                 !(p[0] == 0xF4 && p[1] >= 0x90))
+            n = 4;
+        if (n) {
+            sb_buf_append(&b, (const char *)p, n);
+            p += n;
+        } else {
+            sb_buf_append(&b, "\xEF\xBF\xBD", 3); /* U+FFFD for a byte that is not UTF-8 */
+            p++;
+        }
+    }
+    if (!b.data)
+        sb_buf_append(&b, "", 0);
+    if (b.failed) {
+        sb_buf_release(&b);
+        return NULL;
+    }
+    return b.data;
+}

@@ -56,7 +56,7 @@ static cJSON *photo_json(const struct catalog_photo *p, bool best)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "id", (double)p->id);
-    char *c = cli_utf8_clean(p->npaths ? p->paths[0] : "");
+    char *c = sb_utf8_clean(p->npaths ? p->paths[0] : "");
     cJSON_AddStringToObject(o, "path", c ? c : "");
     free(c);
     cJSON_AddItemToObject(o, "paths", cli_json_strings(p->paths, p->npaths));

@@ -54,7 +54,7 @@ static void print_line(const char *input, const float *emb, int D, const int32_t
 {
     struct sb_buf b;
     sb_buf_init(&b);
-    char *clean = cli_utf8_clean(input);
+    char *clean = sb_utf8_clean(input);
     cJSON *s = cJSON_CreateString(clean ? clean : "");
     char *quoted = s ? cJSON_PrintUnformatted(s) : NULL;
     sb_buf_puts(&b, "{\"input\":");

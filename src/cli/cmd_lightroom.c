@@ -57,9 +57,9 @@ static int on_preview(void *user, const struct lr_preview_item *it)
         fprintf(stderr, "shoebox: %s: %s\n", it->lrprev, it->error);
     if (r->items) {
         cJSON *o = cJSON_CreateObject();
-        char *a = cli_utf8_clean(it->lrprev);
-        char *b = it->out_path ? cli_utf8_clean(it->out_path) : NULL;
-        char *c = it->original ? cli_utf8_clean(it->original) : NULL;
+        char *a = sb_utf8_clean(it->lrprev);
+        char *b = it->out_path ? sb_utf8_clean(it->out_path) : NULL;
+        char *c = it->original ? sb_utf8_clean(it->original) : NULL;
         cJSON_AddStringToObject(o, "lrprev", a ? a : "");
         if (b)
             cJSON_AddStringToObject(o, "path", b);

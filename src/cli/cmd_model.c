@@ -243,7 +243,7 @@ static cJSON *installed_json(const struct hub_installed *a, size_t n, const char
         cJSON_Delete(root);
         return NULL;
     }
-    char *d = cli_utf8_clean(models);
+    char *d = sb_utf8_clean(models);
     cJSON_AddStringToObject(root, "dir", d ? d : "");
     free(d);
     for (size_t i = 0; i < n; i++) {
@@ -253,7 +253,7 @@ static cJSON *installed_json(const struct hub_installed *a, size_t n, const char
             cJSON_Delete(root);
             return NULL;
         }
-        char *folder = cli_utf8_clean(a[i].folder), *path = cli_utf8_clean(a[i].path);
+        char *folder = sb_utf8_clean(a[i].folder), *path = sb_utf8_clean(a[i].path);
         cJSON_AddStringToObject(o, "folder", folder ? folder : "");
         cJSON_AddStringToObject(o, "path", path ? path : "");
         free(folder);

@@ -102,7 +102,7 @@ static int collect_text(void *user, const char *source, const char *text, double
     (void)confidence;
     struct texts_out *t = user;
     if (t->obj) {
-        char *c = cli_utf8_clean(text);
+        char *c = sb_utf8_clean(text);
         cJSON_AddStringToObject(t->obj, source, c ? c : "");
         free(c);
     }
@@ -156,7 +156,7 @@ static int print_results(struct cli_search *s, const struct result *r, size_t n,
         if (root) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddNumberToObject(o, "id", (double)p.id);
-            char *c = cli_utf8_clean(path);
+            char *c = sb_utf8_clean(path);
             cJSON_AddStringToObject(o, "path", c ? c : "");
             free(c);
             cJSON_AddItemToObject(o, "paths", paths_json(&p));
@@ -192,7 +192,7 @@ static int print_results(struct cli_search *s, const struct result *r, size_t n,
             struct texts_out t = { NULL, "" };
             catalog_photo_texts(s->cat, p.id, collect_text, &t, NULL);
             if (t.first[0]) {
-                char *c = cli_utf8_clean(t.first);
+                char *c = sb_utf8_clean(t.first);
                 printf("%-18s \"%s\"\n", "", c ? c : t.first);
                 free(c);
             }

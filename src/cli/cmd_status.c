@@ -4,6 +4,7 @@
 
 #include "shoebox/catalog.h"
 #include "shoebox/err.h"
+#include "shoebox/util.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -116,8 +117,8 @@ static int on_error(void *user, const char *path, const char *stage, const char 
 {
     struct errors_out *o = user;
     o->count++;
-    char *p = cli_utf8_clean(path);
-    char *e = cli_utf8_clean(error);
+    char *p = sb_utf8_clean(path);
+    char *e = sb_utf8_clean(error);
     if (!p || !e) {
         free(p);
         free(e);

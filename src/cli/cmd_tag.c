@@ -143,7 +143,7 @@ int cmd_tag(int argc, char **argv, struct cli_ctx *ctx)
         if (photos) {
             obj = cJSON_CreateObject();
             cJSON_AddItemToArray(photos, obj);
-            char *clean = cli_utf8_clean(files[i]);
+            char *clean = sb_utf8_clean(files[i]);
             cJSON_AddStringToObject(obj, "file", clean ? clean : "");
             free(clean);
             cJSON_AddNumberToObject(obj, "id", (double)id);

@@ -138,7 +138,7 @@ static void emit_changes(const char *text, cJSON *arr)
             if (line) {
                 memcpy(line, p, len);
                 line[len] = '\0';
-                char *clean = cli_utf8_clean(line);
+                char *clean = sb_utf8_clean(line);
                 cJSON_AddItemToArray(arr, cJSON_CreateString(clean ? clean : ""));
                 free(clean);
                 free(line);
@@ -266,7 +266,7 @@ int cmd_xmp(int argc, char **argv, struct cli_ctx *ctx)
             if (arr) {
                 cJSON *o = cJSON_CreateObject();
                 cJSON_AddItemToArray(arr, o);
-                char *c1 = cli_utf8_clean(files.v[i].path), *c2 = cli_utf8_clean(sidecar);
+                char *c1 = sb_utf8_clean(files.v[i].path), *c2 = sb_utf8_clean(sidecar);
                 cJSON_AddStringToObject(o, "photo", c1 ? c1 : "");
                 cJSON_AddStringToObject(o, "sidecar", c2 ? c2 : "");
                 free(c1);

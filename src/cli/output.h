@@ -5,10 +5,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* A copy of s with every byte that is not part of valid UTF-8 replaced by U+FFFD (file names
- * may be any bytes; JSON must be UTF-8). The caller frees it; NULL when out of memory. */
-char *cli_utf8_clean(const char *s);
-
 struct cJSON;
 /* A JSON array of the strings (cleaned to UTF-8); NULL when out of memory. */
 struct cJSON *cli_json_strings(char *const *strs, int n);

@@ -15,38 +15,18 @@
  * bf16 the first time a row count is seen (oneDNN primitives, cached in the ctx). */
 #include "internal.h"
 
+#include "shoebox/bpe.h"
 #include "shoebox/err.h"
 #include "shoebox/pool.h"
+#include "shoebox/spm.h"
 #include "shoebox/tokenizer.h"
 #include "shoebox/util.h"
 
 #include <cblas.h>
 #include <math.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Scratch for one thread's forward passes, allocated once for the largest batch. Buffers that
- * feed a product ("product inputs": a, mlp) hold f32 in fp32 mode and bf16 in bf16 mode, and
- * have room for clip_bf16_rows(T) rows. */
-struct clip_ctx {
-    const struct clip_model *m;
-    struct sb_pool *pool;
-    struct clip_bf16_ctx *bf16; /* NULL: fp32 products on OpenBLAS */
-    atomic_bool failed;         /* a bf16 product failed (set by any worker) */
-    struct sb_err err;          /* why, when known */
-    int max_batch;
-    int n_workers;  /* sb_pool_size(pool) + 1: the caller takes part too */
-    size_t max_len; /* longest sequence (L or P) */
-    size_t max_e;   /* largest head size E */
-    float *x;       /* (T, C) the residual stream */
-    float *qkv;     /* (T, 3C); also the projection output before it is copied out */
-    float *tmp;     /* (B*N, C) patch embeddings; (B, C) pooled rows */
-    void *a;        /* (T, max(C, 3pp)) product input: layer norm, attention, patches */
-    void *mlp;      /* (T, F) product input: fc1 + activation output */
-    float *att;     /* (n_workers, max_len * (max_len + max_e)) scores and head outputs */
-    int32_t *ids;   /* (P) token ids of the last text */
-};
 
 /* ------------------------------------------------------------------------------------------ */
 /* Kernels */
@@ -63,7 +43,7 @@ static uint16_t bf16_from_f32(float f)
 }
 
 /* Writes n floats at element offset `at` of a product input: f32, or bf16 when bf16. */
-static void store_input(void *dst, size_t at, const float *v, size_t n, bool bf16)
+void clip_k_store_input(void *dst, size_t at, const float *v, size_t n, bool bf16)
 {
     if (!bf16) {
         memcpy((float *)dst + at, v, n * sizeof(float));
@@ -77,7 +57,7 @@ static void store_input(void *dst, size_t at, const float *v, size_t n, bool bf1
 /* Activations (transformers.activations): quick_gelu x*sigmoid(1.702x) (CLIP's original),
  * gelu with the exact erf, and the tanh approximation (gelu_new / gelu_pytorch_tanh). The
  * switch is outside the element loops. */
-static void act_range(float *x, size_t n, enum clip_act act)
+void clip_k_act(float *x, size_t n, enum clip_act act)
 {
     switch (act) {
     case CLIP_ACT_QUICK_GELU:
@@ -132,11 +112,11 @@ static void linear_task(void *arg, size_t begin, size_t end, int worker)
             for (int n = n0; n < n1; n++)
                 o[n] += l->b[n];
         if (j->epi == CLIP_EPI_ACT)
-            act_range(o + n0, (size_t)(n1 - n0), j->act);
+            clip_k_act(o + n0, (size_t)(n1 - n0), j->act);
     }
 }
 
-static void linear(struct clip_ctx *c, void *out, const void *in, const struct clip_linear *l,
+void clip_k_linear(struct clip_ctx *c, void *out, const void *in, const struct clip_linear *l,
                    int T, enum clip_epi epi, enum clip_act act)
 {
     struct lin_job j = { c, l, out, in, T, epi, act, NULL };
@@ -199,7 +179,7 @@ static void ln_task(void *arg, size_t begin, size_t end, int worker)
 }
 
 /* out: a product input when to_input (bf16 in bf16 mode), else f32. */
-static void layernorm(struct clip_ctx *c, void *out, bool to_input, const float *in, const float *w,
+void clip_k_layernorm(struct clip_ctx *c, void *out, bool to_input, const float *in, const float *w,
                       const float *b, int T, int C, float eps)
 {
     struct ln_job j = { out, to_input && c->bf16, in, w, b, C, eps };
@@ -265,11 +245,11 @@ static void attention_task(void *arg, size_t begin, size_t end, int worker)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, E, L, 1.0f, s, L,
                     q + 2 * (size_t)C, row, 0.0f, o, E);
         for (int i = 0; i < L; i++)
-            store_input(j->out, at + (size_t)i * C, o + (size_t)i * E, (size_t)E, true);
+            clip_k_store_input(j->out, at + (size_t)i * C, o + (size_t)i * E, (size_t)E, true);
     }
 }
 
-static void attention(struct clip_ctx *c, void *out, const float *qkv, int B, int L, int C, int H,
+void clip_k_attention(struct clip_ctx *c, void *out, const float *qkv, int B, int L, int C, int H,
                       bool causal)
 {
     size_t per = c->max_len * (c->max_len + c->max_e);
@@ -277,7 +257,7 @@ static void attention(struct clip_ctx *c, void *out, const float *qkv, int B, in
     sb_pool_for(c->pool, (size_t)B * (size_t)H, 1, attention_task, &j);
 }
 
-static void l2_normalize(float *x, int D)
+void clip_k_l2_normalize(float *x, int D)
 {
     float ss = 0.0f;
     for (int i = 0; i < D; i++)
@@ -292,23 +272,23 @@ static void l2_normalize(float *x, int D)
 
 /* One pre-LN block, as HF CLIPEncoderLayer computes it. x is (T, C), updated in place; the
  * residual adds happen inside the out_proj and fc2 products. */
-static void encoder_layer(struct clip_ctx *c, const struct clip_layer *w,
+void clip_k_encoder_layer(struct clip_ctx *c, const struct clip_layer *w,
                           const struct clip_tower_config *tc, float *x, int B, int L, bool causal)
 {
     int T = B * L, C = tc->hidden;
-    layernorm(c, c->a, true, x, w->ln1_w, w->ln1_b, T, C, tc->ln_eps);
-    linear(c, c->qkv, c->a, &w->qkv, T, CLIP_EPI_STORE, tc->act); /* (T, 3C) */
-    attention(c, c->a, c->qkv, B, L, C, tc->heads, causal);
-    linear(c, x, c->a, &w->out, T, CLIP_EPI_RESIDUAL, tc->act); /* x += out_proj(attn) */
-    layernorm(c, c->a, true, x, w->ln2_w, w->ln2_b, T, C, tc->ln_eps);
-    linear(c, c->mlp, c->a, &w->fc1, T, CLIP_EPI_ACT, tc->act);   /* (T, F), activated */
-    linear(c, x, c->mlp, &w->fc2, T, CLIP_EPI_RESIDUAL, tc->act); /* x += fc2(mlp) */
+    clip_k_layernorm(c, c->a, true, x, w->ln1_w, w->ln1_b, T, C, tc->ln_eps);
+    clip_k_linear(c, c->qkv, c->a, &w->qkv, T, CLIP_EPI_STORE, tc->act); /* (T, 3C) */
+    clip_k_attention(c, c->a, c->qkv, B, L, C, tc->heads, causal);
+    clip_k_linear(c, x, c->a, &w->out, T, CLIP_EPI_RESIDUAL, tc->act); /* x += out_proj(attn) */
+    clip_k_layernorm(c, c->a, true, x, w->ln2_w, w->ln2_b, T, C, tc->ln_eps);
+    clip_k_linear(c, c->mlp, c->a, &w->fc1, T, CLIP_EPI_ACT, tc->act);   /* (T, F), activated */
+    clip_k_linear(c, x, c->mlp, &w->fc2, T, CLIP_EPI_RESIDUAL, tc->act); /* x += fc2(mlp) */
 }
 
 /* pixels (B, 3, S, S) -> patches (B*N, 3*p*p), a product input, each row ordered (channel,
  * row, column) like the flattened Conv2d kernel; pixels right of / below G*p are dropped, as
  * the strided conv drops them. */
-static void unfold_patches(void *patches, bool bf16, const float *pixels, int B, int S, int p,
+void clip_k_unfold_patches(void *patches, bool bf16, const float *pixels, int B, int S, int p,
                            int G)
 {
     size_t K = 3 * (size_t)p * (size_t)p;
@@ -322,7 +302,7 @@ static void unfold_patches(void *patches, bool bf16, const float *pixels, int B,
                             pixels +
                             (((size_t)b * 3 + (size_t)ch) * S + (size_t)gy * p + (size_t)y) * S +
                             (size_t)gx * p;
-                        store_input(patches, at, src, (size_t)p, bf16);
+                        clip_k_store_input(patches, at, src, (size_t)p, bf16);
                         at += (size_t)p;
                     }
             }
@@ -352,20 +332,20 @@ static void vision_forward(struct clip_ctx *c, const float *pixels, int B, float
     const struct clip_tower_config *tc = &cfg->vision;
     int S = cfg->image_size, p = cfg->patch_size, G = S / p, N = G * G, L = N + 1;
     int C = tc->hidden, D = cfg->proj_dim;
-    unfold_patches(c->a, c->bf16 != NULL, pixels, B, S, p, G);
-    linear(c, c->tmp, c->a, &w->patch, B * N, CLIP_EPI_STORE, tc->act); /* (B*N, C) */
+    clip_k_unfold_patches(c->a, c->bf16 != NULL, pixels, B, S, p, G);
+    clip_k_linear(c, c->tmp, c->a, &w->patch, B * N, CLIP_EPI_STORE, tc->act); /* (B*N, C) */
     vision_embed(c->x, c->tmp, w->class_emb, w->pos_emb, B, N, C);
-    layernorm(c, c->x, false, c->x, w->pre_ln_w, w->pre_ln_b, B * L, C, tc->ln_eps);
+    clip_k_layernorm(c, c->x, false, c->x, w->pre_ln_w, w->pre_ln_b, B * L, C, tc->ln_eps);
     for (int l = 0; l < tc->layers; l++)
-        encoder_layer(c, &w->layers[l], tc, c->x, B, L, false);
+        clip_k_encoder_layer(c, &w->layers[l], tc, c->x, B, L, false);
     for (int b = 0; b < B; b++) /* pooled_output = last_hidden_state[:, 0, :] */
         memcpy(c->tmp + (size_t)b * C, c->x + (size_t)b * L * C, (size_t)C * sizeof(float));
-    layernorm(c, c->a, true, c->tmp, w->post_ln_w, w->post_ln_b, B, C, tc->ln_eps);
+    clip_k_layernorm(c, c->a, true, c->tmp, w->post_ln_w, w->post_ln_b, B, C, tc->ln_eps);
     /* into scratch: a bf16 product writes clip_bf16_rows(B) rows */
-    linear(c, c->qkv, c->a, &w->proj, B, CLIP_EPI_STORE, tc->act);
+    clip_k_linear(c, c->qkv, c->a, &w->proj, B, CLIP_EPI_STORE, tc->act);
     memcpy(out, c->qkv, (size_t)B * D * sizeof(float));
     for (int b = 0; b < B; b++)
-        l2_normalize(out + (size_t)b * D, D);
+        clip_k_l2_normalize(out + (size_t)b * D, D);
 }
 
 /* The position CLIPTextTransformer pools at: legacy configs (eos_token_id == 2) take the
@@ -401,12 +381,12 @@ static void text_forward(struct clip_ctx *c, const int32_t *ids, int pos, float 
             o[k] = te[k] + pe[k];
     }
     for (int l = 0; l < tc->layers; l++)
-        encoder_layer(c, &w->layers[l], tc, c->x, 1, n, true);
-    layernorm(c, c->a, true, c->x + (size_t)pos * C, w->final_ln_w, w->final_ln_b, 1, C,
+        clip_k_encoder_layer(c, &w->layers[l], tc, c->x, 1, n, true);
+    clip_k_layernorm(c, c->a, true, c->x + (size_t)pos * C, w->final_ln_w, w->final_ln_b, 1, C,
               tc->ln_eps);
-    linear(c, c->qkv, c->a, &w->proj, 1, CLIP_EPI_STORE, tc->act);
+    clip_k_linear(c, c->qkv, c->a, &w->proj, 1, CLIP_EPI_STORE, tc->act);
     memcpy(out, c->qkv, (size_t)m->cfg.proj_dim * sizeof(float));
-    l2_normalize(out, m->cfg.proj_dim);
+    clip_k_l2_normalize(out, m->cfg.proj_dim);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -473,6 +453,7 @@ int clip_ctx_new(const struct clip_model *m, int max_batch, struct sb_pool *pool
     c->mlp = alloc_rows(rows, F, in_size, &ok);
     c->att = alloc_rows((size_t)c->n_workers, L * (L + E), sizeof(float), &ok);
     c->ids = alloc_rows((size_t)cfg->max_pos, 1, sizeof(*c->ids), &ok);
+    c->head_q = alloc_rows(C, 1, sizeof(float), &ok);
     if (!ok) {
         clip_ctx_free(c);
         return sb_fail(err, SB_ENOMEM, "no memory for a batch of %d", max_batch);
@@ -504,6 +485,7 @@ void clip_ctx_free(struct clip_ctx *c)
     free(c->mlp);
     free(c->att);
     free(c->ids);
+    free(c->head_q);
     free(c);
 }
 
@@ -525,6 +507,8 @@ int clip_embed_images(struct clip_ctx *c, const float *pixels, int B, float *out
         return sb_fail(err, SB_EMODEL, "embed images: the vision tower is not loaded");
     if (B < 1 || B > c->max_batch)
         return sb_fail(err, SB_EINVAL, "embed images: batch %d is not in [1, %d]", B, c->max_batch);
+    if (c->m->cfg.family == CLIP_FAMILY_SIGLIP)
+        return siglip_embed_images(c, pixels, B, out, err);
     c->err = (struct sb_err){ 0 };
     vision_forward(c, pixels, B, out);
     return pass_status(c, err);
@@ -542,6 +526,14 @@ int clip_embed_tokens(struct clip_ctx *c, const int32_t *ids, int n, float *out,
             return sb_fail(err, SB_EINVAL, "embed text: token id %d is outside the vocabulary",
                            (int)ids[i]);
     c->err = (struct sb_err){ 0 };
+    if (cfg->family == CLIP_FAMILY_SIGLIP) {
+        int32_t pad = c->m->spm ? spm_pad_id(c->m->spm) : cfg->pad_token_id;
+        if (pad < 0 || pad >= cfg->vocab_size)
+            return sb_fail(err, SB_EMODEL, "embed text: pad id %d is outside the vocabulary",
+                           (int)pad);
+        siglip_text_forward(c, ids, n, out);
+        return pass_status(c, err);
+    }
     text_forward(c, ids, eos_position(ids, n, cfg->eos_token_id), out);
     return pass_status(c, err);
 }
@@ -550,10 +542,25 @@ int clip_embed_text(struct clip_ctx *c, const char *text, float *out, int32_t *i
                     struct sb_err *err)
 {
     const struct clip_model *m = c->m;
-    if (!m->tok)
+    size_t n = 0, P = (size_t)m->cfg.max_pos;
+    int rc;
+    if (m->spm) {
+        rc = spm_tokenize_siglip(m->spm, text, c->ids, P, &n, err);
+    } else if (m->bpe) {
+        /* GemmaTokenizerFast: tokenizer.json's post-processor adds what it adds (<bos>) */
+        int32_t *all = malloc(BPE_MAX_INPUT / 4 * sizeof(*all));
+        rc = all ? bpe_encode(m->bpe, text, strlen(text), true, all, BPE_MAX_INPUT / 4, &n, err)
+                 : sb_fail(err, SB_ENOMEM, "no memory to tokenize");
+        if (!rc) {
+            n = n < P ? n : P; /* truncation=True, max_length */
+            memcpy(c->ids, all, n * sizeof(*all));
+        }
+        free(all);
+    } else if (m->tok) {
+        rc = clip_tokenize(m->tok, text, c->ids, P, &n, err);
+    } else {
         return sb_fail(err, SB_EMODEL, "embed text: the model folder has no tokenizer files");
-    size_t n = 0;
-    int rc = clip_tokenize(m->tok, text, c->ids, (size_t)m->cfg.max_pos, &n, err);
+    }
     if (rc)
         return rc;
     rc = clip_embed_tokens(c, c->ids, (int)n, out, err);

@@ -1,6 +1,8 @@
-/* clip_config.c - config.json (transformers CLIPConfig / CLIPTextConfig / CLIPVisionConfig)
- * and preprocessor_config.json (CLIPImageProcessor) parsing. Missing keys take the defaults of
- * transformers' configuration_clip.py and image_processing_clip.py. */
+/* clip_config.c - config.json (transformers CLIPConfig / CLIPTextConfig / CLIPVisionConfig, or
+ * SiglipConfig / SiglipTextConfig / SiglipVisionConfig when model_type is "siglip") and
+ * preprocessor_config.json (CLIPImageProcessor / SiglipImageProcessor) parsing. Missing keys take
+ * the defaults of transformers' configuration_clip.py / configuration_siglip.py and
+ * image_processing_clip.py / image_processing_siglip.py. */
 #include "internal.h"
 
 #include "shoebox/err.h"
@@ -107,9 +109,45 @@ static const cJSON *sub_config(const cJSON *root, const char *key, const char *l
     return cJSON_IsObject(j) ? j : NULL;
 }
 
+/* SiglipTextConfig / SiglipVisionConfig defaults (transformers configuration_siglip.py, the
+ * google/siglip-base-patch16-224 shapes). */
+static void siglip_defaults(struct clip_config *r)
+{
+    r->family = CLIP_FAMILY_SIGLIP;
+    r->text = (struct clip_tower_config){ 768, 3072, 12, 12, CLIP_ACT_GELU_TANH, 1e-6f };
+    r->vision = (struct clip_tower_config){ 768, 3072, 12, 12, CLIP_ACT_GELU_TANH, 1e-6f };
+    r->vocab_size = 32000;
+    r->max_pos = 64;
+    r->pad_token_id = 1;
+    r->eos_token_id = 2; /* SiglipTextConfig: unused by the model (it pools at the last token) */
+    r->image_size = 224;
+    r->patch_size = 16;
+    r->vision_use_head = true;
+}
+
+/* model_type "siglip" (SiglipModel, and SigLIP 2's fixed-resolution checkpoints, which keep
+ * SiglipModel's layout); "siglip2" is Siglip2Model (NaFlex), refused. */
+static int parse_family(const cJSON *root, struct clip_config *r, struct sb_err *err)
+{
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    const char *s = cJSON_IsString(mt) ? mt->valuestring : "clip";
+    if (strcmp(s, "siglip") == 0) {
+        siglip_defaults(r);
+        return SB_OK;
+    }
+    if (strcmp(s, "siglip2") == 0)
+        return sb_fail(err, SB_EMODEL,
+                       "config.json: model_type 'siglip2' (NaFlex, variable resolution) is not "
+                       "supported; SigLIP 2 fixed-resolution checkpoints (model_type 'siglip') "
+                       "are");
+    return SB_OK; /* clip, clip_vision_model, or absent: CLIP */
+}
+
 int clip_config_parse(const char *json, size_t len, struct clip_config *c, struct sb_err *err)
 {
     struct clip_config r = {
+        .family = CLIP_FAMILY_CLIP,
+        .pad_token_id = 1,
         .text = { 512, 2048, 12, 8, CLIP_ACT_QUICK_GELU, 1e-5f },
         .vision = { 768, 3072, 12, 12, CLIP_ACT_QUICK_GELU, 1e-5f },
         .vocab_size = 49408,
@@ -127,6 +165,9 @@ int clip_config_parse(const char *json, size_t len, struct clip_config *c, struc
         rc = sb_fail(err, SB_EFORMAT, "config.json: not a JSON object");
         goto out;
     }
+    rc = parse_family(root, &r, err);
+    if (rc)
+        goto out;
     const cJSON *tc = sub_config(root, "text_config", "text_config_dict");
     const cJSON *vc = sub_config(root, "vision_config", "vision_config_dict");
     rc = parse_tower(tc, &r.text, "config.json text_config", err);
@@ -149,7 +190,27 @@ int clip_config_parse(const char *json, size_t len, struct clip_config *c, struc
     if (!rc)
         rc = get_int(vc, "num_channels", 3, 3, &r.num_channels, "config.json vision_config", err);
     if (!rc)
+        rc = get_int(tc, "pad_token_id", 0, MAX_VOCAB, &r.pad_token_id, "config.json text_config",
+                     err);
+    if (!rc && r.family == CLIP_FAMILY_CLIP)
         rc = get_int(root, "projection_dim", 1, MAX_HIDDEN, &r.proj_dim, "config.json", err);
+    if (!rc && r.family == CLIP_FAMILY_SIGLIP) {
+        /* SigLIP has no projections: the image embedding is the attention-pooling head's output
+         * (vision hidden_size); the text head maps to projection_size (default: text
+         * hidden_size), which must match it for the two to share one space. */
+        r.text_proj = r.text.hidden;
+        rc = get_int(tc, "projection_size", 1, MAX_HIDDEN, &r.text_proj, "config.json text_config",
+                     err);
+        if (!rc)
+            rc = get_bool(vc, "vision_use_head", &r.vision_use_head, "config.json vision_config",
+                          err);
+        r.proj_dim = r.vision.hidden;
+        if (!rc && r.text_proj != r.vision.hidden)
+            rc = sb_fail(err, SB_EMODEL,
+                         "config.json: text projection_size %d differs from the vision "
+                         "hidden_size %d",
+                         r.text_proj, r.vision.hidden);
+    }
     if (!rc)
         rc = get_float(root, "logit_scale_init_value", -100.0f, 100.0f, &r.logit_scale_init,
                        "config.json", err);
@@ -161,7 +222,7 @@ int clip_config_parse(const char *json, size_t len, struct clip_config *c, struc
         goto out;
     }
     const cJSON *np = cJSON_GetObjectItemCaseSensitive(root, "_name_or_path");
-    const char *name = "clip";
+    const char *name = r.family == CLIP_FAMILY_SIGLIP ? "siglip" : "clip";
     if (cJSON_IsString(np) && np->valuestring[0]) {
         const char *slash = strrchr(np->valuestring, '/');
         name = slash && slash[1] ? slash + 1 : np->valuestring;
@@ -259,6 +320,13 @@ static int get_triple(const cJSON *o, const char *key, float *out, struct sb_err
 int clip_preproc_parse(const char *json, size_t len, int image_size, struct clip_preproc_config *p,
                        struct sb_err *err)
 {
+    return clip_preproc_parse_family(json, len, image_size, CLIP_FAMILY_CLIP, p, err);
+}
+
+int clip_preproc_parse_family(const char *json, size_t len, int image_size,
+                              enum clip_family family, struct clip_preproc_config *p,
+                              struct sb_err *err)
+{
     /* CLIPImageProcessor.__init__ defaults (OPENAI_CLIP_MEAN / OPENAI_CLIP_STD). */
     struct clip_preproc_config r = {
         .do_resize = true,
@@ -274,11 +342,20 @@ int clip_preproc_parse(const char *json, size_t len, int image_size, struct clip
         .mean = { 0.48145466f, 0.4578275f, 0.40821073f },
         .std = { 0.26862954f, 0.26130258f, 0.27577711f },
     };
+    if (family == CLIP_FAMILY_SIGLIP) {
+        /* SiglipImageProcessor: resize to a square (no crop), IMAGENET_STANDARD mean/std 0.5 */
+        r.do_center_crop = false;
+        r.size_is_shortest_edge = false;
+        r.size_h = r.size_w = image_size;
+        for (int i = 0; i < 3; i++)
+            r.mean[i] = r.std[i] = 0.5f;
+    }
     const char *where = "preprocessor_config.json";
     int rc = SB_OK;
     cJSON *root = NULL;
     if (!json) { /* no file: fit the model */
         r.size_short = r.crop_h = r.crop_w = image_size;
+        r.size_h = r.size_w = image_size;
         *p = r;
         return SB_OK;
     }

@@ -3,7 +3,9 @@
  * Tensor names and shapes follow transformers' modeling_clip.py (CLIPModel state dict). */
 #include "internal.h"
 
+#include "shoebox/bpe.h"
 #include "shoebox/err.h"
+#include "shoebox/spm.h"
 #include "shoebox/tokenizer.h"
 #include "shoebox/util.h"
 
@@ -11,6 +13,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -478,6 +481,137 @@ static int load_vision(struct clip_model *m, struct sb_err *err)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* SigLIP (transformers modeling_siglip.py, SiglipModel state dict) */
+
+void clip_tensor_row_f32(const struct st_tensor *t, size_t row, size_t C, float *dst)
+{
+    const unsigned char *src = t->data + row * C * st_dtype_size(t->dtype);
+    for (size_t i = 0; i < C; i++) {
+        if (t->dtype == ST_F32) {
+            memcpy(&dst[i], src + 4 * i, sizeof(float));
+        } else {
+            uint16_t h;
+            memcpy(&h, src + 2 * i, 2);
+            if (t->dtype == ST_F16) {
+                dst[i] = f16_to_f32(h);
+            } else {
+                uint32_t bits = (uint32_t)h << 16;
+                memcpy(&dst[i], &bits, sizeof(float));
+            }
+        }
+    }
+}
+
+static int load_siglip_text(struct clip_model *m, struct sb_err *err)
+{
+    const struct clip_config *c = &m->cfg;
+    struct clip_text_weights *w = &m->text;
+    int C = c->text.hidden;
+    const char *te = "text_model.embeddings.token_embedding.weight";
+    const struct st_tensor *t;
+    int rc = check_tensor(m, te, 2, SHAPE(c->vocab_size, C), &t, err);
+    if (rc)
+        return rc;
+    if (t->dtype == ST_F32 && ((uintptr_t)t->data % sizeof(float)) == 0)
+        w->tok_emb = (const float *)(const void *)t->data;
+    else
+        w->tok_emb_t = t; /* rows converted as they are used */
+    rc = get2(m, "text_model.embeddings.position_embedding.weight", c->max_pos, C, &w->pos_emb,
+              err);
+    if (!rc)
+        rc = check_position_ids(m, "text_model.embeddings.position_ids", c->max_pos, err);
+    if (!rc)
+        rc = get_layers(m, "text_model", &c->text, &w->layers, err);
+    if (!rc)
+        rc = get1(m, "text_model.final_layer_norm.weight", C, &w->final_ln_w, err);
+    if (!rc)
+        rc = get1(m, "text_model.final_layer_norm.bias", C, &w->final_ln_b, err);
+    if (!rc)
+        rc = get_linear(m, "text_model.head", c->text_proj, C, true, &w->proj, err);
+    return rc;
+}
+
+static int load_siglip_head(struct clip_model *m, struct sb_err *err)
+{
+    const struct clip_config *c = &m->cfg;
+    struct siglip_head *h = &m->vision.head;
+    int C = c->vision.hidden, F = c->vision.intermediate;
+    const float *in_w, *in_b;
+    int rc = get_f32(m, "vision_model.head.probe", 3, SHAPE(1, 1, C), &h->probe, err);
+    if (!rc)
+        rc = get2(m, "vision_model.head.attention.in_proj_weight", 3 * (int64_t)C, C, &in_w, err);
+    if (!rc)
+        rc = get1(m, "vision_model.head.attention.in_proj_bias", 3 * (int64_t)C, &in_b, err);
+    if (rc)
+        return rc;
+    /* nn.MultiheadAttention packs q, k, v as row blocks of in_proj: k and v stay together */
+    size_t cc = (size_t)C * (size_t)C;
+    h->q = (struct clip_linear){ .w = in_w, .b = in_b, .n_out = C, .n_in = C };
+    h->kv = (struct clip_linear){ .w = in_w + cc, .b = in_b + C, .n_out = 2 * C, .n_in = C };
+    rc = get_linear(m, "vision_model.head.attention.out_proj", C, C, true, &h->out, err);
+    if (!rc)
+        rc = get1(m, "vision_model.head.layernorm.weight", C, &h->ln_w, err);
+    if (!rc)
+        rc = get1(m, "vision_model.head.layernorm.bias", C, &h->ln_b, err);
+    if (!rc)
+        rc = get_linear(m, "vision_model.head.mlp.fc1", F, C, true, &h->fc1, err);
+    if (!rc)
+        rc = get_linear(m, "vision_model.head.mlp.fc2", C, F, true, &h->fc2, err);
+    return rc;
+}
+
+static int load_siglip_vision(struct clip_model *m, struct sb_err *err)
+{
+    const struct clip_config *c = &m->cfg;
+    struct clip_vision_weights *w = &m->vision;
+    int C = c->vision.hidden, p = c->patch_size;
+    int64_t G = c->image_size / p;
+    const float *conv, *bias;
+    /* Conv2d(3, C, kernel p, stride p, padding "valid") with a bias */
+    int rc = get_f32(m, "vision_model.embeddings.patch_embedding.weight", 4,
+                     SHAPE(C, c->num_channels, p, p), &conv, err);
+    if (!rc)
+        rc = get1(m, "vision_model.embeddings.patch_embedding.bias", C, &bias, err);
+    if (rc)
+        return rc;
+    w->patch = (struct clip_linear){ .w = conv, .b = bias, .n_out = C, .n_in = 3 * p * p };
+    rc = get2(m, "vision_model.embeddings.position_embedding.weight", G * G, C, &w->pos_emb, err);
+    if (!rc)
+        rc = check_position_ids(m, "vision_model.embeddings.position_ids", G * G, err);
+    if (!rc)
+        rc = get_layers(m, "vision_model", &c->vision, &w->layers, err);
+    if (!rc)
+        rc = get1(m, "vision_model.post_layernorm.weight", C, &w->post_ln_w, err);
+    if (!rc)
+        rc = get1(m, "vision_model.post_layernorm.bias", C, &w->post_ln_b, err);
+    if (!rc && c->vision_use_head) {
+        rc = load_siglip_head(m, err);
+        w->has_head = rc == SB_OK;
+    }
+    return rc;
+}
+
+/* logit_scale / logit_bias: (1) tensors; absent ones keep the config's initial values. */
+static int load_logits(struct clip_model *m, struct sb_err *err)
+{
+    const char *names[2] = { "logit_scale", "logit_bias" };
+    float v[2] = { m->cfg.logit_scale_init, 0.0f };
+    for (int i = 0; i < 2; i++) {
+        const struct st_tensor *t = find_tensor(m, names[i]);
+        if (!t)
+            continue;
+        const float *f;
+        int rc = get_f32(m, names[i], t->ndim == 0 ? 0 : 1, SHAPE(1), &f, err);
+        if (rc)
+            return rc;
+        v[i] = f[0];
+    }
+    m->logit_scale = expf(v[0]);
+    m->logit_bias = v[1];
+    return SB_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Precision */
 
 /* AUTO: bf16 where it is native and compiled in. An explicit BF16 without the backend runs fp32
@@ -515,8 +649,14 @@ static int pack_bf16(struct clip_model *m, struct sb_err *err)
         rc = clip_bf16_pack(m->bf16, &m->vision.patch, err);
     if (!rc && (m->towers & CLIP_TOWER_VISION))
         rc = pack_layers(m, m->vision.layers, m->cfg.vision.layers, err);
-    if (!rc && (m->towers & CLIP_TOWER_VISION))
+    if (!rc && (m->towers & CLIP_TOWER_VISION) && m->cfg.family == CLIP_FAMILY_CLIP)
         rc = clip_bf16_pack(m->bf16, &m->vision.proj, err);
+    if (!rc && (m->towers & CLIP_TOWER_VISION) && m->vision.has_head) {
+        struct siglip_head *h = &m->vision.head;
+        struct clip_linear *ls[5] = { &h->q, &h->kv, &h->out, &h->fc1, &h->fc2 };
+        for (int k = 0; k < 5 && !rc; k++)
+            rc = clip_bf16_pack(m->bf16, ls[k], err);
+    }
     return rc;
 }
 
@@ -548,6 +688,30 @@ static int read_json(const char *dir, const char *name, bool optional, unsigned 
     return sb_read_file(path, MAX_JSON_FILE, buf, len, err);
 }
 
+/* SigLIP's tokenizer: spiece.model (SiglipTokenizer), else tokenizer.json (SigLIP 2's
+ * GemmaTokenizerFast). Neither is fine (clip_embed_tokens still works). */
+static int load_siglip_tokenizer(struct clip_model *m, const char *dir, struct sb_err *err)
+{
+    char path[4096];
+    int rc = join(path, sizeof(path), dir, "spiece.model", err);
+    if (rc)
+        return rc;
+    if (file_exists(path)) {
+        rc = spm_load_file(path, &m->spm, err);
+        if (!rc)
+            rc = spm_set_siglip(m->spm, dir, err);
+        return rc;
+    }
+    rc = join(path, sizeof(path), dir, "tokenizer.json", err);
+    if (rc || !file_exists(path))
+        return rc;
+    struct sb_err terr = { 0 };
+    rc = bpe_load(dir, &m->bpe, &terr);
+    if (rc)
+        return sb_fail(err, rc, "tokenizer: %s", terr.msg);
+    return SB_OK;
+}
+
 int clip_model_load(const char *dir, const struct clip_load_params *params, struct clip_model **out,
                     struct sb_err *err)
 {
@@ -574,18 +738,26 @@ int clip_model_load(const char *dir, const struct clip_load_params *params, stru
     if (!rc)
         rc = read_json(dir, "preprocessor_config.json", true, &pre_buf, &pre_len, err);
     if (!rc)
-        rc = clip_preproc_parse((const char *)pre_buf, pre_len, m->cfg.image_size, &m->pre, err);
+        rc = clip_preproc_parse_family((const char *)pre_buf, pre_len, m->cfg.image_size,
+                                       m->cfg.family, &m->pre, err);
     if (!rc)
         rc = open_weights(m, dir, err);
+    bool siglip = m->cfg.family == CLIP_FAMILY_SIGLIP;
     if (!rc && (m->towers & CLIP_TOWER_TEXT))
-        rc = load_text(m, err);
+        rc = siglip ? load_siglip_text(m, err) : load_text(m, err);
     if (!rc && (m->towers & CLIP_TOWER_VISION))
-        rc = load_vision(m, err);
+        rc = siglip ? load_siglip_vision(m, err) : load_vision(m, err);
+    if (!rc)
+        rc = load_logits(m, err);
     if (!rc && m->precision == CLIP_PRECISION_BF16)
         rc = pack_bf16(m, err);
     if (rc)
         goto out;
-    if (m->towers & CLIP_TOWER_TEXT) {
+    if ((m->towers & CLIP_TOWER_TEXT) && siglip) {
+        rc = load_siglip_tokenizer(m, dir, err);
+        if (rc)
+            goto out;
+    } else if (m->towers & CLIP_TOWER_TEXT) {
         struct sb_err terr = { 0 };
         int trc = clip_tokenizer_load(dir, &m->tok, &terr);
         if (trc && trc != SB_ENOENT) { /* no tokenizer at all is fine for clip_embed_tokens */
@@ -623,6 +795,8 @@ void clip_model_free(struct clip_model *m)
     if (!m)
         return;
     clip_tokenizer_free(m->tok);
+    spm_free(m->spm);
+    bpe_free(m->bpe);
     clip_bf16_free(m->bf16);
     for (size_t i = 0; i < m->n_owned; i++)
         free(m->owned[i]);
@@ -634,6 +808,47 @@ void clip_model_free(struct clip_model *m)
     free(m->files);
     free(m->maps);
     free(m);
+}
+
+enum clip_family clip_model_family(const struct clip_model *m)
+{
+    return m->cfg.family;
+}
+
+const char *clip_family_name(enum clip_family f)
+{
+    return f == CLIP_FAMILY_SIGLIP ? "siglip" : "clip";
+}
+
+float clip_model_logit_scale(const struct clip_model *m)
+{
+    return m->logit_scale;
+}
+
+float clip_model_logit_bias(const struct clip_model *m)
+{
+    return m->logit_bias;
+}
+
+float clip_model_probability(const struct clip_model *m, float cosine)
+{
+    if (m->cfg.family != CLIP_FAMILY_SIGLIP)
+        return NAN;
+    return 1.0f / (1.0f + expf(-(cosine * m->logit_scale + m->logit_bias)));
+}
+
+float clip_model_cosine_for_probability(const struct clip_model *m, float p)
+{
+    if (m->cfg.family != CLIP_FAMILY_SIGLIP || !(p > 0.0f && p < 1.0f) || !(m->logit_scale > 0.0f))
+        return NAN;
+    float cos = (logf(p / (1.0f - p)) - m->logit_bias) / m->logit_scale;
+    return cos < -1.0f ? -1.0f : cos > 1.0f ? 1.0f : cos;
+}
+
+float clip_model_text_min_score(const struct clip_model *m)
+{
+    float c = clip_model_cosine_for_probability(m, CLIP_SIGLIP_MIN_PROB);
+    return isnan(c) ? CLIP_TEXT_MIN_SCORE : c;
 }
 
 const char *clip_model_id(const struct clip_model *m)

@@ -4,10 +4,12 @@
 #ifndef SHOEBOX_MODEL_INTERNAL_H
 #define SHOEBOX_MODEL_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "shoebox/err.h"
 #include "shoebox/model.h"
 
 struct sb_err;
@@ -83,6 +85,7 @@ struct clip_tower_config {
 };
 
 struct clip_config {
+    enum clip_family family; /* from model_type */
     struct clip_tower_config text, vision;
     int vocab_size;   /* V */
     int max_pos;      /* P: max_position_embeddings */
@@ -92,6 +95,9 @@ struct clip_config {
     int num_channels; /* must be 3 */
     int proj_dim;     /* D: projection_dim (top level) */
     float logit_scale_init;
+    int pad_token_id;     /* text_config pad_token_id (SigLIP pads to max_pos with it) */
+    int text_proj;        /* SigLIP: text head output size (projection_size), == proj_dim */
+    bool vision_use_head; /* SigLIP: the attention-pooling head exists (vision_use_head) */
     char name[64]; /* last component of _name_or_path, or "clip" */
 };
 
@@ -112,6 +118,11 @@ int clip_config_parse(const char *json, size_t len, struct clip_config *c, struc
  * image_size x image_size model. */
 int clip_preproc_parse(const char *json, size_t len, int image_size, struct clip_preproc_config *p,
                        struct sb_err *err);
+/* The same with the defaults of the family's image processor (SiglipImageProcessor: resize to
+ * image_size x image_size without crop, mean = std = 0.5). */
+int clip_preproc_parse_family(const char *json, size_t len, int image_size,
+                              enum clip_family family, struct clip_preproc_config *p,
+                              struct sb_err *err);
 
 /* ------------------------------------------------------------------------------------------ */
 /* The model: config plus weights. Every weight pointer is f32, either into a mapped file (F32
@@ -138,12 +149,27 @@ struct clip_layer {             /* one CLIPEncoderLayer */
     struct clip_linear fc2;     /* (C, F) */
 };
 
+/* SiglipMultiheadAttentionPoolingHead: one learned probe attends over the tokens
+ * (nn.MultiheadAttention, q/k/v packed in in_proj_weight), then a pre-LN MLP with a residual. */
+struct siglip_head {
+    const float *probe;        /* (C) probe (1, 1, C) */
+    struct clip_linear q;      /* (C, C) rows [0, C) of attention.in_proj_weight */
+    struct clip_linear kv;     /* (2C, C) rows [C, 3C): k then v */
+    struct clip_linear out;    /* (C, C) attention.out_proj */
+    const float *ln_w, *ln_b;  /* (C) layernorm */
+    struct clip_linear fc1;    /* (F, C) mlp.fc1 */
+    struct clip_linear fc2;    /* (C, F) mlp.fc2 */
+};
+
 struct clip_text_weights {
     const float *tok_emb; /* (V, C) token_embedding */
     const float *pos_emb; /* (P, C) position_embedding */
     struct clip_layer *layers;
     const float *final_ln_w, *final_ln_b; /* (C) */
-    struct clip_linear proj;              /* (D, C) text_projection, no bias */
+    struct clip_linear proj;              /* (D, C) text_projection, no bias; SigLIP: head */
+    /* SigLIP: a token embedding table that is not aligned F32 stays in the file and rows are
+     * converted when used (SigLIP 2's 256k x C table would cost ~0.8 GB as f32 copies). */
+    const struct st_tensor *tok_emb_t; /* set when tok_emb is NULL */
 };
 
 struct clip_vision_weights {
@@ -154,6 +180,9 @@ struct clip_vision_weights {
     struct clip_layer *layers;
     const float *post_ln_w, *post_ln_b; /* (C) */
     struct clip_linear proj;            /* (D, C) visual_projection, no bias */
+    /* SigLIP: patch.b is the conv bias, pos_emb is (N, C), no class_emb / pre_ln / proj */
+    struct siglip_head head; /* valid when has_head */
+    bool has_head;
 };
 
 struct clip_mapping {
@@ -162,6 +191,8 @@ struct clip_mapping {
 };
 
 struct clip_tokenizer;
+struct spm_tokenizer;
+struct bpe_tokenizer;
 struct clip_bf16;
 
 struct clip_model {
@@ -180,6 +211,10 @@ struct clip_model {
     void **owned;
     size_t n_owned, cap_owned;
     struct clip_tokenizer *tok; /* NULL when the folder has no tokenizer files */
+    struct spm_tokenizer *spm;  /* SigLIP: spiece.model (SiglipTokenizer), or NULL */
+    struct bpe_tokenizer *bpe;  /* SigLIP 2: tokenizer.json (GemmaTokenizerFast), or NULL */
+    float logit_scale;          /* logit_scale.exp() */
+    float logit_bias;           /* SigLIP's logit_bias, 0 for CLIP */
     char id[96];
 };
 
@@ -231,5 +266,64 @@ int clip_bf16_op(struct clip_bf16_ctx *c, const struct clip_linear *l, int M, en
  * clip_bf16_rows(M) rows. Returns false if oneDNN failed. */
 bool clip_bf16_run(struct clip_bf16_ctx *c, const struct clip_bf16_op *op,
                    const struct clip_linear *l, int worker, void *out, const uint16_t *in);
+
+
+/* ------------------------------------------------------------------------------------------ */
+/* Forward-pass scratch and kernels (src/model/clip.c), shared with SigLIP (src/model/siglip.c).
+ * Every kernel shares its work out over the ctx's pool (see clip.c); none allocates or logs. */
+
+/* Scratch for one thread's forward passes, allocated once for the largest batch. Buffers that
+ * feed a product ("product inputs": a, mlp) hold f32 in fp32 mode and bf16 in bf16 mode, and
+ * have room for clip_bf16_rows(T) rows. */
+struct clip_ctx {
+    const struct clip_model *m;
+    struct sb_pool *pool;
+    struct clip_bf16_ctx *bf16; /* NULL: fp32 products on OpenBLAS */
+    atomic_bool failed;         /* a bf16 product failed (set by any worker) */
+    struct sb_err err;          /* why, when known */
+    int max_batch;
+    int n_workers;  /* sb_pool_size(pool) + 1: the caller takes part too */
+    size_t max_len; /* longest sequence (L or P) */
+    size_t max_e;   /* largest head size E */
+    float *x;       /* (T, C) the residual stream */
+    float *qkv;     /* (T, 3C); also the projection output before it is copied out */
+    float *tmp;     /* (B*N, C) patch embeddings; (B, C) pooled rows */
+    void *a;        /* (T, max(C, 3pp)) product input: layer norm, attention, patches */
+    void *mlp;      /* (T, F) product input: fc1 + activation output */
+    float *att;     /* (n_workers, max_len * (max_len + max_e)) scores and head outputs */
+    int32_t *ids;   /* (P) token ids of the last text */
+    float *head_q;  /* (C) SigLIP: the attention-pooling head's projected probe */
+};
+
+/* out(T,N) = in(T,K) @ W^T + b with epilogue epi (STORE, RESIDUAL: out +=, ACT: activated into
+ * a product input). in is a product input (f32, or bf16 in bf16 mode). */
+void clip_k_linear(struct clip_ctx *c, void *out, const void *in, const struct clip_linear *l,
+                   int T, enum clip_epi epi, enum clip_act act);
+/* nn.LayerNorm over T rows of C; out is a product input when to_input, else f32. */
+void clip_k_layernorm(struct clip_ctx *c, void *out, bool to_input, const float *in, const float *w,
+                      const float *b, int T, int C, float eps);
+/* Self-attention core on fused (B*L, 3C) q|k|v into out (B*L, C), a product input. */
+void clip_k_attention(struct clip_ctx *c, void *out, const float *qkv, int B, int L, int C, int H,
+                      bool causal);
+/* One pre-LN CLIPEncoderLayer (SiglipEncoderLayer is the same) on x (B*L, C) in place. */
+void clip_k_encoder_layer(struct clip_ctx *c, const struct clip_layer *w,
+                          const struct clip_tower_config *tc, float *x, int B, int L, bool causal);
+/* pixels (B, 3, S, S) -> (B*G*G, 3*p*p) product input, rows ordered like the conv kernel. */
+void clip_k_unfold_patches(void *patches, bool bf16, const float *pixels, int B, int S, int p,
+                           int G);
+void clip_k_store_input(void *dst, size_t at, const float *v, size_t n, bool bf16);
+void clip_k_act(float *x, size_t n, enum clip_act act);
+void clip_k_l2_normalize(float *x, int D);
+
+/* ------------------------------------------------------------------------------------------ */
+/* SigLIP (src/model/siglip.c, loading in clip_load.c) */
+
+/* SiglipVisionTransformer + head into out (B, D), L2-normalised. */
+int siglip_embed_images(struct clip_ctx *c, const float *pixels, int B, float *out,
+                        struct sb_err *err);
+/* SiglipTextTransformer + head on ids padded to max_pos; out (D), L2-normalised. */
+void siglip_text_forward(struct clip_ctx *c, const int32_t *ids, int n, float *out);
+/* Row `row` of a 2-D F32/F16/BF16 tensor of C columns as f32 into dst. */
+void clip_tensor_row_f32(const struct st_tensor *t, size_t row, size_t C, float *dst);
 
 #endif

@@ -46,6 +46,7 @@ struct lm_ctx {
     float *gate, *up;         /* (B, F) */
     float *logits;            /* (V) of the last row */
     float *pen;               /* (V) logits after the repetition penalty */
+    float *first;             /* (V) logits after lm_generate()'s prefill */
     unsigned char *seen;      /* (V) ids present in prompt + output (repetition penalty) */
     float *wbuf;              /* (n_workers, LM_CHUNK * max(C, F, H*D)) widened weights */
     float *scores;            /* (n_workers, S) attention scores */
@@ -320,6 +321,11 @@ const float *lm_ctx_logits(const struct lm_ctx *c)
     return c->logits;
 }
 
+const float *lm_ctx_prefill_logits(const struct lm_ctx *c)
+{
+    return c->first;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Context */
 
@@ -378,6 +384,7 @@ int lm_ctx_new(const struct lm_model *m, struct sb_pool *pool, int max_ctx, int 
     c->up = alloc_floats(B, F, &ok);
     c->logits = alloc_floats((size_t)cfg->vocab, 1, &ok);
     c->pen = alloc_floats((size_t)cfg->vocab, 1, &ok);
+    c->first = alloc_floats((size_t)cfg->vocab, 1, &ok);
     c->seen = calloc((size_t)cfg->vocab, 1);
     c->wbuf = alloc_floats((size_t)c->n_workers, c->wbuf_per_worker, &ok);
     c->scores = alloc_floats((size_t)c->n_workers, (size_t)max_ctx, &ok);
@@ -408,6 +415,7 @@ void lm_ctx_free(struct lm_ctx *c)
     free(c->up);
     free(c->logits);
     free(c->pen);
+    free(c->first);
     free(c->seen);
     free(c->wbuf);
     free(c->scores);
@@ -475,6 +483,7 @@ int lm_generate(struct lm_ctx *c, const int32_t *ids, const float *embeds, int n
     int rc = lm_prefill(c, ids, embeds, n_prompt, err);
     if (rc)
         return rc;
+    memcpy(c->first, c->logits, (size_t)c->m->cfg.vocab * sizeof(float));
     memset(c->seen, 0, (size_t)c->m->cfg.vocab);
     for (int i = 0; i < n_prompt; i++)
         if (ids[i] >= 0)

@@ -98,7 +98,7 @@ static void add_str(cJSON *o, const char *key, const char *v)
         cJSON_AddNullToObject(o, key);
         return;
     }
-    char *c = web_utf8_clean(v);
+    char *c = sb_utf8_clean(v);
     cJSON_AddStringToObject(o, key, c ? c : "");
     free(c);
 }
@@ -115,7 +115,7 @@ static cJSON *paths_json(const struct catalog_photo *p)
 {
     cJSON *a = cJSON_CreateArray();
     for (int i = 0; i < p->npaths; i++) {
-        char *c = web_utf8_clean(p->paths[i]);
+        char *c = sb_utf8_clean(p->paths[i]);
         cJSON_AddItemToArray(a, cJSON_CreateString(c ? c : ""));
         free(c);
     }

@@ -255,7 +255,7 @@ void web_crawl_json(struct web_server *s, cJSON *o)
     cJSON_AddNumberToObject(o, "runs", (double)c.runs);
     if (!c.runs)
         return;
-    char *root = web_utf8_clean(c.root);
+    char *root = sb_utf8_clean(c.root);
     cJSON_AddStringToObject(o, "root", root ? root : "");
     free(root);
     cJSON_AddStringToObject(o, "stage", c.stage);
@@ -271,7 +271,7 @@ void web_crawl_json(struct web_server *s, cJSON *o)
     if (!c.running) {
         cJSON_AddStringToObject(o, "result", c.result);
         if (c.error[0]) {
-            char *e = web_utf8_clean(c.error);
+            char *e = sb_utf8_clean(c.error);
             cJSON_AddStringToObject(o, "error", e ? e : "error");
             free(e);
         }

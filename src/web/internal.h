@@ -195,8 +195,5 @@ int web_reply_error(struct web_request *r, unsigned status, const char *msg);
 /* Sets the security headers every response gets. */
 void web_add_common_headers(void *response);
 
-/* A copy of s with invalid UTF-8 replaced by U+FFFD; NULL when out of memory. Copied from
- * src/cli/output.c (cli_utf8_clean), to be shared later. */
-char *web_utf8_clean(const char *s);
 
 #endif

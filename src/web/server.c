@@ -103,7 +103,7 @@ int web_reply_json(struct web_request *r, unsigned status, cJSON *o)
 int web_reply_error(struct web_request *r, unsigned status, const char *msg)
 {
     cJSON *o = cJSON_CreateObject();
-    char *clean = web_utf8_clean(msg);
+    char *clean = sb_utf8_clean(msg);
     cJSON_AddStringToObject(o, "error", clean ? clean : "error");
     free(clean);
     return web_reply_json(r, status, o);
@@ -501,39 +501,4 @@ bool web_server_remote(const struct web_server *s)
     return s->remote;
 }
 
-/* ---- utf-8 (as src/cli/output.c cli_utf8_clean) ------------------------------------------- */
 
-char *web_utf8_clean(const char *s)
-{
-    struct sb_buf b;
-    sb_buf_init(&b);
-    const unsigned char *p = (const unsigned char *)(s ? s : "");
-    while (*p) {
-        size_t n = 0;
-        if (p[0] < 0x80)
-            n = 1;
-        else if ((p[0] & 0xE0) == 0xC0 && p[0] >= 0xC2 && (p[1] & 0xC0) == 0x80)
-            n = 2;
-        else if ((p[0] & 0xF0) == 0xE0 && (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80 &&
-                 !(p[0] == 0xE0 && p[1] < 0xA0) && !(p[0] == 0xED && p[1] >= 0xA0))
-            n = 3;
-        else if ((p[0] & 0xF8) == 0xF0 && p[0] <= 0xF4 && (p[1] & 0xC0) == 0x80 &&
-                 (p[2] & 0xC0) == 0x80 && (p[3] & 0xC0) == 0x80 && !(p[0] == 0xF0 && p[1] < 0x90) &&
-                 !(p[0] == 0xF4 && p[1] >= 0x90))
-            n = 4;
-        if (n) {
-            sb_buf_append(&b, (const char *)p, n);
-            p += n;
-        } else {
-            sb_buf_append(&b, "\xEF\xBF\xBD", 3); /* U+FFFD for a byte that is not UTF-8 */
-            p++;
-        }
-    }
-    if (!b.data)
-        sb_buf_append(&b, "", 0);
-    if (b.failed) {
-        sb_buf_release(&b);
-        return NULL;
-    }
-    return b.data;
-}

@@ -1,0 +1,106 @@
+/* vlm.h - vision-language models for captions, in their Hugging Face layouts:
+ *   LlavaForConditionalGeneration  a CLIP vision tower (llava-hf/llava-1.5-7b-hf) or a SigLIP
+ *                                  one (llava-hf/llava-interleave-qwen-0.5b-hf), the
+ *                                  multi_modal_projector (linear, gelu, linear) and a Llama or
+ *                                  Qwen2 decoder; features of config.json's vision_feature_layer,
+ *                                  select strategy "default" (drop CLS) or "full".
+ *   Idefics3ForConditionalGeneration  SmolVLM (HuggingFaceTB/SmolVLM-256M/500M-Instruct): a
+ *                                  SigLIP tower without head, pixel shuffle by scale_factor and
+ *                                  modality_projection, a Llama decoder; the global image only
+ *                                  (do_image_splitting off: resized to the vision size square).
+ * Moondream 2 (custom code, not a transformers class) is not supported.
+ *
+ * A caption is: preprocess the photo as the model's image processor does, run the vision tower
+ * and the projector to get image rows, build the chat prompt ("USER: <image>\n{prompt}
+ * ASSISTANT:" and friends, from the tokenizer's chat_template) with the processor's image
+ * tokens, and decode greedily with the decoder of lm.h.
+ *
+ * Thread rules: a struct vlm_model is read-only after loading and may be shared. A struct
+ * vlm_ctx (vision activations, KV cache) is used by one thread at a time; give each thread its
+ * own. Work inside one caption is split over the ctx's sb_pool (NULL: the calling thread). */
+#ifndef SHOEBOX_VLM_H
+#define SHOEBOX_VLM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sb_err;
+struct sb_pool;
+struct sb_buf;
+struct image;
+struct vlm_model; /* opaque: src/model/vlm_internal.h */
+struct vlm_ctx;   /* opaque: src/model/vlm.c */
+
+#define VLM_DEFAULT_PROMPT "Describe this photo in one sentence."
+#define VLM_MAX_NEW_TOKENS 512 /* the largest max_new_tokens accepted */
+
+struct vlm_load_params {
+    int blas_threads; /* > 0: openblas_set_num_threads(n) at load; 0: leave as is */
+};
+struct vlm_load_params vlm_load_default_params(void); /* blas_threads 0 */
+
+/* Loads the folder dir: config.json (its "architectures" / "model_type" choose the family),
+ * model.safetensors (or an index and shards), tokenizer.json + tokenizer_config.json (the chat
+ * template), preprocessor_config.json. Every tensor is checked by name, dtype and shape;
+ * unsupported families, vision towers, projector activations or feature layers are SB_EMODEL
+ * naming what was found. Errors as lm_model_load(). *out is freed with vlm_model_free(). */
+int vlm_model_load(const char *dir, const struct vlm_load_params *p, struct vlm_model **out,
+                   struct sb_err *err);
+void vlm_model_free(struct vlm_model *m); /* NULL is a no-op */
+
+/* "<name>@<16 hex digits>": name from text_config / config _name_or_path is not the VLM's, so
+ * the folder's last component; the digits hash config.json and every safetensors header. */
+const char *vlm_model_id(const struct vlm_model *m);
+/* "llava" or "idefics3". */
+const char *vlm_model_arch(const struct vlm_model *m);
+/* S: the vision tower's input side; pixels are 3 x S x S floats (CHW). */
+int vlm_model_image_size(const struct vlm_model *m);
+/* How large a decode must be so preprocessing does not upscale: short edge >= *min_short,
+ * long edge >= *min_long (for image_decode_params). */
+void vlm_model_min_decode(const struct vlm_model *m, int *min_long, int *min_short);
+/* Image rows the prompt carries per photo (the processor's <image> tokens). */
+int vlm_model_image_tokens(const struct vlm_model *m);
+
+/* The model's image processor on upright 8-bit RGB: out gets 3 x S x S floats. SB_EINVAL for
+ * an empty image, SB_ENOMEM. Thread-safe. */
+int vlm_preprocess(const struct vlm_model *m, const struct image *rgb, float *out,
+                   struct sb_err *err);
+
+/* A context with room for the prompt, one image and max_new_tokens <= VLM_MAX_NEW_TOKENS
+ * tokens. pool may be NULL and must outlive the ctx. Free with vlm_ctx_free(). */
+int vlm_ctx_new(const struct vlm_model *m, struct sb_pool *pool, struct vlm_ctx **out,
+                struct sb_err *err);
+void vlm_ctx_free(struct vlm_ctx *c); /* NULL is a no-op */
+
+struct vlm_params {
+    const char *prompt;       /* the user's instruction; NULL: VLM_DEFAULT_PROMPT */
+    int max_new_tokens;       /* 1..VLM_MAX_NEW_TOKENS */
+    float repetition_penalty; /* 1 = off (HF RepetitionPenaltyLogitsProcessor) */
+    bool cleanup;             /* caption text: trim, first sentence only, no trailing junk */
+};
+/* VLM_DEFAULT_PROMPT, max_new_tokens 40, repetition_penalty 1.1, cleanup on. */
+struct vlm_params vlm_default_params(void);
+
+/* Captions preprocessed pixels (3 x S x S): image rows, prompt, greedy decoding until a stop
+ * id (the chat template's end of turn and eos) or max_new_tokens. ids (room for
+ * max_new_tokens) receives the generated ids, *n_ids their count; text (may be NULL) gets the
+ * decoded caption appended (cleaned up when p->cleanup). SB_EINVAL for bad params, SB_ETOOBIG
+ * (prompt too long), SB_ENOMEM, SB_EINTERNAL. */
+int vlm_caption_pixels(struct vlm_ctx *c, const float *pixels, const struct vlm_params *p,
+                       int32_t *ids, int *n_ids, struct sb_buf *text, struct sb_err *err);
+/* vlm_preprocess() then vlm_caption_pixels(). */
+int vlm_caption(struct vlm_ctx *c, const struct image *rgb, const struct vlm_params *p,
+                int32_t *ids, int *n_ids, struct sb_buf *text, struct sb_err *err);
+
+/* Of the last caption: the prompt as fed to the decoder (image rows as -1, see
+ * LM_EMBED_ROW), and the (V) logits after the prefill. Valid until the next call on c. */
+const int32_t *vlm_ctx_prompt(const struct vlm_ctx *c, int *n);
+const float *vlm_ctx_prefill_logits(const struct vlm_ctx *c, int *V);
+
+/* Caption cleanup: trims white space and quotes, keeps the first sentence (up to and with the
+ * first '.', '!' or '?' followed by a space or the end) and collapses runs of white space.
+ * Works in place on the NUL-terminated s. */
+void vlm_clean_caption(char *s);
+
+#endif
