@@ -64,6 +64,22 @@ p=$("$SB" --db "$DB" search "zone seven" -n 1 --paths)
 expect_eq "hybrid: words first" "$LIB/photos/gen_tilted_6deg.png" "$p"
 p=$("$SB" --db "$DB" search "walk into mordor" -n 1 --paths)
 expect_eq "hybrid: meme first" "$LIB/memes/gen_meme_one_does_not_simply.jpg" "$p"
+# the web API ranks the same way (search_hybrid is shared)
+if command -v curl >/dev/null; then
+    "$SB" --db "$DB" --model "$MODEL" serve --port 0 > "$TMP/serve.log" 2>&1 &
+    spid=$!
+    port=""
+    for _ in $(seq 1 100); do
+        port=$(grep -o 'http://[0-9.]*:[0-9]*' "$TMP/serve.log" | head -1 | sed 's/.*://')
+        [ -n "$port" ] && break
+        sleep 0.1
+    done
+    wid=$(q "$DB" "SELECT photo_id FROM files WHERE path LIKE '%gen_meme_one_does_not_simply.jpg'")
+    js=$(curl -s "http://127.0.0.1:$port/api/search?q=walk+into+mordor&n=1")
+    printf '%s' "$js" | grep -q "^{\"results\":\[{\"id\":$wid," && ok || fail "web hybrid: meme first: $js"
+    kill "$spid" 2>/dev/null
+    wait "$spid" 2>/dev/null
+fi
 js=$("$SB" --db "$DB" search "photo" --min-score -1 -n 50 --json)
 n=$(printf '%s' "$js" | grep -o '"id":' | wc -l)
 [ "$n" -ge 12 ] && ok || fail "plain search still lists everything: $n"

@@ -132,6 +132,17 @@ int catalog_model_ensure(struct catalog *cat, const char *name, int dim, int64_t
 int catalog_vector_put(struct catalog *cat, int64_t model_id, int64_t photo_id, const float *v,
                        int dim, struct sb_err *err);
 
+/* One registered model: its name (the model id string), dimension and how many vectors. */
+struct catalog_model_info {
+    char name[128];
+    int dim;
+    int64_t vectors;
+};
+/* Every registered model, oldest first. *out is malloc'd (the caller frees it; NULL when *n is
+ * 0). SB_EDB, SB_ENOMEM. */
+int catalog_models_list(struct catalog *cat, struct catalog_model_info **out, size_t *n,
+                        struct sb_err *err);
+
 /* Looks a model up by name: SB_ENOENT when the catalog has no vectors of it. *version changes
  * whenever a vector of the model is stored (a cache of the vectors is stale when it moved). */
 int catalog_model_find(struct catalog *cat, const char *name, int64_t *model_id, int *dim,

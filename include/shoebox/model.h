@@ -111,7 +111,8 @@ float clip_model_text_min_score(const struct clip_model *m);
 void clip_model_min_decode(const struct clip_model *m, int *min_short);
 
 /* CLIPImageProcessor: resize (shortest edge = size, PIL bicubic), centre crop, rescale,
- * normalise; SiglipImageProcessor: resize to S x S (PIL bicubic, no crop), rescale, normalise. rgb is upright 8-bit RGB; out receives 3 x S x S floats (CHW).
+ * normalise; SiglipImageProcessor: resize to S x S (PIL bicubic, no crop), rescale, normalise.
+ * rgb is upright 8-bit RGB; out receives 3 x S x S floats (CHW).
  * Errors: SB_EINVAL (empty image), SB_ENOMEM, SB_EMODEL (vision tower not loaded). */
 int clip_preprocess(const struct clip_model *m, const struct image *rgb, float *out,
                     struct sb_err *err);

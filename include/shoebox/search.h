@@ -104,11 +104,34 @@ struct search_term {
 int search_parse_terms(int argc, char **argv, bool (*is_file)(const char *path),
                        struct search_term **terms, size_t *n, struct sb_err *err);
 void search_terms_free(struct search_term *terms, size_t n);
+/* The text of the positive text terms, joined by spaces (what search_hybrid matches against
+ * the photos' words); NULL when there is none. The caller frees it. */
+char *search_query_words(const struct search_term *terms, size_t n);
 
 /* out = normalize(sum weight[i] * vecs[i]) over n vectors of dim; SB_EINVAL when the sum is
  * (nearly) zero, e.g. "cat" - "cat". */
 int search_combine(const float *vecs, const float *weights, size_t n, int dim, float *out,
                    struct sb_err *err);
+
+/* ---- hybrid text ranking ------------------------------------------------------------------ */
+
+#define SEARCH_TEXT_ALPHA 0.15f /* weight of the full-text match (see src/search/hybrid.c) */
+#define SEARCH_TAG_BETA   0.10f /* weight of a tag equal to the query or one of its words */
+
+struct catalog_filter;
+
+/* Re-ranks the cosine hits of q (best first, ideally from a deeper k) with the photos' texts
+ * (OCR, captions, titles: catalog full-text search of words) and tags, by
+ * final = cosine + SEARCH_TEXT_ALPHA * text + SEARCH_TAG_BETA * tag, adding the photos the
+ * words find that the scan did not return (when they pass mask and have most of the words or
+ * the tag). *out (malloc'd, free it) holds all of them best first; *nout = min(k, found). */
+int search_hybrid(struct catalog *cat, const struct catalog_filter *filter,
+                  const struct vec_matrix *m, const unsigned char *mask, const float *q,
+                  const char *words, const struct search_hit *hits, size_t nhits, size_t k,
+                  struct search_hit **out, size_t *nout, struct sb_err *err);
+
+/* Sorts best first (score descending, then photo id ascending). */
+void search_hits_sort(struct search_hit *h, size_t n);
 
 /* ---- near duplicates --------------------------------------------------------------------- */
 

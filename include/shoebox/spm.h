@@ -63,8 +63,8 @@ size_t spm_size(const struct spm_tokenizer *tok);                     /* number 
 const char *spm_piece(const struct spm_tokenizer *tok, int32_t id);   /* NULL when out of range */
 int32_t spm_piece_id(const struct spm_tokenizer *tok, const char *s); /* -1 when not a piece */
 int32_t spm_unk_id(const struct spm_tokenizer *tok);
-int32_t spm_eos_id(const struct spm_tokenizer *tok); /* SigLIP's eos token, else trainer's */
-int32_t spm_pad_id(const struct spm_tokenizer *tok); /* SigLIP's pad token, else trainer's */
+int32_t spm_eos_id(const struct spm_tokenizer *tok);    /* SigLIP's eos token, else trainer's */
+int32_t spm_pad_id(const struct spm_tokenizer *tok);    /* SigLIP's pad token, else trainer's */
 size_t spm_max_length(const struct spm_tokenizer *tok); /* model_max_length (64) */
 
 #endif

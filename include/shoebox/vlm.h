@@ -97,9 +97,13 @@ int vlm_caption(struct vlm_ctx *c, const struct image *rgb, const struct vlm_par
  * LM_EMBED_ROW), and the (V) logits after the prefill. Valid until the next call on c. */
 const int32_t *vlm_ctx_prompt(const struct vlm_ctx *c, int *n);
 const float *vlm_ctx_prefill_logits(const struct vlm_ctx *c, int *V);
+/* Seconds the last caption spent in the vision tower + projector, and in the prompt and
+ * generation (prefill + decode steps), for benchmarks. */
+void vlm_ctx_timing(const struct vlm_ctx *c, double *encode_s, double *generate_s);
 
 /* Caption cleanup: trims white space and quotes, keeps the first sentence (up to and with the
- * first '.', '!' or '?' followed by a space or the end) and collapses runs of white space.
+ * first '.', '!' or '?' followed by a space, not after an abbreviation), collapses runs of
+ * white space and control characters into one space and drops U+FFFD.
  * Works in place on the NUL-terminated s. */
 void vlm_clean_caption(char *s);
 

@@ -35,6 +35,46 @@ int catalog_model_find(struct catalog *cat, const char *name, int64_t *model_id,
     return rc;
 }
 
+int catalog_models_list(struct catalog *cat, struct catalog_model_info **out, size_t *n,
+                        struct sb_err *err)
+{
+    struct catalog_model_info *list = NULL;
+    size_t cnt = 0, cap = 0;
+    sqlite3_stmt *st = catalog_prep(cat,
+                                    "SELECT m.name, m.dim, (SELECT count(*) FROM vectors v WHERE "
+                                    "v.model_id = m.id) FROM models m ORDER BY m.id",
+                                    err);
+    if (!st)
+        return SB_EDB;
+    int rc = SB_OK, s;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        if (cnt == cap) {
+            cap = cap ? 2 * cap : 8;
+            struct catalog_model_info *g = realloc(list, cap * sizeof(*g));
+            if (!g) {
+                rc = sb_fail(err, SB_ENOMEM, "out of memory");
+                break;
+            }
+            list = g;
+        }
+        const unsigned char *name = sqlite3_column_text(st, 0);
+        snprintf(list[cnt].name, sizeof(list[cnt].name), "%s", name ? (const char *)name : "");
+        list[cnt].dim = sqlite3_column_int(st, 1);
+        list[cnt].vectors = sqlite3_column_int64(st, 2);
+        cnt++;
+    }
+    if (!rc && s != SQLITE_DONE)
+        rc = catalog_db_fail(cat, err, "list models");
+    sqlite3_finalize(st);
+    if (rc) {
+        free(list);
+        return rc;
+    }
+    *out = list;
+    *n = cnt;
+    return SB_OK;
+}
+
 int catalog_vectors_each(struct catalog *cat, int64_t model_id, catalog_vector_fn fn, void *user,
                          struct sb_err *err)
 {

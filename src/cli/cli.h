@@ -49,10 +49,12 @@ int cmd_search(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_similar(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_dupes(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_model(int argc, char **argv, struct cli_ctx *ctx);
+int cmd_models(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_serve(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_lightroom(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_tag(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_xmp(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_apple(int argc, char **argv, struct cli_ctx *ctx);
+int cmd_caption(int argc, char **argv, struct cli_ctx *ctx);
 
 #endif

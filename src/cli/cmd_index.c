@@ -1,4 +1,5 @@
 /* cmd_index.c - `shoebox index PATH...`: crawl, probe, thumbnail and embed. */
+#include "caption_setup.h"
 #include "cli.h"
 #include "embedder.h"
 #include "ocr_setup.h"
@@ -56,6 +57,7 @@ static void help(FILE *f)
             "                    a vocabulary of 1000+ concepts); remembered for later runs\n"
             "  --no-tags         stop automatic tagging (remembered)\n"
             "  --no-xmp          do not read XMP sidecars and embedded XMP keywords\n" CLI_OCR_HELP
+                CLI_CAPTION_HELP
             "  --help            this help\n");
 }
 
@@ -71,6 +73,8 @@ int cmd_index(int argc, char **argv, struct cli_ctx *ctx)
     int nplugins = 0;
     struct cli_ocr ocr = { .want = -1 };
     bool ocr_on = false;
+    struct cli_caption cap = { .want = -1 };
+    bool cap_on = false;
     int rc = CLI_EXIT_OK;
     struct catalog *cat = NULL;
     struct cli_embedder emb;
@@ -93,6 +97,12 @@ int cmd_index(int argc, char **argv, struct cli_ctx *ctx)
             want_tags = argv[i][2] == 't';
         } else if (strcmp(argv[i], "--no-xmp") == 0) {
             no_xmp = true;
+        } else if ((rc = cli_caption_option(&cap, argc, argv, &i)) != 0) {
+            if (rc < 0) {
+                rc = CLI_EXIT_USAGE;
+                goto out;
+            }
+            rc = CLI_EXIT_OK;
         } else if ((rc = cli_ocr_option(&ocr, argc, argv, &i)) != 0) {
             if (rc < 0) {
                 rc = CLI_EXIT_USAGE;
@@ -193,6 +203,11 @@ int cmd_index(int argc, char **argv, struct cli_ctx *ctx)
     if (rc)
         goto out;
     nplugins += ocr_on;
+    /* captions last: the slowest stage, after everything that makes search work */
+    rc = cli_caption_setup(&cap, ctx, cat, &plugins[nplugins], &cap_on);
+    if (rc)
+        goto out;
+    nplugins += cap_on;
     p.plugins = plugins;
     p.nplugins = nplugins;
     p.roots = roots;
@@ -219,6 +234,7 @@ int cmd_index(int argc, char **argv, struct cli_ctx *ctx)
             (long long)st.new_photos, (long long)st.processed, (long long)st.embedded,
             (long long)st.failed);
     cli_ocr_report(&ocr, secs);
+    cli_caption_report(&cap, secs);
     if (crc == SB_ECANCELED) {
         fprintf(stderr, "shoebox: interrupted; run the same command again to continue\n");
         rc = 130;
@@ -233,6 +249,7 @@ out:
         cli_embedder_close(&emb);
     tagger_free(tagger);
     cli_ocr_release(&ocr);
+    cli_caption_release(&cap);
     catalog_close(cat);
     free(roots);
     return rc;

@@ -29,17 +29,9 @@
 #define TEXT_MIN_SCORE  0.20f
 #define IMAGE_MIN_SCORE 0.50f
 
-/* Hybrid ranking of text queries (README "Words in photos"): final = cosine + TEXT_ALPHA *
- * text + TAG_BETA * tag, where text = (bm25 / best bm25 of the query) * (share of the query's
- * words found in the photo's texts), in [0, 1], and tag is 1 when a tag of the photo equals
- * the query or one of its words. CLIP separates a matching photo from an unrelated one by
- * ~0.10-0.15 of cosine, so a photo showing all the words of the query (+0.15) outranks every
- * photo that only looks right, while a partial or weak text match is a nudge. Photos whose
- * texts have at least half of the words (OCR misreads some), or that carry the tag, are
- * results even under --min-score. */
-#define TEXT_ALPHA    0.15f
-#define TAG_BETA      0.10f
-#define TEXT_MAX_HITS 5000 /* text matches considered per query */
+/* Text queries are ranked by pixels and words together: search_hybrid() (src/search/hybrid.c,
+ * README "Words in photos") adds the photos' text and tag matches to the cosine. */
+#define TEXT_MAX_HITS 5000 /* text matches considered per query (--text) */
 #define EXCERPT_CHARS 72
 
 static const char search_help[] =
@@ -57,7 +49,8 @@ static const char search_help[] =
     "  --tag TAG          has the tag TAG\n"
     "  --has-gps          has GPS coordinates\n"
     "  --format FMT       jpeg, png, heif, avif, webp, tiff, gif, raw\n"
-    "  --min-score X      relevance cutoff (default 0.20 for text, 0.50 for image queries)\n"
+    "  --min-score X      relevance cutoff (default 0.20 for text, 0.50 for image queries;\n"
+    "                     SigLIP text: the cosine where its probability is 0.1)\n"
     "  --sort score|date  order of the results (default score)\n"
     "  --paths            print only paths, one per line (for xargs)\n"
     "  --text             search only the words in photos (OCR of `index --ocr`), no model\n"
@@ -294,37 +287,10 @@ static int sort_by_date(struct cli_search *s, struct result *r, size_t n)
     return CLI_EXIT_OK;
 }
 
-/* The text of the query's positive text terms, joined by spaces; NULL when none (malloc'd). */
-static char *query_words(const struct search_term *terms, size_t n)
-{
-    struct sb_buf b;
-    sb_buf_init(&b);
-    for (size_t i = 0; i < n; i++) {
-        if (terms[i].kind != SEARCH_TERM_TEXT || terms[i].weight <= 0.0f)
-            continue;
-        if (b.len)
-            sb_buf_puts(&b, " ");
-        sb_buf_puts(&b, terms[i].text);
-    }
-    if (b.failed || !b.len) {
-        sb_buf_release(&b);
-        return NULL;
-    }
-    return b.data;
-}
-
 static int cmp_id(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return (x > y) - (x < y);
-}
-
-static int cmp_result(const void *a, const void *b)
-{
-    const struct result *x = a, *y = b;
-    if (x->score != y->score)
-        return x->score < y->score ? 1 : -1;
-    return (x->id > y->id) - (x->id < y->id);
 }
 
 /* `search --text`: the photos whose texts have every word (else any word), best bm25 first;
@@ -369,192 +335,49 @@ static int run_text_query(struct cli_search *s, const char *words, struct result
     return CLI_EXIT_OK;
 }
 
-/* A photo's share of the query's words found in its texts, for every text hit. */
-struct text_match {
-    int64_t id;
-    float text;  /* (bm25 / best) * coverage */
-    bool all;    /* at least half of the words (OCR misreads some) */
-    bool tagged; /* a tag equals the query or a word */
-};
-
-static struct text_match *find_match(struct text_match *v, size_t n, int64_t id)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (v[i].id == id)
-            return &v[i];
-    }
-    return NULL;
-}
-
-/* Adds id to v (growing it) and returns its entry; NULL when out of memory. */
-static struct text_match *add_match(struct text_match **v, size_t *n, size_t *cap, int64_t id)
-{
-    struct text_match *m = find_match(*v, *n, id);
-    if (m)
-        return m;
-    if (*n == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 64;
-        struct text_match *nv = realloc(*v, ncap * sizeof(**v));
-        if (!nv)
-            return NULL;
-        *v = nv;
-        *cap = ncap;
-    }
-    m = &(*v)[(*n)++];
-    *m = (struct text_match){ id, 0.0f, false, false };
-    return m;
-}
-
-/* The photos the query's words find in texts and tags, with their text scores. */
-static int text_matches(struct cli_search *s, const char *words, struct text_match **out,
-                        size_t *nout)
-{
-    struct sb_err err;
-    struct catalog_text_hit *hits = NULL;
-    size_t nh = 0, n = 0, cap = 0;
-    struct text_match *v = NULL;
-    char *copy = sb_strdup(words);
-    int rc = copy ? SB_OK : SB_ENOMEM;
-    if (!rc)
-        rc = catalog_text_search(s->cat, words, false, NULL, TEXT_MAX_HITS, &hits, &nh, &err);
-    if (rc == SB_EINVAL) /* no word in the query (only punctuation): nothing to match */
-        rc = SB_OK;
-    for (size_t i = 0; !rc && i < nh; i++) {
-        struct text_match *m = add_match(&v, &n, &cap, hits[i].photo_id);
-        if (!m)
-            rc = SB_ENOMEM;
-        else
-            m->text = (float)(hits[i].score / hits[0].score);
-    }
-    free(hits);
-    /* coverage: one AND-free query per word; tags: the whole query, then each word */
-    int nwords = 0;
-    float *cover = calloc(n ? n : 1, sizeof(float));
-    if (!cover)
-        rc = SB_ENOMEM;
-    for (int pass = 0; !rc && pass < 2; pass++) {
-        char *save = NULL;
-        for (char *w = pass ? strtok_r(copy, " \t\n", &save) : NULL; !rc && (pass == 0 || w);
-             w = strtok_r(NULL, " \t\n", &save)) {
-            const char *word = pass ? w : words;
-            if (pass) {
-                struct catalog_text_hit *wh = NULL;
-                size_t nw = 0;
-                if (catalog_text_search(s->cat, word, true, NULL, TEXT_MAX_HITS, &wh, &nw, NULL) ==
-                    SB_OK) {
-                    nwords++;
-                    for (size_t i = 0; i < nw; i++) {
-                        struct text_match *m = find_match(v, n, wh[i].photo_id);
-                        if (m)
-                            cover[m - v] += 1.0f;
-                    }
-                }
-                free(wh);
-            }
-            struct catalog_filter f = s->filter;
-            f.tag = word;
-            int64_t *ids = NULL;
-            size_t nids = 0;
-            if (catalog_filter_photos(s->cat, &f, &ids, &nids, NULL) == SB_OK) {
-                for (size_t i = 0; i < nids && !rc; i++) {
-                    size_t before = n;
-                    struct text_match *m = add_match(&v, &n, &cap, ids[i]);
-                    if (!m) {
-                        rc = SB_ENOMEM;
-                        break;
-                    }
-                    m->tagged = true;
-                    if (n > before) {
-                        float *nc = realloc(cover, n * sizeof(float));
-                        if (!nc) {
-                            rc = SB_ENOMEM;
-                            break;
-                        }
-                        cover = nc;
-                        cover[n - 1] = 0.0f;
-                    }
-                }
-            }
-            free(ids);
-            if (pass == 0)
-                break;
-        }
-    }
-    for (size_t i = 0; !rc && i < n; i++) {
-        float c = nwords ? cover[i] / (float)nwords : 0.0f;
-        v[i].all = nwords > 0 && 2.0f * cover[i] >= (float)nwords;
-        v[i].text *= c > 1.0f ? 1.0f : c;
-    }
-    free(cover);
-    free(copy);
-    if (rc) {
-        free(v);
-        cli_error("%s", rc == SB_ENOMEM ? "out of memory" : err.msg);
-        return CLI_EXIT_FAIL;
-    }
-    *out = v;
-    *nout = n;
-    return CLI_EXIT_OK;
-}
-
-/* Re-ranks the cosine results res (computed with a deeper k) with the text and tag matches:
- * adds the matched photos the scan did not return, scores all by the hybrid formula. */
+/* Re-ranks the cosine results res (computed with a deeper k) with the text and tag matches
+ * (src/search/hybrid.c has the formula). */
 static int hybrid_rank(struct cli_search *s, const float *q, const char *words, struct result **res,
                        size_t *nres)
 {
+    struct sb_err err;
     const struct vec_matrix *m = vec_store_matrix(s->store);
     size_t k = s->ctx->n > 0 ? (size_t)s->ctx->n : 20;
-    struct text_match *tm = NULL;
-    size_t ntm = 0;
     unsigned char *mask = NULL;
-    int rc = text_matches(s, words, &tm, &ntm);
-    if (rc || ntm == 0) {
-        free(tm);
-        if (!rc && *nres > k)
-            *nres = k;
+    int rc = cli_search_mask(s, &mask);
+    if (rc)
         return rc;
-    }
-    rc = cli_search_mask(s, &mask);
-    float *row = malloc((size_t)m->dim * sizeof(float));
-    struct result *all = malloc((*nres + ntm) * sizeof(*all));
-    if (rc || !row || !all) {
-        free(row);
-        free(all);
+    struct search_hit *hits = malloc((*nres ? *nres : 1) * sizeof(*hits));
+    struct search_hit *out = NULL;
+    size_t nout = 0;
+    if (!hits) {
         free(mask);
-        free(tm);
-        return rc ? rc : CLI_EXIT_FAIL;
+        cli_error("out of memory");
+        return CLI_EXIT_FAIL;
     }
-    size_t n = 0;
     for (size_t i = 0; i < *nres; i++) {
-        struct text_match *t = find_match(tm, ntm, (*res)[i].id);
-        float bonus = t ? TEXT_ALPHA * t->text + (t->tagged ? TAG_BETA : 0.0f) : 0.0f;
-        all[n++] = (struct result){ (*res)[i].id, (*res)[i].score + bonus, true };
-        if (t)
-            t->id = -1; /* done */
+        int64_t row = search_find_row(m, (*res)[i].id);
+        hits[i] = (struct search_hit){ (*res)[i].id, row < 0 ? 0 : (size_t)row, (*res)[i].score };
     }
-    for (size_t i = 0; i < ntm; i++) {
-        const struct text_match *t = &tm[i];
-        if (t->id < 0 || !(t->all || t->tagged))
-            continue; /* a partial text match alone is no answer under the cutoff */
-        int64_t r = search_find_row(m, t->id);
-        if (r < 0 || !mask[r])
-            continue; /* filtered out, or not embedded */
-        search_row(m, (size_t)r, row);
-        float cos = 0.0f;
-        for (int d = 0; d < m->dim; d++)
-            cos += row[d] * q[d];
-        all[n++] =
-            (struct result){ t->id, cos + TEXT_ALPHA * t->text + (t->tagged ? TAG_BETA : 0.0f),
-                             true };
+    if (search_hybrid(s->cat, &s->filter, m, mask, q, words, hits, *nres, k, &out, &nout,
+                      &err)) {
+        cli_error("%s", err.msg);
+        rc = CLI_EXIT_FAIL;
+    } else {
+        struct result *r = realloc(*res, (nout ? nout : 1) * sizeof(*r));
+        if (!r) {
+            rc = CLI_EXIT_FAIL;
+        } else {
+            for (size_t i = 0; i < nout; i++)
+                r[i] = (struct result){ out[i].photo_id, out[i].score, true };
+            *res = r;
+            *nres = nout;
+        }
     }
-    qsort(all, n, sizeof(*all), cmp_result);
-    free(*res);
-    *res = all;
-    *nres = n < k ? n : k;
-    free(row);
+    free(out);
+    free(hits);
     free(mask);
-    free(tm);
-    return CLI_EXIT_OK;
+    return rc;
 }
 
 int cmd_search(int argc, char **argv, struct cli_ctx *ctx)
@@ -628,12 +451,13 @@ int cmd_search(int argc, char **argv, struct cli_ctx *ctx)
     }
     if (s.min_score_default)
         s.min_score = any_text ? TEXT_MIN_SCORE : IMAGE_MIN_SCORE;
-    words = query_words(terms, n);
+    words = search_query_words(terms, n);
     char setting[8];
     if (words && !any_image && !ctx->model_dir &&
         catalog_setting_get(s.cat, "model_dir", s.model_dir, sizeof(s.model_dir), NULL) != SB_OK &&
-        catalog_setting_get(s.cat, "ocr", setting, sizeof(setting), NULL) == SB_OK) {
-        /* no model, but words read in photos: search those */
+        (catalog_setting_get(s.cat, "ocr", setting, sizeof(setting), NULL) == SB_OK ||
+         catalog_setting_get(s.cat, "captions", setting, sizeof(setting), NULL) == SB_OK)) {
+        /* no model, but words read in photos or captions: search those */
         fprintf(stderr, "shoebox: no model: searching the words in photos only (as --text)\n");
         s.model_dir[0] = '\0';
         rc = run_text_query(&s, words, &res, &nres);
@@ -648,6 +472,8 @@ int cmd_search(int argc, char **argv, struct cli_ctx *ctx)
     rc = cli_search_open_store(&s, any_text);
     if (rc)
         goto out;
+    if (s.min_score_default && any_text && s.text_model) /* SigLIP: probability >= 0.1 */
+        s.min_score = clip_model_text_min_score(s.text_model);
     int dim = vec_store_matrix(s.store)->dim;
     vecs = malloc(n * (size_t)dim * sizeof(float));
     weights = malloc(n * sizeof(float));

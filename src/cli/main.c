@@ -33,10 +33,12 @@ static const struct command commands[] = {
     { "embed-text", cmd_embed_text, "print the embedding and tokens of texts (JSON lines)" },
     { "serve", cmd_serve, "the web UI and JSON API on http://127.0.0.1:8111" },
     { "model", cmd_model, "fetch a model from the Hugging Face hub; list installed models" },
+    { "models", cmd_models, "the models with vectors in the catalog, and the one search uses" },
     { "lightroom", cmd_lightroom, "import a Lightroom catalog; rescue JPEGs from its previews" },
     { "tag", cmd_tag, "list, add or remove tags of photos (tag add|remove TAG FILE...)" },
     { "tags", cmd_tag, "same as tag; `tags FILE...` lists" },
     { "xmp", cmd_xmp, "write keywords and captions into XMP sidecars (xmp write PATH...)" },
+    { "caption", cmd_caption, "one sentence per image with a captioning model (LLaVA, SmolVLM)" },
     { "apple", cmd_apple, "import an Apple Photos library (apple import PATH.photoslibrary)" },
 };
 

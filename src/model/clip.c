@@ -27,7 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 /* ------------------------------------------------------------------------------------------ */
 /* Kernels */
 
@@ -383,7 +382,7 @@ static void text_forward(struct clip_ctx *c, const int32_t *ids, int pos, float 
     for (int l = 0; l < tc->layers; l++)
         clip_k_encoder_layer(c, &w->layers[l], tc, c->x, 1, n, true);
     clip_k_layernorm(c, c->a, true, c->x + (size_t)pos * C, w->final_ln_w, w->final_ln_b, 1, C,
-              tc->ln_eps);
+                     tc->ln_eps);
     clip_k_linear(c, c->qkv, c->a, &w->proj, 1, CLIP_EPI_STORE, tc->act);
     memcpy(out, c->qkv, (size_t)m->cfg.proj_dim * sizeof(float));
     clip_k_l2_normalize(out, m->cfg.proj_dim);

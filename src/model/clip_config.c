@@ -323,9 +323,8 @@ int clip_preproc_parse(const char *json, size_t len, int image_size, struct clip
     return clip_preproc_parse_family(json, len, image_size, CLIP_FAMILY_CLIP, p, err);
 }
 
-int clip_preproc_parse_family(const char *json, size_t len, int image_size,
-                              enum clip_family family, struct clip_preproc_config *p,
-                              struct sb_err *err)
+int clip_preproc_parse_family(const char *json, size_t len, int image_size, enum clip_family family,
+                              struct clip_preproc_config *p, struct sb_err *err)
 {
     /* CLIPImageProcessor.__init__ defaults (OPENAI_CLIP_MEAN / OPENAI_CLIP_STD). */
     struct clip_preproc_config r = {

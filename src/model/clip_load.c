@@ -516,8 +516,8 @@ static int load_siglip_text(struct clip_model *m, struct sb_err *err)
         w->tok_emb = (const float *)(const void *)t->data;
     else
         w->tok_emb_t = t; /* rows converted as they are used */
-    rc = get2(m, "text_model.embeddings.position_embedding.weight", c->max_pos, C, &w->pos_emb,
-              err);
+    rc =
+        get2(m, "text_model.embeddings.position_embedding.weight", c->max_pos, C, &w->pos_emb, err);
     if (!rc)
         rc = check_position_ids(m, "text_model.embeddings.position_ids", c->max_pos, err);
     if (!rc)

@@ -98,7 +98,7 @@ struct clip_config {
     int pad_token_id;     /* text_config pad_token_id (SigLIP pads to max_pos with it) */
     int text_proj;        /* SigLIP: text head output size (projection_size), == proj_dim */
     bool vision_use_head; /* SigLIP: the attention-pooling head exists (vision_use_head) */
-    char name[64]; /* last component of _name_or_path, or "clip" */
+    char name[64];        /* last component of _name_or_path, or "clip" */
 };
 
 struct clip_preproc_config {
@@ -120,9 +120,8 @@ int clip_preproc_parse(const char *json, size_t len, int image_size, struct clip
                        struct sb_err *err);
 /* The same with the defaults of the family's image processor (SiglipImageProcessor: resize to
  * image_size x image_size without crop, mean = std = 0.5). */
-int clip_preproc_parse_family(const char *json, size_t len, int image_size,
-                              enum clip_family family, struct clip_preproc_config *p,
-                              struct sb_err *err);
+int clip_preproc_parse_family(const char *json, size_t len, int image_size, enum clip_family family,
+                              struct clip_preproc_config *p, struct sb_err *err);
 
 /* ------------------------------------------------------------------------------------------ */
 /* The model: config plus weights. Every weight pointer is f32, either into a mapped file (F32
@@ -152,13 +151,13 @@ struct clip_layer {             /* one CLIPEncoderLayer */
 /* SiglipMultiheadAttentionPoolingHead: one learned probe attends over the tokens
  * (nn.MultiheadAttention, q/k/v packed in in_proj_weight), then a pre-LN MLP with a residual. */
 struct siglip_head {
-    const float *probe;        /* (C) probe (1, 1, C) */
-    struct clip_linear q;      /* (C, C) rows [0, C) of attention.in_proj_weight */
-    struct clip_linear kv;     /* (2C, C) rows [C, 3C): k then v */
-    struct clip_linear out;    /* (C, C) attention.out_proj */
-    const float *ln_w, *ln_b;  /* (C) layernorm */
-    struct clip_linear fc1;    /* (F, C) mlp.fc1 */
-    struct clip_linear fc2;    /* (C, F) mlp.fc2 */
+    const float *probe;       /* (C) probe (1, 1, C) */
+    struct clip_linear q;     /* (C, C) rows [0, C) of attention.in_proj_weight */
+    struct clip_linear kv;    /* (2C, C) rows [C, 3C): k then v */
+    struct clip_linear out;   /* (C, C) attention.out_proj */
+    const float *ln_w, *ln_b; /* (C) layernorm */
+    struct clip_linear fc1;   /* (F, C) mlp.fc1 */
+    struct clip_linear fc2;   /* (C, F) mlp.fc2 */
 };
 
 struct clip_text_weights {
@@ -266,7 +265,6 @@ int clip_bf16_op(struct clip_bf16_ctx *c, const struct clip_linear *l, int M, en
  * clip_bf16_rows(M) rows. Returns false if oneDNN failed. */
 bool clip_bf16_run(struct clip_bf16_ctx *c, const struct clip_bf16_op *op,
                    const struct clip_linear *l, int worker, void *out, const uint16_t *in);
-
 
 /* ------------------------------------------------------------------------------------------ */
 /* Forward-pass scratch and kernels (src/model/clip.c), shared with SigLIP (src/model/siglip.c).

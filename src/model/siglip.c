@@ -150,8 +150,9 @@ int siglip_vision_forward(struct clip_ctx *c, const float *pixels, int B, int n_
     if (n_layers > L)
         return sb_fail(err, SB_EINVAL, "siglip vision: %d layers of %d", n_layers, L);
     if (pooled && (!m->vision.has_head || n_layers != L || !post_ln))
-        return sb_fail(err, SB_EMODEL, "siglip vision: the pooled output needs the whole tower "
-                                       "and the attention-pooling head");
+        return sb_fail(err, SB_EMODEL,
+                       "siglip vision: the pooled output needs the whole tower "
+                       "and the attention-pooling head");
     int N, C;
     siglip_vision_shape(m, &N, &C);
     c->err = (struct sb_err){ 0 };
@@ -168,8 +169,9 @@ int siglip_embed_images(struct clip_ctx *c, const float *pixels, int B, float *o
 {
     const struct clip_model *m = c->m;
     if (!m->vision.has_head)
-        return sb_fail(err, SB_EMODEL, "embed images: the SigLIP vision tower has no head "
-                                       "(vision_use_head false)");
+        return sb_fail(err, SB_EMODEL,
+                       "embed images: the SigLIP vision tower has no head "
+                       "(vision_use_head false)");
     int rc = siglip_vision_forward(c, pixels, B, -1, true, NULL, out, err);
     if (rc)
         return rc;
@@ -204,8 +206,8 @@ void siglip_text_forward(struct clip_ctx *c, const int32_t *ids, int n, float *o
     for (int l = 0; l < tc->layers; l++)
         clip_k_encoder_layer(c, &w->layers[l], tc, c->x, 1, P, false);
     /* pooled_output = final_layer_norm(last_hidden_state)[:, -1, :] */
-    clip_k_layernorm(c, c->a, true, c->x + (size_t)(P - 1) * C, w->final_ln_w, w->final_ln_b, 1,
-                     C, tc->ln_eps);
+    clip_k_layernorm(c, c->a, true, c->x + (size_t)(P - 1) * C, w->final_ln_w, w->final_ln_b, 1, C,
+                     tc->ln_eps);
     clip_k_linear(c, c->qkv, c->a, &w->proj, 1, CLIP_EPI_STORE, tc->act);
     memcpy(out, c->qkv, (size_t)D * sizeof(float));
     clip_k_l2_normalize(out, D);

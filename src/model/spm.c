@@ -28,7 +28,8 @@ enum spm_type { /* SentencePiece.Type */
                 SPM_CONTROL = 3,
                 SPM_USER_DEFINED = 4,
                 SPM_UNUSED = 5,
-                SPM_BYTE = 6 };
+                SPM_BYTE = 6
+};
 
 struct spm_piece {
     char *s;
@@ -251,8 +252,8 @@ static int parse_charsmap(struct spm_tokenizer *t, struct pb b, struct sb_err *e
         return SB_OK;
     if (n < 4)
         return sb_fail(err, SB_ECORRUPT, "spiece.model: precompiled_charsmap is truncated");
-    uint32_t trie_bytes = (uint32_t)b.p[0] | (uint32_t)b.p[1] << 8 | (uint32_t)b.p[2] << 16 |
-                          (uint32_t)b.p[3] << 24;
+    uint32_t trie_bytes =
+        (uint32_t)b.p[0] | (uint32_t)b.p[1] << 8 | (uint32_t)b.p[2] << 16 | (uint32_t)b.p[3] << 24;
     if (trie_bytes % 4 != 0 || trie_bytes > n - 4 || trie_bytes == 0)
         return sb_fail(err, SB_ECORRUPT, "spiece.model: precompiled_charsmap trie size %u is bad",
                        trie_bytes);
@@ -265,8 +266,8 @@ static int parse_charsmap(struct spm_tokenizer *t, struct pb b, struct sb_err *e
     /* the file is little-endian; so are the machines we build for, but say it */
     for (size_t i = 0; i < nu; i++) {
         const unsigned char *q = t->charsmap + 4 + 4 * i;
-        units[i] = (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 |
-                   (uint32_t)q[3] << 24;
+        units[i] =
+            (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24;
     }
     t->trie = units;
     t->trie_units = nu;
@@ -513,8 +514,8 @@ static int buf_put(char **buf, size_t *len, size_t *cap, const char *s, size_t n
 
 #define SPACE_SYM "\xe2\x96\x81" /* U+2581 */
 
-static int normalize(const struct spm_tokenizer *t, const char *s, size_t n, bool dummy,
-                     char **out, size_t *out_len)
+static int normalize(const struct spm_tokenizer *t, const char *s, size_t n, bool dummy, char **out,
+                     size_t *out_len)
 {
     char *buf = NULL;
     size_t len = 0, cap = 0;
@@ -571,17 +572,17 @@ static int normalize(const struct spm_tokenizer *t, const char *s, size_t n, boo
 /* Viterbi (sentencepiece unigram_model.cc Model::EncodeOptimized) */
 
 struct vnode {
-    float score;   /* best path score up to this byte position */
-    int32_t id;    /* last piece of the best path ending here */
-    size_t start;  /* where that piece starts */
+    float score;  /* best path score up to this byte position */
+    int32_t id;   /* last piece of the best path ending here */
+    size_t start; /* where that piece starts */
     bool reached;
 };
 
 #define UNK_PENALTY 10.0f
 
 /* Segments s[0..n) (normalized) and appends ids to ids[*n_ids..cap). */
-static int viterbi(const struct spm_tokenizer *t, const char *s, size_t n, int32_t *ids,
-                   size_t cap, size_t *n_ids, struct sb_err *err)
+static int viterbi(const struct spm_tokenizer *t, const char *s, size_t n, int32_t *ids, size_t cap,
+                   size_t *n_ids, struct sb_err *err)
 {
     struct vnode *v = calloc(n + 1, sizeof(*v));
     int32_t *rev = NULL;
@@ -745,8 +746,8 @@ int spm_set_siglip(struct spm_tokenizer *t, const char *model_dir, struct sb_err
             pe = (int32_t)i;
     }
     if (ee < 0 || pe < 0) {
-        rc = sb_fail(err, SB_ECORRUPT, "spiece.model: no piece for eos '%.40s' or pad '%.40s'",
-                     eos, pad);
+        rc = sb_fail(err, SB_ECORRUPT, "spiece.model: no piece for eos '%.40s' or pad '%.40s'", eos,
+                     pad);
         goto out;
     }
     t->sig_eos = ee;

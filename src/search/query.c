@@ -159,3 +159,21 @@ int search_combine(const float *vecs, const float *weights, size_t n, int dim, f
         out[j] *= inv;
     return SB_OK;
 }
+
+char *search_query_words(const struct search_term *terms, size_t n)
+{
+    struct sb_buf b;
+    sb_buf_init(&b);
+    for (size_t i = 0; i < n; i++) {
+        if (terms[i].kind != SEARCH_TERM_TEXT || terms[i].weight <= 0.0f)
+            continue;
+        if (b.len)
+            sb_buf_puts(&b, " ");
+        sb_buf_puts(&b, terms[i].text);
+    }
+    if (b.failed || !b.len) {
+        sb_buf_release(&b);
+        return NULL;
+    }
+    return b.data;
+}

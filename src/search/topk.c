@@ -261,6 +261,11 @@ static int better_first(const void *a, const void *b)
     return 0;
 }
 
+void search_hits_sort(struct search_hit *h, size_t n)
+{
+    qsort(h, n, sizeof(*h), better_first);
+}
+
 struct scan {
     const struct vec_matrix *m;
     const float *q;

@@ -341,24 +341,37 @@ static int build_mask(struct catalog *cat, const struct vec_matrix *m,
     return SB_OK;
 }
 
+/* words (may be NULL): the query's text, for hybrid ranking with the photos' texts and tags
+ * (search_hybrid; the scan then goes deeper so that a text match can lift a photo). */
 static int scan(struct catalog *cat, const struct vec_matrix *m, const float *qv,
                 const struct catalog_filter *f, int64_t exclude, float min_score, size_t offset,
-                size_t n, struct web_hit **hits, size_t *nhits, struct sb_err *err)
+                size_t n, const char *words, struct web_hit **hits, size_t *nhits,
+                struct sb_err *err)
 {
     unsigned char *mask = NULL;
-    struct search_hit *h = NULL;
+    struct search_hit *h = NULL, *hy = NULL;
     struct web_hit *res = NULL;
-    size_t k = offset + n, nh = 0;
+    size_t k = offset + n, deep = words ? k + 100 : k, nh = 0;
     int rc = build_mask(cat, m, f, exclude, &mask, err);
     if (rc)
         goto out;
-    h = malloc(k * sizeof(*h));
+    h = malloc(deep * sizeof(*h));
     res = malloc((n ? n : 1) * sizeof(*res));
     if (!h || !res) {
         rc = sb_fail(err, SB_ENOMEM, "out of memory");
         goto out;
     }
-    rc = search_topk(m, qv, mask, min_score, k, NULL, h, &nh, err);
+    rc = search_topk(m, qv, mask, min_score, deep, NULL, h, &nh, err);
+    if (!rc && words) {
+        size_t nhy = 0;
+        rc = search_hybrid(cat, f, m, mask, qv, words, h, nh, k, &hy, &nhy, err);
+        if (!rc) {
+            free(h);
+            h = hy;
+            hy = NULL;
+            nh = nhy;
+        }
+    }
     if (rc)
         goto out;
     size_t count = 0;
@@ -370,6 +383,7 @@ static int scan(struct catalog *cat, const struct vec_matrix *m, const float *qv
 out:
     free(res);
     free(h);
+    free(hy);
     free(mask);
     return rc;
 }
@@ -384,6 +398,7 @@ int web_search(struct web_server *s, struct catalog *cat, struct web_query *q,
     size_t nterms = 0;
     struct web_store *st = NULL;
     float *vecs = NULL, *weights = NULL, *qv = NULL;
+    char *words = NULL;
     int rc = SB_OK;
     *min_score_used = (float)NAN;
     if (q->n == 0 || q->n > MAX_RESULTS || q->offset > MAX_RESULTS)
@@ -430,6 +445,13 @@ int web_search(struct web_server *s, struct catalog *cat, struct web_query *q,
         rc = sb_fail(err, SB_ENOENT, "no photo has been embedded yet");
         goto out;
     }
+    if (!q->min_score_set && any_text) { /* SigLIP: the cosine where probability is 0.1 */
+        pthread_mutex_lock(&s->model_mu);
+        if (s->text_model)
+            min_score = clip_model_text_min_score(s->text_model);
+        pthread_mutex_unlock(&s->model_mu);
+        *min_score_used = min_score;
+    }
     const struct vec_matrix *m = vec_store_matrix(st->vs);
     size_t dim = (size_t)m->dim;
     vecs = malloc(nterms * dim * sizeof(float));
@@ -459,8 +481,11 @@ int web_search(struct web_server *s, struct catalog *cat, struct web_query *q,
         rc = SB_EINVAL;
         goto out;
     }
-    rc = scan(cat, m, qv, &q->filter, q->exclude, min_score, q->offset, q->n, hits, nhits, err);
+    words = search_query_words(terms, nterms);
+    rc = scan(cat, m, qv, &q->filter, q->exclude, min_score, q->offset, q->n, words, hits, nhits,
+              err);
 out:
+    free(words);
     web_store_put(s, st);
     free(vecs);
     free(weights);
@@ -494,7 +519,7 @@ int web_similar(struct web_server *s, struct catalog *cat, int64_t id, size_t n,
         goto out;
     }
     search_row(m, (size_t)row, qv);
-    rc = scan(cat, m, qv, NULL, id, min_score, 0, n, hits, nhits, err);
+    rc = scan(cat, m, qv, NULL, id, min_score, 0, n, NULL, hits, nhits, err);
 out:
     free(qv);
     web_store_put(s, st);

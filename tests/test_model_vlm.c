@@ -1,0 +1,333 @@
+/* test_model_vlm.c - captioning models (vlm.h) against tools/ref_vlm.py's torch float64
+ * reference on the random models of tools/gen_vlm.py (tests/data/vlm/<name>/): llava-1.5
+ * (CLIP tower, F16), Idefics3 / SmolVLM (SigLIP tower, pixel shuffle, F32) and
+ * llava-interleave-qwen (SigLIP tower, Qwen2, BF16). For the same preprocessed pixels: the
+ * prompt ids, the logits after prefill (max abs error <= 1e-3 of the logit range) and the greedy
+ * tokens for 20 steps, with and without repetition penalty; the image processor from the photo
+ * file against PIL's; threads give the same tokens; caption cleanup; failure paths. */
+#include "check.h"
+
+#include "shoebox/err.h"
+#include "shoebox/image.h"
+#include "shoebox/pool.h"
+#include "shoebox/util.h"
+#include "shoebox/vlm.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MAX_IDS 512
+
+static const char *data_dir(void)
+{
+    const char *d = getenv("SHOEBOX_TESTDATA");
+    return d ? d : "tests/data";
+}
+
+struct ref {
+    cJSON *root;
+    int32_t ids[MAX_IDS], greedy[64], greedy_pen[64];
+    int n_ids, n_greedy, n_greedy_pen, image_id;
+    float penalty;
+    float *pixels, *logits;
+    int n_pixels, V;
+    const char *text;
+};
+
+static int ids_of(const cJSON *a, int32_t *out, int cap)
+{
+    int n = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, a)
+    {
+        if (n < cap)
+            out[n] = (int32_t)e->valuedouble;
+        n++;
+    }
+    return n;
+}
+
+static float *floats_of(const cJSON *a, int *n)
+{
+    *n = cJSON_GetArraySize(a);
+    float *f = calloc((size_t)*n + 1, sizeof(float));
+    int i = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, a)
+    {
+        f[i++] = (float)e->valuedouble;
+    }
+    return f;
+}
+
+static bool ref_load(const char *name, struct ref *r)
+{
+    char path[1024];
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    memset(r, 0, sizeof(*r));
+    snprintf(path, sizeof(path), "%s/vlm/%s/ref.json", data_dir(), name);
+    if (sb_read_file(path, 64 << 20, &buf, &len, NULL))
+        return false;
+    r->root = cJSON_ParseWithLength((const char *)buf, len);
+    free(buf);
+    const cJSON *o = r->root;
+    r->n_ids = ids_of(cJSON_GetObjectItem(o, "ids"), r->ids, MAX_IDS);
+    r->n_greedy = ids_of(cJSON_GetObjectItem(o, "greedy"), r->greedy, 64);
+    r->n_greedy_pen = ids_of(cJSON_GetObjectItem(o, "greedy_penalty"), r->greedy_pen, 64);
+    r->image_id = cJSON_GetObjectItem(o, "image_id")->valueint;
+    r->penalty = (float)cJSON_GetObjectItem(o, "penalty")->valuedouble;
+    r->pixels = floats_of(cJSON_GetObjectItem(o, "pixels"), &r->n_pixels);
+    r->logits = floats_of(cJSON_GetObjectItem(o, "logits"), &r->V);
+    r->text = cJSON_GetObjectItem(o, "text")->valuestring;
+    return true;
+}
+
+static void ref_release(struct ref *r)
+{
+    cJSON_Delete(r->root);
+    free(r->pixels);
+    free(r->logits);
+}
+
+static void model_dir(char *buf, size_t cap, const char *name)
+{
+    snprintf(buf, cap, "%s/vlm/%s", data_dir(), name);
+}
+
+/* Greedy captions from the reference pixels, with the pool given. */
+static void check_model(const char *name, struct sb_pool *pool)
+{
+    char dir[1024];
+    struct ref r;
+    struct sb_err err = { 0 };
+    struct vlm_model *m = NULL;
+    struct vlm_ctx *c = NULL;
+    model_dir(dir, sizeof(dir), name);
+    CHECK(ref_load(name, &r));
+    int rc = vlm_model_load(dir, NULL, &m, &err);
+    CHECK_EQ_INT(SB_OK, rc);
+    if (rc) {
+        fprintf(stderr, "%s: %s\n", name, err.msg);
+        goto out;
+    }
+    int S = vlm_model_image_size(m);
+    CHECK_EQ_INT(3 * S * S, r.n_pixels);
+    CHECK_EQ_INT(SB_OK, vlm_ctx_new(m, pool, &c, &err));
+    struct vlm_params p = vlm_default_params();
+    p.max_new_tokens = 20;
+    p.repetition_penalty = 1.0f;
+    p.cleanup = false;
+    int32_t ids[VLM_MAX_NEW_TOKENS];
+    int n = 0;
+    struct sb_buf text;
+    sb_buf_init(&text);
+    rc = vlm_caption_pixels(c, r.pixels, &p, ids, &n, &text, &err);
+    CHECK_EQ_INT(SB_OK, rc);
+    if (rc)
+        fprintf(stderr, "%s: %s\n", name, err.msg);
+    /* the prompt, image rows marked */
+    int np = 0;
+    const int32_t *prompt = vlm_ctx_prompt(c, &np);
+    CHECK_EQ_INT(r.n_ids, np);
+    int bad = 0;
+    for (int i = 0; i < np && i < r.n_ids; i++)
+        bad += prompt[i] != (r.ids[i] == r.image_id ? -1 : r.ids[i]);
+    CHECK_EQ_INT(0, bad);
+    /* logits after prefill */
+    int V = 0;
+    const float *z = vlm_ctx_prefill_logits(c, &V);
+    CHECK_EQ_INT(r.V, V);
+    float lo = r.logits[0], hi = r.logits[0], maxd = 0.0f;
+    for (int i = 0; i < V && i < r.V; i++) {
+        lo = r.logits[i] < lo ? r.logits[i] : lo;
+        hi = r.logits[i] > hi ? r.logits[i] : hi;
+        float d = z[i] > r.logits[i] ? z[i] - r.logits[i] : r.logits[i] - z[i];
+        maxd = d > maxd ? d : maxd;
+    }
+    fprintf(stderr, "%s (%s pool): prompt %d tokens (%d image rows), logits max abs diff %.3g of "
+                    "range %.3g\n",
+            name, pool ? "with" : "no", np, vlm_model_image_tokens(m), (double)maxd,
+            (double)(hi - lo));
+    CHECK(maxd <= 1e-3f * (hi - lo));
+    CHECK_EQ_INT(r.n_greedy, n);
+    bad = 0;
+    for (int i = 0; i < n && i < r.n_greedy; i++)
+        bad += ids[i] != r.greedy[i];
+    CHECK_EQ_INT(0, bad);
+    CHECK_EQ_STR(r.text, text.data ? text.data : "");
+    /* repetition penalty */
+    p.repetition_penalty = r.penalty;
+    CHECK_EQ_INT(SB_OK, vlm_caption_pixels(c, r.pixels, &p, ids, &n, NULL, &err));
+    CHECK_EQ_INT(r.n_greedy_pen, n);
+    bad = 0;
+    for (int i = 0; i < n && i < r.n_greedy_pen; i++)
+        bad += ids[i] != r.greedy_pen[i];
+    CHECK_EQ_INT(0, bad);
+    /* the image processor from the photo file, against PIL's pixels */
+    char photo[1024];
+    snprintf(photo, sizeof(photo), "%s/vlm/photo.png", data_dir());
+    struct image *img = NULL;
+    CHECK_EQ_INT(SB_OK, image_decode_file(photo, NULL, &img, NULL, &err));
+    float *pix = calloc((size_t)3 * S * S, sizeof(float));
+    if (img && pix) {
+        CHECK_EQ_INT(SB_OK, vlm_preprocess(m, img, pix, &err));
+        float pd = 0.0f;
+        for (int i = 0; i < 3 * S * S && i < r.n_pixels; i++) {
+            float d = pix[i] > r.pixels[i] ? pix[i] - r.pixels[i] : r.pixels[i] - pix[i];
+            pd = d > pd ? d : pd;
+        }
+        fprintf(stderr, "%s: preprocessing max abs diff %.3g (PIL)\n", name, (double)pd);
+        /* one 8-bit step is 1/255/std; allow one step */
+        CHECK(pd <= 0.0151f);
+        p.repetition_penalty = 1.0f;
+        sb_buf_release(&text);
+        sb_buf_init(&text);
+        CHECK_EQ_INT(SB_OK, vlm_caption(c, img, &p, ids, &n, &text, &err));
+        CHECK(n >= 1);
+    }
+    free(pix);
+    image_free(img);
+    sb_buf_release(&text);
+out:
+    vlm_ctx_free(c);
+    vlm_model_free(m);
+    ref_release(&r);
+}
+
+static void test_cleanup(void)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        { "  A dog on a beach. It is sunny.", "A dog on a beach." },
+        { "\"A cat\nsleeping   on a sofa\"", "A cat sleeping on a sofa" },
+        { "Two people walking!  More text", "Two people walking!" },
+        { "A photo of St. Mary's church at dusk.", "A photo of St. Mary's church at dusk." },
+        { "A U.S. flag. Next", "A U.S. flag." },
+        { "", "" },
+        { "   ", "" },
+        { "no end punctuation", "no end punctuation" },
+        { "\x15" "a\x13" "b \xef\xbf\xbd c", "a b c" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char buf[256];
+        snprintf(buf, sizeof(buf), "%s", cases[i].in);
+        vlm_clean_caption(buf);
+        CHECK_EQ_STR(cases[i].out, buf);
+    }
+}
+
+/* Writes a copy of a fixture with config.json replaced by cfg into SHOEBOX_TMP. */
+static bool fixture_copy(const char *name, const char *from, const char *to, const char *cfg,
+                         char *dir, size_t cap)
+{
+    const char *tmp = getenv("SHOEBOX_TMP");
+    snprintf(dir, cap, "%s/vlm_%s", tmp ? tmp : "/tmp", name);
+    mkdir(dir, 0755);
+    static const char *const files[] = { "model.safetensors", "tokenizer.json",
+                                         "tokenizer_config.json", "preprocessor_config.json",
+                                         "config.json" };
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        char src[1024], dst[1200];
+        unsigned char *buf = NULL;
+        size_t len = 0;
+        snprintf(src, sizeof(src), "%s/vlm/%s/%s", data_dir(), from, files[i]);
+        snprintf(dst, sizeof(dst), "%s/%s", dir, files[i]);
+        if (sb_read_file(src, 64 << 20, &buf, &len, NULL))
+            return false;
+        char *edited = NULL;
+        if (strcmp(files[i], "config.json") == 0 && to) {
+            /* replace the first occurrence of `from_str` by `to` */
+            char *hit = strstr((char *)buf, cfg);
+            if (hit) {
+                size_t a = (size_t)(hit - (char *)buf), nl = strlen(to), ol = strlen(cfg);
+                edited = malloc(len - ol + nl + 1);
+                memcpy(edited, buf, a);
+                memcpy(edited + a, to, nl);
+                memcpy(edited + a + nl, hit + ol, len - a - ol);
+                len = len - ol + nl;
+            }
+        }
+        int rc = sb_write_file_atomic(dst, edited ? edited : (char *)buf, len, NULL);
+        free(edited);
+        free(buf);
+        if (rc)
+            return false;
+    }
+    return true;
+}
+
+static void test_failures(void)
+{
+    struct sb_err err = { 0 };
+    struct vlm_model *m = NULL;
+    char dir[1024];
+    CHECK(vlm_model_load("/nonexistent/vlm", NULL, &m, &err) != SB_OK);
+    CHECK(m == NULL);
+    static const struct {
+        const char *from, *to;
+        int code;
+        const char *msg;
+    } cases[] = {
+        { "\"model_type\": \"llava\"", "\"model_type\": \"blip-2\"", SB_EMODEL, "blip-2" },
+        { "\"hidden_size\": 32", "\"hidden_size\": 40", SB_EMODEL, "patch_embedding" },
+        { "\"projector_hidden_act\": \"gelu\"", "\"projector_hidden_act\": \"relu6\"", SB_EMODEL,
+          "relu6" },
+        { "\"vision_feature_select_strategy\": \"default\"",
+          "\"vision_feature_select_strategy\": \"cls\"", SB_EMODEL, "cls" },
+        { "\"vision_feature_layer\": -2", "\"vision_feature_layer\": [-2, -1]", SB_EMODEL,
+          "list" },
+        { "\"image_token_index\": 593", "\"image_token_index\": 5", SB_EMODEL, "<image>" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        CHECK(fixture_copy("bad", "llava15", cases[i].to, cases[i].from, dir, sizeof(dir)));
+        m = NULL;
+        int rc = vlm_model_load(dir, NULL, &m, &err);
+        CHECK_EQ_INT(cases[i].code, rc);
+        CHECK(strstr(err.msg, cases[i].msg) != NULL);
+        if (!strstr(err.msg, cases[i].msg))
+            fprintf(stderr, "case %zu: %s\n", i, err.msg);
+        vlm_model_free(m);
+    }
+    /* bad parameters */
+    model_dir(dir, sizeof(dir), "llava15");
+    CHECK_EQ_INT(SB_OK, vlm_model_load(dir, NULL, &m, &err));
+    struct vlm_ctx *c = NULL;
+    if (m && vlm_ctx_new(m, NULL, &c, &err) == SB_OK) {
+        int S = vlm_model_image_size(m);
+        float *pix = calloc((size_t)3 * S * S, sizeof(float));
+        int32_t ids[VLM_MAX_NEW_TOKENS];
+        int n;
+        struct vlm_params p = vlm_default_params();
+        p.max_new_tokens = 0;
+        CHECK_EQ_INT(SB_EINVAL, vlm_caption_pixels(c, pix, &p, ids, &n, NULL, &err));
+        p = vlm_default_params();
+        p.prompt = "two images <image> in one prompt";
+        CHECK_EQ_INT(SB_EINVAL, vlm_caption_pixels(c, pix, &p, ids, &n, NULL, &err));
+        struct image empty = { 0, 0, NULL };
+        CHECK_EQ_INT(SB_EINVAL, vlm_caption(c, &empty, NULL, ids, &n, NULL, &err));
+        free(pix);
+    }
+    vlm_ctx_free(c);
+    vlm_model_free(m);
+}
+
+int main(void)
+{
+    static const char *const models[] = { "llava15", "idefics3", "llava_qwen" };
+    struct sb_pool *pool = NULL;
+    struct sb_err err;
+    CHECK_EQ_INT(SB_OK, sb_pool_new(2, &pool, &err));
+    for (size_t i = 0; i < sizeof(models) / sizeof(models[0]); i++) {
+        check_model(models[i], NULL);
+        check_model(models[i], pool);
+    }
+    test_cleanup();
+    test_failures();
+    sb_pool_free(pool);
+    return check_exit();
+}
