@@ -134,7 +134,7 @@ class Ref:
         shape (G, P, D). Returns last-row logits and the extended cache."""
         T = len(ids)
         E = self.w["model.embed_tokens.weight"]
-        x = torch.stack([E[i] if i >= 0 else torch.tensor(embeds[t], dtype=torch.float64)
+        x = torch.stack([E[i] if i >= 0 else torch.tensor(embeds[t], dtype=E.dtype)
                          for t, i in enumerate(ids)])
         inv = self.inv_freq(start + T)
         pos = torch.arange(start, start + T, dtype=inv.dtype)

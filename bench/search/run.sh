@@ -18,15 +18,16 @@ cc -O2 -I"$root/include" "$here/bench_search.c" -o "$work/bench_search" \
     $( [ -e /usr/lib/x86_64-linux-gnu/libdnnl.so ] && echo -ldnnl ) -lm -lpthread
 
 echo "== scan: in-process latency, $threads threads, k = 20 =="
-for n in 100000 1000000; do
+for n in ${SCAN_SIZES:-100000 1000000}; do
     "$work/bench_search" "$n" 512 "$threads"
     /usr/bin/python3 "$here/numpy_scan.py" "$n" 512
 done
 
 echo "== end to end: shoebox search \"text\" from a cold process, 100k photos =="
-model="$work/clip-vit-base-patch32-random"
+# a full-size random ViT-B/32 (text tower included), as bench/embed makes it
+model="${SHOEBOX_BENCH_MODEL:-/tmp/sbemb/b32}"
 if [ ! -f "$model/model.safetensors" ]; then
-    /usr/bin/python3 "$root/tools/gen_clip.py" --bench "$model" >/dev/null
+    /usr/bin/python3 "$root/bench/embed/gen_models.py" "$(dirname "$model")" >/dev/null
 fi
 db="$work/cat100k/catalog.db"
 if [ ! -f "$db" ]; then

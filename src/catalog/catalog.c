@@ -54,6 +54,16 @@ int catalog_step_done(struct catalog *cat, sqlite3_stmt *st, const char *what, s
     return rc;
 }
 
+static int schema_version(struct catalog *cat)
+{
+    sqlite3_stmt *st = catalog_prep(cat, "PRAGMA user_version", NULL);
+    int v = 0;
+    if (st && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
 static int migrate(struct catalog *cat, struct sb_err *err)
 {
     sqlite3_stmt *st = catalog_prep(cat, "PRAGMA user_version", err);
@@ -141,6 +151,12 @@ int catalog_open(const char *path, bool readonly, struct catalog **out, struct s
         rc = migrate(cat, err);
         if (rc)
             goto out;
+    } else if (schema_version(cat) < NMIGRATIONS) {
+        /* A catalog written by an older shoebox: bring it up to date once through a
+         * read-write connection (when the file is writable), then read as asked. */
+        struct catalog *rw = NULL;
+        if (catalog_open(path, false, &rw, NULL) == SB_OK)
+            catalog_close(rw);
     }
     size_t n = strlen(dir) + 8;
     cat->thumb_dir = malloc(n);

@@ -136,4 +136,6 @@ static const char *const catalog_migrations[] = {
     "  PRIMARY KEY (library, uuid)"
     ") WITHOUT ROWID;"
     "CREATE INDEX apple_assets_photo ON apple_assets(photo_id);",
+    /* 6: the present photos of a query without filters, in photo order, from an index walk */
+    "CREATE INDEX files_present ON files(status, photo_id);",
 };

@@ -156,18 +156,27 @@ static uint64_t hash_bytes(const char *s, size_t n)
     return h;
 }
 
-static int32_t lookup(const struct spm_tokenizer *t, const char *s, size_t n)
+#define FNV_OFFSET 0xcbf29ce484222325ull
+#define FNV_PRIME  0x100000001b3ull
+
+/* The id of piece s[0..n) whose hash_bytes() is h, or -1. */
+static int32_t lookup_h(const struct spm_tokenizer *t, const char *s, size_t n, uint64_t h)
 {
     if (!t->nslots)
         return -1;
     size_t mask = t->nslots - 1;
-    for (size_t i = (size_t)hash_bytes(s, n) & mask;; i = (i + 1) & mask) {
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
         int32_t id = t->slots[i];
         if (id < 0)
             return -1;
         if (t->p[id].len == n && memcmp(t->p[id].s, s, n) == 0)
             return id;
     }
+}
+
+static int32_t lookup(const struct spm_tokenizer *t, const char *s, size_t n)
+{
+    return lookup_h(t, s, n, hash_bytes(s, n));
 }
 
 static int add_piece(struct spm_tokenizer *t, struct pb body, struct sb_err *err)
@@ -602,8 +611,10 @@ static int viterbi(const struct spm_tokenizer *t, const char *s, size_t n, int32
         float base = v[at].score;
         bool single = false;
         /* candidate pieces in order of increasing length, as the trie's prefix search gives */
+        uint64_t h = FNV_OFFSET; /* the hash of s[at..at+k), extended byte by byte */
         for (size_t k = 1; k <= t->max_piece_len && at + k <= n; k++) {
-            int32_t id = lookup(t, s + at, k);
+            h = (h ^ (unsigned char)s[at + k - 1]) * FNV_PRIME;
+            int32_t id = lookup_h(t, s + at, k, h);
             if (id < 0)
                 continue;
             const struct spm_piece *pc = &t->p[id];

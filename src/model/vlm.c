@@ -163,7 +163,7 @@ static int llava_config(struct vlm_model *m, const cJSON *root, struct sb_err *e
     if (cJSON_IsArray(fl))
         return sb_fail(err, SB_EMODEL, "vision_feature_layer as a list (concatenated layers) is "
                                        "not supported");
-    int k;
+    int k = 0;
     int rc = cfg_int(root, "vision_feature_layer", -2, -(v->n_layers + 1), v->n_layers, &k, err);
     if (rc)
         return rc;

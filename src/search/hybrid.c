@@ -36,6 +36,8 @@ static int cmp_id(const void *a, const void *b)
 /* Entries stay in insertion order while collecting (small n); sorted by id for lookups. */
 static struct text_match *find_match(struct text_match *v, size_t n, int64_t id, bool sorted)
 {
+    if (n == 0)
+        return NULL; /* bsearch must not see a NULL array */
     if (sorted) {
         struct text_match key = { id, 0, false, false, false };
         return bsearch(&key, v, n, sizeof(*v), cmp_id);
