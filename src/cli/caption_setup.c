@@ -84,8 +84,8 @@ static int plugin_store(void *user, struct catalog *cat, int64_t photo_id, void 
     (void)embedding;
     (void)dim;
     o->captioned++;
-    return catalog_text_set(cat, photo_id, CATALOG_TEXT_CAPTION, result, NAN, vlm_model_id(o->m),
-                            err);
+    return catalog_text_set(cat, photo_id, CATALOG_TEXT_CAPTION, result, (double)NAN,
+                            vlm_model_id(o->m), err);
 }
 
 static void plugin_free(void *user, void *result)
@@ -103,8 +103,8 @@ int cli_caption_setup(struct cli_caption *o, struct cli_ctx *ctx, struct catalog
     if (o->want < 0)
         o->want = catalog_setting_get(cat, "captions", want, sizeof(want), NULL) == SB_OK &&
                   strcmp(want, "1") == 0;
-    if (!o->model_dir && catalog_setting_get(cat, "caption_model", o->dir_buf, sizeof(o->dir_buf),
-                                             NULL) == SB_OK &&
+    if (!o->model_dir &&
+        catalog_setting_get(cat, "caption_model", o->dir_buf, sizeof(o->dir_buf), NULL) == SB_OK &&
         o->dir_buf[0])
         o->model_dir = o->dir_buf;
     if (o->want && !o->model_dir) {
@@ -141,8 +141,7 @@ int cli_caption_setup(struct cli_caption *o, struct cli_ctx *ctx, struct catalog
     /* remembered only once the model loads: a wrong folder is not saved */
     if (catalog_begin(cat, &err) ||
         catalog_setting_set(cat, "captions", o->want ? "1" : "0", &err) ||
-        (o->want &&
-         catalog_setting_set(cat, "caption_model", real ? real : o->model_dir, &err)) ||
+        (o->want && catalog_setting_set(cat, "caption_model", real ? real : o->model_dir, &err)) ||
         catalog_commit(cat, &err)) {
         catalog_rollback(cat);
         free(real);
