@@ -148,8 +148,9 @@ static void check_model(const char *name, struct sb_pool *pool)
         float d = z[i] > r.logits[i] ? z[i] - r.logits[i] : r.logits[i] - z[i];
         maxd = d > maxd ? d : maxd;
     }
-    fprintf(stderr, "%s (%s pool): prompt %d tokens (%d image rows), logits max abs diff %.3g of "
-                    "range %.3g\n",
+    fprintf(stderr,
+            "%s (%s pool): prompt %d tokens (%d image rows), logits max abs diff %.3g of "
+            "range %.3g\n",
             name, pool ? "with" : "no", np, vlm_model_image_tokens(m), (double)maxd,
             (double)(hi - lo));
     CHECK(maxd <= 1e-3f * (hi - lo));
@@ -211,7 +212,10 @@ static void test_cleanup(void)
         { "", "" },
         { "   ", "" },
         { "no end punctuation", "no end punctuation" },
-        { "\x15" "a\x13" "b \xef\xbf\xbd c", "a b c" },
+        { "\x15"
+          "a\x13"
+          "b \xef\xbf\xbd c",
+          "a b c" },
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char buf[256];
@@ -279,8 +283,7 @@ static void test_failures(void)
           "relu6" },
         { "\"vision_feature_select_strategy\": \"default\"",
           "\"vision_feature_select_strategy\": \"cls\"", SB_EMODEL, "cls" },
-        { "\"vision_feature_layer\": -2", "\"vision_feature_layer\": [-2, -1]", SB_EMODEL,
-          "list" },
+        { "\"vision_feature_layer\": -2", "\"vision_feature_layer\": [-2, -1]", SB_EMODEL, "list" },
         { "\"image_token_index\": 593", "\"image_token_index\": 5", SB_EMODEL, "<image>" },
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -82,8 +82,7 @@ int main(int argc, char **argv)
         }
     double t1, e1, p1, tn, en, gn_s;
     int g1 = 0, gn = 0;
-    if (run(c, img, 1, &t1, &e1, &p1, &g1, &err) ||
-        run(c, img, (int)N, &tn, &en, &gn_s, &gn, &err))
+    if (run(c, img, 1, &t1, &e1, &p1, &g1, &err) || run(c, img, (int)N, &tn, &en, &gn_s, &gn, &err))
         return die(&err);
     int np = 0;
     vlm_ctx_prompt(c, &np);

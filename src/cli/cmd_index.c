@@ -57,8 +57,7 @@ static void help(FILE *f)
             "                    a vocabulary of 1000+ concepts); remembered for later runs\n"
             "  --no-tags         stop automatic tagging (remembered)\n"
             "  --no-xmp          do not read XMP sidecars and embedded XMP keywords\n" CLI_OCR_HELP
-                CLI_CAPTION_HELP
-            "  --help            this help\n");
+                CLI_CAPTION_HELP "  --help            this help\n");
 }
 
 int cmd_index(int argc, char **argv, struct cli_ctx *ctx)

@@ -359,8 +359,7 @@ static int hybrid_rank(struct cli_search *s, const float *q, const char *words, 
         int64_t row = search_find_row(m, (*res)[i].id);
         hits[i] = (struct search_hit){ (*res)[i].id, row < 0 ? 0 : (size_t)row, (*res)[i].score };
     }
-    if (search_hybrid(s->cat, &s->filter, m, mask, q, words, hits, *nres, k, &out, &nout,
-                      &err)) {
+    if (search_hybrid(s->cat, &s->filter, m, mask, q, words, hits, *nres, k, &out, &nout, &err)) {
         cli_error("%s", err.msg);
         rc = CLI_EXIT_FAIL;
     } else {

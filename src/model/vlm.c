@@ -40,10 +40,9 @@ struct vlm_load_params vlm_load_default_params(void)
 
 struct vlm_params vlm_default_params(void)
 {
-    return (struct vlm_params){ .prompt = NULL,
-                                .max_new_tokens = 40,
-                                .repetition_penalty = 1.1f,
-                                .cleanup = true };
+    return (struct vlm_params){
+        .prompt = NULL, .max_new_tokens = 40, .repetition_penalty = 1.1f, .cleanup = true
+    };
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -93,8 +92,9 @@ static int parse_act(const char *s, enum clip_act *out, const char *what, struct
     else if (strcmp(s, "gelu_pytorch_tanh") == 0 || strcmp(s, "gelu_new") == 0)
         *out = CLIP_ACT_GELU_TANH;
     else
-        return sb_fail(err, SB_EMODEL, "%s '%.40s' is not supported (quick_gelu, gelu, "
-                                       "gelu_pytorch_tanh)",
+        return sb_fail(err, SB_EMODEL,
+                       "%s '%.40s' is not supported (quick_gelu, gelu, "
+                       "gelu_pytorch_tanh)",
                        what, s);
     return SB_OK;
 }
@@ -161,8 +161,9 @@ static int llava_config(struct vlm_model *m, const cJSON *root, struct sb_err *e
     struct vlm_vision *v = &m->vis;
     const cJSON *fl = cJSON_GetObjectItemCaseSensitive(root, "vision_feature_layer");
     if (cJSON_IsArray(fl))
-        return sb_fail(err, SB_EMODEL, "vision_feature_layer as a list (concatenated layers) is "
-                                       "not supported");
+        return sb_fail(err, SB_EMODEL,
+                       "vision_feature_layer as a list (concatenated layers) is "
+                       "not supported");
     int k = 0;
     int rc = cfg_int(root, "vision_feature_layer", -2, -(v->n_layers + 1), v->n_layers, &k, err);
     if (rc)
@@ -173,8 +174,9 @@ static int llava_config(struct vlm_model *m, const cJSON *root, struct sb_err *e
     if (strcmp(sel, "default") == 0)
         v->drop_cls = true;
     else if (strcmp(sel, "full") != 0)
-        return sb_fail(err, SB_EMODEL, "vision_feature_select_strategy '%.40s' is not supported "
-                                       "(default, full)",
+        return sb_fail(err, SB_EMODEL,
+                       "vision_feature_select_strategy '%.40s' is not supported "
+                       "(default, full)",
                        sel);
     /* "default" drops the first row: CLIP's CLS, or a SigLIP patch (as HF does, blindly) */
     m->R = v->L - (v->drop_cls ? 1 : 0);
@@ -257,8 +259,8 @@ static int square_preproc(struct vlm_preproc_cfg *p, enum vlm_preproc kind, cons
         if (!rc)
             rc = cfg_int(size, "width", S, 1, 16384, &sw, err);
         if (!rc && (sh != S || sw != S))
-            rc = sb_fail(err, SB_EMODEL, "preprocessor size %dx%d differs from image_size %d",
-                         sw, sh, S);
+            rc = sb_fail(err, SB_EMODEL, "preprocessor size %dx%d differs from image_size %d", sw,
+                         sh, S);
     }
     if (!rc)
         rc = cfg_int(root, "resample", p->resample, 0, 5, &p->resample, err);
@@ -532,8 +534,9 @@ static int load_tokens(struct vlm_model *m, const char *dir, const cJSON *root, 
     if (rc)
         return rc;
     if (cfg_id != m->image_id)
-        return sb_fail(err, SB_EMODEL, "config.json's image token %d is not the tokenizer's "
-                                       "'<image>' (%d)",
+        return sb_fail(err, SB_EMODEL,
+                       "config.json's image token %d is not the tokenizer's "
+                       "'<image>' (%d)",
                        cfg_id, (int)m->image_id);
     if (m->image_id >= lm_model_vocab_size(m->lm))
         return sb_fail(err, SB_EMODEL, "image token %d is outside the vocabulary",
@@ -542,8 +545,9 @@ static int load_tokens(struct vlm_model *m, const char *dir, const cJSON *root, 
         m->fake_id = bpe_token_id(m->tok, "<fake_token_around_image>");
         m->global_id = bpe_token_id(m->tok, "<global-img>");
         if (m->fake_id < 0 || m->global_id < 0)
-            return sb_fail(err, SB_EMODEL, "the tokenizer lacks <fake_token_around_image> or "
-                                           "<global-img>");
+            return sb_fail(err, SB_EMODEL,
+                           "the tokenizer lacks <fake_token_around_image> or "
+                           "<global-img>");
     }
     int32_t ids[LM_MAX_STOP];
     int n = bpe_chat_stop_ids(m->tok, ids, LM_MAX_STOP);
@@ -606,8 +610,8 @@ int vlm_model_load(const char *dir, const struct vlm_load_params *params, struct
     } else {
         const char *vp = "vision_tower.vision_model.", *pp = "multi_modal_projector.";
         const struct st_tensor *probe;
-        if (tensor(m, vp, "embeddings.patch_embedding.weight", 4,
-                   SHAPE(C, 3, m->vis.p, m->vis.p), &probe, NULL) != SB_OK) {
+        if (tensor(m, vp, "embeddings.patch_embedding.weight", 4, SHAPE(C, 3, m->vis.p, m->vis.p),
+                   &probe, NULL) != SB_OK) {
             vp = "model.vision_tower.vision_model."; /* transformers >= 4.52 layout */
             pp = "model.multi_modal_projector.";
         }
@@ -788,12 +792,12 @@ struct vlm_ctx {
     const struct vlm_model *m;
     struct lm_ctx *lm;
     struct vlm_vscratch *vs;
-    float *pixels;  /* (3, S, S) */
-    float *rows;    /* (R, Ct) image rows */
-    float *embeds;  /* (max_prompt, Ct) decoder input rows */
-    int32_t *ids;   /* (max_prompt) prompt ids, LM_EMBED_ROW for image rows */
+    float *pixels; /* (3, S, S) */
+    float *rows;   /* (R, Ct) image rows */
+    float *embeds; /* (max_prompt, Ct) decoder input rows */
+    int32_t *ids;  /* (max_prompt) prompt ids, LM_EMBED_ROW for image rows */
     int n_ids, max_prompt;
-    int32_t *out;   /* (VLM_MAX_NEW_TOKENS) */
+    int32_t *out;                /* (VLM_MAX_NEW_TOKENS) */
     double encode_s, generate_s; /* of the last caption */
 };
 
@@ -921,8 +925,9 @@ int vlm_caption_pixels(struct vlm_ctx *c, const float *pixels, const struct vlm_
     const char *prompt = p.prompt ? p.prompt : VLM_DEFAULT_PROMPT;
     if (p.max_new_tokens < 1 || p.max_new_tokens > VLM_MAX_NEW_TOKENS ||
         !(p.repetition_penalty > 0.0f) || !ids || !n_ids)
-        return sb_fail(err, SB_EINVAL, "caption: max_new_tokens %d is not in [1, %d] or bad "
-                                       "repetition_penalty",
+        return sb_fail(err, SB_EINVAL,
+                       "caption: max_new_tokens %d is not in [1, %d] or bad "
+                       "repetition_penalty",
                        p.max_new_tokens, VLM_MAX_NEW_TOKENS);
     if (strlen(prompt) > MAX_PROMPT)
         return sb_fail(err, SB_ETOOBIG, "caption: the prompt is longer than %d bytes", MAX_PROMPT);

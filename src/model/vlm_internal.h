@@ -32,14 +32,14 @@ struct vlm_vision {
     int C, F, H, n_layers, S, p, G, N, L;
     float eps;
     enum clip_act act;
-    struct lm_mat patch;           /* (C, 3*p*p) the conv as a matrix; bias in SigLIP */
-    const float *cls;              /* (C) CLIP class_embedding, else NULL */
-    const float *pos;              /* (L, C) position_embedding */
-    const float *pre_w, *pre_b;    /* (C) CLIP pre_layrnorm, else NULL */
-    const float *post_w, *post_b;  /* (C) post_layernorm when the features use it, else NULL */
-    struct vlm_vit_layer *layers;  /* n_layers */
-    int run_layers;                /* layers whose output is the feature (feature layer) */
-    bool drop_cls;                 /* select strategy "default" */
+    struct lm_mat patch;          /* (C, 3*p*p) the conv as a matrix; bias in SigLIP */
+    const float *cls;             /* (C) CLIP class_embedding, else NULL */
+    const float *pos;             /* (L, C) position_embedding */
+    const float *pre_w, *pre_b;   /* (C) CLIP pre_layrnorm, else NULL */
+    const float *post_w, *post_b; /* (C) post_layernorm when the features use it, else NULL */
+    struct vlm_vit_layer *layers; /* n_layers */
+    int run_layers;               /* layers whose output is the feature (feature layer) */
+    bool drop_cls;                /* select strategy "default" */
 };
 
 struct vlm_preproc_cfg {

@@ -31,13 +31,13 @@ struct vlm_vscratch {
     const struct vlm_model *m;
     struct sb_pool *pool;
     int n_workers;
-    float *x;       /* (L, C) residual stream */
-    float *h;       /* (L, max(C, 3pp)) normed input / unfolded patches */
+    float *x;               /* (L, C) residual stream */
+    float *h;               /* (L, max(C, 3pp)) normed input / unfolded patches */
     float *q, *k, *v, *att; /* (L, C) */
-    float *mlp;     /* (L, max(F, C*s*s, Ct)) */
-    float *wbuf;    /* (n_workers, VIT_CHUNK * Kmax) widened weight rows */
+    float *mlp;             /* (L, max(F, C*s*s, Ct)) */
+    float *wbuf;            /* (n_workers, VIT_CHUNK * Kmax) widened weight rows */
     size_t wbuf_per_worker;
-    float *scores;  /* (n_workers, L * L) */
+    float *scores; /* (n_workers, L * L) */
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -90,8 +90,8 @@ static void linear_task(void *arg, size_t begin, size_t end, int worker)
             lm_widen_rows(buf, W->w, W->dt, K, n0, n1);
             w = buf;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, n1 - n0, K, 1.0f, j->in, K, w,
-                    K, j->residual ? 1.0f : 0.0f, j->out + n0, N);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, n1 - n0, K, 1.0f, j->in, K, w, K,
+                    j->residual ? 1.0f : 0.0f, j->out + n0, N);
         for (int t = 0; t < j->T; t++) {
             float *o = j->out + (size_t)t * N;
             if (W->b)
@@ -187,8 +187,8 @@ static void attention_task(void *arg, size_t begin, size_t end, int worker)
             for (int t = 0; t < L; t++)
                 r[t] *= inv;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, E, L, 1.0f, sc, L,
-                    j->s->v + col, C, 0.0f, j->s->att + col, C);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, E, L, 1.0f, sc, L, j->s->v + col,
+                    C, 0.0f, j->s->att + col, C);
     }
 }
 

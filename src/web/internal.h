@@ -195,5 +195,4 @@ int web_reply_error(struct web_request *r, unsigned status, const char *msg);
 /* Sets the security headers every response gets. */
 void web_add_common_headers(void *response);
 
-
 #endif

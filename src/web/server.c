@@ -500,5 +500,3 @@ bool web_server_remote(const struct web_server *s)
 {
     return s->remote;
 }
-
-
