@@ -34,167 +34,12 @@ struct clip_load_params clip_load_default_params(void)
 /* ------------------------------------------------------------------------------------------ */
 /* Files */
 
-static int join(char *buf, size_t cap, const char *dir, const char *name, struct sb_err *err)
-{
-    int n = snprintf(buf, cap, "%s/%s", dir, name);
-    if (n < 0 || (size_t)n >= cap)
-        return sb_fail(err, SB_EINVAL, "path '%s/%s' is too long", dir, name);
-    return SB_OK;
-}
-
-static bool file_exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-static int map_file(const char *path, struct clip_mapping *m, struct sb_err *err)
-{
-    int rc = SB_OK;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        return sb_fail(err, sb_code_from_errno(e), "open '%s': %s", path, strerror(e));
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        rc = sb_fail(err, sb_code_from_errno(e), "stat '%s': %s", path, strerror(e));
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode) || st.st_size <= 0) {
-        rc = sb_fail(err, SB_ECORRUPT, "'%s': empty or not a regular file", path);
-        goto out;
-    }
-    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED) {
-        int e = errno;
-        rc = sb_fail(err, sb_code_from_errno(e), "mmap '%s': %s", path, strerror(e));
-        goto out;
-    }
-    m->addr = p;
-    m->len = (size_t)st.st_size;
-out:
-    close(fd);
-    return rc;
-}
-
-/* Adds a shard file name (from the index) unless already listed. */
-static int add_shard(char ***names, size_t *n, const char *s, struct sb_err *err)
-{
-    for (size_t i = 0; i < *n; i++)
-        if (strcmp((*names)[i], s) == 0)
-            return SB_OK;
-    /* a shard lives beside the index: no paths, no hidden files */
-    if (!s[0] || s[0] == '.' || strchr(s, '/') || strlen(s) > 255)
-        return sb_fail(err, SB_ECORRUPT, "model.safetensors.index.json: bad shard name '%.60s'", s);
-    if (*n >= MAX_SHARDS)
-        return sb_fail(err, SB_ETOOBIG, "model.safetensors.index.json: too many shards");
-    char **grown = realloc(*names, (*n + 1) * sizeof(**names));
-    if (!grown)
-        return sb_fail(err, SB_ENOMEM, "no memory for shard names");
-    *names = grown;
-    grown[*n] = sb_strdup(s);
-    if (!grown[*n])
-        return sb_fail(err, SB_ENOMEM, "no memory for shard names");
-    (*n)++;
-    return SB_OK;
-}
-
-static int read_index(const char *path, char ***names, size_t *n, struct sb_err *err)
-{
-    unsigned char *buf = NULL;
-    size_t len = 0;
-    cJSON *root = NULL;
-    int rc = sb_read_file(path, MAX_JSON_FILE, &buf, &len, err);
-    if (rc)
-        goto out;
-    root = cJSON_ParseWithLength((const char *)buf, len);
-    const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
-    if (!cJSON_IsObject(wm)) {
-        rc = sb_fail(err, SB_ECORRUPT, "'%s': no weight_map object", path);
-        goto out;
-    }
-    const cJSON *j;
-    cJSON_ArrayForEach(j, wm)
-    {
-        if (!cJSON_IsString(j)) {
-            rc = sb_fail(err, SB_ECORRUPT, "'%s': weight_map entry '%.60s' is not a file name",
-                         path, j->string);
-            goto out;
-        }
-        rc = add_shard(names, n, j->valuestring, err);
-        if (rc)
-            goto out;
-    }
-    if (*n == 0)
-        rc = sb_fail(err, SB_ECORRUPT, "'%s': weight_map is empty", path);
-out:
-    cJSON_Delete(root);
-    free(buf);
-    return rc;
-}
-
-/* Maps and parses model.safetensors, or every shard named by model.safetensors.index.json. */
-static int open_weights(struct clip_model *m, const char *dir, struct sb_err *err)
-{
-    char path[4096];
-    char **names = NULL;
-    size_t n = 0;
-    int rc = join(path, sizeof(path), dir, "model.safetensors", err);
-    if (rc)
-        goto out;
-    if (file_exists(path)) {
-        rc = add_shard(&names, &n, "model.safetensors", err);
-    } else {
-        rc = join(path, sizeof(path), dir, "model.safetensors.index.json", err);
-        if (rc)
-            goto out;
-        if (!file_exists(path)) {
-            rc = sb_fail(err, SB_ENOENT,
-                         "'%s': no model.safetensors or model.safetensors.index.json", dir);
-            goto out;
-        }
-        rc = read_index(path, &names, &n, err);
-    }
-    if (rc)
-        goto out;
-    m->files = calloc(n, sizeof(*m->files));
-    m->maps = calloc(n, sizeof(*m->maps));
-    if (!m->files || !m->maps) {
-        rc = sb_fail(err, SB_ENOMEM, "no memory for %zu weight files", n);
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        rc = join(path, sizeof(path), dir, names[i], err);
-        if (rc)
-            goto out;
-        rc = map_file(path, &m->maps[i], err);
-        if (rc)
-            goto out;
-        m->n_files = i + 1;
-        rc = st_parse(m->maps[i].addr, m->maps[i].len, names[i], &m->files[i], err);
-        if (rc)
-            goto out;
-    }
-out:
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-    return rc;
-}
-
 /* ------------------------------------------------------------------------------------------ */
 /* Tensors */
 
 static const struct st_tensor *find_tensor(const struct clip_model *m, const char *name)
 {
-    for (size_t i = 0; i < m->n_files; i++) {
-        const struct st_tensor *t = st_find(&m->files[i], name);
-        if (t)
-            return t;
-    }
-    return NULL;
+    return st_weights_find(&m->weights, name);
 }
 
 static void *own_alloc(struct clip_model *m, size_t bytes)
@@ -677,10 +522,10 @@ static int read_json(const char *dir, const char *name, bool optional, unsigned 
                      size_t *len, struct sb_err *err)
 {
     char path[4096];
-    int rc = join(path, sizeof(path), dir, name, err);
+    int rc = st_join_path(path, sizeof(path), dir, name, err);
     if (rc)
         return rc;
-    if (optional && !file_exists(path)) {
+    if (optional && !st_file_exists(path)) {
         *buf = NULL;
         *len = 0;
         return SB_OK;
@@ -693,17 +538,17 @@ static int read_json(const char *dir, const char *name, bool optional, unsigned 
 static int load_siglip_tokenizer(struct clip_model *m, const char *dir, struct sb_err *err)
 {
     char path[4096];
-    int rc = join(path, sizeof(path), dir, "spiece.model", err);
+    int rc = st_join_path(path, sizeof(path), dir, "spiece.model", err);
     if (rc)
         return rc;
-    if (file_exists(path)) {
+    if (st_file_exists(path)) {
         rc = spm_load_file(path, &m->spm, err);
         if (!rc)
             rc = spm_set_siglip(m->spm, dir, err);
         return rc;
     }
-    rc = join(path, sizeof(path), dir, "tokenizer.json", err);
-    if (rc || !file_exists(path))
+    rc = st_join_path(path, sizeof(path), dir, "tokenizer.json", err);
+    if (rc || !st_file_exists(path))
         return rc;
     struct sb_err terr = { 0 };
     rc = bpe_load(dir, &m->bpe, &terr);
@@ -741,7 +586,7 @@ int clip_model_load(const char *dir, const struct clip_load_params *params, stru
         rc = clip_preproc_parse_family((const char *)pre_buf, pre_len, m->cfg.image_size,
                                        m->cfg.family, &m->pre, err);
     if (!rc)
-        rc = open_weights(m, dir, err);
+        rc = st_weights_open(&m->weights, dir, err);
     bool siglip = m->cfg.family == CLIP_FAMILY_SIGLIP;
     if (!rc && (m->towers & CLIP_TOWER_TEXT))
         rc = siglip ? load_siglip_text(m, err) : load_text(m, err);
@@ -770,9 +615,9 @@ int clip_model_load(const char *dir, const struct clip_load_params *params, stru
     h = fnv1a(h, "\0", 1);
     if (pre_buf)
         h = fnv1a(h, pre_buf, pre_len);
-    for (size_t i = 0; i < m->n_files; i++) {
+    for (size_t i = 0; i < m->weights.n_files; i++) {
         h = fnv1a(h, "\0", 1);
-        h = fnv1a(h, m->files[i].header, m->files[i].header_len);
+        h = fnv1a(h, m->weights.files[i].header, m->weights.files[i].header_len);
     }
     snprintf(m->id, sizeof(m->id), "%s@%016llx", m->cfg.name, (unsigned long long)h);
     *out = m;
@@ -801,12 +646,7 @@ void clip_model_free(struct clip_model *m)
     for (size_t i = 0; i < m->n_owned; i++)
         free(m->owned[i]);
     free(m->owned);
-    for (size_t i = 0; i < m->n_files; i++) {
-        st_file_release(&m->files[i]);
-        munmap(m->maps[i].addr, m->maps[i].len);
-    }
-    free(m->files);
-    free(m->maps);
+    st_weights_close(&m->weights);
     free(m);
 }
 

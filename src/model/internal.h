@@ -189,6 +189,22 @@ struct clip_mapping {
     size_t len;
 };
 
+/* Every safetensors file of a model folder (model.safetensors, or each shard that
+ * model.safetensors.index.json names; shard names must be plain file names beside it),
+ * mapped read-only and parsed. */
+struct st_weights {
+    struct st_file *files;
+    struct clip_mapping *maps;
+    size_t n_files;
+};
+int st_weights_open(struct st_weights *w, const char *dir, struct sb_err *err);
+void st_weights_close(struct st_weights *w); /* also on a half-open one */
+/* The tensor of that name in any of the files, or NULL. */
+const struct st_tensor *st_weights_find(const struct st_weights *w, const char *name);
+/* "dir/name" into buf; SB_EINVAL when it does not fit. */
+int st_join_path(char *buf, size_t cap, const char *dir, const char *name, struct sb_err *err);
+bool st_file_exists(const char *path); /* a regular file */
+
 struct clip_tokenizer;
 struct spm_tokenizer;
 struct bpe_tokenizer;
@@ -202,10 +218,7 @@ struct clip_model {
     struct clip_bf16 *bf16;        /* the bf16 backend's engine and packed weights, or NULL */
     struct clip_text_weights text;
     struct clip_vision_weights vision;
-    /* the safetensors files (one, or the shards of an index), mapped read-only */
-    struct st_file *files;
-    struct clip_mapping *maps;
-    size_t n_files;
+    struct st_weights weights; /* the safetensors files, mapped read-only */
     /* memory the model owns: converted and fused tensors, layer arrays */
     void **owned;
     size_t n_owned, cap_owned;

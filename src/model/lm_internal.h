@@ -82,12 +82,10 @@ struct lm_model {
     struct lm_config cfg;
     struct lm_mat embed; /* (V, C) embed_tokens: a "matrix" whose rows are looked up */
     struct lm_layer *layers;
-    const float *norm;  /* (C) final RMSNorm */
-    struct lm_mat head; /* (V, C) lm_head, or embed when tied */
-    float *inv_freq;    /* (D/2) rotary inverse frequencies after static scaling */
-    struct st_file *files;
-    struct clip_mapping *maps;
-    size_t n_files;
+    const float *norm;         /* (C) final RMSNorm */
+    struct lm_mat head;        /* (V, C) lm_head, or embed when tied */
+    float *inv_freq;           /* (D/2) rotary inverse frequencies after static scaling */
+    struct st_weights weights; /* the safetensors files, mapped read-only */
     void **owned; /* f32 copies of small vectors (norms, biases), freed with the model */
     size_t n_owned, cap_owned;
 };

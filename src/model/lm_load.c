@@ -33,152 +33,6 @@ struct lm_load_params lm_load_default_params(void)
 /* ------------------------------------------------------------------------------------------ */
 /* Files */
 
-static int join(char *buf, size_t cap, const char *dir, const char *name, struct sb_err *err)
-{
-    int n = snprintf(buf, cap, "%s/%s", dir, name);
-    if (n < 0 || (size_t)n >= cap)
-        return sb_fail(err, SB_EINVAL, "path '%s/%s' is too long", dir, name);
-    return SB_OK;
-}
-
-static bool file_exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-static int map_file(const char *path, struct clip_mapping *m, struct sb_err *err)
-{
-    int rc = SB_OK;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        return sb_fail(err, sb_code_from_errno(e), "open '%s': %s", path, strerror(e));
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        rc = sb_fail(err, sb_code_from_errno(e), "stat '%s': %s", path, strerror(e));
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode) || st.st_size <= 0) {
-        rc = sb_fail(err, SB_ECORRUPT, "'%s': empty or not a regular file", path);
-        goto out;
-    }
-    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED) {
-        int e = errno;
-        rc = sb_fail(err, sb_code_from_errno(e), "mmap '%s': %s", path, strerror(e));
-        goto out;
-    }
-    m->addr = p;
-    m->len = (size_t)st.st_size;
-out:
-    close(fd);
-    return rc;
-}
-
-static int add_shard(char ***names, size_t *n, const char *s, struct sb_err *err)
-{
-    for (size_t i = 0; i < *n; i++)
-        if (strcmp((*names)[i], s) == 0)
-            return SB_OK;
-    if (!s[0] || s[0] == '.' || strchr(s, '/') || strlen(s) > 255)
-        return sb_fail(err, SB_ECORRUPT, "model.safetensors.index.json: bad shard name '%.60s'", s);
-    if (*n >= MAX_SHARDS)
-        return sb_fail(err, SB_ETOOBIG, "model.safetensors.index.json: too many shards");
-    char **grown = realloc(*names, (*n + 1) * sizeof(**names));
-    if (!grown)
-        return sb_fail(err, SB_ENOMEM, "no memory for shard names");
-    *names = grown;
-    grown[*n] = sb_strdup(s);
-    if (!grown[*n])
-        return sb_fail(err, SB_ENOMEM, "no memory for shard names");
-    (*n)++;
-    return SB_OK;
-}
-
-static int read_index(const char *path, char ***names, size_t *n, struct sb_err *err)
-{
-    unsigned char *buf = NULL;
-    size_t len = 0;
-    cJSON *root = NULL;
-    int rc = sb_read_file(path, MAX_JSON_FILE, &buf, &len, err);
-    if (rc)
-        goto out;
-    root = cJSON_ParseWithLength((const char *)buf, len);
-    const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
-    if (!cJSON_IsObject(wm)) {
-        rc = sb_fail(err, SB_ECORRUPT, "'%s': no weight_map object", path);
-        goto out;
-    }
-    const cJSON *j;
-    cJSON_ArrayForEach(j, wm)
-    {
-        if (!cJSON_IsString(j)) {
-            rc = sb_fail(err, SB_ECORRUPT, "'%s': weight_map entry is not a file name", path);
-            goto out;
-        }
-        rc = add_shard(names, n, j->valuestring, err);
-        if (rc)
-            goto out;
-    }
-    if (*n == 0)
-        rc = sb_fail(err, SB_ECORRUPT, "'%s': weight_map is empty", path);
-out:
-    cJSON_Delete(root);
-    free(buf);
-    return rc;
-}
-
-static int open_weights(struct lm_model *m, const char *dir, struct sb_err *err)
-{
-    char path[4096];
-    char **names = NULL;
-    size_t n = 0;
-    int rc = join(path, sizeof(path), dir, "model.safetensors", err);
-    if (rc)
-        goto out;
-    if (file_exists(path)) {
-        rc = add_shard(&names, &n, "model.safetensors", err);
-    } else {
-        rc = join(path, sizeof(path), dir, "model.safetensors.index.json", err);
-        if (rc)
-            goto out;
-        if (!file_exists(path)) {
-            rc = sb_fail(err, SB_ENOENT,
-                         "'%s': no model.safetensors or model.safetensors.index.json", dir);
-            goto out;
-        }
-        rc = read_index(path, &names, &n, err);
-    }
-    if (rc)
-        goto out;
-    m->files = calloc(n, sizeof(*m->files));
-    m->maps = calloc(n, sizeof(*m->maps));
-    if (!m->files || !m->maps) {
-        rc = sb_fail(err, SB_ENOMEM, "no memory for %zu weight files", n);
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        rc = join(path, sizeof(path), dir, names[i], err);
-        if (rc)
-            goto out;
-        rc = map_file(path, &m->maps[i], err);
-        if (rc)
-            goto out;
-        m->n_files = i + 1;
-        rc = st_parse(m->maps[i].addr, m->maps[i].len, names[i], &m->files[i], err);
-        if (rc)
-            goto out;
-    }
-out:
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-    return rc;
-}
-
 /* ------------------------------------------------------------------------------------------ */
 /* Tensors */
 
@@ -206,9 +60,7 @@ static int get_tensor(const struct lm_model *m, const char *prefix, const char *
     int len = snprintf(full, sizeof(full), "%s%s", prefix, name);
     if (len < 0 || (size_t)len >= sizeof(full))
         return sb_fail(err, SB_EINVAL, "tensor name '%s%s' is too long", prefix, name);
-    const struct st_tensor *t = NULL;
-    for (size_t i = 0; i < m->n_files && !t; i++)
-        t = st_find(&m->files[i], full);
+    const struct st_tensor *t = st_weights_find(&m->weights, full);
     if (!t)
         return sb_fail(err, SB_EMODEL, "tensor '%s' is missing", full);
     if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16)
@@ -371,10 +223,10 @@ static int read_json(const char *dir, const char *name, bool optional, unsigned 
                      size_t *len, struct sb_err *err)
 {
     char path[4096];
-    int rc = join(path, sizeof(path), dir, name, err);
+    int rc = st_join_path(path, sizeof(path), dir, name, err);
     if (rc)
         return rc;
-    if (optional && !file_exists(path)) {
+    if (optional && !st_file_exists(path)) {
         *buf = NULL;
         *len = 0;
         return SB_OK;
@@ -406,7 +258,7 @@ int lm_model_load(const char *dir, const struct lm_load_params *params, struct l
         rc = lm_generation_config_parse((const char *)buf, len, &m->cfg, err);
     free(buf);
     if (!rc)
-        rc = open_weights(m, dir, err);
+        rc = st_weights_open(&m->weights, dir, err);
     if (!rc)
         rc = load_weights(m, &p, err);
     if (!rc)
@@ -425,12 +277,7 @@ void lm_model_free(struct lm_model *m)
 {
     if (!m)
         return;
-    for (size_t i = 0; i < m->n_files; i++) {
-        st_file_release(&m->files[i]);
-        munmap(m->maps[i].addr, m->maps[i].len);
-    }
-    free(m->files);
-    free(m->maps);
+    st_weights_close(&m->weights);
     for (size_t i = 0; i < m->n_owned; i++)
         free(m->owned[i]);
     free(m->owned);

@@ -8,8 +8,14 @@
 #include "shoebox/util.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static const struct {
     const char *name;
@@ -230,5 +236,181 @@ const struct st_tensor *st_find(const struct st_file *f, const char *name)
     for (size_t i = 0; i < f->n; i++)
         if (strcmp(f->t[i].name, name) == 0)
             return &f->t[i];
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* A model folder's weight files: model.safetensors, or the shards its index names */
+
+#define MAX_JSON_FILE ((size_t)16 << 20) /* model.safetensors.index.json */
+#define MAX_SHARDS    1024
+
+int st_join_path(char *buf, size_t cap, const char *dir, const char *name, struct sb_err *err)
+{
+    int n = snprintf(buf, cap, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= cap)
+        return sb_fail(err, SB_EINVAL, "path '%s/%s' is too long", dir, name);
+    return SB_OK;
+}
+
+bool st_file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int map_file(const char *path, struct clip_mapping *m, struct sb_err *err)
+{
+    int rc = SB_OK;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        return sb_fail(err, sb_code_from_errno(e), "open '%s': %s", path, strerror(e));
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        rc = sb_fail(err, sb_code_from_errno(e), "stat '%s': %s", path, strerror(e));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size <= 0) {
+        rc = sb_fail(err, SB_ECORRUPT, "'%s': empty or not a regular file", path);
+        goto out;
+    }
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+        int e = errno;
+        rc = sb_fail(err, sb_code_from_errno(e), "mmap '%s': %s", path, strerror(e));
+        goto out;
+    }
+    m->addr = p;
+    m->len = (size_t)st.st_size;
+out:
+    close(fd);
+    return rc;
+}
+
+/* Adds a shard file name (from the index) unless already listed. */
+static int add_shard(char ***names, size_t *n, const char *s, struct sb_err *err)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp((*names)[i], s) == 0)
+            return SB_OK;
+    /* a shard lives beside the index: no paths, no hidden files */
+    if (!s[0] || s[0] == '.' || strchr(s, '/') || strlen(s) > 255)
+        return sb_fail(err, SB_ECORRUPT, "model.safetensors.index.json: bad shard name '%.60s'", s);
+    if (*n >= MAX_SHARDS)
+        return sb_fail(err, SB_ETOOBIG, "model.safetensors.index.json: too many shards");
+    char **grown = realloc(*names, (*n + 1) * sizeof(**names));
+    if (!grown)
+        return sb_fail(err, SB_ENOMEM, "no memory for shard names");
+    *names = grown;
+    grown[*n] = sb_strdup(s);
+    if (!grown[*n])
+        return sb_fail(err, SB_ENOMEM, "no memory for shard names");
+    (*n)++;
+    return SB_OK;
+}
+
+static int read_index(const char *path, char ***names, size_t *n, struct sb_err *err)
+{
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    cJSON *root = NULL;
+    int rc = sb_read_file(path, MAX_JSON_FILE, &buf, &len, err);
+    if (rc)
+        goto out;
+    root = cJSON_ParseWithLength((const char *)buf, len);
+    const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
+    if (!cJSON_IsObject(wm)) {
+        rc = sb_fail(err, SB_ECORRUPT, "'%s': no weight_map object", path);
+        goto out;
+    }
+    const cJSON *j;
+    cJSON_ArrayForEach(j, wm)
+    {
+        if (!cJSON_IsString(j)) {
+            rc = sb_fail(err, SB_ECORRUPT, "'%s': weight_map entry '%.60s' is not a file name",
+                         path, j->string);
+            goto out;
+        }
+        rc = add_shard(names, n, j->valuestring, err);
+        if (rc)
+            goto out;
+    }
+    if (*n == 0)
+        rc = sb_fail(err, SB_ECORRUPT, "'%s': weight_map is empty", path);
+out:
+    cJSON_Delete(root);
+    free(buf);
+    return rc;
+}
+
+int st_weights_open(struct st_weights *m, const char *dir, struct sb_err *err)
+{
+    char path[4096];
+    char **names = NULL;
+    size_t n = 0;
+    int rc = st_join_path(path, sizeof(path), dir, "model.safetensors", err);
+    if (rc)
+        goto out;
+    if (st_file_exists(path)) {
+        rc = add_shard(&names, &n, "model.safetensors", err);
+    } else {
+        rc = st_join_path(path, sizeof(path), dir, "model.safetensors.index.json", err);
+        if (rc)
+            goto out;
+        if (!st_file_exists(path)) {
+            rc = sb_fail(err, SB_ENOENT,
+                         "'%s': no model.safetensors or model.safetensors.index.json", dir);
+            goto out;
+        }
+        rc = read_index(path, &names, &n, err);
+    }
+    if (rc)
+        goto out;
+    m->files = calloc(n, sizeof(*m->files));
+    m->maps = calloc(n, sizeof(*m->maps));
+    if (!m->files || !m->maps) {
+        rc = sb_fail(err, SB_ENOMEM, "no memory for %zu weight files", n);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        rc = st_join_path(path, sizeof(path), dir, names[i], err);
+        if (rc)
+            goto out;
+        rc = map_file(path, &m->maps[i], err);
+        if (rc)
+            goto out;
+        m->n_files = i + 1;
+        rc = st_parse(m->maps[i].addr, m->maps[i].len, names[i], &m->files[i], err);
+        if (rc)
+            goto out;
+    }
+out:
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return rc;
+}
+
+void st_weights_close(struct st_weights *w)
+{
+    for (size_t i = 0; i < w->n_files; i++) {
+        st_file_release(&w->files[i]);
+        munmap(w->maps[i].addr, w->maps[i].len);
+    }
+    free(w->files);
+    free(w->maps);
+    memset(w, 0, sizeof(*w));
+}
+
+const struct st_tensor *st_weights_find(const struct st_weights *w, const char *name)
+{
+    for (size_t i = 0; i < w->n_files; i++) {
+        const struct st_tensor *t = st_find(&w->files[i], name);
+        if (t)
+            return t;
+    }
     return NULL;
 }

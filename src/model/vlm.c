@@ -311,9 +311,7 @@ static int tensor(const struct vlm_model *m, const char *prefix, const char *nam
     int len = snprintf(full, sizeof(full), "%s%s", prefix, name);
     if (len < 0 || (size_t)len >= sizeof(full))
         return sb_fail(err, SB_EINVAL, "tensor name '%.100s%.100s' is too long", prefix, name);
-    const struct st_tensor *t = NULL;
-    for (size_t i = 0; i < m->lm->n_files && !t; i++)
-        t = st_find(&m->lm->files[i], full);
+    const struct st_tensor *t = st_weights_find(&m->lm->weights, full);
     if (!t)
         return sb_fail(err, SB_EMODEL, "tensor '%s' is missing", full);
     if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16)
@@ -643,8 +641,8 @@ int vlm_model_load(const char *dir, const struct vlm_load_params *params, struct
     const char *base = strrchr(dir, '/');
     base = base && base[1] ? base + 1 : dir;
     uint64_t h = fnv1a(0xcbf29ce484222325ull, cfg_buf, cfg_len);
-    for (size_t i = 0; i < m->lm->n_files; i++)
-        h = fnv1a(h, m->lm->files[i].header, m->lm->files[i].header_len);
+    for (size_t i = 0; i < m->lm->weights.n_files; i++)
+        h = fnv1a(h, m->lm->weights.files[i].header, m->lm->weights.files[i].header_len);
     snprintf(m->id, sizeof(m->id), "%.120s@%016llx", base, (unsigned long long)h);
     *out = m;
     m = NULL;
