@@ -22,12 +22,13 @@ static const char *data_dir(void)
     return d ? d : "tests/data";
 }
 
+/* name is "lm/<model>" or "siglip/<tokenizer>" under the test data */
 static struct bpe_tokenizer *load(const char *name)
 {
     char dir[1024];
     struct sb_err err = { 0 };
     struct bpe_tokenizer *t = NULL;
-    snprintf(dir, sizeof(dir), "%s/lm/%s", data_dir(), name);
+    snprintf(dir, sizeof(dir), "%s/%s", data_dir(), name);
     int rc = bpe_load(dir, &t, &err);
     CHECK_EQ_INT(SB_OK, rc);
     if (rc)
@@ -41,7 +42,7 @@ static void test_cases(const char *name)
     unsigned char *buf = NULL;
     size_t len = 0;
     struct bpe_tokenizer *t = load(name);
-    snprintf(path, sizeof(path), "%s/lm/%s/tok_cases.json", data_dir(), name);
+    snprintf(path, sizeof(path), "%s/%s/tok_cases.json", data_dir(), name);
     CHECK_EQ_INT(SB_OK, sb_read_file(path, 16 << 20, &buf, &len, NULL));
     cJSON *root = cJSON_ParseWithLength((const char *)buf, len);
     CHECK(cJSON_IsArray(root));
@@ -134,18 +135,18 @@ static void test_chat(void)
     static const char *const idefics_stops[] = { "<end_of_utterance>", "<|im_end|>" };
     static const char *const chatml_stops[] = { "<|im_end|>", "<|endoftext|>" };
     static const char *const llava_stops[] = { "</s>" };
-    check_chat("llama_smol", BPE_CHAT_IDEFICS3,
+    check_chat("lm/llama_smol", BPE_CHAT_IDEFICS3,
                "<|im_start|>User:<image>Describe this image.<end_of_utterance>\nAssistant:",
                idefics_stops, 2);
-    check_chat("qwen2_bf16", BPE_CHAT_CHATML,
+    check_chat("lm/qwen2_bf16", BPE_CHAT_CHATML,
                "<|im_start|>user\n<image>\nDescribe this image.<|im_end|>\n"
                "<|im_start|>assistant\n",
                chatml_stops, 2);
-    check_chat("llama_ms_f16", BPE_CHAT_LLAVA15,
+    check_chat("lm/llama_ms_f16", BPE_CHAT_LLAVA15,
                "USER: <image>\nDescribe this image. ASSISTANT:", llava_stops, 1);
 
     /* a multi-turn conversation without images (Idefics3 puts ": " then) */
-    struct bpe_tokenizer *t = load("llama_smol");
+    struct bpe_tokenizer *t = load("lm/llama_smol");
     if (t) {
         const struct bpe_chat_msg msgs[] = { { "system", "Be brief.", 0 },
                                              { "user", "Hi", 0 },
@@ -188,6 +189,25 @@ static void test_failures(void)
         { "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},\"normalizer\":{"
           "\"type\":\"Lowercase\"}}",
           SB_EFORMAT },
+        /* Gemma parts in the wrong place: Lowercase after Replace, Split(" ") that would
+         * split (no Replace before it), Split(" ") isolated */
+        { "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},\"normalizer\":{"
+          "\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Replace\",\"pattern\":{"
+          "\"String\":\" \"},\"content\":\"\xe2\x96\x81\"},{\"type\":\"Lowercase\"}]}}",
+          SB_EFORMAT },
+        { "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},\"pre_tokenizer\":{"
+          "\"type\":\"Split\",\"pattern\":{\"String\":\" \"},\"behavior\":"
+          "\"MergedWithPrevious\"}}",
+          SB_EFORMAT },
+        { "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},\"normalizer\":{"
+          "\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},\"content\":\"\xe2\x96\x81\"},"
+          "\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"String\":\" \"},\"behavior\":"
+          "\"Isolated\"}}",
+          SB_EFORMAT },
+        /* Gemma's normalizer without its decoder: neither style */
+        { "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},\"normalizer\":{"
+          "\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},\"content\":\"\xe2\x96\x81\"}}",
+          SB_EFORMAT },
         /* no pipeline at all: neither style */
         { "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]}}", SB_EFORMAT },
     };
@@ -205,7 +225,7 @@ static void test_failures(void)
     CHECK_EQ_INT(SB_ENOENT, bpe_load("/nonexistent/tok", &t, NULL));
 
     /* an unknown chat template is a clear error; a tokenizer without one says so */
-    t = load("llama_smol");
+    t = load("lm/llama_smol");
     if (t) {
         struct sb_err err = { 0 };
         size_t n = 0;
@@ -246,11 +266,53 @@ static void test_failures(void)
     }
 }
 
+/* SigLIP 2's Gemma tokenizer: eos appended by the post-processor, truncation keeping it,
+ * lower-casing added on top of a tokenizer.json without it. */
+static void test_gemma(void)
+{
+    struct bpe_tokenizer *t = load("siglip/gemma_tok");
+    if (!t)
+        return;
+    CHECK_EQ_INT(2, bpe_bos_id(t));
+    CHECK_EQ_INT(1, bpe_eos_id(t));
+    CHECK_EQ_INT(0, bpe_token_id(t, "<pad>"));
+    struct sb_err err = { 0 };
+    const char *text = "a photo of a cat sitting on a red sofa at sunset";
+    int32_t all[MAX_IDS], cut[8];
+    size_t n_all = 0, n_cut = 0;
+    CHECK_EQ_INT(SB_OK, bpe_encode(t, text, strlen(text), true, all, MAX_IDS, &n_all, &err));
+    CHECK(n_all > 8);
+    CHECK_EQ_INT(SB_OK, bpe_encode_truncated(t, text, strlen(text), true, 8, cut, &n_cut, &err));
+    CHECK_EQ_INT(8, n_cut);
+    CHECK(memcmp(all, cut, 7 * sizeof(*cut)) == 0);
+    CHECK_EQ_INT(1, cut[7]); /* <eos> survives truncation */
+    /* short text: not padded, nothing cut */
+    CHECK_EQ_INT(SB_OK, bpe_encode_truncated(t, "cat", 3, true, 8, cut, &n_cut, &err));
+    CHECK_EQ_INT(SB_OK, bpe_encode(t, "cat", 3, true, all, MAX_IDS, &n_all, &err));
+    CHECK_EQ_INT(n_all, n_cut);
+    CHECK(memcmp(all, cut, n_cut * sizeof(*cut)) == 0);
+    CHECK_EQ_INT(SB_EINVAL, bpe_encode_truncated(t, "cat", 3, true, 1, cut, &n_cut, &err));
+    /* bpe_set_lowercase: as if the text had been lower-cased first (U+0130 -> "i" U+0307) */
+    const char *upper = "A  Photo of a CAT! \xc4\xb0stanbul";
+    const char *lower = "a  photo of a cat! i\xcc\x87stanbul";
+    CHECK_EQ_INT(SB_OK, bpe_encode(t, lower, strlen(lower), true, all, MAX_IDS, &n_all, &err));
+    bpe_set_lowercase(t);
+    int32_t low[MAX_IDS];
+    size_t n_low = 0;
+    CHECK_EQ_INT(SB_OK, bpe_encode(t, upper, strlen(upper), true, low, MAX_IDS, &n_low, &err));
+    CHECK_EQ_INT(n_all, n_low);
+    CHECK(memcmp(all, low, n_low * sizeof(*low)) == 0);
+    bpe_free(t);
+}
+
 int main(void)
 {
-    test_cases("llama_smol");
-    test_cases("qwen2_bf16");
-    test_cases("llama_ms_f16");
+    test_cases("lm/llama_smol");
+    test_cases("lm/qwen2_bf16");
+    test_cases("lm/llama_ms_f16");
+    test_cases("siglip/gemma_tok");
+    test_cases("siglip/gemma_lower");
+    test_gemma();
     test_chat();
     test_failures();
     return check_exit();

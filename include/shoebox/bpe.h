@@ -10,6 +10,9 @@
  *   metaspace   (Llama 2, llava-1.5): normalizer Prepend("▁") + Replace(" ", "▁"), no
  *               pre-tokenizer, BPE over characters with byte_fallback (<0xXX> tokens) and
  *               fuse_unk; decoder Replace("▁", " ") + ByteFallback + Fuse + Strip(" ", 1, 0).
+ *               Gemma (SigLIP 2's tokenizer): the same without Prepend and Strip, optionally
+ *               Lowercase first (Siglip2Tokenizer) and a no-op Split(" ", MergedWithPrevious)
+ *               pre-tokenizer (Gemma 3).
  * Added tokens (added_tokens, special or not, with lstrip/rstrip) are split out of the raw
  * text first, leftmost-longest, as tokenizers' AddedVocabulary does; the normalizer and
  * pre-tokenizers then run on each piece between them. A TemplateProcessing post-processor
@@ -46,6 +49,19 @@ void bpe_free(struct bpe_tokenizer *tok); /* NULL is a no-op */
  * SB_ETOOBIG when len > BPE_MAX_INPUT or the ids do not fit in cap; SB_EINVAL; SB_ENOMEM. */
 int bpe_encode(const struct bpe_tokenizer *tok, const char *text, size_t len, bool add_special,
                int32_t *ids, size_t cap, size_t *n_ids, struct sb_err *err);
+
+/* As bpe_encode, then truncation=True with max_length = max_len, as tokenizers truncates: the
+ * text's ids are cut from the right so that they and the post-processor's specials (kept
+ * whole) fit in max_len. ids has room for max_len. SB_EINVAL when the specials alone do not
+ * fit; SB_ETOOBIG, SB_ENOMEM as bpe_encode. */
+int bpe_encode_truncated(const struct bpe_tokenizer *tok, const char *text, size_t len,
+                         bool add_special, size_t max_len, int32_t *ids, size_t *n_ids,
+                         struct sb_err *err);
+
+/* Adds a Lowercase normalizer before the others, as transformers' Siglip2Tokenizer does to
+ * the Gemma tokenizer SigLIP 2 ships (its text was lower-cased in training). Call it right
+ * after loading, before the tokenizer is shared between threads. */
+void bpe_set_lowercase(struct bpe_tokenizer *tok);
 
 /* Decodes ids into text appended to out (NUL-terminated, valid UTF-8: bytes that do not form
  * UTF-8 become U+FFFD), as tokenizers' decode() with its decoder does; skip_special drops

@@ -714,12 +714,33 @@ out:
     return rc;
 }
 
+/* tokenizers' Lowercase normalizer: Rust's char::to_lowercase on each character, i.e. the
+ * simple mapping (utf8proc_tolower) except U+0130, the one character whose full lowercase is
+ * two ("i" + U+0307). Context-free: a final sigma becomes U+03C3, unlike Python's str.lower.
+ * dst holds 2n bytes (no mapping grows a character by more than that). */
+static size_t lowercase(unsigned char *dst, const unsigned char *s, size_t n)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        size_t adv;
+        uint32_t cp = cp_at(s + i, n - i, &adv);
+        if (cp == 0x130) {
+            dst[o++] = 'i';
+            o += bpe_utf8_put((char *)dst + o, 0x307);
+        } else {
+            o += bpe_utf8_put((char *)dst + o, (uint32_t)utf8proc_tolower((utf8proc_int32_t)cp));
+        }
+        i += adv;
+    }
+    return o;
+}
+
 /* Normalizers on one piece between added tokens, then the pre-tokenizers. */
 static int encode_piece(struct enc *e, const unsigned char *s, size_t n, struct sb_err *err)
 {
     const struct bpe_tokenizer *t = e->t;
     utf8proc_uint8_t *nfc = NULL;
-    unsigned char *ms = NULL;
+    unsigned char *ms = NULL, *low = NULL;
     int rc = SB_OK;
     if (!n)
         return SB_OK;
@@ -731,6 +752,15 @@ static int encode_piece(struct enc *e, const unsigned char *s, size_t n, struct 
                            utf8proc_errmsg(k));
         s = nfc;
         n = (size_t)k;
+    }
+    if (t->lowercase) {
+        low = malloc(2 * n + 4);
+        if (!low) {
+            rc = sb_fail(err, SB_ENOMEM, "no memory to tokenize");
+            goto out;
+        }
+        n = lowercase(low, s, n);
+        s = low;
     }
     if (t->prepend_space || t->replace_space) {
         ms = malloc(3 * n + 4);
@@ -753,6 +783,7 @@ static int encode_piece(struct enc *e, const unsigned char *s, size_t n, struct 
     rc = pretokenize(e, s, n, 0, err);
 out:
     free(ms);
+    free(low);
     free(nfc);
     return rc;
 }
@@ -832,6 +863,44 @@ out:
     free(e.buf);
     sb_buf_release(&clean);
     return rc;
+}
+
+int bpe_encode_truncated(const struct bpe_tokenizer *tok, const char *text, size_t len,
+                         bool add_special, size_t max_len, int32_t *ids, size_t *n_ids,
+                         struct sb_err *err)
+{
+    if (!tok || !n_ids || !ids || !max_len)
+        return sb_fail(err, SB_EINVAL, "tokenize: bad arguments");
+    size_t n_pre = add_special ? (size_t)tok->n_post_pre : 0;
+    size_t n_post = add_special ? (size_t)tok->n_post_post : 0;
+    if (n_pre + n_post >= max_len)
+        return sb_fail(err, SB_EINVAL, "tokenize: max_len %zu leaves no room for the text",
+                       max_len);
+    if (len > BPE_MAX_INPUT)
+        return sb_fail(err, SB_ETOOBIG, "tokenize: %zu bytes of text is over the limit %zu", len,
+                       BPE_MAX_INPUT);
+    /* an id covers at least one byte of a normalized piece; Lowercase (x1.5), Replace (a
+     * space becomes 3 bytes) and Prepend (3 bytes per non-empty piece) keep that under 6
+     * bytes per input byte */
+    size_t cap = 6 * len + 16, n = 0;
+    int32_t *all = malloc(cap * sizeof(*all));
+    if (!all)
+        return sb_fail(err, SB_ENOMEM, "no memory to tokenize");
+    int rc = bpe_encode(tok, text, len, false, all, cap, &n, err);
+    if (!rc) {
+        size_t keep = n < max_len - n_pre - n_post ? n : max_len - n_pre - n_post;
+        memcpy(ids, tok->post_pre, n_pre * sizeof(*ids));
+        memcpy(ids + n_pre, all, keep * sizeof(*ids));
+        memcpy(ids + n_pre + keep, tok->post_post, n_post * sizeof(*ids));
+        *n_ids = n_pre + keep + n_post;
+    }
+    free(all);
+    return rc;
+}
+
+void bpe_set_lowercase(struct bpe_tokenizer *tok)
+{
+    tok->lowercase = true;
 }
 
 /* ------------------------------------------------------------------------------------------ */

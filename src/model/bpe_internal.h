@@ -60,6 +60,7 @@ struct bpe_tokenizer {
     /* pipeline */
     bool byte_level;    /* GPT-2 alphabet (else metaspace characters + byte fallback) */
     bool nfc;           /* NFC normalizer */
+    bool lowercase;     /* Lowercase normalizer (Siglip2Tokenizer), or bpe_set_lowercase() */
     bool prepend_space; /* Prepend("▁") normalizer */
     bool replace_space; /* Replace(" ", "▁") normalizer */
     bool prefix_space;  /* ByteLevel add_prefix_space */

@@ -65,6 +65,13 @@ static int parse_normalizer(struct bpe_tokenizer *t, const cJSON *n, struct sb_e
         t->nfc = true;
         return SB_OK;
     }
+    if (strcmp(type, "Lowercase") == 0) { /* Siglip2Tokenizer: Sequence[Lowercase, Replace] */
+        if (t->prepend_space || t->replace_space)
+            return sb_fail(err, SB_EFORMAT,
+                           "tokenizer.json: Lowercase normalizer after the metaspace ones");
+        t->lowercase = true;
+        return SB_OK;
+    }
     if (strcmp(type, "Prepend") == 0) {
         const char *p = str_of(n, "prepend");
         if (!p || strcmp(p, MS) != 0 || t->replace_space)
@@ -120,7 +127,14 @@ static int parse_pre(struct bpe_tokenizer *t, const cJSON *p, struct sb_err *err
                        err);
     if (strcmp(type, "Split") == 0) {
         const char *re = str_of(cJSON_GetObjectItemCaseSensitive(p, "pattern"), "Regex");
+        const char *lit = str_of(cJSON_GetObjectItemCaseSensitive(p, "pattern"), "String");
         const char *behavior = str_of(p, "behavior");
+        /* Gemma 3's Split(" ", MergedWithPrevious) after Replace(" ", "▁"): no space is left
+         * to split on, so it is a no-op */
+        if (lit && strcmp(lit, " ") == 0 && behavior &&
+            strcmp(behavior, "MergedWithPrevious") == 0 && !flag(p, "invert", false) &&
+            t->replace_space)
+            return SB_OK;
         if (!re || !behavior || strcmp(behavior, "Isolated") != 0 || flag(p, "invert", false))
             return sb_fail(err, SB_EFORMAT,
                            "tokenizer.json: only Split with an isolated regex "
@@ -445,10 +459,13 @@ int bpe_load_mem(const char *tokenizer_json, size_t json_len, const char *config
         rc = parse_decoder(t, cJSON_GetObjectItemCaseSensitive(root, "decoder"), err);
     if (!rc && t->byte_level && (t->prepend_space || t->replace_space || t->byte_fallback))
         rc = sb_fail(err, SB_EFORMAT, "tokenizer.json: byte-level mixed with metaspace parts");
-    if (!rc && !t->byte_level && !(t->prepend_space && t->replace_space && t->ms_decoder))
+    /* metaspace: Llama 2 prepends "▁", Gemma does not (its first word has no "▁") */
+    if (!rc && !t->byte_level && !(t->replace_space && t->ms_decoder))
         rc = sb_fail(err, SB_EFORMAT,
-                     "tokenizer.json: neither byte-level nor Llama-2 "
+                     "tokenizer.json: neither byte-level nor Llama-2 / Gemma "
                      "metaspace style");
+    if (!rc && t->byte_level && t->lowercase)
+        rc = sb_fail(err, SB_EFORMAT, "tokenizer.json: byte-level with a Lowercase normalizer");
     if (!rc)
         rc = fill_bytes(t, err);
     if (!rc)

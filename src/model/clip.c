@@ -546,15 +546,12 @@ int clip_embed_text(struct clip_ctx *c, const char *text, float *out, int32_t *i
     if (m->spm) {
         rc = spm_tokenize_siglip(m->spm, text, c->ids, P, &n, err);
     } else if (m->bpe) {
-        /* GemmaTokenizerFast: tokenizer.json's post-processor adds what it adds (<bos>) */
-        int32_t *all = malloc(BPE_MAX_INPUT / 4 * sizeof(*all));
-        rc = all ? bpe_encode(m->bpe, text, strlen(text), true, all, BPE_MAX_INPUT / 4, &n, err)
-                 : sb_fail(err, SB_ENOMEM, "no memory to tokenize");
-        if (!rc) {
-            n = n < P ? n : P; /* truncation=True, max_length */
-            memcpy(c->ids, all, n * sizeof(*all));
-        }
-        free(all);
+        /* SigLIP 2's GemmaTokenizerFast (add_eos_token: the post-processor appends <eos>),
+         * truncation=True with max_length=64 keeping the <eos> */
+        size_t len = strlen(text);
+        rc = len > BPE_MAX_INPUT
+                 ? sb_fail(err, SB_ETOOBIG, "embed text: %zu bytes of text is too long", len)
+                 : bpe_encode_truncated(m->bpe, text, len, true, P, c->ids, &n, err);
     } else if (m->tok) {
         rc = clip_tokenize(m->tok, text, c->ids, P, &n, err);
     } else {

@@ -554,6 +554,9 @@ static int load_siglip_tokenizer(struct clip_model *m, const char *dir, struct s
     rc = bpe_load(dir, &m->bpe, &terr);
     if (rc)
         return sb_fail(err, rc, "tokenizer: %s", terr.msg);
+    /* SigLIP 2 was trained on lower-cased text (big_vision; the model card; transformers'
+     * Siglip2Tokenizer lower-cases), while the shipped tokenizer.json is Gemma's as is */
+    bpe_set_lowercase(m->bpe);
     return SB_OK;
 }
 
