@@ -165,12 +165,16 @@ static void filter_where(struct sb_buf *sql, const struct catalog_filter *f)
     static const struct catalog_filter none = { 0 };
     if (!f)
         f = &none;
+    bool tag = f->tag && *f->tag;
     if (f->folder && *f->folder)
         sb_buf_puts(sql, " WHERE EXISTS (SELECT 1 FROM files f WHERE f.photo_id = p.id AND "
                          "f.status = 1 AND f.path >= ?5 AND f.path < ?6)");
+    else if (tag) /* the tag drives; presence is an index probe per tagged photo */
+        sb_buf_puts(sql, " WHERE EXISTS (SELECT 1 FROM files f WHERE f.photo_id = p.id AND "
+                         "f.status = 1)");
     else
         sb_buf_puts(sql, " WHERE p.id IN (SELECT photo_id FROM files WHERE status = 1)");
-    if (f->tag && *f->tag)
+    if (tag)
         sb_buf_puts(sql, " AND p.id IN (SELECT photo_id FROM tags WHERE tag = ?4)");
     if (f->after)
         sb_buf_puts(sql, " AND p.taken_at >= ?1");
