@@ -416,7 +416,7 @@ struct run {
     struct stage_bits bits;
     char embed_stage[160];
     int64_t model_id;
-    int64_t total_hash, total_work, done_work;
+    int64_t total_hash, total_work, done_work, hash_failed;
 };
 
 static int run_hash_batch(struct run *r, bool *any, struct sb_err *err)
@@ -451,6 +451,7 @@ static int run_hash_batch(struct run *r, bool *any, struct sb_err *err)
             break;
         case HASH_FAILED:
             r->st->failed++;
+            r->hash_failed++;
             rc = catalog_file_set_failed(r->cat, it->file->id, it->err.msg, err);
             break;
         case HASH_IGNORED:
@@ -459,6 +460,7 @@ static int run_hash_batch(struct run *r, bool *any, struct sb_err *err)
             break;
         case HASH_GONE:
             r->st->missing++;
+            r->hash_failed++; /* gone: no work either */
             rc = catalog_file_set_missing(r->cat, it->file->id, err);
             break;
         }
@@ -696,7 +698,7 @@ int crawl_index(struct catalog *cat, const struct crawl_params *p, struct crawl_
     if (catalog_status(cat, &cs, NULL) == SB_OK) {
         for (int i = 0; i < cs.nstages; i++) {
             if (strcmp(cs.stages[i].name, "hash") == 0)
-                r.total_hash += 2 * cs.stages[i].pending; /* hashing, then the new photos */
+                r.total_hash += cs.stages[i].pending; /* each file: a new photo or not */
             else if (cs.stages[i].pending > r.total_work)
                 r.total_work = cs.stages[i].pending;
         }
@@ -717,7 +719,11 @@ int crawl_index(struct catalog *cat, const struct crawl_params *p, struct crawl_
         }
         if (rc || (!hashed && !worked))
             break;
-        int64_t done = stats->hashed + r.done_work, total = r.total_hash + r.total_work;
+        /* Items: every pending file (done when it is a processed new photo, a copy of a known
+         * one, unreadable or not an image) and every photo that had work pending before. */
+        int64_t done =
+            r.done_work + (stats->hashed - stats->new_photos) + r.hash_failed + stats->ignored;
+        int64_t total = r.total_hash + r.total_work;
         sb_progress_update(p->progress, "index", done, total > done ? total : done);
     }
     if (!rc && stats->stopped)
