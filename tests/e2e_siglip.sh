@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # End to end with a tiny random SigLIP model (tests/data/siglip/tiny, tools/gen_siglip.py):
 # index, text and image search (with SigLIP's probability-derived default cutoff), similar,
-# dupes, embed-text ids against the reference tokenizer, and `shoebox models` listing both a
-# CLIP and a SigLIP model in one catalog and which one search uses.
+# dupes, embed-text ids against the reference tokenizer (also SigLIP 2's Gemma tokenizer.json),
+# and `shoebox models` listing both a CLIP and a SigLIP model in one catalog and which one
+# search uses.
 . "$(dirname "$0")/lib_e2e.sh"
 
 MODEL="$DATA/siglip/tiny"
@@ -24,6 +25,14 @@ js=$("$SB" --model "$MODEL" embed-text "A  Photo of a CAT!" --json)
 expect_eq "embed-text exit" 0 $?
 want=$(grep -o '"text":"a photo of a cat","ids":\[[0-9,]*\]' "$MODEL/ref.json" | head -1 | grep -o '\[[0-9,]*\]')
 printf '%s' "$js" | grep -qF "\"tokens\":$want" && ok || fail "embed-text tokens: ${js:0:200} want $want"
+
+# SigLIP 2 (tests/data/siglip/siglip2: Gemma tokenizer.json): lower-cased Gemma ids ending in
+# <eos>, as tools/ref_siglip.py gives them
+S2="$DATA/siglip/siglip2"
+js=$("$SB" --model "$S2" embed-text "A  Photo of a CAT!" --json)
+expect_eq "embed-text siglip2 exit" 0 $?
+want=$(grep -o '"text":"A  Photo of a CAT!","ids":\[[0-9,]*\]' "$S2/ref.json" | head -1 | grep -o '\[[0-9,]*\]')
+printf '%s' "$js" | grep -qF "\"tokens\":$want" && ok || fail "embed-text siglip2 tokens: ${js:0:200} want $want"
 
 # text search with the default cutoff: the JSON reports the cutoff used, which for SigLIP is the
 # cosine where sigmoid(cos * scale + bias) = 0.1 (scale 10, bias -10: (ln(1/9) + 10) / 10)

@@ -305,6 +305,53 @@ static void test_gemma(void)
     bpe_free(t);
 }
 
+/* model.vocab and model.merges are read straight from the text (bpe_load.c's scanner): JSON
+ * escapes, both merge forms, whitespace, and the errors it reports itself. */
+static void test_scanner(void)
+{
+    const char *json =
+        "{ \"model\" : { \"vocab\" :\n{ \"a\" : 0 , \"b\":1,\"ab\":2,\"\\u2581\":3,"
+        "\"q\\\"\\\\\\/\\n\":4,\"\\u00e9\":5,\"\\ud83d\\ude00\":6,\"\xe2\x96\x81"
+        "a\":7},"
+        "\"type\":\"BPE\", \"merges\" : [ [ \"a\" , \"b\" ], [\"\\u2581\",\"a\"] ] },"
+        "\"normalizer\":{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},\"content\":\""
+        "\xe2\x96\x81\"},\"decoder\":{\"type\":\"Replace\",\"pattern\":{\"String\":\"\xe2\x96"
+        "\x81\"},\"content\":\" \"}}";
+    struct bpe_tokenizer *t = NULL;
+    struct sb_err err = { 0 };
+    CHECK_EQ_INT(SB_OK, bpe_load_mem(json, strlen(json), NULL, 0, &t, &err));
+    if (t) {
+        CHECK_EQ_INT(4, bpe_token_id(t, "q\"\\/\n"));
+        CHECK_EQ_INT(5, bpe_token_id(t, "\xc3\xa9"));
+        CHECK_EQ_INT(6, bpe_token_id(t, "\xf0\x9f\x98\x80"));
+        int32_t ids[8];
+        size_t n = 0;
+        CHECK_EQ_INT(SB_OK, bpe_encode(t, "ab a", 4, false, ids, 8, &n, &err));
+        CHECK_EQ_INT(2, n); /* "ab" (merge 0), "▁a" (merge 1): no "▁" before the first word */
+        CHECK_EQ_INT(2, ids[0]);
+        CHECK_EQ_INT(7, ids[1]);
+        bpe_free(t);
+    }
+    static const char *const bad[] = {
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":1.5},\"merges\":[]}}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":99999999999},\"merges\":[]}}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[\"a\"]}}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[[\"a\",\"a\",\"a\"]]}}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\\x\":0},\"merges\":[]}}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":[],\"merges\":[]}}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        t = NULL;
+        int rc = bpe_load_mem(bad[i], strlen(bad[i]), NULL, 0, &t, &err);
+        if (rc != SB_ECORRUPT)
+            fprintf(stderr, "scanner case %zu: got %d (%s)\n", i, rc, err.msg);
+        CHECK_EQ_INT(SB_ECORRUPT, rc);
+        if (!rc)
+            bpe_free(t);
+    }
+}
+
 int main(void)
 {
     test_cases("lm/llama_smol");
@@ -313,6 +360,7 @@ int main(void)
     test_cases("siglip/gemma_tok");
     test_cases("siglip/gemma_lower");
     test_gemma();
+    test_scanner();
     test_chat();
     test_failures();
     return check_exit();

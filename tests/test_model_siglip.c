@@ -24,7 +24,7 @@
 static const char *testdata;
 static double min_cos = 0.99999;
 
-static const char *const models[] = { "tiny", "odd_f16", "bf16" };
+static const char *const models[] = { "tiny", "odd_f16", "bf16", "siglip2" };
 
 static cJSON *read_json(const char *path)
 {

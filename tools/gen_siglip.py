@@ -8,7 +8,7 @@ trained with Debian's spm_train on texts under /usr/share/common-licenses; pad 0
 as T5 / SigLIP number them; the second with byte_fallback).
 
 Run with Debian's python3 (numpy) and spm_train (apt-get install sentencepiece):
-  /usr/bin/python3 tools/gen_siglip.py [--retrain]
+  /usr/bin/python3 tools/gen_gemma_tok.py && /usr/bin/python3 tools/gen_siglip.py [--retrain]
 then tools/ref_siglip.py computes the expected outputs. The models are deterministic (seeded);
 the spiece fixtures are only retrained with --retrain (they are committed).
 """
@@ -31,6 +31,8 @@ SPDIR = os.path.join(OUT, "spiece")
 # (b) odd heads (3), exact gelu, image 40 with patch 16 (the conv drops the remainder), F16,
 #     projection_size left to its default, shuffled tensor order
 # (c) BF16 weights, spiece tokenizer, 3 vision layers
+# (d) SigLIP 2 fixed resolution (google/siglip2-base-patch16-224 layout: model_type "siglip",
+#     SiglipModel, Gemma tokenizer.json from tools/gen_gemma_tok.py, pad 0 / eos 1 / bos 2)
 MODELS = [
     dict(name="tiny", seed=11, dtype="F32", vocab=1000, tok="spiece.model",
          text=dict(hidden=32, inter=64, layers=2, heads=2, act="gelu_pytorch_tanh", pos=64),
@@ -43,7 +45,17 @@ MODELS = [
          text=dict(hidden=16, inter=32, layers=2, heads=2, act="gelu_pytorch_tanh", pos=64),
          vision=dict(hidden=16, inter=32, layers=3, heads=2, act="gelu_pytorch_tanh", image=32,
                      patch=16)),
+    dict(name="siglip2", seed=14, dtype="F32", vocab="gemma", tok="gemma",
+         text=dict(hidden=32, inter=64, layers=2, heads=4, act="gelu_pytorch_tanh", pos=64),
+         vision=dict(hidden=32, inter=64, layers=2, heads=2, act="gelu_pytorch_tanh", image=32,
+                     patch=16)),
 ]
+GEMMA_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def gemma_vocab_size():
+    with open(os.path.join(OUT, "gemma_tok", "tokenizer.json"), encoding="utf-8") as f:
+        return len(json.load(f)["model"]["vocab"])
 
 
 def train_spiece():
@@ -69,12 +81,15 @@ def train_spiece():
         os.remove(os.path.join(SPDIR, fn))
 
 
-def tower(t, kind, eps, vocab=None):
+def tower(t, kind, eps, vocab=None, gemma=False):
     c = {"hidden_size": t["hidden"], "intermediate_size": t["inter"],
          "num_hidden_layers": t["layers"], "num_attention_heads": t["heads"],
          "hidden_act": t["act"], "layer_norm_eps": eps, "attention_dropout": 0.0,
          "model_type": "siglip_%s_model" % kind}
-    if kind == "text":
+    if kind == "text" and gemma:
+        c.update(vocab_size=vocab, max_position_embeddings=t["pos"], pad_token_id=0,
+                 bos_token_id=2, eos_token_id=1)
+    elif kind == "text":
         c.update(vocab_size=vocab, max_position_embeddings=t["pos"], pad_token_id=1,
                  bos_token_id=49406, eos_token_id=1)
     else:
@@ -87,7 +102,8 @@ def make_config(spec):
     return {"_name_or_path": "google/siglip-%s" % spec["name"].replace("_", "-"),
             "architectures": ["SiglipModel"], "initializer_factor": 1.0,
             "model_type": "siglip", "torch_dtype": "float32",
-            "text_config": tower(spec["text"], "text", eps, spec["vocab"]),
+            "text_config": tower(spec["text"], "text", eps, spec["vocab"],
+                                 spec.get("tok") == "gemma"),
             "vision_config": tower(spec["vision"], "vision", eps)}
 
 
@@ -167,7 +183,10 @@ def write_model(spec):
     if spec.get("shuffle"):
         rng.shuffle(names)
     write_safetensors(os.path.join(d, "model.safetensors"), w, spec["dtype"], names)
-    if spec.get("tok"):
+    if spec.get("tok") == "gemma":
+        for fn in GEMMA_FILES:
+            os.symlink(os.path.join("..", "gemma_tok", fn), os.path.join(d, fn))
+    elif spec.get("tok"):
         os.symlink(os.path.join("..", "spiece", spec["tok"]), os.path.join(d, "spiece.model"))
         with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
             json.dump({"do_lower_case": True, "model_max_length": 64, "eos_token": "</s>",
@@ -183,6 +202,8 @@ def main():
     if "--retrain" in sys.argv or not os.path.exists(os.path.join(SPDIR, "spiece.model")):
         train_spiece()
     for spec in MODELS:
+        if spec["vocab"] == "gemma":  # run tools/gen_gemma_tok.py first
+            spec = dict(spec, vocab=gemma_vocab_size())
         write_model(spec)
         print("wrote", os.path.join(OUT, spec["name"]))
     return 0

@@ -4,7 +4,9 @@ independently of shoebox's C code: the forward passes are written from transform
 modeling_siglip.py (SiglipVisionEmbeddings, SiglipEncoderLayer, SiglipMultiheadAttentionPoolingHead
 via torch.nn.functional.multi_head_attention_forward, SiglipTextTransformer) in torch float64;
 tokens come from the sentencepiece Python package (Debian's python3-sentencepiece) with
-transformers' SiglipTokenizer pipeline (tokenization_siglip.py) re-created around it; photo
+transformers' SiglipTokenizer pipeline (tokenization_siglip.py) re-created around it, or for
+SigLIP 2 (tokenizer.json) from tools/ref_gemma_tok.py, lower-cased, <eos> kept on truncation,
+padded with <pad> (Siglip2Processor: padding="max_length", max_length=64); photo
 preprocessing is SiglipImageProcessor's (PIL bicubic resize to a square, rescale, normalise).
 
 Writes tests/data/siglip/<name>/ref.json and tests/data/siglip/spiece/cases.json.
@@ -24,6 +26,7 @@ import torch.nn.functional as Fn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ref_clip import load_weights, rounded  # noqa: E402  (safetensors reader only)
+from ref_gemma_tok import GemmaTok  # noqa: E402  (SigLIP 2's tokenizer.json)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIGDIR = os.path.join(ROOT, "tests", "data", "siglip")
@@ -260,18 +263,24 @@ def main():
         rng = np.random.default_rng(321)
         V, P, pad = tc["vocab_size"], tc["max_position_embeddings"], tc["pad_token_id"]
         has_tok = os.path.exists(os.path.join(d, "spiece.model"))
+        gemma = None
         if has_tok:
             pad = SiglipTok(os.path.join(d, "spiece.model")).sp.piece_to_id("</s>")
+        elif os.path.exists(os.path.join(d, "tokenizer.json")):
+            # SigLIP 2: Gemma tokenizer with add_eos_token, lower-cased as Siglip2Tokenizer
+            # (and big_vision's training) does; padding="max_length" with <pad>
+            gemma = GemmaTok(d, lower=True, max_len=P)
+            pad = gemma.pad
         cases = []
         for n in (1, 2, 7, P):
             ids = [int(i) for i in rng.integers(0, V, size=n)]
             cases.append({"ids": ids, "embedding": rounded(text_features(W, tc, ids, pad))})
         ref["token_cases"] = cases
-        if has_tok:
-            tok = SiglipTok(os.path.join(d, "spiece.model"), max_len=P)
+        if has_tok or gemma:
+            tok = SiglipTok(os.path.join(d, "spiece.model"), max_len=P) if has_tok else None
             ref["text_cases"] = []
             for t in TEXTS:
-                ids = tok.encode(t)
+                ids = tok.encode(t) if tok else gemma.siglip2(t)
                 e = text_features(W, tc, ids, pad)
                 ref["text_cases"].append({"text": t, "ids": ids, "embedding": rounded(e),
                                           "probability": [float(1 / (1 + np.exp(

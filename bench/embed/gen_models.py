@@ -39,7 +39,7 @@ SIGLIP_SPECS = [
 ]
 
 
-def synth_gemma_tokenizer(d, n_vocab):
+def synth_gemma_tokenizer(d, n_vocab, n_merges=514906):
     """Gemma's tokenizer.json layout with n_vocab pieces: the tiny fixture's specials and
     bytes, then pieces made by merging random pairs of earlier ones (each one merge)."""
     tj, cfg, stm = gen_gemma_tok.build(False)
@@ -51,13 +51,24 @@ def synth_gemma_tokenizer(d, n_vocab):
         vocab.setdefault(ch, len(vocab))
     merges = []
     while len(vocab) < n_vocab:
-        a = pieces[min(int(rng.expovariate(1 / 3000)), len(pieces) - 1)]
+        a = pieces[int(len(pieces) * rng.random() ** 3)]  # mostly early (short) pieces
         b = pieces[rng.randrange(min(len(pieces), 2000))]
         if a + b in vocab or len(a + b) > 16:
             continue
         vocab[a + b] = len(vocab)
         merges.append("%s %s" % (a, b))
-        pieces.insert(rng.randrange(len(pieces) + 1) // 8, a + b)
+        pieces.append(a + b)
+    # Gemma's tokenizer.json has ~2 merges per piece (every split of a piece into two pieces
+    # that SentencePiece could merge): add the other splits, up to n_merges in all
+    seen = set(merges)
+    for p in pieces:
+        for k in range(1, len(p)):
+            if len(merges) >= n_merges:
+                break
+            m = "%s %s" % (p[:k], p[k:])
+            if p[:k] in vocab and p[k:] in vocab and m not in seen:
+                seen.add(m)
+                merges.append(m)
     tj["model"]["vocab"] = vocab
     tj["model"]["merges"] = merges
     with open(os.path.join(d, "tokenizer.json"), "w", encoding="utf-8") as f:

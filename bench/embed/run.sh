@@ -1,12 +1,14 @@
 #!/bin/bash
 # bench/embed/run.sh - CLIP engine speed against Debian's PyTorch on the same random weights.
-# Generates full-size ViT-B/32 and ViT-B/16 CLIP models (both towers, real HF layout) into
-# $OUT (default /tmp/shoebox-bench-embed, not committed), then measures in one run:
+# Generates full-size ViT-B/32 and ViT-B/16 CLIP models, and SigLIP B/16-224 ("siglip") and
+# SigLIP 2 B/16-224 ("siglip2", 256000-piece Gemma tokenizer.json) on request (both towers,
+# real HF layout) into $OUT (default /tmp/shoebox-bench-embed, not committed), then measures:
 #   image tower images/s at batch 1 and 16, fp32 and bf16; text query latency (median ms).
 # shoebox: build-perf/bench/bench_embed (cmake --build BUILD --target bench_embed), THREADS
 # compute threads; torch: /usr/bin/python3 (python3-torch) with THREADS threads and Debian's
 # OpenMP OpenBLAS (the pthread build makes torch 3-5x slower and would flatter us).
-# usage: bench/embed/run.sh [BUILD_DIR] [SECONDS]      env: OUT, THREADS (2), MODELS ("b32 b16")
+# usage: bench/embed/run.sh [BUILD_DIR] [SECONDS]      env: OUT, THREADS (2), MODELS ("b32 b16";
+#        also siglip, siglip2: torch side bench/embed/torch_siglip.py)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:-$ROOT/build-perf}
@@ -18,27 +20,30 @@ BENCH=$BUILD/bench/bench_embed
 OMPBLAS=/usr/lib/x86_64-linux-gnu/openblas-openmp
 [ -x "$BENCH" ] || { echo "build $BENCH first" >&2; exit 1; }
 [ -d "$OMPBLAS" ] || { echo "apt-get install libopenblas0-openmp (for torch)" >&2; exit 1; }
-/usr/bin/python3 "$ROOT/bench/embed/gen_models.py" "$OUT"
+# shellcheck disable=SC2086  # MODELS is a list
+/usr/bin/python3 "$ROOT/bench/embed/gen_models.py" "$OUT" $MODELS
 
 sb() { # model precision mode batch(0 = text) -> value
     "$BENCH" "$OUT/$1" "$2" "$THREADS" "$3" "$4" "$SECS" | awk '/^images/{print $3} /^text/{print $2}'
 }
 pt() { # model precision images|text batch -> value
+    local script=torch_clip.py
+    case $1 in siglip*) script=torch_siglip.py ;; esac
     THREADS=$THREADS OMP_NUM_THREADS=$THREADS LD_LIBRARY_PATH=$OMPBLAS \
-        /usr/bin/python3 "$ROOT/bench/embed/torch_clip.py" "$OUT/$1" "$2" "$3" "$4" "$SECS" |
+        /usr/bin/python3 "$ROOT/bench/embed/$script" "$OUT/$1" "$2" "$3" "$4" "$SECS" |
         awk '/^images/{print $3} /^text/{print $2}'
 }
 
-printf "%-5s %-5s %-16s %12s %12s %12s %8s\n" model prec what shoebox-pool shoebox-lib torch "pool/torch"
+printf "%-7s %-5s %-16s %12s %12s %12s %8s\n" model prec what shoebox-pool shoebox-lib torch "pool/torch"
 for m in $MODELS; do
     for p in fp32 bf16; do
         for b in 1 16; do
             a=$(sb "$m" "$p" pool "$b"); l=$(sb "$m" "$p" lib "$b"); t=$(pt "$m" "$p" images "$b")
-            printf "%-5s %-5s %-16s %12s %12s %12s %8.2f\n" "$m" "$p" "images/s b$b" "$a" "$l" "$t" \
+            printf "%-7s %-5s %-16s %12s %12s %12s %8.2f\n" "$m" "$p" "images/s b$b" "$a" "$l" "$t" \
                 "$(echo "$a / $t" | bc -l)"
         done
         a=$(sb "$m" "$p" pool 0); l=$(sb "$m" "$p" lib 0); t=$(pt "$m" "$p" text -)
-        printf "%-5s %-5s %-16s %12s %12s %12s %8.2f\n" "$m" "$p" "text ms (median)" "$a" "$l" "$t" \
+        printf "%-7s %-5s %-16s %12s %12s %12s %8.2f\n" "$m" "$p" "text ms (median)" "$a" "$l" "$t" \
             "$(echo "$t / $a" | bc -l)"
     done
 done

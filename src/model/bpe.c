@@ -38,9 +38,12 @@ static uint64_t hash_u64(uint64_t x)
     return x;
 }
 
-static int vocab_grow(struct bpe_tokenizer *t, struct sb_err *err)
+/* Rehashes into at least `want` slots (a power of two, at least double the current). */
+static int vocab_grow(struct bpe_tokenizer *t, size_t want, struct sb_err *err)
 {
     size_t cap = t->vcap ? 2 * t->vcap : 1024;
+    while (cap < want)
+        cap *= 2;
     struct bpe_vslot *s = malloc(cap * sizeof(*s));
     if (!s)
         return sb_fail(err, SB_ENOMEM, "no memory for the vocabulary");
@@ -49,7 +52,7 @@ static int vocab_grow(struct bpe_tokenizer *t, struct sb_err *err)
     for (size_t i = 0; i < t->vcap; i++) {
         if (t->vslots[i].off == UINT32_MAX)
             continue;
-        size_t h = hash_bytes(t->strs + t->vslots[i].off, t->vslots[i].len) & (cap - 1);
+        size_t h = t->vslots[i].hash & (cap - 1);
         while (s[h].off != UINT32_MAX)
             h = (h + 1) & (cap - 1);
         s[h] = t->vslots[i];
@@ -64,12 +67,12 @@ static struct bpe_vslot *vocab_find(const struct bpe_tokenizer *t, const char *s
 {
     if (!t->vcap)
         return NULL;
-    size_t h = hash_bytes(s, len) & (t->vcap - 1);
-    for (;; h = (h + 1) & (t->vcap - 1)) {
+    uint32_t hash = (uint32_t)hash_bytes(s, len);
+    for (size_t h = hash & (t->vcap - 1);; h = (h + 1) & (t->vcap - 1)) {
         struct bpe_vslot *v = &t->vslots[h];
         if (v->off == UINT32_MAX)
             return v;
-        if (v->len == len && memcmp(t->strs + v->off, s, len) == 0)
+        if (v->hash == hash && v->len == len && memcmp(t->strs + v->off, s, len) == 0)
             return v;
     }
 }
@@ -88,7 +91,7 @@ int bpe_vocab_put(struct bpe_tokenizer *t, const char *s, size_t len, int32_t id
     if (id < 0 || (size_t)id >= BPE_MAX_VOCAB)
         return sb_fail(err, SB_ECORRUPT, "tokenizer.json: token id %d is out of range", (int)id);
     if ((t->vcount + 1) * 2 > t->vcap) {
-        int rc = vocab_grow(t, err);
+        int rc = vocab_grow(t, 0, err);
         if (rc)
             return rc;
     }
@@ -113,6 +116,7 @@ int bpe_vocab_put(struct bpe_tokenizer *t, const char *s, size_t len, int32_t id
     t->strs[t->strs_len + len] = '\0';
     v->off = (uint32_t)t->strs_len;
     v->len = (uint32_t)len;
+    v->hash = (uint32_t)hash_bytes(s, len);
     v->id = id;
     t->strs_len += len + 1;
     t->vcount++;
@@ -124,9 +128,11 @@ static uint64_t merge_key(int32_t a, int32_t b)
     return (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
 }
 
-static int merges_grow(struct bpe_tokenizer *t, struct sb_err *err)
+static int merges_grow(struct bpe_tokenizer *t, size_t want, struct sb_err *err)
 {
     size_t cap = t->mcap ? 2 * t->mcap : 1024;
+    while (cap < want)
+        cap *= 2;
     struct bpe_mslot *s = malloc(cap * sizeof(*s));
     if (!s)
         return sb_fail(err, SB_ENOMEM, "no memory for the merges");
@@ -160,7 +166,7 @@ int bpe_merge_put(struct bpe_tokenizer *t, int32_t a, int32_t b, uint32_t rank, 
                   struct sb_err *err)
 {
     if ((t->mcount + 1) * 2 > t->mcap) {
-        int rc = merges_grow(t, err);
+        int rc = merges_grow(t, 0, err);
         if (rc)
             return rc;
     }
@@ -175,6 +181,18 @@ int bpe_merge_put(struct bpe_tokenizer *t, int32_t a, int32_t b, uint32_t rank, 
         s->new_id = new_id;
     }
     return SB_OK;
+}
+
+int bpe_reserve(struct bpe_tokenizer *t, size_t n_vocab, size_t n_merges, struct sb_err *err)
+{
+    n_vocab = n_vocab < BPE_MAX_VOCAB ? n_vocab : BPE_MAX_VOCAB;
+    n_merges = n_merges < 2 * BPE_MAX_VOCAB ? n_merges : 2 * BPE_MAX_VOCAB;
+    int rc = SB_OK;
+    if ((t->vcount + n_vocab) * 2 > t->vcap)
+        rc = vocab_grow(t, (t->vcount + n_vocab) * 2, err);
+    if (!rc && (t->mcount + n_merges) * 2 > t->mcap)
+        rc = merges_grow(t, (t->mcount + n_merges) * 2, err);
+    return rc;
 }
 
 static const struct bpe_mslot *merge_get(const struct bpe_tokenizer *t, int32_t a, int32_t b)

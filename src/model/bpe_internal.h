@@ -29,6 +29,7 @@ struct bpe_vslot {
     uint32_t off; /* into strs; UINT32_MAX = empty */
     uint32_t len;
     int32_t id;
+    uint32_t hash; /* low 32 bits of the string's hash: the slot index, and a cheap compare */
 };
 
 struct bpe_mslot {
@@ -84,6 +85,9 @@ int bpe_vocab_put(struct bpe_tokenizer *t, const char *s, size_t len, int32_t id
 int32_t bpe_vocab_get(const struct bpe_tokenizer *t, const char *s, size_t len); /* -1 */
 int bpe_merge_put(struct bpe_tokenizer *t, int32_t a, int32_t b, uint32_t rank, int32_t new_id,
                   struct sb_err *err);
+/* Sizes the hash tables for n_vocab more tokens and n_merges more merges (a hint: capped,
+ * and the tables still grow past it), sparing the rehashes. */
+int bpe_reserve(struct bpe_tokenizer *t, size_t n_vocab, size_t n_merges, struct sb_err *err);
 /* Builds id_off once the vocabulary and added tokens are in. */
 int bpe_finish(struct bpe_tokenizer *t, struct sb_err *err);
 uint32_t bpe_byte_to_unicode(uint8_t b);
