@@ -87,29 +87,7 @@ static float f16_to_f32(uint16_t h)
 static int check_tensor(const struct clip_model *m, const char *name, int ndim,
                         const int64_t *shape, const struct st_tensor **out, struct sb_err *err)
 {
-    const struct st_tensor *t = find_tensor(m, name);
-    if (!t)
-        return sb_fail(err, SB_EMODEL, "tensor '%s' is missing", name);
-    if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16)
-        return sb_fail(err, SB_EMODEL, "tensor '%s': dtype %s is not supported (F32, F16, BF16)",
-                       name, st_dtype_name(t->dtype));
-    bool same = t->ndim == ndim;
-    for (int i = 0; same && i < ndim; i++)
-        same = t->shape[i] == shape[i];
-    if (!same) {
-        char want[96] = "", got[96] = "";
-        size_t wl = 0, gl = 0;
-        for (int i = 0; i < ndim && wl < sizeof(want); i++)
-            wl += (size_t)snprintf(want + wl, sizeof(want) - wl, "%s%lld", i ? "," : "",
-                                   (long long)shape[i]);
-        for (int i = 0; i < t->ndim && gl < sizeof(got); i++)
-            gl += (size_t)snprintf(got + gl, sizeof(got) - gl, "%s%lld", i ? "," : "",
-                                   (long long)t->shape[i]);
-        return sb_fail(err, SB_EMODEL, "tensor '%s' has shape (%s), expected (%s)", name, got,
-                       want);
-    }
-    *out = t;
-    return SB_OK;
+    return st_weights_check(&m->weights, name, ndim, shape, out, err);
 }
 
 /* Writes tensor t as f32 into dst (t->numel floats). */

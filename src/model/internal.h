@@ -201,6 +201,10 @@ int st_weights_open(struct st_weights *w, const char *dir, struct sb_err *err);
 void st_weights_close(struct st_weights *w); /* also on a half-open one */
 /* The tensor of that name in any of the files, or NULL. */
 const struct st_tensor *st_weights_find(const struct st_weights *w, const char *name);
+/* The tensor of that name with a float dtype (F32, F16, BF16) and exactly this shape;
+ * SB_EMODEL naming the tensor (missing, dtype, "has shape (..), expected (..)") otherwise. */
+int st_weights_check(const struct st_weights *w, const char *name, int ndim, const int64_t *shape,
+                     const struct st_tensor **out, struct sb_err *err);
 /* "dir/name" into buf; SB_EINVAL when it does not fit. */
 int st_join_path(char *buf, size_t cap, const char *dir, const char *name, struct sb_err *err);
 bool st_file_exists(const char *path); /* a regular file */

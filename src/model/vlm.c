@@ -311,27 +311,10 @@ static int tensor(const struct vlm_model *m, const char *prefix, const char *nam
     int len = snprintf(full, sizeof(full), "%s%s", prefix, name);
     if (len < 0 || (size_t)len >= sizeof(full))
         return sb_fail(err, SB_EINVAL, "tensor name '%.100s%.100s' is too long", prefix, name);
-    const struct st_tensor *t = st_weights_find(&m->lm->weights, full);
-    if (!t)
-        return sb_fail(err, SB_EMODEL, "tensor '%s' is missing", full);
-    if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16)
-        return sb_fail(err, SB_EMODEL, "tensor '%s': dtype %s is not supported (F32, F16, BF16)",
-                       full, st_dtype_name(t->dtype));
-    bool same = t->ndim == ndim;
-    for (int i = 0; same && i < ndim; i++)
-        same = t->shape[i] == shape[i];
-    if (!same) {
-        char want[96] = "", got[96] = "";
-        size_t wl = 0, gl = 0;
-        for (int i = 0; i < ndim && wl < sizeof(want); i++)
-            wl += (size_t)snprintf(want + wl, sizeof(want) - wl, "%s%lld", i ? "," : "",
-                                   (long long)shape[i]);
-        for (int i = 0; i < t->ndim && gl < sizeof(got); i++)
-            gl += (size_t)snprintf(got + gl, sizeof(got) - gl, "%s%lld", i ? "," : "",
-                                   (long long)t->shape[i]);
-        return sb_fail(err, SB_EMODEL, "tensor '%s' has shape (%s), expected (%s)", full, got,
-                       want);
-    }
+    const struct st_tensor *t = NULL;
+    int rc = st_weights_check(&m->lm->weights, full, ndim, shape, &t, err);
+    if (rc)
+        return rc;
     if ((uintptr_t)t->data % st_dtype_size(t->dtype))
         return sb_fail(err, SB_EMODEL, "tensor '%s' is misaligned in its file", full);
     *out = t;
@@ -372,7 +355,7 @@ static int mat(struct vlm_model *m, const char *prefix, const char *name, int n_
     char w[300], b[300];
     snprintf(w, sizeof(w), "%.250s.weight", name);
     snprintf(b, sizeof(b), "%.250s.bias", name);
-    const struct st_tensor *t;
+    const struct st_tensor *t = NULL;
     int rc = tensor(m, prefix, w, 2, SHAPE(n_out, n_in), &t, err);
     if (rc)
         return rc;
