@@ -9,6 +9,7 @@
  * Character classes: \p{L} are the L* categories, \p{N} Nd/Nl/No (utf8proc), \s the Unicode
  * White_Space property, as the Rust regex crate defines them. */
 #include "bpe_internal.h"
+#include "merge_heap.h"
 
 #include "shoebox/err.h"
 #include "shoebox/util.h"
@@ -488,13 +489,6 @@ struct sym {
     bool dead;
 };
 
-struct hent {
-    uint32_t rank;
-    int32_t pos; /* left symbol */
-    int32_t new_id;
-    int32_t right_id; /* the right symbol's id when pushed: stale entries are skipped */
-};
-
 struct enc {
     const struct bpe_tokenizer *t;
     int32_t *ids;
@@ -503,7 +497,7 @@ struct enc {
     /* scratch, grown as needed (bounded by BPE_MAX_INPUT) */
     struct sym *syms;
     size_t syms_cap;
-    struct hent *heap;
+    struct merge_ent *heap;
     size_t heap_n, heap_cap;
     char *buf; /* byte-level: the piece in the GPT-2 alphabet */
     size_t buf_cap;
@@ -518,45 +512,9 @@ static void emit(struct enc *e, int32_t id)
     e->n++;
 }
 
-static bool hent_less(const struct hent *a, const struct hent *b)
+static void heap_push(struct enc *e, struct merge_ent h)
 {
-    return a->rank != b->rank ? a->rank < b->rank : a->pos < b->pos;
-}
-
-static void heap_push(struct enc *e, struct hent h)
-{
-    size_t i = e->heap_n++;
-    e->heap[i] = h;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!hent_less(&e->heap[i], &e->heap[p]))
-            break;
-        struct hent tmp = e->heap[i];
-        e->heap[i] = e->heap[p];
-        e->heap[p] = tmp;
-        i = p;
-    }
-}
-
-static struct hent heap_pop(struct enc *e)
-{
-    struct hent top = e->heap[0];
-    e->heap[0] = e->heap[--e->heap_n];
-    size_t i = 0;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < e->heap_n && hent_less(&e->heap[l], &e->heap[m]))
-            m = l;
-        if (r < e->heap_n && hent_less(&e->heap[r], &e->heap[m]))
-            m = r;
-        if (m == i)
-            break;
-        struct hent tmp = e->heap[i];
-        e->heap[i] = e->heap[m];
-        e->heap[m] = tmp;
-        i = m;
-    }
-    return top;
+    merge_heap_push(e->heap, &e->heap_n, h);
 }
 
 static void try_pair(struct enc *e, int32_t pos)
@@ -566,7 +524,7 @@ static void try_pair(struct enc *e, int32_t pos)
         return;
     const struct bpe_mslot *m = merge_get(e->t, e->syms[pos].id, e->syms[nx].id);
     if (m)
-        heap_push(e, (struct hent){ m->rank, pos, m->new_id, e->syms[nx].id });
+        heap_push(e, (struct merge_ent){ m->rank, pos, m->new_id, e->syms[nx].id });
 }
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem, struct sb_err *err)
@@ -591,7 +549,7 @@ static void merge_all(struct enc *e, size_t n)
     for (size_t i = 0; i < n; i++)
         try_pair(e, (int32_t)i);
     while (e->heap_n) {
-        struct hent h = heap_pop(e);
+        struct merge_ent h = merge_heap_pop(e->heap, &e->heap_n);
         struct sym *a = &e->syms[h.pos];
         if (a->dead || a->next < 0 || e->syms[a->next].id != h.right_id)
             continue;

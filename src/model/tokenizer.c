@@ -42,6 +42,7 @@
 
 #include <utf8proc.h>
 
+#include "merge_heap.h"
 #include "shoebox/err.h"
 #include "shoebox/tokenizer.h"
 #include "shoebox/util.h"
@@ -490,11 +491,7 @@ struct enc {
         int32_t prev, next; /* -1 at the ends */
         bool alive;
     } * syms;
-    struct hent {
-        uint32_t rank;
-        uint32_t pos;
-        int32_t new_id;
-    } * heap;
+    struct merge_ent *heap;
     size_t sym_cap, heap_cap, heap_n;
     struct sb_err *err;
 };
@@ -510,46 +507,10 @@ static void enc_emit(struct enc *e, int32_t id)
         e->ids[e->n++] = id;
 }
 
-static bool hent_less(const struct hent *a, const struct hent *b)
-{
-    return a->rank < b->rank || (a->rank == b->rank && a->pos < b->pos);
-}
-
-static void heap_push(struct enc *e, struct hent h)
+static void heap_push(struct enc *e, struct merge_ent h)
 {
     assert(e->heap_n < e->heap_cap);
-    size_t i = e->heap_n++;
-    e->heap[i] = h;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!hent_less(&e->heap[i], &e->heap[p]))
-            break;
-        struct hent t = e->heap[p];
-        e->heap[p] = e->heap[i];
-        e->heap[i] = t;
-        i = p;
-    }
-}
-
-static struct hent heap_pop(struct enc *e)
-{
-    struct hent top = e->heap[0];
-    e->heap[0] = e->heap[--e->heap_n];
-    size_t i = 0;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < e->heap_n && hent_less(&e->heap[l], &e->heap[m]))
-            m = l;
-        if (r < e->heap_n && hent_less(&e->heap[r], &e->heap[m]))
-            m = r;
-        if (m == i)
-            break;
-        struct hent t = e->heap[m];
-        e->heap[m] = e->heap[i];
-        e->heap[i] = t;
-        i = m;
-    }
-    return top;
+    merge_heap_push(e->heap, &e->heap_n, h);
 }
 
 static void try_pair(struct enc *e, int32_t pos)
@@ -559,7 +520,8 @@ static void try_pair(struct enc *e, int32_t pos)
         return;
     const struct tok_mslot *m = merge_get(e->tok, s->id, e->syms[s->next].id);
     if (m)
-        heap_push(e, (struct hent){ .rank = m->rank, .pos = (uint32_t)pos, .new_id = m->new_id });
+        heap_push(e,
+                  (struct merge_ent){ .rank = m->rank, .pos = (int32_t)pos, .new_id = m->new_id });
 }
 
 /* BPE over one pre-token of n bytes: each byte is one symbol in the byte-level alphabet, the
@@ -575,7 +537,7 @@ static int bpe_word(struct enc *e, const unsigned char *w, size_t n)
         if (!ns)
             return sb_fail(e->err, SB_ENOMEM, "tokenize: out of memory");
         e->syms = ns;
-        struct hent *nh = realloc(e->heap, heap_need * sizeof(*nh));
+        struct merge_ent *nh = realloc(e->heap, heap_need * sizeof(*nh));
         if (!nh)
             return sb_fail(e->err, SB_ENOMEM, "tokenize: out of memory");
         e->heap = nh;
@@ -601,7 +563,7 @@ static int bpe_word(struct enc *e, const unsigned char *w, size_t n)
     for (int32_t i = 0; i + 1 < ns; i++)
         try_pair(e, i);
     while (e->heap_n) {
-        struct hent top = heap_pop(e);
+        struct merge_ent top = merge_heap_pop(e->heap, &e->heap_n);
         struct sym *s = &e->syms[top.pos];
         if (!s->alive || s->next < 0)
             continue;
