@@ -155,8 +155,17 @@ int catalog_open(const char *path, bool readonly, struct catalog **out, struct s
         /* A catalog written by an older shoebox: bring it up to date once through a
          * read-write connection (when the file is writable), then read as asked. */
         struct catalog *rw = NULL;
-        if (catalog_open(path, false, &rw, NULL) == SB_OK)
+        struct sb_err rw_err = { 0 };
+        if (catalog_open(path, false, &rw, &rw_err) == SB_OK)
             catalog_close(rw);
+        int v = schema_version(cat);
+        if (v < NMIGRATIONS) {
+            rc = sb_fail(err, SB_EDB,
+                         "catalog '%s' was written by an older shoebox (schema %d, this one "
+                         "needs %d) and could not be upgraded: %s",
+                         path, v, NMIGRATIONS, rw_err.msg[0] ? rw_err.msg : "not writable");
+            goto out;
+        }
     }
     size_t n = strlen(dir) + 8;
     cat->thumb_dir = malloc(n);
