@@ -3,6 +3,7 @@
  * (Photos 8/9), matched by path and by content; broken, missing and alien databases; and the
  * library left byte-for-byte unchanged. */
 #include "check.h"
+#include "fixture.h"
 
 #include "shoebox/apple.h"
 #include "shoebox/catalog.h"
@@ -31,64 +32,6 @@ static void test_helpers(void)
     CHECK_EQ_STR("00000000-0000-0000-FFFF-FFFFFFFFFFFF", u);
     CHECK_EQ_INT(978307200, apple_time_to_unix(0.0));
     CHECK_EQ_INT(978307200 + 700000000, apple_time_to_unix(700000000.75));
-}
-
-static void exec_sql(sqlite3 *db, const char *sql)
-{
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        fprintf(stderr, "sql: %s\n", msg ? msg : "?");
-        CHECK(0);
-    }
-    sqlite3_free(msg);
-}
-
-static int write_file(const char *path, const void *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return -1;
-    size_t w = fwrite(data, 1, n, f);
-    return fclose(f) == 0 && w == n ? 0 : -1;
-}
-
-static unsigned char *read_all(const char *path, size_t *len)
-{
-    unsigned char *buf = NULL;
-    struct sb_err err;
-    if (sb_read_file(path, (size_t)1 << 28, &buf, len, &err) != SB_OK)
-        return NULL;
-    return buf;
-}
-
-/* Adds a file with its xxh3-128 content hash to the shoebox catalog as an indexed photo. */
-static int64_t add_photo(struct catalog *cat, const char *path)
-{
-    size_t len = 0;
-    unsigned char *buf = read_all(path, &len);
-    XXH128_hash_t h = XXH3_128bits(buf, len);
-    unsigned char hash[16];
-    for (int i = 0; i < 8; i++) {
-        hash[i] = (unsigned char)(h.high64 >> (56 - 8 * i));
-        hash[8 + i] = (unsigned char)(h.low64 >> (56 - 8 * i));
-    }
-    free(buf);
-    struct sb_err err;
-    struct catalog_stat st = { (int64_t)len, 1, 1, 1, 1 };
-    static const char *const stages[] = { NULL };
-    struct catalog_file *files = NULL;
-    size_t n = 0;
-    int64_t id = 0;
-    CHECK_EQ_INT(SB_OK, catalog_begin(cat, &err));
-    CHECK_EQ_INT(SB_OK, catalog_file_touch(cat, path, &st, &err));
-    CHECK_EQ_INT(SB_OK, catalog_files_pending(cat, 10, &files, &n, &err));
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(files[i].path, path) == 0)
-            CHECK_EQ_INT(SB_OK, catalog_file_set_photo(cat, files[i].id, hash, (int64_t)len, "jpeg",
-                                                       stages, &id, NULL, &err));
-    catalog_files_free(files, n);
-    CHECK_EQ_INT(SB_OK, catalog_commit(cat, &err));
-    return id;
 }
 
 /* ---- building a library -------------------------------------------------------------------- */
@@ -127,7 +70,7 @@ static void make_library(const char *lib, int version)
         snprintf(path, sizeof(path), "%s/originals/%c/%s.jpeg", lib, uuids[i][0], uuids[i]);
         char body[64];
         int n = snprintf(body, sizeof(body), "photo %d of the library", i);
-        CHECK_EQ_INT(0, write_file(path, body, (size_t)n));
+        CHECK_EQ_INT(0, fx_write_file(path, body, (size_t)n));
     }
 
     snprintf(path, sizeof(path), "%s/database/Photos.sqlite", lib);
@@ -159,7 +102,7 @@ static void make_library(const char *lib, int version)
         v8 ? "Z_40KEYWORDS" : "Z_38KEYWORDS", v8 ? "Z_40KEYWORDS" : "Z_38KEYWORDS",
         v8 ? "Z_28ASSETS" : "Z_27ASSETS", v8 ? "Z_28ALBUMS" : "Z_27ALBUMS",
         v8 ? "Z_28ALBUMS" : "Z_27ALBUMS");
-    exec_sql(db, sql);
+    fx_exec_sql(db, sql);
     for (int i = 0; i < 4; i++) {
         snprintf(sql, sizeof(sql),
                  "INSERT INTO ZASSET(Z_PK, Z_ENT, ZFAVORITE, ZHIDDEN, ZKIND, ZTRASHEDSTATE,"
@@ -168,14 +111,14 @@ static void make_library(const char *lib, int version)
                  i + 1, i == 0, i == 3, i == 0 ? "700000000.0" : "600000000.0",
                  i == 0 ? "48.8584" : "-180.0", i == 0 ? "2.2945" : "-180.0", uuids[i][0], uuids[i],
                  uuids[i]);
-        exec_sql(db, sql);
+        fx_exec_sql(db, sql);
         snprintf(sql, sizeof(sql),
                  "INSERT INTO ZADDITIONALASSETATTRIBUTES(Z_PK, ZASSET, ZASSETDESCRIPTION,"
                  " ZTIMEZONEOFFSET, ZORIGINALFILENAME, ZTITLE) VALUES (%d, %d, %s, %d,"
                  " 'IMG_%d.JPG', %s)",
                  10 + i, i + 1, i == 0 ? "20" : "NULL", i == 0 ? TZ_A : 0, i,
                  i == 0 ? "'Eiffel'" : "NULL");
-        exec_sql(db, sql);
+        fx_exec_sql(db, sql);
     }
     snprintf(sql, sizeof(sql),
              "INSERT INTO ZASSETDESCRIPTION VALUES (20, 10, 'Paris trip with the kids');"
@@ -188,17 +131,17 @@ static void make_library(const char *lib, int version)
              " (5, 0, 2, 1, 1, 'Old'), (6, 0, 1505, 0, 1, 'Shared with Bob');"
              "INSERT INTO %s VALUES (3, 1, 1), (4, 1, 2), (5, 1, 3), (6, 1, 4), (4, 2, 1);",
              v8 ? "Z_28ASSETS" : "Z_27ASSETS");
-    exec_sql(db, sql);
+    fx_exec_sql(db, sql);
     CHECK_EQ_INT(SQLITE_OK, sqlite3_close(db));
 
     /* psi.sqlite: groups / assets / ga (osxphotos _photosdb_process_searchinfo.py) */
     snprintf(path, sizeof(path), "%s/database/search/psi.sqlite", lib);
     unlink(path);
     CHECK_EQ_INT(SQLITE_OK, sqlite3_open(path, &db));
-    exec_sql(db, "CREATE TABLE groups (rowid INTEGER PRIMARY KEY, category INT, owning_groupid"
-                 " INT, content_string TEXT, normalized_string TEXT, lookup_identifier TEXT);"
-                 "CREATE TABLE assets (rowid INTEGER PRIMARY KEY, uuid_0 INT, uuid_1 INT);"
-                 "CREATE TABLE ga (groupid INT, assetid INT);");
+    fx_exec_sql(db, "CREATE TABLE groups (rowid INTEGER PRIMARY KEY, category INT, owning_groupid"
+                    " INT, content_string TEXT, normalized_string TEXT, lookup_identifier TEXT);"
+                    "CREATE TABLE assets (rowid INTEGER PRIMARY KEY, uuid_0 INT, uuid_1 INT);"
+                    "CREATE TABLE ga (groupid INT, assetid INT);");
     int label = v8 ? CAT_LABEL8 : CAT_LABEL7;
     snprintf(sql, sizeof(sql),
              "INSERT INTO groups VALUES (1, %d, NULL, 'Sky', 'sky', ''),"
@@ -207,34 +150,21 @@ static void make_library(const char *lib, int version)
              " (6, %d, NULL, 'Cat', 'cat', '');"
              "INSERT INTO ga VALUES (1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (1, 2), (6, 9);",
              label, label, CAT_TEXT8, CAT_TEXT8, v8 ? CAT_LABEL7 : CAT_LABEL8);
-    exec_sql(db, sql);
+    fx_exec_sql(db, sql);
     for (int i = 0; i < 4; i++) {
         snprintf(sql, sizeof(sql), "INSERT INTO assets VALUES (%d, %lld, %lld)", i + 1,
                  (long long)uuid_ints[i][0], (long long)uuid_ints[i][1]);
-        exec_sql(db, sql);
+        fx_exec_sql(db, sql);
     }
     CHECK_EQ_INT(SQLITE_OK, sqlite3_close(db));
 }
 
 /* ---- checks -------------------------------------------------------------------------------- */
 
-struct collect {
-    char all[2048];
-};
-
-static int collect_cb(void *user, const char *a, const char *b, double score)
-{
-    (void)score;
-    struct collect *c = user;
-    size_t n = strlen(c->all);
-    snprintf(c->all + n, sizeof(c->all) - n, "%s(%s);", a, b);
-    return 0;
-}
-
 static int collect_text(void *user, const char *source, const char *text, double confidence)
 {
     (void)confidence;
-    struct collect *c = user;
+    struct fx_collect *c = user;
     size_t n = strlen(c->all);
     snprintf(c->all + n, sizeof(c->all) - n, "%s=%s;", source, text);
     return 0;
@@ -248,7 +178,7 @@ struct snapshot {
 
 static void snap(const char *path, struct snapshot *s)
 {
-    s->bytes = read_all(path, &s->len);
+    s->bytes = fx_read_all(path, &s->len);
     CHECK_EQ_INT(0, stat(path, &s->st));
 }
 
@@ -278,8 +208,8 @@ static void test_import(int version)
     char src1[1400];
     snprintf(src1, sizeof(src1), "%s/originals/%c/%s.jpeg", lib, uuids[1][0], uuids[1]);
     size_t l1 = 0;
-    unsigned char *b1 = read_all(src1, &l1);
-    CHECK(b1 && write_file(elsewhere, b1, l1) == 0);
+    unsigned char *b1 = fx_read_all(src1, &l1);
+    CHECK(b1 && fx_write_file(elsewhere, b1, l1) == 0);
     free(b1);
     snprintf(dbpath, sizeof(dbpath), "%s/apple%d.db", tmp_dir, version);
     unlink(dbpath);
@@ -291,7 +221,7 @@ static void test_import(int version)
     CHECK_EQ_INT(SB_OK, catalog_open(dbpath, false, &cat, &err));
     if (!cat)
         return;
-    int64_t pa = add_photo(cat, photo0), pb = add_photo(cat, elsewhere);
+    int64_t pa = fx_add_photo_file(cat, photo0), pb = fx_add_photo_file(cat, elsewhere);
     CHECK(pa > 0 && pb > 0);
 
     struct snapshot s_db, s_psi;
@@ -317,17 +247,17 @@ static void test_import(int version)
         CHECK_EQ_STR("", st.search_error);
     }
 
-    struct collect c = { "" };
-    CHECK_EQ_INT(SB_OK, catalog_photo_tags(cat, pa, collect_cb, &c, &err));
+    struct fx_collect c = { "" };
+    CHECK_EQ_INT(SB_OK, catalog_photo_tags(cat, pa, fx_collect_pair, &c, &err));
     CHECK_EQ_STR("Building(apple);paris(apple);Sky(apple);tower(apple);", c.all);
     memset(&c, 0, sizeof(c));
-    CHECK_EQ_INT(SB_OK, catalog_photo_tags(cat, pb, collect_cb, &c, &err));
+    CHECK_EQ_INT(SB_OK, catalog_photo_tags(cat, pb, fx_collect_pair, &c, &err));
     CHECK_EQ_STR("paris(apple);Sky(apple);", c.all);
     memset(&c, 0, sizeof(c));
-    CHECK_EQ_INT(SB_OK, catalog_photo_albums(cat, pa, collect_cb, &c, &err));
+    CHECK_EQ_INT(SB_OK, catalog_photo_albums(cat, pa, fx_collect_pair, &c, &err));
     CHECK_EQ_STR("Best(apple);Trips/France(apple);", c.all);
     memset(&c, 0, sizeof(c));
-    CHECK_EQ_INT(SB_OK, catalog_photo_albums(cat, pb, collect_cb, &c, &err));
+    CHECK_EQ_INT(SB_OK, catalog_photo_albums(cat, pb, fx_collect_pair, &c, &err));
     CHECK_EQ_STR("Best(apple);", c.all);
     memset(&c, 0, sizeof(c));
     CHECK_EQ_INT(SB_OK, catalog_photo_texts(cat, pa, collect_text, &c, &err));
@@ -396,7 +326,7 @@ static void test_errors(void)
 
     /* a file, not a folder */
     snprintf(path, sizeof(path), "%s/file.photoslibrary", tmp_dir);
-    CHECK_EQ_INT(0, write_file(path, "x", 1));
+    CHECK_EQ_INT(0, fx_write_file(path, "x", 1));
     p.library = path;
     CHECK_EQ_INT(SB_EINVAL, apple_import(cat, &p, &st, &err));
 
@@ -406,7 +336,7 @@ static void test_errors(void)
     CHECK_EQ_INT(SB_OK, sb_mkdirs(path, &err));
     snprintf(path, sizeof(path), "%s/database/Photos.sqlite", lib);
     static const char junk[] = "this is not a database, just some bytes that go on and on.....";
-    CHECK_EQ_INT(0, write_file(path, junk, sizeof(junk)));
+    CHECK_EQ_INT(0, fx_write_file(path, junk, sizeof(junk)));
     p.library = lib;
     CHECK_EQ_INT(SB_EFORMAT, apple_import(cat, &p, &st, &err));
     CHECK(strstr(err.msg, "Photos.sqlite") != NULL);
@@ -418,7 +348,7 @@ static void test_errors(void)
     snprintf(path, sizeof(path), "%s/database/Photos.sqlite", lib);
     sqlite3 *db = NULL;
     CHECK_EQ_INT(SQLITE_OK, sqlite3_open(path, &db));
-    exec_sql(db, "CREATE TABLE Adobe_images (id_local INTEGER PRIMARY KEY, rootFile INTEGER)");
+    fx_exec_sql(db, "CREATE TABLE Adobe_images (id_local INTEGER PRIMARY KEY, rootFile INTEGER)");
     sqlite3_close(db);
     CHECK_EQ_INT(SB_EFORMAT, apple_import(cat, &p, &st, &err));
     CHECK(strstr(err.msg, "not an Apple Photos database") != NULL);
@@ -427,7 +357,7 @@ static void test_errors(void)
     snprintf(lib, sizeof(lib), "%s/BrokenSearch.photoslibrary", tmp_dir);
     make_library(lib, PHOTOS13);
     snprintf(path, sizeof(path), "%s/database/search/psi.sqlite", lib);
-    CHECK_EQ_INT(0, write_file(path, junk, sizeof(junk)));
+    CHECK_EQ_INT(0, fx_write_file(path, junk, sizeof(junk)));
     p.library = lib;
     CHECK_EQ_INT(SB_OK, apple_import(cat, &p, &st, &err));
     CHECK(!st.have_search);

@@ -3,6 +3,7 @@
  * import (real Lightroom 5 catalog, synthetic catalog with keywords, collections and a virtual
  * copy), checking that the user's catalog is never changed. */
 #include "check.h"
+#include "fixture.h"
 
 #include "shoebox/catalog.h"
 #include "shoebox/err.h"
@@ -30,17 +31,6 @@ static char data_dir[512], tmp_dir[512];
 static void data_path(char *out, size_t cap, const char *rel)
 {
     snprintf(out, cap, "%s/%s", data_dir, rel);
-}
-
-static unsigned char *read_all(const char *path, size_t *len)
-{
-    unsigned char *buf = NULL;
-    struct sb_err err;
-    if (sb_read_file(path, (size_t)1 << 28, &buf, len, &err) != SB_OK) {
-        fprintf(stderr, "read %s: %s\n", path, err.msg);
-        return NULL;
-    }
-    return buf;
 }
 
 static void put_be64(unsigned char *p, uint64_t v)
@@ -95,7 +85,7 @@ static void test_real_lrprev(void)
     char path[1024];
     data_path(path, sizeof(path), LR5_PREVIEW);
     size_t len = 0;
-    unsigned char *buf = read_all(path, &len);
+    unsigned char *buf = fx_read_all(path, &len);
     CHECK(buf != NULL);
     if (!buf)
         return;
@@ -288,7 +278,7 @@ static int on_item(void *user, const struct lr_preview_item *it)
 static bool has_icc(const char *path)
 {
     size_t len = 0;
-    unsigned char *buf = read_all(path, &len);
+    unsigned char *buf = fx_read_all(path, &len);
     bool found = false;
     for (size_t i = 0; buf && i + 11 < len && i < 4096; i++)
         if (memcmp(buf + i, "ICC_PROFILE", 11) == 0)
@@ -306,7 +296,7 @@ static void test_rescue_real(void)
     struct stat before, after;
     CHECK_EQ_INT(0, stat(lrcat, &before));
     size_t clen0 = 0, clen1 = 0;
-    unsigned char *c0 = read_all(lrcat, &clen0);
+    unsigned char *c0 = fx_read_all(lrcat, &clen0);
 
     struct lr_previews_params p = lr_previews_default_params();
     p.lrdata = lrdata;
@@ -350,7 +340,7 @@ static void test_rescue_real(void)
     CHECK_EQ_INT(0, stat(lrcat, &after));
     CHECK_EQ_INT(before.st_mtim.tv_sec, after.st_mtim.tv_sec);
     CHECK_EQ_INT(before.st_mtim.tv_nsec, after.st_mtim.tv_nsec);
-    unsigned char *c1 = read_all(lrcat, &clen1);
+    unsigned char *c1 = fx_read_all(lrcat, &clen1);
     CHECK(c0 && c1 && clen0 == clen1 && memcmp(c0, c1, clen0) == 0);
     char side[1100];
     snprintf(side, sizeof(side), "%s-journal", lrcat);
@@ -359,16 +349,6 @@ static void test_rescue_real(void)
     CHECK(access(side, F_OK) != 0);
     free(c0);
     free(c1);
-}
-
-static void exec_sql(sqlite3 *db, const char *sql)
-{
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        fprintf(stderr, "sql: %s\n", msg ? msg : "?");
-        CHECK(0);
-    }
-    sqlite3_free(msg);
 }
 
 /* A catalog in the Lightroom Classic layout (the tables and columns importers use). */
@@ -404,7 +384,7 @@ static void make_synthetic(const char *lrcat, const char *root)
 {
     sqlite3 *db = NULL;
     CHECK_EQ_INT(SQLITE_OK, sqlite3_open(lrcat, &db));
-    exec_sql(db, synthetic_catalog_sql);
+    fx_exec_sql(db, synthetic_catalog_sql);
     char sql[4096];
     snprintf(sql, sizeof(sql),
              "INSERT INTO AgLibraryRootFolder VALUES (1, 'R1', '%s/', 'Pictures', NULL);"
@@ -449,60 +429,8 @@ static void make_synthetic(const char *lrcat, const char *root)
              "INSERT INTO AgLibraryCollectionImage VALUES (2, 3, 100, 0, 'z');"
              "INSERT INTO AgLibraryCollectionImage VALUES (3, 2, 102, 0, 'z');",
              root);
-    exec_sql(db, sql);
+    fx_exec_sql(db, sql);
     sqlite3_close(db);
-}
-
-static int write_file(const char *path, const void *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return -1;
-    size_t w = fwrite(data, 1, n, f);
-    return fclose(f) == 0 && w == n ? 0 : -1;
-}
-
-/* Adds a file with its xxh3-128 content hash to the shoebox catalog as an indexed photo. */
-static int64_t add_photo(struct catalog *cat, const char *path)
-{
-    size_t len = 0;
-    unsigned char *buf = read_all(path, &len);
-    XXH128_hash_t h = XXH3_128bits(buf, len);
-    unsigned char hash[16];
-    for (int i = 0; i < 8; i++) {
-        hash[i] = (unsigned char)(h.high64 >> (56 - 8 * i));
-        hash[8 + i] = (unsigned char)(h.low64 >> (56 - 8 * i));
-    }
-    free(buf);
-    struct sb_err err;
-    struct catalog_stat st = { (int64_t)len, 1, 1, 1, 1 };
-    static const char *const stages[] = { NULL };
-    struct catalog_file *files = NULL;
-    size_t n = 0;
-    int64_t id = 0;
-    CHECK_EQ_INT(SB_OK, catalog_begin(cat, &err));
-    CHECK_EQ_INT(SB_OK, catalog_file_touch(cat, path, &st, &err));
-    CHECK_EQ_INT(SB_OK, catalog_files_pending(cat, 10, &files, &n, &err));
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(files[i].path, path) == 0)
-            CHECK_EQ_INT(SB_OK, catalog_file_set_photo(cat, files[i].id, hash, (int64_t)len, "jpeg",
-                                                       stages, &id, NULL, &err));
-    catalog_files_free(files, n);
-    CHECK_EQ_INT(SB_OK, catalog_commit(cat, &err));
-    return id;
-}
-
-struct tagset {
-    char all[2048];
-};
-
-static int tag_cb(void *user, const char *tag, const char *source, double score)
-{
-    (void)score;
-    struct tagset *t = user;
-    size_t n = strlen(t->all);
-    snprintf(t->all + n, sizeof(t->all) - n, "%s(%s);", tag, source);
-    return 0;
 }
 
 static void test_import_synthetic(void)
@@ -520,9 +448,9 @@ static void test_import_synthetic(void)
     make_synthetic(lrcat, root);
     size_t jl = 0, jl2 = 0;
     unsigned char *j = make_jpeg(40, 20, &jl), *j2 = make_jpeg(48, 24, &jl2);
-    CHECK_EQ_INT(0, write_file(beach, j, jl));
-    CHECK_EQ_INT(0, write_file(moved, j2, jl2));
-    CHECK_EQ_INT(0, write_file(elsewhere, j2, jl2));
+    CHECK_EQ_INT(0, fx_write_file(beach, j, jl));
+    CHECK_EQ_INT(0, fx_write_file(moved, j2, jl2));
+    CHECK_EQ_INT(0, fx_write_file(elsewhere, j2, jl2));
 
     char dbpath[1100];
     snprintf(dbpath, sizeof(dbpath), "%s/import.db", tmp_dir);
@@ -531,8 +459,8 @@ static void test_import_synthetic(void)
     CHECK_EQ_INT(SB_OK, catalog_open(dbpath, false, &cat, &err));
     if (!cat)
         return;
-    int64_t p_beach = add_photo(cat, beach);
-    int64_t p_moved = add_photo(cat, elsewhere); /* indexed under another path */
+    int64_t p_beach = fx_add_photo_file(cat, beach);
+    int64_t p_moved = fx_add_photo_file(cat, elsewhere); /* indexed under another path */
     CHECK(p_beach > 0 && p_moved > 0);
 
     struct stat before, after;
@@ -550,18 +478,18 @@ static void test_import_synthetic(void)
         CHECK_EQ_INT(2, st.keywords);
         CHECK_EQ_INT(2, st.collections);
     }
-    struct tagset t;
+    struct fx_collect t;
     memset(&t, 0, sizeof(t));
-    CHECK_EQ_INT(SB_OK, catalog_photo_tags(cat, p_beach, tag_cb, &t, &err));
+    CHECK_EQ_INT(SB_OK, catalog_photo_tags(cat, p_beach, fx_collect_pair, &t, &err));
     CHECK(strstr(t.all, "Nice(lightroom);") != NULL);
     CHECK(strstr(t.all, "Places|France|Nice(lightroom);") != NULL);
     CHECK(strstr(t.all, "beach(lightroom);") != NULL);
     CHECK(strstr(t.all, "Copy") == NULL);
     memset(&t, 0, sizeof(t));
-    CHECK_EQ_INT(SB_OK, catalog_photo_albums(cat, p_beach, tag_cb, &t, &err));
+    CHECK_EQ_INT(SB_OK, catalog_photo_albums(cat, p_beach, fx_collect_pair, &t, &err));
     CHECK_EQ_STR("Travel/France 2020(lightroom);", t.all);
     memset(&t, 0, sizeof(t));
-    CHECK_EQ_INT(SB_OK, catalog_photo_albums(cat, p_moved, tag_cb, &t, &err));
+    CHECK_EQ_INT(SB_OK, catalog_photo_albums(cat, p_moved, fx_collect_pair, &t, &err));
     CHECK_EQ_STR("Travel/France 2020(lightroom);", t.all);
     char *text = NULL;
     CHECK_EQ_INT(SB_OK, catalog_text_get(cat, p_beach, "lightroom:caption", &text, NULL, &err));
@@ -650,22 +578,23 @@ static void test_import_synthetic(void)
                       " = 40, }, }, uuid = \"AAAA0000-0000-0000-0000-000000000001\", }";
     add_section(&b, "header", hdr, strlen(hdr), 0);
     add_section(&b, "level_1", j, jl, 0);
-    CHECK_EQ_INT(0, write_file(prev1, b.data, b.len));
+    CHECK_EQ_INT(0, fx_write_file(prev1, b.data, b.len));
     sb_buf_release(&b);
     sb_buf_init(&b);
     add_section(&b, "level_1", j, jl, 0); /* no header: uuid from the file name */
-    CHECK_EQ_INT(0, write_file(prev2, b.data, b.len));
+    CHECK_EQ_INT(0, fx_write_file(prev2, b.data, b.len));
     sb_buf_release(&b);
     char pdb[1300];
     snprintf(pdb, sizeof(pdb), "%s/previews.db", lrdata);
     unlink(pdb);
     CHECK_EQ_INT(SQLITE_OK, sqlite3_open(pdb, &db));
-    exec_sql(db, "CREATE TABLE ImageCacheEntry ( imageId NOT NULL, uuid NOT NULL, digest NOT"
-                 " NULL, orientation );"
-                 "INSERT INTO ImageCacheEntry VALUES (100, 'AAAA0000-0000-0000-0000-000000000001',"
-                 " 'd1', 'BC');"
-                 "INSERT INTO ImageCacheEntry VALUES (101, 'AAAA0000-0000-0000-0000-000000000002',"
-                 " 'd2', 'AB');");
+    fx_exec_sql(db,
+                "CREATE TABLE ImageCacheEntry ( imageId NOT NULL, uuid NOT NULL, digest NOT"
+                " NULL, orientation );"
+                "INSERT INTO ImageCacheEntry VALUES (100, 'AAAA0000-0000-0000-0000-000000000001',"
+                " 'd1', 'BC');"
+                "INSERT INTO ImageCacheEntry VALUES (101, 'AAAA0000-0000-0000-0000-000000000002',"
+                " 'd2', 'AB');");
     sqlite3_close(db);
     snprintf(out, sizeof(out), "%s/rescued-synthetic", tmp_dir);
     struct lr_previews_params pp = lr_previews_default_params();

@@ -2,6 +2,7 @@
  * supplemental-metadata), "-edited" versions in several languages, and the crawl stage storing
  * titles, descriptions, places and people. */
 #include "check.h"
+#include "fixture.h"
 
 #include "shoebox/catalog.h"
 #include "shoebox/crawl.h"
@@ -128,41 +129,6 @@ static void test_sidecar(void)
     CHECK_EQ_INT(SB_ENOENT, takeout_read_sidecar(path, NULL, &m, &err));
 }
 
-static int64_t add_photo(struct catalog *cat, const char *path, unsigned char tag)
-{
-    struct sb_err err;
-    struct catalog_stat st = { 10, 1, 1, tag, 1 };
-    static const char *const stages[] = { NULL };
-    unsigned char hash[16];
-    memset(hash, tag, sizeof(hash));
-    struct catalog_file *files = NULL;
-    size_t n = 0;
-    int64_t id = 0;
-    CHECK_EQ_INT(SB_OK, catalog_begin(cat, &err));
-    CHECK_EQ_INT(SB_OK, catalog_file_touch(cat, path, &st, &err));
-    CHECK_EQ_INT(SB_OK, catalog_files_pending(cat, 10, &files, &n, &err));
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(files[i].path, path) == 0)
-            CHECK_EQ_INT(SB_OK, catalog_file_set_photo(cat, files[i].id, hash, 10, "jpeg", stages,
-                                                       &id, NULL, &err));
-    catalog_files_free(files, n);
-    CHECK_EQ_INT(SB_OK, catalog_commit(cat, &err));
-    return id;
-}
-
-struct tagset {
-    char all[512];
-};
-
-static int tag_cb(void *user, const char *tag, const char *source, double score)
-{
-    (void)score;
-    struct tagset *t = user;
-    size_t n = strlen(t->all);
-    snprintf(t->all + n, sizeof(t->all) - n, "%s(%s);", tag, source);
-    return 0;
-}
-
 /* Runs the stage on one photo as the crawler does: run(), then store() in a transaction. */
 static int run_stage(const struct crawl_plugin *pl, struct catalog *cat, int64_t id,
                      const char *path)
@@ -177,6 +143,14 @@ static int run_stage(const struct crawl_plugin *pl, struct catalog *cat, int64_t
     }
     pl->free_result(pl->user, res);
     return rc;
+}
+
+/* A file of a photo whose content hash is `tag` repeated. */
+static int64_t add_photo(struct catalog *cat, const char *path, unsigned char tag)
+{
+    unsigned char hash[16];
+    memset(hash, tag, sizeof(hash));
+    return fx_add_photo_hash(cat, path, hash, (struct catalog_stat){ 10, 1, 1, tag, 1 });
 }
 
 static void test_stage(void)
@@ -202,9 +176,9 @@ static void test_stage(void)
     CHECK_EQ_INT(SB_OK, run_stage(&pl, cat, p2, edit));
     CHECK_EQ_INT(SB_OK, run_stage(&pl, cat, p3, plain));
 
-    struct tagset t;
+    struct fx_collect t;
     memset(&t, 0, sizeof(t));
-    CHECK_EQ_INT(SB_OK, catalog_photo_tags(cat, p1, tag_cb, &t, &err));
+    CHECK_EQ_INT(SB_OK, catalog_photo_tags(cat, p1, fx_collect_pair, &t, &err));
     CHECK_EQ_STR("Alice(takeout);Bob(takeout);", t.all);
     char *text = NULL;
     CHECK_EQ_INT(SB_OK, catalog_text_get(cat, p1, "takeout:description", &text, NULL, &err));
@@ -220,10 +194,10 @@ static void test_stage(void)
     CHECK_EQ_INT(p1, orig);
     CHECK_EQ_INT(SB_ENOENT, catalog_takeout_edited_of(cat, p1, &orig, &err));
     memset(&t, 0, sizeof(t));
-    CHECK_EQ_INT(SB_OK, catalog_photo_tags(cat, p2, tag_cb, &t, &err));
+    CHECK_EQ_INT(SB_OK, catalog_photo_tags(cat, p2, fx_collect_pair, &t, &err));
     CHECK_EQ_STR("Alice(takeout);Bob(takeout);", t.all); /* the original's sidecar */
     memset(&t, 0, sizeof(t));
-    CHECK_EQ_INT(SB_OK, catalog_photo_tags(cat, p3, tag_cb, &t, &err));
+    CHECK_EQ_INT(SB_OK, catalog_photo_tags(cat, p3, fx_collect_pair, &t, &err));
     CHECK_EQ_STR("", t.all);
     /* EXIF wins: a second position does not replace the first */
     bool set = true;
