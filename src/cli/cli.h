@@ -35,6 +35,11 @@ char *cli_data_path(const char *leaf);
  * argv[*i] is not that flag; "" (after saying so on stderr) when the value is missing. */
 const char *cli_flag_value(int argc, char **argv, int *i, const char *flag);
 
+/* Prints root as one line of JSON on stdout (root stays the caller's). CLI_EXIT_OK, or
+ * CLI_EXIT_FAIL after saying so when root is NULL or printing runs out of memory. */
+struct cJSON;
+int cli_print_json(const struct cJSON *root);
+
 /* Prints "shoebox: <msg>" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

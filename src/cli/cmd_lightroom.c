@@ -203,10 +203,8 @@ static int cmd_previews(int argc, char **argv, struct cli_ctx *ctx)
         cJSON_AddBoolToObject(root, "catalog", st.have_catalog);
         cJSON_AddItemToObject(root, "previews", run.items);
         run.items = NULL;
-        char *s = cJSON_PrintUnformatted(root);
-        if (s)
-            printf("%s\n", s);
-        free(s);
+        if (cli_print_json(root) != CLI_EXIT_OK)
+            rc = CLI_EXIT_FAIL;
         cJSON_Delete(root);
     }
     if (!rc && do_index) {

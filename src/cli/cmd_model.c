@@ -217,15 +217,8 @@ static int model_fetch(int argc, char **argv, struct cli_ctx *ctx)
             cJSON_AddNumberToObject(o, "skipped", (double)st.skipped);
             cJSON_AddNumberToObject(o, "bytes", (double)st.bytes_total);
         }
-        char *s = o ? cJSON_PrintUnformatted(o) : NULL;
+        rc = cli_print_json(o);
         cJSON_Delete(o);
-        if (!s) {
-            cli_error("out of memory");
-            rc = CLI_EXIT_FAIL;
-            goto out;
-        }
-        puts(s);
-        free(s);
     } else {
         puts(dir);
     }
@@ -316,15 +309,8 @@ static int model_list(int argc, char **argv, struct cli_ctx *ctx)
     }
     if (ctx->json) {
         cJSON *root = installed_json(a, n, dir);
-        char *s = root ? cJSON_PrintUnformatted(root) : NULL;
+        rc = cli_print_json(root);
         cJSON_Delete(root);
-        if (!s) {
-            cli_error("out of memory");
-            rc = CLI_EXIT_FAIL;
-            goto out;
-        }
-        puts(s);
-        free(s);
         goto out;
     }
     if (n == 0) {

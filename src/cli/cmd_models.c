@@ -62,15 +62,8 @@ int cmd_models(int argc, char **argv, struct cli_ctx *ctx)
             cJSON_AddStringToObject(root, "current", current);
         if (dir[0])
             cJSON_AddStringToObject(root, "model_dir", dir);
-        char *s = cJSON_PrintUnformatted(root);
+        rc = cli_print_json(root);
         cJSON_Delete(root);
-        if (!s) {
-            cli_error("out of memory");
-            rc = CLI_EXIT_FAIL;
-            goto out;
-        }
-        puts(s);
-        free(s);
         goto out;
     }
     if (n == 0) {

@@ -40,15 +40,9 @@ static bool wants_help(int argc, char **argv, const char *text)
 
 static int print_json(cJSON *root)
 {
-    char *s = root ? cJSON_PrintUnformatted(root) : NULL;
+    int rc = cli_print_json(root);
     cJSON_Delete(root);
-    if (!s) {
-        cli_error("out of memory");
-        return CLI_EXIT_FAIL;
-    }
-    puts(s);
-    free(s);
-    return CLI_EXIT_OK;
+    return rc;
 }
 
 int cmd_status(int argc, char **argv, struct cli_ctx *ctx)

@@ -184,12 +184,8 @@ int cmd_tag(int argc, char **argv, struct cli_ctx *ctx)
         if (rc != CLI_EXIT_OK)
             catalog_rollback(cat); /* all or nothing: a typo in one FILE changes none */
     }
-    if (root && rc == CLI_EXIT_OK) {
-        char *s = cJSON_PrintUnformatted(root);
-        if (s)
-            printf("%s\n", s);
-        free(s);
-    }
+    if (root && rc == CLI_EXIT_OK)
+        rc = cli_print_json(root);
 out:
     cJSON_Delete(root);
     catalog_close(cat);

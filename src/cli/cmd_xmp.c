@@ -284,12 +284,8 @@ int cmd_xmp(int argc, char **argv, struct cli_ctx *ctx)
         free(cap);
         free(sidecar);
     }
-    if (root) {
-        char *s = cJSON_PrintUnformatted(root);
-        if (s)
-            printf("%s\n", s);
-        free(s);
-    }
+    if (root && cli_print_json(root) != CLI_EXIT_OK)
+        rc = CLI_EXIT_FAIL;
     fprintf(stderr, "%s%lld sidecars (%lld new), %lld already up to date, %lld failed\n",
             dry ? "would write " : "wrote ", (long long)written, (long long)created_n,
             (long long)unchanged, (long long)failed);

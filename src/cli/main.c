@@ -8,6 +8,7 @@
 #include "shoebox/util.h"
 
 #ifdef __GLIBC__
+#include <cjson/cJSON.h>
 #include <malloc.h>
 #endif
 #include <stdarg.h>
@@ -68,6 +69,19 @@ void cli_error(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
+}
+
+int cli_print_json(const struct cJSON *root)
+{
+    char *s = root ? cJSON_PrintUnformatted(root) : NULL;
+    if (!s) {
+        cli_error("out of memory");
+        return CLI_EXIT_FAIL;
+    }
+    puts(s);
+    cJSON_free(s);
+    fflush(stdout);
+    return CLI_EXIT_OK;
 }
 
 struct sb_pool *cli_pool(struct cli_ctx *ctx)
