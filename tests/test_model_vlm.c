@@ -4,7 +4,8 @@
  * llava-interleave-qwen (SigLIP tower, Qwen2, BF16). For the same preprocessed pixels: the
  * prompt ids, the logits after prefill (max abs error <= 1e-3 of the logit range) and the greedy
  * tokens for 20 steps, with and without repetition penalty; the image processor from the photo
- * file against PIL's; threads give the same tokens; caption cleanup; failure paths. */
+ * file against PIL's; threads give the same tokens; the vision tower and projector in bf16
+ * against fp32 and the reference; caption cleanup; failure paths. */
 #include "check.h"
 
 #include "shoebox/err.h"
@@ -14,6 +15,7 @@
 #include "shoebox/vlm.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,6 +201,100 @@ out:
     ref_release(&r);
 }
 
+/* Captions the reference pixels with a model loaded in precision; the caption context is left
+ * in *c for the caller's checks. */
+static bool caption_in(const char *name, enum clip_precision precision, const struct ref *r,
+                       struct vlm_model **m, struct vlm_ctx **c, int32_t *ids, int *n)
+{
+    char dir[1024];
+    struct sb_err err = { 0 };
+    struct vlm_load_params lp = vlm_load_default_params();
+    lp.precision = precision;
+    model_dir(dir, sizeof(dir), name);
+    *m = NULL;
+    *c = NULL;
+    if (vlm_model_load(dir, &lp, m, &err) || vlm_ctx_new(*m, NULL, c, &err)) {
+        fprintf(stderr, "%s: %s\n", name, err.msg);
+        return false;
+    }
+    struct vlm_params p = vlm_default_params();
+    p.max_new_tokens = 20;
+    p.repetition_penalty = 1.0f;
+    if (vlm_caption_pixels(*c, r->pixels, &p, ids, n, NULL, &err)) {
+        fprintf(stderr, "%s: %s\n", name, err.msg);
+        return false;
+    }
+    return true;
+}
+
+/* The vision tower and projector in bf16 (clip.c's oneDNN path): the image rows against fp32's
+ * (cosine of every row >= 0.999), the logits after prefill against the reference (within 1% of
+ * the logit range) and the greedy tokens. Skipped when the build or CPU has no bf16. */
+static void check_bf16(const char *name)
+{
+    struct ref r;
+    struct vlm_model *m32 = NULL, *m16 = NULL;
+    struct vlm_ctx *c32 = NULL, *c16 = NULL;
+    int32_t ids32[VLM_MAX_NEW_TOKENS], ids16[VLM_MAX_NEW_TOKENS];
+    int n32 = 0, n16 = 0;
+    CHECK(ref_load(name, &r));
+    bool ok32 = caption_in(name, CLIP_PRECISION_FP32, &r, &m32, &c32, ids32, &n32);
+    CHECK(ok32);
+    CHECK_EQ_INT(CLIP_PRECISION_FP32, m32 ? (int)vlm_model_precision(m32) : -1);
+    bool ok16 = caption_in(name, CLIP_PRECISION_BF16, &r, &m16, &c16, ids16, &n16);
+    CHECK(ok16);
+    if (!ok32 || !ok16)
+        goto out;
+    if (vlm_model_precision(m16) != CLIP_PRECISION_BF16) {
+        fprintf(stderr, "%s: bf16 is not available in this build/CPU: bf16 check skipped\n", name);
+        goto out;
+    }
+    int R32, D32, R16, D16;
+    const float *a = vlm_ctx_image_rows(c32, &R32, &D32);
+    const float *b = vlm_ctx_image_rows(c16, &R16, &D16);
+    CHECK_EQ_INT(R32, R16);
+    CHECK_EQ_INT(D32, D16);
+    double worst = 1.0, maxd_rows = 0.0;
+    for (int i = 0; i < R32 && R32 == R16 && D32 == D16; i++) {
+        double dot = 0.0, na = 0.0, nb = 0.0;
+        for (int k = 0; k < D32; k++) {
+            double x = a[(size_t)i * D32 + k], y = b[(size_t)i * D32 + k];
+            dot += x * y;
+            na += x * x;
+            nb += y * y;
+            maxd_rows = fabs(x - y) <= maxd_rows ? maxd_rows : fabs(x - y); /* NaN sticks */
+        }
+        double cs = dot / (sqrt(na * nb) + 1e-30);
+        worst = cs >= worst ? worst : cs;
+    }
+    int V = 0;
+    const float *z = vlm_ctx_prefill_logits(c16, &V);
+    float lo = r.logits[0], hi = r.logits[0], maxd = 0.0f;
+    for (int i = 0; i < V && i < r.V; i++) {
+        lo = r.logits[i] < lo ? r.logits[i] : lo;
+        hi = r.logits[i] > hi ? r.logits[i] : hi;
+        float d = fabsf(z[i] - r.logits[i]);
+        maxd = d <= maxd ? maxd : d; /* NaN sticks */
+    }
+    int same = 0;
+    while (same < n16 && same < r.n_greedy && ids16[same] == r.greedy[same])
+        same++;
+    fprintf(stderr,
+            "%s bf16: image rows worst cosine %.6f (max abs diff %.3g) vs fp32; logits max abs "
+            "diff %.3g of range %.3g; greedy tokens %d/%d as the reference\n",
+            name, worst, maxd_rows, (double)maxd, (double)(hi - lo), same, r.n_greedy);
+    CHECK(worst >= 0.999);
+    CHECK(maxd <= 1e-2f * (hi - lo));
+    CHECK_EQ_INT(r.n_greedy, n16);
+    CHECK_EQ_INT(r.n_greedy, same);
+out:
+    vlm_ctx_free(c32);
+    vlm_ctx_free(c16);
+    vlm_model_free(m32);
+    vlm_model_free(m16);
+    ref_release(&r);
+}
+
 static void test_cleanup(void)
 {
     static const struct {
@@ -328,6 +424,7 @@ int main(void)
     for (size_t i = 0; i < sizeof(models) / sizeof(models[0]); i++) {
         check_model(models[i], NULL);
         check_model(models[i], pool);
+        check_bf16(models[i]);
     }
     test_cleanup();
     test_failures();

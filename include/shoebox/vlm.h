@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "shoebox/model.h" /* enum clip_precision */
+
 struct sb_err;
 struct sb_pool;
 struct sb_buf;
@@ -36,9 +38,12 @@ struct vlm_ctx;   /* opaque: src/model/vlm.c */
 #define VLM_MAX_NEW_TOKENS 512 /* the largest max_new_tokens accepted */
 
 struct vlm_load_params {
+    /* the vision tower's and projector's products (the tower is model.h's engine; FP32, BF16
+     * or AUTO as clip_load_params); the decoder keeps its 16-bit weights either way */
+    enum clip_precision precision;
     int blas_threads; /* > 0: openblas_set_num_threads(n) at load; 0: leave as is */
 };
-struct vlm_load_params vlm_load_default_params(void); /* blas_threads 0 */
+struct vlm_load_params vlm_load_default_params(void); /* precision FP32, blas_threads 0 */
 
 /* Loads the folder dir: config.json (its "architectures" / "model_type" choose the family),
  * model.safetensors (or an index and shards), tokenizer.json + tokenizer_config.json (the chat
@@ -54,6 +59,8 @@ void vlm_model_free(struct vlm_model *m); /* NULL is a no-op */
 const char *vlm_model_id(const struct vlm_model *m);
 /* "llava" or "idefics3". */
 const char *vlm_model_arch(const struct vlm_model *m);
+/* The precision the vision tower and projector compute in: FP32 or BF16 (AUTO resolved). */
+enum clip_precision vlm_model_precision(const struct vlm_model *m);
 /* S: the vision tower's input side; pixels are 3 x S x S floats (CHW). */
 int vlm_model_image_size(const struct vlm_model *m);
 /* How large a decode must be so preprocessing does not upscale: short edge >= *min_short,
@@ -97,6 +104,8 @@ int vlm_caption(struct vlm_ctx *c, const struct image *rgb, const struct vlm_par
  * LM_EMBED_ROW), and the (V) logits after the prefill. Valid until the next call on c. */
 const int32_t *vlm_ctx_prompt(const struct vlm_ctx *c, int *n);
 const float *vlm_ctx_prefill_logits(const struct vlm_ctx *c, int *V);
+/* Of the last caption: the image rows the decoder received, (*rows, *dim) row-major. */
+const float *vlm_ctx_image_rows(const struct vlm_ctx *c, int *rows, int *dim);
 /* Seconds the last caption spent in the vision tower + projector, and in the prompt and
  * generation (prefill + decode steps), for benchmarks. */
 void vlm_ctx_timing(const struct vlm_ctx *c, double *encode_s, double *generate_s);

@@ -4,6 +4,7 @@
  * alone with its own vlm_ctx (OpenBLAS single-threaded), so workers x BLAS threads <= cores,
  * and the caption is stored in the batch transaction that marks the job done. */
 #include "caption_setup.h"
+#include "embedder.h"
 
 #include "shoebox/catalog.h"
 #include "shoebox/crawl.h"
@@ -17,10 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-int cli_caption_load(const char *dir, int n_threads, struct vlm_model **out)
+int cli_caption_load(const struct cli_ctx *ctx, const char *dir, int n_threads,
+                     struct vlm_model **out)
 {
     struct sb_err err = { 0 };
     struct vlm_load_params lp = vlm_load_default_params();
+    lp.precision = cli_clip_precision(ctx);
     lp.blas_threads = n_threads > 1 ? 1 : 0;
     if (vlm_model_load(dir, &lp, out, &err)) {
         cli_error("%s", err.msg);
@@ -115,7 +118,7 @@ int cli_caption_setup(struct cli_caption *o, struct cli_ctx *ctx, struct catalog
     if (o->want) {
         struct sb_pool *pool = cli_pool(ctx);
         int workers = pool ? sb_pool_size(pool) + 1 : 1;
-        int rc = cli_caption_load(o->model_dir, workers, &o->m);
+        int rc = cli_caption_load(ctx, o->model_dir, workers, &o->m);
         if (rc)
             return rc;
         o->n_ctxs = workers + 1;

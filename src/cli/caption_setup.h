@@ -27,8 +27,10 @@ struct cli_caption {
 };
 
 /* Loads the captioning model of dir for n_threads concurrent users (OpenBLAS single-threaded
- * when n_threads > 1). Prints the error; returns an exit code. */
-int cli_caption_load(const char *dir, int n_threads, struct vlm_model **out);
+ * when n_threads > 1), its vision tower in ctx's --precision. Prints the error; returns an exit
+ * code. */
+int cli_caption_load(const struct cli_ctx *ctx, const char *dir, int n_threads,
+                     struct vlm_model **out);
 
 /* Handles argv[*i] when it is a caption option of index (advancing *i past a value); returns
  * 1 when it was one, 0 when not, or -1 (message printed) for a bad value. */

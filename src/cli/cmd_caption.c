@@ -28,7 +28,9 @@ static const char usage[] =
     "  --max-new-tokens N         length cap (default 40)\n"
     "  --repetition-penalty X     HF repetition penalty (default 1.1; 1 = off)\n"
     "  --raw                      print the model's text as is (no first-sentence cleanup)\n"
-    "  --json                     one JSON object per image: {\"input\",\"caption\",\"tokens\"}\n";
+    "  --json                     one JSON object per image: {\"input\",\"caption\",\"tokens\"}\n"
+    "The global --precision (fp32, bf16, auto) sets the vision tower's and projector's\n"
+    "arithmetic; the decoder keeps the checkpoint's 16-bit weights either way.\n";
 
 static void print_json(const char *input, const char *caption, const int32_t *ids, int n)
 {
@@ -120,7 +122,7 @@ int cmd_caption(int argc, char **argv, struct cli_ctx *ctx)
         goto out;
     }
     struct sb_pool *pool = cli_pool(ctx);
-    rc = cli_caption_load(dir, pool ? sb_pool_size(pool) + 1 : 1, &m);
+    rc = cli_caption_load(ctx, dir, pool ? sb_pool_size(pool) + 1 : 1, &m);
     if (rc)
         goto out;
     if (vlm_ctx_new(m, pool, &c, &err)) {

@@ -35,7 +35,7 @@
 
 struct vlm_load_params vlm_load_default_params(void)
 {
-    return (struct vlm_load_params){ .blas_threads = 0 };
+    return (struct vlm_load_params){ .precision = CLIP_PRECISION_FP32, .blas_threads = 0 };
 }
 
 struct vlm_params vlm_default_params(void)
@@ -348,82 +348,58 @@ static int vec1(struct vlm_model *m, const char *prefix, const char *name, int64
     return vec(m, prefix, name, 1, SHAPE(n), out, err);
 }
 
-/* name.weight (n_out, n_in) used where it lies; name.bias widened when bias. */
-static int mat(struct vlm_model *m, const char *prefix, const char *name, int n_out, int n_in,
-               bool bias, struct lm_mat *l, struct sb_err *err)
+/* name.weight (n_out, n_in) and, when bias, name.bias as f32 (used where they lie when aligned
+ * F32, else widened into memory the model owns), ready for clip_k_linear() on the tower's
+ * engine (packed in bf16 mode). */
+static int linear(struct vlm_model *m, const char *name, int n_out, int n_in, bool bias,
+                  struct clip_linear *l, struct sb_err *err)
 {
     char w[300], b[300];
     snprintf(w, sizeof(w), "%.250s.weight", name);
     snprintf(b, sizeof(b), "%.250s.bias", name);
     const struct st_tensor *t = NULL;
-    int rc = tensor(m, prefix, w, 2, SHAPE(n_out, n_in), &t, err);
+    int rc = tensor(m, "", w, 2, SHAPE(n_out, n_in), &t, err);
     if (rc)
         return rc;
-    *l = (struct lm_mat){ .w = t->data, .dt = t->dtype, .b = NULL, .n_out = n_out, .n_in = n_in };
+    *l = (struct clip_linear){ .w = NULL, .b = NULL, .n_out = n_out, .n_in = n_in };
+    if (t->dtype == ST_F32) {
+        l->w = (const float *)(const void *)t->data;
+    } else {
+        float *f = own_alloc(m, t->numel * sizeof(float));
+        if (!f)
+            return sb_fail(err, SB_ENOMEM, "no memory for tensor '%s'", w);
+        lm_widen_rows(f, t->data, t->dtype, n_in, 0, n_out);
+        l->w = f;
+    }
     if (bias)
-        rc = vec1(m, prefix, b, n_out, &l->b, err);
+        rc = vec1(m, "", b, n_out, &l->b, err);
+    if (!rc)
+        rc = clip_model_pack_linear(m->vis.enc, l, err);
     return rc;
 }
 
-static int load_vision(struct vlm_model *m, const char *pre, struct sb_err *err)
+/* The tower on clip.c's engine, from the tensors under prefix ("...vision_model"): the layers
+ * the features come from (llava-1.5 skips the last one), post_layernorm for Idefics3. */
+static int load_vision(struct vlm_model *m, const char *prefix, enum clip_precision precision,
+                       struct sb_err *err)
 {
-    struct vlm_vision *v = &m->vis;
-    int C = v->C, F = v->F, p = v->p;
-    bool siglip = v->tower == VLM_TOWER_SIGLIP;
-    const struct st_tensor *t;
-    /* Conv2d(3, C, p, stride p): (C, 3, p, p) is the (C, 3*p*p) matrix of unfolded patches */
-    int rc = tensor(m, pre, "embeddings.patch_embedding.weight", 4, SHAPE(C, 3, p, p), &t, err);
-    if (rc)
-        return rc;
-    v->patch = (struct lm_mat){ .w = t->data, .dt = t->dtype, .n_out = C, .n_in = 3 * p * p };
-    if (siglip)
-        rc = vec1(m, pre, "embeddings.patch_embedding.bias", C, &v->patch.b, err);
-    else
-        rc = vec1(m, pre, "embeddings.class_embedding", C, &v->cls, err);
-    if (!rc)
-        rc = vec(m, pre, "embeddings.position_embedding.weight", 2, SHAPE(v->L, C), &v->pos, err);
-    if (!rc && !siglip)
-        rc = vec1(m, pre, "pre_layrnorm.weight", C, &v->pre_w, err);
-    if (!rc && !siglip)
-        rc = vec1(m, pre, "pre_layrnorm.bias", C, &v->pre_b, err);
-    if (rc)
-        return rc;
-    v->layers = own_alloc(m, (size_t)v->n_layers * sizeof(*v->layers));
-    if (!v->layers)
-        return sb_fail(err, SB_ENOMEM, "no memory for %d vision layers", v->n_layers);
-    /* only the layers the features come from are needed (llava-1.5 skips the last one) */
-    for (int i = 0; i < v->run_layers && !rc; i++) {
-        struct vlm_vit_layer *L = &v->layers[i];
-        char q[96], n[160];
-        snprintf(q, sizeof(q), "encoder.layers.%d.", i);
-#define VEC(field, sub)                                                                            \
-    if (!rc) {                                                                                     \
-        snprintf(n, sizeof(n), "%s%s", q, sub);                                                    \
-        rc = vec1(m, pre, n, C, &L->field, err);                                                   \
-    }
-#define MAT(field, sub, no, ni)                                                                    \
-    if (!rc) {                                                                                     \
-        snprintf(n, sizeof(n), "%s%s", q, sub);                                                    \
-        rc = mat(m, pre, n, no, ni, true, &L->field, err);                                         \
-    }
-        VEC(ln1_w, "layer_norm1.weight")
-        VEC(ln1_b, "layer_norm1.bias")
-        MAT(q, "self_attn.q_proj", C, C)
-        MAT(k, "self_attn.k_proj", C, C)
-        MAT(v, "self_attn.v_proj", C, C)
-        MAT(o, "self_attn.out_proj", C, C)
-        VEC(ln2_w, "layer_norm2.weight")
-        VEC(ln2_b, "layer_norm2.bias")
-        MAT(fc1, "mlp.fc1", F, C)
-        MAT(fc2, "mlp.fc2", C, F)
-#undef VEC
-#undef MAT
-    }
-    if (!rc && m->arch == VLM_ARCH_IDEFICS3) /* last_hidden_state is post_layernorm'd */
-        rc = vec1(m, pre, "post_layernorm.weight", C, &v->post_w, err);
-    if (!rc && m->arch == VLM_ARCH_IDEFICS3)
-        rc = vec1(m, pre, "post_layernorm.bias", C, &v->post_b, err);
-    return rc;
+    const struct vlm_vision *v = &m->vis;
+    struct clip_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.family = v->tower == VLM_TOWER_SIGLIP ? CLIP_FAMILY_SIGLIP : CLIP_FAMILY_CLIP;
+    cfg.vision = (struct clip_tower_config){ .hidden = v->C,
+                                             .intermediate = v->F,
+                                             .layers = v->run_layers,
+                                             .heads = v->H,
+                                             .act = v->act,
+                                             .ln_eps = v->eps };
+    cfg.image_size = v->S;
+    cfg.patch_size = v->p;
+    cfg.num_channels = 3;
+    cfg.proj_dim = v->C;
+    snprintf(cfg.name, sizeof(cfg.name), "vision_tower");
+    return clip_vision_tower_load(&m->lm->weights, prefix, &cfg, v->post_ln, precision, &m->vis.enc,
+                                  err);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -584,26 +560,26 @@ int vlm_model_load(const char *dir, const struct vlm_load_params *params, struct
         goto out;
     int Ct = lm_model_hidden_size(m->lm), C = m->vis.C, s = m->scale;
     if (m->arch == VLM_ARCH_IDEFICS3) {
-        rc = load_vision(m, "model.vision_model.", err);
+        m->vis.post_ln = true; /* last_hidden_state */
+        rc = load_vision(m, "model.vision_model", p.precision, err);
         if (!rc)
-            rc = mat(m, "", "model.connector.modality_projection.proj", Ct, C * s * s, false,
-                     &m->proj1, err);
+            rc = linear(m, "model.connector.modality_projection.proj", Ct, C * s * s, false,
+                        &m->proj1, err);
     } else {
-        const char *vp = "vision_tower.vision_model.", *pp = "multi_modal_projector.";
-        const struct st_tensor *probe;
-        if (tensor(m, vp, "embeddings.patch_embedding.weight", 4, SHAPE(C, 3, m->vis.p, m->vis.p),
-                   &probe, NULL) != SB_OK) {
-            vp = "model.vision_tower.vision_model."; /* transformers >= 4.52 layout */
+        const char *vp = "vision_tower.vision_model", *pp = "multi_modal_projector.";
+        if (!st_weights_find(&m->lm->weights, "vision_tower.vision_model.embeddings."
+                                              "patch_embedding.weight")) {
+            vp = "model.vision_tower.vision_model"; /* transformers >= 4.52 layout */
             pp = "model.multi_modal_projector.";
         }
         char n1[64], n2[64];
         snprintf(n1, sizeof(n1), "%slinear_1", pp);
         snprintf(n2, sizeof(n2), "%slinear_2", pp);
-        rc = load_vision(m, vp, err);
+        rc = load_vision(m, vp, p.precision, err);
         if (!rc)
-            rc = mat(m, "", n1, Ct, C, true, &m->proj1, err);
+            rc = linear(m, n1, Ct, C, true, &m->proj1, err);
         if (!rc)
-            rc = mat(m, "", n2, Ct, Ct, true, &m->proj2, err);
+            rc = linear(m, n2, Ct, Ct, true, &m->proj2, err);
     }
     if (!rc)
         rc = load_tokens(m, dir, root, err);
@@ -647,6 +623,7 @@ void vlm_model_free(struct vlm_model *m)
     if (!m)
         return;
     bpe_free(m->tok);
+    clip_model_free(m->vis.enc); /* borrows the decoder's files: first */
     lm_model_free(m->lm);
     for (size_t i = 0; i < m->n_owned; i++)
         free(m->owned[i]);
@@ -662,6 +639,11 @@ const char *vlm_model_id(const struct vlm_model *m)
 const char *vlm_model_arch(const struct vlm_model *m)
 {
     return m->arch == VLM_ARCH_IDEFICS3 ? "idefics3" : "llava";
+}
+
+enum clip_precision vlm_model_precision(const struct vlm_model *m)
+{
+    return clip_model_precision(m->vis.enc);
 }
 
 int vlm_model_image_size(const struct vlm_model *m)
@@ -914,10 +896,12 @@ int vlm_caption_pixels(struct vlm_ctx *c, const float *pixels, const struct vlm_
         return sb_fail(err, SB_ETOOBIG, "caption: the prompt is longer than %d bytes", MAX_PROMPT);
     c->n_ids = 0;
     double t0 = sb_now();
-    vlm_image_rows(c->vs, pixels, c->rows);
+    int rc = vlm_image_rows(c->vs, pixels, c->rows, err);
+    if (rc)
+        return rc;
     double t1 = sb_now();
     c->encode_s = t1 - t0;
-    int rc = build_prompt(c, prompt, err);
+    rc = build_prompt(c, prompt, err);
     if (rc)
         return rc;
     struct lm_gen_params gp = lm_gen_default_params();
@@ -976,6 +960,13 @@ void vlm_ctx_timing(const struct vlm_ctx *c, double *encode_s, double *generate_
 {
     *encode_s = c->encode_s;
     *generate_s = c->generate_s;
+}
+
+const float *vlm_ctx_image_rows(const struct vlm_ctx *c, int *rows, int *dim)
+{
+    *rows = c->m->R;
+    *dim = lm_model_hidden_size(c->m->lm);
+    return c->rows;
 }
 
 const float *vlm_ctx_prefill_logits(const struct vlm_ctx *c, int *V)
