@@ -5,7 +5,8 @@
  * prompt ids, the logits after prefill (max abs error <= 1e-3 of the logit range) and the greedy
  * tokens for 20 steps, with and without repetition penalty; the image processor from the photo
  * file against PIL's; threads give the same tokens; the vision tower and projector in bf16
- * against fp32 and the reference; caption cleanup; failure paths. */
+ * against fp32 and the reference; Idefics3 image splitting (ref_split.json); caption cleanup;
+ * failure paths. */
 #include "check.h"
 
 #include "shoebox/err.h"
@@ -295,6 +296,146 @@ out:
     ref_release(&r);
 }
 
+/* Idefics3 with image splitting against ref_split.json: the crops and global image of the
+ * image processor (C's from photo.png against PIL's, stored as split.png), then from PIL's
+ * pixels the prompt (row / column tags, image rows marked), the logits after prefill and 20
+ * greedy tokens. */
+static void check_split(const char *name)
+{
+    char dir[1024], path[1200];
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    struct sb_err err = { 0 };
+    struct vlm_model *m = NULL;
+    struct vlm_ctx *c = NULL;
+    struct image *strip = NULL, *photo = NULL;
+    float *want = NULL, *got = NULL;
+    cJSON *root = NULL;
+    model_dir(dir, sizeof(dir), name);
+    snprintf(path, sizeof(path), "%s/ref_split.json", dir);
+    CHECK_EQ_INT(SB_OK, sb_read_file(path, 16 << 20, &buf, &len, &err));
+    root = buf ? cJSON_ParseWithLength((const char *)buf, len) : NULL;
+    free(buf);
+    CHECK(root != NULL);
+    if (!root)
+        return;
+    int rows = cJSON_GetObjectItem(root, "rows")->valueint;
+    int cols = cJSON_GetObjectItem(root, "cols")->valueint;
+    int images = cJSON_GetObjectItem(root, "images")->valueint;
+    int image_id = cJSON_GetObjectItem(root, "image_id")->valueint;
+    int32_t ref_ids[MAX_IDS], greedy[64];
+    int n_ref = ids_of(cJSON_GetObjectItem(root, "ids"), ref_ids, MAX_IDS);
+    int n_greedy = ids_of(cJSON_GetObjectItem(root, "greedy"), greedy, 64);
+    int V_ref = 0;
+    float *logits = floats_of(cJSON_GetObjectItem(root, "logits"), &V_ref);
+    CHECK(rows > 1 && cols > 1 && images == rows * cols + 1);
+    struct vlm_load_params lp = vlm_load_default_params();
+    lp.split_image = true;
+    int rc = vlm_model_load(dir, &lp, &m, &err);
+    CHECK_EQ_INT(SB_OK, rc);
+    if (rc) {
+        fprintf(stderr, "%s: %s\n", name, err.msg);
+        goto out;
+    }
+    CHECK(vlm_model_max_images(m) >= images);
+    int S = vlm_model_image_size(m);
+    size_t plane = 3 * (size_t)S * (size_t)S;
+    snprintf(path, sizeof(path), "%s/split.png", dir);
+    CHECK_EQ_INT(SB_OK, image_decode_file(path, NULL, &strip, NULL, &err));
+    snprintf(path, sizeof(path), "%s/vlm/photo.png", data_dir());
+    CHECK_EQ_INT(SB_OK, image_decode_file(path, NULL, &photo, NULL, &err));
+    want = calloc(plane * (size_t)vlm_model_max_images(m), sizeof(float));
+    got = calloc(plane * (size_t)vlm_model_max_images(m), sizeof(float));
+    if (!strip || !photo || !want || !got)
+        goto out;
+    CHECK_EQ_INT(S, strip->w);
+    CHECK_EQ_INT(S * images, strip->h);
+    /* PIL's 8-bit frames normalised as the fixture's preprocessor says (mean = std = 0.5) */
+    for (int i = 0; i < images && strip->h == S * images; i++)
+        for (int ch = 0; ch < 3; ch++)
+            for (int y = 0; y < S; y++)
+                for (int x = 0; x < S; x++) {
+                    unsigned char v = strip->px[((size_t)(i * S + y) * S + (size_t)x) * 3 + ch];
+                    want[plane * i + ((size_t)ch * S + y) * S + x] =
+                        ((float)v / 255.0f - 0.5f) / 0.5f;
+                }
+    int r = -1, k = -1;
+    CHECK_EQ_INT(SB_OK, vlm_preprocess_split(m, photo, got, &r, &k, &err));
+    CHECK_EQ_INT(rows, r);
+    CHECK_EQ_INT(cols, k);
+    float pd = 0.0f;
+    for (size_t i = 0; i < plane * (size_t)images; i++) {
+        float d = fabsf(got[i] - want[i]);
+        pd = d <= pd ? pd : d;
+    }
+    fprintf(stderr, "%s split %dx%d: preprocessing max abs diff %.3g (PIL)\n", name, r, k,
+            (double)pd);
+    CHECK(pd <= 0.0151f);
+    /* captions from PIL's pixels */
+    CHECK_EQ_INT(SB_OK, vlm_ctx_new(m, NULL, &c, &err));
+    if (!c)
+        goto out;
+    struct vlm_params p = vlm_default_params();
+    p.max_new_tokens = 20;
+    p.repetition_penalty = 1.0f;
+    p.cleanup = false;
+    int32_t ids[VLM_MAX_NEW_TOKENS];
+    int n = 0;
+    struct sb_buf text;
+    sb_buf_init(&text);
+    rc = vlm_caption_split(c, want, rows, cols, &p, ids, &n, &text, &err);
+    CHECK_EQ_INT(SB_OK, rc);
+    if (rc)
+        fprintf(stderr, "%s split: %s\n", name, err.msg);
+    int np = 0, bad = 0;
+    const int32_t *prompt = vlm_ctx_prompt(c, &np);
+    CHECK_EQ_INT(n_ref, np);
+    for (int i = 0; i < np && i < n_ref; i++)
+        bad += prompt[i] != (ref_ids[i] == image_id ? -1 : ref_ids[i]);
+    CHECK_EQ_INT(0, bad);
+    int V = 0, R = 0, D = 0;
+    const float *z = vlm_ctx_prefill_logits(c, &V);
+    vlm_ctx_image_rows(c, &R, &D);
+    CHECK_EQ_INT(images * vlm_model_image_tokens(m), R);
+    CHECK_EQ_INT(V_ref, V);
+    float lo = logits[0], hi = logits[0], maxd = 0.0f;
+    for (int i = 0; i < V && i < V_ref; i++) {
+        lo = logits[i] < lo ? logits[i] : lo;
+        hi = logits[i] > hi ? logits[i] : hi;
+        float d = fabsf(z[i] - logits[i]);
+        maxd = d <= maxd ? maxd : d;
+    }
+    fprintf(stderr,
+            "%s split: prompt %d tokens (%d image rows), logits max abs diff %.3g of "
+            "range %.3g\n",
+            name, np, R, (double)maxd, (double)(hi - lo));
+    CHECK(maxd <= 1e-3f * (hi - lo));
+    CHECK_EQ_INT(n_greedy, n);
+    bad = 0;
+    for (int i = 0; i < n && i < n_greedy; i++)
+        bad += ids[i] != greedy[i];
+    CHECK_EQ_INT(0, bad);
+    CHECK_EQ_STR(cJSON_GetObjectItem(root, "text")->valuestring, text.data ? text.data : "");
+    sb_buf_release(&text);
+    /* the whole path from the photo */
+    CHECK_EQ_INT(SB_OK, vlm_caption(c, photo, &p, ids, &n, NULL, &err));
+    CHECK(n >= 1);
+    vlm_ctx_image_rows(c, &R, &D);
+    CHECK_EQ_INT(images * vlm_model_image_tokens(m), R);
+    /* a grid beyond the model's */
+    CHECK_EQ_INT(SB_EINVAL,
+                 vlm_caption_split(c, want, vlm_model_max_images(m), 1, &p, ids, &n, NULL, &err));
+out:
+    vlm_ctx_free(c);
+    vlm_model_free(m);
+    image_free(strip);
+    image_free(photo);
+    free(want);
+    free(got);
+    free(logits);
+    cJSON_Delete(root);
+}
+
 static void test_cleanup(void)
 {
     static const struct {
@@ -409,10 +550,19 @@ static void test_failures(void)
         CHECK_EQ_INT(SB_EINVAL, vlm_caption_pixels(c, pix, &p, ids, &n, NULL, &err));
         struct image empty = { 0, 0, NULL };
         CHECK_EQ_INT(SB_EINVAL, vlm_caption(c, &empty, NULL, ids, &n, NULL, &err));
+        /* a split grid for a model loaded without splitting */
+        CHECK_EQ_INT(SB_EINVAL, vlm_caption_split(c, pix, 1, 1, NULL, ids, &n, NULL, &err));
         free(pix);
     }
     vlm_ctx_free(c);
     vlm_model_free(m);
+    /* image splitting is Idefics3's */
+    struct vlm_load_params lp = vlm_load_default_params();
+    lp.split_image = true;
+    m = NULL;
+    CHECK_EQ_INT(SB_EINVAL, vlm_model_load(dir, &lp, &m, &err));
+    CHECK(strstr(err.msg, "Idefics3") != NULL);
+    CHECK(m == NULL);
 }
 
 int main(void)
@@ -426,6 +576,7 @@ int main(void)
         check_model(models[i], pool);
         check_bf16(models[i]);
     }
+    check_split("idefics3");
     test_cleanup();
     test_failures();
     sb_pool_free(pool);

@@ -6,8 +6,9 @@
  *                                  select strategy "default" (drop CLS) or "full".
  *   Idefics3ForConditionalGeneration  SmolVLM (HuggingFaceTB/SmolVLM-256M/500M-Instruct): a
  *                                  SigLIP tower without head, pixel shuffle by scale_factor and
- *                                  modality_projection, a Llama decoder; the global image only
- *                                  (do_image_splitting off: resized to the vision size square).
+ *                                  modality_projection, a Llama decoder; the global image
+ *                                  (resized to the vision size square), or with split_image
+ *                                  the processor's crops plus the global image.
  * Moondream 2 (custom code, not a transformers class) is not supported.
  *
  * A caption is: preprocess the photo as the model's image processor does, run the vision tower
@@ -41,9 +42,15 @@ struct vlm_load_params {
     /* the vision tower's and projector's products (the tower is model.h's engine; FP32, BF16
      * or AUTO as clip_load_params); the decoder keeps its 16-bit weights either way */
     enum clip_precision precision;
+    /* Idefics3 only: image splitting (do_image_splitting, "tiles"): the photo goes to
+     * size["longest_edge"], then into crops of the vision size plus the global image, each
+     * through the tower, all in the prompt (more detail, several times the work); off: the
+     * global image alone. SB_EINVAL for a LLaVA model. */
+    bool split_image;
     int blas_threads; /* > 0: openblas_set_num_threads(n) at load; 0: leave as is */
 };
-struct vlm_load_params vlm_load_default_params(void); /* precision FP32, blas_threads 0 */
+/* precision FP32, split_image off, blas_threads 0 */
+struct vlm_load_params vlm_load_default_params(void);
 
 /* Loads the folder dir: config.json (its "architectures" / "model_type" choose the family),
  * model.safetensors (or an index and shards), tokenizer.json + tokenizer_config.json (the chat
@@ -66,13 +73,23 @@ int vlm_model_image_size(const struct vlm_model *m);
 /* How large a decode must be so preprocessing does not upscale: short edge >= *min_short,
  * long edge >= *min_long (for image_decode_params). */
 void vlm_model_min_decode(const struct vlm_model *m, int *min_long, int *min_short);
-/* Image rows the prompt carries per photo (the processor's <image> tokens). */
+/* Image rows the prompt carries per image (the processor's <image> tokens); a split photo has
+ * rows * cols + 1 images. */
 int vlm_model_image_tokens(const struct vlm_model *m);
+/* The most images one photo becomes: 1, or with split_image ceil(longest_edge / S)^2 + 1. */
+int vlm_model_max_images(const struct vlm_model *m);
 
 /* The model's image processor on upright 8-bit RGB: out gets 3 x S x S floats. SB_EINVAL for
  * an empty image, SB_ENOMEM. Thread-safe. */
 int vlm_preprocess(const struct vlm_model *m, const struct image *rgb, float *out,
                    struct sb_err *err);
+
+/* The image processor with the model's splitting: out (room for vlm_model_max_images() images
+ * of 3 x S x S) gets the rows * cols crops row-major, then the global image; *rows = *cols = 0
+ * when there is one image (no splitting, or a photo no larger than one crop). Errors as
+ * vlm_preprocess(). */
+int vlm_preprocess_split(const struct vlm_model *m, const struct image *rgb, float *out, int *rows,
+                         int *cols, struct sb_err *err);
 
 /* A context with room for the prompt, one image and max_new_tokens <= VLM_MAX_NEW_TOKENS
  * tokens. pool may be NULL and must outlive the ctx. Free with vlm_ctx_free(). */
@@ -96,7 +113,13 @@ struct vlm_params vlm_default_params(void);
  * (prompt too long), SB_ENOMEM, SB_EINTERNAL. */
 int vlm_caption_pixels(struct vlm_ctx *c, const float *pixels, const struct vlm_params *p,
                        int32_t *ids, int *n_ids, struct sb_buf *text, struct sb_err *err);
-/* vlm_preprocess() then vlm_caption_pixels(). */
+/* The same for a split photo as vlm_preprocess_split() gives it: rows * cols crops and the
+ * global image (rows = cols = 0: one image, as vlm_caption_pixels()). SB_EINVAL for a grid
+ * beyond the model's or a model loaded without split_image. */
+int vlm_caption_split(struct vlm_ctx *c, const float *pixels, int rows, int cols,
+                      const struct vlm_params *p, int32_t *ids, int *n_ids, struct sb_buf *text,
+                      struct sb_err *err);
+/* vlm_preprocess_split() then vlm_caption_split(). */
 int vlm_caption(struct vlm_ctx *c, const struct image *rgb, const struct vlm_params *p,
                 int32_t *ids, int *n_ids, struct sb_buf *text, struct sb_err *err);
 
@@ -104,7 +127,8 @@ int vlm_caption(struct vlm_ctx *c, const struct image *rgb, const struct vlm_par
  * LM_EMBED_ROW), and the (V) logits after the prefill. Valid until the next call on c. */
 const int32_t *vlm_ctx_prompt(const struct vlm_ctx *c, int *n);
 const float *vlm_ctx_prefill_logits(const struct vlm_ctx *c, int *V);
-/* Of the last caption: the image rows the decoder received, (*rows, *dim) row-major. */
+/* Of the last caption: the image rows the decoder received (every image's), (*rows, *dim)
+ * row-major. */
 const float *vlm_ctx_image_rows(const struct vlm_ctx *c, int *rows, int *dim);
 /* Seconds the last caption spent in the vision tower + projector, and in the prompt and
  * generation (prefill + decode steps), for benchmarks. */

@@ -18,12 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-int cli_caption_load(const struct cli_ctx *ctx, const char *dir, int n_threads,
+int cli_caption_load(const struct cli_ctx *ctx, const char *dir, int n_threads, bool split_image,
                      struct vlm_model **out)
 {
     struct sb_err err = { 0 };
     struct vlm_load_params lp = vlm_load_default_params();
     lp.precision = cli_clip_precision(ctx);
+    lp.split_image = split_image;
     lp.blas_threads = n_threads > 1 ? 1 : 0;
     if (vlm_model_load(dir, &lp, out, &err)) {
         cli_error("%s", err.msg);
@@ -118,7 +119,7 @@ int cli_caption_setup(struct cli_caption *o, struct cli_ctx *ctx, struct catalog
     if (o->want) {
         struct sb_pool *pool = cli_pool(ctx);
         int workers = pool ? sb_pool_size(pool) + 1 : 1;
-        int rc = cli_caption_load(ctx, o->model_dir, workers, &o->m);
+        int rc = cli_caption_load(ctx, o->model_dir, workers, false, &o->m);
         if (rc)
             return rc;
         o->n_ctxs = workers + 1;

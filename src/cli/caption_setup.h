@@ -27,9 +27,9 @@ struct cli_caption {
 };
 
 /* Loads the captioning model of dir for n_threads concurrent users (OpenBLAS single-threaded
- * when n_threads > 1), its vision tower in ctx's --precision. Prints the error; returns an exit
- * code. */
-int cli_caption_load(const struct cli_ctx *ctx, const char *dir, int n_threads,
+ * when n_threads > 1), its vision tower in ctx's --precision, Idefics3 image splitting when
+ * split_image. Prints the error; returns an exit code. */
+int cli_caption_load(const struct cli_ctx *ctx, const char *dir, int n_threads, bool split_image,
                      struct vlm_model **out);
 
 /* Handles argv[*i] when it is a caption option of index (advancing *i past a value); returns

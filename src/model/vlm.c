@@ -11,8 +11,12 @@
  *   configuration_idefics3.py / processing_idefics3.py   scale_factor 2, image_seq_len =
  *                            (S/p)^2 / s^2; a non-split image is
  *                            <fake_token_around_image><global-img><image>*R<fake_token_around_image>
- *   image_processing_idefics3.py   without splitting: longest edge -> size["longest_edge"]
- *                            (short edge rounded up to even), then squared to max_image_size
+ *   image_processing_idefics3.py   longest edge -> size["longest_edge"] (short edge rounded
+ *                            up to even); without splitting then squared to max_image_size;
+ *                            with splitting (resize_for_vision_encoder, split_image) sides up
+ *                            to multiples of max_image_size, crops row-major + the global image
+ *   processing_idefics3.py   a split image is <fake_token_around_image><row_i_col_j><image>*R
+ *                            per crop, "\n" per row, then "\n" and the global image as above
  * Tensors are looked up in the decoder's mapped files (struct lm_model keeps the mappings).
  *
  * Dimension legend: vlm_internal.h. */
@@ -32,10 +36,13 @@
 #define MAX_JSON     ((size_t)16 << 20)
 #define MAX_PROMPT   1024 /* bytes of the user's instruction */
 #define PROMPT_SLACK 320  /* decoder positions for the template + instruction tokens */
+#define TILE_SLACK   16   /* decoder positions for one crop's tags */
 
 struct vlm_load_params vlm_load_default_params(void)
 {
-    return (struct vlm_load_params){ .precision = CLIP_PRECISION_FP32, .blas_threads = 0 };
+    return (struct vlm_load_params){ .precision = CLIP_PRECISION_FP32,
+                                     .split_image = false,
+                                     .blas_threads = 0 };
 }
 
 struct vlm_params vlm_default_params(void)
@@ -246,8 +253,7 @@ static int square_preproc(struct vlm_preproc_cfg *p, enum vlm_preproc kind, cons
         rc = sb_fail(err, SB_EFORMAT, "preprocessor_config.json is not a JSON object");
         goto out;
     }
-    const cJSON *split = cJSON_GetObjectItemCaseSensitive(root, "do_image_splitting");
-    (void)split; /* shoebox always captions the global image only (vlm.h) */
+    /* do_image_splitting is not followed: splitting is the caller's choice (split_image) */
     if (kind == VLM_PRE_IDEFICS3) {
         rc = longest_edge(root, "size", p->longest_edge, &p->longest_edge, err);
         if (!rc)
@@ -595,8 +601,14 @@ int vlm_model_load(const char *dir, const struct vlm_load_params *params, struct
         m->pre.kind = VLM_PRE_CLIP;
         rc = clip_preproc_parse((const char *)pre_buf, pre_len, m->vis.S, &m->pre.clip, err);
     }
+    if (!rc && p.split_image && m->arch != VLM_ARCH_IDEFICS3)
+        rc = sb_fail(err, SB_EINVAL, "image splitting is for Idefics3 models only, not %s",
+                     vlm_model_arch(m));
     if (rc)
         goto out;
+    m->split = p.split_image;
+    m->max_grid = (m->pre.longest_edge + m->vis.S - 1) / m->vis.S;
+    m->max_images = m->split ? m->max_grid * m->max_grid + 1 : 1;
     const char *base = strrchr(dir, '/');
     base = base && base[1] ? base + 1 : dir;
     uint64_t h = fnv1a(0xcbf29ce484222325ull, cfg_buf, cfg_len);
@@ -656,9 +668,17 @@ int vlm_model_image_tokens(const struct vlm_model *m)
     return m->R;
 }
 
+int vlm_model_max_images(const struct vlm_model *m)
+{
+    return m->max_images;
+}
+
 void vlm_model_min_decode(const struct vlm_model *m, int *min_long, int *min_short)
 {
-    if (m->pre.kind != VLM_PRE_CLIP) { /* a square resize: the long edge must cover S */
+    if (m->split) { /* the long edge goes to size["longest_edge"] before the crops */
+        *min_long = m->pre.longest_edge;
+        *min_short = 0;
+    } else if (m->pre.kind != VLM_PRE_CLIP) { /* a square resize: the long edge must cover S */
         *min_long = m->pre.max_edge;
         *min_short = 0;
     } else if (m->pre.clip.size_is_shortest_edge) {
@@ -694,6 +714,94 @@ static void rescale_to_max_len(int w, int h, int max_len, int *ow, int *oh)
     }
     *ow = w > 1 ? w : 1;
     *oh = h > 1 ? h : 1;
+}
+
+/* Rescale and normalise the S x S region of img at (x0, y0) into out (3, S, S). */
+static void normalize_region(const struct vlm_preproc_cfg *p, const struct image *img, int x0,
+                             int y0, int S, float *out)
+{
+    for (int ch = 0; ch < 3; ch++)
+        for (int y = 0; y < S; y++)
+            for (int x = 0; x < S; x++) {
+                size_t at = ((size_t)(y0 + y) * img->w + (size_t)(x0 + x)) * 3 + (size_t)ch;
+                out[((size_t)ch * S + (size_t)y) * S + (size_t)x] =
+                    ((float)img->px[at] * p->rescale - p->mean[ch]) / p->std[ch];
+            }
+}
+
+/* *out = img resized to w x h (a copy is not made: *out = img when the size is already right,
+ * as PIL's resize returns an equal image); *owned gets what the caller frees. */
+static int resize_to(const struct image *img, int w, int h, int resample, const struct image **out,
+                     struct image **owned, struct sb_err *err)
+{
+    *owned = NULL;
+    *out = img;
+    if (img->w == w && img->h == h)
+        return SB_OK;
+    *owned = image_resize(img, w, h, pil_filter(resample));
+    if (!*owned)
+        return sb_fail(err, SB_ENOMEM, "preprocess: resize to %dx%d failed", w, h);
+    *out = *owned;
+    return SB_OK;
+}
+
+/* Idefics3 with do_image_splitting (image_processing_idefics3.py): the longest edge to
+ * size["longest_edge"] (rescale_to_max_len), then resize_for_vision_encoder (each side up to a
+ * multiple of S: the long side first, the short one from the aspect ratio), then split_image:
+ * rows x cols crops of S x S, row-major, and the global image (that picture squared to S), last.
+ * An image that is S x S after the second resize is not split (*rows = *cols = 0, one image). */
+static int preprocess_split(const struct vlm_model *m, const struct image *rgb, float *out,
+                            int *rows, int *cols, struct sb_err *err)
+{
+    const struct vlm_preproc_cfg *p = &m->pre;
+    const struct image *a = NULL, *b = NULL, *g = NULL;
+    struct image *oa = NULL, *ob = NULL, *og = NULL;
+    int S = p->max_edge, w, h;
+    rescale_to_max_len(rgb->w, rgb->h, p->longest_edge, &w, &h);
+    int rc = resize_to(rgb, w, h, p->resample, &a, &oa, err);
+    if (rc)
+        goto out;
+    double ar = (double)w / (double)h;
+    int W, H;
+    if (w >= h) {
+        W = (w + S - 1) / S * S;
+        H = (int)((double)W / ar);
+        H = (H + S - 1) / S * S;
+    } else {
+        H = (h + S - 1) / S * S;
+        W = (int)((double)H * ar);
+        W = (W + S - 1) / S * S;
+    }
+    W = W > S ? W : S; /* a sliver rounds to 0 rows: keep one */
+    H = H > S ? H : S;
+    if (W / S > m->max_grid || H / S > m->max_grid) {
+        rc = sb_fail(err, SB_EINTERNAL, "preprocess: %dx%d crops exceed %d per side", W / S, H / S,
+                     m->max_grid);
+        goto out;
+    }
+    rc = resize_to(a, W, H, p->resample, &b, &ob, err);
+    if (rc)
+        goto out;
+    size_t plane = 3 * (size_t)S * (size_t)S, k = 0;
+    if (W == S && H == S) {
+        *rows = *cols = 0;
+        normalize_region(p, b, 0, 0, S, out);
+        goto out;
+    }
+    for (int r = 0; r < H / S; r++)
+        for (int c = 0; c < W / S; c++)
+            normalize_region(p, b, c * S, r * S, S, out + plane * k++);
+    rc = resize_to(b, S, S, p->resample, &g, &og, err);
+    if (rc)
+        goto out;
+    normalize_region(p, g, 0, 0, S, out + plane * k);
+    *rows = H / S;
+    *cols = W / S;
+out:
+    image_free(oa);
+    image_free(ob);
+    image_free(og);
+    return rc;
 }
 
 /* Idefics3 (longest edge, then square) and SigLIP (square) resizes, rescale, normalise. */
@@ -732,6 +840,18 @@ out:
     return rc;
 }
 
+int vlm_preprocess_split(const struct vlm_model *m, const struct image *rgb, float *out, int *rows,
+                         int *cols, struct sb_err *err)
+{
+    if (!m->split) {
+        *rows = *cols = 0;
+        return vlm_preprocess(m, rgb, out, err);
+    }
+    if (!rgb || rgb->w < 1 || rgb->h < 1 || !rgb->px)
+        return sb_fail(err, SB_EINVAL, "preprocess: empty image");
+    return preprocess_split(m, rgb, out, rows, cols, err);
+}
+
 int vlm_preprocess(const struct vlm_model *m, const struct image *rgb, float *out,
                    struct sb_err *err)
 {
@@ -760,6 +880,7 @@ struct vlm_ctx {
     float *embeds; /* (max_prompt, Ct) decoder input rows */
     int32_t *ids;  /* (max_prompt) prompt ids, LM_EMBED_ROW for image rows */
     int n_ids, max_prompt;
+    int n_images;                /* of the last caption: crops + the global image, or 1 */
     int32_t *out;                /* (VLM_MAX_NEW_TOKENS) */
     double encode_s, generate_s; /* of the last caption */
 };
@@ -772,7 +893,10 @@ int vlm_ctx_new(const struct vlm_model *m, struct sb_pool *pool, struct vlm_ctx 
         return sb_fail(err, SB_ENOMEM, "no memory for a caption context");
     c->m = m;
     int Ct = lm_model_hidden_size(m->lm), S = m->vis.S;
-    int max_ctx = m->R + PROMPT_SLACK + VLM_MAX_NEW_TOKENS;
+    /* splitting: per crop <fake_token_around_image><row_i_col_j> (a few tokens when the
+     * tokenizer does not know the row tag) and a newline per row */
+    int max_ctx =
+        m->max_images * (m->R + (m->split ? TILE_SLACK : 0)) + PROMPT_SLACK + VLM_MAX_NEW_TOKENS;
     if (max_ctx > lm_model_max_positions(m->lm))
         max_ctx = lm_model_max_positions(m->lm);
     c->max_prompt = max_ctx;
@@ -781,8 +905,8 @@ int vlm_ctx_new(const struct vlm_model *m, struct sb_pool *pool, struct vlm_ctx 
         rc = vlm_vscratch_new(m, pool, &c->vs, err);
     if (rc)
         goto fail;
-    size_t n_pix = 3 * (size_t)S * (size_t)S, n_rows, n_emb;
-    if (!sb_mul_size((size_t)m->R, (size_t)Ct, &n_rows) ||
+    size_t n_pix = 3 * (size_t)S * (size_t)S * (size_t)m->max_images, n_rows, n_emb;
+    if (!sb_mul3_size((size_t)m->max_images, (size_t)m->R, (size_t)Ct, &n_rows) ||
         !sb_mul_size((size_t)max_ctx, (size_t)Ct, &n_emb)) {
         rc = sb_fail(err, SB_ETOOBIG, "caption context too large");
         goto fail;
@@ -820,7 +944,35 @@ void vlm_ctx_free(struct vlm_ctx *c)
 /* The prompt ids as the HF processor makes them: the chat template with one image, <image>
  * expanded to the image rows (Idefics3 wraps them in <fake_token_around_image><global-img> ...
  * <fake_token_around_image>), tokenized with the special tokens (Llama's <s>). */
-static int build_prompt(struct vlm_ctx *c, const char *prompt, struct sb_err *err)
+static void put_image(struct sb_buf *text, int R)
+{
+    for (int i = 0; i < R; i++)
+        sb_buf_puts(text, "<image>");
+}
+
+/* processing_idefics3.py's image string: a split image is, row by row,
+ * <fake_token_around_image><row_i_col_j><image>*R per crop and "\n" after each row, then
+ * "\n<fake_token_around_image><global-img><image>*R<fake_token_around_image>"; a whole one
+ * <fake_token_around_image><global-img><image>*R<fake_token_around_image>. */
+static void put_idefics3_image(struct sb_buf *text, int R, int rows, int cols)
+{
+    for (int r = 0; r < rows; r++) {
+        for (int c = 0; c < cols; c++) {
+            char tag[64];
+            snprintf(tag, sizeof(tag), "<fake_token_around_image><row_%d_col_%d>", r + 1, c + 1);
+            sb_buf_puts(text, tag);
+            put_image(text, R);
+        }
+        sb_buf_puts(text, "\n");
+    }
+    sb_buf_puts(text, rows ? "\n<fake_token_around_image><global-img>"
+                           : "<fake_token_around_image><global-img>");
+    put_image(text, R);
+    sb_buf_puts(text, "<fake_token_around_image>");
+}
+
+static int build_prompt(struct vlm_ctx *c, const char *prompt, int rows, int cols,
+                        struct sb_err *err)
 {
     const struct vlm_model *m = c->m;
     struct sb_buf chat, text;
@@ -838,11 +990,9 @@ static int build_prompt(struct vlm_ctx *c, const char *prompt, struct sb_err *er
         }
         sb_buf_append(&text, s, (size_t)(hit - s));
         if (m->arch == VLM_ARCH_IDEFICS3)
-            sb_buf_puts(&text, "<fake_token_around_image><global-img>");
-        for (int i = 0; i < m->R; i++)
-            sb_buf_puts(&text, "<image>");
-        if (m->arch == VLM_ARCH_IDEFICS3)
-            sb_buf_puts(&text, "<fake_token_around_image>");
+            put_idefics3_image(&text, m->R, rows, cols);
+        else
+            put_image(&text, m->R);
         s = hit + strlen("<image>");
     }
     if (text.failed) {
@@ -853,11 +1003,11 @@ static int build_prompt(struct vlm_ctx *c, const char *prompt, struct sb_err *er
     rc = bpe_encode(m->tok, text.data, text.len, true, c->ids, (size_t)c->max_prompt, &n, err);
     if (rc)
         goto out;
-    int Ct = lm_model_hidden_size(m->lm), k = 0;
+    int Ct = lm_model_hidden_size(m->lm), k = 0, want = c->n_images * m->R;
     for (size_t i = 0; i < n; i++) {
         if (c->ids[i] != m->image_id)
             continue;
-        if (k == m->R) {
+        if (k == want) {
             rc = sb_fail(err, SB_EINVAL, "the prompt may not contain '<image>'");
             goto out;
         }
@@ -865,8 +1015,8 @@ static int build_prompt(struct vlm_ctx *c, const char *prompt, struct sb_err *er
         memcpy(c->embeds + i * (size_t)Ct, c->rows + (size_t)k * Ct, (size_t)Ct * sizeof(float));
         k++;
     }
-    if (k != m->R) {
-        rc = sb_fail(err, SB_EINTERNAL, "prompt has %d image tokens, expected %d", k, m->R);
+    if (k != want) {
+        rc = sb_fail(err, SB_EINTERNAL, "prompt has %d image tokens, expected %d", k, want);
         goto out;
     }
     if ((int)n + 1 > c->max_prompt) {
@@ -883,8 +1033,21 @@ out:
 int vlm_caption_pixels(struct vlm_ctx *c, const float *pixels, const struct vlm_params *params,
                        int32_t *ids, int *n_ids, struct sb_buf *text, struct sb_err *err)
 {
+    return vlm_caption_split(c, pixels, 0, 0, params, ids, n_ids, text, err);
+}
+
+int vlm_caption_split(struct vlm_ctx *c, const float *pixels, int rows, int cols,
+                      const struct vlm_params *params, int32_t *ids, int *n_ids,
+                      struct sb_buf *text, struct sb_err *err)
+{
     struct vlm_params p = params ? *params : vlm_default_params();
     const struct vlm_model *m = c->m;
+    bool whole = rows == 0 && cols == 0;
+    if (!whole && (!m->split || rows < 1 || cols < 1 || rows > m->max_grid || cols > m->max_grid))
+        return sb_fail(err, SB_EINVAL,
+                       "caption: a %dx%d split is not in [1, %d]^2 or the model was "
+                       "loaded without image splitting",
+                       rows, cols, m->max_grid);
     const char *prompt = p.prompt ? p.prompt : VLM_DEFAULT_PROMPT;
     if (p.max_new_tokens < 1 || p.max_new_tokens > VLM_MAX_NEW_TOKENS ||
         !(p.repetition_penalty > 0.0f) || !ids || !n_ids)
@@ -895,13 +1058,17 @@ int vlm_caption_pixels(struct vlm_ctx *c, const float *pixels, const struct vlm_
     if (strlen(prompt) > MAX_PROMPT)
         return sb_fail(err, SB_ETOOBIG, "caption: the prompt is longer than %d bytes", MAX_PROMPT);
     c->n_ids = 0;
+    c->n_images = whole ? 1 : rows * cols + 1;
     double t0 = sb_now();
-    int rc = vlm_image_rows(c->vs, pixels, c->rows, err);
+    int Ct = lm_model_hidden_size(m->lm), S = m->vis.S, rc = SB_OK;
+    for (int i = 0; i < c->n_images && !rc; i++) /* crops row-major, then the global image */
+        rc = vlm_image_rows(c->vs, pixels + (size_t)i * 3 * S * S, c->rows + (size_t)i * m->R * Ct,
+                            err);
     if (rc)
         return rc;
     double t1 = sb_now();
     c->encode_s = t1 - t0;
-    rc = build_prompt(c, prompt, err);
+    rc = build_prompt(c, prompt, rows, cols, err);
     if (rc)
         return rc;
     struct lm_gen_params gp = lm_gen_default_params();
@@ -944,10 +1111,11 @@ int vlm_caption_pixels(struct vlm_ctx *c, const float *pixels, const struct vlm_
 int vlm_caption(struct vlm_ctx *c, const struct image *rgb, const struct vlm_params *p,
                 int32_t *ids, int *n_ids, struct sb_buf *text, struct sb_err *err)
 {
-    int rc = vlm_preprocess(c->m, rgb, c->pixels, err);
+    int rows = 0, cols = 0;
+    int rc = vlm_preprocess_split(c->m, rgb, c->pixels, &rows, &cols, err);
     if (rc)
         return rc;
-    return vlm_caption_pixels(c, c->pixels, p, ids, n_ids, text, err);
+    return vlm_caption_split(c, c->pixels, rows, cols, p, ids, n_ids, text, err);
 }
 
 const int32_t *vlm_ctx_prompt(const struct vlm_ctx *c, int *n)
@@ -964,7 +1132,7 @@ void vlm_ctx_timing(const struct vlm_ctx *c, double *encode_s, double *generate_
 
 const float *vlm_ctx_image_rows(const struct vlm_ctx *c, int *rows, int *dim)
 {
-    *rows = c->m->R;
+    *rows = c->n_images * c->m->R;
     *dim = lm_model_hidden_size(c->m->lm);
     return c->rows;
 }

@@ -50,8 +50,11 @@ struct vlm_model {
      * f32 (widened at load) and packed into the tower's bf16 backend in bf16 mode */
     struct clip_linear proj1, proj2;
     enum clip_act proj_act;
-    int scale; /* Idefics3 scale_factor */
-    int R;     /* image rows per photo */
+    int scale;      /* Idefics3 scale_factor */
+    int R;          /* image rows per image (a photo, or one crop of it) */
+    bool split;     /* Idefics3 image splitting: crops of S x S plus the global image */
+    int max_grid;   /* splitting: the most crops per side, ceil(longest_edge / S) */
+    int max_images; /* images per photo at most: max_grid^2 + 1 when splitting, else 1 */
     int32_t image_id;
     int32_t fake_id, global_id; /* Idefics3: <fake_token_around_image>, <global-img> */
     int32_t stop[LM_MAX_STOP];
