@@ -259,7 +259,7 @@ static void check_bf16(const char *name)
     for (int i = 0; i < R32 && R32 == R16 && D32 == D16; i++) {
         double dot = 0.0, na = 0.0, nb = 0.0;
         for (int k = 0; k < D32; k++) {
-            double x = a[(size_t)i * D32 + k], y = b[(size_t)i * D32 + k];
+            double x = (double)a[(size_t)i * D32 + k], y = (double)b[(size_t)i * D32 + k];
             dot += x * y;
             na += x * x;
             nb += y * y;
