@@ -18,7 +18,8 @@
  *
  * Thread rules: a struct vlm_model is read-only after loading and may be shared. A struct
  * vlm_ctx (vision activations, KV cache) is used by one thread at a time; give each thread its
- * own. Work inside one caption is split over the ctx's sb_pool (NULL: the calling thread). */
+ * own. Work inside one caption is split over the ctx's sb_pool (NULL: the calling thread); in
+ * bf16 the vision tower's and projector's products run on oneDNN's own (OpenMP) threads. */
 #ifndef SHOEBOX_VLM_H
 #define SHOEBOX_VLM_H
 

@@ -2,7 +2,10 @@
  * (see caption_setup.h). The stage is a crawl plugin "caption:<model id>": the crawler runs it
  * after the embeddings (plugins come last), on pool workers; each worker captions its photo
  * alone with its own vlm_ctx (OpenBLAS single-threaded), so workers x BLAS threads <= cores,
- * and the caption is stored in the batch transaction that marks the job done. */
+ * and the caption is stored in the batch transaction that marks the job done. In bf16
+ * (--precision) each worker's vision tower runs on a oneDNN team of its own: more threads than
+ * cores, yet two such captioners side by side encoded in 5.2 s against 8.3 s in fp32
+ * (SmolVLM-256M shapes, 2 vCPUs). */
 #include "caption_setup.h"
 #include "embedder.h"
 
