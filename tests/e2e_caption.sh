@@ -89,4 +89,14 @@ rm -f "$TMP/nomodel.db"
 p=$("$SB" --db "$TMP/nomodel.db" search "$word" --paths 2>/dev/null | head -1)
 expect_eq "no model: captions searched" "$LIB/$photo" "$p"
 
+# --caption-tiles: the stage captions with image splitting, and remembers it
+rm -f "$TMP/tiles.db"
+"$SB" --db "$TMP/tiles.db" --precision fp32 index --captions --caption-tiles --caption-model "$VLM" \
+    "$LIB/photo.png" 2>/dev/null
+expect_eq "index --caption-tiles" 0 $?
+expect_eq "tiles setting" 1 "$(q "$TMP/tiles.db" "SELECT value FROM settings WHERE key = 'caption_tiles'")"
+expect_eq "tiled caption stored" 1 "$(q "$TMP/tiles.db" "SELECT count(*) FROM texts WHERE source = 'caption'")"
+"$SB" --db "$TMP/tiles.db" index --no-caption-tiles "$LIB/photo.png" 2>/dev/null
+expect_eq "tiles off remembered" 0 "$(q "$TMP/tiles.db" "SELECT value FROM settings WHERE key = 'caption_tiles'")"
+
 finish

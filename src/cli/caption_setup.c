@@ -43,6 +43,10 @@ int cli_caption_option(struct cli_caption *o, int argc, char **argv, int *i)
         o->want = 1;
     } else if (strcmp(argv[*i], "--no-captions") == 0) {
         o->want = 0;
+    } else if (strcmp(argv[*i], "--caption-tiles") == 0) {
+        o->tiles = 1;
+    } else if (strcmp(argv[*i], "--no-caption-tiles") == 0) {
+        o->tiles = 0;
     } else if ((v = cli_flag_value(argc, argv, i, "--caption-model"))) {
         if (!*v)
             return -1;
@@ -110,6 +114,9 @@ int cli_caption_setup(struct cli_caption *o, struct cli_ctx *ctx, struct catalog
     if (o->want < 0)
         o->want = catalog_setting_get(cat, "captions", want, sizeof(want), NULL) == SB_OK &&
                   strcmp(want, "1") == 0;
+    if (o->tiles < 0)
+        o->tiles = catalog_setting_get(cat, "caption_tiles", want, sizeof(want), NULL) == SB_OK &&
+                   strcmp(want, "1") == 0;
     if (!o->model_dir &&
         catalog_setting_get(cat, "caption_model", o->dir_buf, sizeof(o->dir_buf), NULL) == SB_OK &&
         o->dir_buf[0])
@@ -122,7 +129,7 @@ int cli_caption_setup(struct cli_caption *o, struct cli_ctx *ctx, struct catalog
     if (o->want) {
         struct sb_pool *pool = cli_pool(ctx);
         int workers = pool ? sb_pool_size(pool) + 1 : 1;
-        int rc = cli_caption_load(ctx, o->model_dir, workers, false, &o->m);
+        int rc = cli_caption_load(ctx, o->model_dir, workers, o->tiles == 1, &o->m);
         if (rc)
             return rc;
         o->n_ctxs = workers + 1;
@@ -148,6 +155,7 @@ int cli_caption_setup(struct cli_caption *o, struct cli_ctx *ctx, struct catalog
     /* remembered only once the model loads: a wrong folder is not saved */
     if (catalog_begin(cat, &err) ||
         catalog_setting_set(cat, "captions", o->want ? "1" : "0", &err) ||
+        catalog_setting_set(cat, "caption_tiles", o->tiles == 1 ? "1" : "0", &err) ||
         (o->want && catalog_setting_set(cat, "caption_model", real ? real : o->model_dir, &err)) ||
         catalog_commit(cat, &err)) {
         catalog_rollback(cat);
