@@ -22,6 +22,16 @@ want=$(grep -o '"greedy": *\[[^]]*\]' "$DATA/vlm/llava15/ref.json" | sed 's/.*\[
 got=$(printf '%s' "$js" | grep -o '"tokens":\[[^]]*\]' | sed 's/.*\[//; s/\]//')
 expect_eq "caption tokens = reference greedy" "$want" "$got"
 printf '%s' "$js" | grep -q '^{"input":"[^"]*photo.png","caption":"' && ok || fail "caption json: $js"
+# --tiles: Idefics3 image splitting (3x4 crops + the global image of photo.png)
+js=$("$SB" --json --precision fp32 caption --caption-model "$VLM" --tiles --max-new-tokens 20 \
+     --repetition-penalty 1 --raw "$DATA/vlm/photo.png")
+expect_eq "caption --tiles exit" 0 $?
+want=$(grep -o '"greedy": *\[[^]]*\]' "$VLM/ref_split.json" | sed 's/.*\[//; s/ //g; s/\]//')
+got=$(printf '%s' "$js" | grep -o '"tokens":\[[^]]*\]' | sed 's/.*\[//; s/\]//')
+expect_eq "caption --tiles tokens = reference greedy" "$want" "$got"
+"$SB" caption --caption-model "$DATA/vlm/llava15" --tiles "$LIB/photo.png" 2>"$TMP/tiles.err"
+expect_eq "--tiles on a LLaVA model" 1 $?
+grep -q "Idefics3" "$TMP/tiles.err" && ok || fail "tiles message: $(cat "$TMP/tiles.err")"
 n=$("$SB" --json caption --caption-model "$VLM" "$LIB"/*.png | wc -l)
 expect_eq "one line per image" 4 "$n"
 h=$("$SB" caption --model "$DATA/vlm/llava_qwen" --prompt "What is this?" --max-new-tokens 5 "$LIB/photo.png")
@@ -78,5 +88,15 @@ rm -f "$TMP/nomodel.db"
 "$SB" --db "$TMP/nomodel.db" index --captions --caption-model "$VLM" "$LIB" 2>/dev/null
 p=$("$SB" --db "$TMP/nomodel.db" search "$word" --paths 2>/dev/null | head -1)
 expect_eq "no model: captions searched" "$LIB/$photo" "$p"
+
+# --caption-tiles: the stage captions with image splitting, and remembers it
+rm -f "$TMP/tiles.db"
+"$SB" --db "$TMP/tiles.db" --precision fp32 index --captions --caption-tiles --caption-model "$VLM" \
+    "$LIB/photo.png" 2>/dev/null
+expect_eq "index --caption-tiles" 0 $?
+expect_eq "tiles setting" 1 "$(q "$TMP/tiles.db" "SELECT value FROM settings WHERE key = 'caption_tiles'")"
+expect_eq "tiled caption stored" 1 "$(q "$TMP/tiles.db" "SELECT count(*) FROM texts WHERE source = 'caption'")"
+"$SB" --db "$TMP/tiles.db" index --no-caption-tiles "$LIB/photo.png" 2>/dev/null
+expect_eq "tiles off remembered" 0 "$(q "$TMP/tiles.db" "SELECT value FROM settings WHERE key = 'caption_tiles'")"
 
 finish

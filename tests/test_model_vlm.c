@@ -4,7 +4,9 @@
  * llava-interleave-qwen (SigLIP tower, Qwen2, BF16). For the same preprocessed pixels: the
  * prompt ids, the logits after prefill (max abs error <= 1e-3 of the logit range) and the greedy
  * tokens for 20 steps, with and without repetition penalty; the image processor from the photo
- * file against PIL's; threads give the same tokens; caption cleanup; failure paths. */
+ * file against PIL's; threads give the same tokens; the vision tower and projector in bf16
+ * against fp32 and the reference; Idefics3 image splitting (ref_split.json); caption cleanup;
+ * failure paths. */
 #include "check.h"
 
 #include "shoebox/err.h"
@@ -14,6 +16,7 @@
 #include "shoebox/vlm.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,6 +202,240 @@ out:
     ref_release(&r);
 }
 
+/* Captions the reference pixels with a model loaded in precision; the caption context is left
+ * in *c for the caller's checks. */
+static bool caption_in(const char *name, enum clip_precision precision, const struct ref *r,
+                       struct vlm_model **m, struct vlm_ctx **c, int32_t *ids, int *n)
+{
+    char dir[1024];
+    struct sb_err err = { 0 };
+    struct vlm_load_params lp = vlm_load_default_params();
+    lp.precision = precision;
+    model_dir(dir, sizeof(dir), name);
+    *m = NULL;
+    *c = NULL;
+    if (vlm_model_load(dir, &lp, m, &err) || vlm_ctx_new(*m, NULL, c, &err)) {
+        fprintf(stderr, "%s: %s\n", name, err.msg);
+        return false;
+    }
+    struct vlm_params p = vlm_default_params();
+    p.max_new_tokens = 20;
+    p.repetition_penalty = 1.0f;
+    if (vlm_caption_pixels(*c, r->pixels, &p, ids, n, NULL, &err)) {
+        fprintf(stderr, "%s: %s\n", name, err.msg);
+        return false;
+    }
+    return true;
+}
+
+/* The vision tower and projector in bf16 (clip.c's oneDNN path): the image rows against fp32's
+ * (cosine of every row >= 0.999), the logits after prefill against the reference (within 1% of
+ * the logit range) and the greedy tokens. Skipped when the build or CPU has no bf16. */
+static void check_bf16(const char *name)
+{
+    struct ref r;
+    struct vlm_model *m32 = NULL, *m16 = NULL;
+    struct vlm_ctx *c32 = NULL, *c16 = NULL;
+    int32_t ids32[VLM_MAX_NEW_TOKENS], ids16[VLM_MAX_NEW_TOKENS];
+    int n32 = 0, n16 = 0;
+    CHECK(ref_load(name, &r));
+    bool ok32 = caption_in(name, CLIP_PRECISION_FP32, &r, &m32, &c32, ids32, &n32);
+    CHECK(ok32);
+    CHECK_EQ_INT(CLIP_PRECISION_FP32, m32 ? (int)vlm_model_precision(m32) : -1);
+    bool ok16 = caption_in(name, CLIP_PRECISION_BF16, &r, &m16, &c16, ids16, &n16);
+    CHECK(ok16);
+    if (!ok32 || !ok16)
+        goto out;
+    if (vlm_model_precision(m16) != CLIP_PRECISION_BF16) {
+        fprintf(stderr, "%s: bf16 is not available in this build/CPU: bf16 check skipped\n", name);
+        goto out;
+    }
+    int R32, D32, R16, D16;
+    const float *a = vlm_ctx_image_rows(c32, &R32, &D32);
+    const float *b = vlm_ctx_image_rows(c16, &R16, &D16);
+    CHECK_EQ_INT(R32, R16);
+    CHECK_EQ_INT(D32, D16);
+    double worst = 1.0, maxd_rows = 0.0;
+    for (int i = 0; i < R32 && R32 == R16 && D32 == D16; i++) {
+        double dot = 0.0, na = 0.0, nb = 0.0;
+        for (int k = 0; k < D32; k++) {
+            double x = (double)a[(size_t)i * D32 + k], y = (double)b[(size_t)i * D32 + k];
+            dot += x * y;
+            na += x * x;
+            nb += y * y;
+            maxd_rows = fabs(x - y) <= maxd_rows ? maxd_rows : fabs(x - y); /* NaN sticks */
+        }
+        double cs = dot / (sqrt(na * nb) + 1e-30);
+        worst = cs >= worst ? worst : cs;
+    }
+    int V = 0;
+    const float *z = vlm_ctx_prefill_logits(c16, &V);
+    float lo = r.logits[0], hi = r.logits[0], maxd = 0.0f;
+    for (int i = 0; i < V && i < r.V; i++) {
+        lo = r.logits[i] < lo ? r.logits[i] : lo;
+        hi = r.logits[i] > hi ? r.logits[i] : hi;
+        float d = fabsf(z[i] - r.logits[i]);
+        maxd = d <= maxd ? maxd : d; /* NaN sticks */
+    }
+    int same = 0;
+    while (same < n16 && same < r.n_greedy && ids16[same] == r.greedy[same])
+        same++;
+    fprintf(stderr,
+            "%s bf16: image rows worst cosine %.6f (max abs diff %.3g) vs fp32; logits max abs "
+            "diff %.3g of range %.3g; greedy tokens %d/%d as the reference\n",
+            name, worst, maxd_rows, (double)maxd, (double)(hi - lo), same, r.n_greedy);
+    CHECK(worst >= 0.999);
+    CHECK(maxd <= 1e-2f * (hi - lo));
+    CHECK_EQ_INT(r.n_greedy, n16);
+    CHECK_EQ_INT(r.n_greedy, same);
+out:
+    vlm_ctx_free(c32);
+    vlm_ctx_free(c16);
+    vlm_model_free(m32);
+    vlm_model_free(m16);
+    ref_release(&r);
+}
+
+/* Idefics3 with image splitting against ref_split.json: the crops and global image of the
+ * image processor (C's from photo.png against PIL's, stored as split.png), then from PIL's
+ * pixels the prompt (row / column tags, image rows marked), the logits after prefill and 20
+ * greedy tokens. */
+static void check_split(const char *name)
+{
+    char dir[1024], path[1200];
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    struct sb_err err = { 0 };
+    struct vlm_model *m = NULL;
+    struct vlm_ctx *c = NULL;
+    struct image *strip = NULL, *photo = NULL;
+    float *want = NULL, *got = NULL;
+    cJSON *root = NULL;
+    model_dir(dir, sizeof(dir), name);
+    snprintf(path, sizeof(path), "%s/ref_split.json", dir);
+    CHECK_EQ_INT(SB_OK, sb_read_file(path, 16 << 20, &buf, &len, &err));
+    root = buf ? cJSON_ParseWithLength((const char *)buf, len) : NULL;
+    free(buf);
+    CHECK(root != NULL);
+    if (!root)
+        return;
+    int rows = cJSON_GetObjectItem(root, "rows")->valueint;
+    int cols = cJSON_GetObjectItem(root, "cols")->valueint;
+    int images = cJSON_GetObjectItem(root, "images")->valueint;
+    int image_id = cJSON_GetObjectItem(root, "image_id")->valueint;
+    int32_t ref_ids[MAX_IDS], greedy[64];
+    int n_ref = ids_of(cJSON_GetObjectItem(root, "ids"), ref_ids, MAX_IDS);
+    int n_greedy = ids_of(cJSON_GetObjectItem(root, "greedy"), greedy, 64);
+    int V_ref = 0;
+    float *logits = floats_of(cJSON_GetObjectItem(root, "logits"), &V_ref);
+    CHECK(rows > 1 && cols > 1 && images == rows * cols + 1);
+    struct vlm_load_params lp = vlm_load_default_params();
+    lp.split_image = true;
+    int rc = vlm_model_load(dir, &lp, &m, &err);
+    CHECK_EQ_INT(SB_OK, rc);
+    if (rc) {
+        fprintf(stderr, "%s: %s\n", name, err.msg);
+        goto out;
+    }
+    CHECK(vlm_model_max_images(m) >= images);
+    int S = vlm_model_image_size(m);
+    size_t plane = 3 * (size_t)S * (size_t)S;
+    snprintf(path, sizeof(path), "%s/split.png", dir);
+    CHECK_EQ_INT(SB_OK, image_decode_file(path, NULL, &strip, NULL, &err));
+    snprintf(path, sizeof(path), "%s/vlm/photo.png", data_dir());
+    CHECK_EQ_INT(SB_OK, image_decode_file(path, NULL, &photo, NULL, &err));
+    want = calloc(plane * (size_t)vlm_model_max_images(m), sizeof(float));
+    got = calloc(plane * (size_t)vlm_model_max_images(m), sizeof(float));
+    if (!strip || !photo || !want || !got)
+        goto out;
+    CHECK_EQ_INT(S, strip->w);
+    CHECK_EQ_INT(S * images, strip->h);
+    /* PIL's 8-bit frames normalised as the fixture's preprocessor says (mean = std = 0.5) */
+    for (int i = 0; i < images && strip->h == S * images; i++)
+        for (int ch = 0; ch < 3; ch++)
+            for (int y = 0; y < S; y++)
+                for (int x = 0; x < S; x++) {
+                    unsigned char v = strip->px[((size_t)(i * S + y) * S + (size_t)x) * 3 + ch];
+                    want[plane * i + ((size_t)ch * S + y) * S + x] =
+                        ((float)v / 255.0f - 0.5f) / 0.5f;
+                }
+    int r = -1, k = -1;
+    CHECK_EQ_INT(SB_OK, vlm_preprocess_split(m, photo, got, &r, &k, &err));
+    CHECK_EQ_INT(rows, r);
+    CHECK_EQ_INT(cols, k);
+    float pd = 0.0f;
+    for (size_t i = 0; i < plane * (size_t)images; i++) {
+        float d = fabsf(got[i] - want[i]);
+        pd = d <= pd ? pd : d;
+    }
+    fprintf(stderr, "%s split %dx%d: preprocessing max abs diff %.3g (PIL)\n", name, r, k,
+            (double)pd);
+    CHECK(pd <= 0.0151f);
+    /* captions from PIL's pixels */
+    CHECK_EQ_INT(SB_OK, vlm_ctx_new(m, NULL, &c, &err));
+    if (!c)
+        goto out;
+    struct vlm_params p = vlm_default_params();
+    p.max_new_tokens = 20;
+    p.repetition_penalty = 1.0f;
+    p.cleanup = false;
+    int32_t ids[VLM_MAX_NEW_TOKENS];
+    int n = 0;
+    struct sb_buf text;
+    sb_buf_init(&text);
+    rc = vlm_caption_split(c, want, rows, cols, &p, ids, &n, &text, &err);
+    CHECK_EQ_INT(SB_OK, rc);
+    if (rc)
+        fprintf(stderr, "%s split: %s\n", name, err.msg);
+    int np = 0, bad = 0;
+    const int32_t *prompt = vlm_ctx_prompt(c, &np);
+    CHECK_EQ_INT(n_ref, np);
+    for (int i = 0; i < np && i < n_ref; i++)
+        bad += prompt[i] != (ref_ids[i] == image_id ? -1 : ref_ids[i]);
+    CHECK_EQ_INT(0, bad);
+    int V = 0, R = 0, D = 0;
+    const float *z = vlm_ctx_prefill_logits(c, &V);
+    vlm_ctx_image_rows(c, &R, &D);
+    CHECK_EQ_INT(images * vlm_model_image_tokens(m), R);
+    CHECK_EQ_INT(V_ref, V);
+    float lo = logits[0], hi = logits[0], maxd = 0.0f;
+    for (int i = 0; i < V && i < V_ref; i++) {
+        lo = logits[i] < lo ? logits[i] : lo;
+        hi = logits[i] > hi ? logits[i] : hi;
+        float d = fabsf(z[i] - logits[i]);
+        maxd = d <= maxd ? maxd : d;
+    }
+    fprintf(stderr,
+            "%s split: prompt %d tokens (%d image rows), logits max abs diff %.3g of "
+            "range %.3g\n",
+            name, np, R, (double)maxd, (double)(hi - lo));
+    CHECK(maxd <= 1e-3f * (hi - lo));
+    CHECK_EQ_INT(n_greedy, n);
+    bad = 0;
+    for (int i = 0; i < n && i < n_greedy; i++)
+        bad += ids[i] != greedy[i];
+    CHECK_EQ_INT(0, bad);
+    CHECK_EQ_STR(cJSON_GetObjectItem(root, "text")->valuestring, text.data ? text.data : "");
+    sb_buf_release(&text);
+    /* the whole path from the photo */
+    CHECK_EQ_INT(SB_OK, vlm_caption(c, photo, &p, ids, &n, NULL, &err));
+    CHECK(n >= 1);
+    vlm_ctx_image_rows(c, &R, &D);
+    CHECK_EQ_INT(images * vlm_model_image_tokens(m), R);
+    /* a grid beyond the model's */
+    CHECK_EQ_INT(SB_EINVAL,
+                 vlm_caption_split(c, want, vlm_model_max_images(m), 1, &p, ids, &n, NULL, &err));
+out:
+    vlm_ctx_free(c);
+    vlm_model_free(m);
+    image_free(strip);
+    image_free(photo);
+    free(want);
+    free(got);
+    free(logits);
+    cJSON_Delete(root);
+}
+
 static void test_cleanup(void)
 {
     static const struct {
@@ -313,10 +550,19 @@ static void test_failures(void)
         CHECK_EQ_INT(SB_EINVAL, vlm_caption_pixels(c, pix, &p, ids, &n, NULL, &err));
         struct image empty = { 0, 0, NULL };
         CHECK_EQ_INT(SB_EINVAL, vlm_caption(c, &empty, NULL, ids, &n, NULL, &err));
+        /* a split grid for a model loaded without splitting */
+        CHECK_EQ_INT(SB_EINVAL, vlm_caption_split(c, pix, 1, 1, NULL, ids, &n, NULL, &err));
         free(pix);
     }
     vlm_ctx_free(c);
     vlm_model_free(m);
+    /* image splitting is Idefics3's */
+    struct vlm_load_params lp = vlm_load_default_params();
+    lp.split_image = true;
+    m = NULL;
+    CHECK_EQ_INT(SB_EINVAL, vlm_model_load(dir, &lp, &m, &err));
+    CHECK(strstr(err.msg, "Idefics3") != NULL);
+    CHECK(m == NULL);
 }
 
 int main(void)
@@ -328,7 +574,9 @@ int main(void)
     for (size_t i = 0; i < sizeof(models) / sizeof(models[0]); i++) {
         check_model(models[i], NULL);
         check_model(models[i], pool);
+        check_bf16(models[i]);
     }
+    check_split("idefics3");
     test_cleanup();
     test_failures();
     sb_pool_free(pool);

@@ -21,11 +21,16 @@ tools/gen_vlm.py, written from transformers' definitions (not from shoebox's C):
                               permute sequence), modality_projection (no bias)
   processing_llava.py         <image> repeated num_image_tokens times
   processing_idefics3.py      <fake_token_around_image><global-img><image>*image_seq_len
-                              <fake_token_around_image> for a non-split image
+                              <fake_token_around_image> for a non-split image; for a split one
+                              <fake_token_around_image><row_i_col_j><image>*image_seq_len per
+                              crop, "\n" per row, then "\n" and the global image's string
+  image_processing_idefics3.py  do_image_splitting True (run_split): resize_for_vision_encoder,
+                              split_image (row-major crops of max_image_size, global image last)
 The decoder and the tokenizers are tools/ref_lm.py's (Llama / Qwen2 in float64, tokenizer.json
 pipelines re-implemented). Writes tests/data/vlm/<name>/ref.json: preprocessed pixels of
 tests/data/vlm/photo.png, prompt ids (with -1 for image rows), the logits after prefill and the
-greedy continuation (20 tokens, and 20 with repetition penalty 1.3).
+greedy continuation (20 tokens, and 20 with repetition penalty 1.3); for idefics3 also
+split.png + ref_split.json, the same with image splitting.
 Run: /usr/bin/python3 tools/ref_vlm.py (after gen_vlm.py).
 """
 import json
@@ -97,6 +102,52 @@ def pre_idefics3(img, pc):
     if img.size != (m, m):
         img = img.resize((m, m), pc.get("resample", 1))  # "We square the images"
     return normalize(img, pc["image_mean"], pc["image_std"], pc["rescale_factor"])
+
+
+def split_idefics3(img, pc):
+    """do_image_splitting: the longest edge to size["longest_edge"], resize_for_vision_encoder
+    (sides up to multiples of max_image_size), split_image (row-major crops, then the global
+    image squared to max_image_size). Returns the 8-bit frames (PIL images), rows, cols."""
+    w, h = img.size
+    max_len = pc["size"]["longest_edge"]
+    ar = w / h
+    if w >= h:  # _resize_output_size_rescale_to_max_len
+        w = max_len
+        h = int(w / ar)
+        if h % 2 != 0:
+            h += 1
+    else:
+        h = max_len
+        w = int(h * ar)
+        if w % 2 != 0:
+            w += 1
+    h, w = max(h, 1), max(w, 1)
+    rs = pc.get("resample", 1)
+    if img.size != (w, h):
+        img = img.resize((w, h), rs)
+    S = pc["max_image_size"]["longest_edge"]
+    ar = w / h  # resize_for_vision_encoder
+    if w >= h:
+        w = math.ceil(w / S) * S
+        h = int(w / ar)
+        h = math.ceil(h / S) * S
+    else:
+        h = math.ceil(h / S) * S
+        w = int(h * ar)
+        w = math.ceil(w / S) * S
+    if img.size != (w, h):
+        img = img.resize((w, h), rs)
+    if h <= S and w <= S:
+        return [img], 0, 0
+    rows, cols = math.ceil(h / S), math.ceil(w / S)  # split_image
+    oh, ow = math.ceil(h / rows), math.ceil(w / cols)
+    frames = []
+    for r in range(rows):
+        for c in range(cols):
+            x0, y0 = c * ow, r * oh
+            frames.append(img.crop((x0, y0, min(x0 + ow, w), min(y0 + oh, h))))
+    frames.append(img.resize((S, S), rs) if img.size != (S, S) else img)
+    return frames, rows, cols
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,6 +335,75 @@ def run(name):
     print(name, "tokens", len(ids), "image rows", n_img, "greedy", greedy)
 
 
+def run_split(name):
+    """Idefics3 with image splitting: tests/data/vlm/<name>/split.png (the 8-bit frames stacked
+    top to bottom, crops row-major then the global image) and ref_split.json (grid, prompt ids,
+    logits after prefill, 20 greedy tokens)."""
+    d = os.path.join(VLM, name)
+    cfg = json.load(open(os.path.join(d, "config.json")))
+    pc = json.load(open(os.path.join(d, "preprocessor_config.json")))
+    W = ref_lm.read_safetensors(os.path.join(d, "model.safetensors"))
+    v = cfg["vision_config"]
+    tok = ref_lm.Tok(d)
+    img = Image.open(os.path.join(VLM, "photo.png")).convert("RGB")
+    frames, rows, cols = split_idefics3(img, pc)
+    S = pc["max_image_size"]["longest_edge"]
+    strip = Image.new("RGB", (S, S * len(frames)))
+    for i, f in enumerate(frames):
+        assert f.size == (S, S), f.size
+        strip.paste(f, (0, i * S))
+    strip.save(os.path.join(d, "split.png"), optimize=True)
+    feats = []
+    for f in frames:
+        pix = normalize(f, pc["image_mean"], pc["image_std"], pc["rescale_factor"])
+        hs = vision_hidden_states(pix, W, "model.vision_model.", v, "idefics3")
+        x = ln(hs[-1], W, "model.vision_model.post_layernorm", v.get("layer_norm_eps", 1e-6))
+        x = pixel_shuffle(x[None], cfg["scale_factor"])[0]
+        feats.append(x @ W["model.connector.modality_projection.proj.weight"].T)
+    feats = torch.cat(feats)
+    R = feats.shape[0] // len(frames)
+    fake, img_tok, glob = "<fake_token_around_image>", "<image>", "<global-img>"
+    if rows == 0:  # processing_idefics3.get_image_prompt_string
+        expand = fake + glob + img_tok * R + fake
+    else:
+        expand = ""
+        for r in range(rows):
+            for c in range(cols):
+                expand += fake + "<row_%d_col_%d>" % (r + 1, c + 1) + img_tok * R
+            expand += "\n"
+        expand += "\n" + fake + glob + img_tok * R + fake
+    text = "<|im_start|>User:<image>" + PROMPT + "<end_of_utterance>\nAssistant:"
+    text = text.replace("<image>", expand)
+    stop = [tok.vocab["<end_of_utterance>"]]
+    eos = cfg["text_config"].get("eos_token_id")
+    if eos is not None and eos not in stop:
+        stop.append(eos)
+    dec = Decoder(cfg["text_config"], W, "model.text_model.", "lm_head.weight")
+    ids = tok.encode(text, True)
+    image_id = tok.vocab["<image>"]
+    n_img = feats.shape[0]
+    assert ids.count(image_id) == n_img, (ids.count(image_id), n_img)
+    emb_ids = [-1 if i == image_id else i for i in ids]
+    rows_f = [[float(x) for x in r] for r in feats]
+    embeds, k = [], 0
+    for i in emb_ids:
+        if i < 0:
+            embeds.append(rows_f[k])
+            k += 1
+        else:
+            embeds.append([0.0] * dec.C)
+    logits, greedy = dec.generate(emb_ids, embeds, 20, 1.0, stop)
+    ref = {"prompt": PROMPT, "rows": rows, "cols": cols, "images": len(frames), "ids": ids,
+           "image_id": image_id, "n_image": n_img, "stop": stop,
+           "logits": [float(x) for x in logits], "greedy": greedy,
+           "text": tok.decode([i for i in greedy if i in tok.id2tok], True)}
+    with open(os.path.join(d, "ref_split.json"), "w") as f:
+        json.dump(ref, f)
+    print(name, "split %dx%d" % (rows, cols), "tokens", len(ids), "image rows", n_img,
+          "greedy", greedy)
+
+
 if __name__ == "__main__":
     for n in ("llava15", "idefics3", "llava_qwen"):
         run(n)
+    run_split("idefics3")

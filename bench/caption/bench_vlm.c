@@ -1,7 +1,10 @@
 /* bench_vlm.c - seconds per caption of a vision-language model folder (vlm.h), for
  * bench/caption/run_vlm.sh.
- * usage: bench_vlm MODEL_DIR THREADS [new_tokens]
+ * usage: bench_vlm MODEL_DIR THREADS [new_tokens [fp32|bf16|auto [tiles]]]
  *   THREADS  compute threads: the caller plus THREADS-1 pool workers, OpenBLAS single-threaded
+ *            (bf16 products run on oneDNN's own threads)
+ *   then the vision tower's and projector's precision (default fp32), and "tiles" for
+ *   Idefics3 image splitting (the 640x480 photo becomes 4x3 crops + the global image)
  * Captions a synthetic 640x480 photo (the image processor included) with greedy decoding and no
  * stop id in reach of a random model, N new tokens (default 30) and 1 new token, best of 3;
  * prints the image encode (tower + projector), prefill (generation of the 1-token run), the
@@ -15,6 +18,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int die(const struct sb_err *err)
 {
@@ -48,7 +52,8 @@ static int run(struct vlm_ctx *c, const struct image *img, int n, double *total,
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: bench_vlm MODEL_DIR THREADS [new_tokens]\n");
+        fprintf(stderr,
+                "usage: bench_vlm MODEL_DIR THREADS [new_tokens [fp32|bf16|auto [tiles]]]\n");
         return 2;
     }
     int64_t threads = 1, N = 30;
@@ -58,14 +63,30 @@ int main(int argc, char **argv)
         return die(&err);
     struct vlm_load_params lp = vlm_load_default_params();
     lp.blas_threads = 1;
+    if (argc > 4) {
+        if (strcmp(argv[4], "bf16") == 0) {
+            lp.precision = CLIP_PRECISION_BF16;
+        } else if (strcmp(argv[4], "auto") == 0) {
+            lp.precision = CLIP_PRECISION_AUTO;
+        } else if (strcmp(argv[4], "fp32") != 0) {
+            fprintf(stderr, "bench_vlm: precision '%s' is not fp32, bf16 or auto\n", argv[4]);
+            return 2;
+        }
+    }
+    if (argc > 5 && strcmp(argv[5], "tiles") != 0) {
+        fprintf(stderr, "bench_vlm: '%s' is not \"tiles\"\n", argv[5]);
+        return 2;
+    }
+    lp.split_image = argc > 5;
     struct vlm_model *m = NULL;
     struct vlm_ctx *c = NULL;
     struct sb_pool *pool = NULL;
     double t0 = sb_now();
     if (vlm_model_load(argv[1], &lp, &m, &err))
         return die(&err);
-    printf("load %.2f s (%s, %d image rows)\n", sb_now() - t0, vlm_model_arch(m),
-           vlm_model_image_tokens(m));
+    printf("load %.2f s (%s, %d image rows per image, up to %d images, vision tower %s)\n",
+           sb_now() - t0, vlm_model_arch(m), vlm_model_image_tokens(m), vlm_model_max_images(m),
+           vlm_model_precision(m) == CLIP_PRECISION_BF16 ? "bf16" : "fp32");
     if (threads > 1 && sb_pool_new((int)threads - 1, &pool, &err))
         return die(&err);
     if (vlm_ctx_new(m, pool, &c, &err))

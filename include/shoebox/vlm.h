@@ -6,8 +6,9 @@
  *                                  select strategy "default" (drop CLS) or "full".
  *   Idefics3ForConditionalGeneration  SmolVLM (HuggingFaceTB/SmolVLM-256M/500M-Instruct): a
  *                                  SigLIP tower without head, pixel shuffle by scale_factor and
- *                                  modality_projection, a Llama decoder; the global image only
- *                                  (do_image_splitting off: resized to the vision size square).
+ *                                  modality_projection, a Llama decoder; the global image
+ *                                  (resized to the vision size square), or with split_image
+ *                                  the processor's crops plus the global image.
  * Moondream 2 (custom code, not a transformers class) is not supported.
  *
  * A caption is: preprocess the photo as the model's image processor does, run the vision tower
@@ -17,13 +18,16 @@
  *
  * Thread rules: a struct vlm_model is read-only after loading and may be shared. A struct
  * vlm_ctx (vision activations, KV cache) is used by one thread at a time; give each thread its
- * own. Work inside one caption is split over the ctx's sb_pool (NULL: the calling thread). */
+ * own. Work inside one caption is split over the ctx's sb_pool (NULL: the calling thread); in
+ * bf16 the vision tower's and projector's products run on oneDNN's own (OpenMP) threads. */
 #ifndef SHOEBOX_VLM_H
 #define SHOEBOX_VLM_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "shoebox/model.h" /* enum clip_precision */
 
 struct sb_err;
 struct sb_pool;
@@ -36,9 +40,18 @@ struct vlm_ctx;   /* opaque: src/model/vlm.c */
 #define VLM_MAX_NEW_TOKENS 512 /* the largest max_new_tokens accepted */
 
 struct vlm_load_params {
+    /* the vision tower's and projector's products (the tower is model.h's engine; FP32, BF16
+     * or AUTO as clip_load_params); the decoder keeps its 16-bit weights either way */
+    enum clip_precision precision;
+    /* Idefics3 only: image splitting (do_image_splitting, "tiles"): the photo goes to
+     * size["longest_edge"], then into crops of the vision size plus the global image, each
+     * through the tower, all in the prompt (more detail, several times the work); off: the
+     * global image alone. SB_EINVAL for a LLaVA model. */
+    bool split_image;
     int blas_threads; /* > 0: openblas_set_num_threads(n) at load; 0: leave as is */
 };
-struct vlm_load_params vlm_load_default_params(void); /* blas_threads 0 */
+/* precision FP32, split_image off, blas_threads 0 */
+struct vlm_load_params vlm_load_default_params(void);
 
 /* Loads the folder dir: config.json (its "architectures" / "model_type" choose the family),
  * model.safetensors (or an index and shards), tokenizer.json + tokenizer_config.json (the chat
@@ -54,18 +67,30 @@ void vlm_model_free(struct vlm_model *m); /* NULL is a no-op */
 const char *vlm_model_id(const struct vlm_model *m);
 /* "llava" or "idefics3". */
 const char *vlm_model_arch(const struct vlm_model *m);
+/* The precision the vision tower and projector compute in: FP32 or BF16 (AUTO resolved). */
+enum clip_precision vlm_model_precision(const struct vlm_model *m);
 /* S: the vision tower's input side; pixels are 3 x S x S floats (CHW). */
 int vlm_model_image_size(const struct vlm_model *m);
 /* How large a decode must be so preprocessing does not upscale: short edge >= *min_short,
  * long edge >= *min_long (for image_decode_params). */
 void vlm_model_min_decode(const struct vlm_model *m, int *min_long, int *min_short);
-/* Image rows the prompt carries per photo (the processor's <image> tokens). */
+/* Image rows the prompt carries per image (the processor's <image> tokens); a split photo has
+ * rows * cols + 1 images. */
 int vlm_model_image_tokens(const struct vlm_model *m);
+/* The most images one photo becomes: 1, or with split_image ceil(longest_edge / S)^2 + 1. */
+int vlm_model_max_images(const struct vlm_model *m);
 
 /* The model's image processor on upright 8-bit RGB: out gets 3 x S x S floats. SB_EINVAL for
  * an empty image, SB_ENOMEM. Thread-safe. */
 int vlm_preprocess(const struct vlm_model *m, const struct image *rgb, float *out,
                    struct sb_err *err);
+
+/* The image processor with the model's splitting: out (room for vlm_model_max_images() images
+ * of 3 x S x S) gets the rows * cols crops row-major, then the global image; *rows = *cols = 0
+ * when there is one image (no splitting, or a photo no larger than one crop). Errors as
+ * vlm_preprocess(). */
+int vlm_preprocess_split(const struct vlm_model *m, const struct image *rgb, float *out, int *rows,
+                         int *cols, struct sb_err *err);
 
 /* A context with room for the prompt, one image and max_new_tokens <= VLM_MAX_NEW_TOKENS
  * tokens. pool may be NULL and must outlive the ctx. Free with vlm_ctx_free(). */
@@ -89,7 +114,13 @@ struct vlm_params vlm_default_params(void);
  * (prompt too long), SB_ENOMEM, SB_EINTERNAL. */
 int vlm_caption_pixels(struct vlm_ctx *c, const float *pixels, const struct vlm_params *p,
                        int32_t *ids, int *n_ids, struct sb_buf *text, struct sb_err *err);
-/* vlm_preprocess() then vlm_caption_pixels(). */
+/* The same for a split photo as vlm_preprocess_split() gives it: rows * cols crops and the
+ * global image (rows = cols = 0: one image, as vlm_caption_pixels()). SB_EINVAL for a grid
+ * beyond the model's or a model loaded without split_image. */
+int vlm_caption_split(struct vlm_ctx *c, const float *pixels, int rows, int cols,
+                      const struct vlm_params *p, int32_t *ids, int *n_ids, struct sb_buf *text,
+                      struct sb_err *err);
+/* vlm_preprocess_split() then vlm_caption_split(). */
 int vlm_caption(struct vlm_ctx *c, const struct image *rgb, const struct vlm_params *p,
                 int32_t *ids, int *n_ids, struct sb_buf *text, struct sb_err *err);
 
@@ -97,6 +128,9 @@ int vlm_caption(struct vlm_ctx *c, const struct image *rgb, const struct vlm_par
  * LM_EMBED_ROW), and the (V) logits after the prefill. Valid until the next call on c. */
 const int32_t *vlm_ctx_prompt(const struct vlm_ctx *c, int *n);
 const float *vlm_ctx_prefill_logits(const struct vlm_ctx *c, int *V);
+/* Of the last caption: the image rows the decoder received (every image's), (*rows, *dim)
+ * row-major. */
+const float *vlm_ctx_image_rows(const struct vlm_ctx *c, int *rows, int *dim);
 /* Seconds the last caption spent in the vision tower + projector, and in the prompt and
  * generation (prefill + decode steps), for benchmarks. */
 void vlm_ctx_timing(const struct vlm_ctx *c, double *encode_s, double *generate_s);

@@ -17,6 +17,7 @@ struct vlm_ctx;
 struct cli_caption {
     int want;              /* 1 --captions, 0 --no-captions, -1 as the "captions" setting */
     const char *model_dir; /* --caption-model, or NULL: the setting "caption_model" */
+    int tiles;             /* 1 --caption-tiles, 0 --no-caption-tiles, -1 as "caption_tiles" */
     int max_new_tokens;    /* 0: the default */
     struct vlm_model *m;
     struct vlm_ctx **ctxs; /* one per pool worker, made on first use by that worker */
@@ -27,8 +28,10 @@ struct cli_caption {
 };
 
 /* Loads the captioning model of dir for n_threads concurrent users (OpenBLAS single-threaded
- * when n_threads > 1). Prints the error; returns an exit code. */
-int cli_caption_load(const char *dir, int n_threads, struct vlm_model **out);
+ * when n_threads > 1), its vision tower in ctx's --precision, Idefics3 image splitting when
+ * split_image. Prints the error; returns an exit code. */
+int cli_caption_load(const struct cli_ctx *ctx, const char *dir, int n_threads, bool split_image,
+                     struct vlm_model **out);
 
 /* Handles argv[*i] when it is a caption option of index (advancing *i past a value); returns
  * 1 when it was one, 0 when not, or -1 (message printed) for a bad value. */
@@ -46,6 +49,9 @@ void cli_caption_release(struct cli_caption *o);
     "  --captions        also write a one-sentence caption per photo with a vision-language\n"     \
     "                    model (LLaVA, SmolVLM/Idefics3; slow: runs last); remembered\n"           \
     "  --caption-model DIR  the captioning model folder (remembered)\n"                            \
-    "  --no-captions     stop captioning (remembered)\n"
+    "  --no-captions     stop captioning (remembered)\n"                                           \
+    "  --caption-tiles   SmolVLM / Idefics3: caption the crops plus the global image, as its\n"    \
+    "                    processor splits images (more detail, several times slower);\n"           \
+    "                    --no-caption-tiles: the global image alone (default; remembered)\n"
 
 #endif

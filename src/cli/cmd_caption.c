@@ -28,7 +28,12 @@ static const char usage[] =
     "  --max-new-tokens N         length cap (default 40)\n"
     "  --repetition-penalty X     HF repetition penalty (default 1.1; 1 = off)\n"
     "  --raw                      print the model's text as is (no first-sentence cleanup)\n"
-    "  --json                     one JSON object per image: {\"input\",\"caption\",\"tokens\"}\n";
+    "  --tiles                    Idefics3 / SmolVLM: image splitting as its processor does it\n"
+    "                             (crops of the vision size plus the global image: more detail,\n"
+    "                             several times slower); default: the global image alone\n"
+    "  --json                     one JSON object per image: {\"input\",\"caption\",\"tokens\"}\n"
+    "The global --precision (fp32, bf16, auto) sets the vision tower's and projector's\n"
+    "arithmetic; the decoder keeps the checkpoint's 16-bit weights either way.\n";
 
 static void print_json(const char *input, const char *caption, const int32_t *ids, int n)
 {
@@ -60,6 +65,7 @@ int cmd_caption(int argc, char **argv, struct cli_ctx *ctx)
     struct vlm_ctx *c = NULL;
     struct sb_err err = { 0 };
     int n = 0, failed = 0, rc = CLI_EXIT_OK;
+    bool tiles = false;
     if (!inputs) {
         cli_error("out of memory");
         return CLI_EXIT_FAIL;
@@ -98,6 +104,8 @@ int cmd_caption(int argc, char **argv, struct cli_ctx *ctx)
             }
         } else if (strcmp(argv[i], "--raw") == 0) {
             p.cleanup = false;
+        } else if (strcmp(argv[i], "--tiles") == 0) {
+            tiles = true;
         } else if (strcmp(argv[i], "--") == 0) {
             for (i++; i < argc; i++)
                 inputs[n++] = argv[i];
@@ -120,7 +128,7 @@ int cmd_caption(int argc, char **argv, struct cli_ctx *ctx)
         goto out;
     }
     struct sb_pool *pool = cli_pool(ctx);
-    rc = cli_caption_load(dir, pool ? sb_pool_size(pool) + 1 : 1, &m);
+    rc = cli_caption_load(ctx, dir, pool ? sb_pool_size(pool) + 1 : 1, tiles, &m);
     if (rc)
         goto out;
     if (vlm_ctx_new(m, pool, &c, &err)) {

@@ -72,7 +72,7 @@ int cmd_index(int argc, char **argv, struct cli_ctx *ctx)
     int nplugins = 0;
     struct cli_ocr ocr = { .want = -1 };
     bool ocr_on = false;
-    struct cli_caption cap = { .want = -1 };
+    struct cli_caption cap = { .want = -1, .tiles = -1 };
     bool cap_on = false;
     int rc = CLI_EXIT_OK;
     struct catalog *cat = NULL;

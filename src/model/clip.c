@@ -322,6 +322,23 @@ static void vision_embed(float *x, const float *patch_emb, const float *class_em
         }
 }
 
+/* CLIPVisionEmbeddings, pre_layrnorm and the encoder layers into c->x (B*L, C). */
+static void vision_states(struct clip_ctx *c, const float *pixels, int B)
+{
+    const struct clip_model *m = c->m;
+    const struct clip_config *cfg = &m->cfg;
+    const struct clip_vision_weights *w = &m->vision;
+    const struct clip_tower_config *tc = &cfg->vision;
+    int S = cfg->image_size, p = cfg->patch_size, G = S / p, N = G * G, L = N + 1;
+    int C = tc->hidden;
+    clip_k_unfold_patches(c->a, c->bf16 != NULL, pixels, B, S, p, G);
+    clip_k_linear(c, c->tmp, c->a, &w->patch, B * N, CLIP_EPI_STORE, tc->act); /* (B*N, C) */
+    vision_embed(c->x, c->tmp, w->class_emb, w->pos_emb, B, N, C);
+    clip_k_layernorm(c, c->x, false, c->x, w->pre_ln_w, w->pre_ln_b, B * L, C, tc->ln_eps);
+    for (int l = 0; l < tc->layers; l++)
+        clip_k_encoder_layer(c, &w->layers[l], tc, c->x, B, L, false);
+}
+
 /* CLIPVisionTransformer + visual_projection. out (B, D). */
 static void vision_forward(struct clip_ctx *c, const float *pixels, int B, float *out)
 {
@@ -329,14 +346,9 @@ static void vision_forward(struct clip_ctx *c, const float *pixels, int B, float
     const struct clip_config *cfg = &m->cfg;
     const struct clip_vision_weights *w = &m->vision;
     const struct clip_tower_config *tc = &cfg->vision;
-    int S = cfg->image_size, p = cfg->patch_size, G = S / p, N = G * G, L = N + 1;
+    int S = cfg->image_size, p = cfg->patch_size, G = S / p, L = G * G + 1;
     int C = tc->hidden, D = cfg->proj_dim;
-    clip_k_unfold_patches(c->a, c->bf16 != NULL, pixels, B, S, p, G);
-    clip_k_linear(c, c->tmp, c->a, &w->patch, B * N, CLIP_EPI_STORE, tc->act); /* (B*N, C) */
-    vision_embed(c->x, c->tmp, w->class_emb, w->pos_emb, B, N, C);
-    clip_k_layernorm(c, c->x, false, c->x, w->pre_ln_w, w->pre_ln_b, B * L, C, tc->ln_eps);
-    for (int l = 0; l < tc->layers; l++)
-        clip_k_encoder_layer(c, &w->layers[l], tc, c->x, B, L, false);
+    vision_states(c, pixels, B);
     for (int b = 0; b < B; b++) /* pooled_output = last_hidden_state[:, 0, :] */
         memcpy(c->tmp + (size_t)b * C, c->x + (size_t)b * L * C, (size_t)C * sizeof(float));
     clip_k_layernorm(c, c->a, true, c->tmp, w->post_ln_w, w->post_ln_b, B, C, tc->ln_eps);
@@ -489,7 +501,7 @@ void clip_ctx_free(struct clip_ctx *c)
 }
 
 /* A bf16 product that failed is reported once the pass is over (workers cannot fail it). */
-static int pass_status(struct clip_ctx *c, struct sb_err *err)
+int clip_pass_status(struct clip_ctx *c, struct sb_err *err)
 {
     if (!atomic_load(&c->failed))
         return SB_OK;
@@ -510,7 +522,7 @@ int clip_embed_images(struct clip_ctx *c, const float *pixels, int B, float *out
         return siglip_embed_images(c, pixels, B, out, err);
     c->err = (struct sb_err){ 0 };
     vision_forward(c, pixels, B, out);
-    return pass_status(c, err);
+    return clip_pass_status(c, err);
 }
 
 int clip_embed_tokens(struct clip_ctx *c, const int32_t *ids, int n, float *out, struct sb_err *err)
@@ -531,10 +543,10 @@ int clip_embed_tokens(struct clip_ctx *c, const int32_t *ids, int n, float *out,
             return sb_fail(err, SB_EMODEL, "embed text: pad id %d is outside the vocabulary",
                            (int)pad);
         siglip_text_forward(c, ids, n, out);
-        return pass_status(c, err);
+        return clip_pass_status(c, err);
     }
     text_forward(c, ids, eos_position(ids, n, cfg->eos_token_id), out);
-    return pass_status(c, err);
+    return clip_pass_status(c, err);
 }
 
 int clip_embed_text(struct clip_ctx *c, const char *text, float *out, int32_t *ids_out, int *n_ids,
@@ -567,4 +579,23 @@ int clip_embed_text(struct clip_ctx *c, const char *text, float *out, int32_t *i
     if (n_ids)
         *n_ids = (int)n;
     return SB_OK;
+}
+
+int clip_vision_states(struct clip_ctx *c, const float *pixels, int B, bool post_ln,
+                       struct sb_err *err)
+{
+    const struct clip_model *m = c->m;
+    if (!(m->towers & CLIP_TOWER_VISION))
+        return sb_fail(err, SB_EMODEL, "vision states: the vision tower is not loaded");
+    if (B < 1 || B > c->max_batch)
+        return sb_fail(err, SB_EINVAL, "vision states: batch %d is not in [1, %d]", B,
+                       c->max_batch);
+    if (post_ln && (m->cfg.family != CLIP_FAMILY_SIGLIP || !m->vision.post_ln_w))
+        return sb_fail(err, SB_EINVAL, "vision states: no post_layernorm for every token");
+    c->err = (struct sb_err){ 0 };
+    if (m->cfg.family == CLIP_FAMILY_SIGLIP)
+        siglip_vision_states(c, pixels, B, post_ln);
+    else
+        vision_states(c, pixels, B);
+    return clip_pass_status(c, err);
 }

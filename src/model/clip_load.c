@@ -484,6 +484,118 @@ static int pack_bf16(struct clip_model *m, struct sb_err *err)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* A vision tower inside another model's files (vlm.c) */
+
+/* The tower's tensors under prefix: CLIPVisionEmbeddings (conv without bias, class token, N+1
+ * positions) + pre_layrnorm, or SiglipVisionEmbeddings (conv with bias, N positions); the
+ * encoder layers; post_layernorm when post_ln. */
+static int load_tower(struct clip_model *m, const char *prefix, bool post_ln, struct sb_err *err)
+{
+    const struct clip_config *c = &m->cfg;
+    struct clip_vision_weights *w = &m->vision;
+    bool siglip = c->family == CLIP_FAMILY_SIGLIP;
+    int C = c->vision.hidden, p = c->patch_size;
+    int64_t G = c->image_size / p, L = G * G + (siglip ? 0 : 1);
+    char name[320];
+    const float *conv;
+    int rc = get_f32(m, tname(name, sizeof(name), prefix, "embeddings.patch_embedding.weight"), 4,
+                     SHAPE(C, c->num_channels, p, p), &conv, err);
+    if (rc)
+        return rc;
+    w->patch = (struct clip_linear){ .w = conv, .b = NULL, .n_out = C, .n_in = 3 * p * p };
+    if (siglip)
+        rc = get1(m, tname(name, sizeof(name), prefix, "embeddings.patch_embedding.bias"), C,
+                  &w->patch.b, err);
+    else
+        rc = get1(m, tname(name, sizeof(name), prefix, "embeddings.class_embedding"), C,
+                  &w->class_emb, err);
+    if (!rc)
+        rc = get2(m, tname(name, sizeof(name), prefix, "embeddings.position_embedding.weight"), L,
+                  C, &w->pos_emb, err);
+    if (!rc)
+        rc = check_position_ids(m, tname(name, sizeof(name), prefix, "embeddings.position_ids"), L,
+                                err);
+    if (!rc && !siglip)
+        rc =
+            get1(m, tname(name, sizeof(name), prefix, "pre_layrnorm.weight"), C, &w->pre_ln_w, err);
+    if (!rc && !siglip)
+        rc = get1(m, tname(name, sizeof(name), prefix, "pre_layrnorm.bias"), C, &w->pre_ln_b, err);
+    if (!rc)
+        rc = get_layers(m, prefix, &c->vision, &w->layers, err);
+    if (!rc && post_ln)
+        rc = get1(m, tname(name, sizeof(name), prefix, "post_layernorm.weight"), C, &w->post_ln_w,
+                  err);
+    if (!rc && post_ln)
+        rc = get1(m, tname(name, sizeof(name), prefix, "post_layernorm.bias"), C, &w->post_ln_b,
+                  err);
+    return rc;
+}
+
+/* Frees p if the model owns it (converted or fused weights); mapped tensors stay. */
+static void own_drop(struct clip_model *m, const void *p)
+{
+    for (size_t i = 0; i < m->n_owned; i++)
+        if (m->owned[i] == p) {
+            free(m->owned[i]);
+            m->owned[i] = m->owned[--m->n_owned];
+            return;
+        }
+}
+
+/* Packs l and drops its f32 weights: a bf16 product reads only the packed copy and the bias. */
+static int pack_drop(struct clip_model *m, struct clip_linear *l, struct sb_err *err)
+{
+    int rc = clip_bf16_pack(m->bf16, l, err);
+    if (rc)
+        return rc;
+    own_drop(m, l->w);
+    l->w = NULL;
+    return SB_OK;
+}
+
+int clip_vision_tower_load(const struct st_weights *w, const char *prefix,
+                           const struct clip_config *cfg, bool post_ln,
+                           enum clip_precision precision, struct clip_model **out,
+                           struct sb_err *err)
+{
+    struct clip_model *m = calloc(1, sizeof(*m));
+    if (!m)
+        return sb_fail(err, SB_ENOMEM, "no memory for the vision tower");
+    m->cfg = *cfg;
+    m->towers = CLIP_TOWER_VISION;
+    m->precision = resolve_precision(precision);
+    m->weights = *w;
+    m->weights_borrowed = true;
+    m->logit_scale = 1.0f;
+    int rc = load_tower(m, prefix, post_ln, err);
+    if (!rc && m->precision == CLIP_PRECISION_BF16) { /* no head, no projection here */
+        rc = clip_bf16_new(&m->bf16, err);
+        if (!rc)
+            rc = pack_drop(m, &m->vision.patch, err);
+        for (int i = 0; i < m->cfg.vision.layers && !rc; i++) {
+            struct clip_layer *L = &m->vision.layers[i];
+            struct clip_linear *ls[4] = { &L->qkv, &L->out, &L->fc1, &L->fc2 };
+            for (int k = 0; k < 4 && !rc; k++)
+                rc = pack_drop(m, ls[k], err);
+        }
+    }
+    if (rc) {
+        clip_model_free(m);
+        return rc;
+    }
+    snprintf(m->id, sizeof(m->id), "%s", "vision tower");
+    *out = m;
+    return SB_OK;
+}
+
+int clip_model_pack_linear(struct clip_model *m, struct clip_linear *l, struct sb_err *err)
+{
+    if (m->precision != CLIP_PRECISION_BF16)
+        return SB_OK;
+    return clip_bf16_pack(m->bf16, l, err);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Model id */
 
 static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
@@ -627,7 +739,8 @@ void clip_model_free(struct clip_model *m)
     for (size_t i = 0; i < m->n_owned; i++)
         free(m->owned[i]);
     free(m->owned);
-    st_weights_close(&m->weights);
+    if (!m->weights_borrowed)
+        st_weights_close(&m->weights);
     free(m);
 }
 

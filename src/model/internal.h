@@ -223,6 +223,7 @@ struct clip_model {
     struct clip_text_weights text;
     struct clip_vision_weights vision;
     struct st_weights weights; /* the safetensors files, mapped read-only */
+    bool weights_borrowed;     /* weights belong to another model (clip_vision_tower_load) */
     /* memory the model owns: converted and fused tensors, layer arrays */
     void **owned;
     size_t n_owned, cap_owned;
@@ -330,6 +331,35 @@ void clip_k_store_input(void *dst, size_t at, const float *v, size_t n, bool bf1
 void clip_k_act(float *x, size_t n, enum clip_act act);
 void clip_k_l2_normalize(float *x, int D);
 
+/* The status of the passes since the last call: SB_OK, or why a bf16 product failed (the
+ * workers cannot report it themselves); clears the failure. */
+int clip_pass_status(struct clip_ctx *c, struct sb_err *err);
+
+/* ------------------------------------------------------------------------------------------ */
+/* A vision tower inside another model's files: the captioning models of vlm.c run their CLIP
+ * or SigLIP tower through this engine (clip_load.c, clip.c). */
+
+/* Loads the vision tower cfg describes (family CLIP or SIGLIP, vision tower config, image_size,
+ * patch_size; cfg->vision.layers is how many encoder layers to load and run, which may be fewer
+ * than the checkpoint has) from the tensors "<prefix>.embeddings.*", "<prefix>.pre_layrnorm.*"
+ * (CLIP), "<prefix>.encoder.layers.<i>.*" and, when post_ln, "<prefix>.post_layernorm.*" of w.
+ * w is borrowed: it must outlive *out, which clip_model_free() frees without closing w. No
+ * head, projection or tokenizer; precision as clip_load_params. In bf16 the products keep only
+ * their packed copy (their clip_linear.w is NULL: the f32 weights are dropped after packing).
+ * Errors as clip_model_load(). */
+int clip_vision_tower_load(const struct st_weights *w, const char *prefix,
+                           const struct clip_config *cfg, bool post_ln,
+                           enum clip_precision precision, struct clip_model **out,
+                           struct sb_err *err);
+/* A linear of the caller's (f32 weights that outlive m) made ready for clip_k_linear() on m's
+ * ctxs: packed into m's bf16 backend in bf16 mode, nothing to do in fp32. */
+int clip_model_pack_linear(struct clip_model *m, struct clip_linear *l, struct sb_err *err);
+/* The vision tower's token states for B images into c->x: CLIP's hidden_states[layers]
+ * (embeddings with the class token first, pre_layrnorm, the layers), (B*(N+1), C); SigLIP's
+ * (embeddings, the layers, then post_layernorm when post_ln), (B*N, C). */
+int clip_vision_states(struct clip_ctx *c, const float *pixels, int B, bool post_ln,
+                       struct sb_err *err);
+
 /* ------------------------------------------------------------------------------------------ */
 /* SigLIP (src/model/siglip.c, loading in clip_load.c) */
 
@@ -338,6 +368,9 @@ int siglip_embed_images(struct clip_ctx *c, const float *pixels, int B, float *o
                         struct sb_err *err);
 /* SiglipTextTransformer + head on ids padded to max_pos; out (D), L2-normalised. */
 void siglip_text_forward(struct clip_ctx *c, const int32_t *ids, int n, float *out);
+/* SiglipVisionEmbeddings, the model's encoder layers and, when post_ln, post_layernorm on
+ * pixels (B, 3, S, S) into c->x (B*N, C). */
+void siglip_vision_states(struct clip_ctx *c, const float *pixels, int B, bool post_ln);
 /* Row `row` of a 2-D F32/F16/BF16 tensor of C columns as f32 into dst. */
 void clip_tensor_row_f32(const struct st_tensor *t, size_t row, size_t C, float *dst);
 

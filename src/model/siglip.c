@@ -118,14 +118,9 @@ static void vision_tokens(struct clip_ctx *c, const float *pixels, int B, int n_
         clip_k_layernorm(c, c->x, false, c->x, w->post_ln_w, w->post_ln_b, B * N, C, tc->ln_eps);
 }
 
-static int pass_status(struct clip_ctx *c, struct sb_err *err)
+void siglip_vision_states(struct clip_ctx *c, const float *pixels, int B, bool post_ln)
 {
-    if (!atomic_load(&c->failed))
-        return SB_OK;
-    atomic_store(&c->failed, false);
-    if (c->err.code)
-        return sb_fail(err, c->err.code, "%s", c->err.msg);
-    return sb_fail(err, SB_EINTERNAL, "onednn: a bf16 matmul failed");
+    vision_tokens(c, pixels, B, c->m->cfg.vision.layers, post_ln);
 }
 
 void siglip_vision_shape(const struct clip_model *m, int *n_tokens, int *hidden)
@@ -161,7 +156,7 @@ int siglip_vision_forward(struct clip_ctx *c, const float *pixels, int B, int n_
         memcpy(tokens, c->x, (size_t)B * N * C * sizeof(float));
     if (pooled)
         map_head(c, c->x, B, N, pooled);
-    return pass_status(c, err);
+    return clip_pass_status(c, err);
 }
 
 int siglip_embed_images(struct clip_ctx *c, const float *pixels, int B, float *out,

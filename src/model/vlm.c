@@ -11,8 +11,12 @@
  *   configuration_idefics3.py / processing_idefics3.py   scale_factor 2, image_seq_len =
  *                            (S/p)^2 / s^2; a non-split image is
  *                            <fake_token_around_image><global-img><image>*R<fake_token_around_image>
- *   image_processing_idefics3.py   without splitting: longest edge -> size["longest_edge"]
- *                            (short edge rounded up to even), then squared to max_image_size
+ *   image_processing_idefics3.py   longest edge -> size["longest_edge"] (short edge rounded
+ *                            up to even); without splitting then squared to max_image_size;
+ *                            with splitting (resize_for_vision_encoder, split_image) sides up
+ *                            to multiples of max_image_size, crops row-major + the global image
+ *   processing_idefics3.py   a split image is <fake_token_around_image><row_i_col_j><image>*R
+ *                            per crop, "\n" per row, then "\n" and the global image as above
  * Tensors are looked up in the decoder's mapped files (struct lm_model keeps the mappings).
  *
  * Dimension legend: vlm_internal.h. */
@@ -32,10 +36,13 @@
 #define MAX_JSON     ((size_t)16 << 20)
 #define MAX_PROMPT   1024 /* bytes of the user's instruction */
 #define PROMPT_SLACK 320  /* decoder positions for the template + instruction tokens */
+#define TILE_SLACK   16   /* decoder positions for one crop's tags */
 
 struct vlm_load_params vlm_load_default_params(void)
 {
-    return (struct vlm_load_params){ .blas_threads = 0 };
+    return (struct vlm_load_params){ .precision = CLIP_PRECISION_FP32,
+                                     .split_image = false,
+                                     .blas_threads = 0 };
 }
 
 struct vlm_params vlm_default_params(void)
@@ -246,8 +253,7 @@ static int square_preproc(struct vlm_preproc_cfg *p, enum vlm_preproc kind, cons
         rc = sb_fail(err, SB_EFORMAT, "preprocessor_config.json is not a JSON object");
         goto out;
     }
-    const cJSON *split = cJSON_GetObjectItemCaseSensitive(root, "do_image_splitting");
-    (void)split; /* shoebox always captions the global image only (vlm.h) */
+    /* do_image_splitting is not followed: splitting is the caller's choice (split_image) */
     if (kind == VLM_PRE_IDEFICS3) {
         rc = longest_edge(root, "size", p->longest_edge, &p->longest_edge, err);
         if (!rc)
@@ -348,82 +354,58 @@ static int vec1(struct vlm_model *m, const char *prefix, const char *name, int64
     return vec(m, prefix, name, 1, SHAPE(n), out, err);
 }
 
-/* name.weight (n_out, n_in) used where it lies; name.bias widened when bias. */
-static int mat(struct vlm_model *m, const char *prefix, const char *name, int n_out, int n_in,
-               bool bias, struct lm_mat *l, struct sb_err *err)
+/* name.weight (n_out, n_in) and, when bias, name.bias as f32 (used where they lie when aligned
+ * F32, else widened into memory the model owns), ready for clip_k_linear() on the tower's
+ * engine (packed in bf16 mode). */
+static int linear(struct vlm_model *m, const char *name, int n_out, int n_in, bool bias,
+                  struct clip_linear *l, struct sb_err *err)
 {
     char w[300], b[300];
     snprintf(w, sizeof(w), "%.250s.weight", name);
     snprintf(b, sizeof(b), "%.250s.bias", name);
     const struct st_tensor *t = NULL;
-    int rc = tensor(m, prefix, w, 2, SHAPE(n_out, n_in), &t, err);
+    int rc = tensor(m, "", w, 2, SHAPE(n_out, n_in), &t, err);
     if (rc)
         return rc;
-    *l = (struct lm_mat){ .w = t->data, .dt = t->dtype, .b = NULL, .n_out = n_out, .n_in = n_in };
+    *l = (struct clip_linear){ .w = NULL, .b = NULL, .n_out = n_out, .n_in = n_in };
+    if (t->dtype == ST_F32) {
+        l->w = (const float *)(const void *)t->data;
+    } else {
+        float *f = own_alloc(m, t->numel * sizeof(float));
+        if (!f)
+            return sb_fail(err, SB_ENOMEM, "no memory for tensor '%s'", w);
+        lm_widen_rows(f, t->data, t->dtype, n_in, 0, n_out);
+        l->w = f;
+    }
     if (bias)
-        rc = vec1(m, prefix, b, n_out, &l->b, err);
+        rc = vec1(m, "", b, n_out, &l->b, err);
+    if (!rc)
+        rc = clip_model_pack_linear(m->vis.enc, l, err);
     return rc;
 }
 
-static int load_vision(struct vlm_model *m, const char *pre, struct sb_err *err)
+/* The tower on clip.c's engine, from the tensors under prefix ("...vision_model"): the layers
+ * the features come from (llava-1.5 skips the last one), post_layernorm for Idefics3. */
+static int load_vision(struct vlm_model *m, const char *prefix, enum clip_precision precision,
+                       struct sb_err *err)
 {
-    struct vlm_vision *v = &m->vis;
-    int C = v->C, F = v->F, p = v->p;
-    bool siglip = v->tower == VLM_TOWER_SIGLIP;
-    const struct st_tensor *t;
-    /* Conv2d(3, C, p, stride p): (C, 3, p, p) is the (C, 3*p*p) matrix of unfolded patches */
-    int rc = tensor(m, pre, "embeddings.patch_embedding.weight", 4, SHAPE(C, 3, p, p), &t, err);
-    if (rc)
-        return rc;
-    v->patch = (struct lm_mat){ .w = t->data, .dt = t->dtype, .n_out = C, .n_in = 3 * p * p };
-    if (siglip)
-        rc = vec1(m, pre, "embeddings.patch_embedding.bias", C, &v->patch.b, err);
-    else
-        rc = vec1(m, pre, "embeddings.class_embedding", C, &v->cls, err);
-    if (!rc)
-        rc = vec(m, pre, "embeddings.position_embedding.weight", 2, SHAPE(v->L, C), &v->pos, err);
-    if (!rc && !siglip)
-        rc = vec1(m, pre, "pre_layrnorm.weight", C, &v->pre_w, err);
-    if (!rc && !siglip)
-        rc = vec1(m, pre, "pre_layrnorm.bias", C, &v->pre_b, err);
-    if (rc)
-        return rc;
-    v->layers = own_alloc(m, (size_t)v->n_layers * sizeof(*v->layers));
-    if (!v->layers)
-        return sb_fail(err, SB_ENOMEM, "no memory for %d vision layers", v->n_layers);
-    /* only the layers the features come from are needed (llava-1.5 skips the last one) */
-    for (int i = 0; i < v->run_layers && !rc; i++) {
-        struct vlm_vit_layer *L = &v->layers[i];
-        char q[96], n[160];
-        snprintf(q, sizeof(q), "encoder.layers.%d.", i);
-#define VEC(field, sub)                                                                            \
-    if (!rc) {                                                                                     \
-        snprintf(n, sizeof(n), "%s%s", q, sub);                                                    \
-        rc = vec1(m, pre, n, C, &L->field, err);                                                   \
-    }
-#define MAT(field, sub, no, ni)                                                                    \
-    if (!rc) {                                                                                     \
-        snprintf(n, sizeof(n), "%s%s", q, sub);                                                    \
-        rc = mat(m, pre, n, no, ni, true, &L->field, err);                                         \
-    }
-        VEC(ln1_w, "layer_norm1.weight")
-        VEC(ln1_b, "layer_norm1.bias")
-        MAT(q, "self_attn.q_proj", C, C)
-        MAT(k, "self_attn.k_proj", C, C)
-        MAT(v, "self_attn.v_proj", C, C)
-        MAT(o, "self_attn.out_proj", C, C)
-        VEC(ln2_w, "layer_norm2.weight")
-        VEC(ln2_b, "layer_norm2.bias")
-        MAT(fc1, "mlp.fc1", F, C)
-        MAT(fc2, "mlp.fc2", C, F)
-#undef VEC
-#undef MAT
-    }
-    if (!rc && m->arch == VLM_ARCH_IDEFICS3) /* last_hidden_state is post_layernorm'd */
-        rc = vec1(m, pre, "post_layernorm.weight", C, &v->post_w, err);
-    if (!rc && m->arch == VLM_ARCH_IDEFICS3)
-        rc = vec1(m, pre, "post_layernorm.bias", C, &v->post_b, err);
-    return rc;
+    const struct vlm_vision *v = &m->vis;
+    struct clip_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.family = v->tower == VLM_TOWER_SIGLIP ? CLIP_FAMILY_SIGLIP : CLIP_FAMILY_CLIP;
+    cfg.vision = (struct clip_tower_config){ .hidden = v->C,
+                                             .intermediate = v->F,
+                                             .layers = v->run_layers,
+                                             .heads = v->H,
+                                             .act = v->act,
+                                             .ln_eps = v->eps };
+    cfg.image_size = v->S;
+    cfg.patch_size = v->p;
+    cfg.num_channels = 3;
+    cfg.proj_dim = v->C;
+    snprintf(cfg.name, sizeof(cfg.name), "vision_tower");
+    return clip_vision_tower_load(&m->lm->weights, prefix, &cfg, v->post_ln, precision, &m->vis.enc,
+                                  err);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -584,26 +566,26 @@ int vlm_model_load(const char *dir, const struct vlm_load_params *params, struct
         goto out;
     int Ct = lm_model_hidden_size(m->lm), C = m->vis.C, s = m->scale;
     if (m->arch == VLM_ARCH_IDEFICS3) {
-        rc = load_vision(m, "model.vision_model.", err);
+        m->vis.post_ln = true; /* last_hidden_state */
+        rc = load_vision(m, "model.vision_model", p.precision, err);
         if (!rc)
-            rc = mat(m, "", "model.connector.modality_projection.proj", Ct, C * s * s, false,
-                     &m->proj1, err);
+            rc = linear(m, "model.connector.modality_projection.proj", Ct, C * s * s, false,
+                        &m->proj1, err);
     } else {
-        const char *vp = "vision_tower.vision_model.", *pp = "multi_modal_projector.";
-        const struct st_tensor *probe;
-        if (tensor(m, vp, "embeddings.patch_embedding.weight", 4, SHAPE(C, 3, m->vis.p, m->vis.p),
-                   &probe, NULL) != SB_OK) {
-            vp = "model.vision_tower.vision_model."; /* transformers >= 4.52 layout */
+        const char *vp = "vision_tower.vision_model", *pp = "multi_modal_projector.";
+        if (!st_weights_find(&m->lm->weights, "vision_tower.vision_model.embeddings."
+                                              "patch_embedding.weight")) {
+            vp = "model.vision_tower.vision_model"; /* transformers >= 4.52 layout */
             pp = "model.multi_modal_projector.";
         }
         char n1[64], n2[64];
         snprintf(n1, sizeof(n1), "%slinear_1", pp);
         snprintf(n2, sizeof(n2), "%slinear_2", pp);
-        rc = load_vision(m, vp, err);
+        rc = load_vision(m, vp, p.precision, err);
         if (!rc)
-            rc = mat(m, "", n1, Ct, C, true, &m->proj1, err);
+            rc = linear(m, n1, Ct, C, true, &m->proj1, err);
         if (!rc)
-            rc = mat(m, "", n2, Ct, Ct, true, &m->proj2, err);
+            rc = linear(m, n2, Ct, Ct, true, &m->proj2, err);
     }
     if (!rc)
         rc = load_tokens(m, dir, root, err);
@@ -619,8 +601,14 @@ int vlm_model_load(const char *dir, const struct vlm_load_params *params, struct
         m->pre.kind = VLM_PRE_CLIP;
         rc = clip_preproc_parse((const char *)pre_buf, pre_len, m->vis.S, &m->pre.clip, err);
     }
+    if (!rc && p.split_image && m->arch != VLM_ARCH_IDEFICS3)
+        rc = sb_fail(err, SB_EINVAL, "image splitting is for Idefics3 models only, not %s",
+                     vlm_model_arch(m));
     if (rc)
         goto out;
+    m->split = p.split_image;
+    m->max_grid = (m->pre.longest_edge + m->vis.S - 1) / m->vis.S;
+    m->max_images = m->split ? m->max_grid * m->max_grid + 1 : 1;
     const char *base = strrchr(dir, '/');
     base = base && base[1] ? base + 1 : dir;
     uint64_t h = fnv1a(0xcbf29ce484222325ull, cfg_buf, cfg_len);
@@ -647,6 +635,7 @@ void vlm_model_free(struct vlm_model *m)
     if (!m)
         return;
     bpe_free(m->tok);
+    clip_model_free(m->vis.enc); /* borrows the decoder's files: first */
     lm_model_free(m->lm);
     for (size_t i = 0; i < m->n_owned; i++)
         free(m->owned[i]);
@@ -664,6 +653,11 @@ const char *vlm_model_arch(const struct vlm_model *m)
     return m->arch == VLM_ARCH_IDEFICS3 ? "idefics3" : "llava";
 }
 
+enum clip_precision vlm_model_precision(const struct vlm_model *m)
+{
+    return clip_model_precision(m->vis.enc);
+}
+
 int vlm_model_image_size(const struct vlm_model *m)
 {
     return m->vis.S;
@@ -674,9 +668,17 @@ int vlm_model_image_tokens(const struct vlm_model *m)
     return m->R;
 }
 
+int vlm_model_max_images(const struct vlm_model *m)
+{
+    return m->max_images;
+}
+
 void vlm_model_min_decode(const struct vlm_model *m, int *min_long, int *min_short)
 {
-    if (m->pre.kind != VLM_PRE_CLIP) { /* a square resize: the long edge must cover S */
+    if (m->split) { /* the long edge goes to size["longest_edge"] before the crops */
+        *min_long = m->pre.longest_edge;
+        *min_short = 0;
+    } else if (m->pre.kind != VLM_PRE_CLIP) { /* a square resize: the long edge must cover S */
         *min_long = m->pre.max_edge;
         *min_short = 0;
     } else if (m->pre.clip.size_is_shortest_edge) {
@@ -712,6 +714,94 @@ static void rescale_to_max_len(int w, int h, int max_len, int *ow, int *oh)
     }
     *ow = w > 1 ? w : 1;
     *oh = h > 1 ? h : 1;
+}
+
+/* Rescale and normalise the S x S region of img at (x0, y0) into out (3, S, S). */
+static void normalize_region(const struct vlm_preproc_cfg *p, const struct image *img, int x0,
+                             int y0, int S, float *out)
+{
+    for (int ch = 0; ch < 3; ch++)
+        for (int y = 0; y < S; y++)
+            for (int x = 0; x < S; x++) {
+                size_t at = ((size_t)(y0 + y) * img->w + (size_t)(x0 + x)) * 3 + (size_t)ch;
+                out[((size_t)ch * S + (size_t)y) * S + (size_t)x] =
+                    ((float)img->px[at] * p->rescale - p->mean[ch]) / p->std[ch];
+            }
+}
+
+/* *out = img resized to w x h (a copy is not made: *out = img when the size is already right,
+ * as PIL's resize returns an equal image); *owned gets what the caller frees. */
+static int resize_to(const struct image *img, int w, int h, int resample, const struct image **out,
+                     struct image **owned, struct sb_err *err)
+{
+    *owned = NULL;
+    *out = img;
+    if (img->w == w && img->h == h)
+        return SB_OK;
+    *owned = image_resize(img, w, h, pil_filter(resample));
+    if (!*owned)
+        return sb_fail(err, SB_ENOMEM, "preprocess: resize to %dx%d failed", w, h);
+    *out = *owned;
+    return SB_OK;
+}
+
+/* Idefics3 with do_image_splitting (image_processing_idefics3.py): the longest edge to
+ * size["longest_edge"] (rescale_to_max_len), then resize_for_vision_encoder (each side up to a
+ * multiple of S: the long side first, the short one from the aspect ratio), then split_image:
+ * rows x cols crops of S x S, row-major, and the global image (that picture squared to S), last.
+ * An image that is S x S after the second resize is not split (*rows = *cols = 0, one image). */
+static int preprocess_split(const struct vlm_model *m, const struct image *rgb, float *out,
+                            int *rows, int *cols, struct sb_err *err)
+{
+    const struct vlm_preproc_cfg *p = &m->pre;
+    const struct image *a = NULL, *b = NULL, *g = NULL;
+    struct image *oa = NULL, *ob = NULL, *og = NULL;
+    int S = p->max_edge, w, h;
+    rescale_to_max_len(rgb->w, rgb->h, p->longest_edge, &w, &h);
+    int rc = resize_to(rgb, w, h, p->resample, &a, &oa, err);
+    if (rc)
+        goto out;
+    double ar = (double)w / (double)h;
+    int W, H;
+    if (w >= h) {
+        W = (w + S - 1) / S * S;
+        H = (int)((double)W / ar);
+        H = (H + S - 1) / S * S;
+    } else {
+        H = (h + S - 1) / S * S;
+        W = (int)((double)H * ar);
+        W = (W + S - 1) / S * S;
+    }
+    W = W > S ? W : S; /* a sliver rounds to 0 rows: keep one */
+    H = H > S ? H : S;
+    if (W / S > m->max_grid || H / S > m->max_grid) {
+        rc = sb_fail(err, SB_EINTERNAL, "preprocess: %dx%d crops exceed %d per side", W / S, H / S,
+                     m->max_grid);
+        goto out;
+    }
+    rc = resize_to(a, W, H, p->resample, &b, &ob, err);
+    if (rc)
+        goto out;
+    size_t plane = 3 * (size_t)S * (size_t)S, k = 0;
+    if (W == S && H == S) {
+        *rows = *cols = 0;
+        normalize_region(p, b, 0, 0, S, out);
+        goto out;
+    }
+    for (int r = 0; r < H / S; r++)
+        for (int c = 0; c < W / S; c++)
+            normalize_region(p, b, c * S, r * S, S, out + plane * k++);
+    rc = resize_to(b, S, S, p->resample, &g, &og, err);
+    if (rc)
+        goto out;
+    normalize_region(p, g, 0, 0, S, out + plane * k);
+    *rows = H / S;
+    *cols = W / S;
+out:
+    image_free(oa);
+    image_free(ob);
+    image_free(og);
+    return rc;
 }
 
 /* Idefics3 (longest edge, then square) and SigLIP (square) resizes, rescale, normalise. */
@@ -750,6 +840,18 @@ out:
     return rc;
 }
 
+int vlm_preprocess_split(const struct vlm_model *m, const struct image *rgb, float *out, int *rows,
+                         int *cols, struct sb_err *err)
+{
+    if (!m->split) {
+        *rows = *cols = 0;
+        return vlm_preprocess(m, rgb, out, err);
+    }
+    if (!rgb || rgb->w < 1 || rgb->h < 1 || !rgb->px)
+        return sb_fail(err, SB_EINVAL, "preprocess: empty image");
+    return preprocess_split(m, rgb, out, rows, cols, err);
+}
+
 int vlm_preprocess(const struct vlm_model *m, const struct image *rgb, float *out,
                    struct sb_err *err)
 {
@@ -778,6 +880,7 @@ struct vlm_ctx {
     float *embeds; /* (max_prompt, Ct) decoder input rows */
     int32_t *ids;  /* (max_prompt) prompt ids, LM_EMBED_ROW for image rows */
     int n_ids, max_prompt;
+    int n_images;                /* of the last caption: crops + the global image, or 1 */
     int32_t *out;                /* (VLM_MAX_NEW_TOKENS) */
     double encode_s, generate_s; /* of the last caption */
 };
@@ -790,7 +893,10 @@ int vlm_ctx_new(const struct vlm_model *m, struct sb_pool *pool, struct vlm_ctx 
         return sb_fail(err, SB_ENOMEM, "no memory for a caption context");
     c->m = m;
     int Ct = lm_model_hidden_size(m->lm), S = m->vis.S;
-    int max_ctx = m->R + PROMPT_SLACK + VLM_MAX_NEW_TOKENS;
+    /* splitting: per crop <fake_token_around_image><row_i_col_j> (a few tokens when the
+     * tokenizer does not know the row tag) and a newline per row */
+    int max_ctx =
+        m->max_images * (m->R + (m->split ? TILE_SLACK : 0)) + PROMPT_SLACK + VLM_MAX_NEW_TOKENS;
     if (max_ctx > lm_model_max_positions(m->lm))
         max_ctx = lm_model_max_positions(m->lm);
     c->max_prompt = max_ctx;
@@ -799,8 +905,8 @@ int vlm_ctx_new(const struct vlm_model *m, struct sb_pool *pool, struct vlm_ctx 
         rc = vlm_vscratch_new(m, pool, &c->vs, err);
     if (rc)
         goto fail;
-    size_t n_pix = 3 * (size_t)S * (size_t)S, n_rows, n_emb;
-    if (!sb_mul_size((size_t)m->R, (size_t)Ct, &n_rows) ||
+    size_t n_pix = 3 * (size_t)S * (size_t)S * (size_t)m->max_images, n_rows, n_emb;
+    if (!sb_mul3_size((size_t)m->max_images, (size_t)m->R, (size_t)Ct, &n_rows) ||
         !sb_mul_size((size_t)max_ctx, (size_t)Ct, &n_emb)) {
         rc = sb_fail(err, SB_ETOOBIG, "caption context too large");
         goto fail;
@@ -838,7 +944,35 @@ void vlm_ctx_free(struct vlm_ctx *c)
 /* The prompt ids as the HF processor makes them: the chat template with one image, <image>
  * expanded to the image rows (Idefics3 wraps them in <fake_token_around_image><global-img> ...
  * <fake_token_around_image>), tokenized with the special tokens (Llama's <s>). */
-static int build_prompt(struct vlm_ctx *c, const char *prompt, struct sb_err *err)
+static void put_image(struct sb_buf *text, int R)
+{
+    for (int i = 0; i < R; i++)
+        sb_buf_puts(text, "<image>");
+}
+
+/* processing_idefics3.py's image string: a split image is, row by row,
+ * <fake_token_around_image><row_i_col_j><image>*R per crop and "\n" after each row, then
+ * "\n<fake_token_around_image><global-img><image>*R<fake_token_around_image>"; a whole one
+ * <fake_token_around_image><global-img><image>*R<fake_token_around_image>. */
+static void put_idefics3_image(struct sb_buf *text, int R, int rows, int cols)
+{
+    for (int r = 0; r < rows; r++) {
+        for (int c = 0; c < cols; c++) {
+            char tag[64];
+            snprintf(tag, sizeof(tag), "<fake_token_around_image><row_%d_col_%d>", r + 1, c + 1);
+            sb_buf_puts(text, tag);
+            put_image(text, R);
+        }
+        sb_buf_puts(text, "\n");
+    }
+    sb_buf_puts(text, rows ? "\n<fake_token_around_image><global-img>"
+                           : "<fake_token_around_image><global-img>");
+    put_image(text, R);
+    sb_buf_puts(text, "<fake_token_around_image>");
+}
+
+static int build_prompt(struct vlm_ctx *c, const char *prompt, int rows, int cols,
+                        struct sb_err *err)
 {
     const struct vlm_model *m = c->m;
     struct sb_buf chat, text;
@@ -856,11 +990,9 @@ static int build_prompt(struct vlm_ctx *c, const char *prompt, struct sb_err *er
         }
         sb_buf_append(&text, s, (size_t)(hit - s));
         if (m->arch == VLM_ARCH_IDEFICS3)
-            sb_buf_puts(&text, "<fake_token_around_image><global-img>");
-        for (int i = 0; i < m->R; i++)
-            sb_buf_puts(&text, "<image>");
-        if (m->arch == VLM_ARCH_IDEFICS3)
-            sb_buf_puts(&text, "<fake_token_around_image>");
+            put_idefics3_image(&text, m->R, rows, cols);
+        else
+            put_image(&text, m->R);
         s = hit + strlen("<image>");
     }
     if (text.failed) {
@@ -871,11 +1003,11 @@ static int build_prompt(struct vlm_ctx *c, const char *prompt, struct sb_err *er
     rc = bpe_encode(m->tok, text.data, text.len, true, c->ids, (size_t)c->max_prompt, &n, err);
     if (rc)
         goto out;
-    int Ct = lm_model_hidden_size(m->lm), k = 0;
+    int Ct = lm_model_hidden_size(m->lm), k = 0, want = c->n_images * m->R;
     for (size_t i = 0; i < n; i++) {
         if (c->ids[i] != m->image_id)
             continue;
-        if (k == m->R) {
+        if (k == want) {
             rc = sb_fail(err, SB_EINVAL, "the prompt may not contain '<image>'");
             goto out;
         }
@@ -883,8 +1015,8 @@ static int build_prompt(struct vlm_ctx *c, const char *prompt, struct sb_err *er
         memcpy(c->embeds + i * (size_t)Ct, c->rows + (size_t)k * Ct, (size_t)Ct * sizeof(float));
         k++;
     }
-    if (k != m->R) {
-        rc = sb_fail(err, SB_EINTERNAL, "prompt has %d image tokens, expected %d", k, m->R);
+    if (k != want) {
+        rc = sb_fail(err, SB_EINTERNAL, "prompt has %d image tokens, expected %d", k, want);
         goto out;
     }
     if ((int)n + 1 > c->max_prompt) {
@@ -901,8 +1033,21 @@ out:
 int vlm_caption_pixels(struct vlm_ctx *c, const float *pixels, const struct vlm_params *params,
                        int32_t *ids, int *n_ids, struct sb_buf *text, struct sb_err *err)
 {
+    return vlm_caption_split(c, pixels, 0, 0, params, ids, n_ids, text, err);
+}
+
+int vlm_caption_split(struct vlm_ctx *c, const float *pixels, int rows, int cols,
+                      const struct vlm_params *params, int32_t *ids, int *n_ids,
+                      struct sb_buf *text, struct sb_err *err)
+{
     struct vlm_params p = params ? *params : vlm_default_params();
     const struct vlm_model *m = c->m;
+    bool whole = rows == 0 && cols == 0;
+    if (!whole && (!m->split || rows < 1 || cols < 1 || rows > m->max_grid || cols > m->max_grid))
+        return sb_fail(err, SB_EINVAL,
+                       "caption: a %dx%d split is not in [1, %d]^2 or the model was "
+                       "loaded without image splitting",
+                       rows, cols, m->max_grid);
     const char *prompt = p.prompt ? p.prompt : VLM_DEFAULT_PROMPT;
     if (p.max_new_tokens < 1 || p.max_new_tokens > VLM_MAX_NEW_TOKENS ||
         !(p.repetition_penalty > 0.0f) || !ids || !n_ids)
@@ -913,11 +1058,17 @@ int vlm_caption_pixels(struct vlm_ctx *c, const float *pixels, const struct vlm_
     if (strlen(prompt) > MAX_PROMPT)
         return sb_fail(err, SB_ETOOBIG, "caption: the prompt is longer than %d bytes", MAX_PROMPT);
     c->n_ids = 0;
+    c->n_images = whole ? 1 : rows * cols + 1;
     double t0 = sb_now();
-    vlm_image_rows(c->vs, pixels, c->rows);
+    int Ct = lm_model_hidden_size(m->lm), S = m->vis.S, rc = SB_OK;
+    for (int i = 0; i < c->n_images && !rc; i++) /* crops row-major, then the global image */
+        rc = vlm_image_rows(c->vs, pixels + (size_t)i * 3 * S * S, c->rows + (size_t)i * m->R * Ct,
+                            err);
+    if (rc)
+        return rc;
     double t1 = sb_now();
     c->encode_s = t1 - t0;
-    int rc = build_prompt(c, prompt, err);
+    rc = build_prompt(c, prompt, rows, cols, err);
     if (rc)
         return rc;
     struct lm_gen_params gp = lm_gen_default_params();
@@ -960,10 +1111,11 @@ int vlm_caption_pixels(struct vlm_ctx *c, const float *pixels, const struct vlm_
 int vlm_caption(struct vlm_ctx *c, const struct image *rgb, const struct vlm_params *p,
                 int32_t *ids, int *n_ids, struct sb_buf *text, struct sb_err *err)
 {
-    int rc = vlm_preprocess(c->m, rgb, c->pixels, err);
+    int rows = 0, cols = 0;
+    int rc = vlm_preprocess_split(c->m, rgb, c->pixels, &rows, &cols, err);
     if (rc)
         return rc;
-    return vlm_caption_pixels(c, c->pixels, p, ids, n_ids, text, err);
+    return vlm_caption_split(c, c->pixels, rows, cols, p, ids, n_ids, text, err);
 }
 
 const int32_t *vlm_ctx_prompt(const struct vlm_ctx *c, int *n)
@@ -976,6 +1128,13 @@ void vlm_ctx_timing(const struct vlm_ctx *c, double *encode_s, double *generate_
 {
     *encode_s = c->encode_s;
     *generate_s = c->generate_s;
+}
+
+const float *vlm_ctx_image_rows(const struct vlm_ctx *c, int *rows, int *dim)
+{
+    *rows = c->n_images * c->m->R;
+    *dim = lm_model_hidden_size(c->m->lm);
+    return c->rows;
 }
 
 const float *vlm_ctx_prefill_logits(const struct vlm_ctx *c, int *V)
