@@ -9,9 +9,9 @@
  *   H  attention heads            E  head size = C / H       D  projection_dim
  * Activations are row-major (T, C): row b*L + i is token i of sequence b.
  *
- * Threads (model.h has the measurements): fp32 shares every op out over the ctx's sb_pool,
- * OpenBLAS single-threaded; bf16 runs products on oneDNN's own threads from the caller and the
- * small ops on the pool. Nothing in a forward pass logs or does I/O; it allocates only in
+ * Threads (model.h has the measurements): every op is shared out over the ctx's sb_pool; fp32
+ * products run on single-threaded OpenBLAS, bf16 ones on single-threaded oneDNN calls, one row
+ * chunk per worker. Nothing in a forward pass logs or does I/O; it allocates only in
  * bf16 the first time a row count is seen (oneDNN primitives, cached in the ctx). */
 #include "internal.h"
 
@@ -90,7 +90,8 @@ struct lin_job {
     int T;
     enum clip_epi epi;
     enum clip_act act;
-    const struct clip_bf16_op *op; /* bf16 */
+    int chunk;                        /* bf16: rows per work item (a multiple of 16) */
+    const struct clip_bf16_op *op[2]; /* bf16: for a full chunk, for the last one */
 };
 
 #define LIN_COLS 16 /* fp32: columns per work item */
@@ -115,20 +116,48 @@ static void linear_task(void *arg, size_t begin, size_t end, int worker)
     }
 }
 
+/* bf16: work items are row chunks, each one single-threaded oneDNN call on this worker's
+ * stream and scratchpad; the weights are read whole by every worker (they sit in L3). */
+static void linear_bf16_task(void *arg, size_t begin, size_t end, int worker)
+{
+    const struct lin_job *j = arg;
+    size_t osize = j->epi == CLIP_EPI_ACT ? sizeof(uint16_t) : sizeof(float);
+    for (size_t i = begin; i < end; i++) {
+        size_t r0 = i * (size_t)j->chunk;
+        const struct clip_bf16_op *op = (int)r0 + j->chunk < j->T ? j->op[0] : j->op[1];
+        if (!clip_bf16_run(j->c->bf16, op, j->l, worker,
+                           (char *)j->out + r0 * (size_t)j->l->n_out * osize,
+                           (const uint16_t *)j->in + r0 * (size_t)j->l->n_in))
+            atomic_store(&j->c->failed, true);
+    }
+}
+
+/* bf16 row chunks: one per worker, a multiple of 16 rows (clip_bf16_rows' contract). */
+static int bf16_chunk(const struct clip_ctx *c, int T)
+{
+    int per = (T + c->n_workers - 1) / c->n_workers;
+    return (per + 15) / 16 * 16;
+}
+
 void clip_k_linear(struct clip_ctx *c, void *out, const void *in, const struct clip_linear *l,
                    int T, enum clip_epi epi, enum clip_act act)
 {
-    struct lin_job j = { c, l, out, in, T, epi, act, NULL };
-    size_t items = ((size_t)l->n_out + LIN_COLS - 1) / LIN_COLS;
+    struct lin_job j = { c, l, out, in, T, epi, act, 0, { NULL, NULL } };
     if (atomic_load(&c->failed))
         return;
     if (c->bf16) {
-        /* oneDNN shares each product out over its own OpenMP threads (see model.h) */
-        if (clip_bf16_op(c->bf16, l, T, epi, act, &j.op, &c->err) != SB_OK ||
-            !clip_bf16_run(c->bf16, j.op, l, 0, out, in))
+        /* the primitives are made here, on the calling thread; the chunks run on the pool */
+        j.chunk = bf16_chunk(c, T);
+        int n = (T + j.chunk - 1) / j.chunk, last = T - (n - 1) * j.chunk;
+        if (clip_bf16_op(c->bf16, l, j.chunk, epi, act, &j.op[0], &c->err) != SB_OK ||
+            clip_bf16_op(c->bf16, l, last, epi, act, &j.op[1], &c->err) != SB_OK) {
             atomic_store(&c->failed, true);
+            return;
+        }
+        sb_pool_for(c->pool, (size_t)n, 1, linear_bf16_task, &j);
         return;
     }
+    size_t items = ((size_t)l->n_out + LIN_COLS - 1) / LIN_COLS;
     sb_pool_for(c->pool, items, 1, linear_task, &j);
 }
 
@@ -458,7 +487,7 @@ int clip_ctx_new(const struct clip_model *m, int max_batch, struct sb_pool *pool
         return sb_fail(err, SB_ENOMEM, "no memory for a batch of %d", max_batch);
     }
     if (m->precision == CLIP_PRECISION_BF16) {
-        int rc = clip_bf16_ctx_new(m->bf16, 1, &c->bf16, err);
+        int rc = clip_bf16_ctx_new(m->bf16, c->n_workers, &c->bf16, err);
         if (rc) {
             clip_ctx_free(c);
             return rc;

@@ -11,13 +11,13 @@
  * output rows (a column slice with a wider row stride falls back to a slow gemm), and row
  * chunks keep each worker's weights stream whole.
  *
- * Threads: Debian's libdnnl runs its kernels on OpenMP (libgomp). clip.c runs each product
- * from the ctx's calling thread with oneDNN's own team (n_workers 1). For a ctx that runs
- * products on several workers (n_workers > 1) every call is made single-threaded by setting
- * the calling thread's OpenMP thread count to 1 around primitive creation and execution (a
+ * Threads: Debian's libdnnl runs its kernels on OpenMP (libgomp). A ctx with one worker runs
+ * each product from the calling thread with oneDNN's own team. With several workers (clip.c
+ * with a pool: row chunks, one per worker) every call is made single-threaded by setting the
+ * calling thread's OpenMP thread count to 1 around primitive creation and execution (a
  * per-thread setting, found with dlsym since libgomp comes in only as libdnnl's dependency).
- * That mode is not used now: a row split over the pool measured slower and gave wrong results
- * in test_model_clip (see the report of issue 3). */
+ * The packed layout is kept with the weights: asking oneDNN again under another thread count
+ * can give another blocking, and weights read in the wrong one give garbage. */
 #if SHOEBOX_HAVE_DNNL
 
 #include "internal.h"
@@ -35,7 +35,8 @@
 #define MAX_OPS 256 /* cached primitives per ctx: ~6 per row bucket */
 
 struct clip_packed {
-    void *data; /* bf16 weights in the primitive's blocked layout */
+    void *data;            /* bf16 weights in the primitive's blocked layout */
+    dnnl_memory_desc_t md; /* that layout: the query depends on OpenMP's thread count */
 };
 
 struct clip_bf16 {
@@ -277,6 +278,7 @@ int clip_bf16_pack(struct clip_bf16 *b, struct clip_linear *l, struct sb_err *er
         free(p);
         return sb_fail(err, SB_ENOMEM, "no memory for packed weights");
     }
+    p->md = md;
     b->all[b->n++] = p; /* freed with b from here on */
     st = pack_into(b, &md, l->w, K, N, p->data);
     if (st != dnnl_success)
@@ -381,15 +383,14 @@ int clip_bf16_rows(int M)
 
 /* op's primitive and its memory objects (handles set at run time). */
 static dnnl_status_t prim_init(struct clip_bf16_ctx *c, struct bf16_prim *p,
-                               const struct clip_bf16_op *op, size_t *scratch)
+                               const struct clip_bf16_op *op, const struct clip_packed *w,
+                               size_t *scratch)
 {
     dnnl_primitive_desc_t pd = NULL;
-    dnnl_memory_desc_t wmd;
-    /* the layout the weights were packed in: the same query clip_bf16_pack made */
-    dnnl_status_t st = packed_md(&wmd, c->b->engine, op->K, op->N);
-    if (st == dnnl_success)
-        st = matmul_pd(&pd, c->b->engine, op->M, op->K, op->N, op->N, op->epi, op->act, op->bias,
-                       &wmd);
+    /* the layout the weights were packed in: asking again could give another one (the
+     * kernels' blocking depends on the thread count, which differs between load and here) */
+    dnnl_status_t st = matmul_pd(&pd, c->b->engine, op->M, op->K, op->N, op->N, op->epi, op->act,
+                                 op->bias, &w->md);
     if (st == dnnl_success)
         st = dnnl_primitive_create(&p->prim, pd);
     if (st == dnnl_success) {
@@ -443,7 +444,7 @@ int clip_bf16_op(struct clip_bf16_ctx *c, const struct clip_linear *l, int M, en
     c->ops[c->n_ops++] = op; /* freed with c from here on */
     size_t need = 0;
     int omp = omp_single_begin(c);
-    dnnl_status_t st = prim_init(c, &op->p, op, &need);
+    dnnl_status_t st = prim_init(c, &op->p, op, l->packed, &need);
     omp_single_end(c, omp);
     if (st != dnnl_success)
         return dnnl_fail(err, "matmul primitive", st);
