@@ -49,6 +49,10 @@ void clip_k_store_input(void *dst, size_t at, const float *v, size_t n, bool bf1
         return;
     }
     uint16_t *o = (uint16_t *)dst + at;
+    if (clip_avx512()) {
+        clip_avx512_to_bf16(o, v, n);
+        return;
+    }
     for (size_t i = 0; i < n; i++)
         o[i] = bf16_from_f32(v[i]);
 }
@@ -166,6 +170,13 @@ void clip_k_linear(struct clip_ctx *c, void *out, const void *in, const struct c
 static void layernorm_rows(void *out, bool bf16, const float *in, const float *w, const float *b,
                            int C, float eps, size_t r0, size_t r1)
 {
+    if (clip_avx512()) {
+        size_t osize = bf16 ? sizeof(uint16_t) : sizeof(float);
+        for (size_t r = r0; r < r1; r++)
+            clip_avx512_layernorm_row((char *)out + r * (size_t)C * osize, bf16, in + r * (size_t)C,
+                                      w, b, C, eps);
+        return;
+    }
     for (size_t r = r0; r < r1; r++) {
         const float *x = in + r * (size_t)C;
         float mean = 0.0f;
@@ -223,7 +234,7 @@ struct att_job {
     void *out;
     bool bf16;
     const float *qkv;
-    float *scratch; /* (n_workers, max_len * (max_len + max_e)) */
+    float *scratch; /* (n_workers, att_per_worker(max_len, max_e)) */
     size_t per_worker;
     int L, C, H;
     bool causal;
@@ -258,9 +269,18 @@ static void attention_task(void *arg, size_t begin, size_t end, int worker)
     float scale = 1.0f / sqrtf((float)E);
     float *s = j->scratch + (size_t)worker * j->per_worker; /* (L, L) */
     float *o = s + (size_t)L * L;                           /* (L, E) when bf16 */
+    bool avx512 = clip_avx512();
     for (size_t item = begin; item < end; item++) {
         size_t b = item / (size_t)j->H, h = item % (size_t)j->H;
         const float *q = j->qkv + b * (size_t)L * row + h * (size_t)E;
+        if (avx512) {
+            size_t at = b * (size_t)L * C + h * (size_t)E;
+            void *dst =
+                j->bf16 ? (void *)((uint16_t *)j->out + at) : (void *)((float *)j->out + at);
+            clip_avx512_attention_head(s, q, q + C, q + 2 * (size_t)C, (size_t)row, L, E, scale,
+                                       j->causal, dst, (size_t)C, j->bf16);
+            continue;
+        }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, E, scale, q, row, q + C, row,
                     0.0f, s, L);
         softmax_rows(s, L, j->causal);
@@ -277,10 +297,17 @@ static void attention_task(void *arg, size_t begin, size_t end, int worker)
     }
 }
 
+/* Floats of attention scratch per worker: the C path's or the AVX-512 kernel's. */
+static size_t att_per_worker(size_t L, size_t E)
+{
+    size_t portable = L * (L + E), simd = clip_avx512_attention_scratch(L, E);
+    return portable > simd ? portable : simd;
+}
+
 void clip_k_attention(struct clip_ctx *c, void *out, const float *qkv, int B, int L, int C, int H,
                       bool causal)
 {
-    size_t per = c->max_len * (c->max_len + c->max_e);
+    size_t per = att_per_worker(c->max_len, c->max_e);
     struct att_job j = { out, c->bf16 != NULL, qkv, c->att, per, L, C, H, causal };
     sb_pool_for(c->pool, (size_t)B * (size_t)H, 1, attention_task, &j);
 }
@@ -479,7 +506,7 @@ int clip_ctx_new(const struct clip_model *m, int max_batch, struct sb_pool *pool
     c->tmp = alloc_rows(rows, C, sizeof(float), &ok);
     c->a = alloc_rows(rows, max_sz(C, K), in_size, &ok);
     c->mlp = alloc_rows(rows, F, in_size, &ok);
-    c->att = alloc_rows((size_t)c->n_workers, L * (L + E), sizeof(float), &ok);
+    c->att = alloc_rows((size_t)c->n_workers, att_per_worker(L, E), sizeof(float), &ok);
     c->ids = alloc_rows((size_t)cfg->max_pos, 1, sizeof(*c->ids), &ok);
     c->head_q = alloc_rows(C, 1, sizeof(float), &ok);
     if (!ok) {

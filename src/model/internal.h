@@ -330,6 +330,16 @@ void clip_k_store_input(void *dst, size_t at, const float *v, size_t n, bool bf1
 void clip_k_act(float *x, size_t n, enum clip_act act);
 void clip_k_l2_normalize(float *x, int D);
 
+/* AVX-512 bodies of the kernels above (src/model/clip_avx512.c), for clip.c only. */
+bool clip_avx512(void); /* the CPU has AVX512F, BW and VL */
+void clip_avx512_to_bf16(uint16_t *o, const float *v, size_t n);
+void clip_avx512_layernorm_row(void *out, bool bf16, const float *x, const float *w, const float *b,
+                               int C, float eps);
+size_t clip_avx512_attention_scratch(size_t L, size_t E); /* floats */
+void clip_avx512_attention_head(float *scratch, const float *q, const float *k, const float *v,
+                                size_t ld, int L, int E, float scale, bool causal, void *out,
+                                size_t ldo, bool bf16);
+
 /* ------------------------------------------------------------------------------------------ */
 /* SigLIP (src/model/siglip.c, loading in clip_load.c) */
 
