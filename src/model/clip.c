@@ -150,6 +150,12 @@ void clip_k_linear(struct clip_ctx *c, void *out, const void *in, const struct c
     if (atomic_load(&c->failed))
         return;
     if (c->bf16) {
+        if (!l->packed) { /* e.g. an MLP half packed as parts: clip_k_mlp runs those */
+            c->err = (struct sb_err){ 0 };
+            sb_fail(&c->err, SB_EINTERNAL, "bf16: a product without packed weights");
+            atomic_store(&c->failed, true);
+            return;
+        }
         /* the primitives are made here, on the calling thread; the chunks run on the pool */
         j.chunk = bf16_chunk(c, T);
         int n = (T + j.chunk - 1) / j.chunk, last = T - (n - 1) * j.chunk;
@@ -163,6 +169,65 @@ void clip_k_linear(struct clip_ctx *c, void *out, const void *in, const struct c
     }
     size_t items = ((size_t)l->n_out + LIN_COLS - 1) / LIN_COLS;
     sb_pool_for(c->pool, items, 1, linear_task, &j);
+}
+
+/* bf16 MLP in C-wide parts (clip_k_mlp). ops[0..2] for a full chunk, ops[3..5] for the last:
+ * fc1 part, fc2 part 0 (with the bias), fc2 part p > 0. */
+struct mlp_job {
+    struct clip_ctx *c;
+    const struct clip_layer *w;
+    float *x;
+    const uint16_t *in;
+    uint16_t *h; /* (T, C) the activations of one part, each chunk in its own rows */
+    int T, C, chunk;
+    const struct clip_bf16_op *ops[6];
+};
+
+static void mlp_task(void *arg, size_t begin, size_t end, int worker)
+{
+    const struct mlp_job *j = arg;
+    size_t C = (size_t)j->C;
+    for (size_t i = begin; i < end; i++) {
+        size_t r0 = i * (size_t)j->chunk;
+        const struct clip_bf16_op *const *op = j->ops + ((int)r0 + j->chunk < j->T ? 0 : 3);
+        uint16_t *h = j->h + r0 * C;
+        bool ok = true;
+        for (int p = 0; p < j->w->mlp_parts && ok; p++) {
+            ok = clip_bf16_run(j->c->bf16, op[0], &j->w->fc1_parts[p], worker, h, j->in + r0 * C);
+            if (ok)
+                ok = clip_bf16_run(j->c->bf16, op[p == 0 ? 1 : 2], &j->w->fc2_parts[p], worker,
+                                   j->x + r0 * C, h);
+        }
+        if (!ok)
+            atomic_store(&j->c->failed, true);
+    }
+}
+
+void clip_k_mlp(struct clip_ctx *c, float *x, const void *in, const struct clip_layer *w, int T,
+                enum clip_act act)
+{
+    if (!c->bf16 || !w->mlp_parts) {
+        clip_k_linear(c, c->mlp, in, &w->fc1, T, CLIP_EPI_ACT, act);     /* (T, F), activated */
+        clip_k_linear(c, x, c->mlp, &w->fc2, T, CLIP_EPI_RESIDUAL, act); /* x += fc2(mlp) */
+        return;
+    }
+    if (atomic_load(&c->failed))
+        return;
+    struct mlp_job j = { c, w, x, in, c->mlp, T, w->fc1_parts[0].n_in, bf16_chunk(c, T), { 0 } };
+    int n = (T + j.chunk - 1) / j.chunk, last = T - (n - 1) * j.chunk;
+    for (int k = 0; k < 2; k++) {
+        int M = k ? last : j.chunk;
+        if (clip_bf16_op(c->bf16, &w->fc1_parts[0], M, CLIP_EPI_ACT, act, &j.ops[3 * k], &c->err) !=
+                SB_OK ||
+            clip_bf16_op(c->bf16, &w->fc2_parts[0], M, CLIP_EPI_RESIDUAL, act, &j.ops[3 * k + 1],
+                         &c->err) != SB_OK ||
+            clip_bf16_op(c->bf16, &w->fc2_parts[w->mlp_parts > 1 ? 1 : 0], M, CLIP_EPI_RESIDUAL,
+                         act, &j.ops[3 * k + 2], &c->err) != SB_OK) {
+            atomic_store(&c->failed, true);
+            return;
+        }
+    }
+    sb_pool_for(c->pool, (size_t)n, 1, mlp_task, &j);
 }
 
 /* nn.LayerNorm over rows [r0, r1) of (T, C): biased variance, eps inside the sqrt. out is f32
@@ -336,8 +401,7 @@ void clip_k_encoder_layer(struct clip_ctx *c, const struct clip_layer *w,
     clip_k_attention(c, c->a, c->qkv, B, L, C, tc->heads, causal);
     clip_k_linear(c, x, c->a, &w->out, T, CLIP_EPI_RESIDUAL, tc->act); /* x += out_proj(attn) */
     clip_k_layernorm(c, c->a, true, x, w->ln2_w, w->ln2_b, T, C, tc->ln_eps);
-    clip_k_linear(c, c->mlp, c->a, &w->fc1, T, CLIP_EPI_ACT, tc->act);   /* (T, F), activated */
-    clip_k_linear(c, x, c->mlp, &w->fc2, T, CLIP_EPI_RESIDUAL, tc->act); /* x += fc2(mlp) */
+    clip_k_mlp(c, x, c->a, w, T, tc->act); /* x += fc2(act(fc1(a))) */
 }
 
 /* pixels (B, 3, S, S) -> patches (B*N, 3*p*p), a product input, each row ordered (channel,

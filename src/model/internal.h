@@ -139,6 +139,8 @@ struct clip_linear {
     int n_out, n_in;
 };
 
+#define CLIP_MLP_PARTS 8
+
 struct clip_layer {             /* one CLIPEncoderLayer */
     const float *ln1_w, *ln1_b; /* (C) layer_norm1 */
     struct clip_linear qkv;     /* (3C, C): q_proj, k_proj, v_proj fused at load */
@@ -146,6 +148,12 @@ struct clip_layer {             /* one CLIPEncoderLayer */
     const float *ln2_w, *ln2_b; /* (C) layer_norm2 */
     struct clip_linear fc1;     /* (F, C) */
     struct clip_linear fc2;     /* (C, F) */
+    /* bf16 with F a multiple of C (at most CLIP_MLP_PARTS times): the MLP as C x C products,
+     * which oneDNN runs faster than the (F, C) and (C, F) ones (clip_k_mlp). Part p of fc1 is
+     * rows [pC, pC + C) of fc1 with their bias; part p of fc2 its columns [pC, pC + C), the
+     * bias in part 0 only. fc1 and fc2 themselves are then not packed. 0 parts: not split. */
+    int mlp_parts;
+    struct clip_linear fc1_parts[CLIP_MLP_PARTS], fc2_parts[CLIP_MLP_PARTS];
 };
 
 /* SiglipMultiheadAttentionPoolingHead: one learned probe attends over the tokens
@@ -265,6 +273,8 @@ int clip_bf16_new(struct clip_bf16 **out, struct sb_err *err);
 void clip_bf16_free(struct clip_bf16 *b); /* NULL is a no-op; frees every packed linear */
 /* Packs l->w into bf16 owned by b and sets l->packed. SB_ENOMEM, SB_EINTERNAL. */
 int clip_bf16_pack(struct clip_bf16 *b, struct clip_linear *l, struct sb_err *err);
+/* The same for l->w rows ld floats apart (a column slice of a wider matrix). */
+int clip_bf16_pack_ld(struct clip_bf16 *b, struct clip_linear *l, size_t ld, struct sb_err *err);
 int clip_bf16_ctx_new(struct clip_bf16 *b, int n_workers, struct clip_bf16_ctx **out,
                       struct sb_err *err);
 void clip_bf16_ctx_free(struct clip_bf16_ctx *c); /* NULL is a no-op */
@@ -317,6 +327,11 @@ void clip_k_linear(struct clip_ctx *c, void *out, const void *in, const struct c
 /* nn.LayerNorm over T rows of C; out is a product input when to_input, else f32. */
 void clip_k_layernorm(struct clip_ctx *c, void *out, bool to_input, const float *in, const float *w,
                       const float *b, int T, int C, float eps);
+/* x (T, C) += fc2(act(fc1(in))): the layer's MLP with its residual add; in is a product input
+ * (T, C). In bf16 with w->mlp_parts, each worker runs its row chunk through the C-wide parts,
+ * fc1 part p then fc2 part p accumulating into x, the activations staying in cache. */
+void clip_k_mlp(struct clip_ctx *c, float *x, const void *in, const struct clip_layer *w, int T,
+                enum clip_act act);
 /* Self-attention core on fused (B*L, 3C) q|k|v into out (B*L, C), a product input. */
 void clip_k_attention(struct clip_ctx *c, void *out, const float *qkv, int B, int L, int C, int H,
                       bool causal);

@@ -222,16 +222,17 @@ static dnnl_status_t packed_md(dnnl_memory_desc_t *md, dnnl_engine_t eng, int K,
     return st;
 }
 
-/* Reorders f32 W (N, K) row-major, seen as (K, N) strides (1, K), into the packed bf16 md. */
+/* Reorders f32 W (N, K) row-major with rows ld apart, seen as (K, N) strides (1, ld), into the
+ * packed bf16 md. */
 static dnnl_status_t pack_into(struct clip_bf16 *b, const dnnl_memory_desc_t *to_md, const float *w,
-                               int K, int N, void *dst)
+                               int K, int N, size_t ld, void *dst)
 {
     dnnl_memory_desc_t from_md;
     dnnl_primitive_desc_t rpd = NULL;
     dnnl_primitive_t reorder = NULL;
     dnnl_memory_t from = NULL, to = NULL;
-    dnnl_status_t st = dnnl_memory_desc_init_by_strides(&from_md, 2, (dnnl_dims_t){ K, N },
-                                                        dnnl_f32, (dnnl_dims_t){ 1, K });
+    dnnl_status_t st = dnnl_memory_desc_init_by_strides(
+        &from_md, 2, (dnnl_dims_t){ K, N }, dnnl_f32, (dnnl_dims_t){ 1, (dnnl_dim_t)ld });
     if (st == dnnl_success)
         st = dnnl_reorder_primitive_desc_create(&rpd, &from_md, b->engine, to_md, b->engine, NULL);
     if (st == dnnl_success)
@@ -257,6 +258,11 @@ static dnnl_status_t pack_into(struct clip_bf16 *b, const dnnl_memory_desc_t *to
 
 int clip_bf16_pack(struct clip_bf16 *b, struct clip_linear *l, struct sb_err *err)
 {
+    return clip_bf16_pack_ld(b, l, (size_t)l->n_in, err);
+}
+
+int clip_bf16_pack_ld(struct clip_bf16 *b, struct clip_linear *l, size_t ld, struct sb_err *err)
+{
     int N = l->n_out, K = l->n_in;
     if (b->n == b->cap) {
         size_t cap = b->cap ? 2 * b->cap : 64;
@@ -280,7 +286,7 @@ int clip_bf16_pack(struct clip_bf16 *b, struct clip_linear *l, struct sb_err *er
     }
     p->md = md;
     b->all[b->n++] = p; /* freed with b from here on */
-    st = pack_into(b, &md, l->w, K, N, p->data);
+    st = pack_into(b, &md, l->w, K, N, ld, p->data);
     if (st != dnnl_success)
         return dnnl_fail(err, "pack weights", st);
     l->packed = p;
