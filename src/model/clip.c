@@ -129,7 +129,7 @@ static void linear_bf16_task(void *arg, size_t begin, size_t end, int worker)
     for (size_t i = begin; i < end; i++) {
         size_t r0 = i * (size_t)j->chunk;
         const struct clip_bf16_op *op = (int)r0 + j->chunk < j->T ? j->op[0] : j->op[1];
-        if (!clip_bf16_run(j->c->bf16, op, j->l, worker,
+        if (!clip_bf16_run(j->c->bf16, op, j->l, j->c->worker0 + worker,
                            (char *)j->out + r0 * (size_t)j->l->n_out * osize,
                            (const uint16_t *)j->in + r0 * (size_t)j->l->n_in))
             atomic_store(&j->c->failed, true);
@@ -193,10 +193,11 @@ static void mlp_task(void *arg, size_t begin, size_t end, int worker)
         uint16_t *h = j->h + r0 * C;
         bool ok = true;
         for (int p = 0; p < j->w->mlp_parts && ok; p++) {
-            ok = clip_bf16_run(j->c->bf16, op[0], &j->w->fc1_parts[p], worker, h, j->in + r0 * C);
+            ok = clip_bf16_run(j->c->bf16, op[0], &j->w->fc1_parts[p], j->c->worker0 + worker, h,
+                               j->in + r0 * C);
             if (ok)
-                ok = clip_bf16_run(j->c->bf16, op[p == 0 ? 1 : 2], &j->w->fc2_parts[p], worker,
-                                   j->x + r0 * C, h);
+                ok = clip_bf16_run(j->c->bf16, op[p == 0 ? 1 : 2], &j->w->fc2_parts[p],
+                                   j->c->worker0 + worker, j->x + r0 * C, h);
         }
         if (!ok)
             atomic_store(&j->c->failed, true);
@@ -443,7 +444,7 @@ static void vision_embed(float *x, const float *patch_emb, const float *class_em
 }
 
 /* CLIPVisionTransformer + visual_projection. out (B, D). */
-static void vision_forward(struct clip_ctx *c, const float *pixels, int B, float *out)
+static void vision_forward_all(struct clip_ctx *c, const float *pixels, int B, float *out)
 {
     const struct clip_model *m = c->m;
     const struct clip_config *cfg = &m->cfg;
@@ -465,6 +466,87 @@ static void vision_forward(struct clip_ctx *c, const float *pixels, int B, float
     memcpy(out, c->qkv, (size_t)B * D * sizeof(float));
     for (int b = 0; b < B; b++)
         clip_k_l2_normalize(out + (size_t)b * D, D);
+}
+
+static size_t max_sz(size_t a, size_t b)
+{
+    return a > b ? a : b;
+}
+
+/* Batches split by images: each worker runs the whole tower on its group of images, alone, in
+ * its own rows of the scratch (a view of the ctx: no pool, worker index and buffers offset), so
+ * a layer costs no hand-offs between threads and each worker's rows stay in its cache. */
+struct group_job {
+    struct clip_ctx *c;
+    struct clip_ctx views[64];
+    const float *pixels;
+    float *out;
+    int B, per; /* images, images per group */
+};
+
+static void group_task(void *arg, size_t begin, size_t end, int worker)
+{
+    struct group_job *j = arg;
+    (void)worker;
+    const struct clip_config *cfg = &j->c->m->cfg;
+    size_t S = (size_t)cfg->image_size, D = (size_t)cfg->proj_dim;
+    for (size_t g = begin; g < end; g++) {
+        int b0 = (int)g * j->per, n = j->B - b0 < j->per ? j->B - b0 : j->per;
+        vision_forward_all(&j->views[g], j->pixels + (size_t)b0 * 3 * S * S, n,
+                           j->out + (size_t)b0 * D);
+    }
+}
+
+/* The view of c for group g starting at image b0: rows from b0 * L + 16 g on in every buffer
+ * (16 rows apart: a bf16 product may write up to 15 rows past a group's last, clip_bf16_rows;
+ * clip_ctx_new allocates 16 spare rows per worker). */
+static void group_view(struct clip_ctx *v, const struct clip_ctx *c, int g, int b0)
+{
+    const struct clip_config *cfg = &c->m->cfg;
+    const struct clip_tower_config *tc = &cfg->vision;
+    size_t G = (size_t)(cfg->image_size / cfg->patch_size), L = G * G + 1,
+           r0 = (size_t)b0 * L + 16 * (size_t)g;
+    size_t C = (size_t)tc->hidden, K = 3 * (size_t)cfg->patch_size * (size_t)cfg->patch_size;
+    size_t in_size = c->bf16 ? sizeof(uint16_t) : sizeof(float);
+    *v = (struct clip_ctx){ .m = c->m, .bf16 = c->bf16, .max_batch = c->max_batch };
+    atomic_init(&v->failed, false);
+    v->n_workers = 1;
+    v->worker0 = c->worker0 + g;
+    v->max_len = c->max_len;
+    v->max_e = c->max_e;
+    v->x = c->x + r0 * C;
+    v->qkv = c->qkv + r0 * max_sz(3 * C, (size_t)cfg->proj_dim);
+    v->tmp = c->tmp + r0 * C;
+    v->a = (char *)c->a + r0 * max_sz(C, K) * in_size;
+    v->mlp = (char *)c->mlp + r0 * (size_t)tc->intermediate * in_size;
+    v->att = c->att + (size_t)g * att_per_worker(c->max_len, c->max_e);
+    v->ids = c->ids;
+    v->head_q = c->head_q;
+}
+
+static void vision_forward(struct clip_ctx *c, const float *pixels, int B, float *out)
+{
+    int per = (B + c->n_workers - 1) / c->n_workers, groups = (B + per - 1) / per;
+    /* groups only when every worker gets images */
+    if (!c->pool || c->n_workers > 64 || groups < c->n_workers) {
+        vision_forward_all(c, pixels, B, out);
+        return;
+    }
+    struct group_job job, *j = &job;
+    j->c = c;
+    j->pixels = pixels;
+    j->out = out;
+    j->B = B;
+    j->per = per;
+    for (int g = 0; g < groups; g++)
+        group_view(&j->views[g], c, g, g * per);
+    sb_pool_for(c->pool, (size_t)groups, 1, group_task, j);
+    for (int g = 0; g < groups; g++)
+        if (atomic_load(&j->views[g].failed)) {
+            if (!c->err.code)
+                c->err = j->views[g].err;
+            atomic_store(&c->failed, true);
+        }
 }
 
 /* The position CLIPTextTransformer pools at: legacy configs (eos_token_id == 2) take the
@@ -524,11 +606,6 @@ static void *alloc_rows(size_t a, size_t b, size_t esize, bool *ok)
     return p;
 }
 
-static size_t max_sz(size_t a, size_t b)
-{
-    return a > b ? a : b;
-}
-
 int clip_ctx_new(const struct clip_model *m, int max_batch, struct sb_pool *pool,
                  struct clip_ctx **out, struct sb_err *err)
 {
@@ -560,7 +637,9 @@ int clip_ctx_new(const struct clip_model *m, int max_batch, struct sb_pool *pool
         F = max_sz(F, (size_t)cfg->text.intermediate);
         E = max_sz(E, (size_t)(cfg->text.hidden / cfg->text.heads));
     }
-    rows += 16; /* clip_bf16_rows() rounds small products up to 16 rows */
+    /* clip_bf16_rows() rounds small products up to 16 rows: 16 spare rows after the batch, and
+     * after each worker's group of images (vision_forward) */
+    rows += 16 * (size_t)c->n_workers;
     c->max_len = L;
     c->max_e = E;
     size_t in_size = m->precision == CLIP_PRECISION_BF16 ? sizeof(uint16_t) : sizeof(float);

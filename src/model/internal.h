@@ -251,8 +251,8 @@ struct clip_model {
  * activation feeding fc2). clip.c shares a product out over pool workers by row chunks.
  *
  * Threads: a struct clip_bf16 is read-only after packing. A struct clip_bf16_ctx belongs to one
- * clip_ctx; clip_bf16_op() runs on the ctx's calling thread, clip_bf16_run() on any worker
- * (each worker index has its own stream, memory objects and scratchpad). With more than one
+ * clip_ctx; clip_bf16_op() and clip_bf16_run() run on any of its workers (each worker index
+ * has its own stream, memory objects and scratchpad). With more than one
  * worker each call is single-threaded; with one, oneDNN uses its own (OpenMP) threads. */
 
 enum clip_epi {
@@ -284,12 +284,13 @@ void clip_bf16_ctx_free(struct clip_bf16_ctx *c); /* NULL is a no-op */
 int clip_bf16_rows(int M);
 /* The primitive for (M rows, l's shape, epi, act), created on first use and cached in c (the
  * first pass at a new size JIT-compiles kernels; later passes allocate nothing). SB_ENOMEM,
- * SB_EINTERNAL, SB_ETOOBIG. Calling thread only. */
+ * SB_EINTERNAL, SB_ETOOBIG. Any thread: a mutex guards the cache. */
 int clip_bf16_op(struct clip_bf16_ctx *c, const struct clip_linear *l, int M, enum clip_epi epi,
                  enum clip_act act, const struct clip_bf16_op **out, struct sb_err *err);
 /* Runs op (made for l, or a linear of the same shape) on worker `worker`: out is (M, n_out)
  * row-major (f32, or bf16 for CLIP_EPI_ACT), in is (M, n_in) bf16, both with room for
- * clip_bf16_rows(M) rows. Returns false if oneDNN failed. */
+ * clip_bf16_rows(M) rows. The first run of an op on a worker may grow that worker's scratchpad.
+ * Returns false if oneDNN failed or that allocation did. */
 bool clip_bf16_run(struct clip_bf16_ctx *c, const struct clip_bf16_op *op,
                    const struct clip_linear *l, int worker, void *out, const uint16_t *in);
 
@@ -308,6 +309,7 @@ struct clip_ctx {
     struct sb_err err;          /* why, when known */
     int max_batch;
     int n_workers;  /* sb_pool_size(pool) + 1: the caller takes part too */
+    int worker0;    /* added to worker indices: a view running as one worker (clip.c) has its own */
     size_t max_len; /* longest sequence (L or P) */
     size_t max_e;   /* largest head size E */
     float *x;       /* (T, C) the residual stream */

@@ -27,6 +27,7 @@
 #include <cpuid.h>
 #include <dlfcn.h>
 #include <oneapi/dnnl/dnnl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -57,7 +58,8 @@ struct bf16_prim {
 };
 
 struct clip_bf16_op {
-    int M, K, N; /* M is the row bucket */
+    int M, K, N;    /* M is the row bucket */
+    size_t scratch; /* bytes of scratchpad it needs */
     enum clip_epi epi;
     enum clip_act act;
     bool bias;
@@ -68,8 +70,9 @@ struct clip_bf16_ctx {
     struct clip_bf16 *b;
     int n_workers;
     dnnl_stream_t *streams; /* (n_workers) */
-    void **scratch;         /* (n_workers) user scratchpads of scratch_size bytes */
-    size_t scratch_size;
+    void **scratch;         /* (n_workers) user scratchpads of scratch_size[i] bytes */
+    size_t *scratch_size;   /* (n_workers); each grown by its own worker in clip_bf16_run */
+    pthread_mutex_t mu;     /* guards ops / n_ops: workers may look primitives up at once */
     struct clip_bf16_op *ops[MAX_OPS];
     int n_ops;
     void (*omp_set_num_threads)(int); /* libgomp's, or NULL */
@@ -306,7 +309,9 @@ int clip_bf16_ctx_new(struct clip_bf16 *b, int n_workers, struct clip_bf16_ctx *
     c->n_workers = n_workers;
     c->streams = calloc((size_t)n_workers, sizeof(*c->streams));
     c->scratch = calloc((size_t)n_workers, sizeof(*c->scratch));
-    if (!c->streams || !c->scratch) {
+    c->scratch_size = calloc((size_t)n_workers, sizeof(*c->scratch_size));
+    pthread_mutex_init(&c->mu, NULL);
+    if (!c->streams || !c->scratch || !c->scratch_size) {
         clip_bf16_ctx_free(c);
         return sb_fail(err, SB_ENOMEM, "no memory for the bf16 context");
     }
@@ -362,6 +367,8 @@ void clip_bf16_ctx_free(struct clip_bf16_ctx *c)
         free(c->scratch[i]);
     free(c->streams);
     free(c->scratch);
+    free(c->scratch_size);
+    pthread_mutex_destroy(&c->mu);
     free(c);
 }
 
@@ -424,8 +431,9 @@ static dnnl_status_t prim_init(struct clip_bf16_ctx *c, struct bf16_prim *p,
     return st;
 }
 
-int clip_bf16_op(struct clip_bf16_ctx *c, const struct clip_linear *l, int M, enum clip_epi epi,
-                 enum clip_act act, const struct clip_bf16_op **out, struct sb_err *err)
+static int op_find_or_make(struct clip_bf16_ctx *c, const struct clip_linear *l, int M,
+                           enum clip_epi epi, enum clip_act act, const struct clip_bf16_op **out,
+                           struct sb_err *err)
 {
     int Mb = clip_bf16_rows(M);
     bool bias = l->b != NULL;
@@ -448,30 +456,35 @@ int clip_bf16_op(struct clip_bf16_ctx *c, const struct clip_linear *l, int M, en
         .M = Mb, .K = l->n_in, .N = l->n_out, .epi = epi, .act = act, .bias = bias
     };
     c->ops[c->n_ops++] = op; /* freed with c from here on */
-    size_t need = 0;
     int omp = omp_single_begin(c);
-    dnnl_status_t st = prim_init(c, &op->p, op, l->packed, &need);
+    dnnl_status_t st = prim_init(c, &op->p, op, l->packed, &op->scratch);
     omp_single_end(c, omp);
     if (st != dnnl_success)
         return dnnl_fail(err, "matmul primitive", st);
-    if (need > c->scratch_size) {
-        for (int i = 0; i < c->n_workers; i++) {
-            free(c->scratch[i]);
-            c->scratch[i] = aligned_alloc(64, (need + 63) / 64 * 64);
-            if (!c->scratch[i]) {
-                c->scratch_size = 0;
-                return sb_fail(err, SB_ENOMEM, "no memory for a bf16 scratchpad");
-            }
-        }
-        c->scratch_size = need;
-    }
     *out = op;
     return SB_OK;
+}
+
+int clip_bf16_op(struct clip_bf16_ctx *c, const struct clip_linear *l, int M, enum clip_epi epi,
+                 enum clip_act act, const struct clip_bf16_op **out, struct sb_err *err)
+{
+    pthread_mutex_lock(&c->mu);
+    int rc = op_find_or_make(c, l, M, epi, act, out, err);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
 }
 
 bool clip_bf16_run(struct clip_bf16_ctx *c, const struct clip_bf16_op *op,
                    const struct clip_linear *l, int worker, void *out, const uint16_t *in)
 {
+    if (op->scratch > c->scratch_size[worker]) { /* first run of a larger primitive here */
+        free(c->scratch[worker]);
+        c->scratch_size[worker] = 0;
+        c->scratch[worker] = aligned_alloc(64, (op->scratch + 63) / 64 * 64);
+        if (!c->scratch[worker])
+            return false;
+        c->scratch_size[worker] = op->scratch;
+    }
     int omp = omp_single_begin(c);
     const struct bf16_mem *m = &op->p.mem[worker];
     dnnl_status_t st = dnnl_memory_set_data_handle(m->src, (void *)(uintptr_t)in);
