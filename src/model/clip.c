@@ -299,7 +299,8 @@ void clip_k_layernorm(struct clip_ctx *c, void *out, bool to_input, const float 
 struct att_job {
     void *out;
     bool bf16;
-    const float *qkv;
+    const float *q, *k, *v; /* row stride ld */
+    size_t ld;
     float *scratch; /* (n_workers, att_per_worker(max_len, max_e)) */
     size_t per_worker;
     int L, C, H;
@@ -331,33 +332,34 @@ static void softmax_rows(float *s, int n, bool causal)
 static void attention_task(void *arg, size_t begin, size_t end, int worker)
 {
     const struct att_job *j = arg;
-    int L = j->L, C = j->C, E = C / j->H, row = 3 * C;
+    int L = j->L, C = j->C, E = C / j->H, row = (int)j->ld;
     float scale = 1.0f / sqrtf((float)E);
     float *s = j->scratch + (size_t)worker * j->per_worker; /* (L, L) */
     float *o = s + (size_t)L * L;                           /* (L, E) when bf16 */
     bool avx512 = clip_avx512();
     for (size_t item = begin; item < end; item++) {
         size_t b = item / (size_t)j->H, h = item % (size_t)j->H;
-        const float *q = j->qkv + b * (size_t)L * row + h * (size_t)E;
+        size_t in_at = b * (size_t)L * j->ld + h * (size_t)E;
+        const float *q = j->q + in_at, *k = j->k + in_at, *v = j->v + in_at;
         if (avx512) {
             size_t at = b * (size_t)L * C + h * (size_t)E;
             void *dst =
                 j->bf16 ? (void *)((uint16_t *)j->out + at) : (void *)((float *)j->out + at);
-            clip_avx512_attention_head(s, q, q + C, q + 2 * (size_t)C, (size_t)row, L, E, scale,
-                                       j->causal, dst, (size_t)C, j->bf16);
+            clip_avx512_attention_head(s, q, k, v, j->ld, L, E, scale, j->causal, dst, (size_t)C,
+                                       j->bf16);
             continue;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, E, scale, q, row, q + C, row,
-                    0.0f, s, L);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, E, scale, q, row, k, row, 0.0f,
+                    s, L);
         softmax_rows(s, L, j->causal);
         size_t at = b * (size_t)L * C + h * (size_t)E; /* out[b*L, h*E] */
         if (!j->bf16) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, E, L, 1.0f, s, L,
-                        q + 2 * (size_t)C, row, 0.0f, (float *)j->out + at, C);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, E, L, 1.0f, s, L, v, row,
+                        0.0f, (float *)j->out + at, C);
             continue;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, E, L, 1.0f, s, L,
-                    q + 2 * (size_t)C, row, 0.0f, o, E);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, E, L, 1.0f, s, L, v, row, 0.0f, o,
+                    E);
         for (int i = 0; i < L; i++)
             clip_k_store_input(j->out, at + (size_t)i * C, o + (size_t)i * E, (size_t)E, true);
     }
@@ -370,12 +372,19 @@ static size_t att_per_worker(size_t L, size_t E)
     return portable > simd ? portable : simd;
 }
 
+/* The core on q, k, v each (B*L, C) with row stride ld. */
+static void attention_run(struct clip_ctx *c, void *out, const float *q, const float *k,
+                          const float *v, size_t ld, int B, int L, int C, int H, bool causal)
+{
+    size_t per = att_per_worker(c->max_len, c->max_e);
+    struct att_job j = { out, c->bf16 != NULL, q, k, v, ld, c->att, per, L, C, H, causal };
+    sb_pool_for(c->pool, (size_t)B * (size_t)H, 1, attention_task, &j);
+}
+
 void clip_k_attention(struct clip_ctx *c, void *out, const float *qkv, int B, int L, int C, int H,
                       bool causal)
 {
-    size_t per = att_per_worker(c->max_len, c->max_e);
-    struct att_job j = { out, c->bf16 != NULL, qkv, c->att, per, L, C, H, causal };
-    sb_pool_for(c->pool, (size_t)B * (size_t)H, 1, attention_task, &j);
+    attention_run(c, out, qkv, qkv + C, qkv + 2 * (size_t)C, 3 * (size_t)C, B, L, C, H, causal);
 }
 
 void clip_k_l2_normalize(float *x, int D)
@@ -398,8 +407,17 @@ void clip_k_encoder_layer(struct clip_ctx *c, const struct clip_layer *w,
 {
     int T = B * L, C = tc->hidden;
     clip_k_layernorm(c, c->a, true, x, w->ln1_w, w->ln1_b, T, C, tc->ln_eps);
-    clip_k_linear(c, c->qkv, c->a, &w->qkv, T, CLIP_EPI_STORE, tc->act); /* (T, 3C) */
-    clip_k_attention(c, c->a, c->qkv, B, L, C, tc->heads, causal);
+    if (w->qkv_split) { /* bf16: q, k, v as C x C products into panels T + 16 rows apart */
+        size_t panel = ((size_t)T + 16) * (size_t)C;
+        for (int p = 0; p < 3; p++)
+            clip_k_linear(c, c->qkv + p * panel, c->a, &w->qkv_parts[p], T, CLIP_EPI_STORE,
+                          tc->act);
+        attention_run(c, c->a, c->qkv, c->qkv + panel, c->qkv + 2 * panel, (size_t)C, B, L, C,
+                      tc->heads, causal);
+    } else {
+        clip_k_linear(c, c->qkv, c->a, &w->qkv, T, CLIP_EPI_STORE, tc->act); /* (T, 3C) */
+        clip_k_attention(c, c->a, c->qkv, B, L, C, tc->heads, causal);
+    }
     clip_k_linear(c, x, c->a, &w->out, T, CLIP_EPI_RESIDUAL, tc->act); /* x += out_proj(attn) */
     clip_k_layernorm(c, c->a, true, x, w->ln2_w, w->ln2_b, T, C, tc->ln_eps);
     clip_k_mlp(c, x, c->a, w, T, tc->act); /* x += fc2(act(fc1(a))) */

@@ -477,9 +477,19 @@ static int pack_layers(struct clip_model *m, struct clip_layer *layers, int n, s
         struct clip_layer *L = &layers[i];
         int C = L->fc1.n_in, F = L->fc1.n_out;
         bool split = F > C && F % C == 0 && F / C <= CLIP_MLP_PARTS;
-        struct clip_linear *ls[4] = { &L->qkv, &L->out, &L->fc1, &L->fc2 };
-        for (int k = 0; k < (split ? 2 : 4) && !rc; k++)
+        struct clip_linear *ls[3] = { &L->out, &L->fc1, &L->fc2 };
+        for (int k = 0; k < (split ? 1 : 3) && !rc; k++)
             rc = clip_bf16_pack(m->bf16, ls[k], err);
+        for (int p = 0; p < 3 && !rc; p++) { /* q, k, v */
+            size_t at = (size_t)p * (size_t)C;
+            L->qkv_parts[p] = (struct clip_linear){ .w = L->qkv.w + at * (size_t)C,
+                                                    .b = L->qkv.b ? L->qkv.b + at : NULL,
+                                                    .n_out = C,
+                                                    .n_in = C };
+            rc = clip_bf16_pack(m->bf16, &L->qkv_parts[p], err);
+        }
+        if (!rc)
+            L->qkv_split = true;
         if (!rc && split)
             rc = pack_mlp_parts(m, L, err);
     }

@@ -154,6 +154,10 @@ struct clip_layer {             /* one CLIPEncoderLayer */
      * bias in part 0 only. fc1 and fc2 themselves are then not packed. 0 parts: not split. */
     int mlp_parts;
     struct clip_linear fc1_parts[CLIP_MLP_PARTS], fc2_parts[CLIP_MLP_PARTS];
+    /* bf16: q, k, v as three C x C products (rows [pC, pC + C) of qkv), qkv itself then not
+     * packed (clip_k_encoder_layer) */
+    bool qkv_split;
+    struct clip_linear qkv_parts[3];
 };
 
 /* SiglipMultiheadAttentionPoolingHead: one learned probe attends over the tokens
