@@ -119,6 +119,41 @@ AVX512 static __m512 exp_nonpos(__m512 x)
     return _mm512_scalef_ps(p, n);
 }
 
+/* e^x for any x: clamped to [-104, 88.7] (0 below, +inf above the f32 range comes out of
+ * scalef), else as exp_nonpos. */
+AVX512 static __m512 exp_any(__m512 x)
+{
+    return exp_nonpos(_mm512_min_ps(x, _mm512_set1_ps(88.7f)));
+}
+
+AVX512 bool clip_avx512_bias_act(float *o, const float *b, size_t n, bool act, enum clip_act kind)
+{
+    if (act && kind == CLIP_ACT_GELU)
+        return false; /* erf: the caller's C loop */
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = tail_mask(n - i);
+        __m512 x = _mm512_maskz_loadu_ps(m, o + i);
+        if (b)
+            x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, b + i));
+        if (act && kind == CLIP_ACT_QUICK_GELU) { /* x / (1 + e^(-1.702 x)) */
+            __m512 e = exp_any(_mm512_mul_ps(x, _mm512_set1_ps(-1.702f)));
+            x = _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+        } else if (act) { /* 0.5 x (1 + tanh(y)), tanh(y) = 1 - 2 / (1 + e^(2y)) */
+            __m512 x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
+            __m512 y = _mm512_mul_ps(_mm512_set1_ps(0.79788456080286536f),
+                                     _mm512_fmadd_ps(x3, _mm512_set1_ps(0.044715f), x));
+            __m512 e = exp_any(_mm512_add_ps(y, y));
+            __m512 t = _mm512_sub_ps(
+                _mm512_set1_ps(1.0f),
+                _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e)));
+            x = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x),
+                              _mm512_add_ps(_mm512_set1_ps(1.0f), t));
+        }
+        _mm512_mask_storeu_ps(o + i, m, x);
+    }
+    return true;
+}
+
 size_t clip_avx512_attention_scratch(size_t L, size_t E)
 {
     size_t Lp = (L + 63) / 64 * 64;
@@ -239,6 +274,15 @@ AVX512 void clip_avx512_attention_head(float *scratch, const float *q, const flo
 #else
 bool clip_avx512(void)
 {
+    return false;
+}
+bool clip_avx512_bias_act(float *o, const float *b, size_t n, bool act, enum clip_act kind)
+{
+    (void)o;
+    (void)b;
+    (void)n;
+    (void)act;
+    (void)kind;
     return false;
 }
 size_t clip_avx512_attention_scratch(size_t L, size_t E)

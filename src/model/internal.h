@@ -354,6 +354,9 @@ void clip_k_l2_normalize(float *x, int D);
 /* AVX-512 bodies of the kernels above (src/model/clip_avx512.c), for clip.c only. */
 bool clip_avx512(void); /* the CPU has AVX512F, BW and VL */
 void clip_avx512_to_bf16(uint16_t *o, const float *v, size_t n);
+/* o[i] += b[i] (b may be NULL), then the activation when act; false (nothing done) for
+ * CLIP_ACT_GELU's erf. */
+bool clip_avx512_bias_act(float *o, const float *b, size_t n, bool act, enum clip_act kind);
 void clip_avx512_layernorm_row(void *out, bool bf16, const float *x, const float *w, const float *b,
                                int C, float eps);
 size_t clip_avx512_attention_scratch(size_t L, size_t E); /* floats */
