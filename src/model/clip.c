@@ -129,7 +129,8 @@ static void linear_task(void *arg, size_t begin, size_t end, int worker)
 static void linear_bf16_task(void *arg, size_t begin, size_t end, int worker)
 {
     const struct lin_job *j = arg;
-    size_t osize = j->epi == CLIP_EPI_ACT ? sizeof(uint16_t) : sizeof(float);
+    size_t osize =
+        j->epi == CLIP_EPI_ACT || j->epi == CLIP_EPI_BF16 ? sizeof(uint16_t) : sizeof(float);
     for (size_t i = begin; i < end; i++) {
         size_t r0 = i * (size_t)j->chunk;
         const struct clip_bf16_op *op = (int)r0 + j->chunk < j->T ? j->op[0] : j->op[1];
@@ -303,7 +304,8 @@ void clip_k_layernorm(struct clip_ctx *c, void *out, bool to_input, const float 
 struct att_job {
     void *out;
     bool bf16;
-    const float *q, *k, *v; /* row stride ld */
+    bool in_bf16;          /* q, k, v are bf16 (the avx512bf16 kernel) */
+    const void *q, *k, *v; /* row stride ld */
     size_t ld;
     float *scratch; /* (n_workers, att_per_worker(max_len, max_e)) */
     size_t per_worker;
@@ -344,7 +346,16 @@ static void attention_task(void *arg, size_t begin, size_t end, int worker)
     for (size_t item = begin; item < end; item++) {
         size_t b = item / (size_t)j->H, h = item % (size_t)j->H;
         size_t in_at = b * (size_t)L * j->ld + h * (size_t)E;
-        const float *q = j->q + in_at, *k = j->k + in_at, *v = j->v + in_at;
+        if (j->in_bf16) {
+            size_t at = b * (size_t)L * C + h * (size_t)E;
+            clip_avx512_attention_head_bf16(s, (const uint16_t *)j->q + in_at,
+                                            (const uint16_t *)j->k + in_at,
+                                            (const uint16_t *)j->v + in_at, j->ld, L, E, scale,
+                                            j->causal, (uint16_t *)j->out + at, (size_t)C);
+            continue;
+        }
+        const float *q = (const float *)j->q + in_at, *k = (const float *)j->k + in_at,
+                    *v = (const float *)j->v + in_at;
         if (avx512) {
             size_t at = b * (size_t)L * C + h * (size_t)E;
             void *dst =
@@ -377,18 +388,19 @@ static size_t att_per_worker(size_t L, size_t E)
 }
 
 /* The core on q, k, v each (B*L, C) with row stride ld. */
-static void attention_run(struct clip_ctx *c, void *out, const float *q, const float *k,
-                          const float *v, size_t ld, int B, int L, int C, int H, bool causal)
+static void attention_run(struct clip_ctx *c, void *out, bool in_bf16, const void *q, const void *k,
+                          const void *v, size_t ld, int B, int L, int C, int H, bool causal)
 {
     size_t per = att_per_worker(c->max_len, c->max_e);
-    struct att_job j = { out, c->bf16 != NULL, q, k, v, ld, c->att, per, L, C, H, causal };
+    struct att_job j = { out, c->bf16 != NULL, in_bf16, q, k, v, ld, c->att, per, L, C, H, causal };
     sb_pool_for(c->pool, (size_t)B * (size_t)H, 1, attention_task, &j);
 }
 
 void clip_k_attention(struct clip_ctx *c, void *out, const float *qkv, int B, int L, int C, int H,
                       bool causal)
 {
-    attention_run(c, out, qkv, qkv + C, qkv + 2 * (size_t)C, 3 * (size_t)C, B, L, C, H, causal);
+    attention_run(c, out, false, qkv, qkv + C, qkv + 2 * (size_t)C, 3 * (size_t)C, B, L, C, H,
+                  causal);
 }
 
 void clip_k_l2_normalize(float *x, int D)
@@ -411,13 +423,20 @@ void clip_k_encoder_layer(struct clip_ctx *c, const struct clip_layer *w,
 {
     int T = B * L, C = tc->hidden;
     clip_k_layernorm(c, c->a, true, x, w->ln1_w, w->ln1_b, T, C, tc->ln_eps);
-    if (w->qkv_split) { /* bf16: q, k, v as C x C products into panels T + 16 rows apart */
+    if (w->qkv_split) {
+        /* bf16: q, k, v as C x C products into panels T + 16 rows apart; bf16 panels and the
+         * bf16 head kernel where the CPU has AVX512-BF16, else f32 */
         size_t panel = ((size_t)T + 16) * (size_t)C;
-        for (int p = 0; p < 3; p++)
-            clip_k_linear(c, c->qkv + p * panel, c->a, &w->qkv_parts[p], T, CLIP_EPI_STORE,
-                          tc->act);
-        attention_run(c, c->a, c->qkv, c->qkv + panel, c->qkv + 2 * panel, (size_t)C, B, L, C,
-                      tc->heads, causal);
+        bool in_bf16 = clip_avx512_bf16() && (C / tc->heads) % 16 == 0;
+        void *qkv[3];
+        for (int p = 0; p < 3; p++) {
+            qkv[p] =
+                in_bf16 ? (void *)((uint16_t *)c->qkv + p * panel) : (void *)(c->qkv + p * panel);
+            clip_k_linear(c, qkv[p], c->a, &w->qkv_parts[p], T,
+                          in_bf16 ? CLIP_EPI_BF16 : CLIP_EPI_STORE, tc->act);
+        }
+        attention_run(c, c->a, in_bf16, qkv[0], qkv[1], qkv[2], (size_t)C, B, L, C, tc->heads,
+                      causal);
     } else {
         clip_k_linear(c, c->qkv, c->a, &w->qkv, T, CLIP_EPI_STORE, tc->act); /* (T, 3C) */
         clip_k_attention(c, c->a, c->qkv, B, L, C, tc->heads, causal);

@@ -10,9 +10,23 @@
 #include <string.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
 #include <immintrin.h>
 
-#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
+#define AVX512     __attribute__((target("avx512f,avx512bw,avx512vl")))
+#define AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+
+bool clip_avx512_bf16(void)
+{
+    static int have = -1; /* a race here writes the same value */
+    if (have < 0) {
+        unsigned a = 0, b = 0, c = 0, d = 0;
+        /* CPUID.(7,1):EAX bit 5; the OS's ZMM state is part of AVX512F's check */
+        bool bf16 = __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 5));
+        have = clip_avx512() && bf16 ? 1 : 0;
+    }
+    return have == 1;
+}
 
 bool clip_avx512(void)
 {
@@ -157,7 +171,7 @@ AVX512 bool clip_avx512_bias_act(float *o, const float *b, size_t n, bool act, e
 size_t clip_avx512_attention_scratch(size_t L, size_t E)
 {
     size_t Lp = (L + 63) / 64 * 64;
-    return (E + 4) * Lp;
+    return (E + 8) * Lp; /* the bf16 kernel's: kP, vP (E Lp / 2 each), s (4 Lp), p (2 Lp) */
 }
 
 /* Scores of 4 query rows against keys [0, mb) (mb a multiple of 64): s[r] = scale * q_r . kT. */
@@ -271,10 +285,142 @@ AVX512 void clip_avx512_attention_head(float *scratch, const float *q, const flo
     }
 }
 
+/* The bf16 head (avx512bf16): q, k, v rows of E bf16 (E a multiple of 16) with row stride ld;
+ * out rows of E bf16 with stride ldo. Products as pairs with vdpbf16ps (bf16 x bf16, f32
+ * accumulation), softmax in f32, the probabilities rounded to bf16 for p @ V as PyTorch's bf16
+ * attention does. kP (E/2, Lp) holds K's bf16 pairs (k_j[2p], k_j[2p+1]) as 32-bit words, key j
+ * in column j; vP (Lp/2, E) the pairs (v_2t[e], v_2t+1[e]); keys past L are zeros. */
+AVX512BF16 void clip_avx512_attention_head_bf16(float *scratch, const uint16_t *q,
+                                                const uint16_t *k, const uint16_t *v, size_t ld,
+                                                int L, int E, float scale, bool causal,
+                                                uint16_t *out, size_t ldo)
+{
+    size_t Lp = (size_t)(L + 63) / 64 * 64, E2 = (size_t)E / 2;
+    uint32_t *kP = (uint32_t *)scratch, *vP = kP + E2 * Lp;
+    float *s = (float *)(vP + E2 * Lp);      /* 4 rows of Lp */
+    uint32_t *pb = (uint32_t *)(s + 4 * Lp); /* 4 rows of Lp / 2 bf16 pairs */
+    for (size_t j = 0; j < Lp; j++) {
+        const uint32_t *kj = (const uint32_t *)(k + j * ld);
+        for (size_t p = 0; p < E2; p++)
+            kP[p * Lp + j] = j < (size_t)L ? kj[p] : 0;
+    }
+    for (size_t t = 0; t < Lp / 2; t++) {
+        size_t j = 2 * t;
+        for (int e = 0; e < E; e += 16) {
+            __m512i lo =
+                j < (size_t)L
+                    ? _mm512_cvtepu16_epi32(_mm256_loadu_si256((const void *)(v + j * ld + e)))
+                    : _mm512_setzero_si512();
+            __m512i hi = j + 1 < (size_t)L ? _mm512_cvtepu16_epi32(_mm256_loadu_si256(
+                                                 (const void *)(v + (j + 1) * ld + e)))
+                                           : _mm512_setzero_si512();
+            _mm512_storeu_si512(vP + t * (size_t)E + e,
+                                _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+        }
+    }
+    __m512 vscale = _mm512_set1_ps(scale);
+    for (int i0 = 0; i0 < L; i0 += 4) {
+        const uint32_t *qr[4];
+        int m[4], mmax = 0;
+        float inv[4];
+        for (int r = 0; r < 4; r++) {
+            int i = i0 + r < L ? i0 + r : L - 1;
+            qr[r] = (const uint32_t *)(q + (size_t)i * ld);
+            m[r] = causal ? i + 1 : L;
+            mmax = m[r] > mmax ? m[r] : mmax;
+        }
+        int mb = (mmax + 63) / 64 * 64;
+        for (int j0 = 0; j0 < mb; j0 += 64) {
+            __m512 a[4][4];
+            for (int r = 0; r < 4; r++)
+                for (int u = 0; u < 4; u++)
+                    a[r][u] = _mm512_setzero_ps();
+            const uint32_t *kt = kP + j0;
+            for (size_t p = 0; p < E2; p++, kt += Lp) {
+                __m512bh k0 = (__m512bh)_mm512_loadu_si512(kt),
+                         k1 = (__m512bh)_mm512_loadu_si512(kt + 16),
+                         k2 = (__m512bh)_mm512_loadu_si512(kt + 32),
+                         k3 = (__m512bh)_mm512_loadu_si512(kt + 48);
+                for (int r = 0; r < 4; r++) {
+                    __m512bh qp = (__m512bh)_mm512_set1_epi32((int)qr[r][p]);
+                    a[r][0] = _mm512_dpbf16_ps(a[r][0], qp, k0);
+                    a[r][1] = _mm512_dpbf16_ps(a[r][1], qp, k1);
+                    a[r][2] = _mm512_dpbf16_ps(a[r][2], qp, k2);
+                    a[r][3] = _mm512_dpbf16_ps(a[r][3], qp, k3);
+                }
+            }
+            for (int r = 0; r < 4; r++)
+                for (int u = 0; u < 4; u++)
+                    _mm512_storeu_ps(s + (size_t)r * Lp + j0 + 16 * u,
+                                     _mm512_mul_ps(a[r][u], vscale));
+        }
+        for (int r = 0; r < 4; r++) {
+            float *sr = s + (size_t)r * Lp;
+            inv[r] = softmax_row(sr, m[r], mb);
+            uint16_t *pr = (uint16_t *)(pb + (size_t)r * Lp / 2);
+            for (int j = 0; j < mb; j += 16)
+                _mm256_storeu_si256((void *)(pr + j), to_bf16(_mm512_loadu_ps(sr + j)));
+        }
+        int nr = L - i0 < 4 ? L - i0 : 4, pairs = (mmax + 1) / 2;
+        for (int e0 = 0; e0 < E; e0 += 64) {
+            int ne = E - e0 < 64 ? E - e0 : 64, nu = ne / 16;
+            __m512 o[4][4];
+            for (int r = 0; r < 4; r++)
+                for (int u = 0; u < 4; u++)
+                    o[r][u] = _mm512_setzero_ps();
+            for (int t = 0; t < pairs; t++) {
+                const uint32_t *vt = vP + (size_t)t * (size_t)E + e0;
+                __m512bh v0 = (__m512bh)_mm512_loadu_si512(vt),
+                         v1 = (__m512bh)(nu > 1 ? _mm512_loadu_si512(vt + 16)
+                                                : _mm512_setzero_si512()),
+                         v2 = (__m512bh)(nu > 2 ? _mm512_loadu_si512(vt + 32)
+                                                : _mm512_setzero_si512()),
+                         v3 = (__m512bh)(nu > 3 ? _mm512_loadu_si512(vt + 48)
+                                                : _mm512_setzero_si512());
+                for (int r = 0; r < 4; r++) {
+                    __m512bh pp =
+                        (__m512bh)_mm512_set1_epi32((int)pb[(size_t)r * Lp / 2 + (size_t)t]);
+                    o[r][0] = _mm512_dpbf16_ps(o[r][0], pp, v0);
+                    o[r][1] = _mm512_dpbf16_ps(o[r][1], pp, v1);
+                    o[r][2] = _mm512_dpbf16_ps(o[r][2], pp, v2);
+                    o[r][3] = _mm512_dpbf16_ps(o[r][3], pp, v3);
+                }
+            }
+            for (int r = 0; r < nr; r++) {
+                __m512 vi = _mm512_set1_ps(inv[r]);
+                size_t at = (size_t)(i0 + r) * ldo + (size_t)e0;
+                for (int u = 0; u < nu; u++)
+                    _mm256_storeu_si256((void *)(out + at + 16 * (size_t)u),
+                                        to_bf16(_mm512_mul_ps(o[r][u], vi)));
+            }
+        }
+    }
+}
+
 #else
 bool clip_avx512(void)
 {
     return false;
+}
+bool clip_avx512_bf16(void)
+{
+    return false;
+}
+void clip_avx512_attention_head_bf16(float *scratch, const uint16_t *q, const uint16_t *k,
+                                     const uint16_t *v, size_t ld, int L, int E, float scale,
+                                     bool causal, uint16_t *out, size_t ldo)
+{
+    (void)scratch;
+    (void)q;
+    (void)k;
+    (void)v;
+    (void)ld;
+    (void)L;
+    (void)E;
+    (void)scale;
+    (void)causal;
+    (void)out;
+    (void)ldo;
 }
 bool clip_avx512_bias_act(float *o, const float *b, size_t n, bool act, enum clip_act kind)
 {

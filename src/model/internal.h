@@ -263,6 +263,7 @@ enum clip_epi {
     CLIP_EPI_STORE,    /* out (f32) = in @ W^T + b */
     CLIP_EPI_ACT,      /* out (bf16) = act(in @ W^T + b) */
     CLIP_EPI_RESIDUAL, /* out (f32) += in @ W^T + b */
+    CLIP_EPI_BF16,     /* out (bf16) = in @ W^T + b (bf16 mode only: q, k, v for attention) */
 };
 
 struct clip_bf16;
@@ -359,7 +360,11 @@ void clip_avx512_to_bf16(uint16_t *o, const float *v, size_t n);
 bool clip_avx512_bias_act(float *o, const float *b, size_t n, bool act, enum clip_act kind);
 void clip_avx512_layernorm_row(void *out, bool bf16, const float *x, const float *w, const float *b,
                                int C, float eps);
-size_t clip_avx512_attention_scratch(size_t L, size_t E); /* floats */
+size_t clip_avx512_attention_scratch(size_t L, size_t E); /* floats, for either head kernel */
+bool clip_avx512_bf16(void);                              /* and AVX512-BF16 (vdpbf16ps) */
+void clip_avx512_attention_head_bf16(float *scratch, const uint16_t *q, const uint16_t *k,
+                                     const uint16_t *v, size_t ld, int L, int E, float scale,
+                                     bool causal, uint16_t *out, size_t ldo);
 void clip_avx512_attention_head(float *scratch, const float *q, const float *k, const float *v,
                                 size_t ld, int L, int E, float scale, bool causal, void *out,
                                 size_t ldo, bool bf16);

@@ -140,9 +140,10 @@ static dnnl_status_t matmul_pd(dnnl_primitive_desc_t *pd, dnnl_engine_t eng, int
         st = dnnl_memory_desc_init_by_tag(&wei, 2, (dnnl_dims_t){ K, w }, dnnl_bf16,
                                           dnnl_format_tag_any);
     if (st == dnnl_success)
-        st = dnnl_memory_desc_init_by_strides(&dst, 2, (dnnl_dims_t){ M, w },
-                                              epi == CLIP_EPI_ACT ? dnnl_bf16 : dnnl_f32,
-                                              (dnnl_dims_t){ ldo, 1 });
+        st = dnnl_memory_desc_init_by_strides(
+            &dst, 2, (dnnl_dims_t){ M, w },
+            epi == CLIP_EPI_ACT || epi == CLIP_EPI_BF16 ? dnnl_bf16 : dnnl_f32,
+            (dnnl_dims_t){ ldo, 1 });
     if (st == dnnl_success)
         st = dnnl_memory_desc_init_by_tag(&bmd, 2, (dnnl_dims_t){ 1, w }, dnnl_f32, dnnl_ab);
     if (st == dnnl_success)
