@@ -9,10 +9,16 @@
  *   H  attention heads            E  head size = C / H       D  projection_dim
  * Activations are row-major (T, C): row b*L + i is token i of sequence b.
  *
- * Threads (model.h has the measurements): every op is shared out over the ctx's sb_pool; fp32
- * products run on single-threaded OpenBLAS, bf16 ones on single-threaded oneDNN calls, one row
- * chunk per worker. Nothing in a forward pass logs or does I/O; it allocates only in
- * bf16 the first time a row count is seen (oneDNN primitives, cached in the ctx). */
+ * Threads (model.h has the measurements): image batches are split by images over the ctx's
+ * sb_pool (vision_forward: each worker runs the tower on its group through a view of the ctx);
+ * otherwise every op is shared out over the pool. fp32 products run on single-threaded
+ * OpenBLAS, bf16 ones on single-threaded oneDNN calls. Nothing in a forward pass logs or does
+ * I/O; it allocates only in bf16 the first time a row count is seen (oneDNN primitives, cached
+ * in the ctx, and a worker's scratchpad).
+ *
+ * bf16 layer shapes: q, k, v and the MLP run as C x C products (struct clip_layer's parts),
+ * which oneDNN 2.6 runs faster per flop than the (3C, C), (F, C) and (C, F) ones; q, k, v come
+ * out as bf16 panels for the AVX512-BF16 attention kernel (clip_avx512.c). */
 #include "internal.h"
 
 #include "shoebox/bpe.h"

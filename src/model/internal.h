@@ -251,8 +251,9 @@ struct clip_model {
  * src/model/linear_nodnnl.c where oneDNN is absent (every function there fails or says no; the
  * loader then computes in fp32). Weights are converted once at load into oneDNN's packed layout
  * for this CPU. Activations enter as bf16 (row-major (M, K)), the products accumulate in fp32,
- * and the output is f32, or bf16 when it only feeds another product (CLIP_EPI_ACT: fc1 +
- * activation feeding fc2). clip.c shares a product out over pool workers by row chunks.
+ * and the output is f32, or bf16 when it only feeds another product or the attention kernel
+ * (CLIP_EPI_ACT: fc1 + activation feeding fc2; CLIP_EPI_BF16: q, k, v). clip.c shares a
+ * product out over pool workers by row chunks, or runs it whole on one worker.
  *
  * Threads: a struct clip_bf16 is read-only after packing. A struct clip_bf16_ctx belongs to one
  * clip_ctx; clip_bf16_op() and clip_bf16_run() run on any of its workers (each worker index
@@ -293,7 +294,7 @@ int clip_bf16_rows(int M);
 int clip_bf16_op(struct clip_bf16_ctx *c, const struct clip_linear *l, int M, enum clip_epi epi,
                  enum clip_act act, const struct clip_bf16_op **out, struct sb_err *err);
 /* Runs op (made for l, or a linear of the same shape) on worker `worker`: out is (M, n_out)
- * row-major (f32, or bf16 for CLIP_EPI_ACT), in is (M, n_in) bf16, both with room for
+ * row-major (f32, or bf16 for CLIP_EPI_ACT / BF16), in is (M, n_in) bf16, both with room for
  * clip_bf16_rows(M) rows. The first run of an op on a worker may grow that worker's scratchpad.
  * Returns false if oneDNN failed or that allocation did. */
 bool clip_bf16_run(struct clip_bf16_ctx *c, const struct clip_bf16_op *op,
