@@ -354,10 +354,11 @@ static void attention_task(void *arg, size_t begin, size_t end, int worker)
         size_t in_at = b * (size_t)L * j->ld + h * (size_t)E;
         if (j->in_bf16) {
             size_t at = b * (size_t)L * C + h * (size_t)E;
-            clip_avx512_attention_head_bf16(s, (const uint16_t *)j->q + in_at,
-                                            (const uint16_t *)j->k + in_at,
-                                            (const uint16_t *)j->v + in_at, j->ld, L, E, scale,
-                                            j->causal, (uint16_t *)j->out + at, (size_t)C);
+            (clip_amx() && E % 32 == 0 ? clip_amx_attention_head_bf16
+                                       : clip_avx512_attention_head_bf16)(
+                s, (const uint16_t *)j->q + in_at, (const uint16_t *)j->k + in_at,
+                (const uint16_t *)j->v + in_at, j->ld, L, E, scale, j->causal,
+                (uint16_t *)j->out + at, (size_t)C);
             continue;
         }
         const float *q = (const float *)j->q + in_at, *k = (const float *)j->k + in_at,

@@ -12,6 +12,8 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <cpuid.h>
 #include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define AVX512     __attribute__((target("avx512f,avx512bw,avx512vl")))
 #define AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
@@ -171,7 +173,8 @@ AVX512 bool clip_avx512_bias_act(float *o, const float *b, size_t n, bool act, e
 size_t clip_avx512_attention_scratch(size_t L, size_t E)
 {
     size_t Lp = (L + 63) / 64 * 64;
-    return (E + 8) * Lp; /* the bf16 kernel's: kP, vP (E Lp / 2 each), s (4 Lp), p (2 Lp) */
+    /* the AMX kernel's: kP, vP (E Lp / 2 each), s (16 Lp), p (16 Lp bf16 = 8 Lp) */
+    return (E + 24) * Lp;
 }
 
 /* Scores of 4 query rows against keys [0, mb) (mb a multiple of 64): s[r] = scale * q_r . kT. */
@@ -285,20 +288,12 @@ AVX512 void clip_avx512_attention_head(float *scratch, const float *q, const flo
     }
 }
 
-/* The bf16 head (avx512bf16): q, k, v rows of E bf16 (E a multiple of 16) with row stride ld;
- * out rows of E bf16 with stride ldo. Products as pairs with vdpbf16ps (bf16 x bf16, f32
- * accumulation), softmax in f32, the probabilities rounded to bf16 for p @ V as PyTorch's bf16
- * attention does. kP (E/2, Lp) holds K's bf16 pairs (k_j[2p], k_j[2p+1]) as 32-bit words, key j
- * in column j; vP (Lp/2, E) the pairs (v_2t[e], v_2t+1[e]); keys past L are zeros. */
-AVX512BF16 void clip_avx512_attention_head_bf16(float *scratch, const uint16_t *q,
-                                                const uint16_t *k, const uint16_t *v, size_t ld,
-                                                int L, int E, float scale, bool causal,
-                                                uint16_t *out, size_t ldo)
+/* kP (E/2, Lp): K's bf16 pairs (k_j[2p], k_j[2p+1]) as 32-bit words, key j in column j; vP
+ * (Lp/2, E): the pairs (v_2t[e], v_2t+1[e]); keys past L are zeros. */
+AVX512 static void build_pairs(uint32_t *kP, uint32_t *vP, const uint16_t *k, const uint16_t *v,
+                               size_t ld, int L, int E, size_t Lp)
 {
-    size_t Lp = (size_t)(L + 63) / 64 * 64, E2 = (size_t)E / 2;
-    uint32_t *kP = (uint32_t *)scratch, *vP = kP + E2 * Lp;
-    float *s = (float *)(vP + E2 * Lp);      /* 4 rows of Lp */
-    uint32_t *pb = (uint32_t *)(s + 4 * Lp); /* 4 rows of Lp / 2 bf16 pairs */
+    size_t E2 = (size_t)E / 2;
     for (size_t j = 0; j < Lp; j++) {
         const uint32_t *kj = (const uint32_t *)(k + j * ld);
         for (size_t p = 0; p < E2; p++)
@@ -318,6 +313,23 @@ AVX512BF16 void clip_avx512_attention_head_bf16(float *scratch, const uint16_t *
                                 _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
         }
     }
+}
+
+/* The bf16 head (avx512bf16): q, k, v rows of E bf16 (E a multiple of 16) with row stride ld;
+ * out rows of E bf16 with stride ldo. Products as pairs with vdpbf16ps (bf16 x bf16, f32
+ * accumulation), softmax in f32, the probabilities rounded to bf16 for p @ V as PyTorch's bf16
+ * attention does. kP (E/2, Lp) holds K's bf16 pairs (k_j[2p], k_j[2p+1]) as 32-bit words, key j
+ * in column j; vP (Lp/2, E) the pairs (v_2t[e], v_2t+1[e]); keys past L are zeros. */
+AVX512BF16 void clip_avx512_attention_head_bf16(float *scratch, const uint16_t *q,
+                                                const uint16_t *k, const uint16_t *v, size_t ld,
+                                                int L, int E, float scale, bool causal,
+                                                uint16_t *out, size_t ldo)
+{
+    size_t Lp = (size_t)(L + 63) / 64 * 64, E2 = (size_t)E / 2;
+    uint32_t *kP = (uint32_t *)scratch, *vP = kP + E2 * Lp;
+    float *s = (float *)(vP + E2 * Lp);      /* 4 rows of Lp */
+    uint32_t *pb = (uint32_t *)(s + 4 * Lp); /* 4 rows of Lp / 2 bf16 pairs */
+    build_pairs(kP, vP, k, v, ld, L, E, Lp);
     __m512 vscale = _mm512_set1_ps(scale);
     for (int i0 = 0; i0 < L; i0 += 4) {
         const uint32_t *qr[4];
@@ -397,6 +409,132 @@ AVX512BF16 void clip_avx512_attention_head_bf16(float *scratch, const uint16_t *
     }
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* AMX: the bf16 head's two products on tiles (16 x 32 bf16 by 32 x 16 -> 16 x 16 f32) */
+
+#define AMX __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,amx-tile,amx-bf16")))
+
+bool clip_amx(void)
+{
+    static int have = -1; /* a race here writes the same value */
+    if (have < 0) {
+        unsigned a = 0, b = 0, c = 0, d = 0;
+        bool amx = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d & (1u << 22)) &&
+                   (d & (1u << 24)); /* AMX-BF16, AMX-TILE */
+        /* the OS must hand this process the tile data (Linux >= 5.16; asked once, as oneDNN
+         * does; asking again is harmless) */
+        have = amx && clip_avx512_bf16() &&
+                       syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18) == 0
+                   ? 1
+                   : 0;
+    }
+    return have == 1;
+}
+
+struct tile_config {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+};
+
+/* The same head as clip_avx512_attention_head_bf16 (same scratch layout, same rounding
+ * points), E a multiple of 32, its products on AMX tiles: tiles 0-3 accumulate 16 x 16 f32 blocks,
+ * 4 holds 16 rows of 32 bf16 (q or p), 5 16 pairs x 16 columns (kP or vP). Query rows go 16 at a
+ * time; rows past L read the panel's spare rows (results unused: rows are independent). */
+AMX void clip_amx_attention_head_bf16(float *scratch, const uint16_t *q, const uint16_t *k,
+                                      const uint16_t *v, size_t ld, int L, int E, float scale,
+                                      bool causal, uint16_t *out, size_t ldo)
+{
+    size_t Lp = (size_t)(L + 63) / 64 * 64, E2 = (size_t)E / 2;
+    uint32_t *kP = (uint32_t *)scratch, *vP = kP + E2 * Lp;
+    float *s = (float *)(vP + E2 * Lp); /* 16 rows of Lp (scratch: E Lp + 8 Lp >= 16 Lp + ...) */
+    uint16_t *pb = (uint16_t *)(s + 16 * Lp); /* 16 rows of Lp bf16 */
+    build_pairs(kP, vP, k, v, ld, L, E, Lp);
+    struct tile_config cfg = { .palette = 1 };
+    for (int t = 0; t < 6; t++) {
+        cfg.colsb[t] = 64;
+        cfg.rows[t] = 16;
+    }
+    _tile_loadconfig(&cfg);
+    __m512 vscale = _mm512_set1_ps(scale);
+    for (int i0 = 0; i0 < L; i0 += 16) {
+        int nr = L - i0 < 16 ? L - i0 : 16;
+        int mmax = causal ? i0 + nr : L, mb = (mmax + 63) / 64 * 64;
+        const uint16_t *qi = q + (size_t)i0 * ld;
+        for (int j0 = 0; j0 < mb; j0 += 64) { /* scores: 16 rows x 64 keys */
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+            for (int e0 = 0; e0 < E; e0 += 32) {
+                _tile_loadd(4, qi + e0, (long)(ld * 2));
+                const uint32_t *kt = kP + (size_t)(e0 / 2) * Lp + (size_t)j0;
+                _tile_loadd(5, kt, (long)(Lp * 4));
+                _tile_dpbf16ps(0, 4, 5);
+                _tile_loadd(5, kt + 16, (long)(Lp * 4));
+                _tile_dpbf16ps(1, 4, 5);
+                _tile_loadd(5, kt + 32, (long)(Lp * 4));
+                _tile_dpbf16ps(2, 4, 5);
+                _tile_loadd(5, kt + 48, (long)(Lp * 4));
+                _tile_dpbf16ps(3, 4, 5);
+            }
+            _tile_stored(0, s + j0, (long)(Lp * 4));
+            _tile_stored(1, s + j0 + 16, (long)(Lp * 4));
+            _tile_stored(2, s + j0 + 32, (long)(Lp * 4));
+            _tile_stored(3, s + j0 + 48, (long)(Lp * 4));
+        }
+        float inv[16];
+        for (int r = 0; r < 16; r++) {
+            float *sr = s + (size_t)r * Lp;
+            int m = causal ? (i0 + r < L ? i0 + r : L - 1) + 1 : L;
+            for (int j = 0; j < mb; j += 16)
+                _mm512_storeu_ps(sr + j, _mm512_mul_ps(_mm512_loadu_ps(sr + j), vscale));
+            inv[r] = softmax_row(sr, m, mb);
+            for (int j = 0; j < mb; j += 16)
+                _mm256_storeu_si256((void *)(pb + (size_t)r * Lp + j),
+                                    to_bf16(_mm512_loadu_ps(sr + j)));
+        }
+        for (int e0 = 0; e0 < E; e0 += 64) { /* p @ V: 16 rows x up to 64 columns */
+            int nu = (E - e0 < 64 ? E - e0 : 64) / 16;
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+            for (int t0 = 0; t0 < mb / 2; t0 += 16) {
+                _tile_loadd(4, pb + 2 * t0, (long)(Lp * 2));
+                const uint32_t *vt = vP + (size_t)t0 * (size_t)E + e0;
+                _tile_loadd(5, vt, (long)(E * 4));
+                _tile_dpbf16ps(0, 4, 5);
+                if (nu > 1) {
+                    _tile_loadd(5, vt + 16, (long)(E * 4));
+                    _tile_dpbf16ps(1, 4, 5);
+                }
+                if (nu > 2) {
+                    _tile_loadd(5, vt + 32, (long)(E * 4));
+                    _tile_dpbf16ps(2, 4, 5);
+                }
+                if (nu > 3) {
+                    _tile_loadd(5, vt + 48, (long)(E * 4));
+                    _tile_dpbf16ps(3, 4, 5);
+                }
+            }
+            float *o = s; /* 16 rows x 64, the scores are spent */
+            _tile_stored(0, o, 256);
+            _tile_stored(1, o + 16, 256);
+            _tile_stored(2, o + 32, 256);
+            _tile_stored(3, o + 48, 256);
+            for (int r = 0; r < nr; r++) {
+                __m512 vi = _mm512_set1_ps(inv[r]);
+                for (int u = 0; u < nu; u++)
+                    _mm256_storeu_si256(
+                        (void *)(out + (size_t)(i0 + r) * ldo + (size_t)e0 + 16 * (size_t)u),
+                        to_bf16(_mm512_mul_ps(_mm512_loadu_ps(o + r * 64 + 16 * u), vi)));
+            }
+        }
+    }
+    _tile_release();
+}
+
 #else
 bool clip_avx512(void)
 {
@@ -405,6 +543,16 @@ bool clip_avx512(void)
 bool clip_avx512_bf16(void)
 {
     return false;
+}
+bool clip_amx(void)
+{
+    return false;
+}
+void clip_amx_attention_head_bf16(float *scratch, const uint16_t *q, const uint16_t *k,
+                                  const uint16_t *v, size_t ld, int L, int E, float scale,
+                                  bool causal, uint16_t *out, size_t ldo)
+{
+    clip_avx512_attention_head_bf16(scratch, q, k, v, ld, L, E, scale, causal, out, ldo);
 }
 void clip_avx512_attention_head_bf16(float *scratch, const uint16_t *q, const uint16_t *k,
                                      const uint16_t *v, size_t ld, int L, int E, float scale,

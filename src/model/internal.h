@@ -363,6 +363,10 @@ void clip_avx512_layernorm_row(void *out, bool bf16, const float *x, const float
                                int C, float eps);
 size_t clip_avx512_attention_scratch(size_t L, size_t E); /* floats, for either head kernel */
 bool clip_avx512_bf16(void);                              /* and AVX512-BF16 (vdpbf16ps) */
+bool clip_amx(void); /* and AMX-BF16 with the OS's permission to use the tiles */
+void clip_amx_attention_head_bf16(float *scratch, const uint16_t *q, const uint16_t *k,
+                                  const uint16_t *v, size_t ld, int L, int E, float scale,
+                                  bool causal, uint16_t *out, size_t ldo);
 void clip_avx512_attention_head_bf16(float *scratch, const uint16_t *q, const uint16_t *k,
                                      const uint16_t *v, size_t ld, int L, int E, float scale,
                                      bool causal, uint16_t *out, size_t ldo);
