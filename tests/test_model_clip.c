@@ -630,7 +630,7 @@ static void test_attention_kernels(void)
                 double scale = 1.0 / sqrt((double)E), *p = calloc((size_t)L, sizeof(double));
                 for (int i = 0; i < L; i++) {
                     int m = causal ? i + 1 : L;
-                    double mx = -INFINITY, sum = 0.0;
+                    double mx = -(double)INFINITY, sum = 0.0;
                     for (int j = 0; j < m; j++) {
                         double d = 0.0;
                         for (int e = 0; e < E; e++)
