@@ -13,6 +13,7 @@
 #include "../src/model/internal.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -586,6 +587,103 @@ static void test_st_parse(void)
     st_file_release(&f);
 }
 
+/* The attention head kernels (clip_avx512.c) against a double-precision softmax(q k^T / sqrt E) v
+ * on the same bf16-rounded inputs: the f32 kernel, the AVX512-BF16 one and the AMX one, each
+ * where the CPU has it (the models above have head sizes the AMX kernel does not take). */
+static float bf16_round(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof(u));
+    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    memcpy(&f, &u, sizeof(f));
+    return f;
+}
+
+static void test_attention_kernels(void)
+{
+    if (!clip_avx512())
+        return;
+    static const int Ls[] = { 1, 17, 50, 197 }, Es[] = { 32, 64 };
+    size_t ld = 3 * 64 + 16; /* wider rows than E, as the q/k/v panels of a layer are */
+    for (size_t li = 0; li < sizeof(Ls) / sizeof(Ls[0]); li++)
+        for (size_t ei = 0; ei < sizeof(Es) / sizeof(Es[0]); ei++)
+            for (int causal = 0; causal < 2; causal++) {
+                int L = Ls[li], E = Es[ei];
+                size_t n = ((size_t)L + 16) * ld; /* 16 spare rows, as a panel has */
+                float *qf = calloc(3 * n, sizeof(float)),
+                      *ref = calloc((size_t)L * E, sizeof(float));
+                uint16_t *qb = calloc(3 * n, sizeof(uint16_t)), *ob = calloc((size_t)L * E, 2);
+                float *of = calloc((size_t)L * E, sizeof(float));
+                float *scratch = calloc(clip_avx512_attention_scratch((size_t)L, (size_t)E) +
+                                            (size_t)L * ((size_t)L + (size_t)E),
+                                        sizeof(float));
+                CHECK(qf && ref && qb && ob && of && scratch);
+                uint32_t seed = 12345u + (uint32_t)(L * 7 + E + causal);
+                for (size_t i = 0; i < 3 * n; i++) {
+                    seed = seed * 1664525u + 1013904223u;
+                    qf[i] = bf16_round(((float)(seed >> 8) / 16777216.0f - 0.5f) * 4.0f);
+                    uint32_t u;
+                    memcpy(&u, &qf[i], sizeof(u));
+                    qb[i] = (uint16_t)(u >> 16);
+                }
+                const float *q = qf, *k = qf + n, *v = qf + 2 * n;
+                double scale = 1.0 / sqrt((double)E), *p = calloc((size_t)L, sizeof(double));
+                for (int i = 0; i < L; i++) {
+                    int m = causal ? i + 1 : L;
+                    double mx = -(double)INFINITY, sum = 0.0;
+                    for (int j = 0; j < m; j++) {
+                        double d = 0.0;
+                        for (int e = 0; e < E; e++)
+                            d += (double)q[(size_t)i * ld + (size_t)e] *
+                                 (double)k[(size_t)j * ld + (size_t)e];
+                        p[j] = d * scale;
+                        mx = p[j] > mx ? p[j] : mx;
+                    }
+                    for (int j = 0; j < m; j++)
+                        sum += p[j] = exp(p[j] - mx);
+                    for (int e = 0; e < E; e++) {
+                        double o = 0.0;
+                        for (int j = 0; j < m; j++)
+                            o += p[j] * (double)v[(size_t)j * ld + (size_t)e];
+                        ref[(size_t)i * E + (size_t)e] = (float)(o / sum);
+                    }
+                }
+                free(p);
+                /* f32: tight; bf16 products round p to bf16 and the output to bf16 */
+                clip_avx512_attention_head(scratch, q, k, v, ld, L, E, (float)scale, causal, of,
+                                           (size_t)E, false);
+                double worst = 0.0;
+                for (size_t i = 0; i < (size_t)L * E; i++)
+                    worst = fmax(worst, fabs((double)of[i] - (double)ref[i]));
+                CHECK(worst < 1e-5);
+                for (int kind = 0; kind < 2; kind++) {
+                    if (kind == 0 ? !clip_avx512_bf16() : !clip_amx())
+                        continue;
+                    memset(ob, 0xff, (size_t)L * E * 2);
+                    (kind == 0 ? clip_avx512_attention_head_bf16 : clip_amx_attention_head_bf16)(
+                        scratch, qb, qb + n, qb + 2 * n, ld, L, E, (float)scale, causal, ob,
+                        (size_t)E);
+                    worst = 0.0;
+                    for (size_t i = 0; i < (size_t)L * E; i++) {
+                        uint32_t u = (uint32_t)ob[i] << 16;
+                        float f;
+                        memcpy(&f, &u, sizeof(f));
+                        worst = fmax(worst, fabs((double)f - (double)ref[i]));
+                    }
+                    if (!(worst < 0.03))
+                        fprintf(stderr, "attention kind %d L %d E %d causal %d: max diff %g\n",
+                                kind, L, E, causal, worst);
+                    CHECK(worst < 0.03);
+                }
+                free(qf);
+                free(ref);
+                free(qb);
+                free(ob);
+                free(of);
+                free(scratch);
+            }
+}
+
 int main(void)
 {
     testdata = getenv("SHOEBOX_TESTDATA");
@@ -596,6 +694,7 @@ int main(void)
     }
     test_config();
     test_st_parse();
+    test_attention_kernels();
     test_precision_auto();
     for (size_t i = 0; i < sizeof(models) / sizeof(models[0]); i++)
         test_model(models[i], NULL, CLIP_PRECISION_FP32);

@@ -9,10 +9,16 @@
  *   H  attention heads            E  head size = C / H       D  projection_dim
  * Activations are row-major (T, C): row b*L + i is token i of sequence b.
  *
- * Threads (model.h has the measurements): fp32 shares every op out over the ctx's sb_pool,
- * OpenBLAS single-threaded; bf16 runs products on oneDNN's own threads from the caller and the
- * small ops on the pool. Nothing in a forward pass logs or does I/O; it allocates only in
- * bf16 the first time a row count is seen (oneDNN primitives, cached in the ctx). */
+ * Threads (model.h has the measurements): image batches are split by images over the ctx's
+ * sb_pool (vision_forward: each worker runs the tower on its group through a view of the ctx);
+ * otherwise every op is shared out over the pool. fp32 products run on single-threaded
+ * OpenBLAS, bf16 ones on single-threaded oneDNN calls. Nothing in a forward pass logs or does
+ * I/O; it allocates only in bf16 the first time a row count is seen (oneDNN primitives, cached
+ * in the ctx, and a worker's scratchpad).
+ *
+ * bf16 layer shapes: q, k, v and the MLP run as C x C products (struct clip_layer's parts),
+ * which oneDNN 2.6 runs faster per flop than the (3C, C), (F, C) and (C, F) ones; q, k, v come
+ * out as bf16 panels for the AVX512-BF16 attention kernel (clip_avx512.c). */
 #include "internal.h"
 
 #include "shoebox/bpe.h"
@@ -49,6 +55,10 @@ void clip_k_store_input(void *dst, size_t at, const float *v, size_t n, bool bf1
         return;
     }
     uint16_t *o = (uint16_t *)dst + at;
+    if (clip_avx512()) {
+        clip_avx512_to_bf16(o, v, n);
+        return;
+    }
     for (size_t i = 0; i < n; i++)
         o[i] = bf16_from_f32(v[i]);
 }
@@ -90,7 +100,8 @@ struct lin_job {
     int T;
     enum clip_epi epi;
     enum clip_act act;
-    const struct clip_bf16_op *op; /* bf16 */
+    int chunk;                        /* bf16: rows per work item (a multiple of 16) */
+    const struct clip_bf16_op *op[2]; /* bf16: for a full chunk, for the last one */
 };
 
 #define LIN_COLS 16 /* fp32: columns per work item */
@@ -105,8 +116,12 @@ static void linear_task(void *arg, size_t begin, size_t end, int worker)
     float *out = j->out;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, n1 - n0, K, 1.0f, j->in, K,
                 l->w + (size_t)n0 * K, K, j->epi == CLIP_EPI_RESIDUAL ? 1.0f : 0.0f, out + n0, N);
+    bool act = j->epi == CLIP_EPI_ACT, simd = clip_avx512();
     for (int t = 0; t < j->T; t++) {
         float *o = out + (size_t)t * N;
+        if (simd &&
+            clip_avx512_bias_act(o + n0, l->b ? l->b + n0 : NULL, (size_t)(n1 - n0), act, j->act))
+            continue;
         if (l->b)
             for (int n = n0; n < n1; n++)
                 o[n] += l->b[n];
@@ -115,21 +130,116 @@ static void linear_task(void *arg, size_t begin, size_t end, int worker)
     }
 }
 
+/* bf16: work items are row chunks, each one single-threaded oneDNN call on this worker's
+ * stream and scratchpad; the weights are read whole by every worker (they sit in L3). */
+static void linear_bf16_task(void *arg, size_t begin, size_t end, int worker)
+{
+    const struct lin_job *j = arg;
+    size_t osize =
+        j->epi == CLIP_EPI_ACT || j->epi == CLIP_EPI_BF16 ? sizeof(uint16_t) : sizeof(float);
+    for (size_t i = begin; i < end; i++) {
+        size_t r0 = i * (size_t)j->chunk;
+        const struct clip_bf16_op *op = (int)r0 + j->chunk < j->T ? j->op[0] : j->op[1];
+        if (!clip_bf16_run(j->c->bf16, op, j->l, j->c->worker0 + worker,
+                           (char *)j->out + r0 * (size_t)j->l->n_out * osize,
+                           (const uint16_t *)j->in + r0 * (size_t)j->l->n_in))
+            atomic_store(&j->c->failed, true);
+    }
+}
+
+/* bf16 row chunks: one per worker, a multiple of 16 rows (clip_bf16_rows' contract). */
+static int bf16_chunk(const struct clip_ctx *c, int T)
+{
+    int per = (T + c->n_workers - 1) / c->n_workers;
+    return (per + 15) / 16 * 16;
+}
+
 void clip_k_linear(struct clip_ctx *c, void *out, const void *in, const struct clip_linear *l,
                    int T, enum clip_epi epi, enum clip_act act)
 {
-    struct lin_job j = { c, l, out, in, T, epi, act, NULL };
-    size_t items = ((size_t)l->n_out + LIN_COLS - 1) / LIN_COLS;
+    struct lin_job j = { c, l, out, in, T, epi, act, 0, { NULL, NULL } };
     if (atomic_load(&c->failed))
         return;
     if (c->bf16) {
-        /* oneDNN shares each product out over its own OpenMP threads (see model.h) */
-        if (clip_bf16_op(c->bf16, l, T, epi, act, &j.op, &c->err) != SB_OK ||
-            !clip_bf16_run(c->bf16, j.op, l, 0, out, in))
+        if (!l->packed) { /* e.g. an MLP half packed as parts: clip_k_mlp runs those */
+            c->err = (struct sb_err){ 0 };
+            sb_fail(&c->err, SB_EINTERNAL, "bf16: a product without packed weights");
             atomic_store(&c->failed, true);
+            return;
+        }
+        /* the primitives are made here, on the calling thread; the chunks run on the pool */
+        j.chunk = bf16_chunk(c, T);
+        int n = (T + j.chunk - 1) / j.chunk, last = T - (n - 1) * j.chunk;
+        if (clip_bf16_op(c->bf16, l, j.chunk, epi, act, &j.op[0], &c->err) != SB_OK ||
+            clip_bf16_op(c->bf16, l, last, epi, act, &j.op[1], &c->err) != SB_OK) {
+            atomic_store(&c->failed, true);
+            return;
+        }
+        sb_pool_for(c->pool, (size_t)n, 1, linear_bf16_task, &j);
         return;
     }
+    size_t items = ((size_t)l->n_out + LIN_COLS - 1) / LIN_COLS;
     sb_pool_for(c->pool, items, 1, linear_task, &j);
+}
+
+/* bf16 MLP in C-wide parts (clip_k_mlp). ops[0..2] for a full chunk, ops[3..5] for the last:
+ * fc1 part, fc2 part 0 (with the bias), fc2 part p > 0. */
+struct mlp_job {
+    struct clip_ctx *c;
+    const struct clip_layer *w;
+    float *x;
+    const uint16_t *in;
+    uint16_t *h; /* (T, C) the activations of one part, each chunk in its own rows */
+    int T, C, chunk;
+    const struct clip_bf16_op *ops[6];
+};
+
+static void mlp_task(void *arg, size_t begin, size_t end, int worker)
+{
+    const struct mlp_job *j = arg;
+    size_t C = (size_t)j->C;
+    for (size_t i = begin; i < end; i++) {
+        size_t r0 = i * (size_t)j->chunk;
+        const struct clip_bf16_op *const *op = j->ops + ((int)r0 + j->chunk < j->T ? 0 : 3);
+        uint16_t *h = j->h + r0 * C;
+        bool ok = true;
+        for (int p = 0; p < j->w->mlp_parts && ok; p++) {
+            ok = clip_bf16_run(j->c->bf16, op[0], &j->w->fc1_parts[p], j->c->worker0 + worker, h,
+                               j->in + r0 * C);
+            if (ok)
+                ok = clip_bf16_run(j->c->bf16, op[p == 0 ? 1 : 2], &j->w->fc2_parts[p],
+                                   j->c->worker0 + worker, j->x + r0 * C, h);
+        }
+        if (!ok)
+            atomic_store(&j->c->failed, true);
+    }
+}
+
+void clip_k_mlp(struct clip_ctx *c, float *x, const void *in, const struct clip_layer *w, int T,
+                enum clip_act act)
+{
+    if (!c->bf16 || !w->mlp_parts) {
+        clip_k_linear(c, c->mlp, in, &w->fc1, T, CLIP_EPI_ACT, act);     /* (T, F), activated */
+        clip_k_linear(c, x, c->mlp, &w->fc2, T, CLIP_EPI_RESIDUAL, act); /* x += fc2(mlp) */
+        return;
+    }
+    if (atomic_load(&c->failed))
+        return;
+    struct mlp_job j = { c, w, x, in, c->mlp, T, w->fc1_parts[0].n_in, bf16_chunk(c, T), { 0 } };
+    int n = (T + j.chunk - 1) / j.chunk, last = T - (n - 1) * j.chunk;
+    for (int k = 0; k < 2; k++) {
+        int M = k ? last : j.chunk;
+        if (clip_bf16_op(c->bf16, &w->fc1_parts[0], M, CLIP_EPI_ACT, act, &j.ops[3 * k], &c->err) !=
+                SB_OK ||
+            clip_bf16_op(c->bf16, &w->fc2_parts[0], M, CLIP_EPI_RESIDUAL, act, &j.ops[3 * k + 1],
+                         &c->err) != SB_OK ||
+            clip_bf16_op(c->bf16, &w->fc2_parts[w->mlp_parts > 1 ? 1 : 0], M, CLIP_EPI_RESIDUAL,
+                         act, &j.ops[3 * k + 2], &c->err) != SB_OK) {
+            atomic_store(&c->failed, true);
+            return;
+        }
+    }
+    sb_pool_for(c->pool, (size_t)n, 1, mlp_task, &j);
 }
 
 /* nn.LayerNorm over rows [r0, r1) of (T, C): biased variance, eps inside the sqrt. out is f32
@@ -137,6 +247,13 @@ void clip_k_linear(struct clip_ctx *c, void *out, const void *in, const struct c
 static void layernorm_rows(void *out, bool bf16, const float *in, const float *w, const float *b,
                            int C, float eps, size_t r0, size_t r1)
 {
+    if (clip_avx512()) {
+        size_t osize = bf16 ? sizeof(uint16_t) : sizeof(float);
+        for (size_t r = r0; r < r1; r++)
+            clip_avx512_layernorm_row((char *)out + r * (size_t)C * osize, bf16, in + r * (size_t)C,
+                                      w, b, C, eps);
+        return;
+    }
     for (size_t r = r0; r < r1; r++) {
         const float *x = in + r * (size_t)C;
         float mean = 0.0f;
@@ -193,8 +310,10 @@ void clip_k_layernorm(struct clip_ctx *c, void *out, bool to_input, const float 
 struct att_job {
     void *out;
     bool bf16;
-    const float *qkv;
-    float *scratch; /* (n_workers, max_len * (max_len + max_e)) */
+    bool in_bf16;          /* q, k, v are bf16 (the avx512bf16 kernel) */
+    const void *q, *k, *v; /* row stride ld */
+    size_t ld;
+    float *scratch; /* (n_workers, att_per_worker(max_len, max_e)) */
     size_t per_worker;
     int L, C, H;
     bool causal;
@@ -225,35 +344,70 @@ static void softmax_rows(float *s, int n, bool causal)
 static void attention_task(void *arg, size_t begin, size_t end, int worker)
 {
     const struct att_job *j = arg;
-    int L = j->L, C = j->C, E = C / j->H, row = 3 * C;
+    int L = j->L, C = j->C, E = C / j->H, row = (int)j->ld;
     float scale = 1.0f / sqrtf((float)E);
     float *s = j->scratch + (size_t)worker * j->per_worker; /* (L, L) */
     float *o = s + (size_t)L * L;                           /* (L, E) when bf16 */
+    bool avx512 = clip_avx512();
     for (size_t item = begin; item < end; item++) {
         size_t b = item / (size_t)j->H, h = item % (size_t)j->H;
-        const float *q = j->qkv + b * (size_t)L * row + h * (size_t)E;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, E, scale, q, row, q + C, row,
-                    0.0f, s, L);
+        size_t in_at = b * (size_t)L * j->ld + h * (size_t)E;
+        if (j->in_bf16) {
+            size_t at = b * (size_t)L * C + h * (size_t)E;
+            (clip_amx() && E % 32 == 0 ? clip_amx_attention_head_bf16
+                                       : clip_avx512_attention_head_bf16)(
+                s, (const uint16_t *)j->q + in_at, (const uint16_t *)j->k + in_at,
+                (const uint16_t *)j->v + in_at, j->ld, L, E, scale, j->causal,
+                (uint16_t *)j->out + at, (size_t)C);
+            continue;
+        }
+        const float *q = (const float *)j->q + in_at, *k = (const float *)j->k + in_at,
+                    *v = (const float *)j->v + in_at;
+        if (avx512) {
+            size_t at = b * (size_t)L * C + h * (size_t)E;
+            void *dst =
+                j->bf16 ? (void *)((uint16_t *)j->out + at) : (void *)((float *)j->out + at);
+            clip_avx512_attention_head(s, q, k, v, j->ld, L, E, scale, j->causal, dst, (size_t)C,
+                                       j->bf16);
+            continue;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, E, scale, q, row, k, row, 0.0f,
+                    s, L);
         softmax_rows(s, L, j->causal);
         size_t at = b * (size_t)L * C + h * (size_t)E; /* out[b*L, h*E] */
         if (!j->bf16) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, E, L, 1.0f, s, L,
-                        q + 2 * (size_t)C, row, 0.0f, (float *)j->out + at, C);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, E, L, 1.0f, s, L, v, row,
+                        0.0f, (float *)j->out + at, C);
             continue;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, E, L, 1.0f, s, L,
-                    q + 2 * (size_t)C, row, 0.0f, o, E);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, E, L, 1.0f, s, L, v, row, 0.0f, o,
+                    E);
         for (int i = 0; i < L; i++)
             clip_k_store_input(j->out, at + (size_t)i * C, o + (size_t)i * E, (size_t)E, true);
     }
 }
 
+/* Floats of attention scratch per worker: the C path's or the AVX-512 kernel's. */
+static size_t att_per_worker(size_t L, size_t E)
+{
+    size_t portable = L * (L + E), simd = clip_avx512_attention_scratch(L, E);
+    return portable > simd ? portable : simd;
+}
+
+/* The core on q, k, v each (B*L, C) with row stride ld. */
+static void attention_run(struct clip_ctx *c, void *out, bool in_bf16, const void *q, const void *k,
+                          const void *v, size_t ld, int B, int L, int C, int H, bool causal)
+{
+    size_t per = att_per_worker(c->max_len, c->max_e);
+    struct att_job j = { out, c->bf16 != NULL, in_bf16, q, k, v, ld, c->att, per, L, C, H, causal };
+    sb_pool_for(c->pool, (size_t)B * (size_t)H, 1, attention_task, &j);
+}
+
 void clip_k_attention(struct clip_ctx *c, void *out, const float *qkv, int B, int L, int C, int H,
                       bool causal)
 {
-    size_t per = c->max_len * (c->max_len + c->max_e);
-    struct att_job j = { out, c->bf16 != NULL, qkv, c->att, per, L, C, H, causal };
-    sb_pool_for(c->pool, (size_t)B * (size_t)H, 1, attention_task, &j);
+    attention_run(c, out, false, qkv, qkv + C, qkv + 2 * (size_t)C, 3 * (size_t)C, B, L, C, H,
+                  causal);
 }
 
 void clip_k_l2_normalize(float *x, int D)
@@ -276,12 +430,27 @@ void clip_k_encoder_layer(struct clip_ctx *c, const struct clip_layer *w,
 {
     int T = B * L, C = tc->hidden;
     clip_k_layernorm(c, c->a, true, x, w->ln1_w, w->ln1_b, T, C, tc->ln_eps);
-    clip_k_linear(c, c->qkv, c->a, &w->qkv, T, CLIP_EPI_STORE, tc->act); /* (T, 3C) */
-    clip_k_attention(c, c->a, c->qkv, B, L, C, tc->heads, causal);
+    if (w->qkv_split) {
+        /* bf16: q, k, v as C x C products into panels T + 16 rows apart; bf16 panels and the
+         * bf16 head kernel where the CPU has AVX512-BF16, else f32 */
+        size_t panel = ((size_t)T + 16) * (size_t)C;
+        bool in_bf16 = clip_avx512_bf16() && (C / tc->heads) % 16 == 0;
+        void *qkv[3];
+        for (int p = 0; p < 3; p++) {
+            qkv[p] =
+                in_bf16 ? (void *)((uint16_t *)c->qkv + p * panel) : (void *)(c->qkv + p * panel);
+            clip_k_linear(c, qkv[p], c->a, &w->qkv_parts[p], T,
+                          in_bf16 ? CLIP_EPI_BF16 : CLIP_EPI_STORE, tc->act);
+        }
+        attention_run(c, c->a, in_bf16, qkv[0], qkv[1], qkv[2], (size_t)C, B, L, C, tc->heads,
+                      causal);
+    } else {
+        clip_k_linear(c, c->qkv, c->a, &w->qkv, T, CLIP_EPI_STORE, tc->act); /* (T, 3C) */
+        clip_k_attention(c, c->a, c->qkv, B, L, C, tc->heads, causal);
+    }
     clip_k_linear(c, x, c->a, &w->out, T, CLIP_EPI_RESIDUAL, tc->act); /* x += out_proj(attn) */
     clip_k_layernorm(c, c->a, true, x, w->ln2_w, w->ln2_b, T, C, tc->ln_eps);
-    clip_k_linear(c, c->mlp, c->a, &w->fc1, T, CLIP_EPI_ACT, tc->act);   /* (T, F), activated */
-    clip_k_linear(c, x, c->mlp, &w->fc2, T, CLIP_EPI_RESIDUAL, tc->act); /* x += fc2(mlp) */
+    clip_k_mlp(c, x, c->a, w, T, tc->act); /* x += fc2(act(fc1(a))) */
 }
 
 /* pixels (B, 3, S, S) -> patches (B*N, 3*p*p), a product input, each row ordered (channel,
@@ -340,7 +509,7 @@ static void vision_states(struct clip_ctx *c, const float *pixels, int B)
 }
 
 /* CLIPVisionTransformer + visual_projection. out (B, D). */
-static void vision_forward(struct clip_ctx *c, const float *pixels, int B, float *out)
+static void vision_forward_all(struct clip_ctx *c, const float *pixels, int B, float *out)
 {
     const struct clip_model *m = c->m;
     const struct clip_config *cfg = &m->cfg;
@@ -357,6 +526,87 @@ static void vision_forward(struct clip_ctx *c, const float *pixels, int B, float
     memcpy(out, c->qkv, (size_t)B * D * sizeof(float));
     for (int b = 0; b < B; b++)
         clip_k_l2_normalize(out + (size_t)b * D, D);
+}
+
+static size_t max_sz(size_t a, size_t b)
+{
+    return a > b ? a : b;
+}
+
+/* Batches split by images: each worker runs the whole tower on its group of images, alone, in
+ * its own rows of the scratch (a view of the ctx: no pool, worker index and buffers offset), so
+ * a layer costs no hand-offs between threads and each worker's rows stay in its cache. */
+struct group_job {
+    struct clip_ctx *c;
+    struct clip_ctx views[64];
+    const float *pixels;
+    float *out;
+    int B, per; /* images, images per group */
+};
+
+static void group_task(void *arg, size_t begin, size_t end, int worker)
+{
+    struct group_job *j = arg;
+    (void)worker;
+    const struct clip_config *cfg = &j->c->m->cfg;
+    size_t S = (size_t)cfg->image_size, D = (size_t)cfg->proj_dim;
+    for (size_t g = begin; g < end; g++) {
+        int b0 = (int)g * j->per, n = j->B - b0 < j->per ? j->B - b0 : j->per;
+        vision_forward_all(&j->views[g], j->pixels + (size_t)b0 * 3 * S * S, n,
+                           j->out + (size_t)b0 * D);
+    }
+}
+
+/* The view of c for group g starting at image b0: rows from b0 * L + 16 g on in every buffer
+ * (16 rows apart: a bf16 product may write up to 15 rows past a group's last, clip_bf16_rows;
+ * clip_ctx_new allocates 16 spare rows per worker). */
+static void group_view(struct clip_ctx *v, const struct clip_ctx *c, int g, int b0)
+{
+    const struct clip_config *cfg = &c->m->cfg;
+    const struct clip_tower_config *tc = &cfg->vision;
+    size_t G = (size_t)(cfg->image_size / cfg->patch_size), L = G * G + 1,
+           r0 = (size_t)b0 * L + 16 * (size_t)g;
+    size_t C = (size_t)tc->hidden, K = 3 * (size_t)cfg->patch_size * (size_t)cfg->patch_size;
+    size_t in_size = c->bf16 ? sizeof(uint16_t) : sizeof(float);
+    *v = (struct clip_ctx){ .m = c->m, .bf16 = c->bf16, .max_batch = c->max_batch };
+    atomic_init(&v->failed, false);
+    v->n_workers = 1;
+    v->worker0 = c->worker0 + g;
+    v->max_len = c->max_len;
+    v->max_e = c->max_e;
+    v->x = c->x + r0 * C;
+    v->qkv = c->qkv + r0 * max_sz(3 * C, (size_t)cfg->proj_dim);
+    v->tmp = c->tmp + r0 * C;
+    v->a = (char *)c->a + r0 * max_sz(C, K) * in_size;
+    v->mlp = (char *)c->mlp + r0 * (size_t)tc->intermediate * in_size;
+    v->att = c->att + (size_t)g * att_per_worker(c->max_len, c->max_e);
+    v->ids = c->ids;
+    v->head_q = c->head_q;
+}
+
+static void vision_forward(struct clip_ctx *c, const float *pixels, int B, float *out)
+{
+    int per = (B + c->n_workers - 1) / c->n_workers, groups = (B + per - 1) / per;
+    /* groups only when every worker gets images */
+    if (!c->pool || c->n_workers > 64 || groups < c->n_workers) {
+        vision_forward_all(c, pixels, B, out);
+        return;
+    }
+    struct group_job job, *j = &job;
+    j->c = c;
+    j->pixels = pixels;
+    j->out = out;
+    j->B = B;
+    j->per = per;
+    for (int g = 0; g < groups; g++)
+        group_view(&j->views[g], c, g, g * per);
+    sb_pool_for(c->pool, (size_t)groups, 1, group_task, j);
+    for (int g = 0; g < groups; g++)
+        if (atomic_load(&j->views[g].failed)) {
+            if (!c->err.code)
+                c->err = j->views[g].err;
+            atomic_store(&c->failed, true);
+        }
 }
 
 /* The position CLIPTextTransformer pools at: legacy configs (eos_token_id == 2) take the
@@ -416,11 +666,6 @@ static void *alloc_rows(size_t a, size_t b, size_t esize, bool *ok)
     return p;
 }
 
-static size_t max_sz(size_t a, size_t b)
-{
-    return a > b ? a : b;
-}
-
 int clip_ctx_new(const struct clip_model *m, int max_batch, struct sb_pool *pool,
                  struct clip_ctx **out, struct sb_err *err)
 {
@@ -452,7 +697,9 @@ int clip_ctx_new(const struct clip_model *m, int max_batch, struct sb_pool *pool
         F = max_sz(F, (size_t)cfg->text.intermediate);
         E = max_sz(E, (size_t)(cfg->text.hidden / cfg->text.heads));
     }
-    rows += 16; /* clip_bf16_rows() rounds small products up to 16 rows */
+    /* clip_bf16_rows() rounds small products up to 16 rows: 16 spare rows after the batch, and
+     * after each worker's group of images (vision_forward) */
+    rows += 16 * (size_t)c->n_workers;
     c->max_len = L;
     c->max_e = E;
     size_t in_size = m->precision == CLIP_PRECISION_BF16 ? sizeof(uint16_t) : sizeof(float);
@@ -462,7 +709,7 @@ int clip_ctx_new(const struct clip_model *m, int max_batch, struct sb_pool *pool
     c->tmp = alloc_rows(rows, C, sizeof(float), &ok);
     c->a = alloc_rows(rows, max_sz(C, K), in_size, &ok);
     c->mlp = alloc_rows(rows, F, in_size, &ok);
-    c->att = alloc_rows((size_t)c->n_workers, L * (L + E), sizeof(float), &ok);
+    c->att = alloc_rows((size_t)c->n_workers, att_per_worker(L, E), sizeof(float), &ok);
     c->ids = alloc_rows((size_t)cfg->max_pos, 1, sizeof(*c->ids), &ok);
     c->head_q = alloc_rows(C, 1, sizeof(float), &ok);
     if (!ok) {
@@ -470,7 +717,7 @@ int clip_ctx_new(const struct clip_model *m, int max_batch, struct sb_pool *pool
         return sb_fail(err, SB_ENOMEM, "no memory for a batch of %d", max_batch);
     }
     if (m->precision == CLIP_PRECISION_BF16) {
-        int rc = clip_bf16_ctx_new(m->bf16, 1, &c->bf16, err);
+        int rc = clip_bf16_ctx_new(m->bf16, c->n_workers, &c->bf16, err);
         if (rc) {
             clip_ctx_free(c);
             return rc;

@@ -448,14 +448,50 @@ static enum clip_precision resolve_precision(enum clip_precision want)
     return want == CLIP_PRECISION_BF16 ? CLIP_PRECISION_BF16 : CLIP_PRECISION_FP32;
 }
 
+/* The MLP as C x C parts (struct clip_layer), when F is a small multiple of C. */
+static int pack_mlp_parts(struct clip_model *m, struct clip_layer *L, struct sb_err *err)
+{
+    int C = L->fc1.n_in, F = L->fc1.n_out, parts = F / C, rc = SB_OK;
+    for (int p = 0; p < parts && !rc; p++) {
+        size_t at = (size_t)p * (size_t)C;
+        L->fc1_parts[p] = (struct clip_linear){ .w = L->fc1.w + at * (size_t)C,
+                                                .b = L->fc1.b ? L->fc1.b + at : NULL,
+                                                .n_out = C,
+                                                .n_in = C };
+        L->fc2_parts[p] = (struct clip_linear){
+            .w = L->fc2.w + at, .b = p == 0 ? L->fc2.b : NULL, .n_out = C, .n_in = C
+        };
+        rc = clip_bf16_pack(m->bf16, &L->fc1_parts[p], err);
+        if (!rc)
+            rc = clip_bf16_pack_ld(m->bf16, &L->fc2_parts[p], (size_t)F, err);
+    }
+    if (!rc)
+        L->mlp_parts = parts;
+    return rc;
+}
+
 static int pack_layers(struct clip_model *m, struct clip_layer *layers, int n, struct sb_err *err)
 {
     int rc = SB_OK;
     for (int i = 0; i < n && !rc; i++) {
-        struct clip_linear *ls[4] = { &layers[i].qkv, &layers[i].out, &layers[i].fc1,
-                                      &layers[i].fc2 };
-        for (int k = 0; k < 4 && !rc; k++)
+        struct clip_layer *L = &layers[i];
+        int C = L->fc1.n_in, F = L->fc1.n_out;
+        bool split = F > C && F % C == 0 && F / C <= CLIP_MLP_PARTS;
+        struct clip_linear *ls[3] = { &L->out, &L->fc1, &L->fc2 };
+        for (int k = 0; k < (split ? 1 : 3) && !rc; k++)
             rc = clip_bf16_pack(m->bf16, ls[k], err);
+        for (int p = 0; p < 3 && !rc; p++) { /* q, k, v */
+            size_t at = (size_t)p * (size_t)C;
+            L->qkv_parts[p] = (struct clip_linear){ .w = L->qkv.w + at * (size_t)C,
+                                                    .b = L->qkv.b ? L->qkv.b + at : NULL,
+                                                    .n_out = C,
+                                                    .n_in = C };
+            rc = clip_bf16_pack(m->bf16, &L->qkv_parts[p], err);
+        }
+        if (!rc)
+            L->qkv_split = true;
+        if (!rc && split)
+            rc = pack_mlp_parts(m, L, err);
     }
     return rc;
 }

@@ -139,6 +139,8 @@ struct clip_linear {
     int n_out, n_in;
 };
 
+#define CLIP_MLP_PARTS 8
+
 struct clip_layer {             /* one CLIPEncoderLayer */
     const float *ln1_w, *ln1_b; /* (C) layer_norm1 */
     struct clip_linear qkv;     /* (3C, C): q_proj, k_proj, v_proj fused at load */
@@ -146,6 +148,16 @@ struct clip_layer {             /* one CLIPEncoderLayer */
     const float *ln2_w, *ln2_b; /* (C) layer_norm2 */
     struct clip_linear fc1;     /* (F, C) */
     struct clip_linear fc2;     /* (C, F) */
+    /* bf16 with F a multiple of C (at most CLIP_MLP_PARTS times): the MLP as C x C products,
+     * which oneDNN runs faster than the (F, C) and (C, F) ones (clip_k_mlp). Part p of fc1 is
+     * rows [pC, pC + C) of fc1 with their bias; part p of fc2 its columns [pC, pC + C), the
+     * bias in part 0 only. fc1 and fc2 themselves are then not packed. 0 parts: not split. */
+    int mlp_parts;
+    struct clip_linear fc1_parts[CLIP_MLP_PARTS], fc2_parts[CLIP_MLP_PARTS];
+    /* bf16: q, k, v as three C x C products (rows [pC, pC + C) of qkv), qkv itself then not
+     * packed (clip_k_encoder_layer) */
+    bool qkv_split;
+    struct clip_linear qkv_parts[3];
 };
 
 /* SiglipMultiheadAttentionPoolingHead: one learned probe attends over the tokens
@@ -240,18 +252,20 @@ struct clip_model {
  * src/model/linear_nodnnl.c where oneDNN is absent (every function there fails or says no; the
  * loader then computes in fp32). Weights are converted once at load into oneDNN's packed layout
  * for this CPU. Activations enter as bf16 (row-major (M, K)), the products accumulate in fp32,
- * and the output is f32, or bf16 when it only feeds another product (CLIP_EPI_ACT: fc1 +
- * activation feeding fc2). clip.c shares a product out over pool workers by row chunks.
+ * and the output is f32, or bf16 when it only feeds another product or the attention kernel
+ * (CLIP_EPI_ACT: fc1 + activation feeding fc2; CLIP_EPI_BF16: q, k, v). clip.c shares a
+ * product out over pool workers by row chunks, or runs it whole on one worker.
  *
  * Threads: a struct clip_bf16 is read-only after packing. A struct clip_bf16_ctx belongs to one
- * clip_ctx; clip_bf16_op() runs on the ctx's calling thread, clip_bf16_run() on any worker
- * (each worker index has its own stream, memory objects and scratchpad). With more than one
+ * clip_ctx; clip_bf16_op() and clip_bf16_run() run on any of its workers (each worker index
+ * has its own stream, memory objects and scratchpad). With more than one
  * worker each call is single-threaded; with one, oneDNN uses its own (OpenMP) threads. */
 
 enum clip_epi {
     CLIP_EPI_STORE,    /* out (f32) = in @ W^T + b */
     CLIP_EPI_ACT,      /* out (bf16) = act(in @ W^T + b) */
     CLIP_EPI_RESIDUAL, /* out (f32) += in @ W^T + b */
+    CLIP_EPI_BF16,     /* out (bf16) = in @ W^T + b (bf16 mode only: q, k, v for attention) */
 };
 
 struct clip_bf16;
@@ -266,6 +280,8 @@ int clip_bf16_new(struct clip_bf16 **out, struct sb_err *err);
 void clip_bf16_free(struct clip_bf16 *b); /* NULL is a no-op; frees every packed linear */
 /* Packs l->w into bf16 owned by b and sets l->packed. SB_ENOMEM, SB_EINTERNAL. */
 int clip_bf16_pack(struct clip_bf16 *b, struct clip_linear *l, struct sb_err *err);
+/* The same for l->w rows ld floats apart (a column slice of a wider matrix). */
+int clip_bf16_pack_ld(struct clip_bf16 *b, struct clip_linear *l, size_t ld, struct sb_err *err);
 int clip_bf16_ctx_new(struct clip_bf16 *b, int n_workers, struct clip_bf16_ctx **out,
                       struct sb_err *err);
 void clip_bf16_ctx_free(struct clip_bf16_ctx *c); /* NULL is a no-op */
@@ -275,12 +291,13 @@ void clip_bf16_ctx_free(struct clip_bf16_ctx *c); /* NULL is a no-op */
 int clip_bf16_rows(int M);
 /* The primitive for (M rows, l's shape, epi, act), created on first use and cached in c (the
  * first pass at a new size JIT-compiles kernels; later passes allocate nothing). SB_ENOMEM,
- * SB_EINTERNAL, SB_ETOOBIG. Calling thread only. */
+ * SB_EINTERNAL, SB_ETOOBIG. Any thread: a mutex guards the cache. */
 int clip_bf16_op(struct clip_bf16_ctx *c, const struct clip_linear *l, int M, enum clip_epi epi,
                  enum clip_act act, const struct clip_bf16_op **out, struct sb_err *err);
 /* Runs op (made for l, or a linear of the same shape) on worker `worker`: out is (M, n_out)
- * row-major (f32, or bf16 for CLIP_EPI_ACT), in is (M, n_in) bf16, both with room for
- * clip_bf16_rows(M) rows. Returns false if oneDNN failed. */
+ * row-major (f32, or bf16 for CLIP_EPI_ACT / BF16), in is (M, n_in) bf16, both with room for
+ * clip_bf16_rows(M) rows. The first run of an op on a worker may grow that worker's scratchpad.
+ * Returns false if oneDNN failed or that allocation did. */
 bool clip_bf16_run(struct clip_bf16_ctx *c, const struct clip_bf16_op *op,
                    const struct clip_linear *l, int worker, void *out, const uint16_t *in);
 
@@ -299,6 +316,7 @@ struct clip_ctx {
     struct sb_err err;          /* why, when known */
     int max_batch;
     int n_workers;  /* sb_pool_size(pool) + 1: the caller takes part too */
+    int worker0;    /* added to worker indices: a view running as one worker (clip.c) has its own */
     size_t max_len; /* longest sequence (L or P) */
     size_t max_e;   /* largest head size E */
     float *x;       /* (T, C) the residual stream */
@@ -318,6 +336,11 @@ void clip_k_linear(struct clip_ctx *c, void *out, const void *in, const struct c
 /* nn.LayerNorm over T rows of C; out is a product input when to_input, else f32. */
 void clip_k_layernorm(struct clip_ctx *c, void *out, bool to_input, const float *in, const float *w,
                       const float *b, int T, int C, float eps);
+/* x (T, C) += fc2(act(fc1(in))): the layer's MLP with its residual add; in is a product input
+ * (T, C). In bf16 with w->mlp_parts, each worker runs its row chunk through the C-wide parts,
+ * fc1 part p then fc2 part p accumulating into x, the activations staying in cache. */
+void clip_k_mlp(struct clip_ctx *c, float *x, const void *in, const struct clip_layer *w, int T,
+                enum clip_act act);
 /* Self-attention core on fused (B*L, 3C) q|k|v into out (B*L, C), a product input. */
 void clip_k_attention(struct clip_ctx *c, void *out, const float *qkv, int B, int L, int C, int H,
                       bool causal);
@@ -359,6 +382,27 @@ int clip_model_pack_linear(struct clip_model *m, struct clip_linear *l, struct s
  * (embeddings, the layers, then post_layernorm when post_ln), (B*N, C). */
 int clip_vision_states(struct clip_ctx *c, const float *pixels, int B, bool post_ln,
                        struct sb_err *err);
+
+/* AVX-512 bodies of the kernels above (src/model/clip_avx512.c), for clip.c only. */
+bool clip_avx512(void); /* the CPU has AVX512F, BW and VL */
+void clip_avx512_to_bf16(uint16_t *o, const float *v, size_t n);
+/* o[i] += b[i] (b may be NULL), then the activation when act; false (nothing done) for
+ * CLIP_ACT_GELU's erf. */
+bool clip_avx512_bias_act(float *o, const float *b, size_t n, bool act, enum clip_act kind);
+void clip_avx512_layernorm_row(void *out, bool bf16, const float *x, const float *w, const float *b,
+                               int C, float eps);
+size_t clip_avx512_attention_scratch(size_t L, size_t E); /* floats, for either head kernel */
+bool clip_avx512_bf16(void);                              /* and AVX512-BF16 (vdpbf16ps) */
+bool clip_amx(void); /* and AMX-BF16 with the OS's permission to use the tiles */
+void clip_amx_attention_head_bf16(float *scratch, const uint16_t *q, const uint16_t *k,
+                                  const uint16_t *v, size_t ld, int L, int E, float scale,
+                                  bool causal, uint16_t *out, size_t ldo);
+void clip_avx512_attention_head_bf16(float *scratch, const uint16_t *q, const uint16_t *k,
+                                     const uint16_t *v, size_t ld, int L, int E, float scale,
+                                     bool causal, uint16_t *out, size_t ldo);
+void clip_avx512_attention_head(float *scratch, const float *q, const float *k, const float *v,
+                                size_t ld, int L, int E, float scale, bool causal, void *out,
+                                size_t ldo, bool bf16);
 
 /* ------------------------------------------------------------------------------------------ */
 /* SigLIP (src/model/siglip.c, loading in clip_load.c) */

@@ -11,13 +11,13 @@
  * output rows (a column slice with a wider row stride falls back to a slow gemm), and row
  * chunks keep each worker's weights stream whole.
  *
- * Threads: Debian's libdnnl runs its kernels on OpenMP (libgomp). clip.c runs each product
- * from the ctx's calling thread with oneDNN's own team (n_workers 1). For a ctx that runs
- * products on several workers (n_workers > 1) every call is made single-threaded by setting
- * the calling thread's OpenMP thread count to 1 around primitive creation and execution (a
+ * Threads: Debian's libdnnl runs its kernels on OpenMP (libgomp). A ctx with one worker runs
+ * each product from the calling thread with oneDNN's own team. With several workers (clip.c
+ * with a pool: row chunks, one per worker) every call is made single-threaded by setting the
+ * calling thread's OpenMP thread count to 1 around primitive creation and execution (a
  * per-thread setting, found with dlsym since libgomp comes in only as libdnnl's dependency).
- * That mode is not used now: a row split over the pool measured slower and gave wrong results
- * in test_model_clip (see the report of issue 3). */
+ * The packed layout is kept with the weights: asking oneDNN again under another thread count
+ * can give another blocking, and weights read in the wrong one give garbage. */
 #if SHOEBOX_HAVE_DNNL
 
 #include "internal.h"
@@ -27,6 +27,7 @@
 #include <cpuid.h>
 #include <dlfcn.h>
 #include <oneapi/dnnl/dnnl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -35,7 +36,8 @@
 #define MAX_OPS 256 /* cached primitives per ctx: ~6 per row bucket */
 
 struct clip_packed {
-    void *data; /* bf16 weights in the primitive's blocked layout */
+    void *data;            /* bf16 weights in the primitive's blocked layout */
+    dnnl_memory_desc_t md; /* that layout: the query depends on OpenMP's thread count */
 };
 
 struct clip_bf16 {
@@ -56,7 +58,8 @@ struct bf16_prim {
 };
 
 struct clip_bf16_op {
-    int M, K, N; /* M is the row bucket */
+    int M, K, N;    /* M is the row bucket */
+    size_t scratch; /* bytes of scratchpad it needs */
     enum clip_epi epi;
     enum clip_act act;
     bool bias;
@@ -67,8 +70,9 @@ struct clip_bf16_ctx {
     struct clip_bf16 *b;
     int n_workers;
     dnnl_stream_t *streams; /* (n_workers) */
-    void **scratch;         /* (n_workers) user scratchpads of scratch_size bytes */
-    size_t scratch_size;
+    void **scratch;         /* (n_workers) user scratchpads of scratch_size[i] bytes */
+    size_t *scratch_size;   /* (n_workers); each grown by its own worker in clip_bf16_run */
+    pthread_mutex_t mu;     /* guards ops / n_ops: workers may look primitives up at once */
     struct clip_bf16_op *ops[MAX_OPS];
     int n_ops;
     void (*omp_set_num_threads)(int); /* libgomp's, or NULL */
@@ -136,9 +140,10 @@ static dnnl_status_t matmul_pd(dnnl_primitive_desc_t *pd, dnnl_engine_t eng, int
         st = dnnl_memory_desc_init_by_tag(&wei, 2, (dnnl_dims_t){ K, w }, dnnl_bf16,
                                           dnnl_format_tag_any);
     if (st == dnnl_success)
-        st = dnnl_memory_desc_init_by_strides(&dst, 2, (dnnl_dims_t){ M, w },
-                                              epi == CLIP_EPI_ACT ? dnnl_bf16 : dnnl_f32,
-                                              (dnnl_dims_t){ ldo, 1 });
+        st = dnnl_memory_desc_init_by_strides(
+            &dst, 2, (dnnl_dims_t){ M, w },
+            epi == CLIP_EPI_ACT || epi == CLIP_EPI_BF16 ? dnnl_bf16 : dnnl_f32,
+            (dnnl_dims_t){ ldo, 1 });
     if (st == dnnl_success)
         st = dnnl_memory_desc_init_by_tag(&bmd, 2, (dnnl_dims_t){ 1, w }, dnnl_f32, dnnl_ab);
     if (st == dnnl_success)
@@ -221,16 +226,17 @@ static dnnl_status_t packed_md(dnnl_memory_desc_t *md, dnnl_engine_t eng, int K,
     return st;
 }
 
-/* Reorders f32 W (N, K) row-major, seen as (K, N) strides (1, K), into the packed bf16 md. */
+/* Reorders f32 W (N, K) row-major with rows ld apart, seen as (K, N) strides (1, ld), into the
+ * packed bf16 md. */
 static dnnl_status_t pack_into(struct clip_bf16 *b, const dnnl_memory_desc_t *to_md, const float *w,
-                               int K, int N, void *dst)
+                               int K, int N, size_t ld, void *dst)
 {
     dnnl_memory_desc_t from_md;
     dnnl_primitive_desc_t rpd = NULL;
     dnnl_primitive_t reorder = NULL;
     dnnl_memory_t from = NULL, to = NULL;
-    dnnl_status_t st = dnnl_memory_desc_init_by_strides(&from_md, 2, (dnnl_dims_t){ K, N },
-                                                        dnnl_f32, (dnnl_dims_t){ 1, K });
+    dnnl_status_t st = dnnl_memory_desc_init_by_strides(
+        &from_md, 2, (dnnl_dims_t){ K, N }, dnnl_f32, (dnnl_dims_t){ 1, (dnnl_dim_t)ld });
     if (st == dnnl_success)
         st = dnnl_reorder_primitive_desc_create(&rpd, &from_md, b->engine, to_md, b->engine, NULL);
     if (st == dnnl_success)
@@ -256,6 +262,11 @@ static dnnl_status_t pack_into(struct clip_bf16 *b, const dnnl_memory_desc_t *to
 
 int clip_bf16_pack(struct clip_bf16 *b, struct clip_linear *l, struct sb_err *err)
 {
+    return clip_bf16_pack_ld(b, l, (size_t)l->n_in, err);
+}
+
+int clip_bf16_pack_ld(struct clip_bf16 *b, struct clip_linear *l, size_t ld, struct sb_err *err)
+{
     int N = l->n_out, K = l->n_in;
     if (b->n == b->cap) {
         size_t cap = b->cap ? 2 * b->cap : 64;
@@ -277,8 +288,9 @@ int clip_bf16_pack(struct clip_bf16 *b, struct clip_linear *l, struct sb_err *er
         free(p);
         return sb_fail(err, SB_ENOMEM, "no memory for packed weights");
     }
+    p->md = md;
     b->all[b->n++] = p; /* freed with b from here on */
-    st = pack_into(b, &md, l->w, K, N, p->data);
+    st = pack_into(b, &md, l->w, K, N, ld, p->data);
     if (st != dnnl_success)
         return dnnl_fail(err, "pack weights", st);
     l->packed = p;
@@ -298,7 +310,9 @@ int clip_bf16_ctx_new(struct clip_bf16 *b, int n_workers, struct clip_bf16_ctx *
     c->n_workers = n_workers;
     c->streams = calloc((size_t)n_workers, sizeof(*c->streams));
     c->scratch = calloc((size_t)n_workers, sizeof(*c->scratch));
-    if (!c->streams || !c->scratch) {
+    c->scratch_size = calloc((size_t)n_workers, sizeof(*c->scratch_size));
+    pthread_mutex_init(&c->mu, NULL);
+    if (!c->streams || !c->scratch || !c->scratch_size) {
         clip_bf16_ctx_free(c);
         return sb_fail(err, SB_ENOMEM, "no memory for the bf16 context");
     }
@@ -354,6 +368,8 @@ void clip_bf16_ctx_free(struct clip_bf16_ctx *c)
         free(c->scratch[i]);
     free(c->streams);
     free(c->scratch);
+    free(c->scratch_size);
+    pthread_mutex_destroy(&c->mu);
     free(c);
 }
 
@@ -381,15 +397,14 @@ int clip_bf16_rows(int M)
 
 /* op's primitive and its memory objects (handles set at run time). */
 static dnnl_status_t prim_init(struct clip_bf16_ctx *c, struct bf16_prim *p,
-                               const struct clip_bf16_op *op, size_t *scratch)
+                               const struct clip_bf16_op *op, const struct clip_packed *w,
+                               size_t *scratch)
 {
     dnnl_primitive_desc_t pd = NULL;
-    dnnl_memory_desc_t wmd;
-    /* the layout the weights were packed in: the same query clip_bf16_pack made */
-    dnnl_status_t st = packed_md(&wmd, c->b->engine, op->K, op->N);
-    if (st == dnnl_success)
-        st = matmul_pd(&pd, c->b->engine, op->M, op->K, op->N, op->N, op->epi, op->act, op->bias,
-                       &wmd);
+    /* the layout the weights were packed in: asking again could give another one (the
+     * kernels' blocking depends on the thread count, which differs between load and here) */
+    dnnl_status_t st = matmul_pd(&pd, c->b->engine, op->M, op->K, op->N, op->N, op->epi, op->act,
+                                 op->bias, &w->md);
     if (st == dnnl_success)
         st = dnnl_primitive_create(&p->prim, pd);
     if (st == dnnl_success) {
@@ -417,8 +432,9 @@ static dnnl_status_t prim_init(struct clip_bf16_ctx *c, struct bf16_prim *p,
     return st;
 }
 
-int clip_bf16_op(struct clip_bf16_ctx *c, const struct clip_linear *l, int M, enum clip_epi epi,
-                 enum clip_act act, const struct clip_bf16_op **out, struct sb_err *err)
+static int op_find_or_make(struct clip_bf16_ctx *c, const struct clip_linear *l, int M,
+                           enum clip_epi epi, enum clip_act act, const struct clip_bf16_op **out,
+                           struct sb_err *err)
 {
     int Mb = clip_bf16_rows(M);
     bool bias = l->b != NULL;
@@ -441,30 +457,35 @@ int clip_bf16_op(struct clip_bf16_ctx *c, const struct clip_linear *l, int M, en
         .M = Mb, .K = l->n_in, .N = l->n_out, .epi = epi, .act = act, .bias = bias
     };
     c->ops[c->n_ops++] = op; /* freed with c from here on */
-    size_t need = 0;
     int omp = omp_single_begin(c);
-    dnnl_status_t st = prim_init(c, &op->p, op, &need);
+    dnnl_status_t st = prim_init(c, &op->p, op, l->packed, &op->scratch);
     omp_single_end(c, omp);
     if (st != dnnl_success)
         return dnnl_fail(err, "matmul primitive", st);
-    if (need > c->scratch_size) {
-        for (int i = 0; i < c->n_workers; i++) {
-            free(c->scratch[i]);
-            c->scratch[i] = aligned_alloc(64, (need + 63) / 64 * 64);
-            if (!c->scratch[i]) {
-                c->scratch_size = 0;
-                return sb_fail(err, SB_ENOMEM, "no memory for a bf16 scratchpad");
-            }
-        }
-        c->scratch_size = need;
-    }
     *out = op;
     return SB_OK;
+}
+
+int clip_bf16_op(struct clip_bf16_ctx *c, const struct clip_linear *l, int M, enum clip_epi epi,
+                 enum clip_act act, const struct clip_bf16_op **out, struct sb_err *err)
+{
+    pthread_mutex_lock(&c->mu);
+    int rc = op_find_or_make(c, l, M, epi, act, out, err);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
 }
 
 bool clip_bf16_run(struct clip_bf16_ctx *c, const struct clip_bf16_op *op,
                    const struct clip_linear *l, int worker, void *out, const uint16_t *in)
 {
+    if (op->scratch > c->scratch_size[worker]) { /* first run of a larger primitive here */
+        free(c->scratch[worker]);
+        c->scratch_size[worker] = 0;
+        c->scratch[worker] = aligned_alloc(64, (op->scratch + 63) / 64 * 64);
+        if (!c->scratch[worker])
+            return false;
+        c->scratch_size[worker] = op->scratch;
+    }
     int omp = omp_single_begin(c);
     const struct bf16_mem *m = &op->p.mem[worker];
     dnnl_status_t st = dnnl_memory_set_data_handle(m->src, (void *)(uintptr_t)in);

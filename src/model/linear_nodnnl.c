@@ -35,6 +35,12 @@ int clip_bf16_pack(struct clip_bf16 *b, struct clip_linear *l, struct sb_err *er
     return sb_fail(err, SB_EINTERNAL, "built without oneDNN: no bf16 backend");
 }
 
+int clip_bf16_pack_ld(struct clip_bf16 *b, struct clip_linear *l, size_t ld, struct sb_err *err)
+{
+    (void)ld;
+    return clip_bf16_pack(b, l, err);
+}
+
 int clip_bf16_ctx_new(struct clip_bf16 *b, int n_workers, struct clip_bf16_ctx **out,
                       struct sb_err *err)
 {
