@@ -564,6 +564,17 @@ int vlm_model_load(const char *dir, const struct vlm_load_params *params, struct
         goto out;
     }
     const char *mt = cfg_str(root, "model_type", "");
+    if (md_is_moondream(root)) { /* Moondream 2: moondream.c loads everything */
+        m->arch = VLM_ARCH_MOONDREAM;
+        rc = md_load(dir, root, p.blas_threads, &m->lm, &m->tok, &m->md, err);
+        if (rc)
+            goto out;
+        m->R = m->md->N;
+        m->vis.S = m->md->S;
+        m->stop[0] = m->md->eos;
+        m->n_stop = 1;
+        goto ident;
+    }
     if (strcmp(mt, "llava") == 0) {
         m->arch = VLM_ARCH_LLAVA;
     } else if (strcmp(mt, "idefics3") == 0) {
@@ -571,7 +582,7 @@ int vlm_model_load(const char *dir, const struct vlm_load_params *params, struct
     } else {
         rc = sb_fail(err, SB_EMODEL,
                      "model_type '%.40s' is not a supported captioning model "
-                     "(llava, idefics3)",
+                     "(llava, idefics3, moondream1)",
                      mt);
         goto out;
     }
@@ -621,6 +632,7 @@ int vlm_model_load(const char *dir, const struct vlm_load_params *params, struct
     }
     if (rc)
         goto out;
+ident:;
     const char *base = strrchr(dir, '/');
     base = base && base[1] ? base + 1 : dir;
     uint64_t h = fnv1a(0xcbf29ce484222325ull, cfg_buf, cfg_len);
@@ -648,6 +660,7 @@ void vlm_model_free(struct vlm_model *m)
         return;
     bpe_free(m->tok);
     lm_model_free(m->lm);
+    md_free(m->md);
     for (size_t i = 0; i < m->n_owned; i++)
         free(m->owned[i]);
     free(m->owned);
@@ -661,6 +674,8 @@ const char *vlm_model_id(const struct vlm_model *m)
 
 const char *vlm_model_arch(const struct vlm_model *m)
 {
+    if (m->arch == VLM_ARCH_MOONDREAM)
+        return "moondream";
     return m->arch == VLM_ARCH_IDEFICS3 ? "idefics3" : "llava";
 }
 
@@ -676,6 +691,11 @@ int vlm_model_image_tokens(const struct vlm_model *m)
 
 void vlm_model_min_decode(const struct vlm_model *m, int *min_long, int *min_short)
 {
+    if (m->md) { /* Moondream tiles by the photo's own size: decode it whole */
+        *min_long = 1 << 20;
+        *min_short = 1 << 20;
+        return;
+    }
     if (m->pre.kind != VLM_PRE_CLIP) { /* a square resize: the long edge must cover S */
         *min_long = m->pre.max_edge;
         *min_short = 0;
@@ -755,6 +775,8 @@ int vlm_preprocess(const struct vlm_model *m, const struct image *rgb, float *ou
 {
     if (!rgb || rgb->w < 1 || rgb->h < 1 || !rgb->px)
         return sb_fail(err, SB_EINVAL, "preprocess: empty image");
+    if (m->md)
+        return md_global_crop(m->md, rgb, out, err);
     if (m->pre.kind != VLM_PRE_CLIP)
         return preprocess_square(m, rgb, out, err);
     /* CLIPImageProcessor: clip_preprocess() reads only these fields */
@@ -773,10 +795,11 @@ struct vlm_ctx {
     const struct vlm_model *m;
     struct lm_ctx *lm;
     struct vlm_vscratch *vs;
-    float *pixels; /* (3, S, S) */
-    float *rows;   /* (R, Ct) image rows */
-    float *embeds; /* (max_prompt, Ct) decoder input rows */
-    int32_t *ids;  /* (max_prompt) prompt ids, LM_EMBED_ROW for image rows */
+    struct md_vscratch *mdv; /* VLM_ARCH_MOONDREAM instead of vs */
+    float *pixels;           /* (3, S, S) */
+    float *rows;             /* (R, Ct) image rows */
+    float *embeds;           /* (max_prompt, Ct) decoder input rows */
+    int32_t *ids;            /* (max_prompt) prompt ids, LM_EMBED_ROW for image rows */
     int n_ids, max_prompt;
     int32_t *out;                /* (VLM_MAX_NEW_TOKENS) */
     double encode_s, generate_s; /* of the last caption */
@@ -794,9 +817,12 @@ int vlm_ctx_new(const struct vlm_model *m, struct sb_pool *pool, struct vlm_ctx 
     if (max_ctx > lm_model_max_positions(m->lm))
         max_ctx = lm_model_max_positions(m->lm);
     c->max_prompt = max_ctx;
-    int rc = lm_ctx_new(m->lm, pool, max_ctx, 0, &c->lm, err);
+    /* Moondream's bidirectional image prefix must be prefilled in one batch */
+    int batch = m->md ? m->R + 1 + PROMPT_SLACK : 0;
+    int rc = lm_ctx_new(m->lm, pool, max_ctx, batch, &c->lm, err);
     if (!rc)
-        rc = vlm_vscratch_new(m, pool, &c->vs, err);
+        rc = m->md ? md_vscratch_new(m->md, pool, &c->mdv, err)
+                   : vlm_vscratch_new(m, pool, &c->vs, err);
     if (rc)
         goto fail;
     size_t n_pix = 3 * (size_t)S * (size_t)S, n_rows, n_emb;
@@ -827,6 +853,7 @@ void vlm_ctx_free(struct vlm_ctx *c)
         return;
     lm_ctx_free(c->lm);
     vlm_vscratch_free(c->vs);
+    md_vscratch_free(c->mdv);
     free(c->pixels);
     free(c->rows);
     free(c->embeds);
@@ -898,8 +925,11 @@ out:
     return rc;
 }
 
-int vlm_caption_pixels(struct vlm_ctx *c, const float *pixels, const struct vlm_params *params,
-                       int32_t *ids, int *n_ids, struct sb_buf *text, struct sb_err *err)
+/* The image rows from pixels, or for Moondream from rgb when given (its crops), then the
+ * prompt, generation and text. */
+static int caption_impl(struct vlm_ctx *c, const float *pixels, const struct image *rgb,
+                        const struct vlm_params *params, int32_t *ids, int *n_ids,
+                        struct sb_buf *text, struct sb_err *err)
 {
     struct vlm_params p = params ? *params : vlm_default_params();
     const struct vlm_model *m = c->m;
@@ -914,10 +944,22 @@ int vlm_caption_pixels(struct vlm_ctx *c, const float *pixels, const struct vlm_
         return sb_fail(err, SB_ETOOBIG, "caption: the prompt is longer than %d bytes", MAX_PROMPT);
     c->n_ids = 0;
     double t0 = sb_now();
-    vlm_image_rows(c->vs, pixels, c->rows);
+    int rc = SB_OK;
+    if (m->md && rgb)
+        rc = md_image_rows(c->mdv, rgb, c->rows, NULL, err);
+    else if (m->md)
+        md_pixel_rows(c->mdv, pixels, c->rows);
+    else
+        vlm_image_rows(c->vs, pixels, c->rows);
+    if (rc)
+        return rc;
     double t1 = sb_now();
     c->encode_s = t1 - t0;
-    int rc = build_prompt(c, prompt, err);
+    if (m->md)
+        rc = md_build_prompt(m->md, m->tok, p.prompt, c->rows, c->ids, c->embeds, c->max_prompt,
+                             &c->n_ids, err);
+    else
+        rc = build_prompt(c, prompt, err);
     if (rc)
         return rc;
     struct lm_gen_params gp = lm_gen_default_params();
@@ -957,13 +999,24 @@ int vlm_caption_pixels(struct vlm_ctx *c, const float *pixels, const struct vlm_
     return rc;
 }
 
+int vlm_caption_pixels(struct vlm_ctx *c, const float *pixels, const struct vlm_params *p,
+                       int32_t *ids, int *n_ids, struct sb_buf *text, struct sb_err *err)
+{
+    return caption_impl(c, pixels, NULL, p, ids, n_ids, text, err);
+}
+
 int vlm_caption(struct vlm_ctx *c, const struct image *rgb, const struct vlm_params *p,
                 int32_t *ids, int *n_ids, struct sb_buf *text, struct sb_err *err)
 {
+    if (c->m->md) { /* Moondream: global + overlapping local crops of the photo */
+        if (!rgb || rgb->w < 1 || rgb->h < 1 || !rgb->px)
+            return sb_fail(err, SB_EINVAL, "preprocess: empty image");
+        return caption_impl(c, NULL, rgb, p, ids, n_ids, text, err);
+    }
     int rc = vlm_preprocess(c->m, rgb, c->pixels, err);
     if (rc)
         return rc;
-    return vlm_caption_pixels(c, c->pixels, p, ids, n_ids, text, err);
+    return caption_impl(c, c->pixels, NULL, p, ids, n_ids, text, err);
 }
 
 const int32_t *vlm_ctx_prompt(const struct vlm_ctx *c, int *n)
