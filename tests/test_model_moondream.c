@@ -251,6 +251,10 @@ static void test_failures(void)
         { "config.json", "\"n_heads\": 4", "\"n_heads\": 3", SB_EFORMAT, "heads" },
         { "config.json", "\"n_heads\": 4", "\"n_heads\": 4, \"n_kv_heads\": 2", SB_EMODEL,
           "n_kv_heads" },
+        { "config.json", "\"n_heads\": 4", "\"n_heads\": 4, \"ff_dim\": 200", SB_EMODEL,
+          "model.text.blocks.0.mlp.fc1" },
+        /* the tokenizer section gone: the GPT-2 era ids do not fit this vocabulary */
+        { "config.json", "\"tokenizer\": {", "\"tokenizer_x\": {", SB_EFORMAT, "bos_id" },
         { "config.json", "\"enc_n_heads\": 2", "\"enc_n_heads\": 5", SB_EFORMAT, "enc_dim" },
         { "config.json", "\"prefix_attn\": 730", "\"prefix_attn\": 5", SB_EFORMAT, "prefix_attn" },
         { "config.json", "\"crop_size\": 378", "\"crop_size\": 100", SB_EFORMAT, "crop_size" },
@@ -301,6 +305,41 @@ static void test_failures(void)
     vlm_model_free(m);
 }
 
+/* A starmie-era folder (2025-06-21 on: the code loads moondream/starmie-v1) whose
+ * tokenizer.json is another one is refused; an earlier dated revision loads. */
+static void test_starmie_guard(void)
+{
+    static const struct {
+        const char *file, *text;
+        int code;
+    } cases[] = {
+        { "shoebox-model.json",
+          "{\"repo\": \"vikhyatk/moondream2\", \"revision\": \"main\", \"files\": []}", SB_EMODEL },
+        { "shoebox-model.json",
+          "{\"repo\": \"vikhyatk/moondream2\", \"revision\": \"2025-06-21\", \"files\": []}",
+          SB_EMODEL },
+        { "shoebox-model.json",
+          "{\"repo\": \"vikhyatk/moondream2\", \"revision\": \"2025-01-09\", \"files\": []}",
+          SB_OK },
+        { "moondream.py", "self.tokenizer = Tokenizer.from_pretrained(\"moondream/starmie-v1\")\n",
+          SB_EMODEL },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char dir[1024], path[1200];
+        struct sb_err err = { 0 };
+        struct vlm_model *m = NULL;
+        CHECK(fixture_copy("", "", "", dir, sizeof(dir)));
+        snprintf(path, sizeof(path), "%s/%s", dir, cases[i].file);
+        CHECK_EQ_INT(SB_OK, sb_write_file_atomic(path, cases[i].text, strlen(cases[i].text), NULL));
+        int rc = vlm_model_load(dir, NULL, &m, &err);
+        CHECK_EQ_INT(cases[i].code, rc);
+        if (cases[i].code != SB_OK)
+            CHECK(strstr(err.msg, "starmie") != NULL);
+        vlm_model_free(m);
+        remove(path);
+    }
+}
+
 int main(void)
 {
     struct sb_pool *pool = NULL;
@@ -309,6 +348,7 @@ int main(void)
     test_reference(NULL);
     test_reference(pool);
     test_failures();
+    test_starmie_guard();
     sb_pool_free(pool);
     return check_exit();
 }

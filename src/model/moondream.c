@@ -5,6 +5,7 @@
 
 #include "shoebox/bpe.h"
 #include "shoebox/err.h"
+#include "shoebox/hub.h"
 #include "shoebox/image.h"
 #include "shoebox/util.h"
 #include "shoebox/vlm.h"
@@ -32,15 +33,23 @@
 #define MD_CROP         378
 #define MD_MAX_CROPS    12
 #define MD_OVERLAP      4
-#define MD_BOS          50256
-#define MD_EOS          50256
+/* Token ids by tokenizer era: revisions up to 2025-04-14 use the GPT-2 / CodeGen tokenizer
+ * their folder ships ("<|endoftext|>" = 50256); from 2025-06-21 the code loads
+ * moondream/starmie-v1 ("<|endoftext|>" = 0) and the folder's tokenizer.json is a stale GPT-2
+ * one. The ids follow the folder's tokenizer.json; md_load refuses a starmie-era folder that
+ * still holds another tokenizer. */
+#define MD_GPT2_EOT     50256
+#define MD_STARMIE_EOT  0
 #define MD_ROPE_THETA   10000.0f
 #define MD_LN_EPS       1e-5f
 #define MD_MAX_QUESTION 4096
 
-static const int32_t md_caption_normal[] = { 198, 198, 24334, 1159, 25 };
-static const int32_t md_query_prefix[] = { 198, 198, 24361, 25 };
-static const int32_t md_query_suffix[] = { 198, 198, 33706, 25 };
+static const int32_t gpt2_caption[] = { 198, 198, 24334, 1159, 25 };
+static const int32_t gpt2_q_prefix[] = { 198, 198, 24361, 25 };
+static const int32_t gpt2_q_suffix[] = { 198, 198, 33706, 25 };
+static const int32_t starmie_caption[] = { 1, 32708, 2, 6382, 3 };
+static const int32_t starmie_q_prefix[] = { 1, 15381, 2 };
+static const int32_t starmie_q_suffix[] = { 3 };
 
 bool md_is_moondream(const cJSON *root)
 {
@@ -102,10 +111,11 @@ static int get_ids(const cJSON *o, const char *what, const int32_t *def, int n_d
 }
 
 struct md_sizes {
-    int dim, layers, vocab, context, heads, prefix;
+    int dim, layers, vocab, context, heads, kv_heads, ff, prefix;
 };
 
-static int parse_config(const cJSON *root, struct md_model *m, struct md_sizes *t,
+/* starmie: the folder's tokenizer is moondream/starmie-v1 (the defaults follow it). */
+static int parse_config(const cJSON *root, bool starmie, struct md_model *m, struct md_sizes *t,
                         struct sb_err *err)
 {
     const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(root, "config");
@@ -119,7 +129,7 @@ static int parse_config(const cJSON *root, struct md_model *m, struct md_sizes *
     if (cJSON_GetObjectItemCaseSensitive(tc, "moe") ||
         cJSON_GetObjectItemCaseSensitive(tc, "n_experts"))
         return sb_fail(err, SB_EMODEL, "Moondream 3 (mixture of experts) is not supported");
-    int kv = 0, ch = 3, rc = SB_OK;
+    int ch = 3, rc = SB_OK;
 #define TI(key, def, lo, hi, dst)                                                                  \
     if (!rc)                                                                                       \
     rc = get_int(tc, "text", key, def, lo, hi, dst, err)
@@ -131,7 +141,8 @@ static int parse_config(const cJSON *root, struct md_model *m, struct md_sizes *
     TI("vocab_size", MD_TEXT_VOCAB, 2, 1 << 22, &t->vocab);
     TI("max_context", MD_TEXT_CONTEXT, 16, 1 << 20, &t->context);
     TI("n_heads", MD_TEXT_HEADS, 1, 1024, &t->heads);
-    TI("n_kv_heads", 0, 0, 1024, &kv);
+    TI("n_kv_heads", 0, 0, 1024, &t->kv_heads);
+    TI("ff_dim", 0, 0, 1 << 20, &t->ff);
     TI("prefix_attn", MD_PREFIX_ATTN, 0, 1 << 20, &t->prefix);
     VI("enc_dim", MD_ENC_DIM, 4, 1 << 16, &m->C);
     VI("enc_patch_size", MD_ENC_PATCH, 1, 256, &m->p);
@@ -147,16 +158,21 @@ static int parse_config(const cJSON *root, struct md_model *m, struct md_sizes *
 #undef TI
 #undef VI
     if (!rc)
-        rc = get_int(kc, "tokenizer", "bos_id", MD_BOS, 0, t->vocab - 1, &m->bos, err);
+        rc = get_int(kc, "tokenizer", "bos_id", starmie ? MD_STARMIE_EOT : MD_GPT2_EOT, 0,
+                     t->vocab - 1, &m->bos, err);
     if (!rc)
-        rc = get_int(kc, "tokenizer", "eos_id", MD_EOS, 0, t->vocab - 1, &m->eos, err);
+        rc = get_int(kc, "tokenizer", "eos_id", starmie ? MD_STARMIE_EOT : MD_GPT2_EOT, 0,
+                     t->vocab - 1, &m->eos, err);
     if (rc)
         return rc;
-    if (kv != 0 && kv != t->heads)
-        return sb_fail(err, SB_EMODEL,
-                       "config.json: n_kv_heads %d != n_heads %d (a later revision) is not "
-                       "supported",
-                       kv, t->heads);
+    if (m->bos >= t->vocab || m->eos >= t->vocab) /* the defaults are not range-checked above */
+        return sb_fail(err, SB_EFORMAT, "config.json: bos_id %d / eos_id %d outside vocab %d",
+                       (int)m->bos, (int)m->eos, t->vocab);
+    if (t->kv_heads == 0)
+        t->kv_heads = t->heads;
+    if (t->kv_heads != t->heads) /* Moondream 2 releases are all multi-head */
+        return sb_fail(err, SB_EMODEL, "config.json: n_kv_heads %d != n_heads %d is not supported",
+                       t->kv_heads, t->heads);
     if (ch != 3)
         return sb_fail(err, SB_EMODEL, "config.json: in_channels %d (only RGB, 3)", ch);
     if (t->dim % t->heads || (t->dim / t->heads) % 4)
@@ -189,13 +205,15 @@ static int parse_config(const cJSON *root, struct md_model *m, struct md_sizes *
     if (tpl && cap && cJSON_IsNull(cap))
         return sb_fail(err, SB_EMODEL, "config.json: the model has no caption template");
     rc = get_ids(cJSON_GetObjectItemCaseSensitive(cap, "normal"), "caption.normal",
-                 md_caption_normal, 5, m->caption, &m->n_caption, err);
+                 starmie ? starmie_caption : gpt2_caption, 5, m->caption, &m->n_caption, err);
     if (!rc)
         rc = get_ids(cJSON_GetObjectItemCaseSensitive(qry, "prefix"), "query.prefix",
-                     md_query_prefix, 4, m->q_prefix, &m->n_q_prefix, err);
+                     starmie ? starmie_q_prefix : gpt2_q_prefix, starmie ? 3 : 4, m->q_prefix,
+                     &m->n_q_prefix, err);
     if (!rc)
         rc = get_ids(cJSON_GetObjectItemCaseSensitive(qry, "suffix"), "query.suffix",
-                     md_query_suffix, 4, m->q_suffix, &m->n_q_suffix, err);
+                     starmie ? starmie_q_suffix : gpt2_q_suffix, starmie ? 1 : 4, m->q_suffix,
+                     &m->n_q_suffix, err);
     if (rc)
         return rc;
     const int32_t *lists[3] = { m->caption, m->q_prefix, m->q_suffix };
@@ -219,7 +237,8 @@ static int load_text(struct lm_model *lm, const struct md_sizes *t, struct sb_er
     c->hidden = t->dim;
     c->intermediate = 4 * t->dim;
     c->layers = t->layers;
-    c->heads = c->kv_heads = t->heads;
+    c->heads = t->heads;
+    c->kv_heads = t->kv_heads;
     c->head_dim = t->dim / t->heads;
     c->vocab = t->vocab;
     c->max_pos = t->context;
@@ -231,12 +250,9 @@ static int load_text(struct lm_model *lm, const struct md_sizes *t, struct sb_er
     c->bos = -1;
     c->n_eos = 0;
     int C = c->hidden, rc;
-    /* fc1's rows give the MLP size (text.py builds 4 * dim; read it rather than assume) */
-    const struct st_tensor *fc1 =
-        st_weights_find(&lm->weights, "model.text.blocks.0.mlp.fc1.weight");
-    if (fc1 && fc1->ndim == 2 && fc1->shape[0] > 0 && fc1->shape[0] < (1 << 20))
-        c->intermediate = (int)fc1->shape[0];
-    int F = c->intermediate;
+    if (t->ff) /* later config.py: ff_dim; before: 4 * dim */
+        c->intermediate = t->ff;
+    int F = c->intermediate, KV = c->kv_heads * c->head_dim;
     const struct st_tensor *wte;
     int64_t wshape[2] = { c->vocab, C };
     rc = st_weights_check(&lm->weights, "model.text.wte", 2, wshape, &wte, err);
@@ -257,7 +273,7 @@ static int load_text(struct lm_model *lm, const struct md_sizes *t, struct sb_er
             rc = lm_load_vector(lm, n, C, &L->attn_norm_b, err);
         snprintf(n, sizeof(n), "model.text.blocks.%d.attn.qkv", i);
         if (!rc)
-            rc = lm_load_linear(lm, n, 3 * C, C, true, &qkv, err);
+            rc = lm_load_linear(lm, n, C + 2 * KV, C, true, &qkv, err);
         snprintf(n, sizeof(n), "model.text.blocks.%d.attn.proj", i);
         if (!rc)
             rc = lm_load_linear(lm, n, C, C, true, &L->o, err);
@@ -269,11 +285,12 @@ static int load_text(struct lm_model *lm, const struct md_sizes *t, struct sb_er
             rc = lm_load_linear(lm, n, C, F, true, &L->down, err);
         if (rc)
             return rc;
-        size_t es = st_dtype_size(qkv.dt), rows = (size_t)C * (size_t)C * es;
+        /* rows: q (C), k (KV), v (KV), as text.py slices the qkv output */
+        size_t es = st_dtype_size(qkv.dt), qb = (size_t)C * C * es, kb = (size_t)KV * C * es;
         const unsigned char *w = qkv.w;
         L->q = (struct lm_mat){ w, qkv.dt, qkv.b, C, C };
-        L->k = (struct lm_mat){ w + rows, qkv.dt, qkv.b + C, C, C };
-        L->v = (struct lm_mat){ w + 2 * rows, qkv.dt, qkv.b + 2 * C, C, C };
+        L->k = (struct lm_mat){ w + qb, qkv.dt, qkv.b + C, KV, C };
+        L->v = (struct lm_mat){ w + qb + kb, qkv.dt, qkv.b + C + KV, KV, C };
     }
     rc = lm_load_vector(lm, "model.text.post_ln.weight", C, &lm->norm, err);
     if (!rc)
@@ -346,6 +363,41 @@ static int load_vision(struct lm_model *lm, struct md_model *m, struct sb_err *e
     return rc;
 }
 
+/* Whether the folder says its weights are of the starmie era: a shoebox hub manifest naming
+ * a moondream2 repo at "main" (the 2025-06-21 release) or a dated revision >= 2025-06-21, or
+ * the remote code a snapshot download keeps (moondream.py, config.py) naming starmie. */
+static bool folder_wants_starmie(const char *dir)
+{
+    static const char *const files[] = { "moondream.py", "config.py" };
+    char path[4096];
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    bool yes = false;
+    for (size_t i = 0; i < 2 && !yes; i++) {
+        int n = snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+        if (n < 0 || (size_t)n >= sizeof(path) || sb_read_file(path, 4 << 20, &buf, &len, NULL))
+            continue;
+        for (size_t k = 0; k + 7 <= len && !yes; k++)
+            yes = memcmp(buf + k, "starmie", 7) == 0;
+        free(buf);
+        buf = NULL;
+    }
+    int n = snprintf(path, sizeof(path), "%s/%s", dir, HUB_MANIFEST);
+    if (yes || n < 0 || (size_t)n >= sizeof(path) || sb_read_file(path, 4 << 20, &buf, &len, NULL))
+        return yes;
+    cJSON *man = cJSON_ParseWithLength((const char *)buf, len);
+    free(buf);
+    const cJSON *repo = cJSON_GetObjectItemCaseSensitive(man, "repo");
+    const cJSON *rev = cJSON_GetObjectItemCaseSensitive(man, "revision");
+    if (cJSON_IsString(repo) && cJSON_IsString(rev) && strstr(repo->valuestring, "moondream2")) {
+        const char *r = rev->valuestring;
+        bool dated = strlen(r) == 10 && r[4] == '-' && r[7] == '-';
+        yes = strcmp(r, "main") == 0 || (dated && strcmp(r, "2025-06-21") >= 0);
+    }
+    cJSON_Delete(man);
+    return yes;
+}
+
 int md_load(const char *dir, const cJSON *root, int blas_threads, struct lm_model **lm_out,
             struct bpe_tokenizer **tok_out, struct md_model **out, struct sb_err *err)
 {
@@ -358,7 +410,19 @@ int md_load(const char *dir, const cJSON *root, int blas_threads, struct lm_mode
         rc = sb_fail(err, SB_ENOMEM, "no memory for the model");
         goto fail;
     }
-    rc = parse_config(root, m, &t, err);
+    rc = bpe_load(dir, &tok, err);
+    if (rc)
+        goto fail;
+    bool starmie = bpe_token_id(tok, "<|endoftext|>") == MD_STARMIE_EOT;
+    if (!starmie && folder_wants_starmie(dir)) {
+        rc = sb_fail(err, SB_EMODEL,
+                     "this Moondream 2 revision (2025-06-21 or later) uses the "
+                     "moondream/starmie-v1 tokenizer, and the folder's tokenizer.json is not it "
+                     "(the release ships a stale GPT-2 one): copy tokenizer.json from "
+                     "moondream/starmie-v1 into the folder, or fetch revision 2025-01-09");
+        goto fail;
+    }
+    rc = parse_config(root, starmie, m, &t, err);
     if (!rc)
         rc = st_weights_open(&lm->weights, dir, err);
     if (rc)
@@ -373,8 +437,6 @@ int md_load(const char *dir, const cJSON *root, int blas_threads, struct lm_mode
     rc = load_text(lm, &t, err);
     if (!rc)
         rc = load_vision(lm, m, err);
-    if (!rc)
-        rc = bpe_load(dir, &tok, err);
     if (rc)
         goto fail;
     lm->cfg.eos[0] = m->eos;
