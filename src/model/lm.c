@@ -30,6 +30,7 @@
 #include <string.h>
 
 #define LM_GEMV_MAX_T   4  /* rows up to which a product streams 16-bit weights per row */
+#define LM_ATT_ROWS     32 /* query rows per attention work item of a long prefill */
 #define LM_CHUNK        64 /* weight rows per work item */
 #define LM_MAX_CTX_AUTO 8192
 #define LM_MAX_CACHE    ((size_t)16 << 30)
@@ -52,7 +53,7 @@ struct lm_ctx {
     float *first;             /* (V) logits after lm_generate()'s prefill */
     unsigned char *seen;      /* (V) ids present in prompt + output (repetition penalty) */
     float *wbuf;              /* (n_workers, LM_CHUNK * max(C, F, H*D)) widened weights */
-    float *scores;            /* (n_workers, S) attention scores */
+    float *scores;            /* (n_workers, LM_ATT_ROWS * S) attention scores */
     float *cos, *sin;         /* (B, D/2) rotary tables of this call's positions */
     float *inv_freq;          /* (D/2) this call's frequencies (dynamic NTK scaling) */
     size_t wbuf_per_worker;
@@ -290,6 +291,51 @@ static void attention_task(void *arg, size_t begin, size_t end, int worker)
     }
 }
 
+/* The same attention for a long prefill (T > LM_GEMV_MAX_T): one task = LM_ATT_ROWS query rows
+ * of one head; scores of the block against every position the block's last row sees come from
+ * one sgemm, the positions a row must not see are masked to -inf before its softmax, and the
+ * output is one more sgemm with the values. */
+static void attention_block_task(void *arg, size_t begin, size_t end, int worker)
+{
+    const struct att_job *j = arg;
+    const struct lm_ctx *c = j->c;
+    const struct lm_config *cfg = &c->m->cfg;
+    int H = cfg->heads, G = cfg->kv_heads, D = cfg->head_dim, GD = G * D, HD = H * D;
+    int nb = (j->T + LM_ATT_ROWS - 1) / LM_ATT_ROWS;
+    float *s = c->scores + (size_t)worker * LM_ATT_ROWS * (size_t)c->S;
+    for (size_t item = begin; item < end; item++) {
+        int h = (int)(item / (size_t)nb), b = (int)(item % (size_t)nb);
+        int g = h / (H / G), t0 = b * LM_ATT_ROWS;
+        int t1 = t0 + LM_ATT_ROWS < j->T ? t0 + LM_ATT_ROWS : j->T, rows = t1 - t0;
+        int n = c->P + t1; /* positions the last row sees */
+        if (c->P + t0 < cfg->prefix && n < cfg->prefix)
+            n = cfg->prefix;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, n, D, 1.0f / sqrtf((float)D),
+                    c->q + (size_t)t0 * HD + (size_t)h * D, HD, j->kc + (size_t)g * D, GD, 0.0f, s,
+                    n);
+        for (int r = 0; r < rows; r++) {
+            float *row = s + (size_t)r * n;
+            int see = c->P + t0 + r + 1;
+            if (c->P + t0 + r < cfg->prefix)
+                see = cfg->prefix;
+            float mx = -INFINITY, sum = 0.0f;
+            for (int p = 0; p < see; p++)
+                mx = row[p] > mx ? row[p] : mx;
+            for (int p = 0; p < see; p++) {
+                row[p] = expf(row[p] - mx);
+                sum += row[p];
+            }
+            float inv = 1.0f / sum;
+            for (int p = 0; p < see; p++)
+                row[p] *= inv;
+            for (int p = see; p < n; p++)
+                row[p] = 0.0f;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, n, 1.0f, s, n,
+                    j->vc + (size_t)g * D, GD, 0.0f, c->att + (size_t)t0 * HD + (size_t)h * D, HD);
+    }
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Forward */
 
@@ -314,7 +360,11 @@ static void decoder_layer(struct lm_ctx *c, int l, int T)
     memcpy(kc + (size_t)c->P * GD, c->k, (size_t)T * GD * sizeof(float));
     memcpy(vc + (size_t)c->P * GD, c->v, (size_t)T * GD * sizeof(float));
     struct att_job aj = { c, kc, vc, T };
-    sb_pool_for(c->pool, (size_t)T * H, 1, attention_task, &aj);
+    if (T > LM_GEMV_MAX_T)
+        sb_pool_for(c->pool, (size_t)H * ((T + LM_ATT_ROWS - 1) / LM_ATT_ROWS), 1,
+                    attention_block_task, &aj);
+    else
+        sb_pool_for(c->pool, (size_t)T * H, 1, attention_task, &aj);
     if (cfg->arch == LM_ARCH_PHI) {
         /* parallel block: x + proj(attn(ln(x))) + fc2(gelu(fc1(ln(x)))), both on c->h */
         linear(c, c->gate, c->h, &w->gate, T); /* (T, F) fc1 */
@@ -457,7 +507,7 @@ int lm_ctx_new(const struct lm_model *m, struct sb_pool *pool, int max_ctx, int 
     c->first = alloc_floats((size_t)cfg->vocab, 1, &ok);
     c->seen = calloc((size_t)cfg->vocab, 1);
     c->wbuf = alloc_floats((size_t)c->n_workers, c->wbuf_per_worker, &ok);
-    c->scores = alloc_floats((size_t)c->n_workers, (size_t)max_ctx, &ok);
+    c->scores = alloc_floats((size_t)c->n_workers * LM_ATT_ROWS, (size_t)max_ctx, &ok);
     c->cos = alloc_floats(B, (size_t)cfg->head_dim / 2, &ok);
     c->sin = alloc_floats(B, (size_t)cfg->head_dim / 2, &ok);
     c->inv_freq = alloc_floats((size_t)cfg->head_dim / 2, 1, &ok);
