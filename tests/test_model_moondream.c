@@ -179,10 +179,12 @@ static void test_reference(struct sb_pool *pool)
     CHECK(strncmp(vlm_model_id(m), "moondream@", 10) == 0);
     CHECK_EQ_INT(SB_OK, vlm_ctx_new(m, pool, &c, &err));
     const cJSON *cs;
+    int k = 0;
     cJSON_ArrayForEach(cs, cJSON_GetObjectItem(ref, "cases"))
     {
-        if (c)
+        if (c && (!pool || k == 0)) /* with threads: the tiled photo only (test time) */
             check_case(m, c, cs, pool ? "pool" : "no pool");
+        k++;
     }
 out:
     vlm_ctx_free(c);
