@@ -32,6 +32,15 @@ expect_eq "caption --tiles tokens = reference greedy" "$want" "$got"
 "$SB" caption --caption-model "$DATA/vlm/llava15" --tiles "$LIB/photo.png" 2>"$TMP/tiles.err"
 expect_eq "--tiles on a LLaVA model" 1 $?
 grep -q "Idefics3" "$TMP/tiles.err" && ok || fail "tiles message: $(cat "$TMP/tiles.err")"
+# Moondream 2: the 700x500 photo is tiled 2 x 4; tokens = tools/ref_moondream.py's first case
+MD="$DATA/vlm/moondream"
+js=$("$SB" --json caption --caption-model "$MD" --max-new-tokens 20 --repetition-penalty 1 --raw \
+     "$DATA/vlm/moondream_photo.png")
+expect_eq "moondream caption exit" 0 $?
+want=$(grep -o '"greedy": *\[[^]]*\]' "$MD/ref.json" | head -1 | sed 's/.*\[//; s/ //g; s/\]//')
+got=$(printf '%s' "$js" | grep -o '"tokens":\[[^]]*\]' | sed 's/.*\[//; s/\]//')
+expect_eq "moondream tokens = reference greedy" "$want" "$got"
+[ -n "$want" ] && ok || fail "no moondream reference tokens"
 n=$("$SB" --json caption --caption-model "$VLM" "$LIB"/*.png | wc -l)
 expect_eq "one line per image" 4 "$n"
 h=$("$SB" caption --model "$DATA/vlm/llava_qwen" --prompt "What is this?" --max-new-tokens 5 "$LIB/photo.png")

@@ -1,15 +1,16 @@
 /* bench_vlm.c - seconds per caption of a vision-language model folder (vlm.h), for
  * bench/caption/run_vlm.sh.
- * usage: bench_vlm MODEL_DIR THREADS [new_tokens [fp32|bf16|auto [tiles]]]
+ * usage: bench_vlm MODEL_DIR THREADS [new_tokens [OPTION...]]
  *   THREADS  compute threads: the caller plus THREADS-1 pool workers, OpenBLAS single-threaded
- *            (bf16 products run on oneDNN's own threads)
- *   then the vision tower's and projector's precision (default fp32), and "tiles" for
- *   Idefics3 image splitting (the 640x480 photo becomes 4x3 crops + the global image)
- * Captions a synthetic 640x480 photo (the image processor included) with greedy decoding and no
- * stop id in reach of a random model, N new tokens (default 30) and 1 new token, best of 3;
- * prints the image encode (tower + projector), prefill (generation of the 1-token run), the
- * decode rate ((N - 1) tokens over the difference of the two runs' generation) and seconds
- * per caption (image processor included). */
+ *            (bf16 products run on the same pool)
+ *   OPTION   fp32|bf16|auto: the vision tower's and projector's precision (default fp32);
+ *            tiles: Idefics3 image splitting (the 640x480 photo becomes 4x3 crops + the global
+ *            image); WIDTHxHEIGHT: the photo's size (default 640x480; Moondream tiles by size)
+ * Captions a synthetic photo (the image processor included) with greedy decoding and no stop id
+ * in reach of a random model, N new tokens (default 30) and 1 new token, best of 3; prints the
+ * image encode (tower + projector), prefill (generation of the 1-token run), the decode rate
+ * ((N - 1) tokens over the difference of the two runs' generation) and seconds per caption
+ * (image processor included). */
 #include "shoebox/err.h"
 #include "shoebox/image.h"
 #include "shoebox/pool.h"
@@ -52,8 +53,8 @@ static int run(struct vlm_ctx *c, const struct image *img, int n, double *total,
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr,
-                "usage: bench_vlm MODEL_DIR THREADS [new_tokens [fp32|bf16|auto [tiles]]]\n");
+        fprintf(stderr, "usage: bench_vlm MODEL_DIR THREADS [new_tokens [fp32|bf16|auto] "
+                        "[tiles] [WIDTHxHEIGHT]]\n");
         return 2;
     }
     int64_t threads = 1, N = 30;
@@ -61,23 +62,25 @@ int main(int argc, char **argv)
     if (sb_parse_i64(argv[2], 1, 256, &threads, &err) ||
         (argc > 3 && sb_parse_i64(argv[3], 2, VLM_MAX_NEW_TOKENS, &N, &err)))
         return die(&err);
+    int W = 640, H = 480;
     struct vlm_load_params lp = vlm_load_default_params();
     lp.blas_threads = 1;
-    if (argc > 4) {
-        if (strcmp(argv[4], "bf16") == 0) {
+    for (int a = 4; a < argc; a++) {
+        if (strcmp(argv[a], "bf16") == 0) {
             lp.precision = CLIP_PRECISION_BF16;
-        } else if (strcmp(argv[4], "auto") == 0) {
+        } else if (strcmp(argv[a], "auto") == 0) {
             lp.precision = CLIP_PRECISION_AUTO;
-        } else if (strcmp(argv[4], "fp32") != 0) {
-            fprintf(stderr, "bench_vlm: precision '%s' is not fp32, bf16 or auto\n", argv[4]);
+        } else if (strcmp(argv[a], "fp32") == 0) {
+            lp.precision = CLIP_PRECISION_FP32;
+        } else if (strcmp(argv[a], "tiles") == 0) {
+            lp.split_image = true;
+        } else if (sscanf(argv[a], "%dx%d", &W, &H) != 2 || W < 1 || H < 1 || W > 8192 ||
+                   H > 8192) {
+            fprintf(stderr, "bench_vlm: '%s' is not fp32, bf16, auto, tiles or WIDTHxHEIGHT\n",
+                    argv[a]);
             return 2;
         }
     }
-    if (argc > 5 && strcmp(argv[5], "tiles") != 0) {
-        fprintf(stderr, "bench_vlm: '%s' is not \"tiles\"\n", argv[5]);
-        return 2;
-    }
-    lp.split_image = argc > 5;
     struct vlm_model *m = NULL;
     struct vlm_ctx *c = NULL;
     struct sb_pool *pool = NULL;
@@ -91,14 +94,14 @@ int main(int argc, char **argv)
         return die(&err);
     if (vlm_ctx_new(m, pool, &c, &err))
         return die(&err);
-    struct image *img = image_new(640, 480);
+    struct image *img = image_new(W, H);
     if (!img)
         return 1;
-    for (int y = 0; y < 480; y++)
-        for (int x = 0; x < 640; x++) {
-            unsigned char *px = img->px + ((size_t)y * 640 + (size_t)x) * 3;
-            px[0] = (unsigned char)(x * 255 / 639);
-            px[1] = (unsigned char)(y * 255 / 479);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            unsigned char *px = img->px + ((size_t)y * W + (size_t)x) * 3;
+            px[0] = (unsigned char)(x * 255 / (W > 1 ? W - 1 : 1));
+            px[1] = (unsigned char)(y * 255 / (H > 1 ? H - 1 : 1));
             px[2] = (unsigned char)(((x / 40 + y / 40) % 2) * 200);
         }
     double t1, e1, p1, tn, en, gn_s;

@@ -9,7 +9,15 @@
  *                                  modality_projection, a Llama decoder; the global image
  *                                  (resized to the vision size square), or with split_image
  *                                  the processor's crops plus the global image.
- * Moondream 2 (custom code, not a transformers class) is not supported.
+ *   Moondream 2 (vikhyatk/moondream2, custom code "HfMoondream", model_type "moondream1"): the
+ *                                  2025 revisions (2025-01-09 on; not the 2024 ones, not
+ *                                  Moondream 3): SigLIP-style tower on a global crop and
+ *                                  overlapping local crops, proj_mlp, Phi-style decoder with a
+ *                                  bidirectional image prefix; the default prompt uses the
+ *                                  model's caption template ("normal"), another prompt its query
+ *                                  template. Details: src/model/moondream.h. vlm_caption() runs
+ *                                  the crops; vlm_caption_pixels() / vlm_preprocess() take the
+ *                                  global crop alone (exact for a photo tiled 1 x 1).
  *
  * A caption is: preprocess the photo as the model's image processor does, run the vision tower
  * and the projector to get image rows, build the chat prompt ("USER: <image>\n{prompt}

@@ -122,7 +122,8 @@ int cli_caption_setup(struct cli_caption *o, struct cli_ctx *ctx, struct catalog
         o->dir_buf[0])
         o->model_dir = o->dir_buf;
     if (o->want && !o->model_dir) {
-        cli_error("index --captions needs --caption-model DIR (a LLaVA or SmolVLM folder)");
+        cli_error(
+            "index --captions needs --caption-model DIR (a LLaVA, SmolVLM or Moondream 2 folder)");
         return CLI_EXIT_USAGE;
     }
     char *real = NULL;

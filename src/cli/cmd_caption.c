@@ -1,7 +1,7 @@
 /* cmd_caption.c - `shoebox caption IMG...`: one sentence per image from a vision-language model
- * (vlm.h: LLaVA, SmolVLM / Idefics3). Human output is "PATH<TAB>CAPTION" per image; with --json
- * one object per line, {"input":..,"caption":..,"tokens":[generated ids]}. A failing image is
- * reported on stderr and the others still run; the exit code is 1 when any failed. */
+ * (vlm.h: LLaVA, SmolVLM / Idefics3, Moondream 2). Human output is "PATH<TAB>CAPTION" per image;
+ * with --json one object per line, {"input":..,"caption":..,"tokens":[generated ids]}. A failing
+ * image is reported on stderr and the others still run; the exit code is 1 when any failed. */
 #include "caption_setup.h"
 #include "cli.h"
 
@@ -20,8 +20,10 @@ static const char usage[] =
     "usage: shoebox caption [options] IMG...\n"
     "Writes one sentence about each image with a captioning model (a Hugging Face folder of\n"
     "LlavaForConditionalGeneration, e.g. llava-hf/llava-1.5-7b-hf or\n"
-    "llava-hf/llava-interleave-qwen-0.5b-hf, or Idefics3ForConditionalGeneration, e.g.\n"
-    "HuggingFaceTB/SmolVLM-256M-Instruct).\n\n"
+    "llava-hf/llava-interleave-qwen-0.5b-hf, Idefics3ForConditionalGeneration, e.g.\n"
+    "HuggingFaceTB/SmolVLM-256M-Instruct, or Moondream 2, vikhyatk/moondream2 at a 2025\n"
+    "revision such as 2025-01-09: the default prompt uses its caption template, another\n"
+    "prompt its question template).\n\n"
     "options:\n"
     "  --model DIR, --caption-model DIR   the model folder\n"
     "  --prompt TEXT              the instruction (default \"" VLM_DEFAULT_PROMPT "\")\n"

@@ -39,7 +39,8 @@ static const struct command commands[] = {
     { "tag", cmd_tag, "list, add or remove tags of photos (tag add|remove TAG FILE...)" },
     { "tags", cmd_tag, "same as tag; `tags FILE...` lists" },
     { "xmp", cmd_xmp, "write keywords and captions into XMP sidecars (xmp write PATH...)" },
-    { "caption", cmd_caption, "one sentence per image with a captioning model (LLaVA, SmolVLM)" },
+    { "caption", cmd_caption,
+      "one sentence per image with a captioning model (LLaVA, SmolVLM, Moondream)" },
     { "apple", cmd_apple, "import an Apple Photos library (apple import PATH.photoslibrary)" },
 };
 

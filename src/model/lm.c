@@ -3,6 +3,9 @@
  * then per layer RMSNorm -> q/k/v projections (+ biases in Qwen2) -> rotary embedding
  * (rotate_half form) -> grouped-query causal attention over the KV cache -> o_proj ->
  * residual add -> RMSNorm -> down(silu(gate) * up) -> residual add; final RMSNorm; lm_head.
+ * LM_ARCH_PHI (Moondream 2's text model, moondream/torch/text.py): LayerNorm with bias, then
+ * x + proj(attn(h)) + fc2(gelu_tanh(fc1(h))) on the same h, rotary on the first rot_dim dims,
+ * a bidirectional prefix (the image), final LayerNorm, lm_head with bias.
  *
  * Dimension legend (as in lm_internal.h):
  *   T  rows in this call (new positions)   P  positions already cached
@@ -27,6 +30,7 @@
 #include <string.h>
 
 #define LM_GEMV_MAX_T   4  /* rows up to which a product streams 16-bit weights per row */
+#define LM_ATT_ROWS     32 /* query rows per attention work item of a long prefill */
 #define LM_CHUNK        64 /* weight rows per work item */
 #define LM_MAX_CTX_AUTO 8192
 #define LM_MAX_CACHE    ((size_t)16 << 30)
@@ -49,7 +53,7 @@ struct lm_ctx {
     float *first;             /* (V) logits after lm_generate()'s prefill */
     unsigned char *seen;      /* (V) ids present in prompt + output (repetition penalty) */
     float *wbuf;              /* (n_workers, LM_CHUNK * max(C, F, H*D)) widened weights */
-    float *scores;            /* (n_workers, S) attention scores */
+    float *scores;            /* (n_workers, LM_ATT_ROWS * S) attention scores */
     float *cos, *sin;         /* (B, D/2) rotary tables of this call's positions */
     float *inv_freq;          /* (D/2) this call's frequencies (dynamic NTK scaling) */
     size_t wbuf_per_worker;
@@ -107,7 +111,7 @@ static void linear(struct lm_ctx *c, float *out, const float *in, const struct l
 /* LlamaRMSNorm: x * rsqrt(mean(x^2) + eps) * w, per row of (T, C). */
 struct norm_job {
     float *out;
-    const float *in, *w;
+    const float *in, *w, *b; /* b: LayerNorm bias (LM_ARCH_PHI) */
     int C;
     float eps;
 };
@@ -130,8 +134,54 @@ static void rmsnorm_task(void *arg, size_t begin, size_t end, int worker)
 
 static void rmsnorm(struct lm_ctx *c, float *out, const float *in, const float *w, int T)
 {
-    struct norm_job j = { out, in, w, c->m->cfg.hidden, c->m->cfg.rms_eps };
+    struct norm_job j = { out, in, w, NULL, c->m->cfg.hidden, c->m->cfg.rms_eps };
     sb_pool_for(c->pool, (size_t)T, 4, rmsnorm_task, &j);
+}
+
+/* LM_ARCH_PHI: nn.LayerNorm (x - mean) / sqrt(var + eps) * w + b, per row of (T, C). */
+static void layernorm_task(void *arg, size_t begin, size_t end, int worker)
+{
+    const struct norm_job *j = arg;
+    (void)worker;
+    for (size_t r = begin; r < end; r++) {
+        const float *x = j->in + r * (size_t)j->C;
+        float *o = j->out + r * (size_t)j->C;
+        float mean = 0.0f, var = 0.0f;
+        for (int i = 0; i < j->C; i++)
+            mean += x[i];
+        mean /= (float)j->C;
+        for (int i = 0; i < j->C; i++)
+            var += (x[i] - mean) * (x[i] - mean);
+        float inv = 1.0f / sqrtf(var / (float)j->C + j->eps);
+        for (int i = 0; i < j->C; i++)
+            o[i] = (x[i] - mean) * inv * j->w[i] + j->b[i];
+    }
+}
+
+static void layernorm(struct lm_ctx *c, float *out, const float *in, const float *w, const float *b,
+                      int T)
+{
+    struct norm_job j = { out, in, w, b, c->m->cfg.hidden, c->m->cfg.rms_eps };
+    sb_pool_for(c->pool, (size_t)T, 4, layernorm_task, &j);
+}
+
+/* The block's and the final norm: RMSNorm, or LayerNorm with bias in LM_ARCH_PHI. */
+static void norm(struct lm_ctx *c, float *out, const float *in, const float *w, const float *b,
+                 int T)
+{
+    if (c->m->cfg.arch == LM_ARCH_PHI)
+        layernorm(c, out, in, w, b, T);
+    else
+        rmsnorm(c, out, in, w, T);
+}
+
+/* gelu with the tanh approximation (F.gelu(approximate="tanh")), in place. */
+static void gelu_tanh(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        x[i] = 0.5f * v * (1.0f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
+    }
 }
 
 static void add_inplace(float *x, const float *y, size_t n)
@@ -153,7 +203,7 @@ static void swiglu(float *gate, const float *up, size_t n)
 static void rope_tables(struct lm_ctx *c, int T)
 {
     const struct lm_config *cfg = &c->m->cfg;
-    int half = cfg->head_dim / 2;
+    int half = (cfg->rot_dim ? cfg->rot_dim : cfg->head_dim) / 2;
     const float *inv = c->m->inv_freq;
     int seq = c->P + T;
     if (cfg->rope == LM_ROPE_DYNAMIC && seq > cfg->max_pos) {
@@ -174,10 +224,12 @@ static void rope_tables(struct lm_ctx *c, int T)
 }
 
 /* apply_rotary_pos_emb on n_heads heads of each row of x (T, n_heads*D): rotate_half pairs
- * element i with i + D/2. */
-static void rope_apply(float *x, const float *cs, const float *sn, int T, int n_heads, int D)
+ * element i with i + rot/2 within the first rot dims (rot = D but in LM_ARCH_PHI's partial
+ * rotary). */
+static void rope_apply(float *x, const float *cs, const float *sn, int T, int n_heads, int D,
+                       int rot)
 {
-    int half = D / 2;
+    int half = rot / 2;
     for (int t = 0; t < T; t++)
         for (int h = 0; h < n_heads; h++) {
             float *v = x + ((size_t)t * n_heads + h) * D;
@@ -210,6 +262,8 @@ static void attention_task(void *arg, size_t begin, size_t end, int worker)
         int t = (int)(item / (size_t)H), h = (int)(item % (size_t)H);
         int g = h / (H / G);
         int n = j->c->P + t + 1; /* positions this row sees */
+        if (j->c->P + t < cfg->prefix)
+            n = cfg->prefix; /* bidirectional prefix (lm_prefill checked it is cached) */
         const float *q = j->c->q + ((size_t)t * H + h) * D;
         float mx = -INFINITY;
         for (int p = 0; p < n; p++) {
@@ -237,6 +291,51 @@ static void attention_task(void *arg, size_t begin, size_t end, int worker)
     }
 }
 
+/* The same attention for a long prefill (T > LM_GEMV_MAX_T): one task = LM_ATT_ROWS query rows
+ * of one head; scores of the block against every position the block's last row sees come from
+ * one sgemm, the positions a row must not see are masked to -inf before its softmax, and the
+ * output is one more sgemm with the values. */
+static void attention_block_task(void *arg, size_t begin, size_t end, int worker)
+{
+    const struct att_job *j = arg;
+    const struct lm_ctx *c = j->c;
+    const struct lm_config *cfg = &c->m->cfg;
+    int H = cfg->heads, G = cfg->kv_heads, D = cfg->head_dim, GD = G * D, HD = H * D;
+    int nb = (j->T + LM_ATT_ROWS - 1) / LM_ATT_ROWS;
+    float *s = c->scores + (size_t)worker * LM_ATT_ROWS * (size_t)c->S;
+    for (size_t item = begin; item < end; item++) {
+        int h = (int)(item / (size_t)nb), b = (int)(item % (size_t)nb);
+        int g = h / (H / G), t0 = b * LM_ATT_ROWS;
+        int t1 = t0 + LM_ATT_ROWS < j->T ? t0 + LM_ATT_ROWS : j->T, rows = t1 - t0;
+        int n = c->P + t1; /* positions the last row sees */
+        if (c->P + t0 < cfg->prefix && n < cfg->prefix)
+            n = cfg->prefix;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, n, D, 1.0f / sqrtf((float)D),
+                    c->q + (size_t)t0 * HD + (size_t)h * D, HD, j->kc + (size_t)g * D, GD, 0.0f, s,
+                    n);
+        for (int r = 0; r < rows; r++) {
+            float *row = s + (size_t)r * n;
+            int see = c->P + t0 + r + 1;
+            if (c->P + t0 + r < cfg->prefix)
+                see = cfg->prefix;
+            float mx = -INFINITY, sum = 0.0f;
+            for (int p = 0; p < see; p++)
+                mx = row[p] > mx ? row[p] : mx;
+            for (int p = 0; p < see; p++) {
+                row[p] = expf(row[p] - mx);
+                sum += row[p];
+            }
+            float inv = 1.0f / sum;
+            for (int p = 0; p < see; p++)
+                row[p] *= inv;
+            for (int p = see; p < n; p++)
+                row[p] = 0.0f;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, n, 1.0f, s, n,
+                    j->vc + (size_t)g * D, GD, 0.0f, c->att + (size_t)t0 * HD + (size_t)h * D, HD);
+    }
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Forward */
 
@@ -251,16 +350,31 @@ static void decoder_layer(struct lm_ctx *c, int l, int T)
     float *kc = c->k_cache + (size_t)l * c->S * GD;
     float *vc = c->v_cache + (size_t)l * c->S * GD;
 
-    rmsnorm(c, c->h, c->x, w->attn_norm, T);
+    int rot = cfg->rot_dim ? cfg->rot_dim : D;
+    norm(c, c->h, c->x, w->attn_norm, w->attn_norm_b, T);
     linear(c, c->q, c->h, &w->q, T); /* (T, H*D) */
     linear(c, c->k, c->h, &w->k, T); /* (T, G*D) */
     linear(c, c->v, c->h, &w->v, T); /* (T, G*D) */
-    rope_apply(c->q, c->cos, c->sin, T, H, D);
-    rope_apply(c->k, c->cos, c->sin, T, G, D);
+    rope_apply(c->q, c->cos, c->sin, T, H, D, rot);
+    rope_apply(c->k, c->cos, c->sin, T, G, D, rot);
     memcpy(kc + (size_t)c->P * GD, c->k, (size_t)T * GD * sizeof(float));
     memcpy(vc + (size_t)c->P * GD, c->v, (size_t)T * GD * sizeof(float));
     struct att_job aj = { c, kc, vc, T };
-    sb_pool_for(c->pool, (size_t)T * H, 1, attention_task, &aj);
+    if (T > LM_GEMV_MAX_T)
+        sb_pool_for(c->pool, (size_t)H * ((T + LM_ATT_ROWS - 1) / LM_ATT_ROWS), 1,
+                    attention_block_task, &aj);
+    else
+        sb_pool_for(c->pool, (size_t)T * H, 1, attention_task, &aj);
+    if (cfg->arch == LM_ARCH_PHI) {
+        /* parallel block: x + proj(attn(ln(x))) + fc2(gelu(fc1(ln(x)))), both on c->h */
+        linear(c, c->gate, c->h, &w->gate, T); /* (T, F) fc1 */
+        gelu_tanh(c->gate, (size_t)T * cfg->intermediate);
+        linear(c, c->h, c->gate, &w->down, T); /* (T, C) fc2 */
+        add_inplace(c->x, c->h, (size_t)T * C);
+        linear(c, c->h, c->att, &w->o, T); /* (T, C) proj */
+        add_inplace(c->x, c->h, (size_t)T * C);
+        return;
+    }
     linear(c, c->h, c->att, &w->o, T); /* (T, C) */
     add_inplace(c->x, c->h, (size_t)T * C);
 
@@ -289,7 +403,7 @@ static void forward(struct lm_ctx *c, const int32_t *ids, const float *embeds, i
         decoder_layer(c, l, T);
     c->P += T;
     const float *last = c->x + (size_t)(T - 1) * C;
-    rmsnorm(c, c->h, last, m->norm, 1);
+    norm(c, c->h, last, m->norm, m->norm_b, 1);
     linear(c, c->logits, c->h, &m->head, 1); /* (V) */
 }
 
@@ -308,6 +422,12 @@ int lm_prefill(struct lm_ctx *c, const int32_t *ids, const float *embeds, int n,
     if (n > c->S - c->P)
         return sb_fail(err, SB_ETOOBIG, "lm prefill: %d positions after %d exceed the context %d",
                        n, c->P, c->S);
+    int pre = c->m->cfg.prefix;
+    if (c->P < pre && (c->P != 0 || n < pre || c->B < pre))
+        return sb_fail(err, SB_EINVAL,
+                       "lm prefill: the %d bidirectional prefix positions must come in one call "
+                       "of at most %d rows at position 0",
+                       pre, c->B);
     int C = c->m->cfg.hidden;
     for (int i = 0; i < n; i += c->B) {
         int T = n - i < c->B ? n - i : c->B;
@@ -387,7 +507,7 @@ int lm_ctx_new(const struct lm_model *m, struct sb_pool *pool, int max_ctx, int 
     c->first = alloc_floats((size_t)cfg->vocab, 1, &ok);
     c->seen = calloc((size_t)cfg->vocab, 1);
     c->wbuf = alloc_floats((size_t)c->n_workers, c->wbuf_per_worker, &ok);
-    c->scores = alloc_floats((size_t)c->n_workers, (size_t)max_ctx, &ok);
+    c->scores = alloc_floats((size_t)c->n_workers * LM_ATT_ROWS, (size_t)max_ctx, &ok);
     c->cos = alloc_floats(B, (size_t)cfg->head_dim / 2, &ok);
     c->sin = alloc_floats(B, (size_t)cfg->head_dim / 2, &ok);
     c->inv_freq = alloc_floats((size_t)cfg->head_dim / 2, 1, &ok);

@@ -20,7 +20,12 @@
 
 struct sb_err;
 
-enum lm_arch { LM_ARCH_LLAMA, LM_ARCH_QWEN2 };
+/* LM_ARCH_PHI: Moondream 2's text model (moondream.c builds it; there is no config.json for it
+ * here): per block one LayerNorm with bias, attention and MLP in parallel on its output
+ * (x + attn + mlp), fused qkv sliced into q/k/v, rotary on the first rot_dim dims of each head,
+ * fc1 -> gelu(tanh) -> fc2 with biases (in gate / down), final LayerNorm with bias, lm_head with
+ * bias; the first prefix positions attend to each other bidirectionally. */
+enum lm_arch { LM_ARCH_LLAMA, LM_ARCH_QWEN2, LM_ARCH_PHI };
 enum lm_rope { LM_ROPE_DEFAULT, LM_ROPE_LINEAR, LM_ROPE_DYNAMIC, LM_ROPE_LLAMA3 };
 
 struct lm_config {
@@ -46,6 +51,9 @@ struct lm_config {
     int32_t eos[LM_MAX_STOP];
     int n_eos;
     int32_t bos; /* -1 if none */
+    /* LM_ARCH_PHI only (0 elsewhere) */
+    int rot_dim; /* rotated dims per head (even, <= D); 0: all D */
+    int prefix;  /* positions [0, prefix) attend bidirectionally; 0: fully causal */
 };
 
 /* Parses config.json bytes (the object under key when key is not NULL, e.g. "text_config")
@@ -67,15 +75,16 @@ struct lm_mat {
 };
 
 struct lm_layer {
-    const float *attn_norm; /* (C) input_layernorm */
-    struct lm_mat q;        /* (H*D, C) */
-    struct lm_mat k;        /* (G*D, C) */
-    struct lm_mat v;        /* (G*D, C) */
-    struct lm_mat o;        /* (C, H*D) */
-    const float *mlp_norm;  /* (C) post_attention_layernorm */
-    struct lm_mat gate;     /* (F, C) */
-    struct lm_mat up;       /* (F, C) */
-    struct lm_mat down;     /* (C, F) */
+    const float *attn_norm;   /* (C) input_layernorm */
+    const float *attn_norm_b; /* (C) LM_ARCH_PHI: its LayerNorm bias */
+    struct lm_mat q;          /* (H*D, C) */
+    struct lm_mat k;          /* (G*D, C) */
+    struct lm_mat v;          /* (G*D, C) */
+    struct lm_mat o;          /* (C, H*D) */
+    const float *mlp_norm;    /* (C) post_attention_layernorm */
+    struct lm_mat gate;       /* (F, C) */
+    struct lm_mat up;         /* (F, C) */
+    struct lm_mat down;       /* (C, F) */
 };
 
 struct lm_model {
@@ -83,12 +92,23 @@ struct lm_model {
     struct lm_mat embed; /* (V, C) embed_tokens: a "matrix" whose rows are looked up */
     struct lm_layer *layers;
     const float *norm;         /* (C) final RMSNorm */
+    const float *norm_b;       /* (C) LM_ARCH_PHI: final LayerNorm bias */
     struct lm_mat head;        /* (V, C) lm_head, or embed when tied */
     float *inv_freq;           /* (D/2) rotary inverse frequencies after static scaling */
     struct st_weights weights; /* the safetensors files, mapped read-only */
     void **owned; /* f32 copies of small vectors (norms, biases), freed with the model */
     size_t n_owned, cap_owned;
 };
+
+/* Loading pieces for builders of other layouts (moondream.c), from lm_load.c: memory the
+ * model frees; a (d0) vector widened to f32; a linear name.weight (n_out, n_in) in place with
+ * name.bias widened when bias. Names are full tensor names. SB_EMODEL naming a missing or
+ * misshapen tensor, SB_ENOMEM. */
+void *lm_own_alloc(struct lm_model *m, size_t bytes);
+int lm_load_vector(struct lm_model *m, const char *name, int64_t d0, const float **out,
+                   struct sb_err *err);
+int lm_load_linear(struct lm_model *m, const char *name, int n_out, int n_in, bool bias,
+                   struct lm_mat *l, struct sb_err *err);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Kernels (lm_gemv.c) */

@@ -134,6 +134,23 @@ static int get_linear(struct lm_model *m, const char *prefix, const char *name, 
     return rc;
 }
 
+void *lm_own_alloc(struct lm_model *m, size_t bytes)
+{
+    return own_alloc(m, bytes);
+}
+
+int lm_load_vector(struct lm_model *m, const char *name, int64_t d0, const float **out,
+                   struct sb_err *err)
+{
+    return get_vector(m, "", name, d0, out, err);
+}
+
+int lm_load_linear(struct lm_model *m, const char *name, int n_out, int n_in, bool bias,
+                   struct lm_mat *l, struct sb_err *err)
+{
+    return get_linear(m, "", name, n_out, n_in, bias, l, err);
+}
+
 static int load_weights(struct lm_model *m, const struct lm_load_params *p, struct sb_err *err)
 {
     const struct lm_config *c = &m->cfg;

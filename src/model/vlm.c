@@ -546,6 +546,23 @@ int vlm_model_load(const char *dir, const struct vlm_load_params *params, struct
         goto out;
     }
     const char *mt = cfg_str(root, "model_type", "");
+    if (md_is_moondream(root)) { /* Moondream 2: moondream.c loads everything */
+        m->arch = VLM_ARCH_MOONDREAM;
+        rc = md_load(dir, root, p.blas_threads, &m->lm, &m->tok, &m->md, err);
+        if (rc)
+            goto out;
+        m->R = m->md->N;
+        m->vis.S = m->md->S;
+        m->stop[0] = m->md->eos;
+        m->n_stop = 1;
+        m->max_images = 1; /* its crops are its own business (moondream.c) */
+        if (p.split_image) {
+            rc = sb_fail(err, SB_EINVAL,
+                         "image splitting is for Idefics3 models only (Moondream tiles itself)");
+            goto out;
+        }
+        goto ident;
+    }
     if (strcmp(mt, "llava") == 0) {
         m->arch = VLM_ARCH_LLAVA;
     } else if (strcmp(mt, "idefics3") == 0) {
@@ -553,7 +570,7 @@ int vlm_model_load(const char *dir, const struct vlm_load_params *params, struct
     } else {
         rc = sb_fail(err, SB_EMODEL,
                      "model_type '%.40s' is not a supported captioning model "
-                     "(llava, idefics3)",
+                     "(llava, idefics3, moondream1)",
                      mt);
         goto out;
     }
@@ -609,6 +626,7 @@ int vlm_model_load(const char *dir, const struct vlm_load_params *params, struct
     m->split = p.split_image;
     m->max_grid = (m->pre.longest_edge + m->vis.S - 1) / m->vis.S;
     m->max_images = m->split ? m->max_grid * m->max_grid + 1 : 1;
+ident:;
     const char *base = strrchr(dir, '/');
     base = base && base[1] ? base + 1 : dir;
     uint64_t h = fnv1a(0xcbf29ce484222325ull, cfg_buf, cfg_len);
@@ -637,6 +655,7 @@ void vlm_model_free(struct vlm_model *m)
     bpe_free(m->tok);
     clip_model_free(m->vis.enc); /* borrows the decoder's files: first */
     lm_model_free(m->lm);
+    md_free(m->md);
     for (size_t i = 0; i < m->n_owned; i++)
         free(m->owned[i]);
     free(m->owned);
@@ -650,6 +669,8 @@ const char *vlm_model_id(const struct vlm_model *m)
 
 const char *vlm_model_arch(const struct vlm_model *m)
 {
+    if (m->arch == VLM_ARCH_MOONDREAM)
+        return "moondream";
     return m->arch == VLM_ARCH_IDEFICS3 ? "idefics3" : "llava";
 }
 
@@ -675,7 +696,10 @@ int vlm_model_max_images(const struct vlm_model *m)
 
 void vlm_model_min_decode(const struct vlm_model *m, int *min_long, int *min_short)
 {
-    if (m->split) { /* the long edge goes to size["longest_edge"] before the crops */
+    if (m->md) { /* Moondream tiles by the photo's own size: decode it whole */
+        *min_long = 1 << 20;
+        *min_short = 1 << 20;
+    } else if (m->split) { /* the long edge goes to size["longest_edge"] before the crops */
         *min_long = m->pre.longest_edge;
         *min_short = 0;
     } else if (m->pre.kind != VLM_PRE_CLIP) { /* a square resize: the long edge must cover S */
@@ -857,6 +881,8 @@ int vlm_preprocess(const struct vlm_model *m, const struct image *rgb, float *ou
 {
     if (!rgb || rgb->w < 1 || rgb->h < 1 || !rgb->px)
         return sb_fail(err, SB_EINVAL, "preprocess: empty image");
+    if (m->md)
+        return md_global_crop(m->md, rgb, out, err);
     if (m->pre.kind != VLM_PRE_CLIP)
         return preprocess_square(m, rgb, out, err);
     /* CLIPImageProcessor: clip_preprocess() reads only these fields */
@@ -875,10 +901,11 @@ struct vlm_ctx {
     const struct vlm_model *m;
     struct lm_ctx *lm;
     struct vlm_vscratch *vs;
-    float *pixels; /* (3, S, S) */
-    float *rows;   /* (R, Ct) image rows */
-    float *embeds; /* (max_prompt, Ct) decoder input rows */
-    int32_t *ids;  /* (max_prompt) prompt ids, LM_EMBED_ROW for image rows */
+    struct md_vscratch *mdv; /* VLM_ARCH_MOONDREAM instead of vs */
+    float *pixels;           /* (3, S, S) */
+    float *rows;             /* (R, Ct) image rows */
+    float *embeds;           /* (max_prompt, Ct) decoder input rows */
+    int32_t *ids;            /* (max_prompt) prompt ids, LM_EMBED_ROW for image rows */
     int n_ids, max_prompt;
     int n_images;                /* of the last caption: crops + the global image, or 1 */
     int32_t *out;                /* (VLM_MAX_NEW_TOKENS) */
@@ -900,9 +927,12 @@ int vlm_ctx_new(const struct vlm_model *m, struct sb_pool *pool, struct vlm_ctx 
     if (max_ctx > lm_model_max_positions(m->lm))
         max_ctx = lm_model_max_positions(m->lm);
     c->max_prompt = max_ctx;
-    int rc = lm_ctx_new(m->lm, pool, max_ctx, 0, &c->lm, err);
+    /* Moondream's bidirectional image prefix must be prefilled in one batch */
+    int batch = m->md ? m->R + 1 + PROMPT_SLACK : 0;
+    int rc = lm_ctx_new(m->lm, pool, max_ctx, batch, &c->lm, err);
     if (!rc)
-        rc = vlm_vscratch_new(m, pool, &c->vs, err);
+        rc = m->md ? md_vscratch_new(m->md, pool, &c->mdv, err)
+                   : vlm_vscratch_new(m, pool, &c->vs, err);
     if (rc)
         goto fail;
     size_t n_pix = 3 * (size_t)S * (size_t)S * (size_t)m->max_images, n_rows, n_emb;
@@ -933,6 +963,7 @@ void vlm_ctx_free(struct vlm_ctx *c)
         return;
     lm_ctx_free(c->lm);
     vlm_vscratch_free(c->vs);
+    md_vscratch_free(c->mdv);
     free(c->pixels);
     free(c->rows);
     free(c->embeds);
@@ -1030,15 +1061,12 @@ out:
     return rc;
 }
 
-int vlm_caption_pixels(struct vlm_ctx *c, const float *pixels, const struct vlm_params *params,
-                       int32_t *ids, int *n_ids, struct sb_buf *text, struct sb_err *err)
-{
-    return vlm_caption_split(c, pixels, 0, 0, params, ids, n_ids, text, err);
-}
-
-int vlm_caption_split(struct vlm_ctx *c, const float *pixels, int rows, int cols,
-                      const struct vlm_params *params, int32_t *ids, int *n_ids,
-                      struct sb_buf *text, struct sb_err *err)
+/* The image rows from pixels (rows x cols crops then the global image, or the global image alone
+ * for 0 x 0), or for Moondream from rgb when given (its own crops), then the prompt, generation
+ * and text. */
+static int caption_impl(struct vlm_ctx *c, const float *pixels, const struct image *rgb, int rows,
+                        int cols, const struct vlm_params *params, int32_t *ids, int *n_ids,
+                        struct sb_buf *text, struct sb_err *err)
 {
     struct vlm_params p = params ? *params : vlm_default_params();
     const struct vlm_model *m = c->m;
@@ -1061,14 +1089,23 @@ int vlm_caption_split(struct vlm_ctx *c, const float *pixels, int rows, int cols
     c->n_images = whole ? 1 : rows * cols + 1;
     double t0 = sb_now();
     int Ct = lm_model_hidden_size(m->lm), S = m->vis.S, rc = SB_OK;
-    for (int i = 0; i < c->n_images && !rc; i++) /* crops row-major, then the global image */
-        rc = vlm_image_rows(c->vs, pixels + (size_t)i * 3 * S * S, c->rows + (size_t)i * m->R * Ct,
-                            err);
+    if (m->md && rgb)
+        rc = md_image_rows(c->mdv, rgb, c->rows, NULL, err);
+    else if (m->md)
+        md_pixel_rows(c->mdv, pixels, c->rows);
+    else
+        for (int i = 0; i < c->n_images && !rc; i++) /* crops row-major, then the global image */
+            rc = vlm_image_rows(c->vs, pixels + (size_t)i * 3 * S * S,
+                                c->rows + (size_t)i * m->R * Ct, err);
     if (rc)
         return rc;
     double t1 = sb_now();
     c->encode_s = t1 - t0;
-    rc = build_prompt(c, prompt, rows, cols, err);
+    if (m->md)
+        rc = md_build_prompt(m->md, m->tok, p.prompt, c->rows, c->ids, c->embeds, c->max_prompt,
+                             &c->n_ids, err);
+    else
+        rc = build_prompt(c, prompt, rows, cols, err);
     if (rc)
         return rc;
     struct lm_gen_params gp = lm_gen_default_params();
@@ -1108,14 +1145,32 @@ int vlm_caption_split(struct vlm_ctx *c, const float *pixels, int rows, int cols
     return rc;
 }
 
+int vlm_caption_pixels(struct vlm_ctx *c, const float *pixels, const struct vlm_params *p,
+                       int32_t *ids, int *n_ids, struct sb_buf *text, struct sb_err *err)
+{
+    return caption_impl(c, pixels, NULL, 0, 0, p, ids, n_ids, text, err);
+}
+
+int vlm_caption_split(struct vlm_ctx *c, const float *pixels, int rows, int cols,
+                      const struct vlm_params *params, int32_t *ids, int *n_ids,
+                      struct sb_buf *text, struct sb_err *err)
+{
+    return caption_impl(c, pixels, NULL, rows, cols, params, ids, n_ids, text, err);
+}
+
 int vlm_caption(struct vlm_ctx *c, const struct image *rgb, const struct vlm_params *p,
                 int32_t *ids, int *n_ids, struct sb_buf *text, struct sb_err *err)
 {
+    if (c->m->md) { /* Moondream: global + overlapping local crops of the photo */
+        if (!rgb || rgb->w < 1 || rgb->h < 1 || !rgb->px)
+            return sb_fail(err, SB_EINVAL, "preprocess: empty image");
+        return caption_impl(c, NULL, rgb, 0, 0, p, ids, n_ids, text, err);
+    }
     int rows = 0, cols = 0;
     int rc = vlm_preprocess_split(c->m, rgb, c->pixels, &rows, &cols, err);
     if (rc)
         return rc;
-    return vlm_caption_split(c, c->pixels, rows, cols, p, ids, n_ids, text, err);
+    return caption_impl(c, c->pixels, NULL, rows, cols, p, ids, n_ids, text, err);
 }
 
 const int32_t *vlm_ctx_prompt(const struct vlm_ctx *c, int *n)

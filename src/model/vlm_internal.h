@@ -12,10 +12,11 @@
 #define SHOEBOX_MODEL_VLM_INTERNAL_H
 
 #include "lm_internal.h"
+#include "moondream.h"
 #include "shoebox/bpe.h"
 #include "shoebox/vlm.h"
 
-enum vlm_arch { VLM_ARCH_LLAVA, VLM_ARCH_IDEFICS3 };
+enum vlm_arch { VLM_ARCH_LLAVA, VLM_ARCH_IDEFICS3, VLM_ARCH_MOONDREAM /* moondream.h */ };
 enum vlm_tower { VLM_TOWER_CLIP, VLM_TOWER_SIGLIP };
 enum vlm_preproc { VLM_PRE_CLIP, VLM_PRE_SIGLIP, VLM_PRE_IDEFICS3 };
 
@@ -62,6 +63,7 @@ struct vlm_model {
     void **owned; /* f32 copies of tensors stored in 16 bits */
     size_t n_owned, cap_owned;
     char id[160];
+    struct md_model *md; /* VLM_ARCH_MOONDREAM: its vision side (vis/pre/proj unused) */
 };
 
 /* ------------------------------------------------------------------------------------------ */
