@@ -8,6 +8,8 @@
 #include "shoebox/search.h"
 #include "shoebox/util.h"
 
+#include "../src/search/internal.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,8 +69,12 @@ static int ref_cmp(const void *a, const void *b)
 }
 
 /* top-k vs brute force in double precision over the same fp16 data */
-static void check_topk(size_t n, int dim, size_t k, bool with_mask, bool ties, struct sb_pool *pool)
+enum data_kind { RANDOM, TIES, NEAR }; /* NEAR: one vector plus tiny noise, scores within 1e-3 */
+
+static void check_topk_kind(size_t n, int dim, size_t k, bool with_mask, enum data_kind kind,
+                            float min_score, struct sb_pool *pool)
 {
+    bool ties = kind == TIES;
     uint16_t *data = malloc((n ? n : 1) * (size_t)dim * 2);
     int64_t *ids = malloc((n ? n : 1) * 8);
     unsigned char *mask = malloc(n ? n : 1);
@@ -78,10 +84,18 @@ static void check_topk(size_t n, int dim, size_t k, bool with_mask, bool ties, s
     for (size_t r = 0; r < n; r++) {
         ids[r] = (int64_t)(r * 3 + 1);
         mask[r] = with_mask ? (unsigned char)(r % 3 != 0) : 1;
+        uint64_t keep = rng_state;
         for (int j = 0; j < dim; j++) {
             double v = ties ? (double)((int)(rnd() * 3)) * 0.25 : rnd();
+            if (kind == NEAR) {
+                double noise = rnd() * 1e-3;
+                rng_state = keep + (uint64_t)j * 0x9E3779B97F4A7C15ull; /* the same base */
+                v = rnd() + noise;
+            }
             data[r * (size_t)dim + j] = search_f32_to_f16((float)v);
         }
+        if (kind == NEAR)
+            rng_state = keep * 6364136223846793005ull + 1442695040888963407ull;
     }
     for (int j = 0; j < dim; j++)
         q[j] = ties ? 0.5f : (float)rnd();
@@ -92,6 +106,8 @@ static void check_topk(size_t n, int dim, size_t k, bool with_mask, bool ties, s
         double s = 0;
         for (int j = 0; j < dim; j++)
             s += (double)search_f16_to_f32(data[r * (size_t)dim + j]) * (double)q[j];
+        if (s < (double)min_score)
+            continue;
         ref[nref++] = (struct ref){ s, ids[r] };
     }
     qsort(ref, nref, sizeof(*ref), ref_cmp);
@@ -99,29 +115,32 @@ static void check_topk(size_t n, int dim, size_t k, bool with_mask, bool ties, s
     size_t nh = 99;
     struct sb_err err;
     CHECK_EQ_INT(SB_OK,
-                 search_topk(&m, q, with_mask ? mask : NULL, -INFINITY, k, pool, hits, &nh, &err));
-    /* the int8 two-pass scan returns exactly the fp16 scan's hits */
-    int8_t *codes = malloc((n ? n : 1) * (size_t)dim);
+                 search_topk(&m, q, with_mask ? mask : NULL, min_score, k, pool, hits, &nh, &err));
+    /* the two-pass scan (6-bit codes, fp16 rescoring) returns exactly the fp16 scan's hits */
+    uint8_t *codes = malloc((n ? n : 1) * search_code_bytes(dim));
     float *scales = malloc((n ? n : 1) * sizeof(float)), *resid = malloc((n ? n : 1) * 4);
+    float *cnorm = malloc((n ? n : 1) * 4);
     struct search_hit *hits8 = malloc((k ? k : 1) * sizeof(*hits8));
-    search_quantize(&m, codes, scales, resid);
+    search_quantize(&m, codes, scales, resid, cnorm);
     struct vec_matrix m8 = m;
     m8.codes = codes;
     m8.scales = scales;
     m8.resid = resid;
+    m8.cnorm = cnorm;
     size_t nh8 = 99;
     CHECK_EQ_INT(
-        SB_OK, search_topk(&m8, q, with_mask ? mask : NULL, -INFINITY, k, pool, hits8, &nh8, &err));
+        SB_OK, search_topk(&m8, q, with_mask ? mask : NULL, min_score, k, pool, hits8, &nh8, &err));
     CHECK_EQ_INT(nh, nh8);
     int diff8 = 0;
     for (size_t i = 0; i < nh && i < nh8; i++)
         diff8 += hits[i].photo_id != hits8[i].photo_id || hits[i].score != hits8[i].score;
     if (diff8)
-        fprintf(stderr, "int8 path differs at %d ranks (n=%zu dim=%d k=%zu)\n", diff8, n, dim, k);
+        fprintf(stderr, "coded path differs at %d ranks (n=%zu dim=%d k=%zu)\n", diff8, n, dim, k);
     CHECK_EQ_INT(0, diff8);
     free(codes);
     free(scales);
     free(resid);
+    free(cnorm);
     free(hits8);
     size_t want = k < nref ? k : nref;
     CHECK_EQ_INT(want, nh);
@@ -150,10 +169,58 @@ static void check_topk(size_t n, int dim, size_t k, bool with_mask, bool ties, s
     free(hits);
 }
 
+static void check_topk(size_t n, int dim, size_t k, bool with_mask, bool ties, struct sb_pool *pool)
+{
+    check_topk_kind(n, dim, k, with_mask, ties ? TIES : RANDOM, -INFINITY, pool);
+}
+
+/* Every dot6 kernel this CPU runs gives the portable kernel's sums, on random and extreme
+ * codes (all -31, all +31) and queries (all -127, all +127). */
+static void test_dot6_kernels(void)
+{
+    struct search_dot6_kernel ks[4];
+    size_t nk = search_dot6_kernels(ks, 4);
+    CHECK(nk >= 1);
+    enum { NB = 9, D = NB * SEARCH_C6_DIMS };
+    int8_t c[D], q[D];
+    uint8_t packed[NB * SEARCH_C6_BYTES];
+    for (int trial = 0; trial < 40; trial++) {
+        int32_t want = 0;
+        for (int j = 0; j < D; j++) {
+            c[j] = (int8_t)(trial == 0 ? -31 : trial == 1 ? 31 : (int)lrint(rnd() * 31.4));
+            q[j] = (int8_t)(trial == 0 || trial == 2 ? -127
+                            : trial == 1             ? 127
+                                                     : (int)lrint(rnd() * 127.4));
+            want += (c[j] + SEARCH_C6_BIAS) * q[j];
+        }
+        search_c6_pack(c, D, packed);
+        for (size_t i = 0; i < nk; i++) {
+            int32_t got = ks[i].fn(packed, q, NB);
+            if (got != want)
+                fprintf(stderr, "dot6 %s: %d, want %d (trial %d)\n", ks[i].name, got, want, trial);
+            CHECK_EQ_INT(want, got);
+        }
+    }
+    /* a partial last block is padded with c = 0 */
+    int8_t c3[3] = { -31, 5, 31 };
+    int8_t q3[SEARCH_C6_DIMS] = { 1, 2, 3, 4 };
+    uint8_t p3[SEARCH_C6_BYTES];
+    CHECK_EQ_INT(SEARCH_C6_BYTES, search_code_bytes(3));
+    search_c6_pack(c3, 3, p3);
+    for (size_t i = 0; i < nk; i++)
+        CHECK_EQ_INT((1 * 1 + 37 * 2 + 63 * 3 + 32 * 4), ks[i].fn(p3, q3, 1));
+}
+
 static void test_topk(struct sb_pool *pool)
 {
-    check_topk(0, 16, 5, false, false, pool);  /* empty catalog */
-    check_topk(3, 16, 10, false, false, pool); /* k > n */
+    test_dot6_kernels();
+    /* adversarial for the bound: scores within 1e-3 of each other, many rescored */
+    check_topk_kind(5000, 512, 20, false, NEAR, -INFINITY, pool);
+    check_topk_kind(3000, 100, 300, true, NEAR, -INFINITY, NULL);
+    check_topk_kind(20000, 64, 10, true, RANDOM, 2.0f, pool);    /* min_score prunes pass 1 */
+    check_topk_kind(100, 64, 500, false, TIES, -INFINITY, pool); /* k > n, ties */
+    check_topk(0, 16, 5, false, false, pool);                    /* empty catalog */
+    check_topk(3, 16, 10, false, false, pool);                   /* k > n */
     check_topk(1000, 512, 10, false, false, pool);
     check_topk(20000, 64, 50, true, false, pool); /* several parts, mask */
     check_topk(20000, 37, 7, false, false, NULL); /* odd dimension, no pool */

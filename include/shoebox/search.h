@@ -28,21 +28,27 @@ float search_f16_to_f32(uint16_t h);
 /* ---- the matrix and top-k ---------------------------------------------------------------- */
 
 /* A borrowed view: n rows of dim fp16 values, and the photo id of each row (ascending).
- * Optionally also int8 codes of the same rows for a first pass that reads a quarter of the
- * bytes of fp32 (half of fp16): row i is approximately scales[i] * codes[i], with the error
- * bounded by resid[i] = ||row_i - scales[i] * codes[i]||. The fp16 rows stay the exact scores. */
+ * Optionally also 6-bit codes of the same rows for a first pass that reads 3/8 of the fp16
+ * bytes: row i is approximately scales[i] * c_i with c_i in [-31, 31]^dim (packed, see
+ * src/search/internal.h), resid[i] = ||row_i - scales[i] * c_i|| bounds the error and
+ * cnorm[i] = ||scales[i] * c_i||. The fp16 rows stay the exact scores. */
 struct vec_matrix {
     const uint16_t *data;
     const int64_t *ids;
     size_t n;
     int dim;
-    const int8_t *codes; /* n x dim, or NULL */
-    const float *scales; /* n */
-    const float *resid;  /* n */
+    const uint8_t *codes; /* n x search_code_bytes(dim), or NULL */
+    const float *scales;  /* n */
+    const float *resid;   /* n */
+    const float *cnorm;   /* n */
 };
 
-/* Fills codes, scales and resid (caller-owned arrays of n*dim, n and n) from m's fp16 rows. */
-void search_quantize(const struct vec_matrix *m, int8_t *codes, float *scales, float *resid);
+/* Bytes of one row's codes: 48 per started block of 64 dimensions. */
+size_t search_code_bytes(int dim);
+/* Fills codes, scales, resid and cnorm (caller-owned arrays of n * search_code_bytes(dim), n, n
+ * and n) from m's fp16 rows. */
+void search_quantize(const struct vec_matrix *m, uint8_t *codes, float *scales, float *resid,
+                     float *cnorm);
 
 struct search_hit {
     int64_t photo_id;
@@ -54,10 +60,11 @@ struct search_hit {
  * to the lower photo id. Rows with mask[row] == 0 (mask NULL: none) and scores below min_score
  * are skipped. out has room for k hits; *nout <= k is how many were found. The scan is split
  * over pool (NULL: the calling thread only) and uses AVX2/F16C when the CPU has them.
- * With int8 codes the scan is two passes and still exact: pass 1 scores every row from its
- * codes and keeps the k-th best lower bound (score - resid); pass 2 rescores in fp16 only the
- * rows whose upper bound (score + resid) reaches it. The result is the fp16 scan's, row for
- * row (memory traffic is what limits the scan, and the codes are half the bytes). */
+ * With codes the scan is two passes and still exact: pass 1 scores every row from its 6-bit
+ * codes (AVX-512 VNNI, AVX2 or portable, picked at run time) with a proven error bound b,
+ * keeping the k-th best lower bound (score - b) and the rows whose upper bound (score + b)
+ * can still reach it; pass 2 rescores only those in fp16. The result is the fp16 scan's, row
+ * for row (memory traffic is what limits the scan, and the codes are 3/8 of the bytes). */
 int search_topk(const struct vec_matrix *m, const float *q, const unsigned char *mask,
                 float min_score, size_t k, struct sb_pool *pool, struct search_hit *out,
                 size_t *nout, struct sb_err *err);
