@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static uint64_t rng_state = 88172645463325252ull;
@@ -337,7 +338,7 @@ static void test_near_groups(void)
     struct vec_matrix m = { .data = d, .ids = ids, .n = 7, .dim = 4 };
     unsigned char mask[7] = { 1, 1, 1, 1, 1, 1, 0 };
     int64_t g[7];
-    CHECK_EQ_INT(SB_OK, search_near_groups(&m, mask, 0.95f, NULL, g, NULL));
+    CHECK_EQ_INT(SB_OK, search_near_groups(&m, NULL, mask, 0.95f, NULL, g, NULL));
     CHECK_EQ_INT(0, g[0]);
     CHECK_EQ_INT(-1, g[1]);
     CHECK_EQ_INT(0, g[2]);
@@ -345,6 +346,102 @@ static void test_near_groups(void)
     CHECK_EQ_INT(3, g[4]);
     CHECK_EQ_INT(3, g[5]);
     CHECK_EQ_INT(-1, g[6]);
+}
+
+/* Groups through the pair cache file equal groups computed without it: on the first build,
+ * after rows are added, changed and removed (incremental update), with a mask, at a threshold
+ * below the cache's base, and with a corrupt file. Rows come in near families so that groups
+ * exist at 0.9..0.99. */
+static void near_rows(uint16_t *d, int64_t *ids, size_t n, int dim, uint64_t seed)
+{
+    for (size_t r = 0; r < n; r++) {
+        ids[r] = (int64_t)(r * 2 + 1);
+        rng_state = seed + (r / 3) * 7919; /* families of 3 share a base */
+        double v[64], nn = 0;
+        for (int j = 0; j < dim; j++)
+            v[j] = rnd();
+        rng_state = seed * 31 + r;
+        double amount = 0.02 + 0.1 * (double)(r % 3);
+        for (int j = 0; j < dim; j++) {
+            v[j] += amount * rnd();
+            nn += v[j] * v[j];
+        }
+        for (int j = 0; j < dim; j++)
+            d[r * (size_t)dim + (size_t)j] = search_f32_to_f16((float)(v[j] / sqrt(nn)));
+    }
+}
+
+static int group_diffs(const struct vec_matrix *m, const char *path, const unsigned char *mask,
+                       float threshold)
+{
+    int64_t *g1 = malloc(m->n * sizeof(*g1)), *g2 = malloc(m->n * sizeof(*g2));
+    struct sb_err err;
+    CHECK_EQ_INT(SB_OK, search_near_groups(m, NULL, mask, threshold, NULL, g1, &err));
+    CHECK_EQ_INT(SB_OK, search_near_groups(m, path, mask, threshold, NULL, g2, &err));
+    int diffs = 0, grouped = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        diffs += g1[i] != g2[i];
+        grouped += g1[i] >= 0;
+    }
+    CHECK(grouped > 0); /* the data has groups at this threshold */
+    free(g1);
+    free(g2);
+    return diffs;
+}
+
+static void test_near_cache(void)
+{
+    const char *tmp = getenv("SHOEBOX_TMP");
+    char dir[512], path[600];
+    snprintf(dir, sizeof(dir), "%s/test_search_near.%d", tmp ? tmp : "/tmp", (int)getpid());
+    CHECK_EQ_INT(SB_OK, sb_mkdirs(dir, NULL));
+    snprintf(path, sizeof(path), "%s/near-1.pairs", dir);
+    enum { N = 3000, D = 48 };
+    uint16_t *d = malloc((size_t)N * D * 2);
+    int64_t *ids = malloc(N * sizeof(*ids));
+    unsigned char *mask = malloc(N);
+    near_rows(d, ids, N, D, 77);
+    struct vec_matrix m = { .data = d, .ids = ids, .n = 2000, .dim = D };
+    CHECK_EQ_INT(0, group_diffs(&m, path, NULL, 0.95f)); /* first build */
+    CHECK(access(path, F_OK) == 0);
+    CHECK_EQ_INT(0, group_diffs(&m, path, NULL, 0.99f)); /* from the file */
+    m.n = N;                                             /* 1000 rows more */
+    CHECK_EQ_INT(0, group_diffs(&m, path, NULL, 0.95f));
+    /* rows changed in place, rows removed (ids kept ascending) */
+    near_rows(d, ids, 50, D, 99);
+    memmove(d + 100 * D, d + 400 * D, (size_t)(N - 400) * D * 2);
+    memmove(ids + 100, ids + 400, (size_t)(N - 400) * sizeof(*ids));
+    m.n = N - 300;
+    for (size_t r = 0; r < m.n; r++)
+        mask[r] = (unsigned char)(r % 5 != 0);
+    CHECK_EQ_INT(0, group_diffs(&m, path, mask, 0.95f));
+    CHECK_EQ_INT(0, group_diffs(&m, path, NULL, 0.92f));
+    CHECK_EQ_INT(0, group_diffs(&m, path, NULL, 0.80f)); /* below the base: no cache */
+    /* a corrupt file is rebuilt, not trusted */
+    FILE *f = fopen(path, "r+b");
+    if (f) {
+        fseek(f, 64 + 16 * 5, SEEK_SET);
+        for (int i = 0; i < 64; i++)
+            fputc(0x5a, f);
+        fclose(f);
+    }
+    CHECK_EQ_INT(0, group_diffs(&m, path, NULL, 0.95f));
+    /* a flipped byte among the pairs (a score) too */
+    struct stat st;
+    if (stat(path, &st) == 0 && (f = fopen(path, "r+b")) != NULL) {
+        fseek(f, (long)st.st_size - 12, SEEK_SET);
+        fputc(0x00, f);
+        fputc(0x00, f);
+        fclose(f);
+    }
+    CHECK_EQ_INT(0, group_diffs(&m, path, NULL, 0.95f));
+    truncate(path, 70);
+    CHECK_EQ_INT(0, group_diffs(&m, path, NULL, 0.95f));
+    unlink(path);
+    rmdir(dir);
+    free(d);
+    free(ids);
+    free(mask);
 }
 
 static void test_store(void)
@@ -432,6 +529,7 @@ int main(void)
     test_parse();
     test_combine();
     test_near_groups();
+    test_near_cache();
     test_store();
     sb_pool_free(pool);
     return check_exit();

@@ -142,10 +142,21 @@ void search_hits_sort(struct search_hit *h, size_t n);
 
 /* ---- near duplicates --------------------------------------------------------------------- */
 
+/* Pairs at cosine >= this are kept in the pair cache (thresholds below it compute all pairs). */
+#define SEARCH_NEAR_BASE 0.90f
+
 /* Groups rows (mask NULL: all) whose vectors have cosine >= threshold with some other member
  * (single linkage, union-find). group[row] is the smallest row of its group, or -1 for rows in
- * no group. group has m->n entries. Exact all-pairs through blocked matrix products. */
-int search_near_groups(const struct vec_matrix *m, const unsigned char *mask, float threshold,
-                       struct sb_pool *pool, int64_t *group, struct sb_err *err);
+ * no group. group has m->n entries. Exact pair cosines (fp32 products of the fp16 rows); with
+ * cache_path (may be NULL) and threshold >= SEARCH_NEAR_BASE the pairs come from that file,
+ * updated first for the rows that are new or changed since it was written (only those are
+ * compared with all rows), and rewritten (best effort; see src/search/dupes.c). */
+int search_near_groups(const struct vec_matrix *m, const char *cache_path,
+                       const unsigned char *mask, float threshold, struct sb_pool *pool,
+                       int64_t *group, struct sb_err *err);
+/* search_near_groups on the store's matrix with its pair cache file
+ * ("<cache_dir>/near-<model id>.pairs"). Safe from several threads at once. */
+int vec_store_near_groups(const struct vec_store *s, const unsigned char *mask, float threshold,
+                          struct sb_pool *pool, int64_t *group, struct sb_err *err);
 
 #endif

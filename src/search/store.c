@@ -37,7 +37,8 @@ struct vec_store {
     struct vec_matrix m;
     int64_t model_id, version;
     char *name;
-    void *map; /* the mmapped file, or NULL when the matrix lives in own_* */
+    char *near_path; /* the near-duplicate pair cache */
+    void *map;       /* the mmapped file, or NULL when the matrix lives in own_* */
     size_t map_len;
     uint16_t *own_data;
     int64_t *own_ids;
@@ -87,7 +88,14 @@ void vec_store_close(struct vec_store *s)
     free(s->own_resid);
     free(s->own_cnorm);
     free(s->name);
+    free(s->near_path);
     free(s);
+}
+
+int vec_store_near_groups(const struct vec_store *s, const unsigned char *mask, float threshold,
+                          struct sb_pool *pool, int64_t *group, struct sb_err *err)
+{
+    return search_near_groups(&s->m, s->near_path, mask, threshold, pool, group, err);
 }
 
 bool vec_store_stale(const struct vec_store *s, struct catalog *cat)
@@ -236,6 +244,14 @@ int vec_store_open(struct catalog *cat, const char *name, const char *cache_dir,
         goto out;
     }
     path = b.data;
+    sb_buf_init(&b);
+    sb_buf_printf(&b, "%s/near-%lld.pairs", cache_dir, (long long)s->model_id);
+    if (b.failed) {
+        sb_buf_release(&b);
+        rc = sb_fail(err, SB_ENOMEM, "search: out of memory");
+        goto out;
+    }
+    s->near_path = b.data;
     if (try_map(s, path, dim))
         goto done;
     /* stale or absent: rebuild from the catalog */
@@ -273,12 +289,16 @@ int vec_store_open(struct catalog *cat, const char *name, const char *cache_dir,
             m->version = s->version;
             m->name = s->name;
             s->name = NULL;
+            m->near_path = s->near_path;
+            s->near_path = NULL;
             if (try_map(m, path, dim)) {
                 vec_store_close(s);
                 s = m;
             } else {
                 s->name = m->name;
                 m->name = NULL;
+                s->near_path = m->near_path;
+                m->near_path = NULL;
                 vec_store_close(m);
             }
         }
