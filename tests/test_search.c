@@ -488,6 +488,33 @@ static void test_store(void)
         CHECK_NEAR(4.0, row[0], 0);
         CHECK(!vec_store_stale(s, cat));
     }
+    /* the present mask: cached while the present set stands still, refreshed when it moves */
+    if (s) {
+        unsigned char *mask = NULL;
+        int64_t g0 = -1, g1 = -1;
+        CHECK_EQ_INT(SB_OK, catalog_present_generation(cat, &g0, &err));
+        CHECK_EQ_INT(SB_OK, vec_store_mask(s, cat, NULL, &mask, &err));
+        CHECK(mask && mask[0] && mask[1] && mask[4]);
+        free(mask);
+        mask = NULL;
+        CHECK_EQ_INT(SB_OK, vec_store_mask(s, cat, NULL, &mask, &err)); /* from the cache */
+        CHECK(mask && mask[0] && mask[1] && mask[4]);
+        free(mask);
+        mask = NULL;
+        CHECK_EQ_INT(SB_OK, catalog_begin(cat, &err));
+        CHECK_EQ_INT(SB_OK, catalog_file_set_missing(cat, 2, &err));
+        CHECK_EQ_INT(SB_OK, catalog_commit(cat, &err));
+        CHECK_EQ_INT(SB_OK, catalog_present_generation(cat, &g1, &err));
+        CHECK(g1 != g0);
+        CHECK_EQ_INT(SB_OK, vec_store_mask(s, cat, NULL, &mask, &err));
+        CHECK(mask && mask[0] && !mask[1] && mask[4]); /* file 2 is photo 2, row 1 */
+        free(mask);
+        mask = NULL;
+        struct catalog_filter f = { .format = "png" }; /* a filter: never from the cache */
+        CHECK_EQ_INT(SB_OK, vec_store_mask(s, cat, &f, &mask, &err));
+        CHECK(mask && !mask[0] && !mask[4]);
+        free(mask);
+    }
     /* a new vector makes it stale; reopening rebuilds the file */
     float v[3] = { 9, 9, 9 };
     CHECK_EQ_INT(SB_OK, catalog_begin(cat, &err));

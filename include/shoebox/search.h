@@ -8,7 +8,8 @@
  * fp16 halves memory and bandwidth; its rounding (relative 2^-11 per element) moves a cosine
  * by ~1e-3 at most, far below the gaps between relevant results (measured in bench/search).
  *
- * Thread rules: a struct vec_store is read-only once open and may be shared by threads. */
+ * Thread rules: a struct vec_store is read-only once open and may be shared by threads (its
+ * present-photo mask cache has a mutex of its own). */
 #ifndef SHOEBOX_SEARCH_H
 #define SHOEBOX_SEARCH_H
 
@@ -19,6 +20,7 @@
 struct sb_err;
 struct sb_pool;
 struct catalog;
+struct catalog_filter;
 
 /* ---- fp16 ------------------------------------------------------------------------------------ */
 
@@ -120,12 +122,46 @@ char *search_query_words(const struct search_term *terms, size_t n);
 int search_combine(const float *vecs, const float *weights, size_t n, int dim, float *out,
                    struct sb_err *err);
 
+/* ---- the query path shared by the CLI and the web server ------------------------------------ */
+
+/* Default relevance cutoffs: with CLIP a text that matches scores ~0.25-0.35 and an unrelated
+ * one 0.10-0.20; photo-to-photo cosines run higher (unrelated photos 0.4-0.6). */
+#define SEARCH_TEXT_MIN_SCORE  0.20f
+#define SEARCH_IMAGE_MIN_SCORE 0.50f
+
+/* SEARCH_TEXT_MIN_SCORE when a term is text, else SEARCH_IMAGE_MIN_SCORE. */
+float search_default_min_score(const struct search_term *terms, size_t n);
+
+/* How terms that are not stored rows become vectors (dim floats, L2-normalised). A NULL
+ * callback makes such a term an error (SB_EMODEL for text, SB_EINVAL for an image). */
+struct search_embed {
+    void *user;
+    int (*text)(void *user, const char *text, float *out, int dim, struct sb_err *err);
+    int (*image)(void *user, const char *path, float *out, int dim, struct sb_err *err);
+};
+
+/* The vector of one term: id:N and image files the catalog knows (cat may be NULL: none) are
+ * their stored rows of m, other terms go through e. *photo_id (may be NULL) is the photo whose
+ * row was used, else 0. SB_EINVAL for an id without a vector. */
+int search_term_vector(struct catalog *cat, const struct vec_matrix *m, const struct search_term *t,
+                       const struct search_embed *e, float *out, int64_t *photo_id,
+                       struct sb_err *err);
+/* out (m->dim floats) = the terms' vectors weighted, summed and normalised (search_combine). */
+int search_query_vector(struct catalog *cat, const struct vec_matrix *m,
+                        const struct search_term *terms, size_t n, const struct search_embed *e,
+                        float *out, struct sb_err *err);
+
+/* *mask (malloc'd, m->n bytes, caller frees): 1 for the store's rows whose photo is present
+ * and passes f (NULL or empty: present only). The unfiltered mask is cached in the store and
+ * rebuilt only when catalog_present_generation() moved, so repeated queries skip the catalog
+ * walk; safe from several threads at once. */
+int vec_store_mask(struct vec_store *s, struct catalog *cat, const struct catalog_filter *f,
+                   unsigned char **mask, struct sb_err *err);
+
 /* ---- hybrid text ranking ------------------------------------------------------------------ */
 
 #define SEARCH_TEXT_ALPHA 0.15f /* weight of the full-text match (see src/search/hybrid.c) */
 #define SEARCH_TAG_BETA   0.10f /* weight of a tag equal to the query or one of its words */
-
-struct catalog_filter;
 
 /* Re-ranks the cosine hits of q (best first, ideally from a deeper k) with the photos' texts
  * (OCR, captions, titles: catalog full-text search of words) and tags, by

@@ -14,6 +14,7 @@
 #include "shoebox/util.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +39,11 @@ struct vec_store {
     int64_t model_id, version;
     char *name;
     char *near_path; /* the near-duplicate pair cache */
-    void *map;       /* the mmapped file, or NULL when the matrix lives in own_* */
+    /* the present-photo mask, for the catalog's present generation present_gen */
+    pthread_mutex_t present_mu; /* guards present, present_gen */
+    unsigned char *present;     /* m.n bytes, or NULL */
+    int64_t present_gen;
+    void *map; /* the mmapped file, or NULL when the matrix lives in own_* */
     size_t map_len;
     uint16_t *own_data;
     int64_t *own_ids;
@@ -89,7 +94,56 @@ void vec_store_close(struct vec_store *s)
     free(s->own_cnorm);
     free(s->name);
     free(s->near_path);
+    free(s->present);
+    pthread_mutex_destroy(&s->present_mu);
     free(s);
+}
+
+int vec_store_mask(struct vec_store *s, struct catalog *cat, const struct catalog_filter *f,
+                   unsigned char **mask, struct sb_err *err)
+{
+    const struct vec_matrix *m = &s->m;
+    unsigned char *out = malloc(m->n ? m->n : 1);
+    int64_t *ids = NULL, gen = 0;
+    size_t n = 0;
+    bool plain = catalog_filter_empty(f);
+    if (!out)
+        return sb_fail(err, SB_ENOMEM, "search: out of memory");
+    int rc = plain ? catalog_present_generation(cat, &gen, err) : SB_OK;
+    if (rc)
+        goto out;
+    if (plain) {
+        pthread_mutex_lock(&s->present_mu);
+        bool hit = s->present && s->present_gen == gen;
+        if (hit)
+            memcpy(out, s->present, m->n);
+        pthread_mutex_unlock(&s->present_mu);
+        if (hit)
+            goto done;
+    }
+    /* the generation was read first: a change in between makes the next call refresh */
+    rc = catalog_filter_photos(cat, f, &ids, &n, err);
+    if (rc)
+        goto out;
+    search_mask_from_ids(m, ids, n, out);
+    if (plain) {
+        unsigned char *copy = malloc(m->n ? m->n : 1);
+        if (copy) {
+            memcpy(copy, out, m->n);
+            pthread_mutex_lock(&s->present_mu);
+            free(s->present);
+            s->present = copy;
+            s->present_gen = gen;
+            pthread_mutex_unlock(&s->present_mu);
+        }
+    }
+done:
+    *mask = out;
+    out = NULL;
+out:
+    free(out);
+    free(ids);
+    return rc;
 }
 
 int vec_store_near_groups(const struct vec_store *s, const unsigned char *mask, float threshold,
@@ -106,6 +160,14 @@ bool vec_store_stale(const struct vec_store *s, struct catalog *cat)
 }
 
 /* Maps path if it is a valid cache for (model_id, version, dim). */
+static struct vec_store *store_new(void)
+{
+    struct vec_store *s = calloc(1, sizeof(*s));
+    if (s)
+        pthread_mutex_init(&s->present_mu, NULL);
+    return s;
+}
+
 static bool try_map(struct vec_store *s, const char *path, int dim)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -222,14 +284,14 @@ out:
 int vec_store_open(struct catalog *cat, const char *name, const char *cache_dir,
                    struct vec_store **out, struct sb_err *err)
 {
-    struct vec_store *s = calloc(1, sizeof(*s));
+    struct vec_store *s = store_new();
     char *path = NULL;
     if (!s)
         return sb_fail(err, SB_ENOMEM, "search: out of memory");
     int dim = 0;
     s->name = sb_strdup(name);
     if (!s->name) {
-        free(s);
+        vec_store_close(s);
         return sb_fail(err, SB_ENOMEM, "search: out of memory");
     }
     int rc = catalog_model_find(cat, name, &s->model_id, &dim, &s->version, err);
@@ -283,7 +345,7 @@ int vec_store_open(struct catalog *cat, const char *name, const char *cache_dir,
     }
     /* Best effort: a read-only catalog folder still gets answers, just without the cache. */
     if (sb_mkdirs(cache_dir, NULL) == SB_OK && write_cache(s, path, NULL) == SB_OK) {
-        struct vec_store *m = calloc(1, sizeof(*m));
+        struct vec_store *m = store_new();
         if (m) {
             m->model_id = s->model_id;
             m->version = s->version;

@@ -502,24 +502,21 @@ static int dupes_near(struct web_request *r, struct catalog *cat, float threshol
                       struct sb_err *err)
 {
     struct web_store *ws = NULL;
-    int64_t *present = NULL, *group = NULL;
-    size_t npresent = 0;
+    int64_t *group = NULL;
     unsigned char *mask = NULL;
     cJSON *near = cJSON_AddArrayToObject(o, "near");
     int rc = web_store_get(r->s, cat, &ws, err);
     if (rc || !ws)
         goto out;
     const struct vec_matrix *m = vec_store_matrix(ws->vs);
-    mask = malloc(m->n ? m->n : 1);
     group = malloc((m->n ? m->n : 1) * sizeof(*group));
-    if (!mask || !group) {
+    if (!group) {
         rc = sb_fail(err, SB_ENOMEM, "out of memory");
         goto out;
     }
-    rc = catalog_filter_photos(cat, NULL, &present, &npresent, err);
+    rc = vec_store_mask(ws->vs, cat, NULL, &mask, err);
     if (rc)
         goto out;
-    search_mask_from_ids(m, present, npresent, mask);
     rc = vec_store_near_groups(ws->vs, mask, threshold, NULL, group, err);
     if (rc)
         goto out;
@@ -543,7 +540,6 @@ static int dupes_near(struct web_request *r, struct catalog *cat, float threshol
         }
     }
 out:
-    free(present);
     free(group);
     free(mask);
     web_store_put(r->s, ws);
