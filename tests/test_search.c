@@ -338,7 +338,7 @@ static void test_near_groups(void)
     struct vec_matrix m = { .data = d, .ids = ids, .n = 7, .dim = 4 };
     unsigned char mask[7] = { 1, 1, 1, 1, 1, 1, 0 };
     int64_t g[7];
-    CHECK_EQ_INT(SB_OK, search_near_groups(&m, NULL, mask, 0.95f, NULL, g, NULL));
+    CHECK_EQ_INT(SB_OK, search_near_groups(&m, NULL, 0, mask, 0.95f, NULL, g, NULL));
     CHECK_EQ_INT(0, g[0]);
     CHECK_EQ_INT(-1, g[1]);
     CHECK_EQ_INT(0, g[2]);
@@ -371,13 +371,13 @@ static void near_rows(uint16_t *d, int64_t *ids, size_t n, int dim, uint64_t see
     }
 }
 
-static int group_diffs(const struct vec_matrix *m, const char *path, const unsigned char *mask,
-                       float threshold)
+static int group_diffs(const struct vec_matrix *m, const char *path, int64_t version,
+                       const unsigned char *mask, float threshold)
 {
     int64_t *g1 = malloc(m->n * sizeof(*g1)), *g2 = malloc(m->n * sizeof(*g2));
     struct sb_err err;
-    CHECK_EQ_INT(SB_OK, search_near_groups(m, NULL, mask, threshold, NULL, g1, &err));
-    CHECK_EQ_INT(SB_OK, search_near_groups(m, path, mask, threshold, NULL, g2, &err));
+    CHECK_EQ_INT(SB_OK, search_near_groups(m, NULL, 0, mask, threshold, NULL, g1, &err));
+    CHECK_EQ_INT(SB_OK, search_near_groups(m, path, version, mask, threshold, NULL, g2, &err));
     int diffs = 0, grouped = 0;
     for (size_t i = 0; i < m->n; i++) {
         diffs += g1[i] != g2[i];
@@ -402,21 +402,27 @@ static void test_near_cache(void)
     unsigned char *mask = malloc(N);
     near_rows(d, ids, N, D, 77);
     struct vec_matrix m = { .data = d, .ids = ids, .n = 2000, .dim = D };
-    CHECK_EQ_INT(0, group_diffs(&m, path, NULL, 0.95f)); /* first build */
+    int64_t version = 0; /* unknown: every call checks the rows' hashes */
+    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.95f)); /* first build */
     CHECK(access(path, F_OK) == 0);
-    CHECK_EQ_INT(0, group_diffs(&m, path, NULL, 0.99f)); /* from the file */
-    m.n = N;                                             /* 1000 rows more */
-    CHECK_EQ_INT(0, group_diffs(&m, path, NULL, 0.95f));
+    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.99f)); /* from the file */
+    version = 5; /* now known: the file gets it, and is then taken as it is */
+    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.95f));
+    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.96f));
+    m.n = N; /* 1000 rows more: a new version */
+    version = 6;
+    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.95f));
     /* rows changed in place, rows removed (ids kept ascending) */
     near_rows(d, ids, 50, D, 99);
     memmove(d + 100 * D, d + 400 * D, (size_t)(N - 400) * D * 2);
     memmove(ids + 100, ids + 400, (size_t)(N - 400) * sizeof(*ids));
     m.n = N - 300;
+    version = 7;
     for (size_t r = 0; r < m.n; r++)
         mask[r] = (unsigned char)(r % 5 != 0);
-    CHECK_EQ_INT(0, group_diffs(&m, path, mask, 0.95f));
-    CHECK_EQ_INT(0, group_diffs(&m, path, NULL, 0.92f));
-    CHECK_EQ_INT(0, group_diffs(&m, path, NULL, 0.80f)); /* below the base: no cache */
+    CHECK_EQ_INT(0, group_diffs(&m, path, version, mask, 0.95f));
+    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.92f));
+    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.80f)); /* below the base: no cache */
     /* a corrupt file is rebuilt, not trusted */
     FILE *f = fopen(path, "r+b");
     if (f) {
@@ -425,7 +431,7 @@ static void test_near_cache(void)
             fputc(0x5a, f);
         fclose(f);
     }
-    CHECK_EQ_INT(0, group_diffs(&m, path, NULL, 0.95f));
+    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.95f));
     /* a flipped byte among the pairs (a score) too */
     struct stat st;
     if (stat(path, &st) == 0 && (f = fopen(path, "r+b")) != NULL) {
@@ -434,9 +440,9 @@ static void test_near_cache(void)
         fputc(0x00, f);
         fclose(f);
     }
-    CHECK_EQ_INT(0, group_diffs(&m, path, NULL, 0.95f));
+    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.95f));
     truncate(path, 70);
-    CHECK_EQ_INT(0, group_diffs(&m, path, NULL, 0.95f));
+    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.95f));
     unlink(path);
     rmdir(dir);
     free(d);

@@ -186,8 +186,10 @@ void search_hits_sort(struct search_hit *h, size_t n);
  * no group. group has m->n entries. Exact pair cosines (fp32 products of the fp16 rows); with
  * cache_path (may be NULL) and threshold >= SEARCH_NEAR_BASE the pairs come from that file,
  * updated first for the rows that are new or changed since it was written (only those are
- * compared with all rows), and rewritten (best effort; see src/search/dupes.c). */
-int search_near_groups(const struct vec_matrix *m, const char *cache_path,
+ * compared with all rows), and rewritten (best effort; see src/search/dupes.c). version (0:
+ * unknown) is the catalog's version of these vectors: a file written at the same version is
+ * used as it is, without hashing the rows. */
+int search_near_groups(const struct vec_matrix *m, const char *cache_path, int64_t version,
                        const unsigned char *mask, float threshold, struct sb_pool *pool,
                        int64_t *group, struct sb_err *err);
 /* search_near_groups on the store's matrix with its pair cache file

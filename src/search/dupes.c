@@ -8,9 +8,10 @@
  * into a library of 100k then costs 1000 x 100k products instead of 100k x 100k.
  *
  * Pair file layout (little-endian): a 64-byte header {magic "SBNEARPR", u32 format 1, u32 dim,
- * u64 rows, u64 pairs, f32 base, u32 0, u64 FNV-1a of the rest, zero padding}, rows x {i64 photo id
- * (ascending), u64 row hash}, pairs x {i64 id a < i64 id b, f32 cosine, u32 zero}. Written to a
- * temporary file and renamed; a file that does not match exactly is ignored and rebuilt. */
+ * u64 rows, u64 pairs, f32 base, u32 0, u64 FNV-1a of the rest, i64 vector version, zero padding},
+ * rows x {i64 photo id (ascending), u64 row hash}, pairs x {i64 id a < i64 id b, f32 cosine, u32
+ * zero}. Written to a temporary file and renamed; a file that does not match exactly is ignored and
+ * rebuilt. */
 #include "shoebox/search.h"
 
 #include <stdbool.h>
@@ -35,8 +36,9 @@ struct pairs_header {
     uint64_t rows, pairs;
     float base;
     uint32_t zero;
-    uint64_t check; /* FNV-1a of everything after the header */
-    unsigned char pad[64 - 48];
+    uint64_t check;  /* FNV-1a of everything after the header */
+    int64_t version; /* the vectors' version the pairs were computed for (0: unknown) */
+    unsigned char pad[64 - 56];
 };
 _Static_assert(sizeof(struct pairs_header) == 64, "pairs header layout");
 
@@ -193,8 +195,8 @@ out:
 }
 
 /* Reads path when it is a pair file of dim and base: *keys (rows), *pairs. false otherwise. */
-static bool pairs_read(const char *path, int dim, float base, struct row_key **keys, size_t *nkeys,
-                       struct pair_list *pairs)
+static bool pairs_read(const char *path, int dim, float base, int64_t *version,
+                       struct row_key **keys, size_t *nkeys, struct pair_list *pairs)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -225,13 +227,15 @@ static bool pairs_read(const char *path, int dim, float base, struct row_key **k
     }
     *keys = k;
     *nkeys = (size_t)h.rows;
+    *version = h.version;
     pairs->p = p;
     pairs->n = pairs->cap = (size_t)h.pairs;
     return true;
 }
 
 static int pairs_write(const char *path, const struct vec_matrix *m, const uint64_t *hashes,
-                       float base, const struct pair_list *pairs, struct sb_err *err)
+                       int64_t version, float base, const struct pair_list *pairs,
+                       struct sb_err *err)
 {
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 16);
@@ -260,6 +264,7 @@ static int pairs_write(const char *path, const struct vec_matrix *m, const uint6
     h.rows = m->n;
     h.pairs = pairs->n;
     h.base = base;
+    h.version = version;
     uint64_t check = FNV_INIT;
     for (size_t r = 0; r < m->n; r++) {
         struct row_key k = { m->ids[r], hashes[r] };
@@ -300,7 +305,7 @@ static size_t key_find(const struct row_key *keys, size_t n, int64_t id)
 
 /* The pairs at cosine >= base among all rows of m: from the file at path (NULL: no file),
  * brought up to date, or computed afresh. */
-static int near_pairs(const struct vec_matrix *m, const char *path, float base,
+static int near_pairs(const struct vec_matrix *m, const char *path, int64_t version, float base,
                       struct pair_list *out, struct sb_err *err)
 {
     struct row_key *keys = NULL;
@@ -314,11 +319,24 @@ static int near_pairs(const struct vec_matrix *m, const char *path, float base,
         rc = sb_fail(err, SB_ENOMEM, "dupes: out of memory");
         goto out;
     }
+    int64_t file_version = 0;
+    bool have = path && pairs_read(path, m->dim, base, &file_version, &keys, &nkeys, &old);
+    if (have && version != 0 && file_version == version && nkeys == m->n) {
+        /* the same vectors as when the file was written: its pairs as they are */
+        bool same = true;
+        for (size_t r = 0; same && r < m->n; r++)
+            same = keys[r].id == m->ids[r];
+        if (same) {
+            *out = old;
+            old.p = NULL;
+            goto out;
+        }
+    }
     for (size_t r = 0; r < m->n; r++) {
         hashes[r] = row_hash(m, r);
         fresh[r] = 1;
     }
-    if (path && pairs_read(path, m->dim, base, &keys, &nkeys, &old)) {
+    if (have) {
         kept = calloc(nkeys ? nkeys : 1, 1);
         if (!kept) {
             rc = sb_fail(err, SB_ENOMEM, "dupes: out of memory");
@@ -360,8 +378,8 @@ static int near_pairs(const struct vec_matrix *m, const char *path, float base,
             goto out;
     }
     /* best effort: a read-only cache folder still gets answers */
-    if (path && (nfresh || nkeys != m->n))
-        (void)pairs_write(path, m, hashes, base, out, NULL);
+    if (path && (nfresh || nkeys != m->n || file_version != version))
+        (void)pairs_write(path, m, hashes, version, base, out, NULL);
 out:
     free(keys);
     free(old.p);
@@ -371,7 +389,7 @@ out:
     return rc;
 }
 
-int search_near_groups(const struct vec_matrix *m, const char *cache_path,
+int search_near_groups(const struct vec_matrix *m, const char *cache_path, int64_t version,
                        const unsigned char *mask, float threshold, struct sb_pool *pool,
                        int64_t *group, struct sb_err *err)
 {
@@ -399,7 +417,7 @@ int search_near_groups(const struct vec_matrix *m, const char *cache_path,
         rc = fresh_pairs(m, all, threshold, &sink, err);
         free(all);
     } else {
-        rc = near_pairs(m, cache_path, SEARCH_NEAR_BASE, &pairs, err);
+        rc = near_pairs(m, cache_path, version, SEARCH_NEAR_BASE, &pairs, err);
     }
     if (rc)
         goto out;

@@ -149,7 +149,7 @@ out:
 int vec_store_near_groups(const struct vec_store *s, const unsigned char *mask, float threshold,
                           struct sb_pool *pool, int64_t *group, struct sb_err *err)
 {
-    return search_near_groups(&s->m, s->near_path, mask, threshold, pool, group, err);
+    return search_near_groups(&s->m, s->near_path, s->version, mask, threshold, pool, group, err);
 }
 
 bool vec_store_stale(const struct vec_store *s, struct catalog *cat)
