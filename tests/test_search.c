@@ -352,12 +352,13 @@ static void test_near_groups(void)
  * after rows are added, changed and removed (incremental update), with a mask, at a threshold
  * below the cache's base, and with a corrupt file. Rows come in near families so that groups
  * exist at 0.9..0.99. */
-static void near_rows(uint16_t *d, int64_t *ids, size_t n, int dim, uint64_t seed)
+static void near_rows_fam(uint16_t *d, int64_t *ids, size_t n, int dim, uint64_t seed,
+                          size_t family)
 {
     for (size_t r = 0; r < n; r++) {
         ids[r] = (int64_t)(r * 2 + 1);
-        rng_state = seed + (r / 3) * 7919; /* families of 3 share a base */
-        double v[64], nn = 0;
+        rng_state = seed + (r / family) * 7919; /* families share a base */
+        double v[256], nn = 0;
         for (int j = 0; j < dim; j++)
             v[j] = rnd();
         rng_state = seed * 31 + r;
@@ -369,6 +370,64 @@ static void near_rows(uint16_t *d, int64_t *ids, size_t n, int dim, uint64_t see
         for (int j = 0; j < dim; j++)
             d[r * (size_t)dim + (size_t)j] = search_f32_to_f16((float)(v[j] / sqrt(nn)));
     }
+}
+
+static void near_rows(uint16_t *d, int64_t *ids, size_t n, int dim, uint64_t seed)
+{
+    near_rows_fam(d, ids, n, dim, seed, 3);
+}
+
+static int64_t ref_root(int64_t *parent, int64_t x)
+{
+    while (parent[x] != x)
+        x = parent[x];
+    return x;
+}
+
+/* Groups from a double-precision brute force over all pairs against search_near_groups (no
+ * cache), which bounds most pairs away through a product over a quarter of the dimensions. */
+static void check_near_ref(size_t n, int dim, size_t family, float threshold)
+{
+    uint16_t *d = malloc(n * (size_t)dim * 2);
+    int64_t *ids = malloc(n * sizeof(*ids)), *parent = malloc(n * sizeof(*parent));
+    int64_t *g = malloc(n * sizeof(*g));
+    unsigned char *linked = calloc(n, 1);
+    near_rows_fam(d, ids, n, dim, 1234, family);
+    for (size_t i = 0; i < n; i++)
+        parent[i] = (int64_t)i;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = i + 1; j < n; j++) {
+            double sc = 0;
+            for (int k = 0; k < dim; k++)
+                sc += (double)search_f16_to_f32(d[i * (size_t)dim + (size_t)k]) *
+                      (double)search_f16_to_f32(d[j * (size_t)dim + (size_t)k]);
+            if (sc < (double)threshold)
+                continue;
+            int64_t a = ref_root(parent, (int64_t)i), b = ref_root(parent, (int64_t)j);
+            if (a != b)
+                parent[a > b ? a : b] = a < b ? a : b;
+            linked[i] = linked[j] = 1;
+        }
+    }
+    struct vec_matrix m = { .data = d, .ids = ids, .n = n, .dim = dim };
+    struct sb_err err;
+    CHECK_EQ_INT(SB_OK, search_near_groups(&m, NULL, 0, NULL, threshold, NULL, g, &err));
+    int diffs = 0, grouped = 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t want = linked[i] ? ref_root(parent, (int64_t)i) : -1;
+        diffs += g[i] != want;
+        grouped += want >= 0;
+    }
+    if (diffs)
+        fprintf(stderr, "near groups n=%zu dim=%d family=%zu t=%g: %d rows differ\n", n, dim,
+                family, (double)threshold, diffs);
+    CHECK_EQ_INT(0, diffs);
+    CHECK(grouped > 0);
+    free(d);
+    free(ids);
+    free(parent);
+    free(g);
+    free(linked);
 }
 
 static int group_diffs(const struct vec_matrix *m, const char *path, int64_t version,
@@ -391,6 +450,10 @@ static int group_diffs(const struct vec_matrix *m, const char *path, int64_t ver
 
 static void test_near_cache(void)
 {
+    check_near_ref(1500, 128, 3, 0.95f);   /* families of 3: the prefix bound prunes */
+    check_near_ref(1500, 256, 3, 0.90f);   /* (2 x 2 blocks) */
+    check_near_ref(1200, 128, 1200, 0.9f); /* all alike: dense blocks, full products */
+    check_near_ref(300, 40, 3, 0.95f);     /* under 64 dimensions: no prefix */
     const char *tmp = getenv("SHOEBOX_TMP");
     char dir[512], path[600];
     snprintf(dir, sizeof(dir), "%s/test_search_near.%d", tmp ? tmp : "/tmp", (int)getpid());

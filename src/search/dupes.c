@@ -21,6 +21,7 @@
 
 #include <cblas.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,19 +130,61 @@ struct pair_sink {
     const unsigned char *mask;
 };
 
+/* Takes pair (i, j) of rows with cosine sc: into the list, or united. false: out of memory. */
+static bool sink_put(const struct vec_matrix *m, const struct pair_sink *out, size_t i, size_t j,
+                     float sc)
+{
+    if (out->parent) {
+        if (out->mask && (!out->mask[i] || !out->mask[j]))
+            return true;
+        unite(out->parent, (int64_t)i, (int64_t)j);
+        out->linked[i] = out->linked[j] = 1;
+        return true;
+    }
+    return pair_add(out->list, m->ids[i], m->ids[j], sc);
+}
+
+static float dot_f(const float *x, const float *y, size_t d)
+{
+    float s = 0.0f;
+    for (size_t k = 0; k < d; k++)
+        s += x[k] * y[k];
+    return s;
+}
+
 /* Pairs (i, j) with cosine >= base where i is a fresh row and j any row (both fresh: j > i
- * only, so each pair is found once), through products of BLOCK x BLOCK row blocks. */
+ * only, so each pair is found once), through products of BLOCK x BLOCK row blocks.
+ *
+ * A block's product first runs over the leading P = d/4 dimensions only: by Cauchy-Schwarz
+ * x.y <= x[:P].y[:P] + ||x[P:]|| ||y[P:]||, so a pair whose bound stays below base is not a
+ * near duplicate, and the few that remain are scored over all d (a block where many remain
+ * gets the full product instead). Near duplicates are rare among all pairs, so most blocks
+ * cost a quarter of the full product. */
 static int fresh_pairs(const struct vec_matrix *m, const unsigned char *fresh, float base,
                        const struct pair_sink *out, struct sb_err *err)
 {
-    size_t n = m->n, d = (size_t)m->dim;
+    enum { MAX_SURVIVORS = BLOCK * BLOCK / 16 };
+    size_t n = m->n, d = (size_t)m->dim, P = d >= 64 ? d / 4 : d;
     float *a = malloc(BLOCK * d * sizeof(float)), *b = malloc(BLOCK * d * sizeof(float));
     float *c = malloc((size_t)BLOCK * BLOCK * sizeof(float));
     size_t *ia = malloc(BLOCK * sizeof(size_t)), *ib = malloc(BLOCK * sizeof(size_t));
+    float *tail = malloc((n ? n : 1) * sizeof(float)), *norm = malloc((n ? n : 1) * sizeof(float));
+    uint32_t *surv = malloc(MAX_SURVIVORS * sizeof(*surv)); /* i * BLOCK + j */
     int rc = SB_OK;
-    if (!a || !b || !c || !ia || !ib) {
+    if (!a || !b || !c || !ia || !ib || !tail || !norm || !surv) {
         rc = sb_fail(err, SB_ENOMEM, "dupes: out of memory");
         goto out;
+    }
+    for (size_t r = 0; r < n; r++) {
+        search_row(m, r, a);
+        double t = 0.0, all = 0.0;
+        for (size_t k = 0; k < d; k++) {
+            all += (double)a[k] * (double)a[k];
+            if (k >= P)
+                t += (double)a[k] * (double)a[k];
+        }
+        tail[r] = nextafterf((float)sqrt(t), INFINITY); /* rounded up: the bound stays a bound */
+        norm[r] = nextafterf((float)sqrt(all), INFINITY);
     }
     size_t r = 0;
     while (r < n) {
@@ -162,25 +205,52 @@ static int fresh_pairs(const struct vec_matrix *m, const unsigned char *fresh, f
             if (!nb)
                 break;
             load_rows(m, ib, nb, b);
-            /* c(na, nb) = a(na, d) @ b(nb, d)^T */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)na, (int)nb, (int)d, 1.0f, a,
+            /* c(na, nb) = a(na, :P) @ b(nb, :P)^T */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)na, (int)nb, (int)P, 1.0f, a,
                         (int)d, b, (int)d, 0.0f, c, (int)nb);
-            for (size_t i = 0; i < na; i++) {
+            size_t ns = 0;
+            bool dense = false;
+            for (size_t i = 0; i < na && !dense; i++) {
                 for (size_t j = 0; j < nb; j++) {
-                    float sc = c[i * nb + j];
-                    if (sc < base || ib[j] == ia[i] || (fresh[ib[j]] && ib[j] < ia[i]))
+                    size_t x = ia[i], y = ib[j];
+                    if (y == x || (fresh[y] && y < x))
                         continue;
-                    if (out->parent) {
-                        if (out->mask && (!out->mask[ia[i]] || !out->mask[ib[j]]))
+                    /* slack: the float products' rounding, far below any threshold step */
+                    float ub = c[i * nb + j] + tail[x] * tail[y] + 1e-4f * norm[x] * norm[y];
+                    if (ub < base)
+                        continue;
+                    if (ns == MAX_SURVIVORS) {
+                        dense = true;
+                        break;
+                    }
+                    surv[ns++] = (uint32_t)(i * BLOCK + j);
+                }
+            }
+            if (dense || P == d) {
+                /* many candidates (or no prefix): the full product, every pair from it */
+                if (P != d)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)na, (int)nb, (int)d,
+                                1.0f, a, (int)d, b, (int)d, 0.0f, c, (int)nb);
+                for (size_t i = 0; i < na; i++) {
+                    for (size_t j = 0; j < nb; j++) {
+                        size_t x = ia[i], y = ib[j];
+                        float sc = c[i * nb + j];
+                        if (sc < base || y == x || (fresh[y] && y < x))
                             continue;
-                        unite(out->parent, (int64_t)ia[i], (int64_t)ib[j]);
-                        out->linked[ia[i]] = out->linked[ib[j]] = 1;
-                        continue;
+                        if (!sink_put(m, out, x, y, sc)) {
+                            rc = sb_fail(err, SB_ENOMEM, "dupes: out of memory");
+                            goto out;
+                        }
                     }
-                    if (!pair_add(out->list, m->ids[ia[i]], m->ids[ib[j]], sc)) {
-                        rc = sb_fail(err, SB_ENOMEM, "dupes: out of memory");
-                        goto out;
-                    }
+                }
+                continue;
+            }
+            for (size_t k = 0; k < ns; k++) {
+                size_t i = surv[k] / BLOCK, j = surv[k] % BLOCK;
+                float sc = dot_f(a + i * d, b + j * d, d);
+                if (sc >= base && !sink_put(m, out, ia[i], ib[j], sc)) {
+                    rc = sb_fail(err, SB_ENOMEM, "dupes: out of memory");
+                    goto out;
                 }
             }
         }
@@ -191,6 +261,9 @@ out:
     free(c);
     free(ia);
     free(ib);
+    free(tail);
+    free(norm);
+    free(surv);
     return rc;
 }
 
