@@ -450,10 +450,10 @@ static int group_diffs(const struct vec_matrix *m, const char *path, int64_t ver
 
 static void test_near_cache(void)
 {
-    check_near_ref(1500, 128, 3, 0.95f);   /* families of 3: the prefix bound prunes */
-    check_near_ref(1500, 256, 3, 0.90f);   /* (2 x 2 blocks) */
-    check_near_ref(1200, 128, 1200, 0.9f); /* all alike: dense blocks, full products */
-    check_near_ref(300, 40, 3, 0.95f);     /* under 64 dimensions: no prefix */
+    check_near_ref(700, 128, 3, 0.95f);   /* families of 3: the prefix bound prunes */
+    check_near_ref(1100, 64, 3, 0.90f);   /* (2 x 2 blocks) */
+    check_near_ref(1100, 64, 1100, 0.9f); /* all alike: dense blocks, full products */
+    check_near_ref(300, 40, 3, 0.95f);    /* under 64 dimensions: no prefix */
     const char *tmp = getenv("SHOEBOX_TMP");
     char dir[512], path[600];
     snprintf(dir, sizeof(dir), "%s/test_search_near.%d", tmp ? tmp : "/tmp", (int)getpid());
