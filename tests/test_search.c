@@ -599,9 +599,28 @@ static void test_store(void)
         CHECK_NEAR(9.0, row[0], 0);
     }
     vec_store_close(s);
-    /* a corrupt cache file is rebuilt, not trusted */
     char f[600];
     snprintf(f, sizeof(f), "%s/vectors-%lld.f16", cache, (long long)mid);
+    /* a file of the previous format (2: int8 codes) is rebuilt, never read as format 3 */
+    FILE *fp2 = fopen(f, "r+b");
+    uint32_t fmt = 0;
+    if (fp2) {
+        fseek(fp2, 8, SEEK_SET);
+        fputc(2, fp2);
+        fclose(fp2);
+    }
+    CHECK_EQ_INT(SB_OK, vec_store_open(cat, "m", cache, &s, &err));
+    m = s ? vec_store_matrix(s) : NULL;
+    CHECK(m && m->n == 5 && m->codes);
+    vec_store_close(s);
+    fp2 = fopen(f, "rb");
+    if (fp2) {
+        fseek(fp2, 8, SEEK_SET);
+        CHECK(fread(&fmt, 4, 1, fp2) == 1);
+        fclose(fp2);
+    }
+    CHECK_EQ_INT(3, fmt);
+    /* a corrupt cache file is rebuilt, not trusted */
     FILE *fp = fopen(f, "r+b");
     if (fp) {
         fseek(fp, 70, SEEK_SET);
