@@ -124,6 +124,10 @@ int search_combine(const float *vecs, const float *weights, size_t n, int dim, f
 
 /* ---- the query path shared by the CLI and the web server ------------------------------------ */
 
+/* The folder of a catalog's caches (vector matrix, near-duplicate pairs): "cache" beside the
+ * catalog file db_path. */
+void search_cache_dir(const char *db_path, char *buf, size_t cap);
+
 /* Default relevance cutoffs: with CLIP a text that matches scores ~0.25-0.35 and an unrelated
  * one 0.10-0.20; photo-to-photo cosines run higher (unrelated photos 0.4-0.6). */
 #define SEARCH_TEXT_MIN_SCORE  0.20f

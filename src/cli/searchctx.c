@@ -122,12 +122,7 @@ int cli_search_init(struct cli_search *s, struct cli_ctx *ctx, int argc, char **
         cli_error("%s", err.msg);
         return CLI_EXIT_FAIL;
     }
-    const char *slash = strrchr(ctx->db_path, '/');
-    if (slash)
-        snprintf(s->cache_dir, sizeof(s->cache_dir), "%.*s/cache", (int)(slash - ctx->db_path),
-                 ctx->db_path);
-    else
-        snprintf(s->cache_dir, sizeof(s->cache_dir), "cache");
+    search_cache_dir(ctx->db_path, s->cache_dir, sizeof(s->cache_dir));
     return CLI_EXIT_OK;
 }
 

@@ -5,7 +5,9 @@
 #include "shoebox/catalog.h"
 #include "shoebox/err.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int search_term_vector(struct catalog *cat, const struct vec_matrix *m, const struct search_term *t,
                        const struct search_embed *e, float *out, int64_t *photo_id,
@@ -74,4 +76,13 @@ float search_default_min_score(const struct search_term *terms, size_t n)
         if (terms[i].kind == SEARCH_TERM_TEXT)
             return SEARCH_TEXT_MIN_SCORE;
     return SEARCH_IMAGE_MIN_SCORE;
+}
+
+void search_cache_dir(const char *db_path, char *buf, size_t cap)
+{
+    const char *slash = strrchr(db_path, '/');
+    if (slash)
+        snprintf(buf, cap, "%.*s/cache", (int)(slash - db_path), db_path);
+    else
+        snprintf(buf, cap, "cache");
 }

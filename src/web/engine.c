@@ -247,12 +247,7 @@ int web_engine_init(struct web_server *s, struct sb_err *err)
     if (catalog_setting_get(cat, "model_name", name, sizeof(name), NULL))
         name[0] = '\0';
     catalog_close(cat);
-    const char *slash = strrchr(s->db_path, '/');
-    if (slash)
-        snprintf(s->cache_dir, sizeof(s->cache_dir), "%.*s/cache", (int)(slash - s->db_path),
-                 s->db_path);
-    else
-        snprintf(s->cache_dir, sizeof(s->cache_dir), "cache");
+    search_cache_dir(s->db_path, s->cache_dir, sizeof(s->cache_dir));
     if (s->model_dir_arg)
         snprintf(dir, sizeof(dir), "%s", s->model_dir_arg);
     snprintf(s->model_dir, sizeof(s->model_dir), "%s", dir);
