@@ -8,10 +8,13 @@
 #include "shoebox/search.h"
 #include "shoebox/util.h"
 
+#include "../src/search/internal.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static uint64_t rng_state = 88172645463325252ull;
@@ -67,8 +70,12 @@ static int ref_cmp(const void *a, const void *b)
 }
 
 /* top-k vs brute force in double precision over the same fp16 data */
-static void check_topk(size_t n, int dim, size_t k, bool with_mask, bool ties, struct sb_pool *pool)
+enum data_kind { RANDOM, TIES, NEAR }; /* NEAR: one vector plus tiny noise, scores within 1e-3 */
+
+static void check_topk_kind(size_t n, int dim, size_t k, bool with_mask, enum data_kind kind,
+                            float min_score, struct sb_pool *pool)
 {
+    bool ties = kind == TIES;
     uint16_t *data = malloc((n ? n : 1) * (size_t)dim * 2);
     int64_t *ids = malloc((n ? n : 1) * 8);
     unsigned char *mask = malloc(n ? n : 1);
@@ -78,10 +85,18 @@ static void check_topk(size_t n, int dim, size_t k, bool with_mask, bool ties, s
     for (size_t r = 0; r < n; r++) {
         ids[r] = (int64_t)(r * 3 + 1);
         mask[r] = with_mask ? (unsigned char)(r % 3 != 0) : 1;
+        uint64_t keep = rng_state;
         for (int j = 0; j < dim; j++) {
             double v = ties ? (double)((int)(rnd() * 3)) * 0.25 : rnd();
+            if (kind == NEAR) {
+                double noise = rnd() * 1e-3;
+                rng_state = keep + (uint64_t)j * 0x9E3779B97F4A7C15ull; /* the same base */
+                v = rnd() + noise;
+            }
             data[r * (size_t)dim + j] = search_f32_to_f16((float)v);
         }
+        if (kind == NEAR)
+            rng_state = keep * 6364136223846793005ull + 1442695040888963407ull;
     }
     for (int j = 0; j < dim; j++)
         q[j] = ties ? 0.5f : (float)rnd();
@@ -92,6 +107,8 @@ static void check_topk(size_t n, int dim, size_t k, bool with_mask, bool ties, s
         double s = 0;
         for (int j = 0; j < dim; j++)
             s += (double)search_f16_to_f32(data[r * (size_t)dim + j]) * (double)q[j];
+        if (s < (double)min_score)
+            continue;
         ref[nref++] = (struct ref){ s, ids[r] };
     }
     qsort(ref, nref, sizeof(*ref), ref_cmp);
@@ -99,29 +116,32 @@ static void check_topk(size_t n, int dim, size_t k, bool with_mask, bool ties, s
     size_t nh = 99;
     struct sb_err err;
     CHECK_EQ_INT(SB_OK,
-                 search_topk(&m, q, with_mask ? mask : NULL, -INFINITY, k, pool, hits, &nh, &err));
-    /* the int8 two-pass scan returns exactly the fp16 scan's hits */
-    int8_t *codes = malloc((n ? n : 1) * (size_t)dim);
+                 search_topk(&m, q, with_mask ? mask : NULL, min_score, k, pool, hits, &nh, &err));
+    /* the two-pass scan (6-bit codes, fp16 rescoring) returns exactly the fp16 scan's hits */
+    uint8_t *codes = malloc((n ? n : 1) * search_code_bytes(dim));
     float *scales = malloc((n ? n : 1) * sizeof(float)), *resid = malloc((n ? n : 1) * 4);
+    float *cnorm = malloc((n ? n : 1) * 4);
     struct search_hit *hits8 = malloc((k ? k : 1) * sizeof(*hits8));
-    search_quantize(&m, codes, scales, resid);
+    search_quantize(&m, codes, scales, resid, cnorm);
     struct vec_matrix m8 = m;
     m8.codes = codes;
     m8.scales = scales;
     m8.resid = resid;
+    m8.cnorm = cnorm;
     size_t nh8 = 99;
     CHECK_EQ_INT(
-        SB_OK, search_topk(&m8, q, with_mask ? mask : NULL, -INFINITY, k, pool, hits8, &nh8, &err));
+        SB_OK, search_topk(&m8, q, with_mask ? mask : NULL, min_score, k, pool, hits8, &nh8, &err));
     CHECK_EQ_INT(nh, nh8);
     int diff8 = 0;
     for (size_t i = 0; i < nh && i < nh8; i++)
         diff8 += hits[i].photo_id != hits8[i].photo_id || hits[i].score != hits8[i].score;
     if (diff8)
-        fprintf(stderr, "int8 path differs at %d ranks (n=%zu dim=%d k=%zu)\n", diff8, n, dim, k);
+        fprintf(stderr, "coded path differs at %d ranks (n=%zu dim=%d k=%zu)\n", diff8, n, dim, k);
     CHECK_EQ_INT(0, diff8);
     free(codes);
     free(scales);
     free(resid);
+    free(cnorm);
     free(hits8);
     size_t want = k < nref ? k : nref;
     CHECK_EQ_INT(want, nh);
@@ -150,10 +170,58 @@ static void check_topk(size_t n, int dim, size_t k, bool with_mask, bool ties, s
     free(hits);
 }
 
+static void check_topk(size_t n, int dim, size_t k, bool with_mask, bool ties, struct sb_pool *pool)
+{
+    check_topk_kind(n, dim, k, with_mask, ties ? TIES : RANDOM, -INFINITY, pool);
+}
+
+/* Every dot6 kernel this CPU runs gives the portable kernel's sums, on random and extreme
+ * codes (all -31, all +31) and queries (all -127, all +127). */
+static void test_dot6_kernels(void)
+{
+    struct search_dot6_kernel ks[4];
+    size_t nk = search_dot6_kernels(ks, 4);
+    CHECK(nk >= 1);
+    enum { NB = 9, D = NB * SEARCH_C6_DIMS };
+    int8_t c[D], q[D];
+    uint8_t packed[NB * SEARCH_C6_BYTES];
+    for (int trial = 0; trial < 40; trial++) {
+        int32_t want = 0;
+        for (int j = 0; j < D; j++) {
+            c[j] = (int8_t)(trial == 0 ? -31 : trial == 1 ? 31 : (int)lrint(rnd() * 31.4));
+            q[j] = (int8_t)(trial == 0 || trial == 2 ? -127
+                            : trial == 1             ? 127
+                                                     : (int)lrint(rnd() * 127.4));
+            want += (c[j] + SEARCH_C6_BIAS) * q[j];
+        }
+        search_c6_pack(c, D, packed);
+        for (size_t i = 0; i < nk; i++) {
+            int32_t got = ks[i].fn(packed, q, NB);
+            if (got != want)
+                fprintf(stderr, "dot6 %s: %d, want %d (trial %d)\n", ks[i].name, got, want, trial);
+            CHECK_EQ_INT(want, got);
+        }
+    }
+    /* a partial last block is padded with c = 0 */
+    int8_t c3[3] = { -31, 5, 31 };
+    int8_t q3[SEARCH_C6_DIMS] = { 1, 2, 3, 4 };
+    uint8_t p3[SEARCH_C6_BYTES];
+    CHECK_EQ_INT(SEARCH_C6_BYTES, search_code_bytes(3));
+    search_c6_pack(c3, 3, p3);
+    for (size_t i = 0; i < nk; i++)
+        CHECK_EQ_INT((1 * 1 + 37 * 2 + 63 * 3 + 32 * 4), ks[i].fn(p3, q3, 1));
+}
+
 static void test_topk(struct sb_pool *pool)
 {
-    check_topk(0, 16, 5, false, false, pool);  /* empty catalog */
-    check_topk(3, 16, 10, false, false, pool); /* k > n */
+    test_dot6_kernels();
+    /* adversarial for the bound: scores within 1e-3 of each other, many rescored */
+    check_topk_kind(5000, 512, 20, false, NEAR, -INFINITY, pool);
+    check_topk_kind(3000, 100, 300, true, NEAR, -INFINITY, NULL);
+    check_topk_kind(20000, 64, 10, true, RANDOM, 2.0f, pool);    /* min_score prunes pass 1 */
+    check_topk_kind(100, 64, 500, false, TIES, -INFINITY, pool); /* k > n, ties */
+    check_topk(0, 16, 5, false, false, pool);                    /* empty catalog */
+    check_topk(3, 16, 10, false, false, pool);                   /* k > n */
     check_topk(1000, 512, 10, false, false, pool);
     check_topk(20000, 64, 50, true, false, pool); /* several parts, mask */
     check_topk(20000, 37, 7, false, false, NULL); /* odd dimension, no pool */
@@ -270,7 +338,7 @@ static void test_near_groups(void)
     struct vec_matrix m = { .data = d, .ids = ids, .n = 7, .dim = 4 };
     unsigned char mask[7] = { 1, 1, 1, 1, 1, 1, 0 };
     int64_t g[7];
-    CHECK_EQ_INT(SB_OK, search_near_groups(&m, mask, 0.95f, NULL, g, NULL));
+    CHECK_EQ_INT(SB_OK, search_near_groups(&m, NULL, 0, mask, 0.95f, NULL, g, NULL));
     CHECK_EQ_INT(0, g[0]);
     CHECK_EQ_INT(-1, g[1]);
     CHECK_EQ_INT(0, g[2]);
@@ -278,6 +346,171 @@ static void test_near_groups(void)
     CHECK_EQ_INT(3, g[4]);
     CHECK_EQ_INT(3, g[5]);
     CHECK_EQ_INT(-1, g[6]);
+}
+
+/* Groups through the pair cache file equal groups computed without it: on the first build,
+ * after rows are added, changed and removed (incremental update), with a mask, at a threshold
+ * below the cache's base, and with a corrupt file. Rows come in near families so that groups
+ * exist at 0.9..0.99. */
+static void near_rows_fam(uint16_t *d, int64_t *ids, size_t n, int dim, uint64_t seed,
+                          size_t family)
+{
+    for (size_t r = 0; r < n; r++) {
+        ids[r] = (int64_t)(r * 2 + 1);
+        rng_state = seed + (r / family) * 7919; /* families share a base */
+        double v[256], nn = 0;
+        for (int j = 0; j < dim; j++)
+            v[j] = rnd();
+        rng_state = seed * 31 + r;
+        double amount = 0.02 + 0.1 * (double)(r % 3);
+        for (int j = 0; j < dim; j++) {
+            v[j] += amount * rnd();
+            nn += v[j] * v[j];
+        }
+        for (int j = 0; j < dim; j++)
+            d[r * (size_t)dim + (size_t)j] = search_f32_to_f16((float)(v[j] / sqrt(nn)));
+    }
+}
+
+static void near_rows(uint16_t *d, int64_t *ids, size_t n, int dim, uint64_t seed)
+{
+    near_rows_fam(d, ids, n, dim, seed, 3);
+}
+
+static int64_t ref_root(int64_t *parent, int64_t x)
+{
+    while (parent[x] != x)
+        x = parent[x];
+    return x;
+}
+
+/* Groups from a double-precision brute force over all pairs against search_near_groups (no
+ * cache), which bounds most pairs away through a product over a quarter of the dimensions. */
+static void check_near_ref(size_t n, int dim, size_t family, float threshold)
+{
+    uint16_t *d = malloc(n * (size_t)dim * 2);
+    int64_t *ids = malloc(n * sizeof(*ids)), *parent = malloc(n * sizeof(*parent));
+    int64_t *g = malloc(n * sizeof(*g));
+    unsigned char *linked = calloc(n, 1);
+    near_rows_fam(d, ids, n, dim, 1234, family);
+    for (size_t i = 0; i < n; i++)
+        parent[i] = (int64_t)i;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = i + 1; j < n; j++) {
+            double sc = 0;
+            for (int k = 0; k < dim; k++)
+                sc += (double)search_f16_to_f32(d[i * (size_t)dim + (size_t)k]) *
+                      (double)search_f16_to_f32(d[j * (size_t)dim + (size_t)k]);
+            if (sc < (double)threshold)
+                continue;
+            int64_t a = ref_root(parent, (int64_t)i), b = ref_root(parent, (int64_t)j);
+            if (a != b)
+                parent[a > b ? a : b] = a < b ? a : b;
+            linked[i] = linked[j] = 1;
+        }
+    }
+    struct vec_matrix m = { .data = d, .ids = ids, .n = n, .dim = dim };
+    struct sb_err err;
+    CHECK_EQ_INT(SB_OK, search_near_groups(&m, NULL, 0, NULL, threshold, NULL, g, &err));
+    int diffs = 0, grouped = 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t want = linked[i] ? ref_root(parent, (int64_t)i) : -1;
+        diffs += g[i] != want;
+        grouped += want >= 0;
+    }
+    if (diffs)
+        fprintf(stderr, "near groups n=%zu dim=%d family=%zu t=%g: %d rows differ\n", n, dim,
+                family, (double)threshold, diffs);
+    CHECK_EQ_INT(0, diffs);
+    CHECK(grouped > 0);
+    free(d);
+    free(ids);
+    free(parent);
+    free(g);
+    free(linked);
+}
+
+static int group_diffs(const struct vec_matrix *m, const char *path, int64_t version,
+                       const unsigned char *mask, float threshold)
+{
+    int64_t *g1 = malloc(m->n * sizeof(*g1)), *g2 = malloc(m->n * sizeof(*g2));
+    struct sb_err err;
+    CHECK_EQ_INT(SB_OK, search_near_groups(m, NULL, 0, mask, threshold, NULL, g1, &err));
+    CHECK_EQ_INT(SB_OK, search_near_groups(m, path, version, mask, threshold, NULL, g2, &err));
+    int diffs = 0, grouped = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        diffs += g1[i] != g2[i];
+        grouped += g1[i] >= 0;
+    }
+    CHECK(grouped > 0); /* the data has groups at this threshold */
+    free(g1);
+    free(g2);
+    return diffs;
+}
+
+static void test_near_cache(void)
+{
+    check_near_ref(700, 128, 3, 0.95f);   /* families of 3: the prefix bound prunes */
+    check_near_ref(1100, 64, 3, 0.90f);   /* (2 x 2 blocks) */
+    check_near_ref(1100, 64, 1100, 0.9f); /* all alike: dense blocks, full products */
+    check_near_ref(300, 40, 3, 0.95f);    /* under 64 dimensions: no prefix */
+    const char *tmp = getenv("SHOEBOX_TMP");
+    char dir[512], path[600];
+    snprintf(dir, sizeof(dir), "%s/test_search_near.%d", tmp ? tmp : "/tmp", (int)getpid());
+    CHECK_EQ_INT(SB_OK, sb_mkdirs(dir, NULL));
+    snprintf(path, sizeof(path), "%s/near-1.pairs", dir);
+    enum { N = 3000, D = 48 };
+    uint16_t *d = malloc((size_t)N * D * 2);
+    int64_t *ids = malloc(N * sizeof(*ids));
+    unsigned char *mask = malloc(N);
+    near_rows(d, ids, N, D, 77);
+    struct vec_matrix m = { .data = d, .ids = ids, .n = 2000, .dim = D };
+    int64_t version = 0; /* unknown: every call checks the rows' hashes */
+    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.95f)); /* first build */
+    CHECK(access(path, F_OK) == 0);
+    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.99f)); /* from the file */
+    version = 5; /* now known: the file gets it, and is then taken as it is */
+    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.95f));
+    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.96f));
+    m.n = N; /* 1000 rows more: a new version */
+    version = 6;
+    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.95f));
+    /* rows changed in place, rows removed (ids kept ascending) */
+    near_rows(d, ids, 50, D, 99);
+    memmove(d + 100 * D, d + 400 * D, (size_t)(N - 400) * D * 2);
+    memmove(ids + 100, ids + 400, (size_t)(N - 400) * sizeof(*ids));
+    m.n = N - 300;
+    version = 7;
+    for (size_t r = 0; r < m.n; r++)
+        mask[r] = (unsigned char)(r % 5 != 0);
+    CHECK_EQ_INT(0, group_diffs(&m, path, version, mask, 0.95f));
+    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.92f));
+    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.80f)); /* below the base: no cache */
+    /* a corrupt file is rebuilt, not trusted */
+    FILE *f = fopen(path, "r+b");
+    if (f) {
+        fseek(f, 64 + 16 * 5, SEEK_SET);
+        for (int i = 0; i < 64; i++)
+            fputc(0x5a, f);
+        fclose(f);
+    }
+    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.95f));
+    /* a flipped byte among the pairs (a score) too */
+    struct stat st;
+    if (stat(path, &st) == 0 && (f = fopen(path, "r+b")) != NULL) {
+        fseek(f, (long)st.st_size - 12, SEEK_SET);
+        fputc(0x00, f);
+        fputc(0x00, f);
+        fclose(f);
+    }
+    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.95f));
+    truncate(path, 70);
+    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.95f));
+    unlink(path);
+    rmdir(dir);
+    free(d);
+    free(ids);
+    free(mask);
 }
 
 static void test_store(void)
@@ -324,6 +557,33 @@ static void test_store(void)
         CHECK_NEAR(4.0, row[0], 0);
         CHECK(!vec_store_stale(s, cat));
     }
+    /* the present mask: cached while the present set stands still, refreshed when it moves */
+    if (s) {
+        unsigned char *mask = NULL;
+        int64_t g0 = -1, g1 = -1;
+        CHECK_EQ_INT(SB_OK, catalog_present_generation(cat, &g0, &err));
+        CHECK_EQ_INT(SB_OK, vec_store_mask(s, cat, NULL, &mask, &err));
+        CHECK(mask && mask[0] && mask[1] && mask[4]);
+        free(mask);
+        mask = NULL;
+        CHECK_EQ_INT(SB_OK, vec_store_mask(s, cat, NULL, &mask, &err)); /* from the cache */
+        CHECK(mask && mask[0] && mask[1] && mask[4]);
+        free(mask);
+        mask = NULL;
+        CHECK_EQ_INT(SB_OK, catalog_begin(cat, &err));
+        CHECK_EQ_INT(SB_OK, catalog_file_set_missing(cat, 2, &err));
+        CHECK_EQ_INT(SB_OK, catalog_commit(cat, &err));
+        CHECK_EQ_INT(SB_OK, catalog_present_generation(cat, &g1, &err));
+        CHECK(g1 != g0);
+        CHECK_EQ_INT(SB_OK, vec_store_mask(s, cat, NULL, &mask, &err));
+        CHECK(mask && mask[0] && !mask[1] && mask[4]); /* file 2 is photo 2, row 1 */
+        free(mask);
+        mask = NULL;
+        struct catalog_filter f = { .format = "png" }; /* a filter: never from the cache */
+        CHECK_EQ_INT(SB_OK, vec_store_mask(s, cat, &f, &mask, &err));
+        CHECK(mask && !mask[0] && !mask[4]);
+        free(mask);
+    }
     /* a new vector makes it stale; reopening rebuilds the file */
     float v[3] = { 9, 9, 9 };
     CHECK_EQ_INT(SB_OK, catalog_begin(cat, &err));
@@ -339,9 +599,28 @@ static void test_store(void)
         CHECK_NEAR(9.0, row[0], 0);
     }
     vec_store_close(s);
-    /* a corrupt cache file is rebuilt, not trusted */
     char f[600];
     snprintf(f, sizeof(f), "%s/vectors-%lld.f16", cache, (long long)mid);
+    /* a file of the previous format (2: int8 codes) is rebuilt, never read as format 3 */
+    FILE *fp2 = fopen(f, "r+b");
+    uint32_t fmt = 0;
+    if (fp2) {
+        fseek(fp2, 8, SEEK_SET);
+        fputc(2, fp2);
+        fclose(fp2);
+    }
+    CHECK_EQ_INT(SB_OK, vec_store_open(cat, "m", cache, &s, &err));
+    m = s ? vec_store_matrix(s) : NULL;
+    CHECK(m && m->n == 5 && m->codes);
+    vec_store_close(s);
+    fp2 = fopen(f, "rb");
+    if (fp2) {
+        fseek(fp2, 8, SEEK_SET);
+        CHECK(fread(&fmt, 4, 1, fp2) == 1);
+        fclose(fp2);
+    }
+    CHECK_EQ_INT(3, fmt);
+    /* a corrupt cache file is rebuilt, not trusted */
     FILE *fp = fopen(f, "r+b");
     if (fp) {
         fseek(fp, 70, SEEK_SET);
@@ -365,6 +644,7 @@ int main(void)
     test_parse();
     test_combine();
     test_near_groups();
+    test_near_cache();
     test_store();
     sb_pool_free(pool);
     return check_exit();

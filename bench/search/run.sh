@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# bench/search: the vector scan at 100k and 1M 512-d vectors (fp16, and int8 + exact fp16
-# rescoring), against numpy doing rclip's scan in the same run; then `shoebox search "text"`
+# bench/search: the vector scan at 100k and 1M 512-d vectors (fp16, and 6-bit codes + exact
+# fp16 rescoring; isotropic Gaussian data and CLIP-like clustered data), against numpy doing
+# rclip's scan in the same run; then `shoebox search "text"`
 # end to end from a cold process on a 100k-photo catalog, model loading included, with a
 # full-size random ViT-B/32 (tools/gen_clip.py --bench). Usage: bench/search/run.sh [BUILD]
 set -euo pipefail
@@ -20,6 +21,7 @@ cc -O2 -I"$root/include" "$here/bench_search.c" -o "$work/bench_search" \
 echo "== scan: in-process latency, $threads threads, k = 20 =="
 for n in ${SCAN_SIZES:-100000 1000000}; do
     "$work/bench_search" "$n" 512 "$threads"
+    "$work/bench_search" "$n" 512 "$threads" --clustered
     /usr/bin/python3 "$here/numpy_scan.py" "$n" 512
 done
 

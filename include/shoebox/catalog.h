@@ -143,6 +143,11 @@ struct catalog_model_info {
 int catalog_models_list(struct catalog *cat, struct catalog_model_info **out, size_t *n,
                         struct sb_err *err);
 
+/* A counter that changes whenever the set of present photos (photos with a file of status
+ * present) may have changed, in any connection's commit: a cache of that set is stale when it
+ * moved. */
+int catalog_present_generation(struct catalog *cat, int64_t *gen, struct sb_err *err);
+
 /* Looks a model up by name: SB_ENOENT when the catalog has no vectors of it. *version changes
  * whenever a vector of the model is stored (a cache of the vectors is stale when it moved). */
 int catalog_model_find(struct catalog *cat, const char *name, int64_t *model_id, int *dim,
@@ -179,6 +184,8 @@ struct catalog_filter {
     bool has_gps;
 };
 
+/* True when f (may be NULL) filters nothing: every present photo passes. */
+bool catalog_filter_empty(const struct catalog_filter *f);
 /* The ids of present photos that pass f (ascending id). *ids is malloc'd; the caller frees it. */
 int catalog_filter_photos(struct catalog *cat, const struct catalog_filter *f, int64_t **ids,
                           size_t *n, struct sb_err *err);

@@ -72,6 +72,22 @@ struct crawl_params {
 
 struct crawl_params crawl_default_params(void);
 
+/* A CLIP-family model (src/model) as a crawl_embedder: the model loaded with lp, one context of
+ * batch 16 running on pool (NULL: the model's own BLAS threads). crawl points at e itself, so
+ * e must not move while it is in use; ctx is usable for other passes (auto-tags) too. */
+struct clip_model;
+struct clip_ctx;
+struct clip_load_params;
+struct crawl_clip_embedder {
+    struct clip_model *model;
+    struct clip_ctx *ctx;
+    struct crawl_embedder crawl;
+};
+int crawl_clip_embedder_open(const char *model_dir, const struct clip_load_params *lp,
+                             struct sb_pool *pool, struct crawl_clip_embedder *e,
+                             struct sb_err *err);
+void crawl_clip_embedder_close(struct crawl_clip_embedder *e); /* a zeroed e is a no-op */
+
 struct crawl_stats {
     int64_t seen;      /* files looked at in the walk */
     int64_t unchanged; /* skipped by the stat check */

@@ -35,6 +35,20 @@ int catalog_model_find(struct catalog *cat, const char *name, int64_t *model_id,
     return rc;
 }
 
+int catalog_present_generation(struct catalog *cat, int64_t *gen, struct sb_err *err)
+{
+    sqlite3_stmt *st = catalog_prep(cat, "SELECT gen FROM present_gen WHERE id = 0", err);
+    if (!st)
+        return SB_EDB;
+    int rc = SB_OK;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *gen = sqlite3_column_int64(st, 0);
+    else
+        rc = catalog_db_fail(cat, err, "read present generation");
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int catalog_models_list(struct catalog *cat, struct catalog_model_info **out, size_t *n,
                         struct sb_err *err)
 {
@@ -279,7 +293,7 @@ static int select_ids(struct catalog *cat, const char *tail, const struct catalo
     return rc;
 }
 
-static bool filter_empty(const struct catalog_filter *f)
+bool catalog_filter_empty(const struct catalog_filter *f)
 {
     return !f || (!(f->after && *f->after) && !(f->before && *f->before) &&
                   !(f->folder && *f->folder) && !(f->camera && *f->camera) &&
@@ -289,7 +303,7 @@ static bool filter_empty(const struct catalog_filter *f)
 int catalog_filter_photos(struct catalog *cat, const struct catalog_filter *f, int64_t **ids,
                           size_t *n, struct sb_err *err)
 {
-    if (filter_empty(f)) {
+    if (catalog_filter_empty(f)) {
         /* every present photo: a walk of the files_present index (100k photos: ~10 ms, where
          * the per-photo EXISTS of the general query takes ~10x that) */
         sqlite3_stmt *st = catalog_prep(

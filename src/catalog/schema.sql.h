@@ -138,4 +138,18 @@ static const char *const catalog_migrations[] = {
     "CREATE INDEX apple_assets_photo ON apple_assets(photo_id);",
     /* 6: the present photos of a query without filters, in photo order, from an index walk */
     "CREATE INDEX files_present ON files(status, photo_id);",
+    /* 7: a counter that moves whenever the set of present photos may have changed (a file
+     * becomes present or stops being, or a present file changes photo), so that readers can
+     * cache "the present photos" (the web server's search mask) and see when to refresh it.
+     * Unchanged files on a rescan are not written, so a rescan does not move it. */
+    "CREATE TABLE present_gen (id INTEGER PRIMARY KEY CHECK (id = 0), gen INTEGER NOT NULL);"
+    "INSERT INTO present_gen VALUES (0, 0);"
+    "CREATE TRIGGER present_gen_ins AFTER INSERT ON files WHEN NEW.status = 1"
+    " BEGIN UPDATE present_gen SET gen = gen + 1 WHERE id = 0; END;"
+    "CREATE TRIGGER present_gen_del AFTER DELETE ON files WHEN OLD.status = 1"
+    " BEGIN UPDATE present_gen SET gen = gen + 1 WHERE id = 0; END;"
+    "CREATE TRIGGER present_gen_upd AFTER UPDATE OF status, photo_id ON files"
+    " WHEN (OLD.status = 1) <> (NEW.status = 1)"
+    "   OR (NEW.status = 1 AND OLD.photo_id IS NOT NEW.photo_id)"
+    " BEGIN UPDATE present_gen SET gen = gen + 1 WHERE id = 0; END;",
 };

@@ -141,7 +141,7 @@ static int near_groups(struct cli_search *s, cJSON *out, int64_t *ngroups)
         free(mask);
         return CLI_EXIT_FAIL;
     }
-    if (search_near_groups(m, mask, s->threshold, cli_pool(s->ctx), group, &err)) {
+    if (vec_store_near_groups(s->store, mask, s->threshold, cli_pool(s->ctx), group, &err)) {
         cli_error("%s", err.msg);
         free(mask);
         free(group);

@@ -76,7 +76,7 @@ int cmd_index(int argc, char **argv, struct cli_ctx *ctx)
     bool cap_on = false;
     int rc = CLI_EXIT_OK;
     struct catalog *cat = NULL;
-    struct cli_embedder emb;
+    struct crawl_clip_embedder emb;
     bool have_emb = false;
     struct sb_err err;
     sb_err_clear(&err);
@@ -245,7 +245,7 @@ int cmd_index(int argc, char **argv, struct cli_ctx *ctx)
     }
 out:
     if (have_emb)
-        cli_embedder_close(&emb);
+        crawl_clip_embedder_close(&emb);
     tagger_free(tagger);
     cli_ocr_release(&ocr);
     cli_caption_release(&cap);

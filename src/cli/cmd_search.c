@@ -26,9 +26,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define TEXT_MIN_SCORE  0.20f
-#define IMAGE_MIN_SCORE 0.50f
-
 /* Text queries are ranked by pixels and words together: search_hybrid() (src/search/hybrid.c,
  * README "Words in photos") adds the photos' text and tag matches to the cosine. */
 #define TEXT_MAX_HITS 5000 /* text matches considered per query (--text) */
@@ -449,7 +446,7 @@ int cmd_search(int argc, char **argv, struct cli_ctx *ctx)
         any_image |= terms[i].kind != SEARCH_TERM_TEXT;
     }
     if (s.min_score_default)
-        s.min_score = any_text ? TEXT_MIN_SCORE : IMAGE_MIN_SCORE;
+        s.min_score = any_text ? SEARCH_TEXT_MIN_SCORE : SEARCH_IMAGE_MIN_SCORE;
     words = search_query_words(terms, n);
     char setting[8];
     if (words && !any_image && !ctx->model_dir &&
@@ -546,7 +543,7 @@ int cmd_similar(int argc, char **argv, struct cli_ctx *ctx)
         goto out;
     }
     if (s.min_score_default)
-        s.min_score = IMAGE_MIN_SCORE;
+        s.min_score = SEARCH_IMAGE_MIN_SCORE;
     rc = cli_search_open_store(&s, false);
     if (rc)
         goto out;

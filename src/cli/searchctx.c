@@ -122,18 +122,13 @@ int cli_search_init(struct cli_search *s, struct cli_ctx *ctx, int argc, char **
         cli_error("%s", err.msg);
         return CLI_EXIT_FAIL;
     }
-    const char *slash = strrchr(ctx->db_path, '/');
-    if (slash)
-        snprintf(s->cache_dir, sizeof(s->cache_dir), "%.*s/cache", (int)(slash - ctx->db_path),
-                 ctx->db_path);
-    else
-        snprintf(s->cache_dir, sizeof(s->cache_dir), "cache");
+    search_cache_dir(ctx->db_path, s->cache_dir, sizeof(s->cache_dir));
     return CLI_EXIT_OK;
 }
 
-static int load_tower(struct cli_search *s, int tower, struct clip_model **m, struct clip_ctx **c)
+static int load_tower(struct cli_search *s, int tower, struct clip_model **m, struct clip_ctx **c,
+                      struct sb_err *err)
 {
-    struct sb_err err;
     struct clip_load_params lp = clip_load_default_params();
     lp.towers = tower;
     lp.precision = cli_clip_precision(s->ctx);
@@ -144,11 +139,15 @@ static int load_tower(struct cli_search *s, int tower, struct clip_model **m, st
         lp.precision = CLIP_PRECISION_FP32;
     /* A text query is ~10 rows: one BLAS thread beats waking (and spinning) a team of them. */
     lp.blas_threads = tower == CLIP_TOWER_TEXT ? 1 : s->ctx->threads;
-    if (clip_model_load(s->model_dir, &lp, m, &err) || clip_ctx_new(*m, 1, NULL, c, &err)) {
-        cli_error("model '%s': %s", s->model_dir, err.msg);
-        return CLI_EXIT_FAIL;
+    int rc = clip_model_load(s->model_dir, &lp, m, err);
+    if (!rc)
+        rc = clip_ctx_new(*m, 1, NULL, c, err);
+    if (rc) {
+        char msg[sizeof(err->msg)];
+        snprintf(msg, sizeof(msg), "%s", err->msg);
+        return sb_fail(err, rc, "model '%s': %s", s->model_dir, msg);
     }
-    return CLI_EXIT_OK;
+    return SB_OK;
 }
 
 int cli_search_open_store(struct cli_search *s, bool need_text)
@@ -160,9 +159,10 @@ int cli_search_open_store(struct cli_search *s, bool need_text)
         s->model_dir[0] = '\0';
     if (s->model_dir[0] && (need_text || s->ctx->model_dir)) {
         /* the text tower is small and fast to map: it also names the model */
-        int rc = load_tower(s, CLIP_TOWER_TEXT, &s->text_model, &s->text_ctx);
-        if (rc)
-            return rc;
+        if (load_tower(s, CLIP_TOWER_TEXT, &s->text_model, &s->text_ctx, &err)) {
+            cli_error("%s", err.msg);
+            return CLI_EXIT_FAIL;
+        }
         snprintf(s->model_name, sizeof(s->model_name), "%s", clip_model_id(s->text_model));
     } else if (need_text) {
         cli_error("searching by text needs the model: pass --model DIR (or set SHOEBOX_MODEL), "
@@ -185,56 +185,29 @@ int cli_search_open_store(struct cli_search *s, bool need_text)
     return CLI_EXIT_OK;
 }
 
-int cli_search_term_vector(struct cli_search *s, const struct search_term *t, float *out,
-                           int64_t *photo_id)
+static int embed_text(void *user, const char *text, float *out, int dim, struct sb_err *err)
 {
-    struct sb_err err;
-    const struct vec_matrix *m = vec_store_matrix(s->store);
-    int64_t pid = 0;
-    if (photo_id)
-        *photo_id = 0;
-    if (t->kind == SEARCH_TERM_ID) {
-        pid = t->id;
-    } else if (t->kind == SEARCH_TERM_IMAGE) {
-        char *real = realpath(t->text, NULL);
-        if (real && catalog_photo_by_path(s->cat, real, &pid, NULL) != SB_OK)
-            pid = 0;
-        free(real);
-    }
-    if (pid) {
-        int64_t row = search_find_row(m, pid);
-        if (row >= 0) {
-            search_row(m, (size_t)row, out);
-            if (photo_id)
-                *photo_id = pid;
-            return CLI_EXIT_OK;
-        }
-        if (t->kind == SEARCH_TERM_ID) {
-            cli_error("photo id:%lld has no vector of model '%s'", (long long)pid, s->model_name);
-            return CLI_EXIT_USAGE;
-        }
-    }
-    if (t->kind == SEARCH_TERM_TEXT) {
-        if (clip_embed_text(s->text_ctx, t->text, out, NULL, NULL, &err)) {
-            cli_error("text '%s': %s", t->text, err.msg);
-            return CLI_EXIT_FAIL;
-        }
-        return CLI_EXIT_OK;
-    }
-    /* an image file the catalog does not know: embed it */
-    if (!s->model_dir[0]) {
-        cli_error("'%s' is not in the catalog; embedding it needs --model DIR", t->text);
-        return CLI_EXIT_USAGE;
-    }
+    struct cli_search *s = user;
+    (void)dim; /* the text tower names the model, so its dim is the store's */
+    return clip_embed_text(s->text_ctx, text, out, NULL, NULL, err);
+}
+
+/* An image file the catalog does not know: loads the vision tower (once) and embeds it. */
+static int embed_image(void *user, const char *path, float *out, int dim, struct sb_err *err)
+{
+    struct cli_search *s = user;
+    (void)dim;
+    if (!s->model_dir[0])
+        return sb_fail(err, SB_EINVAL, "'%s' is not in the catalog; embedding it needs --model DIR",
+                       path);
     if (!s->vision_model) {
-        int rc = load_tower(s, CLIP_TOWER_VISION, &s->vision_model, &s->vision_ctx);
+        int rc = load_tower(s, CLIP_TOWER_VISION, &s->vision_model, &s->vision_ctx, err);
         if (rc)
             return rc;
-        if (strcmp(clip_model_id(s->vision_model), s->model_name) != 0) {
-            cli_error("model '%s' is not the one the catalog's vectors come from ('%s')",
-                      s->model_dir, s->model_name);
-            return CLI_EXIT_USAGE;
-        }
+        if (strcmp(clip_model_id(s->vision_model), s->model_name) != 0)
+            return sb_fail(err, SB_EINVAL,
+                           "model '%s' is not the one the catalog's vectors come from ('%s')",
+                           s->model_dir, s->model_name);
     }
     struct image_decode_params dp = image_decode_default_params();
     int min_short = 0;
@@ -243,38 +216,48 @@ int cli_search_term_vector(struct cli_search *s, const struct search_term *t, fl
     struct image *img = NULL;
     int S = clip_model_image_size(s->vision_model);
     float *px = malloc((size_t)3 * (size_t)S * (size_t)S * sizeof(float));
-    int rc = CLI_EXIT_OK;
-    if (!px || image_decode_file(t->text, &dp, &img, NULL, &err) ||
-        clip_preprocess(s->vision_model, img, px, &err) ||
-        clip_embed_images(s->vision_ctx, px, 1, out, &err)) {
-        cli_error("image '%s': %s", t->text, px ? err.msg : "out of memory");
-        rc = CLI_EXIT_FAIL;
+    int rc = px ? SB_OK : sb_fail(err, SB_ENOMEM, "out of memory");
+    if (!rc)
+        rc = image_decode_file(path, &dp, &img, NULL, err);
+    if (!rc)
+        rc = clip_preprocess(s->vision_model, img, px, err);
+    if (!rc)
+        rc = clip_embed_images(s->vision_ctx, px, 1, out, err);
+    if (rc && err) {
+        char msg[sizeof(err->msg)];
+        snprintf(msg, sizeof(msg), "%s", err->msg);
+        rc = sb_fail(err, rc, "image '%s': %s", path, msg);
     }
     image_free(img);
     free(px);
     return rc;
 }
 
+int cli_search_term_vector(struct cli_search *s, const struct search_term *t, float *out,
+                           int64_t *photo_id)
+{
+    struct sb_err err;
+    struct search_embed emb = { s, embed_text, embed_image };
+    int rc = search_term_vector(s->cat, vec_store_matrix(s->store), t, &emb, out, photo_id, &err);
+    if (rc == SB_OK)
+        return CLI_EXIT_OK;
+    if (t->kind == SEARCH_TERM_ID)
+        cli_error("photo id:%lld has no vector of model '%s'", (long long)t->id, s->model_name);
+    else if (t->kind == SEARCH_TERM_TEXT)
+        cli_error("text '%s': %s", t->text, err.msg);
+    else
+        cli_error("%s", err.msg);
+    return rc == SB_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
+}
+
 int cli_search_mask(struct cli_search *s, unsigned char **mask)
 {
     struct sb_err err;
-    const struct vec_matrix *m = vec_store_matrix(s->store);
-    int64_t *ids = NULL;
-    size_t n = 0;
-    *mask = malloc(m->n ? m->n : 1);
-    if (!*mask) {
-        cli_error("out of memory");
-        return CLI_EXIT_FAIL;
-    }
     /* always filtered: only photos with a present file are answers */
-    if (catalog_filter_photos(s->cat, &s->filter, &ids, &n, &err)) {
+    if (vec_store_mask(s->store, s->cat, &s->filter, mask, &err)) {
         cli_error("%s", err.msg);
-        free(*mask);
-        *mask = NULL;
         return CLI_EXIT_FAIL;
     }
-    search_mask_from_ids(m, ids, n, *mask);
-    free(ids);
     return CLI_EXIT_OK;
 }
 

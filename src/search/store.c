@@ -1,11 +1,12 @@
 /* store.c - the per-model vector cache file: "<cache_dir>/vectors-<model id>.f16".
  *
- * Layout (little-endian): a 64-byte header {magic "SBVECF16", u32 format 2, u32 dim,
+ * Layout (little-endian): a 64-byte header {magic "SBVECF16", u32 format 3, u32 dim,
  * u64 count, i64 vector version, i64 model id, zero padding}, then count i64 photo ids
- * (ascending), count f32 scales, count f32 residuals, count x dim int8 codes (padded to a
- * multiple of 8 bytes), and count x dim fp16 values. The scan reads the codes; the fp16 rows
- * are touched only to rescore candidates (see search_topk). Written to a temporary file and
- * renamed, so a reader sees the old file or the new one, never half of one. */
+ * (ascending), count f32 scales, count f32 residuals, count f32 code norms, count x
+ * search_code_bytes(dim) packed 6-bit codes (padded to a multiple of 8 bytes), and count x dim
+ * fp16 values. A file of another format (2 held int8 codes) is rebuilt, never read. The scan reads
+ * the codes; the fp16 rows are touched only to rescore candidates (see search_topk). Written to a
+ * temporary file and renamed, so a reader sees the old file or the new one, never half of one. */
 #include "shoebox/search.h"
 
 #include "shoebox/catalog.h"
@@ -13,6 +14,7 @@
 #include "shoebox/util.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,32 +38,38 @@ struct vec_store {
     struct vec_matrix m;
     int64_t model_id, version;
     char *name;
+    char *near_path; /* the near-duplicate pair cache */
+    /* the present-photo mask, for the catalog's present generation present_gen */
+    pthread_mutex_t present_mu; /* guards present, present_gen */
+    unsigned char *present;     /* m.n bytes, or NULL */
+    int64_t present_gen;
     void *map; /* the mmapped file, or NULL when the matrix lives in own_* */
     size_t map_len;
     uint16_t *own_data;
     int64_t *own_ids;
-    int8_t *own_codes;
-    float *own_scales, *own_resid;
+    uint8_t *own_codes;
+    float *own_scales, *own_resid, *own_cnorm;
 };
 
-#define FORMAT 2
+#define FORMAT 3
 
 /* Byte offsets of the sections for n rows of dim; false on overflow. */
 struct layout {
-    size_t ids, scales, resid, codes, data, total;
+    size_t ids, scales, resid, cnorm, codes, data, total;
 };
 
 static bool layout_of(size_t n, size_t dim, struct layout *l)
 {
     size_t ids, f, codes, data;
-    if (!sb_mul_size(n, 8, &ids) || !sb_mul_size(n, 4, &f) || !sb_mul_size(n, dim, &codes) ||
-        !sb_mul3_size(n, dim, 2, &data))
+    if (!sb_mul_size(n, 8, &ids) || !sb_mul_size(n, 4, &f) ||
+        !sb_mul_size(n, search_code_bytes((int)dim), &codes) || !sb_mul3_size(n, dim, 2, &data))
         return false;
     codes = (codes + 7) & ~(size_t)7;
     l->ids = HEADER_SIZE;
     l->scales = l->ids + ids;
     l->resid = l->scales + f;
-    l->codes = l->resid + f;
+    l->cnorm = l->resid + f;
+    l->codes = l->cnorm + f;
     return sb_add_size(l->codes, codes, &l->data) && sb_add_size(l->data, data, &l->total);
 }
 
@@ -83,8 +91,65 @@ void vec_store_close(struct vec_store *s)
     free(s->own_codes);
     free(s->own_scales);
     free(s->own_resid);
+    free(s->own_cnorm);
     free(s->name);
+    free(s->near_path);
+    free(s->present);
+    pthread_mutex_destroy(&s->present_mu);
     free(s);
+}
+
+int vec_store_mask(struct vec_store *s, struct catalog *cat, const struct catalog_filter *f,
+                   unsigned char **mask, struct sb_err *err)
+{
+    const struct vec_matrix *m = &s->m;
+    unsigned char *out = malloc(m->n ? m->n : 1);
+    int64_t *ids = NULL, gen = 0;
+    size_t n = 0;
+    bool plain = catalog_filter_empty(f);
+    if (!out)
+        return sb_fail(err, SB_ENOMEM, "search: out of memory");
+    int rc = plain ? catalog_present_generation(cat, &gen, err) : SB_OK;
+    if (rc)
+        goto out;
+    if (plain) {
+        pthread_mutex_lock(&s->present_mu);
+        bool hit = s->present && s->present_gen == gen;
+        if (hit)
+            memcpy(out, s->present, m->n);
+        pthread_mutex_unlock(&s->present_mu);
+        if (hit)
+            goto done;
+    }
+    /* the generation was read first: a change in between makes the next call refresh */
+    rc = catalog_filter_photos(cat, f, &ids, &n, err);
+    if (rc)
+        goto out;
+    search_mask_from_ids(m, ids, n, out);
+    if (plain) {
+        unsigned char *copy = malloc(m->n ? m->n : 1);
+        if (copy) {
+            memcpy(copy, out, m->n);
+            pthread_mutex_lock(&s->present_mu);
+            free(s->present);
+            s->present = copy;
+            s->present_gen = gen;
+            pthread_mutex_unlock(&s->present_mu);
+        }
+    }
+done:
+    *mask = out;
+    out = NULL;
+out:
+    free(out);
+    free(ids);
+    return rc;
+}
+
+int vec_store_near_groups(const struct vec_store *s, const unsigned char *mask, float threshold,
+                          struct sb_pool *pool, int64_t *group, struct sb_err *err)
+{
+    return search_near_groups(&s->m, s->near_path, s->version, mask, threshold, pool, group, err);
 }
 
 bool vec_store_stale(const struct vec_store *s, struct catalog *cat)
@@ -95,6 +160,14 @@ bool vec_store_stale(const struct vec_store *s, struct catalog *cat)
 }
 
 /* Maps path if it is a valid cache for (model_id, version, dim). */
+static struct vec_store *store_new(void)
+{
+    struct vec_store *s = calloc(1, sizeof(*s));
+    if (s)
+        pthread_mutex_init(&s->present_mu, NULL);
+    return s;
+}
+
 static bool try_map(struct vec_store *s, const char *path, int dim)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -120,7 +193,8 @@ static bool try_map(struct vec_store *s, const char *path, int dim)
             s->m.ids = (const int64_t *)(const void *)(b + l.ids);
             s->m.scales = (const float *)(const void *)(b + l.scales);
             s->m.resid = (const float *)(const void *)(b + l.resid);
-            s->m.codes = (const int8_t *)(const void *)(b + l.codes);
+            s->m.cnorm = (const float *)(const void *)(b + l.cnorm);
+            s->m.codes = (const uint8_t *)(const void *)(b + l.codes);
             s->m.data = (const uint16_t *)(const void *)(b + l.data);
         }
     } else if (ok) {
@@ -185,11 +259,12 @@ static int write_cache(const struct vec_store *s, const char *path, struct sb_er
         goto out;
     }
     bool ok = fwrite(&h, sizeof(h), 1, f) == 1;
-    size_t n = s->m.n, codes = n * (size_t)s->m.dim;
+    size_t n = s->m.n, codes = n * search_code_bytes(s->m.dim);
     static const char zeros[8] = { 0 };
     if (ok && n) {
         ok = fwrite(s->own_ids, 8, n, f) == n && fwrite(s->own_scales, 4, n, f) == n &&
-             fwrite(s->own_resid, 4, n, f) == n && fwrite(s->own_codes, 1, codes, f) == codes &&
+             fwrite(s->own_resid, 4, n, f) == n && fwrite(s->own_cnorm, 4, n, f) == n &&
+             fwrite(s->own_codes, 1, codes, f) == codes &&
              fwrite(zeros, 1, ((codes + 7) & ~(size_t)7) - codes, f) ==
                  ((codes + 7) & ~(size_t)7) - codes &&
              fwrite(s->own_data, 2 * (size_t)s->m.dim, n, f) == n;
@@ -209,14 +284,14 @@ out:
 int vec_store_open(struct catalog *cat, const char *name, const char *cache_dir,
                    struct vec_store **out, struct sb_err *err)
 {
-    struct vec_store *s = calloc(1, sizeof(*s));
+    struct vec_store *s = store_new();
     char *path = NULL;
     if (!s)
         return sb_fail(err, SB_ENOMEM, "search: out of memory");
     int dim = 0;
     s->name = sb_strdup(name);
     if (!s->name) {
-        free(s);
+        vec_store_close(s);
         return sb_fail(err, SB_ENOMEM, "search: out of memory");
     }
     int rc = catalog_model_find(cat, name, &s->model_id, &dim, &s->version, err);
@@ -231,6 +306,14 @@ int vec_store_open(struct catalog *cat, const char *name, const char *cache_dir,
         goto out;
     }
     path = b.data;
+    sb_buf_init(&b);
+    sb_buf_printf(&b, "%s/near-%lld.pairs", cache_dir, (long long)s->model_id);
+    if (b.failed) {
+        sb_buf_release(&b);
+        rc = sb_fail(err, SB_ENOMEM, "search: out of memory");
+        goto out;
+    }
+    s->near_path = b.data;
     if (try_map(s, path, dim))
         goto done;
     /* stale or absent: rebuild from the catalog */
@@ -246,32 +329,38 @@ int vec_store_open(struct catalog *cat, const char *name, const char *cache_dir,
     s->m.ids = s->own_ids;
     s->m.data = s->own_data;
     if (s->m.n) {
-        s->own_codes = malloc(s->m.n * (size_t)dim);
+        s->own_codes = malloc(s->m.n * search_code_bytes(dim));
         s->own_scales = malloc(s->m.n * sizeof(float));
         s->own_resid = malloc(s->m.n * sizeof(float));
-        if (!s->own_codes || !s->own_scales || !s->own_resid) {
+        s->own_cnorm = malloc(s->m.n * sizeof(float));
+        if (!s->own_codes || !s->own_scales || !s->own_resid || !s->own_cnorm) {
             rc = sb_fail(err, SB_ENOMEM, "search: out of memory quantizing %zu vectors", s->m.n);
             goto out;
         }
-        search_quantize(&s->m, s->own_codes, s->own_scales, s->own_resid);
+        search_quantize(&s->m, s->own_codes, s->own_scales, s->own_resid, s->own_cnorm);
         s->m.codes = s->own_codes;
         s->m.scales = s->own_scales;
         s->m.resid = s->own_resid;
+        s->m.cnorm = s->own_cnorm;
     }
     /* Best effort: a read-only catalog folder still gets answers, just without the cache. */
     if (sb_mkdirs(cache_dir, NULL) == SB_OK && write_cache(s, path, NULL) == SB_OK) {
-        struct vec_store *m = calloc(1, sizeof(*m));
+        struct vec_store *m = store_new();
         if (m) {
             m->model_id = s->model_id;
             m->version = s->version;
             m->name = s->name;
             s->name = NULL;
+            m->near_path = s->near_path;
+            s->near_path = NULL;
             if (try_map(m, path, dim)) {
                 vec_store_close(s);
                 s = m;
             } else {
                 s->name = m->name;
                 m->name = NULL;
+                s->near_path = m->near_path;
+                m->near_path = NULL;
                 vec_store_close(m);
             }
         }

@@ -25,7 +25,6 @@
 #include <unistd.h>
 
 enum { MAX_ARG = 1024, MAX_N = 500, MAX_OFFSET = 5000, MAX_DUPE_GROUPS = 500 };
-#define MAX_NEAR_ROWS 20000 /* all-pairs near-duplicate grouping beyond this is for the CLI */
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
@@ -503,29 +502,22 @@ static int dupes_near(struct web_request *r, struct catalog *cat, float threshol
                       struct sb_err *err)
 {
     struct web_store *ws = NULL;
-    int64_t *present = NULL, *group = NULL;
-    size_t npresent = 0;
+    int64_t *group = NULL;
     unsigned char *mask = NULL;
     cJSON *near = cJSON_AddArrayToObject(o, "near");
     int rc = web_store_get(r->s, cat, &ws, err);
     if (rc || !ws)
         goto out;
     const struct vec_matrix *m = vec_store_matrix(ws->vs);
-    if (m->n > MAX_NEAR_ROWS) {
-        cJSON_AddBoolToObject(o, "near_skipped", true);
-        goto out;
-    }
-    mask = malloc(m->n ? m->n : 1);
     group = malloc((m->n ? m->n : 1) * sizeof(*group));
-    if (!mask || !group) {
+    if (!group) {
         rc = sb_fail(err, SB_ENOMEM, "out of memory");
         goto out;
     }
-    rc = catalog_filter_photos(cat, NULL, &present, &npresent, err);
+    rc = vec_store_mask(ws->vs, cat, NULL, &mask, err);
     if (rc)
         goto out;
-    search_mask_from_ids(m, present, npresent, mask);
-    rc = search_near_groups(m, mask, threshold, NULL, group, err);
+    rc = vec_store_near_groups(ws->vs, mask, threshold, NULL, group, err);
     if (rc)
         goto out;
     size_t ngroups = 0;
@@ -548,7 +540,6 @@ static int dupes_near(struct web_request *r, struct catalog *cat, float threshol
         }
     }
 out:
-    free(present);
     free(group);
     free(mask);
     web_store_put(r->s, ws);
@@ -559,8 +550,9 @@ static int api_dupes(struct web_request *r, struct catalog *cat)
 {
     float threshold = 0.95f;
     const char *t = arg(r, "threshold");
-    if (t && *t && sb_parse_f32(t, 0.5f, 1.0f, &threshold, NULL))
-        return web_reply_error(r, 400, "threshold must be 0.5..1");
+    /* from SEARCH_NEAR_BASE up the groups come from the pair cache, not from all pairs */
+    if (t && *t && sb_parse_f32(t, SEARCH_NEAR_BASE, 1.0f, &threshold, NULL))
+        return web_reply_error(r, 400, "threshold must be 0.9..1");
     struct sb_err err;
     int64_t *ids = NULL;
     size_t n = 0;

@@ -19,64 +19,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { EMBED_BATCH = 16 };
-
-/* ---- the embedder (as src/cli/embedder.c) ------------------------------------------------- */
-
-struct web_embedder {
-    struct clip_model *model;
-    struct clip_ctx *ctx;
-    struct crawl_embedder crawl;
-};
-
-static int emb_pre(void *user, const struct image *rgb, float *out, struct sb_err *err)
-{
-    struct web_embedder *e = user;
-    return clip_preprocess(e->model, rgb, out, err);
-}
-
-static int emb_run(void *user, const float *in, int n, float *out, struct sb_err *err)
-{
-    struct web_embedder *e = user;
-    return clip_embed_images(e->ctx, in, n, out, err);
-}
-
-static void embedder_close(struct web_embedder *e)
-{
-    clip_ctx_free(e->ctx);
-    clip_model_free(e->model);
-    memset(e, 0, sizeof(*e));
-}
-
-static int embedder_open(struct web_server *s, const char *dir, struct web_embedder *e,
+/* The vision tower as the crawler's embedder, with the server's precision and BLAS threads
+ * (the shared adapter: src/crawl/clip_embedder.c). */
+static int embedder_open(struct web_server *s, const char *dir, struct crawl_clip_embedder *e,
                          struct sb_err *err)
 {
-    memset(e, 0, sizeof(*e));
     struct clip_load_params lp = clip_load_default_params();
     lp.towers = CLIP_TOWER_VISION;
-    lp.precision = s->p.precision == WEB_PRECISION_BF16   ? CLIP_PRECISION_BF16
-                   : s->p.precision == WEB_PRECISION_AUTO ? CLIP_PRECISION_AUTO
-                                                          : CLIP_PRECISION_FP32;
+    lp.precision = web_clip_precision(s);
     lp.blas_threads = s->p.blas_threads;
-    int rc = clip_model_load(dir, &lp, &e->model, err);
-    if (!rc)
-        rc = clip_ctx_new(e->model, EMBED_BATCH, NULL, &e->ctx, err);
-    if (rc) {
-        embedder_close(e);
-        return rc;
-    }
-    int size = clip_model_image_size(e->model);
-    int min_short = size;
-    clip_model_min_decode(e->model, &min_short);
-    e->crawl.model_name = clip_model_id(e->model);
-    e->crawl.dim = clip_model_dim(e->model);
-    e->crawl.min_short = min_short;
-    e->crawl.input_floats = (size_t)3 * (size_t)size * (size_t)size;
-    e->crawl.max_batch = EMBED_BATCH;
-    e->crawl.user = e;
-    e->crawl.preprocess = emb_pre;
-    e->crawl.embed = emb_run;
-    return SB_OK;
+    return crawl_clip_embedder_open(dir, &lp, NULL, e, err);
 }
 
 /* ---- progress ---------------------------------------------------------------------------- */
@@ -122,7 +74,7 @@ static void *crawl_main(void *arg)
     struct web_server *s = arg;
     struct catalog *cat = NULL;
     struct sb_pool *pool = NULL;
-    struct web_embedder emb;
+    struct crawl_clip_embedder emb;
     bool have_emb = false;
     struct crawl_stats st;
     struct sb_err err;
@@ -171,7 +123,7 @@ static void *crawl_main(void *arg)
     if (rc && rc != SB_ECANCELED)
         SB_LOG_W("serve: crawl of '%s': %s", root, err.msg);
     if (have_emb)
-        embedder_close(&emb);
+        crawl_clip_embedder_close(&emb);
     sb_pool_free(pool);
     catalog_close(cat);
     web_store_poke(s);

@@ -2,8 +2,8 @@
  * connections, the text tower with pooled contexts, the vector store (reopened when a crawl
  * stored newer vectors), and search.
  *
- * Adapted from src/cli/searchctx.c and src/cli/cmd_search.c (query terms, cutoffs, masks); the
- * two should share a library-level search context later. */
+ * The query path itself (term vectors, cutoffs, the cached present-photo mask) is the search
+ * library's, shared with the CLI (src/search/run.c, vec_store_mask). */
 #include "internal.h"
 
 #include "shoebox/catalog.h"
@@ -18,11 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Default relevance cutoffs, as `shoebox search` chooses them (see src/cli/cmd_search.c):
- * text queries 0.20, photo-to-photo queries 0.50. */
-#define TEXT_MIN_SCORE  0.20f
-#define IMAGE_MIN_SCORE 0.50f
 
 enum { MAX_TERMS = 64, MAX_RESULTS = 5000 };
 
@@ -59,14 +54,24 @@ void web_cat_put(struct web_server *s, struct catalog *cat)
 
 /* ---- the text model ---------------------------------------------------------------------- */
 
+int web_clip_precision(const struct web_server *s)
+{
+    switch (s->p.precision) {
+    case WEB_PRECISION_BF16:
+        return CLIP_PRECISION_BF16;
+    case WEB_PRECISION_AUTO:
+        return CLIP_PRECISION_AUTO;
+    default:
+        return CLIP_PRECISION_FP32;
+    }
+}
+
 static int load_text(struct web_server *s, const char *dir, struct clip_model **out,
                      struct sb_err *err)
 {
     struct clip_load_params lp = clip_load_default_params();
     lp.towers = CLIP_TOWER_TEXT;
-    lp.precision = s->p.precision == WEB_PRECISION_BF16   ? CLIP_PRECISION_BF16
-                   : s->p.precision == WEB_PRECISION_AUTO ? CLIP_PRECISION_AUTO
-                                                          : CLIP_PRECISION_FP32;
+    lp.precision = web_clip_precision(s);
     lp.blas_threads = s->p.blas_threads;
     return clip_model_load(dir, &lp, out, err);
 }
@@ -132,6 +137,11 @@ int web_embed_text(struct web_server *s, const char *text, float *out, int dim, 
         clip_ctx_free(c);
     }
     return rc;
+}
+
+static int embed_text_cb(void *user, const char *text, float *out, int dim, struct sb_err *err)
+{
+    return web_embed_text(user, text, out, dim, err);
 }
 
 /* ---- the vector store ------------------------------------------------------------------ */
@@ -237,12 +247,7 @@ int web_engine_init(struct web_server *s, struct sb_err *err)
     if (catalog_setting_get(cat, "model_name", name, sizeof(name), NULL))
         name[0] = '\0';
     catalog_close(cat);
-    const char *slash = strrchr(s->db_path, '/');
-    if (slash)
-        snprintf(s->cache_dir, sizeof(s->cache_dir), "%.*s/cache", (int)(slash - s->db_path),
-                 s->db_path);
-    else
-        snprintf(s->cache_dir, sizeof(s->cache_dir), "cache");
+    search_cache_dir(s->db_path, s->cache_dir, sizeof(s->cache_dir));
     if (s->model_dir_arg)
         snprintf(dir, sizeof(dir), "%s", s->model_dir_arg);
     snprintf(s->model_dir, sizeof(s->model_dir), "%s", dir);
@@ -315,35 +320,22 @@ static int split_query(char *buf, char **argv, int *argc, struct sb_err *err)
     return SB_OK;
 }
 
-static int build_mask(struct catalog *cat, const struct vec_matrix *m,
-                      const struct catalog_filter *f, int64_t exclude, unsigned char **out,
-                      struct sb_err *err)
+static int build_mask(struct catalog *cat, struct vec_store *vs, const struct catalog_filter *f,
+                      int64_t exclude, unsigned char **out, struct sb_err *err)
 {
-    int64_t *ids = NULL;
-    size_t n = 0;
-    unsigned char *mask = malloc(m->n ? m->n : 1);
-    if (!mask)
-        return sb_fail(err, SB_ENOMEM, "out of memory");
     /* always filtered: only photos with a present file are answers */
-    int rc = catalog_filter_photos(cat, f, &ids, &n, err);
-    if (rc) {
-        free(mask);
-        return rc;
-    }
-    search_mask_from_ids(m, ids, n, mask);
-    free(ids);
-    if (exclude) {
-        int64_t row = search_find_row(m, exclude);
+    int rc = vec_store_mask(vs, cat, f, out, err);
+    if (!rc && exclude) {
+        int64_t row = search_find_row(vec_store_matrix(vs), exclude);
         if (row >= 0)
-            mask[row] = 0;
+            (*out)[row] = 0;
     }
-    *out = mask;
-    return SB_OK;
+    return rc;
 }
 
 /* words (may be NULL): the query's text, for hybrid ranking with the photos' texts and tags
  * (search_hybrid; the scan then goes deeper so that a text match can lift a photo). */
-static int scan(struct catalog *cat, const struct vec_matrix *m, const float *qv,
+static int scan(struct catalog *cat, struct vec_store *vs, const float *qv,
                 const struct catalog_filter *f, int64_t exclude, float min_score, size_t offset,
                 size_t n, const char *words, struct web_hit **hits, size_t *nhits,
                 struct sb_err *err)
@@ -352,7 +344,8 @@ static int scan(struct catalog *cat, const struct vec_matrix *m, const float *qv
     struct search_hit *h = NULL, *hy = NULL;
     struct web_hit *res = NULL;
     size_t k = offset + n, deep = words ? k + 100 : k, nh = 0;
-    int rc = build_mask(cat, m, f, exclude, &mask, err);
+    const struct vec_matrix *m = vec_store_matrix(vs);
+    int rc = build_mask(cat, vs, f, exclude, &mask, err);
     if (rc)
         goto out;
     h = malloc(deep * sizeof(*h));
@@ -397,7 +390,7 @@ int web_search(struct web_server *s, struct catalog *cat, struct web_query *q,
     struct search_term *terms = NULL;
     size_t nterms = 0;
     struct web_store *st = NULL;
-    float *vecs = NULL, *weights = NULL, *qv = NULL;
+    float *qv = NULL;
     char *words = NULL;
     int rc = SB_OK;
     *min_score_used = (float)NAN;
@@ -436,7 +429,7 @@ int web_search(struct web_server *s, struct catalog *cat, struct web_query *q,
     bool any_text = false;
     for (size_t i = 0; i < nterms; i++)
         any_text |= terms[i].kind == SEARCH_TERM_TEXT;
-    float min_score = q->min_score_set ? q->min_score : any_text ? TEXT_MIN_SCORE : IMAGE_MIN_SCORE;
+    float min_score = q->min_score_set ? q->min_score : search_default_min_score(terms, nterms);
     *min_score_used = min_score;
     rc = web_store_get(s, cat, &st, err);
     if (rc)
@@ -453,42 +446,25 @@ int web_search(struct web_server *s, struct catalog *cat, struct web_query *q,
         *min_score_used = min_score;
     }
     const struct vec_matrix *m = vec_store_matrix(st->vs);
-    size_t dim = (size_t)m->dim;
-    vecs = malloc(nterms * dim * sizeof(float));
-    weights = malloc(nterms * sizeof(float));
-    qv = malloc(dim * sizeof(float));
-    if (!vecs || !weights || !qv) {
+    qv = malloc((size_t)m->dim * sizeof(float));
+    if (!qv) {
         rc = sb_fail(err, SB_ENOMEM, "out of memory");
         goto out;
     }
-    for (size_t i = 0; i < nterms; i++) {
-        weights[i] = terms[i].weight;
-        float *v = vecs + i * dim;
-        if (terms[i].kind == SEARCH_TERM_TEXT) {
-            rc = web_embed_text(s, terms[i].text, v, m->dim, err);
-        } else {
-            int64_t row = search_find_row(m, terms[i].id);
-            if (row < 0)
-                rc = sb_fail(err, SB_EINVAL, "photo id:%lld has no vector", (long long)terms[i].id);
-            else
-                search_row(m, (size_t)row, v);
-        }
-        if (rc)
-            goto out;
-    }
-    rc = search_combine(vecs, weights, nterms, m->dim, qv, err);
+    /* no image files from the network: only id:N and text terms */
+    struct search_embed emb = { s, embed_text_cb, NULL };
+    rc = search_query_vector(NULL, m, terms, nterms, &emb, qv, err);
     if (rc) {
-        rc = SB_EINVAL;
+        if (rc != SB_EMODEL && rc != SB_ENOMEM)
+            rc = SB_EINVAL;
         goto out;
     }
     words = search_query_words(terms, nterms);
-    rc = scan(cat, m, qv, &q->filter, q->exclude, min_score, q->offset, q->n, words, hits, nhits,
-              err);
+    rc = scan(cat, st->vs, qv, &q->filter, q->exclude, min_score, q->offset, q->n, words, hits,
+              nhits, err);
 out:
     free(words);
     web_store_put(s, st);
-    free(vecs);
-    free(weights);
     free(qv);
     search_terms_free(terms, nterms);
     free(buf);
@@ -519,7 +495,7 @@ int web_similar(struct web_server *s, struct catalog *cat, int64_t id, size_t n,
         goto out;
     }
     search_row(m, (size_t)row, qv);
-    rc = scan(cat, m, qv, NULL, id, min_score, 0, n, NULL, hits, nhits, err);
+    rc = scan(cat, st->vs, qv, NULL, id, min_score, 0, n, NULL, hits, nhits, err);
 out:
     free(qv);
     web_store_put(s, st);

@@ -4,7 +4,7 @@
  * api.c     the JSON API, thumbnails and originals
  * engine.c  shared read-side state: pools of read-only catalog connections and text-model
  *           contexts, the text model, the vector store (reopened when the catalog has newer
- *           vectors), query parsing and top-k search
+ *           vectors), query parsing; the query path itself is the search library's
  * crawl.c   the crawl thread and its progress
  * sample.c  the "rediscover" sample (time buckets + farthest-point sampling)
  *
@@ -108,6 +108,8 @@ struct web_server {
 /* ---- engine.c ------------------------------------------------------------------------- */
 
 int web_engine_init(struct web_server *s, struct sb_err *err);
+/* --precision as the engine's enum (int: an enum clip_precision, see shoebox/model.h). */
+int web_clip_precision(const struct web_server *s);
 void web_engine_release(struct web_server *s);
 
 /* A read-only catalog connection for this request; give it back with web_cat_put. */

@@ -41,25 +41,22 @@ static bool chosen_has(const int64_t *ids, size_t n, int64_t id)
 }
 
 /* Adds up to want photos by farthest-point sampling over the store's present rows. */
-static int spread_embedding(struct catalog *cat, const struct vec_matrix *m, uint64_t *rng,
-                            int64_t *out, size_t *nout, size_t want, struct sb_err *err)
+static int spread_embedding(struct catalog *cat, struct vec_store *vs, uint64_t *rng, int64_t *out,
+                            size_t *nout, size_t want, struct sb_err *err)
 {
-    int64_t *present = NULL;
-    size_t npresent = 0;
+    const struct vec_matrix *m = vec_store_matrix(vs);
     unsigned char *mask = NULL;
     size_t *cand = NULL;
     float *maxcos = NULL, *v = NULL;
-    int rc = catalog_filter_photos(cat, NULL, &present, &npresent, err);
+    int rc = vec_store_mask(vs, cat, NULL, &mask, err);
     if (rc)
         goto out;
-    mask = malloc(m->n ? m->n : 1);
     cand = malloc((m->n ? m->n : 1) * sizeof(*cand));
     v = malloc((size_t)m->dim * sizeof(float));
-    if (!mask || !cand || !v) {
+    if (!cand || !v) {
         rc = sb_fail(err, SB_ENOMEM, "out of memory");
         goto out;
     }
-    search_mask_from_ids(m, present, npresent, mask);
     size_t nc = 0;
     for (size_t r = 0; r < m->n; r++) {
         if (mask[r])
@@ -123,7 +120,6 @@ static int spread_embedding(struct catalog *cat, const struct vec_matrix *m, uin
         }
     }
 out:
-    free(present);
     free(mask);
     free(cand);
     free(maxcos);
@@ -160,7 +156,7 @@ int web_rediscover(struct web_server *s, struct catalog *cat, size_t n, uint64_t
             out[nout++] = id;
     }
     if (have_vectors && nout < n)
-        rc = spread_embedding(cat, m, &rng, out, &nout, n - nout, err);
+        rc = spread_embedding(cat, st->vs, &rng, out, &nout, n - nout, err);
     if (rc)
         goto out;
     /* a random order, so the time picks and the embedding picks mix on the page */

@@ -438,8 +438,7 @@ async function renderDupes() {
       el('ul', { class: 'paths' }, r.paths.map(x => el('li', { text: x })))));
   }
   const near = el('section', {}, el('h2', { text: 'Near duplicates (similarity ≥ ' + d.threshold + ')' }));
-  if (d.near_skipped) near.append(el('p', { class: 'muted', text: 'The library is too large to group here; use `shoebox dupes`.' }));
-  else if (!d.near.length) near.append(el('p', { class: 'muted', text: 'None.' }));
+  if (!d.near.length) near.append(el('p', { class: 'muted', text: 'None.' }));
   for (const g of d.near) near.append(el('div', { class: 'dupe-row' }, g.map(card)));
   view.append(ex, near);
 }
