@@ -8,6 +8,8 @@
 #include "shoebox/image.h"
 #include "shoebox/util.h"
 
+#include "../src/image/internal.h"
+
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
@@ -411,6 +413,166 @@ static void test_resize(void)
     image_free(one);
 }
 
+/* PSNR in dB of b against a (same size); 99 when identical, -1 when the sizes differ. */
+static double img_psnr(const struct image *a, const struct image *b)
+{
+    if (!a || !b || a->w != b->w || a->h != b->h)
+        return -1;
+    size_t n = (size_t)a->w * a->h * 3;
+    double se = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a->px[i] - (double)b->px[i];
+        se += d * d;
+    }
+    return se == 0 ? 99 : 10 * log10(255.0 * 255.0 * (double)n / se);
+}
+
+/* image_resize_fast: close to the Pillow-exact path (it differs by rounding only), and its
+ * SIMD and scalar code give the same bytes, on odd sizes (SIMD tails), 1-pixel edges,
+ * enlargements and strong reductions (many taps). */
+static void test_resize_fast(void)
+{
+    static const struct {
+        const char *in;
+        int w, h;
+    } cases[] = {
+        { "in_61x47", 23, 17 },    { "in_61x47", 40, 47 },   { "in_61x47", 61, 30 },
+        { "in_61x47", 150, 101 },  { "in_61x47", 1, 1 },     { "in_61x47", 61, 1 },
+        { "in_61x47", 1, 47 },     { "in_61x47", 7, 100 },   { "in_61x47", 5, 4 },
+        { "in_200x150", 112, 84 }, { "in_200x150", 37, 29 }, { "in_200x150", 224, 168 },
+        { "in_200x150", 9, 7 },    { "in_1x1", 5, 3 },       { "in_3x2", 1, 1 },
+        { "in_3x2", 9, 7 },
+    };
+    static const enum image_filter filters[] = { IMAGE_FILTER_BILINEAR, IMAGE_FILTER_BICUBIC,
+                                                 IMAGE_FILTER_LANCZOS };
+    double worst_mean = 0;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char in[128];
+        snprintf(in, sizeof(in), "resize/%s.png", cases[i].in);
+        struct image *src = load(in, NULL, NULL, NULL);
+        CHECK(src != NULL);
+        for (size_t f = 0; f < sizeof(filters) / sizeof(filters[0]) && src; f++) {
+            struct image *want = image_resize(src, cases[i].w, cases[i].h, filters[f]);
+            struct image *got = image_resize_fast(src, cases[i].w, cases[i].h, filters[f]);
+            img_resize_fast_set_simd(0);
+            struct image *scalar = image_resize_fast(src, cases[i].w, cases[i].h, filters[f]);
+            img_resize_fast_set_simd(1);
+            CHECK(got && scalar && got->w == cases[i].w && got->h == cases[i].h);
+            double mean = 0;
+            int mx = img_diff(want, got, &mean);
+            if (mx < 0 || mx > 24 || mean > 1.0)
+                fprintf(stderr, "  resize_fast %s -> %dx%d filter %d: max %d mean %.3f\n", in,
+                        cases[i].w, cases[i].h, (int)filters[f], mx, mean);
+            CHECK(mx >= 0 && mx <= 24 && mean <= 1.0);
+            CHECK_EQ_INT(0, img_diff(got, scalar, NULL)); /* SIMD == scalar, byte for byte */
+            if (mean > worst_mean)
+                worst_mean = mean;
+            image_free(want);
+            image_free(got);
+            image_free(scalar);
+        }
+        image_free(src);
+    }
+    fprintf(stderr, "  resize_fast vs exact on the fixtures: worst mean diff %.3f\n", worst_mean);
+
+    /* a camera photo to thumbnail sizes: within rounding of the exact path */
+    struct image *img = load("Landscape_1.jpg", NULL, NULL, NULL);
+    CHECK(img != NULL);
+    static const int sizes[][2] = { { 1024, 683 }, { 256, 171 }, { 1799, 1199 }, { 1800, 600 } };
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]) && img; i++) {
+        struct image *want = image_resize(img, sizes[i][0], sizes[i][1], IMAGE_FILTER_BICUBIC);
+        struct image *got = image_resize_fast(img, sizes[i][0], sizes[i][1], IMAGE_FILTER_BICUBIC);
+        img_resize_fast_set_simd(0);
+        struct image *scalar =
+            image_resize_fast(img, sizes[i][0], sizes[i][1], IMAGE_FILTER_BICUBIC);
+        img_resize_fast_set_simd(1);
+        double db = img_psnr(want, got);
+        fprintf(stderr, "  resize_fast Landscape_1 -> %dx%d: PSNR %.1f dB vs exact\n", sizes[i][0],
+                sizes[i][1], db);
+        CHECK(db >= 45);
+        CHECK_EQ_INT(0, img_diff(got, scalar, NULL));
+        image_free(want);
+        image_free(got);
+        image_free(scalar);
+    }
+    image_free(img);
+    struct image *one = image_new(1, 1);
+    CHECK(image_resize_fast(one, 0, 5, IMAGE_FILTER_BICUBIC) == NULL);
+    CHECK(image_resize_fast(NULL, 5, 5, IMAGE_FILTER_BICUBIC) == NULL);
+    CHECK(image_resize_fast(one, 5, 5, (enum image_filter)7) == NULL);
+    image_free(one);
+}
+
+/* Thumbnails through each decode path the crawler takes (full size, DCT-scaled to cover 1024
+ * or 256, turned by EXIF orientation): right size, upright, and close to the thumbnail of the
+ * full-size decode. */
+static void test_thumbnail_paths(void)
+{
+    struct image *full = load("Landscape_1.jpg", NULL, NULL, NULL);
+    CHECK(full != NULL);
+    if (!full)
+        return;
+    struct image *ref_l = image_thumbnail(full, 1024), *ref_s = image_thumbnail(full, 256);
+    CHECK(ref_l && ref_l->w == 1024 && ref_l->h == 683);
+    CHECK(ref_s && ref_s->w == 256 && ref_s->h == 171);
+    static const struct {
+        const char *file;
+        int min_long, dec_w, dec_h; /* decode size after orientation */
+        double min_db;              /* PSNR of both thumbnails against the references */
+    } cases[] = {
+        { "Landscape_1.jpg", 1024, 1125, 750, 35 }, /* 5/8 */
+        { "Landscape_1.jpg", 256, 450, 300, 30 },   /* 2/8: only the small one is made */
+        { "Landscape_6.jpg", 1024, 1125, 750, 0 },  /* turned; the digit differs */
+        { "Landscape_6.jpg", 0, 1800, 1200, 0 },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct image_decode_params p = image_decode_default_params();
+        p.min_long = cases[i].min_long;
+        struct image *img = load(cases[i].file, &p, NULL, NULL);
+        CHECK(img && img->w == cases[i].dec_w && img->h == cases[i].dec_h);
+        if (!img)
+            continue;
+        struct image *l = cases[i].min_long == 256 ? NULL : image_thumbnail(img, 1024);
+        struct image *s = image_thumbnail(l ? l : img, 256);
+        CHECK(s && s->w == 256 && s->h == 171);
+        double db_s = img_psnr(ref_s, s), db_l = l ? img_psnr(ref_l, l) : 99;
+        if (l)
+            CHECK(l->w == 1024 && l->h == 683);
+        double mean = 0;
+        int mx = img_diff(ref_s, s, &mean);
+        fprintf(stderr, "  thumbnails of %s at min_long %d: PSNR %.1f / %.1f dB, mean %.2f\n",
+                cases[i].file, cases[i].min_long, db_l, db_s, mean);
+        CHECK(mx >= 0 && mean < 12); /* upright: the turned copy matches too */
+        CHECK(db_s >= cases[i].min_db && db_l >= cases[i].min_db);
+        image_free(l);
+        image_free(s);
+        image_free(img);
+    }
+    /* the 8 orientations of a small picture (32x48 stored): thumbnails are upright */
+    struct image *up = load("orient_upright.png", NULL, NULL, NULL);
+    struct image *up_t = up ? image_thumbnail(up, 24) : NULL;
+    CHECK(up_t != NULL);
+    for (int o = 1; o <= 8 && up_t; o++) {
+        char name[32];
+        snprintf(name, sizeof(name), "orient_%d.jpg", o);
+        struct image *img = load(name, NULL, NULL, NULL);
+        struct image *t = img ? image_thumbnail(img, 24) : NULL;
+        CHECK(t && t->w == up_t->w && t->h == up_t->h);
+        double mean = 0;
+        int mx = img_diff(up_t, t, &mean);
+        if (mx < 0 || mean > 3)
+            fprintf(stderr, "  thumbnail %s: max %d mean %.2f\n", name, mx, mean);
+        CHECK(mx >= 0 && mean <= 3);
+        image_free(t);
+        image_free(img);
+    }
+    image_free(up_t);
+    image_free(up);
+    image_free(ref_l);
+    image_free(ref_s);
+    image_free(full);
+}
+
 static void test_thumbnail_encode(void)
 {
     struct image *img = load("Landscape_1.jpg", NULL, NULL, NULL);
@@ -800,6 +962,8 @@ int main(void)
     test_formats();
     test_max_pixels();
     test_resize();
+    test_resize_fast();
+    test_thumbnail_paths();
     test_thumbnail_encode();
     test_meta();
     test_broken();

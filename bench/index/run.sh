@@ -2,7 +2,7 @@
 # bench/index: photos/s of `shoebox index` (crawl + hash + EXIF + two thumbnails, no model) on
 # N generated 12 MP JPEGs, against PIL doing the same work over the same files in the same run
 # (1 process, and one process per core). Then the unchanged-rescan time of a 10k-file tree.
-# Usage: bench/index/run.sh [BUILD_DIR] [N] [WORKDIR]   (needs python3-pil, python3-numpy)
+# Usage: bench/index/run.sh [BUILD_DIR] [N] [WORKDIR]   (needs python3-pil, python3-numpy; python3-xxhash)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 build="${1:-build}"

@@ -258,5 +258,5 @@ struct image *image_thumbnail(const struct image *img, int px)
         tw = 1;
     if (th < 1)
         th = 1;
-    return image_resize(img, tw, th, IMAGE_FILTER_BICUBIC);
+    return image_resize_fast(img, tw, th, IMAGE_FILTER_BICUBIC);
 }

@@ -59,4 +59,8 @@ int64_t img_jpeg_find_soi(const unsigned char *buf, size_t len);
 /* Case-insensitive: does name end with ext (".nef")? NULL name is never a match. */
 int img_name_has_ext(const char *name, const char *ext);
 
+/* Tests: 0 makes image_resize_fast() use its scalar code (the same bytes), 1 (the default)
+ * its SIMD code where the CPU has it. */
+void img_resize_fast_set_simd(int on);
+
 #endif

@@ -75,8 +75,10 @@ static void coeffs_release(struct coeffs *c)
 }
 
 /* Pillow's precompute_coeffs over the whole input (box 0..in_size) followed by
- * normalize_coeffs_8bpc. Returns 0 on allocation failure. */
-static int coeffs_init(struct coeffs *c, int in_size, int out_size, const struct filter *f)
+ * normalize_coeffs_8bpc with `bits` fractional bits (Pillow: PRECISION_BITS). Returns 0 on
+ * allocation failure. */
+static int coeffs_init(struct coeffs *c, int in_size, int out_size, const struct filter *f,
+                       int bits)
 {
     memset(c, 0, sizeof(*c));
     double *kk = NULL;
@@ -124,7 +126,7 @@ static int coeffs_init(struct coeffs *c, int in_size, int out_size, const struct
         c->bounds[xx * 2 + 1] = xmax;
     }
     for (size_t i = 0; i < (size_t)out_size * (size_t)ksize; i++) {
-        double v = kk[i] * (1 << PRECISION_BITS);
+        double v = kk[i] * (1 << bits);
         c->k[i] = (int32_t)(kk[i] < 0 ? -0.5 + v : 0.5 + v);
     }
     free(kk);
@@ -196,7 +198,7 @@ struct image *image_resize(const struct image *img, int w, int h, enum image_fil
     struct coeffs cv, ch = { 0 };
     struct image *tmp = NULL, *out = NULL;
     const struct filter *fl = &filters[f];
-    if (!coeffs_init(&cv, img->h, h, fl))
+    if (!coeffs_init(&cv, img->h, h, fl, PRECISION_BITS))
         return NULL;
     /* Pillow's ImagingResampleInner: the horizontal pass only covers the rows the vertical
      * pass reads, then the vertical pass runs on that strip. Either pass is skipped when that
@@ -206,7 +208,7 @@ struct image *image_resize(const struct image *img, int w, int h, enum image_fil
     const struct image *src = img;
     int shift = 0;
     if (w != img->w) {
-        if (!coeffs_init(&ch, img->w, w, fl))
+        if (!coeffs_init(&ch, img->w, w, fl, PRECISION_BITS))
             goto out;
         tmp = image_new(w, y_last - y_first);
         if (!tmp)
@@ -233,4 +235,242 @@ out:
     coeffs_release(&cv);
     coeffs_release(&ch);
     return out;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Fast resampling for thumbnails (image_resize_fast). The same filters and the same
+ * coefficients, quantised to FAST_BITS so that a pixel x weight pair fits SSE2's pmaddwd
+ * (16-bit lanes), and the vertical pass first, so the costlier horizontal pass only sees the
+ * output rows. The SIMD and the scalar code compute the same integer sums, so they give the
+ * same bytes; against image_resize() (22-bit weights, horizontal pass first) the results
+ * differ by rounding only. */
+
+#define FAST_BITS 14
+
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__SSE2__)
+#define SB_FAST_X86 1
+#include <immintrin.h>
+#endif
+
+static int fast_simd = 1;
+
+void img_resize_fast_set_simd(int on)
+{
+    fast_simd = on;
+}
+
+static unsigned char clip_fast(int32_t s)
+{
+    int32_t v = s >> FAST_BITS;
+    return (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
+}
+
+/* Every weight must fit an int16 lane (the normalised weights of the filters here stay
+ * below 2.0 in magnitude; checked all the same). */
+static int coeffs_fit16(const struct coeffs *c, int out_size)
+{
+    for (size_t i = 0; i < (size_t)out_size * (size_t)c->ksize; i++)
+        if (c->k[i] < INT16_MIN || c->k[i] > INT16_MAX)
+            return 0;
+    return 1;
+}
+
+/* out[i] = sum over t < n of rows[t][i] * k[t], for nbytes bytes. */
+static void fast_v_row(unsigned char *out, size_t nbytes, const unsigned char *const *rows,
+                       const int32_t *k, int n)
+{
+    size_t i = 0;
+#ifdef SB_FAST_X86
+    if (fast_simd) {
+        const __m128i zero = _mm_setzero_si128();
+        const __m128i bias = _mm_set1_epi32(1 << (FAST_BITS - 1));
+        for (; i + 16 <= nbytes; i += 16) {
+            __m128i a0 = bias, a1 = bias, a2 = bias, a3 = bias;
+            for (int t = 0; t < n; t += 2) {
+                /* two rows interleaved byte by byte, widened to 16 bits: pmaddwd then adds
+                 * row_t[j] * k[t] + row_t+1[j] * k[t + 1] in each 32-bit lane */
+                __m128i r0 = _mm_loadu_si128((const __m128i *)(const void *)(rows[t] + i));
+                __m128i r1 = zero;
+                uint32_t k1 = 0;
+                if (t + 1 < n) {
+                    r1 = _mm_loadu_si128((const __m128i *)(const void *)(rows[t + 1] + i));
+                    k1 = (uint16_t)k[t + 1];
+                }
+                __m128i kw = _mm_set1_epi32((int32_t)((uint16_t)k[t] | k1 << 16));
+                __m128i lo = _mm_unpacklo_epi8(r0, r1), hi = _mm_unpackhi_epi8(r0, r1);
+                a0 = _mm_add_epi32(a0, _mm_madd_epi16(_mm_unpacklo_epi8(lo, zero), kw));
+                a1 = _mm_add_epi32(a1, _mm_madd_epi16(_mm_unpackhi_epi8(lo, zero), kw));
+                a2 = _mm_add_epi32(a2, _mm_madd_epi16(_mm_unpacklo_epi8(hi, zero), kw));
+                a3 = _mm_add_epi32(a3, _mm_madd_epi16(_mm_unpackhi_epi8(hi, zero), kw));
+            }
+            a0 = _mm_srai_epi32(a0, FAST_BITS);
+            a1 = _mm_srai_epi32(a1, FAST_BITS);
+            a2 = _mm_srai_epi32(a2, FAST_BITS);
+            a3 = _mm_srai_epi32(a3, FAST_BITS);
+            /* saturating packs clamp to 0..255 as clip_fast does */
+            __m128i p = _mm_packus_epi16(_mm_packs_epi32(a0, a1), _mm_packs_epi32(a2, a3));
+            _mm_storeu_si128((__m128i *)(void *)(out + i), p);
+        }
+    }
+#endif
+    for (; i < nbytes; i++) {
+        int32_t s = 1 << (FAST_BITS - 1);
+        for (int t = 0; t < n; t++)
+            s += rows[t][i] * k[t];
+        out[i] = clip_fast(s);
+    }
+}
+
+static void fast_h_row_scalar(unsigned char *out, int out_w, const unsigned char *src,
+                              const struct coeffs *c)
+{
+    for (int xx = 0; xx < out_w; xx++) {
+        int xmin = c->bounds[xx * 2], n = c->bounds[xx * 2 + 1];
+        const int32_t *k = c->k + (size_t)xx * c->ksize;
+        int32_t s0 = 1 << (FAST_BITS - 1), s1 = s0, s2 = s0;
+        for (int x = 0; x < n; x++) {
+            const unsigned char *p = src + (size_t)(x + xmin) * 3;
+            s0 += p[0] * k[x];
+            s1 += p[1] * k[x];
+            s2 += p[2] * k[x];
+        }
+        out[xx * 3 + 0] = clip_fast(s0);
+        out[xx * 3 + 1] = clip_fast(s1);
+        out[xx * 3 + 2] = clip_fast(s2);
+    }
+}
+
+#ifdef SB_FAST_X86
+/* Horizontal taps two pixels at a time: 8 bytes loaded at pixel xmin + 2j are shuffled into
+ * 16-bit (r0 r1 g0 g1 b0 b1 0 0), and pmaddwd with (k0 k1 k0 k1 k0 k1 0 0) gives the three
+ * channels' partial sums. kp holds those weight vectors, pairs per output pixel. src must be
+ * readable 8 bytes past its last pixel (the caller pads the row). */
+__attribute__((target("ssse3"))) static void fast_h_row_ssse3(unsigned char *out, int out_w,
+                                                              const unsigned char *src,
+                                                              const struct coeffs *c,
+                                                              const int16_t *kp, int pairs)
+{
+    const __m128i shuf =
+        _mm_setr_epi8(0, -128, 3, -128, 1, -128, 4, -128, 2, -128, 5, -128, -128, -128, -128, -128);
+    const __m128i bias = _mm_set1_epi32(1 << (FAST_BITS - 1));
+    for (int xx = 0; xx < out_w; xx++) {
+        int xmin = c->bounds[xx * 2], n = c->bounds[xx * 2 + 1];
+        const int16_t *k = kp + (size_t)xx * (size_t)pairs * 8;
+        const unsigned char *p = src + (size_t)xmin * 3;
+        __m128i acc = bias;
+        for (int j = 0; 2 * j < n; j++) {
+            __m128i px = _mm_loadl_epi64((const __m128i *)(const void *)(p + 6 * j));
+            __m128i kw = _mm_loadu_si128((const __m128i *)(const void *)(k + 8 * j));
+            acc = _mm_add_epi32(acc, _mm_madd_epi16(_mm_shuffle_epi8(px, shuf), kw));
+        }
+        acc = _mm_srai_epi32(acc, FAST_BITS);
+        __m128i b = _mm_packus_epi16(_mm_packs_epi32(acc, acc), acc);
+        uint32_t v = (uint32_t)_mm_cvtsi128_si32(b);
+        out[xx * 3 + 0] = (unsigned char)v;
+        out[xx * 3 + 1] = (unsigned char)(v >> 8);
+        out[xx * 3 + 2] = (unsigned char)(v >> 16);
+    }
+}
+#endif
+
+/* Horizontal pass over every row of src (src->w -> out->w, same height). Returns 0 on
+ * allocation failure. */
+static int fast_h(struct image *out, const struct image *src, const struct coeffs *c)
+{
+    size_t in_stride = (size_t)src->w * 3, out_stride = (size_t)out->w * 3;
+    unsigned char *row = calloc(in_stride + 16, 1); /* padded copy: SIMD loads may overrun */
+    if (!row)
+        return 0;
+    int16_t *kp = NULL;
+    int pairs = (c->ksize + 1) / 2;
+#ifdef SB_FAST_X86
+    if (fast_simd && __builtin_cpu_supports("ssse3")) {
+        kp = calloc((size_t)out->w * (size_t)pairs * 8, sizeof(int16_t));
+        if (!kp) {
+            free(row);
+            return 0;
+        }
+        for (int xx = 0; xx < out->w; xx++) {
+            int n = c->bounds[xx * 2 + 1];
+            const int32_t *k = c->k + (size_t)xx * c->ksize;
+            int16_t *d = kp + (size_t)xx * (size_t)pairs * 8;
+            for (int j = 0; 2 * j < n; j++) {
+                int16_t k0 = (int16_t)k[2 * j], k1 = 2 * j + 1 < n ? (int16_t)k[2 * j + 1] : 0;
+                for (int ch = 0; ch < 3; ch++) {
+                    d[8 * j + 2 * ch] = k0;
+                    d[8 * j + 2 * ch + 1] = k1;
+                }
+            }
+        }
+    }
+#endif
+    for (int y = 0; y < src->h; y++) {
+        const unsigned char *s = src->px + (size_t)y * in_stride;
+        unsigned char *d = out->px + (size_t)y * out_stride;
+#ifdef SB_FAST_X86
+        if (kp) {
+            memcpy(row, s, in_stride);
+            fast_h_row_ssse3(d, out->w, row, c, kp, pairs);
+            continue;
+        }
+#endif
+        fast_h_row_scalar(d, out->w, s, c);
+    }
+    free(kp);
+    free(row);
+    return 1;
+}
+
+struct image *image_resize_fast(const struct image *img, int w, int h, enum image_filter f)
+{
+    if (!img || !img->px || img->w <= 0 || img->h <= 0 || w <= 0 || h <= 0 ||
+        (unsigned)f > IMAGE_FILTER_LANCZOS)
+        return NULL;
+    if (w == img->w && h == img->h)
+        return image_orient(img, 1);
+    const struct filter *fl = &filters[f];
+    struct coeffs cv = { 0 }, ch = { 0 };
+    struct image *tmp = NULL, *out = NULL;
+    const unsigned char **rows = NULL;
+    int exact = 0; /* weights too big for 16 bits: the exact path instead */
+    if (h != img->h && !coeffs_init(&cv, img->h, h, fl, FAST_BITS))
+        goto out;
+    if (w != img->w && !coeffs_init(&ch, img->w, w, fl, FAST_BITS))
+        goto out;
+    if ((cv.k && !coeffs_fit16(&cv, h)) || (ch.k && !coeffs_fit16(&ch, w))) {
+        exact = 1;
+        goto out;
+    }
+    const struct image *src = img;
+    if (h != img->h) {
+        size_t stride = (size_t)img->w * 3;
+        tmp = image_new(img->w, h);
+        rows = malloc((size_t)cv.ksize * sizeof(*rows));
+        if (!tmp || !rows)
+            goto out;
+        for (int yy = 0; yy < h; yy++) {
+            int ymin = cv.bounds[yy * 2], n = cv.bounds[yy * 2 + 1];
+            for (int t = 0; t < n; t++)
+                rows[t] = img->px + (size_t)(ymin + t) * stride;
+            fast_v_row(tmp->px + (size_t)yy * stride, stride, rows, cv.k + (size_t)yy * cv.ksize,
+                       n);
+        }
+        src = tmp;
+    }
+    if (w != img->w) {
+        out = image_new(w, src->h);
+        if (out && !fast_h(out, src, &ch)) {
+            image_free(out);
+            out = NULL;
+        }
+    } else {
+        out = tmp;
+        tmp = NULL;
+    }
+out:
+    free(rows);
+    image_free(tmp);
+    coeffs_release(&cv);
+    coeffs_release(&ch);
+    return exact ? image_resize(img, w, h, f) : out;
 }
