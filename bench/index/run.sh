@@ -18,12 +18,13 @@ rm -rf "$work/pil1" "$work/pil2" "$work/sb"
 read -r _ pil1_s pil1_rate < <(/usr/bin/python3 "$here/pil_baseline.py" "$work/photos" "$work/pil1" 1)
 read -r _ pil2_s pil2_rate < <(/usr/bin/python3 "$here/pil_baseline.py" "$work/photos" "$work/pil2" "$cores")
 t0=$(date +%s.%N)
-"$sb" --db "$work/sb/catalog.db" index "$work/photos" 2>/dev/null
+/usr/bin/time -o "$work/sb.time" -f '%P' "$sb" --db "$work/sb/catalog.db" index "$work/photos" 2>/dev/null
 t1=$(date +%s.%N)
 sb_s=$(echo "$t1 - $t0" | bc -l)
+sb_cpu=$(tail -1 "$work/sb.time")
 sb_rate=$(echo "$n / $sb_s" | bc -l)
 printf 'index %d x 12 MP JPEG (%d cores)\n' "$n" "$cores"
-printf '  shoebox index         %7.2f s  %7.2f photos/s\n' "$sb_s" "$sb_rate"
+printf '  shoebox index         %7.2f s  %7.2f photos/s  (CPU %s)\n' "$sb_s" "$sb_rate" "$sb_cpu"
 printf '  PIL, 1 process        %7.2f s  %7.2f photos/s  (shoebox: %.1fx)\n' "$pil1_s" "$pil1_rate" "$(echo "$sb_rate / $pil1_rate" | bc -l)"
 printf '  PIL, %d processes      %7.2f s  %7.2f photos/s  (shoebox: %.1fx)\n' "$cores" "$pil2_s" "$pil2_rate" "$(echo "$sb_rate / $pil2_rate" | bc -l)"
 

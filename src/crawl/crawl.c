@@ -267,10 +267,17 @@ static int write_thumb(const struct work_batch *b, const struct catalog_work *w,
     return rc;
 }
 
+/* img is in stored orientation when orientation != 1: the large thumbnail is turned upright
+ * (fewer pixels to move than the decode), and the small one is made from it. */
 static int make_thumbs(const struct work_batch *b, const struct catalog_work *w,
-                       const struct image *img, struct sb_err *err)
+                       const struct image *img, int orientation, struct sb_err *err)
 {
     struct image *large = image_thumbnail(img, b->p->thumb_large);
+    if (large && orientation != 1) {
+        struct image *r = image_orient(large, orientation);
+        image_free(large);
+        large = r;
+    }
     struct image *small = large ? image_thumbnail(large, b->p->thumb_small) : NULL;
     int rc = SB_OK;
     if (!large || !small)
@@ -294,6 +301,7 @@ static void work_one(const struct work_batch *b, struct work_item *it, int worke
     bool want_embed = emb && wants(w, b->bits->embed);
     bool need_pixels = want_probe || want_thumb || want_embed;
     int plug_long = 0, plug_short = 0;
+    bool plug_pixels = false;
     for (int i = 0; i < p->nplugins; i++) {
         const struct crawl_plugin *pl = &p->plugins[i];
         if (!wants(w, b->bits->plugin[i]))
@@ -306,6 +314,7 @@ static void work_one(const struct work_batch *b, struct work_item *it, int worke
             continue;
         }
         need_pixels = true;
+        plug_pixels = true;
         plug_long = pl->min_long > plug_long ? pl->min_long : plug_long;
         plug_short = pl->min_short > plug_short ? pl->min_short : plug_short;
     }
@@ -328,6 +337,7 @@ static void work_one(const struct work_batch *b, struct work_item *it, int worke
         }
     }
     const char *name = base_name(w->path);
+    bool dp_upright = want_embed || plug_pixels;
     enum image_format fmt = rc ? IMAGE_FMT_UNKNOWN : image_sniff(buf, len, name);
     if (!rc && want_probe)
         meta_read(buf, len, fmt, &it->meta, NULL); /* bad EXIF is no reason to fail */
@@ -340,6 +350,9 @@ static void work_one(const struct work_batch *b, struct work_item *it, int worke
         dp.min_short = plug_short > dp.min_short ? plug_short : dp.min_short;
         if (dp.min_long == 0 && dp.min_short == 0) /* probe only: the smallest decode */
             dp.min_long = 1;
+        /* Only the embedder and plugins need the decode upright; thumbnails are turned
+         * after the reduction. */
+        dp.apply_orientation = dp_upright;
         rc = image_decode(buf, len, name, &dp, &img, &it->info, &err);
     }
     free(buf);
@@ -373,7 +386,8 @@ static void work_one(const struct work_batch *b, struct work_item *it, int worke
         }
     }
     if (want_thumb)
-        it->thumb_rc = make_thumbs(b, w, img, &it->thumb_err);
+        it->thumb_rc =
+            make_thumbs(b, w, img, dp_upright ? 1 : it->info.orientation, &it->thumb_err);
     if (want_embed) {
         it->pixels = malloc(emb->input_floats * sizeof(float));
         if (!it->pixels)

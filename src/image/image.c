@@ -103,49 +103,51 @@ struct image *image_orient(const struct image *img, int o)
     if (!dst)
         return NULL;
     /* dst(x, y) = src(sx, sy), following PIL's ImageOps.exif_transpose: 2 FLIP_LEFT_RIGHT,
-     * 3 ROTATE_180, 4 FLIP_TOP_BOTTOM, 5 TRANSPOSE, 6 ROTATE_270, 7 TRANSVERSE, 8 ROTATE_90. */
-    for (int y = 0; y < dst->h; y++) {
-        unsigned char *d = dst->px + (size_t)y * (size_t)dst->w * 3;
-        for (int x = 0; x < dst->w; x++) {
-            int sx, sy;
-            switch (o) {
-            case 2:
-                sx = W - 1 - x;
-                sy = y;
-                break;
-            case 3:
-                sx = W - 1 - x;
-                sy = H - 1 - y;
-                break;
-            case 4:
-                sx = x;
-                sy = H - 1 - y;
-                break;
-            case 5:
-                sx = y;
-                sy = x;
-                break;
-            case 6:
-                sx = y;
-                sy = H - 1 - x;
-                break;
-            case 7:
-                sx = W - 1 - y;
-                sy = H - 1 - x;
-                break;
-            case 8:
-                sx = W - 1 - y;
-                sy = x;
-                break;
-            default:
-                sx = x;
-                sy = y;
-                break;
+     * 3 ROTATE_180, 4 FLIP_TOP_BOTTOM, 5 TRANSPOSE, 6 ROTATE_270, 7 TRANSVERSE, 8 ROTATE_90.
+     * The source pixel of dst(x, y) is at origin + x * xstep + y * ystep (pixel units). */
+    ptrdiff_t w = W, h = H, origin, xstep, ystep;
+    switch (o) {
+    case 2: /* sx = W-1-x, sy = y */
+        origin = w - 1, xstep = -1, ystep = w;
+        break;
+    case 3: /* sx = W-1-x, sy = H-1-y */
+        origin = (h - 1) * w + w - 1, xstep = -1, ystep = -w;
+        break;
+    case 4: /* sx = x, sy = H-1-y */
+        origin = (h - 1) * w, xstep = 1, ystep = -w;
+        break;
+    case 5: /* sx = y, sy = x */
+        origin = 0, xstep = w, ystep = 1;
+        break;
+    case 6: /* sx = y, sy = H-1-x */
+        origin = (h - 1) * w, xstep = -w, ystep = 1;
+        break;
+    case 7: /* sx = W-1-y, sy = H-1-x */
+        origin = (h - 1) * w + w - 1, xstep = -w, ystep = -1;
+        break;
+    case 8: /* sx = W-1-y, sy = x */
+        origin = w - 1, xstep = w, ystep = -1;
+        break;
+    default:
+        memcpy(dst->px, img->px, (size_t)W * (size_t)H * 3);
+        return dst;
+    }
+    /* 32 x 32 tiles keep the column walks of the quarter turns within the cache */
+    enum { TILE = 32 };
+    const unsigned char *src = img->px;
+    for (int ty = 0; ty < dst->h; ty += TILE) {
+        int yend = ty + TILE < dst->h ? ty + TILE : dst->h;
+        for (int tx = 0; tx < dst->w; tx += TILE) {
+            int xend = tx + TILE < dst->w ? tx + TILE : dst->w;
+            for (int y = ty; y < yend; y++) {
+                unsigned char *d = dst->px + ((size_t)y * (size_t)dst->w + (size_t)tx) * 3;
+                const unsigned char *s = src + (origin + tx * xstep + y * ystep) * 3;
+                for (int x = tx; x < xend; x++, d += 3, s += xstep * 3) {
+                    d[0] = s[0];
+                    d[1] = s[1];
+                    d[2] = s[2];
+                }
             }
-            const unsigned char *s = img->px + ((size_t)sy * (size_t)W + (size_t)sx) * 3;
-            d[3 * x + 0] = s[0];
-            d[3 * x + 1] = s[1];
-            d[3 * x + 2] = s[2];
         }
     }
     return dst;
