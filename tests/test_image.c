@@ -11,6 +11,7 @@
 #include "../src/image/internal.h"
 
 #include <dirent.h>
+#include <turbojpeg.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -573,6 +574,191 @@ static void test_thumbnail_paths(void)
     image_free(full);
 }
 
+/* The RGB path's thumbnails of buf (decode covering px_large, upright, image_thumbnail twice),
+ * as the crawler made them before the planar path. rc as image_decode's. */
+static int rgb_thumbs(const unsigned char *buf, size_t len, int px_large, int px_small,
+                      struct image **l, struct image **s)
+{
+    struct image_decode_params p = image_decode_default_params();
+    p.min_long = px_large;
+    struct image *img = NULL;
+    struct sb_err err = { 0 };
+    *l = *s = NULL;
+    int rc = image_decode(buf, len, "x.jpg", &p, &img, NULL, &err);
+    if (rc)
+        return rc;
+    *l = image_thumbnail(img, px_large);
+    *s = *l ? image_thumbnail(*l, px_small) : NULL;
+    image_free(img);
+    return SB_OK;
+}
+
+/* img through JPEG at quality 85 (as the crawler stores thumbnails) and back. */
+static struct image *jpeg_round_trip(const struct image *img)
+{
+    unsigned char *jpeg = NULL;
+    size_t len = 0;
+    struct image *back = NULL;
+    if (image_encode_jpeg(img, 85, &jpeg, &len, NULL) == SB_OK)
+        image_decode(jpeg, len, "t.jpg", NULL, &back, NULL, NULL);
+    free(jpeg);
+    return back;
+}
+
+/* Compares image_jpeg_thumbnails on buf with the RGB path: same outcome, same sizes, and
+ * against the RGB path's (unencoded) thumbnails a PSNR at most max_loss dB below that of the
+ * RGB path's own stored JPEGs. Returns the planar flag. */
+static int check_planar(const char *what, const unsigned char *buf, size_t len, int px_large,
+                        int px_small, double max_loss)
+{
+    struct image_thumb t[2] = { { .px = px_large }, { .px = px_small } };
+    int planar = -1;
+    struct image_info info = { 0 };
+    struct sb_err err = { 0 };
+    int rc = image_jpeg_thumbnails(buf, len, "x.jpg", 200u * 1000u * 1000u, 85, t, 2, &planar,
+                                   &info, &err);
+    CHECK(planar == 0 || planar == 1);
+    if (!planar) {
+        CHECK_EQ_INT(SB_OK, rc);
+        CHECK(t[0].jpeg == NULL && t[1].jpeg == NULL);
+        return 0;
+    }
+    struct image *l = NULL, *s = NULL;
+    int want_rc = rgb_thumbs(buf, len, px_large, px_small, &l, &s);
+    if (rc != want_rc)
+        fprintf(stderr, "  planar %s: rc %d (%s), RGB path rc %d\n", what, rc, err.msg, want_rc);
+    CHECK_EQ_INT(want_rc, rc);
+    if (rc) {
+        CHECK(t[0].jpeg == NULL && t[1].jpeg == NULL);
+    } else {
+        CHECK_EQ_INT(IMAGE_FMT_JPEG, info.format);
+        struct image *rgb[2] = { l, s };
+        for (int i = 0; i < 2; i++) {
+            struct image *back = NULL;
+            CHECK_EQ_INT(SB_OK,
+                         image_decode(t[i].jpeg, t[i].len, "t.jpg", NULL, &back, NULL, &err));
+            CHECK(back && rgb[i] && back->w == rgb[i]->w && back->h == rgb[i]->h);
+            CHECK(back && t[i].w == back->w && t[i].h == back->h);
+            struct image *stored = rgb[i] ? jpeg_round_trip(rgb[i]) : NULL;
+            double db = img_psnr(rgb[i], back), db_rgb = img_psnr(rgb[i], stored);
+            if (db < db_rgb - max_loss || (rgb[i] && rgb[i]->w >= 256))
+                fprintf(stderr, "  planar %s thumb %d (%dx%d): PSNR %.1f dB, RGB path %.1f dB\n",
+                        what, t[i].px, t[i].w, t[i].h, db, db_rgb);
+            CHECK(db_rgb > 0 && db >= db_rgb - max_loss);
+            image_free(stored);
+            image_free(back);
+        }
+    }
+    free(t[0].jpeg);
+    free(t[1].jpeg);
+    image_free(l);
+    image_free(s);
+    return 1;
+}
+
+/* image_jpeg_thumbnails (the crawler's JPEG path): against the RGB path on every JPEG fixture
+ * (the 8 orientations, progressive, arithmetic-coded, broken and truncated files: the same
+ * outcome), on each chroma sampling, and on files it leaves to the RGB path. */
+static void test_jpeg_planar_thumbs(void)
+{
+    static const char *const dirs[] = { "", "broken/" };
+    int nplanar = 0, nfail = 0;
+    for (size_t d = 0; d < 2; d++) {
+        char dir[1024];
+        snprintf(dir, sizeof(dir), "%s/images/%s", data_dir, dirs[d]);
+        DIR *dp = opendir(dir);
+        CHECK(dp != NULL);
+        struct dirent *de;
+        while (dp && (de = readdir(dp))) {
+            size_t n = strlen(de->d_name);
+            if (n < 4 || strcmp(de->d_name + n - 4, ".jpg") != 0)
+                continue;
+            char rel[600], full[1700];
+            snprintf(rel, sizeof(rel), "%s%s", dirs[d], de->d_name);
+            snprintf(full, sizeof(full), "%s%s", dir, de->d_name);
+            unsigned char *buf = NULL;
+            size_t len = 0;
+            if (sb_read_file(full, 1 << 26, &buf, &len, NULL) != SB_OK || len == 0) {
+                free(buf);
+                continue;
+            }
+            /* small fixtures: thumbnails of 24 and 8 px so that every one is reduced */
+            int big = strncmp(de->d_name, "Landscape", 9) == 0 || d == 1;
+            nplanar += check_planar(rel, buf, len, big ? 1024 : 24, big ? 256 : 8, 1.0);
+            struct image_thumb t[1] = { { .px = 64 } };
+            int planar = 0;
+            if (image_jpeg_thumbnails(buf, len, "x.jpg", 200u * 1000u * 1000u, 85, t, 1, &planar,
+                                      NULL, NULL) != SB_OK)
+                nfail++;
+            free(t[0].jpeg);
+            free(buf);
+        }
+        if (dp)
+            closedir(dp);
+    }
+    fprintf(stderr, "  planar thumbnails: %d JPEG fixtures on the planar path, %d failing\n",
+            nplanar, nfail);
+    CHECK(nplanar >= 20);
+    CHECK(nfail >= 2); /* truncated ones fail as on the RGB path */
+
+    /* each chroma sampling, from a 450x300 RGB picture encoded here */
+    struct image_decode_params p = image_decode_default_params();
+    p.min_long = 450;
+    struct image *src = load("Landscape_1.jpg", &p, NULL, NULL);
+    CHECK(src && src->w == 450);
+    static const int samps[] = { TJSAMP_444, TJSAMP_422, TJSAMP_420, TJSAMP_440 };
+    tjhandle ch = tjInitCompress();
+    for (size_t i = 0; i < sizeof(samps) / sizeof(samps[0]) && src && ch; i++) {
+        unsigned char *jpeg = NULL;
+        unsigned long jlen = 0;
+        CHECK_EQ_INT(0, tjCompress2(ch, src->px, src->w, 0, src->h, TJPF_RGB, &jpeg, &jlen,
+                                    samps[i], 95, 0));
+        char what[32];
+        snprintf(what, sizeof(what), "sampling %d", samps[i]);
+        CHECK_EQ_INT(1, check_planar(what, jpeg, jlen, 200, 64, 1.0));
+        CHECK_EQ_INT(1, check_planar(what, jpeg, jlen, 1024, 256, 1.0)); /* no reduction */
+        tjFree(jpeg);
+    }
+    /* grayscale and CMYK JPEGs, other formats, garbage: left to the RGB path */
+    if (src && ch) {
+        unsigned char *jpeg = NULL;
+        unsigned long jlen = 0;
+        CHECK_EQ_INT(0, tjCompress2(ch, src->px, src->w, 0, src->h, TJPF_RGB, &jpeg, &jlen,
+                                    TJSAMP_GRAY, 90, 0));
+        CHECK_EQ_INT(0, check_planar("gray", jpeg, jlen, 200, 64, 0));
+        tjFree(jpeg);
+    }
+    if (ch)
+        tjDestroy(ch);
+    static const char *const others[] = { "cmyk_adobe.jpg", "cmyk_synthetic.jpg",
+                                          "orient_upright.png", "lossy_vp8_hopper.webp" };
+    for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+        unsigned char *buf = NULL;
+        size_t len = 0;
+        CHECK_EQ_INT(SB_OK, sb_read_file(path_of(others[i]), 1 << 26, &buf, &len, NULL));
+        CHECK_EQ_INT(0, check_planar(others[i], buf, len, 64, 16, 0));
+        free(buf);
+    }
+    CHECK_EQ_INT(0, check_planar("garbage", (const unsigned char *)"hello", 5, 64, 16, 0));
+    /* the pixel limit and bad arguments */
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    CHECK_EQ_INT(SB_OK, sb_read_file(path_of("Landscape_1.jpg"), 1 << 26, &buf, &len, NULL));
+    struct image_thumb t[2] = { { .px = 1024 }, { .px = 256 } };
+    int planar = 0;
+    struct sb_err err = { 0 };
+    CHECK_EQ_INT(SB_ETOOBIG,
+                 image_jpeg_thumbnails(buf, len, "x.jpg", 1000, 85, t, 2, &planar, NULL, &err));
+    CHECK(planar == 1 && t[0].jpeg == NULL);
+    CHECK_EQ_INT(SB_EINVAL,
+                 image_jpeg_thumbnails(buf, len, "x.jpg", 1u << 30, 0, t, 2, &planar, NULL, NULL));
+    t[1].px = 0;
+    CHECK_EQ_INT(SB_EINVAL,
+                 image_jpeg_thumbnails(buf, len, "x.jpg", 1u << 30, 85, t, 2, &planar, NULL, NULL));
+    free(buf);
+    image_free(src);
+}
+
 static void test_thumbnail_encode(void)
 {
     struct image *img = load("Landscape_1.jpg", NULL, NULL, NULL);
@@ -964,6 +1150,7 @@ int main(void)
     test_resize();
     test_resize_fast();
     test_thumbnail_paths();
+    test_jpeg_planar_thumbs();
     test_thumbnail_encode();
     test_meta();
     test_broken();

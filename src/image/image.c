@@ -91,21 +91,19 @@ int img_name_has_ext(const char *name, const char *ext)
 /* ---------------------------------------------------------------------------------------- */
 /* Orientation */
 
-struct image *image_orient(const struct image *img, int o)
+void img_orient_px(unsigned char *dst, size_t dstride, const unsigned char *src, size_t sstride,
+                   int W, int H, int bpp, int o)
 {
-    if (!img || !img->px)
-        return NULL;
     if (o < 1 || o > 8)
         o = 1;
-    int W = img->w, H = img->h;
-    int swap = o >= 5;
-    struct image *dst = swap ? image_new(H, W) : image_new(W, H);
-    if (!dst)
-        return NULL;
+    int dw = o >= 5 ? H : W, dh = o >= 5 ? W : H;
     /* dst(x, y) = src(sx, sy), following PIL's ImageOps.exif_transpose: 2 FLIP_LEFT_RIGHT,
      * 3 ROTATE_180, 4 FLIP_TOP_BOTTOM, 5 TRANSPOSE, 6 ROTATE_270, 7 TRANSVERSE, 8 ROTATE_90.
-     * The source pixel of dst(x, y) is at origin + x * xstep + y * ystep (pixel units). */
-    ptrdiff_t w = W, h = H, origin, xstep, ystep;
+     * The source pixel of dst(x, y) is at origin + x * xstep + y * ystep, in units of bpp
+     * bytes (w: a source row's stride in those units). */
+    if (sstride % (size_t)bpp)
+        return; /* never: strides are whole pixels */
+    ptrdiff_t w = (ptrdiff_t)(sstride / (size_t)bpp), h = H, origin, xstep, ystep;
     switch (o) {
     case 2: /* sx = W-1-x, sy = y */
         origin = w - 1, xstep = -1, ystep = w;
@@ -129,19 +127,24 @@ struct image *image_orient(const struct image *img, int o)
         origin = w - 1, xstep = w, ystep = -1;
         break;
     default:
-        memcpy(dst->px, img->px, (size_t)W * (size_t)H * 3);
-        return dst;
+        for (int y = 0; y < H; y++)
+            memcpy(dst + (size_t)y * dstride, src + (size_t)y * sstride, (size_t)W * (size_t)bpp);
+        return;
     }
     /* 32 x 32 tiles keep the column walks of the quarter turns within the cache */
     enum { TILE = 32 };
-    const unsigned char *src = img->px;
-    for (int ty = 0; ty < dst->h; ty += TILE) {
-        int yend = ty + TILE < dst->h ? ty + TILE : dst->h;
-        for (int tx = 0; tx < dst->w; tx += TILE) {
-            int xend = tx + TILE < dst->w ? tx + TILE : dst->w;
+    for (int ty = 0; ty < dh; ty += TILE) {
+        int yend = ty + TILE < dh ? ty + TILE : dh;
+        for (int tx = 0; tx < dw; tx += TILE) {
+            int xend = tx + TILE < dw ? tx + TILE : dw;
             for (int y = ty; y < yend; y++) {
-                unsigned char *d = dst->px + ((size_t)y * (size_t)dst->w + (size_t)tx) * 3;
-                const unsigned char *s = src + (origin + tx * xstep + y * ystep) * 3;
+                unsigned char *d = dst + (size_t)y * dstride + (size_t)tx * (size_t)bpp;
+                const unsigned char *s = src + (origin + tx * xstep + y * ystep) * bpp;
+                if (bpp == 1) {
+                    for (int x = tx; x < xend; x++, s += xstep)
+                        *d++ = *s;
+                    continue;
+                }
                 for (int x = tx; x < xend; x++, d += 3, s += xstep * 3) {
                     d[0] = s[0];
                     d[1] = s[1];
@@ -150,6 +153,16 @@ struct image *image_orient(const struct image *img, int o)
             }
         }
     }
+}
+
+struct image *image_orient(const struct image *img, int o)
+{
+    if (!img || !img->px)
+        return NULL;
+    struct image *dst = o >= 5 && o <= 8 ? image_new(img->h, img->w) : image_new(img->w, img->h);
+    if (dst)
+        img_orient_px(dst->px, (size_t)dst->w * 3, img->px, (size_t)img->w * 3, img->w, img->h, 3,
+                      o);
     return dst;
 }
 
@@ -241,24 +254,32 @@ out:
 /* ---------------------------------------------------------------------------------------- */
 /* Thumbnails */
 
+void img_thumb_size(int w, int h, int px, int *tw, int *th)
+{
+    *tw = w;
+    *th = h;
+    if (w <= px && h <= px)
+        return;
+    if (w >= h) {
+        *tw = px;
+        *th = (int)(((int64_t)h * px + w / 2) / w);
+    } else {
+        *th = px;
+        *tw = (int)(((int64_t)w * px + h / 2) / h);
+    }
+    if (*tw < 1)
+        *tw = 1;
+    if (*th < 1)
+        *th = 1;
+}
+
 struct image *image_thumbnail(const struct image *img, int px)
 {
     if (!img || !img->px || px <= 0)
         return NULL;
-    int w = img->w, h = img->h;
-    if (w <= px && h <= px)
-        return image_orient(img, 1); /* a copy */
     int tw, th;
-    if (w >= h) {
-        tw = px;
-        th = (int)(((int64_t)h * px + w / 2) / w);
-    } else {
-        th = px;
-        tw = (int)(((int64_t)w * px + h / 2) / h);
-    }
-    if (tw < 1)
-        tw = 1;
-    if (th < 1)
-        th = 1;
+    img_thumb_size(img->w, img->h, px, &tw, &th);
+    if (tw == img->w && th == img->h)
+        return image_orient(img, 1); /* a copy */
     return image_resize_fast(img, tw, th, IMAGE_FILTER_BICUBIC);
 }

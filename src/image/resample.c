@@ -8,6 +8,7 @@
 #include "shoebox/util.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,13 +78,27 @@ static void coeffs_release(struct coeffs *c)
 /* Pillow's precompute_coeffs over the whole input (box 0..in_size) followed by
  * normalize_coeffs_8bpc with `bits` fractional bits (Pillow: PRECISION_BITS). Returns 0 on
  * allocation failure. */
+static int coeffs_init_at(struct coeffs *c, int in_size, int out_size, double step, double shift,
+                          double width, const struct filter *f, int bits);
+
 static int coeffs_init(struct coeffs *c, int in_size, int out_size, const struct filter *f,
                        int bits)
 {
+    return coeffs_init_at(c, in_size, out_size, 0, 0, 0, f, bits);
+}
+
+/* As coeffs_init, with output sample xx centred at (xx + 0.5 - shift) * step input samples
+ * when step > 0 (planes whose samples are not where in_size / out_size puts them), and the
+ * filter stretched by width instead of the scale when width > 0. */
+static int coeffs_init_at(struct coeffs *c, int in_size, int out_size, double step, double shift,
+                          double width, const struct filter *f, int bits)
+{
     memset(c, 0, sizeof(*c));
     double *kk = NULL;
-    double scale = (double)in_size / out_size;
-    double filterscale = scale < 1.0 ? 1.0 : scale;
+    double scale = step > 0 ? step : (double)in_size / out_size;
+    double filterscale = width > 0 ? width : scale;
+    if (filterscale < 1.0)
+        filterscale = 1.0;
     double support = f->support * filterscale;
     int ksize = (int)ceil(support) * 2 + 1;
     size_t nk, nb;
@@ -101,7 +116,7 @@ static int coeffs_init(struct coeffs *c, int in_size, int out_size, const struct
     }
     c->ksize = ksize;
     for (int xx = 0; xx < out_size; xx++) {
-        double center = (xx + 0.5) * scale;
+        double center = step > 0 ? (xx + 0.5 - shift) * scale : (xx + 0.5) * scale;
         double ww = 0.0, ss = 1.0 / filterscale;
         int xmin = (int)(center - support + 0.5);
         if (xmin < 0)
@@ -109,6 +124,8 @@ static int coeffs_init(struct coeffs *c, int in_size, int out_size, const struct
         int xmax = (int)(center + support + 0.5);
         if (xmax > in_size)
             xmax = in_size;
+        if (xmin >= xmax) /* centred past the input's end (planes only): its last sample */
+            xmin = in_size - 1, xmax = in_size;
         xmax -= xmin;
         double *k = kk + (size_t)xx * ksize;
         int x;
@@ -322,40 +339,37 @@ static void fast_v_row(unsigned char *out, size_t nbytes, const unsigned char *c
 }
 
 static void fast_h_row_scalar(unsigned char *out, int out_w, const unsigned char *src,
-                              const struct coeffs *c)
+                              const struct coeffs *c, int bpp)
 {
     for (int xx = 0; xx < out_w; xx++) {
         int xmin = c->bounds[xx * 2], n = c->bounds[xx * 2 + 1];
         const int32_t *k = c->k + (size_t)xx * c->ksize;
-        int32_t s0 = 1 << (FAST_BITS - 1), s1 = s0, s2 = s0;
-        for (int x = 0; x < n; x++) {
-            const unsigned char *p = src + (size_t)(x + xmin) * 3;
-            s0 += p[0] * k[x];
-            s1 += p[1] * k[x];
-            s2 += p[2] * k[x];
+        for (int ch = 0; ch < bpp; ch++) {
+            int32_t sum = 1 << (FAST_BITS - 1);
+            const unsigned char *p = src + (size_t)xmin * (size_t)bpp + (size_t)ch;
+            for (int x = 0; x < n; x++)
+                sum += p[(size_t)x * (size_t)bpp] * k[x];
+            out[(size_t)xx * (size_t)bpp + (size_t)ch] = clip_fast(sum);
         }
-        out[xx * 3 + 0] = clip_fast(s0);
-        out[xx * 3 + 1] = clip_fast(s1);
-        out[xx * 3 + 2] = clip_fast(s2);
     }
 }
 
 #ifdef SB_FAST_X86
-/* Horizontal taps two pixels at a time: 8 bytes loaded at pixel xmin + 2j are shuffled into
- * 16-bit (r0 r1 g0 g1 b0 b1 0 0), and pmaddwd with (k0 k1 k0 k1 k0 k1 0 0) gives the three
- * channels' partial sums. kp holds those weight vectors, pairs per output pixel. src must be
- * readable 8 bytes past its last pixel (the caller pads the row). */
+/* RGB: taps two pixels at a time: 8 bytes loaded at pixel xmin + 2j are shuffled into 16-bit
+ * (r0 r1 g0 g1 b0 b1 0 0), and pmaddwd with (k0 k1 k0 k1 k0 k1 0 0) gives the three
+ * channels' partial sums. kp holds those weight vectors, `vecs` per output pixel. src must
+ * be readable 8 bytes past its last pixel (the caller pads the row). */
 __attribute__((target("ssse3"))) static void fast_h_row_ssse3(unsigned char *out, int out_w,
                                                               const unsigned char *src,
                                                               const struct coeffs *c,
-                                                              const int16_t *kp, int pairs)
+                                                              const int16_t *kp, int vecs)
 {
     const __m128i shuf =
         _mm_setr_epi8(0, -128, 3, -128, 1, -128, 4, -128, 2, -128, 5, -128, -128, -128, -128, -128);
     const __m128i bias = _mm_set1_epi32(1 << (FAST_BITS - 1));
     for (int xx = 0; xx < out_w; xx++) {
         int xmin = c->bounds[xx * 2], n = c->bounds[xx * 2 + 1];
-        const int16_t *k = kp + (size_t)xx * (size_t)pairs * 8;
+        const int16_t *k = kp + (size_t)xx * (size_t)vecs * 8;
         const unsigned char *p = src + (size_t)xmin * 3;
         __m128i acc = bias;
         for (int j = 0; 2 * j < n; j++) {
@@ -371,54 +385,158 @@ __attribute__((target("ssse3"))) static void fast_h_row_ssse3(unsigned char *out
         out[xx * 3 + 2] = (unsigned char)(v >> 16);
     }
 }
+
+/* One channel (SSE2): 8 taps per pmaddwd on the bytes at xmin + 8j widened to 16 bits,
+ * weights zero-padded to whole vectors of 8; the four lanes are summed at the end. */
+static void fast_h_row_gray(unsigned char *out, int out_w, const unsigned char *src,
+                            const struct coeffs *c, const int16_t *kp, int vecs)
+{
+    const __m128i zero = _mm_setzero_si128();
+    for (int xx = 0; xx < out_w; xx++) {
+        int xmin = c->bounds[xx * 2], n = c->bounds[xx * 2 + 1];
+        const int16_t *k = kp + (size_t)xx * (size_t)vecs * 8;
+        const unsigned char *p = src + xmin;
+        __m128i acc = zero;
+        for (int j = 0; 8 * j < n; j++) {
+            __m128i px = _mm_loadl_epi64((const __m128i *)(const void *)(p + 8 * j));
+            __m128i kw = _mm_loadu_si128((const __m128i *)(const void *)(k + 8 * j));
+            acc = _mm_add_epi32(acc, _mm_madd_epi16(_mm_unpacklo_epi8(px, zero), kw));
+        }
+        acc = _mm_add_epi32(acc, _mm_shuffle_epi32(acc, 0x4E));
+        acc = _mm_add_epi32(acc, _mm_shuffle_epi32(acc, 0xB1));
+        out[xx] = clip_fast(_mm_cvtsi128_si32(acc) + (1 << (FAST_BITS - 1)));
+    }
+}
+
+/* The weight vectors fast_h_row_ssse3 (bpp 3) or fast_h_row_gray (bpp 1) reads; NULL when
+ * out of memory. */
+static int16_t *fast_h_weights(const struct coeffs *c, int out_w, int bpp, int *vecs_out)
+{
+    int vecs = bpp == 3 ? (c->ksize + 1) / 2 : (c->ksize + 7) / 8;
+    int16_t *kp = calloc((size_t)out_w * (size_t)vecs * 8, sizeof(int16_t));
+    if (!kp)
+        return NULL;
+    for (int xx = 0; xx < out_w; xx++) {
+        int n = c->bounds[xx * 2 + 1];
+        const int32_t *k = c->k + (size_t)xx * c->ksize;
+        int16_t *d = kp + (size_t)xx * (size_t)vecs * 8;
+        for (int x = 0; x < n; x++) {
+            if (bpp == 1) {
+                d[x] = (int16_t)k[x];
+                continue;
+            }
+            int16_t *v = d + 8 * (x / 2) + (x % 2);
+            v[0] = v[2] = v[4] = (int16_t)k[x];
+        }
+    }
+    *vecs_out = vecs;
+    return kp;
+}
 #endif
 
-/* Horizontal pass over every row of src (src->w -> out->w, same height). Returns 0 on
- * allocation failure. */
-static int fast_h(struct image *out, const struct image *src, const struct coeffs *c)
+/* Horizontal pass over rows rows of src (sw -> dw pixels of bpp bytes, row strides sstride
+ * and dstride bytes). Returns 0 on allocation failure. */
+static int fast_h(unsigned char *dst, size_t dstride, int dw, const unsigned char *src,
+                  size_t sstride, int sw, int rows, int bpp, const struct coeffs *c)
 {
-    size_t in_stride = (size_t)src->w * 3, out_stride = (size_t)out->w * 3;
-    unsigned char *row = calloc(in_stride + 16, 1); /* padded copy: SIMD loads may overrun */
+    size_t in_bytes = (size_t)sw * (size_t)bpp;
+    unsigned char *row = calloc(in_bytes + 16, 1); /* padded copy: SIMD loads may overrun */
     if (!row)
         return 0;
     int16_t *kp = NULL;
-    int pairs = (c->ksize + 1) / 2;
+    int vecs = 0;
 #ifdef SB_FAST_X86
-    if (fast_simd && __builtin_cpu_supports("ssse3")) {
-        kp = calloc((size_t)out->w * (size_t)pairs * 8, sizeof(int16_t));
+    if (fast_simd && (bpp == 1 || (bpp == 3 && __builtin_cpu_supports("ssse3")))) {
+        kp = fast_h_weights(c, dw, bpp, &vecs);
         if (!kp) {
             free(row);
             return 0;
         }
-        for (int xx = 0; xx < out->w; xx++) {
-            int n = c->bounds[xx * 2 + 1];
-            const int32_t *k = c->k + (size_t)xx * c->ksize;
-            int16_t *d = kp + (size_t)xx * (size_t)pairs * 8;
-            for (int j = 0; 2 * j < n; j++) {
-                int16_t k0 = (int16_t)k[2 * j], k1 = 2 * j + 1 < n ? (int16_t)k[2 * j + 1] : 0;
-                for (int ch = 0; ch < 3; ch++) {
-                    d[8 * j + 2 * ch] = k0;
-                    d[8 * j + 2 * ch + 1] = k1;
-                }
-            }
-        }
     }
 #endif
-    for (int y = 0; y < src->h; y++) {
-        const unsigned char *s = src->px + (size_t)y * in_stride;
-        unsigned char *d = out->px + (size_t)y * out_stride;
+    for (int y = 0; y < rows; y++) {
+        const unsigned char *s = src + (size_t)y * sstride;
+        unsigned char *d = dst + (size_t)y * dstride;
 #ifdef SB_FAST_X86
         if (kp) {
-            memcpy(row, s, in_stride);
-            fast_h_row_ssse3(d, out->w, row, c, kp, pairs);
+            memcpy(row, s, in_bytes);
+            if (bpp == 3)
+                fast_h_row_ssse3(d, dw, row, c, kp, vecs);
+            else
+                fast_h_row_gray(d, dw, row, c, kp, vecs);
             continue;
         }
 #endif
-        fast_h_row_scalar(d, out->w, s, c);
+        fast_h_row_scalar(d, dw, s, c, bpp);
     }
     free(kp);
     free(row);
     return 1;
+}
+
+int img_resize_fast_plane(const unsigned char *src, size_t sstride, unsigned char *dst,
+                          size_t dstride, struct img_axis x, struct img_axis y, int bpp,
+                          enum image_filter f)
+{
+    if (!src || !dst || x.in <= 0 || y.in <= 0 || x.out <= 0 || y.out <= 0 ||
+        (bpp != 1 && bpp != 3) || (unsigned)f > IMAGE_FILTER_LANCZOS ||
+        sstride < (size_t)x.in * (size_t)bpp || dstride < (size_t)x.out * (size_t)bpp)
+        return -1;
+    bool do_x = x.in != x.out || x.step > 0, do_y = y.in != y.out || y.step > 0;
+    size_t in_bytes = (size_t)x.in * (size_t)bpp;
+    if (!do_x && !do_y) {
+        for (int r = 0; r < y.in; r++)
+            memcpy(dst + (size_t)r * dstride, src + (size_t)r * sstride, in_bytes);
+        return 0;
+    }
+    const struct filter *fl = &filters[f];
+    struct coeffs cv = { 0 }, ch = { 0 };
+    unsigned char *tmp = NULL;
+    const unsigned char **rows = NULL;
+    int rc = -1;
+    if (do_y && !coeffs_init_at(&cv, y.in, y.out, y.step, y.shift, y.width, fl, FAST_BITS))
+        goto out;
+    if (do_x && !coeffs_init_at(&ch, x.in, x.out, x.step, x.shift, x.width, fl, FAST_BITS))
+        goto out;
+    if ((cv.k && !coeffs_fit16(&cv, y.out)) || (ch.k && !coeffs_fit16(&ch, x.out))) {
+        rc = 1;
+        goto out;
+    }
+    const unsigned char *s = src;
+    size_t s_stride = sstride;
+    if (do_y) {
+        /* straight into dst when there is no horizontal pass */
+        unsigned char *vout = dst;
+        size_t vstride = dstride;
+        if (do_x) {
+            size_t n;
+            if (!sb_mul_size(in_bytes, (size_t)y.out, &n) || !(tmp = malloc(n)))
+                goto out;
+            vout = tmp;
+            vstride = in_bytes;
+        }
+        rows = malloc((size_t)cv.ksize * sizeof(*rows));
+        if (!rows)
+            goto out;
+        for (int yy = 0; yy < y.out; yy++) {
+            int ymin = cv.bounds[yy * 2], n = cv.bounds[yy * 2 + 1];
+            for (int t = 0; t < n; t++)
+                rows[t] = src + (size_t)(ymin + t) * sstride;
+            fast_v_row(vout + (size_t)yy * vstride, in_bytes, rows, cv.k + (size_t)yy * cv.ksize,
+                       n);
+        }
+        s = vout;
+        s_stride = vstride;
+    }
+    if (do_x && !fast_h(dst, dstride, x.out, s, s_stride, x.in, y.out, bpp, &ch))
+        goto out;
+    rc = 0;
+out:
+    free(rows);
+    free(tmp);
+    coeffs_release(&cv);
+    coeffs_release(&ch);
+    return rc;
 }
 
 struct image *image_resize_fast(const struct image *img, int w, int h, enum image_filter f)
@@ -426,51 +544,14 @@ struct image *image_resize_fast(const struct image *img, int w, int h, enum imag
     if (!img || !img->px || img->w <= 0 || img->h <= 0 || w <= 0 || h <= 0 ||
         (unsigned)f > IMAGE_FILTER_LANCZOS)
         return NULL;
-    if (w == img->w && h == img->h)
-        return image_orient(img, 1);
-    const struct filter *fl = &filters[f];
-    struct coeffs cv = { 0 }, ch = { 0 };
-    struct image *tmp = NULL, *out = NULL;
-    const unsigned char **rows = NULL;
-    int exact = 0; /* weights too big for 16 bits: the exact path instead */
-    if (h != img->h && !coeffs_init(&cv, img->h, h, fl, FAST_BITS))
-        goto out;
-    if (w != img->w && !coeffs_init(&ch, img->w, w, fl, FAST_BITS))
-        goto out;
-    if ((cv.k && !coeffs_fit16(&cv, h)) || (ch.k && !coeffs_fit16(&ch, w))) {
-        exact = 1;
-        goto out;
-    }
-    const struct image *src = img;
-    if (h != img->h) {
-        size_t stride = (size_t)img->w * 3;
-        tmp = image_new(img->w, h);
-        rows = malloc((size_t)cv.ksize * sizeof(*rows));
-        if (!tmp || !rows)
-            goto out;
-        for (int yy = 0; yy < h; yy++) {
-            int ymin = cv.bounds[yy * 2], n = cv.bounds[yy * 2 + 1];
-            for (int t = 0; t < n; t++)
-                rows[t] = img->px + (size_t)(ymin + t) * stride;
-            fast_v_row(tmp->px + (size_t)yy * stride, stride, rows, cv.k + (size_t)yy * cv.ksize,
-                       n);
-        }
-        src = tmp;
-    }
-    if (w != img->w) {
-        out = image_new(w, src->h);
-        if (out && !fast_h(out, src, &ch)) {
-            image_free(out);
-            out = NULL;
-        }
-    } else {
-        out = tmp;
-        tmp = NULL;
-    }
-out:
-    free(rows);
-    image_free(tmp);
-    coeffs_release(&cv);
-    coeffs_release(&ch);
-    return exact ? image_resize(img, w, h, f) : out;
+    struct image *out = image_new(w, h);
+    if (!out)
+        return NULL;
+    struct img_axis x = { img->w, w, 0, 0, 0 }, y = { img->h, h, 0, 0, 0 };
+    int rc = img_resize_fast_plane(img->px, (size_t)img->w * 3, out->px, (size_t)w * 3, x, y, 3, f);
+    if (rc == 0)
+        return out;
+    image_free(out);
+    /* weights too big for 16 bits (none of the filters here, checked all the same) */
+    return rc > 0 ? image_resize(img, w, h, f) : NULL;
 }
