@@ -497,6 +497,56 @@ static void test_resize_fast(void)
         image_free(scalar);
     }
     image_free(img);
+    /* planes (bpp 1, padded strides): each channel of an RGB resize, byte for byte, SIMD or
+     * not; with moved sample centres and a narrower filter too, SIMD == scalar */
+    struct image *src = load("resize/in_200x150.png", NULL, NULL, NULL);
+    CHECK(src != NULL);
+    static const int psz[][2] = { { 112, 84 }, { 37, 29 }, { 3, 2 }, { 199, 150 }, { 200, 61 } };
+    for (size_t i = 0; i < sizeof(psz) / sizeof(psz[0]) && src; i++) {
+        int w = psz[i][0], h = psz[i][1];
+        size_t sst = (size_t)src->w + 5, dst_st = (size_t)w + 3;
+        unsigned char *plane = calloc(sst * (size_t)src->h, 1);
+        unsigned char *a = calloc(dst_st * (size_t)h, 1), *b = calloc(dst_st * (size_t)h, 1);
+        struct image *rgb = image_resize_fast(src, w, h, IMAGE_FILTER_BICUBIC);
+        CHECK(plane && a && b && rgb);
+        if (!plane || !a || !b || !rgb)
+            break;
+        for (int ch = 0; ch < 3; ch++) {
+            for (int y = 0; y < src->h; y++)
+                for (int x = 0; x < src->w; x++)
+                    plane[(size_t)y * sst + (size_t)x] =
+                        src->px[((size_t)y * (size_t)src->w + (size_t)x) * 3 + (size_t)ch];
+            struct img_axis ax = { src->w, w, 0, 0, 0 }, ay = { src->h, h, 0, 0, 0 };
+            CHECK_EQ_INT(
+                0, img_resize_fast_plane(plane, sst, a, dst_st, ax, ay, 1, IMAGE_FILTER_BICUBIC));
+            int same = 1;
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++)
+                    same &= a[(size_t)y * dst_st + (size_t)x] ==
+                            rgb->px[((size_t)y * (size_t)w + (size_t)x) * 3 + (size_t)ch];
+            CHECK(same);
+            ax.step = 1.1 * src->w / w;
+            ax.shift = 0.5;
+            ax.width = 0.7 * src->w / w;
+            ay.step = 0.9 * src->h / h;
+            CHECK_EQ_INT(
+                0, img_resize_fast_plane(plane, sst, a, dst_st, ax, ay, 1, IMAGE_FILTER_BICUBIC));
+            img_resize_fast_set_simd(0);
+            CHECK_EQ_INT(
+                0, img_resize_fast_plane(plane, sst, b, dst_st, ax, ay, 1, IMAGE_FILTER_BICUBIC));
+            img_resize_fast_set_simd(1);
+            same = 1;
+            for (int y = 0; y < h; y++)
+                same &= memcmp(a + (size_t)y * dst_st, b + (size_t)y * dst_st, (size_t)w) == 0;
+            CHECK(same);
+        }
+        image_free(rgb);
+        free(plane);
+        free(a);
+        free(b);
+    }
+    image_free(src);
+
     struct image *one = image_new(1, 1);
     CHECK(image_resize_fast(one, 0, 5, IMAGE_FILTER_BICUBIC) == NULL);
     CHECK(image_resize_fast(NULL, 5, 5, IMAGE_FILTER_BICUBIC) == NULL);

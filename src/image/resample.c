@@ -387,21 +387,42 @@ __attribute__((target("ssse3"))) static void fast_h_row_ssse3(unsigned char *out
 }
 
 /* One channel (SSE2): 8 taps per pmaddwd on the bytes at xmin + 8j widened to 16 bits,
- * weights zero-padded to whole vectors of 8; the four lanes are summed at the end. */
+ * weights zero-padded to whole vectors of 8. Four output pixels at a time: their four
+ * partial-sum vectors are transposed and added, then rounded and packed together. */
+static __m128i gray_taps(const unsigned char *src, const struct coeffs *c, const int16_t *kp,
+                         int vecs, int xx)
+{
+    const __m128i zero = _mm_setzero_si128();
+    int xmin = c->bounds[xx * 2], n = c->bounds[xx * 2 + 1];
+    const int16_t *k = kp + (size_t)xx * (size_t)vecs * 8;
+    const unsigned char *p = src + xmin;
+    __m128i acc = zero;
+    for (int j = 0; 8 * j < n; j++) {
+        __m128i px = _mm_loadl_epi64((const __m128i *)(const void *)(p + 8 * j));
+        __m128i kw = _mm_loadu_si128((const __m128i *)(const void *)(k + 8 * j));
+        acc = _mm_add_epi32(acc, _mm_madd_epi16(_mm_unpacklo_epi8(px, zero), kw));
+    }
+    return acc;
+}
+
 static void fast_h_row_gray(unsigned char *out, int out_w, const unsigned char *src,
                             const struct coeffs *c, const int16_t *kp, int vecs)
 {
-    const __m128i zero = _mm_setzero_si128();
-    for (int xx = 0; xx < out_w; xx++) {
-        int xmin = c->bounds[xx * 2], n = c->bounds[xx * 2 + 1];
-        const int16_t *k = kp + (size_t)xx * (size_t)vecs * 8;
-        const unsigned char *p = src + xmin;
-        __m128i acc = zero;
-        for (int j = 0; 8 * j < n; j++) {
-            __m128i px = _mm_loadl_epi64((const __m128i *)(const void *)(p + 8 * j));
-            __m128i kw = _mm_loadu_si128((const __m128i *)(const void *)(k + 8 * j));
-            acc = _mm_add_epi32(acc, _mm_madd_epi16(_mm_unpacklo_epi8(px, zero), kw));
-        }
+    const __m128i bias = _mm_set1_epi32(1 << (FAST_BITS - 1));
+    int xx = 0;
+    for (; xx + 4 <= out_w; xx += 4) {
+        __m128i a0 = gray_taps(src, c, kp, vecs, xx), a1 = gray_taps(src, c, kp, vecs, xx + 1);
+        __m128i a2 = gray_taps(src, c, kp, vecs, xx + 2), a3 = gray_taps(src, c, kp, vecs, xx + 3);
+        __m128i s01 = _mm_add_epi32(_mm_unpacklo_epi32(a0, a1), _mm_unpackhi_epi32(a0, a1));
+        __m128i s23 = _mm_add_epi32(_mm_unpacklo_epi32(a2, a3), _mm_unpackhi_epi32(a2, a3));
+        __m128i sum = _mm_add_epi32(_mm_unpacklo_epi64(s01, s23), _mm_unpackhi_epi64(s01, s23));
+        sum = _mm_srai_epi32(_mm_add_epi32(sum, bias), FAST_BITS);
+        __m128i b = _mm_packs_epi32(sum, sum);
+        uint32_t v = (uint32_t)_mm_cvtsi128_si32(_mm_packus_epi16(b, b));
+        memcpy(out + xx, &v, 4); /* little-endian: pixel xx in the low byte */
+    }
+    for (; xx < out_w; xx++) {
+        __m128i acc = gray_taps(src, c, kp, vecs, xx);
         acc = _mm_add_epi32(acc, _mm_shuffle_epi32(acc, 0x4E));
         acc = _mm_add_epi32(acc, _mm_shuffle_epi32(acc, 0xB1));
         out[xx] = clip_fast(_mm_cvtsi128_si32(acc) + (1 << (FAST_BITS - 1)));
