@@ -100,31 +100,32 @@ void img_orient_px(unsigned char *dst, size_t dstride, const unsigned char *src,
     /* dst(x, y) = src(sx, sy), following PIL's ImageOps.exif_transpose: 2 FLIP_LEFT_RIGHT,
      * 3 ROTATE_180, 4 FLIP_TOP_BOTTOM, 5 TRANSPOSE, 6 ROTATE_270, 7 TRANSVERSE, 8 ROTATE_90.
      * The source pixel of dst(x, y) is at origin + x * xstep + y * ystep, in units of bpp
-     * bytes (w: a source row's stride in those units). */
+     * bytes (ws: a source row's stride in those units, W or more). */
     if (sstride % (size_t)bpp)
         return; /* never: strides are whole pixels */
-    ptrdiff_t w = (ptrdiff_t)(sstride / (size_t)bpp), h = H, origin, xstep, ystep;
+    ptrdiff_t ws = (ptrdiff_t)(sstride / (size_t)bpp), x1 = W - 1, y1 = (ptrdiff_t)(H - 1) * ws;
+    ptrdiff_t origin, xstep, ystep;
     switch (o) {
     case 2: /* sx = W-1-x, sy = y */
-        origin = w - 1, xstep = -1, ystep = w;
+        origin = x1, xstep = -1, ystep = ws;
         break;
     case 3: /* sx = W-1-x, sy = H-1-y */
-        origin = (h - 1) * w + w - 1, xstep = -1, ystep = -w;
+        origin = y1 + x1, xstep = -1, ystep = -ws;
         break;
     case 4: /* sx = x, sy = H-1-y */
-        origin = (h - 1) * w, xstep = 1, ystep = -w;
+        origin = y1, xstep = 1, ystep = -ws;
         break;
     case 5: /* sx = y, sy = x */
-        origin = 0, xstep = w, ystep = 1;
+        origin = 0, xstep = ws, ystep = 1;
         break;
     case 6: /* sx = y, sy = H-1-x */
-        origin = (h - 1) * w, xstep = -w, ystep = 1;
+        origin = y1, xstep = -ws, ystep = 1;
         break;
     case 7: /* sx = W-1-y, sy = H-1-x */
-        origin = (h - 1) * w + w - 1, xstep = -w, ystep = -1;
+        origin = y1 + x1, xstep = -ws, ystep = -1;
         break;
     case 8: /* sx = W-1-y, sy = x */
-        origin = w - 1, xstep = w, ystep = -1;
+        origin = x1, xstep = ws, ystep = -1;
         break;
     default:
         for (int y = 0; y < H; y++)
