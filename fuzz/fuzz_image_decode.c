@@ -1,11 +1,13 @@
-/* fuzz_image_decode.c - libFuzzer target: image_decode() on arbitrary bytes, with a small
- * pixel budget so that legitimate-but-huge inputs do not look like leaks or timeouts. The
- * first byte picks a file name, since the name steers raw detection. */
+/* fuzz_image_decode.c - libFuzzer target: image_decode() and image_jpeg_thumbnails() on
+ * arbitrary bytes, with a small pixel budget so that legitimate-but-huge inputs do not look
+ * like leaks or timeouts. The first byte picks a file name, since the name steers raw
+ * detection. */
 #include "shoebox/err.h"
 #include "shoebox/image.h"
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -23,6 +25,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct image *t = image_thumbnail(img, 32);
         image_free(t);
         image_free(img);
+    }
+    /* the crawler's JPEG thumbnail path (planes, no RGB image) */
+    struct image_thumb th[2] = { { .px = p.min_long > 0 ? p.min_long : 64 }, { .px = 16 } };
+    int planar = 0;
+    if (image_jpeg_thumbnails(data, size, name, p.max_pixels, 85, th, 2, &planar, &info, &err) ==
+        SB_OK) {
+        free(th[0].jpeg);
+        free(th[1].jpeg);
     }
     return 0;
 }

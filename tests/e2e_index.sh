@@ -44,6 +44,14 @@ nthumbs=$(find "$TMP/cat/thumbs" -name '*.jpg' | wc -l)
 expect_eq "thumb files" "$((2 * nthumb_done))" "$nthumbs"
 big=$(find "$TMP/cat/thumbs" -name '*-1024.jpg' | head -1)
 head -c 3 "$big" | od -An -tx1 | grep -q "ff d8 ff" && ok || fail "thumbnail is not a JPEG"
+# the orientation-6 photo's thumbnails (turned after the reduction) are upright: index them
+# in a catalog of their own and read their sizes back
+lh=$(q "$DB" "SELECT lower(hex(p.hash)) FROM photos p JOIN files f ON f.photo_id = p.id WHERE f.path LIKE '%/landscape.jpg'")
+mkdir -p "$TMP/lthumbs"
+cp "$TMP/cat/thumbs/${lh:0:2}/$lh-1024.jpg" "$TMP/cat/thumbs/${lh:0:2}/$lh-256.jpg" "$TMP/lthumbs/"
+"$SB" --db "$TMP/lthumbcat/catalog.db" index "$TMP/lthumbs" 2>/dev/null
+expect_eq "upright thumbnails of an orientation-6 photo" "1024x683 256x171" \
+    "$(q "$TMP/lthumbcat/catalog.db" "SELECT group_concat(width || 'x' || height, ' ') FROM (SELECT p.width, p.height FROM photos p ORDER BY p.width DESC)")"
 after=$(find "$LIB" -printf '%p %s %T@ %m\n' | sort | md5sum)
 expect_eq "library untouched (names, sizes, mtimes, modes)" "$before" "$after"
 

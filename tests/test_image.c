@@ -8,7 +8,10 @@
 #include "shoebox/image.h"
 #include "shoebox/util.h"
 
+#include "../src/image/internal.h"
+
 #include <dirent.h>
+#include <turbojpeg.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -411,6 +414,412 @@ static void test_resize(void)
     image_free(one);
 }
 
+/* PSNR in dB of b against a (same size); 99 when identical, -1 when the sizes differ. */
+static double img_psnr(const struct image *a, const struct image *b)
+{
+    if (!a || !b || a->w != b->w || a->h != b->h)
+        return -1;
+    size_t n = (size_t)a->w * a->h * 3;
+    double se = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a->px[i] - (double)b->px[i];
+        se += d * d;
+    }
+    return se == 0 ? 99 : 10 * log10(255.0 * 255.0 * (double)n / se);
+}
+
+/* image_resize_fast: close to the Pillow-exact path (it differs by rounding only), and its
+ * SIMD and scalar code give the same bytes, on odd sizes (SIMD tails), 1-pixel edges,
+ * enlargements and strong reductions (many taps). */
+static void test_resize_fast(void)
+{
+    static const struct {
+        const char *in;
+        int w, h;
+    } cases[] = {
+        { "in_61x47", 23, 17 },    { "in_61x47", 40, 47 },   { "in_61x47", 61, 30 },
+        { "in_61x47", 150, 101 },  { "in_61x47", 1, 1 },     { "in_61x47", 61, 1 },
+        { "in_61x47", 1, 47 },     { "in_61x47", 7, 100 },   { "in_61x47", 5, 4 },
+        { "in_200x150", 112, 84 }, { "in_200x150", 37, 29 }, { "in_200x150", 224, 168 },
+        { "in_200x150", 9, 7 },    { "in_1x1", 5, 3 },       { "in_3x2", 1, 1 },
+        { "in_3x2", 9, 7 },
+    };
+    static const enum image_filter filters[] = { IMAGE_FILTER_BILINEAR, IMAGE_FILTER_BICUBIC,
+                                                 IMAGE_FILTER_LANCZOS };
+    double worst_mean = 0;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char in[128];
+        snprintf(in, sizeof(in), "resize/%s.png", cases[i].in);
+        struct image *src = load(in, NULL, NULL, NULL);
+        CHECK(src != NULL);
+        for (size_t f = 0; f < sizeof(filters) / sizeof(filters[0]) && src; f++) {
+            struct image *want = image_resize(src, cases[i].w, cases[i].h, filters[f]);
+            struct image *got = image_resize_fast(src, cases[i].w, cases[i].h, filters[f]);
+            img_resize_fast_set_simd(0);
+            struct image *scalar = image_resize_fast(src, cases[i].w, cases[i].h, filters[f]);
+            img_resize_fast_set_simd(1);
+            CHECK(got && scalar && got->w == cases[i].w && got->h == cases[i].h);
+            double mean = 0;
+            int mx = img_diff(want, got, &mean);
+            if (mx < 0 || mx > 24 || mean > 1.0)
+                fprintf(stderr, "  resize_fast %s -> %dx%d filter %d: max %d mean %.3f\n", in,
+                        cases[i].w, cases[i].h, (int)filters[f], mx, mean);
+            CHECK(mx >= 0 && mx <= 24 && mean <= 1.0);
+            CHECK_EQ_INT(0, img_diff(got, scalar, NULL)); /* SIMD == scalar, byte for byte */
+            if (mean > worst_mean)
+                worst_mean = mean;
+            image_free(want);
+            image_free(got);
+            image_free(scalar);
+        }
+        image_free(src);
+    }
+    fprintf(stderr, "  resize_fast vs exact on the fixtures: worst mean diff %.3f\n", worst_mean);
+
+    /* a camera photo to thumbnail sizes: within rounding of the exact path */
+    struct image *img = load("Landscape_1.jpg", NULL, NULL, NULL);
+    CHECK(img != NULL);
+    static const int sizes[][2] = { { 1024, 683 }, { 256, 171 }, { 1799, 1199 }, { 1800, 600 } };
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]) && img; i++) {
+        struct image *want = image_resize(img, sizes[i][0], sizes[i][1], IMAGE_FILTER_BICUBIC);
+        struct image *got = image_resize_fast(img, sizes[i][0], sizes[i][1], IMAGE_FILTER_BICUBIC);
+        img_resize_fast_set_simd(0);
+        struct image *scalar =
+            image_resize_fast(img, sizes[i][0], sizes[i][1], IMAGE_FILTER_BICUBIC);
+        img_resize_fast_set_simd(1);
+        double db = img_psnr(want, got);
+        fprintf(stderr, "  resize_fast Landscape_1 -> %dx%d: PSNR %.1f dB vs exact\n", sizes[i][0],
+                sizes[i][1], db);
+        CHECK(db >= 45);
+        CHECK_EQ_INT(0, img_diff(got, scalar, NULL));
+        image_free(want);
+        image_free(got);
+        image_free(scalar);
+    }
+    image_free(img);
+    /* planes (bpp 1, padded strides): each channel of an RGB resize, byte for byte, SIMD or
+     * not; with moved sample centres and a narrower filter too, SIMD == scalar */
+    struct image *src = load("resize/in_200x150.png", NULL, NULL, NULL);
+    CHECK(src != NULL);
+    static const int psz[][2] = { { 112, 84 }, { 37, 29 }, { 3, 2 }, { 199, 150 }, { 200, 61 } };
+    for (size_t i = 0; i < sizeof(psz) / sizeof(psz[0]) && src; i++) {
+        int w = psz[i][0], h = psz[i][1];
+        size_t sst = (size_t)src->w + 5, dst_st = (size_t)w + 3;
+        unsigned char *plane = calloc(sst * (size_t)src->h, 1);
+        unsigned char *a = calloc(dst_st * (size_t)h, 1), *b = calloc(dst_st * (size_t)h, 1);
+        struct image *rgb = image_resize_fast(src, w, h, IMAGE_FILTER_BICUBIC);
+        CHECK(plane && a && b && rgb);
+        if (!plane || !a || !b || !rgb)
+            break;
+        for (int ch = 0; ch < 3; ch++) {
+            for (int y = 0; y < src->h; y++)
+                for (int x = 0; x < src->w; x++)
+                    plane[(size_t)y * sst + (size_t)x] =
+                        src->px[((size_t)y * (size_t)src->w + (size_t)x) * 3 + (size_t)ch];
+            struct img_axis ax = { src->w, w, 0, 0, 0 }, ay = { src->h, h, 0, 0, 0 };
+            CHECK_EQ_INT(
+                0, img_resize_fast_plane(plane, sst, a, dst_st, ax, ay, 1, IMAGE_FILTER_BICUBIC));
+            int same = 1;
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++)
+                    same &= a[(size_t)y * dst_st + (size_t)x] ==
+                            rgb->px[((size_t)y * (size_t)w + (size_t)x) * 3 + (size_t)ch];
+            CHECK(same);
+            ax.step = 1.1 * src->w / w;
+            ax.shift = 0.5;
+            ax.width = 0.7 * src->w / w;
+            ay.step = 0.9 * src->h / h;
+            CHECK_EQ_INT(
+                0, img_resize_fast_plane(plane, sst, a, dst_st, ax, ay, 1, IMAGE_FILTER_BICUBIC));
+            img_resize_fast_set_simd(0);
+            CHECK_EQ_INT(
+                0, img_resize_fast_plane(plane, sst, b, dst_st, ax, ay, 1, IMAGE_FILTER_BICUBIC));
+            img_resize_fast_set_simd(1);
+            same = 1;
+            for (int y = 0; y < h; y++)
+                same &= memcmp(a + (size_t)y * dst_st, b + (size_t)y * dst_st, (size_t)w) == 0;
+            CHECK(same);
+        }
+        image_free(rgb);
+        free(plane);
+        free(a);
+        free(b);
+    }
+    image_free(src);
+
+    struct image *one = image_new(1, 1);
+    CHECK(image_resize_fast(one, 0, 5, IMAGE_FILTER_BICUBIC) == NULL);
+    CHECK(image_resize_fast(NULL, 5, 5, IMAGE_FILTER_BICUBIC) == NULL);
+    CHECK(image_resize_fast(one, 5, 5, (enum image_filter)7) == NULL);
+    image_free(one);
+}
+
+/* Thumbnails through each decode path the crawler takes (full size, DCT-scaled to cover 1024
+ * or 256, turned by EXIF orientation): right size, upright, and close to the thumbnail of the
+ * full-size decode. */
+static void test_thumbnail_paths(void)
+{
+    struct image *full = load("Landscape_1.jpg", NULL, NULL, NULL);
+    CHECK(full != NULL);
+    if (!full)
+        return;
+    struct image *ref_l = image_thumbnail(full, 1024), *ref_s = image_thumbnail(full, 256);
+    CHECK(ref_l && ref_l->w == 1024 && ref_l->h == 683);
+    CHECK(ref_s && ref_s->w == 256 && ref_s->h == 171);
+    static const struct {
+        const char *file;
+        int min_long, dec_w, dec_h; /* decode size after orientation */
+        double min_db;              /* PSNR of both thumbnails against the references */
+    } cases[] = {
+        { "Landscape_1.jpg", 1024, 1125, 750, 35 }, /* 5/8 */
+        { "Landscape_1.jpg", 256, 450, 300, 30 },   /* 2/8: only the small one is made */
+        { "Landscape_6.jpg", 1024, 1125, 750, 0 },  /* turned; the digit differs */
+        { "Landscape_6.jpg", 0, 1800, 1200, 0 },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct image_decode_params p = image_decode_default_params();
+        p.min_long = cases[i].min_long;
+        struct image *img = load(cases[i].file, &p, NULL, NULL);
+        CHECK(img && img->w == cases[i].dec_w && img->h == cases[i].dec_h);
+        if (!img)
+            continue;
+        struct image *l = cases[i].min_long == 256 ? NULL : image_thumbnail(img, 1024);
+        struct image *s = image_thumbnail(l ? l : img, 256);
+        CHECK(s && s->w == 256 && s->h == 171);
+        double db_s = img_psnr(ref_s, s), db_l = l ? img_psnr(ref_l, l) : 99;
+        if (l)
+            CHECK(l->w == 1024 && l->h == 683);
+        double mean = 0;
+        int mx = img_diff(ref_s, s, &mean);
+        fprintf(stderr, "  thumbnails of %s at min_long %d: PSNR %.1f / %.1f dB, mean %.2f\n",
+                cases[i].file, cases[i].min_long, db_l, db_s, mean);
+        CHECK(mx >= 0 && mean < 12); /* upright: the turned copy matches too */
+        CHECK(db_s >= cases[i].min_db && db_l >= cases[i].min_db);
+        image_free(l);
+        image_free(s);
+        image_free(img);
+    }
+    /* the 8 orientations of a small picture (32x48 stored): thumbnails are upright */
+    struct image *up = load("orient_upright.png", NULL, NULL, NULL);
+    struct image *up_t = up ? image_thumbnail(up, 24) : NULL;
+    CHECK(up_t != NULL);
+    for (int o = 1; o <= 8 && up_t; o++) {
+        char name[32];
+        snprintf(name, sizeof(name), "orient_%d.jpg", o);
+        struct image *img = load(name, NULL, NULL, NULL);
+        struct image *t = img ? image_thumbnail(img, 24) : NULL;
+        CHECK(t && t->w == up_t->w && t->h == up_t->h);
+        double mean = 0;
+        int mx = img_diff(up_t, t, &mean);
+        if (mx < 0 || mean > 3)
+            fprintf(stderr, "  thumbnail %s: max %d mean %.2f\n", name, mx, mean);
+        CHECK(mx >= 0 && mean <= 3);
+        image_free(t);
+        image_free(img);
+    }
+    image_free(up_t);
+    image_free(up);
+    image_free(ref_l);
+    image_free(ref_s);
+    image_free(full);
+}
+
+/* The RGB path's thumbnails of buf (decode covering px_large, upright, image_thumbnail twice),
+ * as the crawler made them before the planar path. rc as image_decode's. */
+static int rgb_thumbs(const unsigned char *buf, size_t len, int px_large, int px_small,
+                      struct image **l, struct image **s)
+{
+    struct image_decode_params p = image_decode_default_params();
+    p.min_long = px_large;
+    struct image *img = NULL;
+    struct sb_err err = { 0 };
+    *l = *s = NULL;
+    int rc = image_decode(buf, len, "x.jpg", &p, &img, NULL, &err);
+    if (rc)
+        return rc;
+    *l = image_thumbnail(img, px_large);
+    *s = *l ? image_thumbnail(*l, px_small) : NULL;
+    image_free(img);
+    return SB_OK;
+}
+
+/* img through JPEG at quality 85 (as the crawler stores thumbnails) and back. */
+static struct image *jpeg_round_trip(const struct image *img)
+{
+    unsigned char *jpeg = NULL;
+    size_t len = 0;
+    struct image *back = NULL;
+    if (image_encode_jpeg(img, 85, &jpeg, &len, NULL) == SB_OK)
+        image_decode(jpeg, len, "t.jpg", NULL, &back, NULL, NULL);
+    free(jpeg);
+    return back;
+}
+
+/* Compares image_jpeg_thumbnails on buf with the RGB path: same outcome, same sizes, and
+ * against the RGB path's (unencoded) thumbnails a PSNR at most max_loss dB below that of the
+ * RGB path's own stored JPEGs. Returns the planar flag. */
+static int check_planar(const char *what, const unsigned char *buf, size_t len, int px_large,
+                        int px_small, double max_loss)
+{
+    struct image_thumb t[2] = { { .px = px_large }, { .px = px_small } };
+    int planar = -1;
+    struct image_info info = { 0 };
+    struct sb_err err = { 0 };
+    int rc = image_jpeg_thumbnails(buf, len, "x.jpg", 200u * 1000u * 1000u, 85, t, 2, &planar,
+                                   &info, &err);
+    CHECK(planar == 0 || planar == 1);
+    if (!planar) {
+        CHECK_EQ_INT(SB_OK, rc);
+        CHECK(t[0].jpeg == NULL && t[1].jpeg == NULL);
+        return 0;
+    }
+    struct image *l = NULL, *s = NULL;
+    int want_rc = rgb_thumbs(buf, len, px_large, px_small, &l, &s);
+    if (rc != want_rc)
+        fprintf(stderr, "  planar %s: rc %d (%s), RGB path rc %d\n", what, rc, err.msg, want_rc);
+    CHECK_EQ_INT(want_rc, rc);
+    if (rc) {
+        CHECK(t[0].jpeg == NULL && t[1].jpeg == NULL);
+    } else {
+        CHECK_EQ_INT(IMAGE_FMT_JPEG, info.format);
+        struct image *rgb[2] = { l, s };
+        for (int i = 0; i < 2; i++) {
+            struct image *back = NULL;
+            CHECK_EQ_INT(SB_OK,
+                         image_decode(t[i].jpeg, t[i].len, "t.jpg", NULL, &back, NULL, &err));
+            CHECK(back && rgb[i] && back->w == rgb[i]->w && back->h == rgb[i]->h);
+            CHECK(back && t[i].w == back->w && t[i].h == back->h);
+            struct image *stored = rgb[i] ? jpeg_round_trip(rgb[i]) : NULL;
+            double db = img_psnr(rgb[i], back), db_rgb = img_psnr(rgb[i], stored);
+            if (db < db_rgb - max_loss || (rgb[i] && rgb[i]->w >= 256) || getenv("PLANAR_V"))
+                fprintf(stderr, "  planar %s thumb %d (%dx%d): PSNR %.1f dB, RGB path %.1f dB\n",
+                        what, t[i].px, t[i].w, t[i].h, db, db_rgb);
+            CHECK(db_rgb > 0 && db >= db_rgb - max_loss);
+            image_free(stored);
+            image_free(back);
+        }
+    }
+    free(t[0].jpeg);
+    free(t[1].jpeg);
+    image_free(l);
+    image_free(s);
+    return 1;
+}
+
+/* image_jpeg_thumbnails (the crawler's JPEG path): against the RGB path on every JPEG fixture
+ * (the 8 orientations, progressive, arithmetic-coded, broken and truncated files: the same
+ * outcome), on each chroma sampling, and on files it leaves to the RGB path. */
+static void test_jpeg_planar_thumbs(void)
+{
+    static const char *const dirs[] = { "", "broken/" };
+    int nplanar = 0, nfail = 0;
+    for (size_t d = 0; d < 2; d++) {
+        char dir[1024];
+        snprintf(dir, sizeof(dir), "%s/images/%s", data_dir, dirs[d]);
+        DIR *dp = opendir(dir);
+        CHECK(dp != NULL);
+        struct dirent *de;
+        while (dp && (de = readdir(dp))) {
+            size_t n = strlen(de->d_name);
+            if (n < 4 || strcmp(de->d_name + n - 4, ".jpg") != 0)
+                continue;
+            char rel[600], full[1700];
+            snprintf(rel, sizeof(rel), "%s%s", dirs[d], de->d_name);
+            snprintf(full, sizeof(full), "%s%s", dir, de->d_name);
+            unsigned char *buf = NULL;
+            size_t len = 0;
+            if (sb_read_file(full, 1 << 26, &buf, &len, NULL) != SB_OK || len == 0) {
+                free(buf);
+                continue;
+            }
+            /* small fixtures: thumbnails of 24 and 8 px so that every one is reduced */
+            int big = strncmp(de->d_name, "Landscape", 9) == 0 || d == 1;
+            nplanar += check_planar(rel, buf, len, big ? 1024 : 24, big ? 256 : 8, 1.0);
+            struct image_thumb t[1] = { { .px = 64 } };
+            int planar = 0;
+            if (image_jpeg_thumbnails(buf, len, "x.jpg", 200u * 1000u * 1000u, 85, t, 1, &planar,
+                                      NULL, NULL) != SB_OK)
+                nfail++;
+            free(t[0].jpeg);
+            free(buf);
+        }
+        if (dp)
+            closedir(dp);
+    }
+    fprintf(stderr, "  planar thumbnails: %d JPEG fixtures on the planar path, %d failing\n",
+            nplanar, nfail);
+    /* odd thumbnail sizes on the axes each orientation reverses (chroma samples moved) */
+    for (int o = 1; o <= 8; o++) {
+        char name[32];
+        snprintf(name, sizeof(name), "orient_%d.jpg", o);
+        unsigned char *buf = NULL;
+        size_t len = 0;
+        CHECK_EQ_INT(SB_OK, sb_read_file(path_of(name), 1 << 20, &buf, &len, NULL));
+        CHECK_EQ_INT(1, check_planar(name, buf, len, 23, 7, 0.5));
+        CHECK_EQ_INT(1, check_planar(name, buf, len, 37, 9, 0.5));
+        free(buf);
+    }
+    CHECK(nplanar >= 20);
+    CHECK(nfail >= 2); /* truncated ones fail as on the RGB path */
+
+    /* each chroma sampling, from a 450x300 RGB picture encoded here */
+    struct image_decode_params p = image_decode_default_params();
+    p.min_long = 450;
+    struct image *src = load("Landscape_1.jpg", &p, NULL, NULL);
+    CHECK(src && src->w == 450);
+    static const int samps[] = { TJSAMP_444, TJSAMP_422, TJSAMP_420, TJSAMP_440 };
+    tjhandle ch = tjInitCompress();
+    for (size_t i = 0; i < sizeof(samps) / sizeof(samps[0]) && src && ch; i++) {
+        unsigned char *jpeg = NULL;
+        unsigned long jlen = 0;
+        CHECK_EQ_INT(0, tjCompress2(ch, src->px, src->w, 0, src->h, TJPF_RGB, &jpeg, &jlen,
+                                    samps[i], 95, 0));
+        char what[32];
+        snprintf(what, sizeof(what), "sampling %d", samps[i]);
+        CHECK_EQ_INT(1, check_planar(what, jpeg, jlen, 200, 64, 1.0));
+        CHECK_EQ_INT(1, check_planar(what, jpeg, jlen, 1024, 256, 1.0)); /* no reduction */
+        tjFree(jpeg);
+    }
+    /* grayscale and CMYK JPEGs, other formats, garbage: left to the RGB path */
+    if (src && ch) {
+        unsigned char *jpeg = NULL;
+        unsigned long jlen = 0;
+        CHECK_EQ_INT(0, tjCompress2(ch, src->px, src->w, 0, src->h, TJPF_RGB, &jpeg, &jlen,
+                                    TJSAMP_GRAY, 90, 0));
+        CHECK_EQ_INT(0, check_planar("gray", jpeg, jlen, 200, 64, 0));
+        tjFree(jpeg);
+    }
+    if (ch)
+        tjDestroy(ch);
+    static const char *const others[] = { "cmyk_adobe.jpg", "cmyk_synthetic.jpg",
+                                          "orient_upright.png", "lossy_vp8_hopper.webp" };
+    for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+        unsigned char *buf = NULL;
+        size_t len = 0;
+        CHECK_EQ_INT(SB_OK, sb_read_file(path_of(others[i]), 1 << 26, &buf, &len, NULL));
+        CHECK_EQ_INT(0, check_planar(others[i], buf, len, 64, 16, 0));
+        free(buf);
+    }
+    CHECK_EQ_INT(0, check_planar("garbage", (const unsigned char *)"hello", 5, 64, 16, 0));
+    /* the pixel limit and bad arguments */
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    CHECK_EQ_INT(SB_OK, sb_read_file(path_of("Landscape_1.jpg"), 1 << 26, &buf, &len, NULL));
+    struct image_thumb t[2] = { { .px = 1024 }, { .px = 256 } };
+    int planar = 0;
+    struct sb_err err = { 0 };
+    CHECK_EQ_INT(SB_ETOOBIG,
+                 image_jpeg_thumbnails(buf, len, "x.jpg", 1000, 85, t, 2, &planar, NULL, &err));
+    CHECK(planar == 1 && t[0].jpeg == NULL);
+    CHECK_EQ_INT(SB_EINVAL,
+                 image_jpeg_thumbnails(buf, len, "x.jpg", 1u << 30, 0, t, 2, &planar, NULL, NULL));
+    t[1].px = 0;
+    CHECK_EQ_INT(SB_EINVAL,
+                 image_jpeg_thumbnails(buf, len, "x.jpg", 1u << 30, 85, t, 2, &planar, NULL, NULL));
+    free(buf);
+    image_free(src);
+}
+
 static void test_thumbnail_encode(void)
 {
     struct image *img = load("Landscape_1.jpg", NULL, NULL, NULL);
@@ -800,6 +1209,9 @@ int main(void)
     test_formats();
     test_max_pixels();
     test_resize();
+    test_resize_fast();
+    test_thumbnail_paths();
+    test_jpeg_planar_thumbs();
     test_thumbnail_encode();
     test_meta();
     test_broken();

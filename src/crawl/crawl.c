@@ -246,8 +246,8 @@ static void local_time_string(int64_t t, struct photo_meta *m)
     m->taken_unix = t;
 }
 
-static int write_thumb(const struct work_batch *b, const struct catalog_work *w,
-                       const struct image *img, int px, struct sb_err *err)
+static int write_thumb_jpeg(const struct work_batch *b, const struct catalog_work *w, int px,
+                            const unsigned char *jpeg, size_t len, struct sb_err *err)
 {
     char path[4096];
     if (!crawl_thumb_path(b->thumb_dir, w->hash, px, path, sizeof(path)))
@@ -258,19 +258,32 @@ static int write_thumb(const struct work_batch *b, const struct catalog_work *w,
     *slash = '/';
     if (rc)
         return rc;
+    return sb_write_file_atomic(path, jpeg, len, err);
+}
+
+static int write_thumb(const struct work_batch *b, const struct catalog_work *w,
+                       const struct image *img, int px, struct sb_err *err)
+{
     unsigned char *jpeg = NULL;
     size_t len = 0;
-    rc = image_encode_jpeg(img, b->p->thumb_quality, &jpeg, &len, err);
+    int rc = image_encode_jpeg(img, b->p->thumb_quality, &jpeg, &len, err);
     if (!rc)
-        rc = sb_write_file_atomic(path, jpeg, len, err);
+        rc = write_thumb_jpeg(b, w, px, jpeg, len, err);
     free(jpeg);
     return rc;
 }
 
+/* img is in stored orientation when orientation != 1: the large thumbnail is turned upright
+ * (fewer pixels to move than the decode), and the small one is made from it. */
 static int make_thumbs(const struct work_batch *b, const struct catalog_work *w,
-                       const struct image *img, struct sb_err *err)
+                       const struct image *img, int orientation, struct sb_err *err)
 {
     struct image *large = image_thumbnail(img, b->p->thumb_large);
+    if (large && orientation != 1) {
+        struct image *r = image_orient(large, orientation);
+        image_free(large);
+        large = r;
+    }
     struct image *small = large ? image_thumbnail(large, b->p->thumb_small) : NULL;
     int rc = SB_OK;
     if (!large || !small)
@@ -294,6 +307,7 @@ static void work_one(const struct work_batch *b, struct work_item *it, int worke
     bool want_embed = emb && wants(w, b->bits->embed);
     bool need_pixels = want_probe || want_thumb || want_embed;
     int plug_long = 0, plug_short = 0;
+    bool plug_pixels = false;
     for (int i = 0; i < p->nplugins; i++) {
         const struct crawl_plugin *pl = &p->plugins[i];
         if (!wants(w, b->bits->plugin[i]))
@@ -306,6 +320,7 @@ static void work_one(const struct work_batch *b, struct work_item *it, int worke
             continue;
         }
         need_pixels = true;
+        plug_pixels = true;
         plug_long = pl->min_long > plug_long ? pl->min_long : plug_long;
         plug_short = pl->min_short > plug_short ? pl->min_short : plug_short;
     }
@@ -314,6 +329,8 @@ static void work_one(const struct work_batch *b, struct work_item *it, int worke
     unsigned char *buf = NULL;
     size_t len = 0;
     struct image *img = NULL;
+    struct image_thumb tj[2] = { { .px = p->thumb_large }, { .px = p->thumb_small } };
+    int planar = 0;
     struct sb_err err;
     sb_err_clear(&err);
     photo_meta_init(&it->meta);
@@ -328,10 +345,16 @@ static void work_one(const struct work_batch *b, struct work_item *it, int worke
         }
     }
     const char *name = base_name(w->path);
+    bool dp_upright = want_embed || plug_pixels;
     enum image_format fmt = rc ? IMAGE_FMT_UNKNOWN : image_sniff(buf, len, name);
     if (!rc && want_probe)
         meta_read(buf, len, fmt, &it->meta, NULL); /* bad EXIF is no reason to fail */
-    if (!rc) {
+    /* Thumbnails are all the pixels are for: a JPEG goes from its Y/Cb/Cr planes straight
+     * to the thumbnails (image_jpeg_thumbnails), no RGB image in between. */
+    if (!rc && want_thumb && !dp_upright && fmt == IMAGE_FMT_JPEG)
+        rc = image_jpeg_thumbnails(buf, len, name, p->max_pixels, p->thumb_quality, tj, 2, &planar,
+                                   &it->info, &err);
+    if (!rc && !planar) {
         struct image_decode_params dp = image_decode_default_params();
         dp.max_pixels = p->max_pixels;
         dp.min_long = want_thumb ? p->thumb_large : 0;
@@ -340,6 +363,9 @@ static void work_one(const struct work_batch *b, struct work_item *it, int worke
         dp.min_short = plug_short > dp.min_short ? plug_short : dp.min_short;
         if (dp.min_long == 0 && dp.min_short == 0) /* probe only: the smallest decode */
             dp.min_long = 1;
+        /* Only the embedder and plugins need the decode upright; thumbnails are turned
+         * after the reduction. */
+        dp.apply_orientation = dp_upright;
         rc = image_decode(buf, len, name, &dp, &img, &it->info, &err);
     }
     free(buf);
@@ -372,8 +398,16 @@ static void work_one(const struct work_batch *b, struct work_item *it, int worke
             }
         }
     }
-    if (want_thumb)
-        it->thumb_rc = make_thumbs(b, w, img, &it->thumb_err);
+    if (want_thumb && planar) {
+        it->thumb_rc =
+            write_thumb_jpeg(b, w, p->thumb_large, tj[0].jpeg, tj[0].len, &it->thumb_err);
+        if (!it->thumb_rc)
+            it->thumb_rc =
+                write_thumb_jpeg(b, w, p->thumb_small, tj[1].jpeg, tj[1].len, &it->thumb_err);
+    } else if (want_thumb) {
+        it->thumb_rc =
+            make_thumbs(b, w, img, dp_upright ? 1 : it->info.orientation, &it->thumb_err);
+    }
     if (want_embed) {
         it->pixels = malloc(emb->input_floats * sizeof(float));
         if (!it->pixels)
@@ -394,6 +428,8 @@ static void work_one(const struct work_batch *b, struct work_item *it, int worke
             pl->run(pl->user, worker, img, w->path, &it->plug[i].result, &it->plug[i].err);
     }
 out:
+    free(tj[0].jpeg);
+    free(tj[1].jpeg);
     free(buf);
     image_free(img);
 }

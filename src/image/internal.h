@@ -59,4 +59,33 @@ int64_t img_jpeg_find_soi(const unsigned char *buf, size_t len);
 /* Case-insensitive: does name end with ext (".nef")? NULL name is never a match. */
 int img_name_has_ext(const char *name, const char *ext);
 
+/* Turns W x H pixels of bpp bytes (1 or 3; rows sstride bytes apart, a whole number of
+ * pixels) as EXIF orientation o prescribes into dst (H x W for o >= 5, rows dstride bytes
+ * apart); o outside 1..8 copies. */
+void img_orient_px(unsigned char *dst, size_t dstride, const unsigned char *src, size_t sstride,
+                   int W, int H, int bpp, int o);
+
+/* image_thumbnail's size for w x h and a long edge of at most px (never larger than w x h). */
+void img_thumb_size(int w, int h, int px, int *tw, int *th);
+
+/* Tests: 0 makes image_resize_fast() use its scalar code (the same bytes), 1 (the default)
+ * its SIMD code where the CPU has it. */
+void img_resize_fast_set_simd(int on);
+
+/* One axis of img_resize_fast_plane: in samples to out samples; output sample i is centred
+ * at (i + 0.5 - shift) * step input samples when step > 0, else at (i + 0.5) * in / out (PIL's
+ * geometry; shift unused). The filter is stretched by width when width > 0, else by the
+ * scale (as PIL does). */
+struct img_axis {
+    int in, out;
+    double step, shift, width;
+};
+
+/* image_resize_fast's code on bare pixels of bpp bytes (1: a plane, 3: RGB): src rows sstride
+ * bytes apart, dst rows dstride apart. Returns 0, -1 when out of memory or given bad
+ * arguments, 1 when the filter's weights do not fit 16 bits (never for the filters here). */
+int img_resize_fast_plane(const unsigned char *src, size_t sstride, unsigned char *dst,
+                          size_t dstride, struct img_axis x, struct img_axis y, int bpp,
+                          enum image_filter f);
+
 #endif

@@ -89,6 +89,22 @@ static void pick_scale(int w, int h, int min_long, int min_short, int *sw, int *
     }
 }
 
+/* The outcome of a tjDecompress* call that returned r. */
+static int decode_result(tjhandle h, int r, const char *name, struct sb_err *err)
+{
+    if (r == 0)
+        return SB_OK;
+    const char *m = tjGetErrorStr2(h);
+    if (tjGetErrorCode(h) != TJERR_WARNING)
+        return tj_fail(h, "bad JPEG data", name, err);
+    /* A warning leaves a decoded image. Premature end of data means the bottom of the
+     * picture is grey filler: report it instead of indexing a half picture. Other warnings
+     * (stray bytes between markers, a short APPn) are harmless, as in PIL. */
+    if (m && strstr(m, "Premature end"))
+        return sb_fail(err, SB_ECORRUPT, "decode '%s': truncated JPEG data", img_label(name));
+    return SB_OK;
+}
+
 /* PIL reads 4-component JPEGs as Adobe-inverted CMYK ("CMYK;I") and converts with
  * libImaging/Convert.c cmyk2rgb: out = nk - nk * c / 255 (rounded as MULDIV255), nk = 255 - k.
  * libjpeg hands us the stored (inverted) values, so c = 255 - stored. */
@@ -157,21 +173,12 @@ int img_decode_jpeg(const unsigned char *buf, size_t len, const char *name,
     /* TJFLAG_LIMITSCANS stops progressive files with thousands of scans (a CPU bomb). The
      * default (ISLOW) IDCT and fancy upsampling match what PIL's libjpeg does. */
     int flags = TJFLAG_LIMITSCANS;
-    if (tjDecompress2(h, jb, (unsigned long)jlen, dst, sw, 0, sh, is_cmyk ? TJPF_CMYK : TJPF_RGB,
-                      flags) != 0) {
-        const char *m = tjGetErrorStr2(h);
-        if (tjGetErrorCode(h) != TJERR_WARNING) {
-            rc = tj_fail(h, "bad JPEG data", name, err);
-            goto out;
-        }
-        /* A warning leaves a decoded image. Premature end of data means the bottom of the
-         * picture is grey filler: report it instead of indexing a half picture. Other
-         * warnings (stray bytes between markers, a short APPn) are harmless, as in PIL. */
-        if (m && strstr(m, "Premature end")) {
-            rc = sb_fail(err, SB_ECORRUPT, "decode '%s': truncated JPEG data", img_label(name));
-            goto out;
-        }
-    }
+    rc = decode_result(h,
+                       tjDecompress2(h, jb, (unsigned long)jlen, dst, sw, 0, sh,
+                                     is_cmyk ? TJPF_CMYK : TJPF_RGB, flags),
+                       name, err);
+    if (rc)
+        goto out;
     if (is_cmyk) {
         size_t npx = (size_t)sw * (size_t)sh;
         for (size_t i = 0; i < npx; i++) {
@@ -227,5 +234,222 @@ out:
         tjFree(jpeg);
     if (h)
         tjDestroy(h);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Thumbnails from the Y/Cb/Cr planes */
+
+/* Three planes: Y w x h, Cb and Cr as the sampling gives (4:2:0 for the thumbnails). */
+struct planes {
+    int w, h, subsamp;
+    int pw[3], ph[3];
+    unsigned char *p[3];
+};
+
+static void planes_free(struct planes *pl)
+{
+    for (int i = 0; i < 3; i++) {
+        free(pl->p[i]);
+        pl->p[i] = NULL;
+    }
+}
+
+static int planes_alloc(struct planes *pl, int w, int h, int subsamp)
+{
+    pl->w = w;
+    pl->h = h;
+    pl->subsamp = subsamp;
+    for (int i = 0; i < 3; i++) {
+        pl->pw[i] = tjPlaneWidth(i, w, subsamp);
+        pl->ph[i] = tjPlaneHeight(i, h, subsamp);
+        size_t n;
+        if (pl->pw[i] <= 0 || pl->ph[i] <= 0 ||
+            !sb_mul_size((size_t)pl->pw[i], (size_t)pl->ph[i], &n) || !(pl->p[i] = malloc(n))) {
+            planes_free(pl);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int planar_sampling(int subsamp)
+{
+    return subsamp == TJSAMP_444 || subsamp == TJSAMP_422 || subsamp == TJSAMP_420 ||
+           subsamp == TJSAMP_440;
+}
+
+/* The chroma filter's width in thumbnail luma pixels (times the reduction). The RGB path's
+ * chroma is bicubic at 1 then the encoder's 2x2 box; bicubic at 2 (the chroma sample spacing)
+ * is blurrier than that, 1.5 comes as close to the RGB path as its quality on the fixtures
+ * tells (tests/test_image.c test_jpeg_planar_thumbs). */
+#define CHROMA_WIDTH 1.5
+
+/* Which axes of the stored picture EXIF orientation o reverses: bit 0 x, bit 1 y. */
+static int flipped_axes(int o)
+{
+    switch (o) {
+    case 2:
+    case 8:
+        return 1;
+    case 4:
+    case 6:
+        return 2;
+    case 3:
+    case 7:
+        return 3;
+    default:
+        return 0;
+    }
+}
+
+/* Repeats the last column and row of Y's w x h picture into its padding (the encoder reads
+ * whole planes; what is there shapes the last visible pixels' blocks). */
+static void pad_luma(struct planes *pl)
+{
+    unsigned char *y = pl->p[0];
+    size_t stride = (size_t)pl->pw[0];
+    for (int r = 0; r < pl->h; r++)
+        for (int c = pl->w; c < pl->pw[0]; c++)
+            y[(size_t)r * stride + (size_t)c] = y[(size_t)r * stride + (size_t)pl->w - 1];
+    for (int r = pl->h; r < pl->ph[0]; r++)
+        memcpy(y + (size_t)r * stride, y + (size_t)(pl->h - 1) * stride, stride);
+}
+
+/* One thumbnail: src planes (any sampling) -> 4:2:0 planes of image_thumbnail's size for
+ * t->px in stored orientation -> upright (*up, which the next size is made from) -> JPEG.
+ * Chroma sample centres follow the luma geometry: a 4:2:0 chroma sample j covers luma
+ * [2j, 2j + 2); on an axis that the orientation reverses, an odd luma size moves the stored
+ * samples by one luma pixel so that they land there once turned. */
+static int plane_thumb(tjhandle ch, const struct planes *src, int orientation, int quality,
+                       struct image_thumb *t, struct planes *up, const char *name,
+                       struct sb_err *err)
+{
+    int tw, th;
+    img_thumb_size(src->w, src->h, t->px, &tw, &th);
+    struct planes st = { 0 };
+    int swap = orientation >= 5 && orientation <= 8, flip = flipped_axes(orientation);
+    int rc = SB_OK;
+    if (!planes_alloc(&st, tw, th, TJSAMP_420) ||
+        !planes_alloc(up, swap ? th : tw, swap ? tw : th, TJSAMP_420)) {
+        rc = sb_fail(err, SB_ENOMEM, "thumbnail '%s': out of memory", img_label(name));
+        goto out;
+    }
+    double sx = (double)src->w / tw, sy = (double)src->h / th;
+    int hs = tjMCUWidth[src->subsamp] / 8, vs = tjMCUHeight[src->subsamp] / 8;
+    for (int i = 0; i < 3; i++) {
+        struct img_axis x = { i ? src->pw[i] : src->w, i ? st.pw[i] : tw, 0, 0, 0 };
+        struct img_axis y = { i ? src->ph[i] : src->h, i ? st.ph[i] : th, 0, 0, 0 };
+        if (i) {
+            x.width = CHROMA_WIDTH * sx / hs;
+            y.width = CHROMA_WIDTH * sy / vs;
+            x.step = 2 * sx / hs;
+            x.shift = (flip & 1) && (tw & 1) ? 0.5 : 0;
+            y.step = 2 * sy / vs;
+            y.shift = (flip & 2) && (th & 1) ? 0.5 : 0;
+        }
+        if (img_resize_fast_plane(src->p[i], (size_t)src->pw[i], st.p[i], (size_t)st.pw[i], x, y, 1,
+                                  IMAGE_FILTER_BICUBIC) != 0) {
+            rc = sb_fail(err, SB_ENOMEM, "thumbnail '%s': out of memory", img_label(name));
+            goto out;
+        }
+        img_orient_px(up->p[i], (size_t)up->pw[i], st.p[i], (size_t)st.pw[i], x.out, y.out, 1,
+                      orientation);
+    }
+    pad_luma(up);
+    unsigned char *jpeg = NULL;
+    unsigned long jlen = 0;
+    const unsigned char *cp[3] = { up->p[0], up->p[1], up->p[2] };
+    if (tjCompressFromYUVPlanes(ch, cp, up->w, up->pw, up->h, TJSAMP_420, &jpeg, &jlen, quality,
+                                0) != 0) {
+        rc = sb_fail(err, SB_EINTERNAL, "encode jpeg %dx%d: %s", up->w, up->h, tjGetErrorStr2(ch));
+    } else if (!(t->jpeg = malloc(jlen ? jlen : 1))) {
+        rc = sb_fail(err, SB_ENOMEM, "encode jpeg: out of memory");
+    } else {
+        memcpy(t->jpeg, jpeg, jlen);
+        t->len = jlen;
+        t->w = up->w;
+        t->h = up->h;
+    }
+    if (jpeg)
+        tjFree(jpeg);
+out:
+    planes_free(&st);
+    return rc;
+}
+
+int image_jpeg_thumbnails(const unsigned char *buf, size_t len, const char *name,
+                          uint64_t max_pixels, int quality, struct image_thumb *t, int n,
+                          int *planar, struct image_info *info, struct sb_err *err)
+{
+    *planar = 0;
+    if (!buf || !t || n < 1 || quality < 1 || quality > 100)
+        return sb_fail(err, SB_EINVAL, "thumbnails '%s': bad arguments", img_label(name));
+    for (int i = 0; i < n; i++) {
+        t[i].jpeg = NULL;
+        t[i].len = 0;
+        if (t[i].px <= 0)
+            return sb_fail(err, SB_EINVAL, "thumbnails '%s': size %d", img_label(name), t[i].px);
+    }
+    int64_t soi = img_jpeg_find_soi(buf, len);
+    if (soi < 0 || len - (size_t)soi > (size_t)0xFFFFFFFFu)
+        return SB_OK; /* the RGB path says what is wrong */
+    const unsigned char *jb = buf + soi;
+    unsigned long jlen = (unsigned long)(len - (size_t)soi);
+    tjhandle dh = tjInitDecompress(), ch = NULL;
+    struct planes pl[2] = { { 0 }, { 0 } };
+    int rc = SB_OK;
+    if (!dh)
+        return sb_fail(err, SB_ENOMEM, "decode '%s': cannot start libjpeg", img_label(name));
+    int w = 0, hh = 0, subsamp = -1, cs = -1;
+    if ((tjDecompressHeader3(dh, jb, jlen, &w, &hh, &subsamp, &cs) != 0 &&
+         (tjGetErrorCode(dh) != TJERR_WARNING || w <= 0 || hh <= 0)) ||
+        cs != TJCS_YCbCr || !planar_sampling(subsamp))
+        goto out; /* not for this path */
+    *planar = 1;
+    struct image_info inf = { .format = IMAGE_FMT_JPEG, .width = w, .height = hh };
+    rc = img_check_size(w, hh, max_pixels, name, err);
+    if (rc)
+        goto out;
+    int sw, sh;
+    pick_scale(w, hh, t[0].px, 0, &sw, &sh);
+    if (!planes_alloc(&pl[0], sw, sh, subsamp)) {
+        rc = sb_fail(err, SB_ENOMEM, "decode '%s': out of memory for %dx%d", img_label(name), sw,
+                     sh);
+        goto out;
+    }
+    rc = decode_result(
+        dh, tjDecompressToYUVPlanes(dh, jb, jlen, pl[0].p, sw, pl[0].pw, sh, TJFLAG_LIMITSCANS),
+        name, err);
+    if (rc)
+        goto out;
+    inf.orientation = img_exif_orientation(buf, len, IMAGE_FMT_JPEG);
+    if (inf.orientation < 1 || inf.orientation > 8)
+        inf.orientation = 1;
+    ch = tjInitCompress();
+    if (!ch) {
+        rc = sb_fail(err, SB_ENOMEM, "encode jpeg: cannot start libjpeg");
+        goto out;
+    }
+    /* each size from the upright planes of the one before, as image_thumbnail does */
+    for (int i = 0; i < n && !rc; i++) {
+        struct planes *src = &pl[i % 2], *up = &pl[(i + 1) % 2];
+        rc = plane_thumb(ch, src, i ? 1 : inf.orientation, quality, &t[i], up, name, err);
+        planes_free(src);
+    }
+    if (!rc && info)
+        *info = inf;
+out:
+    if (rc) {
+        for (int i = 0; i < n; i++) {
+            free(t[i].jpeg);
+            t[i].jpeg = NULL;
+        }
+    }
+    planes_free(&pl[0]);
+    planes_free(&pl[1]);
+    if (ch)
+        tjDestroy(ch);
+    tjDestroy(dh);
     return rc;
 }
