@@ -38,3 +38,4 @@ run fuzz_bpe "$(seed bpe "$data/lm/qwen2_bf16/tokenizer_config.json" "$data/lm/l
 run fuzz_spiece "$(seed spiece "$data/siglip/spiece/cases.json" "$data/siglip/tiny/tokenizer_config.json")" -max_len=8192
 run fuzz_xmp "$(seed xmp "$data"/xmp/*.xmp)" -max_len=65536
 run fuzz_query "$(seed query "$here"/corpus/query/*)" -max_len=4096
+run fuzz_takeout "$(seed takeout "$here"/corpus/takeout/*)" -max_len=65536
