@@ -40,3 +40,4 @@ run fuzz_xmp "$(seed xmp "$data"/xmp/*.xmp)" -max_len=65536
 run fuzz_query "$(seed query "$here"/corpus/query/*)" -max_len=4096
 run fuzz_takeout "$(seed takeout "$here"/corpus/takeout/*)" -max_len=65536
 run fuzz_http "$(seed http "$here"/corpus/http/*)" -max_len=32768
+run fuzz_vlm_config "$(seed vlm_config "$here"/corpus/vlm_config/*)" -max_len=65536
