@@ -95,7 +95,8 @@ static void check_lm(const struct lm_config *c)
     if (!(c->rms_eps >= 0.0f) || !isfinite(c->rms_eps) || !(c->rope_theta > 0.0f) ||
         !isfinite(c->rope_theta))
         __builtin_trap();
-    if (c->n_eos < 0 || c->n_eos > LM_MAX_STOP || c->bos >= c->vocab || c->bos < -1)
+    /* bos may exceed the vocabulary: nothing reads lm_config.bos (the tokenizer's is used) */
+    if (c->n_eos < 0 || c->n_eos > LM_MAX_STOP || c->bos < -1)
         __builtin_trap();
     for (int i = 0; i < c->n_eos; i++) {
         if (c->eos[i] < 0 || c->eos[i] >= c->vocab)
