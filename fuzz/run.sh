@@ -37,3 +37,7 @@ run fuzz_lrprev "$(seed lrprev "$data/lightroom/Lightroom 5 Catalog Previews.lrd
 run fuzz_bpe "$(seed bpe "$data/lm/qwen2_bf16/tokenizer_config.json" "$data/lm/llama_ms_f16/tokenizer_config.json")" -max_len=65536
 run fuzz_spiece "$(seed spiece "$data/siglip/spiece/cases.json" "$data/siglip/tiny/tokenizer_config.json")" -max_len=8192
 run fuzz_xmp "$(seed xmp "$data"/xmp/*.xmp)" -max_len=65536
+run fuzz_query "$(seed query "$here"/corpus/query/*)" -max_len=4096
+run fuzz_takeout "$(seed takeout "$here"/corpus/takeout/*)" -max_len=65536
+run fuzz_http "$(seed http "$here"/corpus/http/*)" -max_len=32768
+run fuzz_vlm_config "$(seed vlm_config "$here"/corpus/vlm_config/*)" -max_len=65536

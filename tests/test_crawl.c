@@ -99,6 +99,15 @@ static void test_takeout(void)
     write_text("IMG_4.jpg.json", "{\"photoTakenTime\":{\"timestamp\":\"-5\"}}");
     snprintf(p, sizeof(p), "%s/IMG_4.jpg", tmpdir);
     CHECK(!crawl_takeout_time(p, &t));
+    /* a number below one second is no time either (it once truncated to 0, found by
+     * fuzz_takeout) */
+    write_text("IMG_7.jpg.json", "{\"photoTakenTime\":{\"timestamp\":0.1}}");
+    snprintf(p, sizeof(p), "%s/IMG_7.jpg", tmpdir);
+    CHECK(!crawl_takeout_time(p, &t));
+    write_text("IMG_8.jpg.json", "{\"photoTakenTime\":{\"timestamp\":1466330110.5}}");
+    snprintf(p, sizeof(p), "%s/IMG_8.jpg", tmpdir);
+    CHECK(crawl_takeout_time(p, &t));
+    CHECK_EQ_INT(1466330110, t);
     write_text("IMG_5.jpg.json", "{not json");
     snprintf(p, sizeof(p), "%s/IMG_5.jpg", tmpdir);
     CHECK(!crawl_takeout_time(p, &t));

@@ -30,7 +30,8 @@ static bool read_taken(const char *json_path, int64_t *unix_time)
             *unix_time = v;
             ok = true;
         }
-    } else if (cJSON_IsNumber(ts) && ts->valuedouble > 0 && ts->valuedouble < 253402300799.0) {
+    } else if (cJSON_IsNumber(ts) && ts->valuedouble >= 1.0 && ts->valuedouble < 253402300799.0) {
+        /* >= 1, not > 0: 0.5 would truncate to 0, the "no time" the string branch rejects */
         *unix_time = (int64_t)ts->valuedouble;
         ok = true;
     }
