@@ -236,4 +236,21 @@ curl -s -D - -o /dev/null "$R/?token=$TOKEN" | grep -qi "^Set-Cookie: shoebox_to
 kill -TERM "${PIDS[0]}"
 wait "${PIDS[0]}"
 expect_eq "clean exit on SIGTERM" 0 $?
+
+# shutdown with every connection slot taken by idle clients: at once, not after the 60 s
+# connection timeout
+start_server "$TMP/serve3.log" --db "$DB" serve --port 0 || fail "start full"
+FDS=()
+for _ in $(seq 1 530); do
+    exec {fd}<>"/dev/tcp/127.0.0.1/$PORT" 2>/dev/null && FDS+=("$fd")
+done
+[ "${#FDS[@]}" -ge 512 ] && ok || fail "idle connections opened: ${#FDS[@]}"
+kill -TERM "${PIDS[2]}"
+stopped=no
+for _ in $(seq 1 100); do
+    kill -0 "${PIDS[2]}" 2>/dev/null || { stopped=yes; break; }
+    sleep 0.1
+done
+expect_eq "stops within 10 s with 512 idle connections" yes "$stopped"
+for fd in "${FDS[@]}"; do exec {fd}>&-; done
 finish

@@ -443,7 +443,9 @@ int web_server_start(const struct web_params *p, struct web_server **out, struct
     s->port = ntohs(v6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                        : ((struct sockaddr_in *)&bound)->sin_port);
     set_allowed_hosts(s, loopback, any, v6);
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO;
+    /* ITC: stopping wakes the polling threads at once, even when all 512 connections are
+     * taken (without it, a full server waited out the 60 s connection timeout: fuzz_http) */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC;
     if (v6)
         flags |= MHD_USE_IPv6;
     s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, fd,
