@@ -1,9 +1,8 @@
 /* fuzz_query.c - libFuzzer target: the search query language on arbitrary text.
  *
  * 1. search_parse_terms() (src/search/query.c: "W:term" weights, + and -, id:N, image paths,
- *    words joined into one text term) on the input split at white space the way the web and
- *    the CLI split a query (and "-dog" into "-" "dog", as the web's split_query does; that
- *    splitter is static in src/web/engine.c, so it is mirrored here, not reached). The parsed
+ *    words joined into one text term) on the input split into words by search_split_query(),
+ *    as the web's search box is (white space; "-dog" into "-" "dog"). The parsed
  *    terms must be sane: weights finite and within the +-1000 the parser allows, ids >= 1,
  *    texts present; search_query_words() must only join texts the terms hold.
  * 2. catalog_text_fts_query() (src/catalog/text.c), which escapes user text into an FTS5
@@ -61,25 +60,9 @@ static void check_terms(char *text)
 {
     char *argv[MAX_WORDS];
     int argc = 0;
-    char *p = text;
-    while (*p && argc + 2 <= MAX_WORDS) {
-        while (*p && isspace((unsigned char)*p))
-            p++;
-        if (!*p)
-            break;
-        char *start = p;
-        while (*p && !isspace((unsigned char)*p))
-            p++;
-        if (*p)
-            *p++ = '\0';
-        if ((start[0] == '+' || start[0] == '-') && start[1] &&
-            !(start[1] >= '0' && start[1] <= '9')) {
-            static char plus[] = "+", minus[] = "-";
-            argv[argc++] = start[0] == '+' ? plus : minus;
-            start++;
-        }
-        argv[argc++] = start;
-    }
+    struct sb_err split_err;
+    if (search_split_query(text, argv, MAX_WORDS, &argc, &split_err) != SB_OK)
+        return; /* too many words: the web answers 400 */
     struct search_term *terms = NULL;
     size_t n = 0;
     struct sb_err err;

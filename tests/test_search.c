@@ -305,6 +305,28 @@ static void test_parse(void)
     search_terms_free(t, n);
 }
 
+static void test_split(void)
+{
+    char q[] = "  poodle\ton a  beach +pool.jpg -night + 2:dog -0.5:cat - id:3 ";
+    const char *want[] = { "poodle", "on", "a",     "beach",    "+", "pool.jpg", "-",
+                           "night",  "+",  "2:dog", "-0.5:cat", "-", "id:3" };
+    char *argv[16];
+    int argc = -1;
+    struct sb_err err;
+    CHECK_EQ_INT(SB_OK, search_split_query(q, argv, 16, &argc, &err));
+    CHECK_EQ_INT(13, argc);
+    for (int i = 0; i < argc && i < 13; i++)
+        CHECK_EQ_STR(want[i], argv[i]);
+    char empty[] = " \t ";
+    CHECK_EQ_INT(SB_OK, search_split_query(empty, argv, 16, &argc, &err));
+    CHECK_EQ_INT(0, argc);
+    char many[] = "a b c d e -f";
+    CHECK_EQ_INT(SB_EINVAL, search_split_query(many, argv, 6, &argc, &err));
+    char fits[] = "a b c -d";
+    CHECK_EQ_INT(SB_OK, search_split_query(fits, argv, 6, &argc, &err));
+    CHECK_EQ_INT(5, argc);
+}
+
 static void test_combine(void)
 {
     float v[6] = { 1, 0, 0, 0, 1, 0 };
@@ -642,6 +664,7 @@ int main(void)
     test_f16();
     test_topk(pool);
     test_parse();
+    test_split();
     test_combine();
     test_near_groups();
     test_near_cache();

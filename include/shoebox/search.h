@@ -106,6 +106,12 @@ struct search_term {
     int64_t id;       /* ID: the photo id of "id:N" */
 };
 
+/* Splits a one-line query (the web's search box) in place into words for search_parse_terms:
+ * at whitespace, with "+" and "-" words of their own also when glued to a word ("cat -dog",
+ * "cat +dog"), while "-0.5:night" stays one weighted term. argv has room for max words (pointers
+ * into buf, or to static "+"/"-"); SB_EINVAL when the query has more. */
+int search_split_query(char *buf, char **argv, int max, int *argc, struct sb_err *err);
+
 /* Parses rclip-style terms: TERM [(+|-) TERM]..., where a TERM is "W:rest" (weight W, a number)
  * or "rest"; rest is "id:N", an image path (is_file(path) true), or text. Consecutive words
  * without an operator between them are one text ("poodle" "on" "a" "beach"). Free *terms with

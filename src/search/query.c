@@ -5,6 +5,7 @@
 #include "shoebox/err.h"
 #include "shoebox/util.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,34 @@ static bool split_weight(const char *s, float *w, const char **rest)
     *w = v;
     *rest = colon + 1;
     return true;
+}
+
+int search_split_query(char *buf, char **argv, int max, int *argc, struct sb_err *err)
+{
+    static char plus[] = "+", minus[] = "-";
+    int n = 0;
+    char *p = buf;
+    while (*p) {
+        while (*p && isspace((unsigned char)*p))
+            p++;
+        if (!*p)
+            break;
+        if (n + 2 > max)
+            return sb_fail(err, SB_EINVAL, "query has too many words");
+        char *start = p;
+        while (*p && !isspace((unsigned char)*p))
+            p++;
+        if (*p)
+            *p++ = '\0';
+        if ((start[0] == '+' || start[0] == '-') && start[1] &&
+            !(start[1] >= '0' && start[1] <= '9')) {
+            argv[n++] = start[0] == '+' ? plus : minus; /* "-dog" -> "-" "dog" */
+            start++;
+        }
+        argv[n++] = start;
+    }
+    *argc = n;
+    return SB_OK;
 }
 
 int search_parse_terms(int argc, char **argv, bool (*is_file)(const char *path),

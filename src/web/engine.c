@@ -289,37 +289,6 @@ static bool no_file(const char *path)
     return false;
 }
 
-/* Splits q at whitespace into words (in buf, a copy of q); "+" and "-" stay words of their
- * own, also when glued to a word ("cat -dog", "cat +dog"). */
-static int split_query(char *buf, char **argv, int *argc, struct sb_err *err)
-{
-    int n = 0;
-    char *p = buf;
-    while (*p) {
-        while (*p && isspace((unsigned char)*p))
-            p++;
-        if (!*p)
-            break;
-        if (n + 2 > MAX_TERMS)
-            return sb_fail(err, SB_EINVAL, "query has too many words");
-        char *start = p;
-        while (*p && !isspace((unsigned char)*p))
-            p++;
-        if (*p)
-            *p++ = '\0';
-        if ((start[0] == '+' || start[0] == '-') && start[1] &&
-            !(start[1] >= '0' && start[1] <= '9')) {
-            /* "-dog" -> "-" "dog"; "-0.5:night" stays a weighted term */
-            static char plus[] = "+", minus[] = "-";
-            argv[n++] = start[0] == '+' ? plus : minus;
-            start++;
-        }
-        argv[n++] = start;
-    }
-    *argc = n;
-    return SB_OK;
-}
-
 static int build_mask(struct catalog *cat, struct vec_store *vs, const struct catalog_filter *f,
                       int64_t exclude, unsigned char **out, struct sb_err *err)
 {
@@ -399,7 +368,7 @@ int web_search(struct web_server *s, struct catalog *cat, struct web_query *q,
     buf = sb_strdup(q->q ? q->q : "");
     if (!buf)
         return sb_fail(err, SB_ENOMEM, "out of memory");
-    rc = split_query(buf, argv, &argc, err);
+    rc = search_split_query(buf, argv, MAX_TERMS, &argc, err);
     if (!rc)
         rc = search_parse_terms(argc, argv, no_file, &terms, &nterms, err);
     if (rc) {
