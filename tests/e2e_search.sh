@@ -23,6 +23,8 @@ expect_eq "search without a catalog" 1 $?
 
 "$SB" --db "$DB" --model "$MODEL" index "$LIB" 2>"$TMP/index.err"
 expect_eq "index with model" 0 $?
+# index leaves the near-duplicate pairs computed for `dupes` and the web
+ls "$TMP/cat/cache/"near-*.pairs >/dev/null 2>&1 && ok || fail "no near-duplicate pair cache after index"
 st=$("$SB" --db "$DB" status --json)
 printf '%s' "$st" | grep -q '"embed:clip-tiny-b32@[0-9a-f]*":{"done":11,"pending":0,"failed":0}' && ok || fail "embed stage: $st"
 

@@ -8,8 +8,10 @@
 #include "shoebox/catalog.h"
 #include "shoebox/crawl.h"
 #include "shoebox/err.h"
+#include "shoebox/log.h"
 #include "shoebox/model.h"
 #include "shoebox/progress.h"
+#include "shoebox/search.h"
 #include "shoebox/tags.h"
 #include "shoebox/takeout.h"
 #include "shoebox/util.h"
@@ -28,6 +30,40 @@ static void on_signal(int sig)
 {
     (void)sig;
     stop_flag = 1;
+}
+
+/* After new embeddings: bring the near-duplicate pair cache up to date (only the new or changed
+ * rows are compared with all), so that `dupes` and the web's Duplicates page answer at once
+ * instead of doing it on first use. Interrupting it loses nothing: the file is replaced
+ * atomically, and the next use redoes what is missing. */
+static void refresh_near_pairs(struct cli_ctx *ctx, struct catalog *cat, const char *model_name)
+{
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    char dir[4096];
+    search_cache_dir(ctx->db_path, dir, sizeof(dir));
+    struct vec_store *vs = NULL;
+    int64_t *group = NULL;
+    struct sb_err err = { 0 };
+    double t0 = sb_now();
+    if (ctx->tty)
+        fprintf(stderr, "finding near duplicates...\r");
+    int rc = vec_store_open(cat, model_name, dir, &vs, &err);
+    if (!rc) {
+        size_t n = vec_store_matrix(vs)->n;
+        group = malloc((n ? n : 1) * sizeof(*group));
+        rc = group ? vec_store_near_groups(vs, NULL, SEARCH_NEAR_BASE, cli_pool(ctx), group, &err)
+                   : sb_fail(&err, SB_ENOMEM, "out of memory");
+    }
+    if (ctx->tty)
+        fprintf(stderr, "\033[K");
+    if (rc)
+        fprintf(stderr, "shoebox: near duplicates not precomputed (`dupes` will do it): %s\n",
+                err.msg);
+    else
+        SB_LOG_I("near-duplicate pairs up to date in %.1fs", sb_now() - t0);
+    free(group);
+    vec_store_close(vs);
 }
 
 static bool stop_requested(void *user)
@@ -243,6 +279,8 @@ int cmd_index(int argc, char **argv, struct cli_ctx *ctx)
     } else if (st.failed) {
         fprintf(stderr, "shoebox: %lld files failed; see `shoebox errors`\n", (long long)st.failed);
     }
+    if (!crc && have_emb && st.embedded > 0)
+        refresh_near_pairs(ctx, cat, emb.crawl.model_name);
 out:
     if (have_emb)
         crawl_clip_embedder_close(&emb);
