@@ -72,6 +72,10 @@ struct lm_mat {
     enum st_dtype dt;
     const float *b; /* (n_out) f32 bias or NULL */
     int n_out, n_in;
+    /* bf16 precision (lm_model_set_precision): the packed bf16 copy the prefill's products of
+     * more than LM_GEMV_MAX_T rows use (bf.packed, bf.b = b, bf.w NULL); bf.packed is NULL
+     * otherwise (fp32, the lm_head and the embedding table: those only ever see one row). */
+    struct clip_linear bf;
 };
 
 struct lm_layer {
@@ -98,7 +102,18 @@ struct lm_model {
     struct st_weights weights; /* the safetensors files, mapped read-only */
     void **owned; /* f32 copies of small vectors (norms, biases), freed with the model */
     size_t n_owned, cap_owned;
+    struct clip_bf16 *bf16; /* bf16 precision: the backend holding the packed copies, or NULL */
+    size_t bf16_bytes;      /* bytes of those copies (weights as bf16) */
 };
+
+/* Precision of the long products (prefill rows): FP32 (the default after loading: 16-bit
+ * weights widened to f32, cblas_sgemm) or BF16 (the block's linears packed once into the
+ * clip_bf16 backend, an extra bf16 copy of them beside the file's weights, which the one-row
+ * gemv path keeps using; activations rounded to bf16, fp32 accumulation). AUTO is BF16 where
+ * clip_cpu_native_bf16() and the build has oneDNN; BF16 without oneDNN stays FP32. Call once,
+ * before any ctx is made. SB_ENOMEM, SB_EINTERNAL. */
+int lm_model_set_precision(struct lm_model *m, enum clip_precision want, struct sb_err *err);
+enum clip_precision lm_model_precision(const struct lm_model *m);
 
 /* Loading pieces for builders of other layouts (moondream.c), from lm_load.c: memory the
  * model frees; a (d0) vector widened to f32; a linear name.weight (n_out, n_in) in place with

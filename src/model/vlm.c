@@ -549,6 +549,8 @@ int vlm_model_load(const char *dir, const struct vlm_load_params *params, struct
     if (md_is_moondream(root)) { /* Moondream 2: moondream.c loads everything */
         m->arch = VLM_ARCH_MOONDREAM;
         rc = md_load(dir, root, p.blas_threads, &m->lm, &m->tok, &m->md, err);
+        if (!rc)
+            rc = lm_model_set_precision(m->lm, p.precision, err);
         if (rc)
             goto out;
         m->R = m->md->N;
@@ -579,6 +581,8 @@ int vlm_model_load(const char *dir, const struct vlm_load_params *params, struct
         rc = m->arch == VLM_ARCH_LLAVA ? llava_config(m, root, err) : idefics3_config(m, root, err);
     if (!rc)
         rc = load_decoder(m, dir, p.blas_threads, err);
+    if (!rc)
+        rc = lm_model_set_precision(m->lm, p.precision, err);
     if (rc)
         goto out;
     int Ct = lm_model_hidden_size(m->lm), C = m->vis.C, s = m->scale;
@@ -676,7 +680,7 @@ const char *vlm_model_arch(const struct vlm_model *m)
 
 enum clip_precision vlm_model_precision(const struct vlm_model *m)
 {
-    return clip_model_precision(m->vis.enc);
+    return m->vis.enc ? clip_model_precision(m->vis.enc) : lm_model_precision(m->lm);
 }
 
 int vlm_model_image_size(const struct vlm_model *m)
