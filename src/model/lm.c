@@ -31,7 +31,6 @@
 
 #include <cblas.h>
 #include <math.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,10 +66,7 @@ struct lm_ctx {
     float *cos, *sin;         /* (B, D/2) rotary tables of this call's positions */
     float *inv_freq;          /* (D/2) this call's frequencies (dynamic NTK scaling) */
     size_t wbuf_per_worker;
-    struct clip_bf16_ctx *bf16; /* bf16 precision: the backend's per-worker state, or NULL */
-    uint16_t *in16;             /* (Bp, max(C, F, H*D)) bf16 product input; Bp = B rounded to 16 */
-    atomic_bool failed;         /* a bf16 product failed (set by any worker) */
-    struct sb_err bf16_err;     /* why, when known */
+    struct lm_bf16_exec bf; /* bf16 precision: the product runner (bf.ctx NULL in fp32) */
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -115,53 +111,13 @@ static void linear_task(void *arg, size_t begin, size_t end, int worker)
     }
 }
 
-/* bf16: work items are row chunks (multiples of 16 rows, clip_bf16_rows' contract) of the
- * activations; each worker converts its rows to bf16 and runs the packed product on them. */
-struct lin16_job {
-    struct lm_ctx *c;
-    float *out;
-    const float *in;
-    const struct clip_linear *l;
-    int T, chunk;
-    const struct clip_bf16_op *op[2]; /* for a full chunk, for the last one */
-};
-
-static void linear_bf16_task(void *arg, size_t begin, size_t end, int worker)
-{
-    const struct lin16_job *j = arg;
-    size_t K = (size_t)j->l->n_in, N = (size_t)j->l->n_out;
-    for (size_t i = begin; i < end; i++) {
-        int r0 = (int)i * j->chunk, rows = r0 + j->chunk < j->T ? j->chunk : j->T - r0;
-        uint16_t *in = j->c->in16 + (size_t)r0 * K;
-        clip_k_store_input(in, 0, j->in + (size_t)r0 * K, (size_t)rows * K, true);
-        if (!clip_bf16_run(j->c->bf16, r0 + j->chunk < j->T ? j->op[0] : j->op[1], j->l, worker,
-                           j->out + (size_t)r0 * N, in))
-            atomic_store(&j->c->failed, true);
-    }
-}
-
-/* true when the product ran (or failed, flagged in c->failed) on the bf16 backend */
+/* bf16 precision, T > LM_GEMV_MAX_T: on the packed copy (lm_bf16.c); true when it ran there */
 static bool linear_bf16(struct lm_ctx *c, float *out, const float *in, const struct lm_mat *W,
                         int T)
 {
-    if (!c->bf16 || !W->bf.packed || T <= LM_GEMV_MAX_T)
+    if (!c->bf.ctx || !W->bf.packed || T <= LM_GEMV_MAX_T)
         return false;
-    if (atomic_load(&c->failed))
-        return true;
-    struct lin16_job j = { c, out, in, &W->bf, T, 0, { NULL, NULL } };
-    int per = (T + c->n_workers - 1) / c->n_workers;
-    j.chunk = (per + 15) / 16 * 16;
-    j.chunk = j.chunk < LM_BF16_ROWS ? j.chunk : LM_BF16_ROWS;
-    int n = (T + j.chunk - 1) / j.chunk, last = T - (n - 1) * j.chunk;
-    last = (last + 15) / 16 * 16; /* the padding rows are in in16 and out (Bp rows) */
-    if (clip_bf16_op(c->bf16, &W->bf, j.chunk, CLIP_EPI_STORE, CLIP_ACT_QUICK_GELU, &j.op[0],
-                     &c->bf16_err) != SB_OK ||
-        clip_bf16_op(c->bf16, &W->bf, last, CLIP_EPI_STORE, CLIP_ACT_QUICK_GELU, &j.op[1],
-                     &c->bf16_err) != SB_OK) {
-        atomic_store(&c->failed, true);
-        return true;
-    }
-    sb_pool_for(c->pool, (size_t)n, 1, linear_bf16_task, &j);
+    lm_bf16_linear(&c->bf, out, in, NULL, &W->bf, T, CLIP_EPI_STORE, CLIP_ACT_GELU);
     return true;
 }
 
@@ -498,14 +454,10 @@ int lm_prefill(struct lm_ctx *c, const int32_t *ids, const float *embeds, int n,
     for (int i = 0; i < n; i += c->B) {
         int T = n - i < c->B ? n - i : c->B;
         forward(c, ids + i, embeds ? embeds + (size_t)i * C : NULL, T);
-        if (atomic_load(&c->failed)) { /* a bf16 product failed: the cache is garbage */
-            atomic_store(&c->failed, false);
+        int rc = c->bf.ctx ? lm_bf16_status(&c->bf, "lm prefill", err) : SB_OK;
+        if (rc) { /* the cache holds garbage */
             c->P = 0;
-            struct sb_err why = c->bf16_err;
-            c->bf16_err = (struct sb_err){ 0 };
-            if (why.code)
-                return sb_fail(err, why.code, "lm prefill: %s", why.msg);
-            return sb_fail(err, SB_EINTERNAL, "lm prefill: a bf16 product failed");
+            return rc;
         }
     }
     return SB_OK;
@@ -588,18 +540,12 @@ int lm_ctx_new(const struct lm_model *m, struct sb_pool *pool, int max_ctx, int 
     c->cos = alloc_floats(B, (size_t)cfg->head_dim / 2, &ok);
     c->sin = alloc_floats(B, (size_t)cfg->head_dim / 2, &ok);
     c->inv_freq = alloc_floats((size_t)cfg->head_dim / 2, 1, &ok);
-    if (m->bf16 && ok) {
-        size_t n;
-        if (sb_mul3_size(B, widest, sizeof(uint16_t), &n))
-            c->in16 = calloc(1, n);
-        ok = c->in16 != NULL;
-    }
     if (!ok || !c->seen) {
         lm_ctx_free(c);
         return sb_fail(err, SB_ENOMEM, "no memory for an lm ctx of %d positions", max_ctx);
     }
     if (m->bf16) {
-        int rc = clip_bf16_ctx_new(m->bf16, c->n_workers, &c->bf16, err);
+        int rc = lm_bf16_exec_init(&c->bf, m->bf16, pool, B, widest, err);
         if (rc) {
             lm_ctx_free(c);
             return rc;
@@ -632,8 +578,7 @@ void lm_ctx_free(struct lm_ctx *c)
     free(c->cos);
     free(c->sin);
     free(c->inv_freq);
-    free(c->in16);
-    clip_bf16_ctx_free(c->bf16);
+    lm_bf16_exec_release(&c->bf);
     free(c);
 }
 

@@ -302,69 +302,6 @@ void lm_model_free(struct lm_model *m)
     free(m);
 }
 
-/* ------------------------------------------------------------------------------------------ */
-/* bf16 precision */
-
-/* l's weights widened into buf (room for n_out * n_in floats), packed, and buf let go. */
-static int pack_mat(struct lm_model *m, struct lm_mat *l, float *buf, struct sb_err *err)
-{
-    if (!l->w)
-        return SB_OK; /* LM_ARCH_PHI has no up */
-    lm_widen_rows(buf, l->w, l->dt, l->n_in, 0, l->n_out);
-    l->bf = (struct clip_linear){ .w = buf, .b = l->b, .n_out = l->n_out, .n_in = l->n_in };
-    int rc = clip_bf16_pack(m->bf16, &l->bf, err);
-    l->bf.w = NULL;
-    if (rc)
-        l->bf.packed = NULL;
-    else
-        m->bf16_bytes += (size_t)l->n_out * (size_t)l->n_in * sizeof(uint16_t);
-    return rc;
-}
-
-int lm_model_set_precision(struct lm_model *m, enum clip_precision want, struct sb_err *err)
-{
-    if (!clip_bf16_compiled() || want == CLIP_PRECISION_FP32 ||
-        (want == CLIP_PRECISION_AUTO && !clip_cpu_native_bf16()) || m->bf16)
-        return SB_OK;
-    size_t most = 0;
-    for (int i = 0; i < m->cfg.layers; i++) {
-        const struct lm_layer *L = &m->layers[i];
-        const struct lm_mat *all[7] = { &L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down };
-        for (int j = 0; j < 7; j++) {
-            size_t n = (size_t)all[j]->n_out * (size_t)all[j]->n_in;
-            most = n > most ? n : most;
-        }
-    }
-    float *buf = malloc((most ? most : 1) * sizeof(float));
-    if (!buf)
-        return sb_fail(err, SB_ENOMEM, "no memory to pack the decoder in bf16");
-    int rc = clip_bf16_new(&m->bf16, err);
-    for (int i = 0; i < m->cfg.layers && !rc; i++) {
-        struct lm_layer *L = &m->layers[i];
-        struct lm_mat *all[7] = { &L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down };
-        for (int j = 0; j < 7 && !rc; j++)
-            rc = pack_mat(m, all[j], buf, err);
-    }
-    free(buf);
-    if (rc) { /* back to fp32 whole: no half-packed model */
-        for (int i = 0; i < m->cfg.layers; i++) {
-            struct lm_layer *L = &m->layers[i];
-            struct lm_mat *all[7] = { &L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down };
-            for (int j = 0; j < 7; j++)
-                all[j]->bf = (struct clip_linear){ 0 };
-        }
-        clip_bf16_free(m->bf16);
-        m->bf16 = NULL;
-        m->bf16_bytes = 0;
-    }
-    return rc;
-}
-
-enum clip_precision lm_model_precision(const struct lm_model *m)
-{
-    return m->bf16 ? CLIP_PRECISION_BF16 : CLIP_PRECISION_FP32;
-}
-
 int lm_model_vocab_size(const struct lm_model *m)
 {
     return m->cfg.vocab;
