@@ -551,6 +551,8 @@ int vlm_model_load(const char *dir, const struct vlm_load_params *params, struct
         rc = md_load(dir, root, p.blas_threads, &m->lm, &m->tok, &m->md, err);
         if (!rc)
             rc = lm_model_set_precision(m->lm, p.precision, err);
+        if (!rc)
+            rc = md_set_precision(m->md, m->lm, err);
         if (rc)
             goto out;
         m->R = m->md->N;
@@ -1096,7 +1098,7 @@ static int caption_impl(struct vlm_ctx *c, const float *pixels, const struct ima
     if (m->md && rgb)
         rc = md_image_rows(c->mdv, rgb, c->rows, NULL, err);
     else if (m->md)
-        md_pixel_rows(c->mdv, pixels, c->rows);
+        rc = md_pixel_rows(c->mdv, pixels, c->rows, err);
     else
         for (int i = 0; i < c->n_images && !rc; i++) /* crops row-major, then the global image */
             rc = vlm_image_rows(c->vs, pixels + (size_t)i * 3 * S * S,
