@@ -67,6 +67,7 @@ struct lm_ctx {
     float *inv_freq;          /* (D/2) this call's frequencies (dynamic NTK scaling) */
     size_t wbuf_per_worker;
     struct lm_bf16_exec bf; /* bf16 precision: the product runner (bf.ctx NULL in fp32) */
+    uint16_t *gate16;       /* bf16, LM_ARCH_PHI: (B, F) fc1's gelu output feeding fc2 */
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -387,6 +388,16 @@ static void decoder_layer(struct lm_ctx *c, int l, int T)
                     attention_block_task, &aj);
     else
         sb_pool_for(c->pool, (size_t)T * H, 1, attention_task, &aj);
+    if (cfg->arch == LM_ARCH_PHI && c->gate16 && w->gate.bf.packed && w->down.bf.packed &&
+        w->o.bf.packed && T > LM_GEMV_MAX_T) {
+        /* the same in bf16 with the gelu and the residual adds fused into the products */
+        lm_bf16_linear(&c->bf, c->gate16, c->h, NULL, &w->gate.bf, T, CLIP_EPI_ACT,
+                       CLIP_ACT_GELU_TANH);
+        lm_bf16_linear(&c->bf, c->x, NULL, c->gate16, &w->down.bf, T, CLIP_EPI_RESIDUAL,
+                       CLIP_ACT_GELU);
+        lm_bf16_linear(&c->bf, c->x, c->att, NULL, &w->o.bf, T, CLIP_EPI_RESIDUAL, CLIP_ACT_GELU);
+        return;
+    }
     if (cfg->arch == LM_ARCH_PHI) {
         /* parallel block: x + proj(attn(ln(x))) + fc2(gelu(fc1(ln(x)))), both on c->h */
         linear(c, c->gate, c->h, &w->gate, T); /* (T, F) fc1 */
@@ -544,6 +555,10 @@ int lm_ctx_new(const struct lm_model *m, struct sb_pool *pool, int max_ctx, int 
         lm_ctx_free(c);
         return sb_fail(err, SB_ENOMEM, "no memory for an lm ctx of %d positions", max_ctx);
     }
+    if (m->bf16 && cfg->arch == LM_ARCH_PHI && !(c->gate16 = calloc(B * F, sizeof(uint16_t)))) {
+        lm_ctx_free(c);
+        return sb_fail(err, SB_ENOMEM, "no memory for an lm ctx of %d positions", max_ctx);
+    }
     if (m->bf16) {
         int rc = lm_bf16_exec_init(&c->bf, m->bf16, pool, B, widest, err);
         if (rc) {
@@ -579,6 +594,7 @@ void lm_ctx_free(struct lm_ctx *c)
     free(c->sin);
     free(c->inv_freq);
     lm_bf16_exec_release(&c->bf);
+    free(c->gate16);
     free(c);
 }
 
