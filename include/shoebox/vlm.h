@@ -48,10 +48,11 @@ struct vlm_ctx;   /* opaque: src/model/vlm.c */
 #define VLM_MAX_NEW_TOKENS 512 /* the largest max_new_tokens accepted */
 
 struct vlm_load_params {
-    /* the vision tower's and projector's products (the tower is model.h's engine; FP32, BF16
-     * or AUTO as clip_load_params), and the decoder's prefill: in BF16 its block linears get
-     * an extra packed bf16 copy (about 2 bytes per parameter of the blocks) for products of
-     * more than a few prompt rows; one-token decoding keeps the file's 16-bit weights */
+    /* the vision tower's and projector's products (the tower is model.h's engine, Moondream's
+     * its own; FP32, BF16 or AUTO as clip_load_params), and the decoder's prefill: in BF16 the
+     * decoder's block linears (and Moondream's tower) get an extra packed bf16 copy (about 2
+     * bytes per parameter) for products of more than a few prompt rows; one-token decoding
+     * keeps the file's 16-bit weights */
     enum clip_precision precision;
     /* Idefics3 only: image splitting (do_image_splitting, "tiles"): the photo goes to
      * size["longest_edge"], then into crops of the vision size plus the global image, each
