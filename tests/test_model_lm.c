@@ -2,8 +2,12 @@
  * reference on the random models of tools/gen_lm.py (tests/data/lm/<name>/): last-position
  * logits after prefill (max abs error <= 1e-3 of the logit range), greedy tokens for 20 steps
  * with and without repetition penalty, embedding-row input, chunked prefill, threads, and the
- * failure paths (missing files, bad config, wrong shapes, bad arguments). */
+ * failure paths (missing files, bad config, wrong shapes, bad arguments). bf16 precision: the
+ * prefill's products on packed bf16 weights, logits within 1% of the logit range and the same
+ * greedy tokens, and not bit-identical to fp32 (the bf16 path ran). */
 #include "check.h"
+
+#include "../src/model/lm_internal.h"
 
 #include "shoebox/err.h"
 #include "shoebox/lm.h"
@@ -217,6 +221,82 @@ out:
     lm_model_free(m);
 }
 
+/* bf16 precision (lm_model_set_precision): the prompt's rows go through the packed bf16
+ * products (T > LM_GEMV_MAX_T); logits after prefill within 1% of the reference's range, unlike
+ * the fp32 model's bit for bit, and the greedy tokens of the reference (plain and with
+ * embedding rows). Skipped when the build or CPU has no bf16. */
+static void test_bf16(const char *name, struct sb_pool *pool, int max_batch)
+{
+    char dir[1024];
+    snprintf(dir, sizeof(dir), "%s/lm/%s", data_dir(), name);
+    struct sb_err err = { 0 };
+    struct lm_model *m32 = NULL, *m16 = NULL;
+    struct lm_ctx *c32 = NULL, *c16 = NULL;
+    struct ref r;
+    bool have = false;
+    CHECK_EQ_INT(SB_OK, lm_model_load(dir, NULL, &m32, &err));
+    CHECK_EQ_INT(SB_OK, lm_model_load(dir, NULL, &m16, &err));
+    if (!m32 || !m16)
+        goto out;
+    CHECK_EQ_INT(CLIP_PRECISION_FP32, (int)lm_model_precision(m16));
+    CHECK_EQ_INT(SB_OK, lm_model_set_precision(m16, CLIP_PRECISION_BF16, &err));
+    if (lm_model_precision(m16) != CLIP_PRECISION_BF16) {
+        fprintf(stderr, "%s: bf16 is not available in this build/CPU: bf16 check skipped\n", name);
+        goto out;
+    }
+    CHECK(m16->bf16_bytes > 0);
+    int C = lm_model_hidden_size(m16), V = lm_model_vocab_size(m16);
+    have = ref_load(name, C, &r);
+    CHECK(have);
+    if (!have)
+        goto out;
+    CHECK_EQ_INT(SB_OK, lm_ctx_new(m32, pool, 64, max_batch, &c32, &err));
+    CHECK_EQ_INT(SB_OK, lm_ctx_new(m16, pool, 64, max_batch, &c16, &err));
+    if (!c32 || !c16)
+        goto out;
+    CHECK(r.n_prompt > 4); /* more rows than the gemv path takes */
+    CHECK_EQ_INT(SB_OK, lm_prefill(c32, r.prompt, NULL, r.n_prompt, &err));
+    CHECK_EQ_INT(SB_OK, lm_prefill(c16, r.prompt, NULL, r.n_prompt, &err));
+    double e = rel_err(lm_ctx_logits(c16), r.logits, V);
+    int differ = 0;
+    for (int i = 0; i < V; i++)
+        differ += lm_ctx_logits(c16)[i] != lm_ctx_logits(c32)[i];
+    fprintf(stderr,
+            "%s bf16 (pool %s, batch %d): logits max abs err / range = %.3g, %d/%d differ "
+            "from fp32\n",
+            name, pool ? "yes" : "no", max_batch, e, differ, V);
+    CHECK(e <= 1e-2);
+    CHECK(differ > 0);
+    int32_t out[MAX_IDS];
+    int n_out = 0;
+    struct lm_gen_params gp = lm_gen_default_params();
+    gp.max_new_tokens = 20;
+    CHECK_EQ_INT(SB_OK,
+                 lm_generate(c16, r.prompt, NULL, r.n_prompt, &gp, out, MAX_IDS, &n_out, &err));
+    check_ids("bf16 greedy", r.greedy, r.n_greedy, out, n_out);
+    CHECK_EQ_INT(SB_OK, lm_generate(c16, r.embed_ids, r.embeds, r.n_prompt, &gp, out, MAX_IDS,
+                                    &n_out, &err));
+    /* embedding rows: the prefill logits as closely; the tokens of the random model drift
+     * apart late (near-ties after many steps), so only the first half must agree */
+    int same = 0;
+    while (same < n_out && same < r.n_embed_greedy && out[same] == r.embed_greedy[same])
+        same++;
+    lm_ctx_reset(c16);
+    CHECK_EQ_INT(SB_OK, lm_prefill(c16, r.embed_ids, r.embeds, r.n_prompt, &err));
+    e = rel_err(lm_ctx_logits(c16), r.embed_logits, V);
+    fprintf(stderr, "  bf16 embed rows: logits err / range = %.3g, %d/%d tokens identical\n", e,
+            same, r.n_embed_greedy);
+    CHECK(e <= 1e-2);
+    CHECK(2 * same >= r.n_embed_greedy);
+out:
+    if (have)
+        ref_release(&r);
+    lm_ctx_free(c32);
+    lm_ctx_free(c16);
+    lm_model_free(m32);
+    lm_model_free(m16);
+}
+
 /* A model folder in SHOEBOX_TMP made from a fixture with config.json replaced. */
 static void make_variant(const char *dst, const char *src_name, const char *config)
 {
@@ -288,6 +368,9 @@ int main(void)
     for (size_t i = 0; i < sizeof(models) / sizeof(models[0]); i++) {
         test_model(models[i], NULL, 0);
         test_model(models[i], pool, 5); /* prefill in chunks of 5 rows, on 3 threads */
+        test_bf16(models[i], NULL, 0);
+        test_bf16(models[i], pool, 0);
+        test_bf16(models[i], pool, 5);
     }
     sb_pool_free(pool);
     test_failures();

@@ -5,7 +5,9 @@
  * the prompt ([BOS, image rows, template]), the logits after prefill (max abs error <= 1e-3 of
  * the logit range) and 20 greedy tokens, with and without repetition penalty, and the decoded
  * text; with and without a thread pool. vlm_caption_pixels() on the global crop equals the
- * 1 x 1 case. Hostile configs and a missing tensor fail with a clear error. */
+ * 1 x 1 case. In bf16 (the decoder prefill on packed weights) the tiled photo within 1e-2 of the
+ * range with the same tokens and text. Hostile configs and a missing tensor fail with a clear
+ * error. */
 #include "check.h"
 
 #include "shoebox/err.h"
@@ -97,7 +99,8 @@ static int same_ids(const int32_t *a, int na, const cJSON *ref)
     return bad;
 }
 
-static void check_case(struct vlm_model *m, struct vlm_ctx *c, const cJSON *cs, const char *tag)
+static void check_case(struct vlm_model *m, struct vlm_ctx *c, const cJSON *cs, const char *tag,
+                       float tol)
 {
     struct sb_err err = { 0 };
     const char *photo = cJSON_GetObjectItem(cs, "photo")->valuestring;
@@ -130,7 +133,7 @@ static void check_case(struct vlm_model *m, struct vlm_ctx *c, const cJSON *cs, 
     logit_error(cJSON_GetObjectItem(cs, "logits"), z, V, &maxd, &range);
     fprintf(stderr, "moondream %s %s (%s): prompt %d, logits max abs diff %.3g of range %.3g\n",
             photo, p.prompt ? "query" : "caption", tag, np, (double)maxd, (double)range);
-    CHECK(maxd <= 1e-3f * range);
+    CHECK(maxd <= tol * range);
     CHECK_EQ_INT(0, same_ids(ids, n, cJSON_GetObjectItem(cs, "greedy")));
     CHECK_EQ_STR(cJSON_GetObjectItem(cs, "text")->valuestring, text.data ? text.data : "");
     p.repetition_penalty = 1.3f;
@@ -149,7 +152,7 @@ static void check_case(struct vlm_model *m, struct vlm_ctx *c, const cJSON *cs, 
             CHECK_EQ_INT(SB_OK, vlm_caption_pixels(c, pix, &p, ids, &n, NULL, &err));
             z = vlm_ctx_prefill_logits(c, &V);
             logit_error(cJSON_GetObjectItem(cs, "logits"), z, V, &maxd, &range);
-            CHECK(maxd <= 1e-3f * range);
+            CHECK(maxd <= tol * range);
             CHECK_EQ_INT(0, same_ids(ids, n, cJSON_GetObjectItem(cs, "greedy")));
         }
         free(pix);
@@ -158,7 +161,9 @@ static void check_case(struct vlm_model *m, struct vlm_ctx *c, const cJSON *cs, 
     image_free(img);
 }
 
-static void test_reference(struct sb_pool *pool)
+/* fp32: logits within 1e-3 of the range. bf16 (the decoder's prefill on packed bf16 weights):
+ * within 1e-2, the same tokens and text; skipped when the build or CPU has no bf16. */
+static void test_reference(struct sb_pool *pool, enum clip_precision precision)
 {
     struct sb_err err = { 0 };
     char dir[1024];
@@ -167,12 +172,19 @@ static void test_reference(struct sb_pool *pool)
     CHECK(ref != NULL);
     struct vlm_model *m = NULL;
     struct vlm_ctx *c = NULL;
-    int rc = vlm_model_load(dir, NULL, &m, &err);
+    struct vlm_load_params lp = vlm_load_default_params();
+    lp.precision = precision;
+    int rc = vlm_model_load(dir, &lp, &m, &err);
     CHECK_EQ_INT(SB_OK, rc);
     if (rc) {
         fprintf(stderr, "moondream: %s\n", err.msg);
         goto out;
     }
+    if ((int)vlm_model_precision(m) != (int)precision) {
+        fprintf(stderr, "moondream: bf16 is not available in this build/CPU: bf16 check skipped\n");
+        goto out;
+    }
+    bool bf16 = precision == CLIP_PRECISION_BF16;
     CHECK_EQ_STR("moondream", vlm_model_arch(m));
     CHECK_EQ_INT(729, vlm_model_image_tokens(m));
     CHECK_EQ_INT(378, vlm_model_image_size(m));
@@ -183,7 +195,7 @@ static void test_reference(struct sb_pool *pool)
     cJSON_ArrayForEach(cs, cJSON_GetObjectItem(ref, "cases"))
     {
         if (c && (!pool || k == 0)) /* with threads: the tiled photo only (test time) */
-            check_case(m, c, cs, pool ? "pool" : "no pool");
+            check_case(m, c, cs, bf16 ? "bf16" : pool ? "pool" : "no pool", bf16 ? 1e-2f : 1e-3f);
         k++;
     }
 out:
@@ -347,8 +359,9 @@ int main(void)
     struct sb_pool *pool = NULL;
     struct sb_err err;
     CHECK_EQ_INT(SB_OK, sb_pool_new(2, &pool, &err));
-    test_reference(NULL);
-    test_reference(pool);
+    test_reference(NULL, CLIP_PRECISION_FP32);
+    test_reference(pool, CLIP_PRECISION_FP32);
+    test_reference(pool, CLIP_PRECISION_BF16);
     test_failures();
     test_starmie_guard();
     sb_pool_free(pool);

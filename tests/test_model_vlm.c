@@ -228,9 +228,9 @@ static bool caption_in(const char *name, enum clip_precision precision, const st
     return true;
 }
 
-/* The vision tower and projector in bf16 (clip.c's oneDNN path): the image rows against fp32's
- * (cosine of every row >= 0.999), the logits after prefill against the reference (within 1% of
- * the logit range) and the greedy tokens. Skipped when the build or CPU has no bf16. */
+/* The vision tower, projector and decoder prefill in bf16 (the oneDNN path): the image rows against
+ * fp32's (cosine of every row >= 0.999), the logits after prefill against the reference (within 1%
+ * of the logit range) and the greedy tokens. Skipped when the build or CPU has no bf16. */
 static void check_bf16(const char *name)
 {
     struct ref r;

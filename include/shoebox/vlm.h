@@ -48,8 +48,11 @@ struct vlm_ctx;   /* opaque: src/model/vlm.c */
 #define VLM_MAX_NEW_TOKENS 512 /* the largest max_new_tokens accepted */
 
 struct vlm_load_params {
-    /* the vision tower's and projector's products (the tower is model.h's engine; FP32, BF16
-     * or AUTO as clip_load_params); the decoder keeps its 16-bit weights either way */
+    /* the vision tower's and projector's products (the tower is model.h's engine, Moondream's
+     * its own; FP32, BF16 or AUTO as clip_load_params), and the decoder's prefill: in BF16 the
+     * decoder's block linears (and Moondream's tower) get an extra packed bf16 copy (about 2
+     * bytes per parameter) for products of more than a few prompt rows; one-token decoding
+     * keeps the file's 16-bit weights */
     enum clip_precision precision;
     /* Idefics3 only: image splitting (do_image_splitting, "tiles"): the photo goes to
      * size["longest_edge"], then into crops of the vision size plus the global image, each
@@ -75,7 +78,8 @@ void vlm_model_free(struct vlm_model *m); /* NULL is a no-op */
 const char *vlm_model_id(const struct vlm_model *m);
 /* "llava" or "idefics3". */
 const char *vlm_model_arch(const struct vlm_model *m);
-/* The precision the vision tower and projector compute in: FP32 or BF16 (AUTO resolved). */
+/* The precision the vision tower and projector (Moondream: the decoder's prefill) compute
+ * in: FP32 or BF16 (AUTO resolved). */
 enum clip_precision vlm_model_precision(const struct vlm_model *m);
 /* S: the vision tower's input side; pixels are 3 x S x S floats (CHW). */
 int vlm_model_image_size(const struct vlm_model *m);

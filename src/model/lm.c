@@ -17,7 +17,12 @@
  * (row chunks of the weights for products, (row, head) pairs for attention). A product of T
  * rows reads each weight row once: T <= LM_GEMV_MAX_T uses the 16-bit matrix-vector kernels
  * (lm_gemv.c), larger T widens a chunk of weight rows to f32 in the worker's scratch and calls
- * cblas_sgemm on it. Nothing in a forward pass allocates, logs or does I/O. */
+ * cblas_sgemm on it. In bf16 precision (lm_model_set_precision) larger T runs the block's
+ * linears on their packed bf16 copies instead (the clip_bf16 backend, as clip.c: row chunks of
+ * the activations, one single-threaded oneDNN call per worker, each chunk converted to bf16 by
+ * its worker); norms, rotary, attention, the lm_head and every one-row product stay fp32.
+ * Nothing in a forward pass allocates, logs or does I/O (but the first bf16 pass at a new row
+ * count makes the backend's primitives). */
 #include "lm_internal.h"
 
 #include "shoebox/err.h"
@@ -29,9 +34,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LM_GEMV_MAX_T   4  /* rows up to which a product streams 16-bit weights per row */
-#define LM_ATT_ROWS     32 /* query rows per attention work item of a long prefill */
-#define LM_CHUNK        64 /* weight rows per work item */
+#define LM_GEMV_MAX_T 4  /* rows up to which a product streams 16-bit weights per row */
+#define LM_ATT_ROWS   32 /* query rows per attention work item of a long prefill */
+#define LM_CHUNK      64 /* weight rows per work item */
+/* bf16: most activation rows per oneDNN call; every call's row count is a multiple of 16 up
+ * to this, so a ctx makes at most LM_BF16_ROWS / 16 primitives per weight shape whatever the
+ * prompt lengths (the backend caches a bounded number) */
+#define LM_BF16_ROWS    256
 #define LM_MAX_CTX_AUTO 8192
 #define LM_MAX_CACHE    ((size_t)16 << 30)
 
@@ -57,6 +66,8 @@ struct lm_ctx {
     float *cos, *sin;         /* (B, D/2) rotary tables of this call's positions */
     float *inv_freq;          /* (D/2) this call's frequencies (dynamic NTK scaling) */
     size_t wbuf_per_worker;
+    struct lm_bf16_exec bf; /* bf16 precision: the product runner (bf.ctx NULL in fp32) */
+    uint16_t *gate16;       /* bf16, LM_ARCH_PHI: (B, F) fc1's gelu output feeding fc2 */
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -101,8 +112,20 @@ static void linear_task(void *arg, size_t begin, size_t end, int worker)
     }
 }
 
+/* bf16 precision, T > LM_GEMV_MAX_T: on the packed copy (lm_bf16.c); true when it ran there */
+static bool linear_bf16(struct lm_ctx *c, float *out, const float *in, const struct lm_mat *W,
+                        int T)
+{
+    if (!c->bf.ctx || !W->bf.packed || T <= LM_GEMV_MAX_T)
+        return false;
+    lm_bf16_linear(&c->bf, out, in, NULL, &W->bf, T, CLIP_EPI_STORE, CLIP_ACT_GELU);
+    return true;
+}
+
 static void linear(struct lm_ctx *c, float *out, const float *in, const struct lm_mat *W, int T)
 {
+    if (linear_bf16(c, out, in, W, T))
+        return;
     struct lin_job j = { c, out, in, W, T };
     size_t items = ((size_t)W->n_out + LM_CHUNK - 1) / LM_CHUNK;
     sb_pool_for(c->pool, items, 1, linear_task, &j);
@@ -365,6 +388,16 @@ static void decoder_layer(struct lm_ctx *c, int l, int T)
                     attention_block_task, &aj);
     else
         sb_pool_for(c->pool, (size_t)T * H, 1, attention_task, &aj);
+    if (cfg->arch == LM_ARCH_PHI && c->gate16 && w->gate.bf.packed && w->down.bf.packed &&
+        w->o.bf.packed && T > LM_GEMV_MAX_T) {
+        /* the same in bf16 with the gelu and the residual adds fused into the products */
+        lm_bf16_linear(&c->bf, c->gate16, c->h, NULL, &w->gate.bf, T, CLIP_EPI_ACT,
+                       CLIP_ACT_GELU_TANH);
+        lm_bf16_linear(&c->bf, c->x, NULL, c->gate16, &w->down.bf, T, CLIP_EPI_RESIDUAL,
+                       CLIP_ACT_GELU);
+        lm_bf16_linear(&c->bf, c->x, c->att, NULL, &w->o.bf, T, CLIP_EPI_RESIDUAL, CLIP_ACT_GELU);
+        return;
+    }
     if (cfg->arch == LM_ARCH_PHI) {
         /* parallel block: x + proj(attn(ln(x))) + fc2(gelu(fc1(ln(x)))), both on c->h */
         linear(c, c->gate, c->h, &w->gate, T); /* (T, F) fc1 */
@@ -432,6 +465,11 @@ int lm_prefill(struct lm_ctx *c, const int32_t *ids, const float *embeds, int n,
     for (int i = 0; i < n; i += c->B) {
         int T = n - i < c->B ? n - i : c->B;
         forward(c, ids + i, embeds ? embeds + (size_t)i * C : NULL, T);
+        int rc = c->bf.ctx ? lm_bf16_status(&c->bf, "lm prefill", err) : SB_OK;
+        if (rc) { /* the cache holds garbage */
+            c->P = 0;
+            return rc;
+        }
     }
     return SB_OK;
 }
@@ -487,7 +525,9 @@ int lm_ctx_new(const struct lm_model *m, struct sb_pool *pool, int max_ctx, int 
     c->n_workers = pool ? sb_pool_size(pool) + 1 : 1;
     c->S = max_ctx;
     c->B = max_batch;
-    size_t B = (size_t)max_batch, C = (size_t)cfg->hidden, F = (size_t)cfg->intermediate;
+    /* rows rounded to 16: a bf16 product reads and writes whole 16-row blocks */
+    size_t B = ((size_t)max_batch + 15) / 16 * 16, C = (size_t)cfg->hidden,
+           F = (size_t)cfg->intermediate;
     size_t widest = C > F ? C : F;
     widest = widest > HD ? widest : HD;
     c->wbuf_per_worker = (size_t)LM_CHUNK * widest;
@@ -514,6 +554,17 @@ int lm_ctx_new(const struct lm_model *m, struct sb_pool *pool, int max_ctx, int 
     if (!ok || !c->seen) {
         lm_ctx_free(c);
         return sb_fail(err, SB_ENOMEM, "no memory for an lm ctx of %d positions", max_ctx);
+    }
+    if (m->bf16 && cfg->arch == LM_ARCH_PHI && !(c->gate16 = calloc(B * F, sizeof(uint16_t)))) {
+        lm_ctx_free(c);
+        return sb_fail(err, SB_ENOMEM, "no memory for an lm ctx of %d positions", max_ctx);
+    }
+    if (m->bf16) {
+        int rc = lm_bf16_exec_init(&c->bf, m->bf16, pool, B, widest, err);
+        if (rc) {
+            lm_ctx_free(c);
+            return rc;
+        }
     }
     *out = c;
     return SB_OK;
@@ -542,6 +593,8 @@ void lm_ctx_free(struct lm_ctx *c)
     free(c->cos);
     free(c->sin);
     free(c->inv_freq);
+    lm_bf16_exec_release(&c->bf);
+    free(c->gate16);
     free(c);
 }
 

@@ -72,6 +72,10 @@ struct lm_mat {
     enum st_dtype dt;
     const float *b; /* (n_out) f32 bias or NULL */
     int n_out, n_in;
+    /* bf16 precision (lm_model_set_precision): the packed bf16 copy the prefill's products of
+     * more than LM_GEMV_MAX_T rows use (bf.packed, bf.b = b, bf.w NULL); bf.packed is NULL
+     * otherwise (fp32, the lm_head and the embedding table: those only ever see one row). */
+    struct clip_linear bf;
 };
 
 struct lm_layer {
@@ -98,7 +102,49 @@ struct lm_model {
     struct st_weights weights; /* the safetensors files, mapped read-only */
     void **owned; /* f32 copies of small vectors (norms, biases), freed with the model */
     size_t n_owned, cap_owned;
+    struct clip_bf16 *bf16; /* bf16 precision: the backend holding the packed copies, or NULL */
+    size_t bf16_bytes;      /* bytes of those copies (weights as bf16) */
 };
+
+/* Precision of the long products (prefill rows): FP32 (the default after loading: 16-bit
+ * weights widened to f32, cblas_sgemm) or BF16 (the block's linears packed once into the
+ * clip_bf16 backend, an extra bf16 copy of them beside the file's weights, which the one-row
+ * gemv path keeps using; activations rounded to bf16, fp32 accumulation). AUTO is BF16 where
+ * clip_cpu_native_bf16() and the build has oneDNN; BF16 without oneDNN stays FP32. Call once,
+ * before any ctx is made. SB_ENOMEM, SB_EINTERNAL. */
+int lm_model_set_precision(struct lm_model *m, enum clip_precision want, struct sb_err *err);
+enum clip_precision lm_model_precision(const struct lm_model *m);
+/* l packed into m's bf16 backend (l->bf), its weights widened through buf (room for
+ * n_out * n_in floats); nothing for a matrix without weights. SB_ENOMEM, SB_EINTERNAL. */
+int lm_pack_mat(struct lm_model *m, struct lm_mat *l, float *buf, struct sb_err *err);
+
+/* Runner of bf16 products (lm_bf16.c) for one ctx: its pool, the backend's per-worker state and
+ * a bf16 input buffer. Products share their rows out over the pool in chunks of multiples of
+ * 16 rows, at most LM_BF16_ROWS, so a ctx makes at most LM_BF16_ROWS / 16 primitives per
+ * weight shape and epilogue whatever its row counts; every buffer a product reads or writes
+ * needs its rows rounded up to 16. */
+#define LM_BF16_ROWS 256
+struct lm_bf16_exec {
+    struct clip_bf16_ctx *ctx;
+    struct sb_pool *pool;
+    int n_workers;
+    uint16_t *in16;     /* (rows rounded to 16, width) */
+    atomic_bool failed; /* a product failed (set by any worker) */
+    struct sb_err err;  /* why, when known */
+};
+/* SB_ENOMEM, SB_EINTERNAL; x is then released. */
+int lm_bf16_exec_init(struct lm_bf16_exec *x, struct clip_bf16 *b, struct sb_pool *pool,
+                      size_t rows, size_t width, struct sb_err *err);
+void lm_bf16_exec_release(struct lm_bf16_exec *x); /* also on a zeroed or released one */
+/* out (T, n_out) = in (T, n_in) @ l^T + b, l packed: epi STORE / RESIDUAL (f32 out, RESIDUAL
+ * adds to it) or ACT (bf16 out, act applied; an input for another product). The input is f32
+ * in (each worker converts its rows into x->in16) or, when in is NULL, bf16 in16 (not x's
+ * buffer). A failure sets x->failed (lm_bf16_status). Allocates nothing once the primitives
+ * of a shape exist. */
+void lm_bf16_linear(struct lm_bf16_exec *x, void *out, const float *in, const uint16_t *in16,
+                    const struct clip_linear *l, int T, enum clip_epi epi, enum clip_act act);
+/* SB_OK, or why a product failed since the last call ("<what>: ..."); clears the failure. */
+int lm_bf16_status(struct lm_bf16_exec *x, const char *what, struct sb_err *err);
 
 /* Loading pieces for builders of other layouts (moondream.c), from lm_load.c: memory the
  * model frees; a (d0) vector widened to f32; a linear name.weight (n_out, n_in) in place with

@@ -294,6 +294,7 @@ void lm_model_free(struct lm_model *m)
 {
     if (!m)
         return;
+    clip_bf16_free(m->bf16);
     st_weights_close(&m->weights);
     for (size_t i = 0; i < m->n_owned; i++)
         free(m->owned[i]);

@@ -258,7 +258,7 @@ static int load_text(struct lm_model *lm, const struct md_sizes *t, struct sb_er
     rc = st_weights_check(&lm->weights, "model.text.wte", 2, wshape, &wte, err);
     if (rc)
         return rc;
-    lm->embed = (struct lm_mat){ wte->data, wte->dtype, NULL, c->vocab, C };
+    lm->embed = (struct lm_mat){ .w = wte->data, .dt = wte->dtype, .n_out = c->vocab, .n_in = C };
     lm->layers = lm_own_alloc(lm, (size_t)c->layers * sizeof(*lm->layers));
     if (!lm->layers)
         return sb_fail(err, SB_ENOMEM, "no memory for %d layers", c->layers);
@@ -288,9 +288,11 @@ static int load_text(struct lm_model *lm, const struct md_sizes *t, struct sb_er
         /* rows: q (C), k (KV), v (KV), as text.py slices the qkv output */
         size_t es = st_dtype_size(qkv.dt), qb = (size_t)C * C * es, kb = (size_t)KV * C * es;
         const unsigned char *w = qkv.w;
-        L->q = (struct lm_mat){ w, qkv.dt, qkv.b, C, C };
-        L->k = (struct lm_mat){ w + qb, qkv.dt, qkv.b + C, KV, C };
-        L->v = (struct lm_mat){ w + qb + kb, qkv.dt, qkv.b + C + KV, KV, C };
+        L->q = (struct lm_mat){ .w = w, .dt = qkv.dt, .b = qkv.b, .n_out = C, .n_in = C };
+        L->k = (struct lm_mat){ .w = w + qb, .dt = qkv.dt, .b = qkv.b + C, .n_out = KV, .n_in = C };
+        L->v = (struct lm_mat){
+            .w = w + qb + kb, .dt = qkv.dt, .b = qkv.b + C + KV, .n_out = KV, .n_in = C
+        };
     }
     rc = lm_load_vector(lm, "model.text.post_ln.weight", C, &lm->norm, err);
     if (!rc)

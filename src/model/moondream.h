@@ -55,7 +55,15 @@ struct md_model {
     int32_t bos, eos;
     int32_t caption[MD_MAX_TEMPLATE], q_prefix[MD_MAX_TEMPLATE], q_suffix[MD_MAX_TEMPLATE];
     int n_caption, n_q_prefix, n_q_suffix;
+    struct clip_bf16 *bf16; /* bf16 precision: the decoder's backend holding the packed copies */
 };
+
+#define MD_MAX_LAYERS 256 /* vision blocks md_set_precision packs at most */
+
+/* bf16 precision after lm_model_set_precision(lm) chose it: the tower's and projection's
+ * linears packed into lm's backend (an extra bf16 copy of them). Nothing in fp32. SB_ENOMEM,
+ * SB_EINTERNAL; on failure the model stays fp32. */
+int md_set_precision(struct md_model *m, struct lm_model *lm, struct sb_err *err);
 
 /* True when config.json describes Moondream (model_type "moondream1"/"moondream2" or
  * architectures ["HfMoondream"]). */
@@ -91,7 +99,8 @@ void md_vscratch_free(struct md_vscratch *s); /* NULL is a no-op */
 int md_image_rows(struct md_vscratch *s, const struct image *rgb, float *rows, int tiling[2],
                   struct sb_err *err);
 /* Image rows from one preprocessed crop (3, S, S) (a photo whose tiling is 1 x 1: its local
- * crop is its global crop). Allocates nothing. */
-void md_pixel_rows(struct md_vscratch *s, const float *pixels, float *rows);
+ * crop is its global crop). Allocates nothing (but the first bf16 pass makes the backend's
+ * primitives); fails only when a bf16 product does. */
+int md_pixel_rows(struct md_vscratch *s, const float *pixels, float *rows, struct sb_err *err);
 
 #endif

@@ -14,8 +14,11 @@
  * Dimension legend: S crop side, p patch, G = S/p, N = G*G, C vision width, F vision MLP,
  * H heads, E = C/H, I proj inner size, Ct decoder width, m margin (patches).
  * Products widen 64 weight rows at a time into the worker's scratch and call cblas_sgemm on
- * them (weights stay in their file dtype). Only md_image_rows allocates (per photo: the
- * crops' features and the stitched grid, whose sizes depend on the photo). */
+ * them (weights stay in their file dtype). In bf16 precision (md_set_precision) they run on
+ * packed bf16 copies instead (lm_bf16.c: row chunks over the pool, fp32 accumulation, the
+ * residual adds and gelu fused, fc1's activations kept in bf16 for fc2); layer norms, the
+ * attention and pooling stay fp32. Only md_image_rows allocates (per photo: the crops'
+ * features and the stitched grid, whose sizes depend on the photo). */
 #include "moondream.h"
 
 #include "shoebox/err.h"
@@ -44,6 +47,11 @@ struct md_vscratch {
     float *wbuf;   /* (n_workers, MD_CHUNK * Kmax) widened weight rows */
     float *scores; /* (n_workers, N * N) */
     size_t wbuf_per_worker;
+    /* bf16 precision (bf.ctx NULL in fp32); x, qkv, mlp16 and rows16 have Np = N rounded to
+     * 16 rows, as the bf16 products want */
+    struct lm_bf16_exec bf;
+    uint16_t *mlp16; /* (Np, max(F, I)) fc1 / proj1 activations (in place of mlp) */
+    float *rows16;   /* (Np, Ct) proj2's output before it is copied out */
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -94,9 +102,21 @@ static void linear_task(void *arg, size_t begin, size_t end, int worker)
     }
 }
 
+/* bf16: act writes its bf16 output to s->mlp16 (out must be s->mlp), and s->mlp as an input
+ * means s->mlp16. */
 static void linear(struct md_vscratch *s, float *out, const float *in, const struct lm_mat *W,
                    int T, bool residual, bool act)
 {
+    if (s->bf.ctx && W->bf.packed) {
+        if (act) {
+            lm_bf16_linear(&s->bf, s->mlp16, in, NULL, &W->bf, T, CLIP_EPI_ACT, CLIP_ACT_GELU_TANH);
+            return;
+        }
+        bool from16 = in == s->mlp;
+        lm_bf16_linear(&s->bf, out, from16 ? NULL : in, from16 ? s->mlp16 : NULL, &W->bf, T,
+                       residual ? CLIP_EPI_RESIDUAL : CLIP_EPI_STORE, CLIP_ACT_GELU);
+        return;
+    }
     struct lin_job j = { s, out, in, W, T, residual, act };
     sb_pool_for(s->pool, ((size_t)W->n_out + MD_CHUNK - 1) / MD_CHUNK, 1, linear_task, &j);
 }
@@ -204,14 +224,20 @@ static void project(struct md_vscratch *s, const float *local, float *rows)
         memcpy(s->h + (size_t)n * 2 * C + C, local + (size_t)n * C, (size_t)C * sizeof(float));
     }
     linear(s, s->mlp, s->h, &m->proj1, N, false, true);
-    linear(s, rows, s->mlp, &m->proj2, N, false, false);
+    if (!s->bf.ctx) {
+        linear(s, rows, s->mlp, &m->proj2, N, false, false);
+        return;
+    }
+    linear(s, s->rows16, s->mlp, &m->proj2, N, false, false);
+    memcpy(rows, s->rows16, (size_t)N * (size_t)m->Ct * sizeof(float));
 }
 
-void md_pixel_rows(struct md_vscratch *s, const float *pixels, float *rows)
+int md_pixel_rows(struct md_vscratch *s, const float *pixels, float *rows, struct sb_err *err)
 {
     encode_crop(s, pixels, s->global);
     /* a 1 x 1 tiling: the local crop is the global one, stitching and pooling are identities */
     project(s, s->global, rows);
+    return s->bf.ctx ? lm_bf16_status(&s->bf, "moondream vision", err) : SB_OK;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -329,6 +355,8 @@ int md_image_rows(struct md_vscratch *s, const struct image *rgb, float *rows, i
         }
     }
     project(s, pooled, rows);
+    if (s->bf.ctx)
+        rc = lm_bf16_status(&s->bf, "moondream vision", err);
 out:
     image_free(big);
     free(feat);
@@ -363,23 +391,36 @@ int md_vscratch_new(const struct md_model *m, struct sb_pool *pool, struct md_vs
     s->pool = pool;
     s->n_workers = pool ? sb_pool_size(pool) + 1 : 1;
     size_t N = (size_t)m->N, C = (size_t)m->C, pp = 3 * (size_t)m->p * (size_t)m->p;
+    size_t Np = (N + 15) / 16 * 16;
     size_t hw = pp > 2 * C ? pp : 2 * C;
     size_t mw = (size_t)(m->F > m->inner ? m->F : m->inner);
     size_t kmax = hw > mw ? hw : mw;
     s->wbuf_per_worker = (size_t)MD_CHUNK * kmax;
     bool ok = true;
     s->pix = floats(3 * (size_t)m->S, (size_t)m->S, &ok);
-    s->x = floats(N, C, &ok);
+    s->x = floats(Np, C, &ok);
     s->h = floats(N, hw, &ok);
-    s->qkv = floats(N, 3 * C, &ok);
+    s->qkv = floats(Np, 3 * C, &ok);
     s->att = floats(N, C, &ok);
     s->mlp = floats(N, mw, &ok);
     s->global = floats(N, C, &ok);
     s->wbuf = floats((size_t)s->n_workers, s->wbuf_per_worker, &ok);
     s->scores = floats((size_t)s->n_workers, N * N, &ok);
+    if (m->bf16 && ok) {
+        s->mlp16 = calloc(Np * mw, sizeof(uint16_t));
+        s->rows16 = floats(Np, (size_t)m->Ct, &ok);
+        ok = ok && s->mlp16;
+    }
     if (!ok) {
         md_vscratch_free(s);
         return sb_fail(err, SB_ENOMEM, "no memory for vision scratch");
+    }
+    if (m->bf16) {
+        int rc = lm_bf16_exec_init(&s->bf, m->bf16, pool, Np, kmax, err);
+        if (rc) {
+            md_vscratch_free(s);
+            return rc;
+        }
     }
     *out = s;
     return SB_OK;
@@ -398,5 +439,49 @@ void md_vscratch_free(struct md_vscratch *s)
     free(s->global);
     free(s->wbuf);
     free(s->scores);
+    free(s->mlp16);
+    free(s->rows16);
+    lm_bf16_exec_release(&s->bf);
     free(s);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* bf16 */
+
+int md_set_precision(struct md_model *m, struct lm_model *lm, struct sb_err *err)
+{
+    if (!lm->bf16 || m->bf16)
+        return SB_OK;
+    struct lm_mat *all[4 * MD_MAX_LAYERS + 3];
+    int n = 0;
+    all[n++] = &m->patch;
+    all[n++] = &m->proj1;
+    all[n++] = &m->proj2;
+    for (int l = 0; l < m->n_layers && l < MD_MAX_LAYERS; l++) {
+        all[n++] = &m->layers[l].qkv;
+        all[n++] = &m->layers[l].proj;
+        all[n++] = &m->layers[l].fc1;
+        all[n++] = &m->layers[l].fc2;
+    }
+    if (m->n_layers > MD_MAX_LAYERS)
+        return sb_fail(err, SB_EMODEL, "moondream vision: more than %d blocks", MD_MAX_LAYERS);
+    size_t most = 1;
+    for (int i = 0; i < n; i++) {
+        size_t k = (size_t)all[i]->n_out * (size_t)all[i]->n_in;
+        most = k > most ? k : most;
+    }
+    float *buf = malloc(most * sizeof(float));
+    if (!buf)
+        return sb_fail(err, SB_ENOMEM, "no memory to pack the vision tower in bf16");
+    int rc = SB_OK;
+    for (int i = 0; i < n && !rc; i++)
+        rc = lm_pack_mat(lm, all[i], buf, err);
+    free(buf);
+    if (rc) {
+        for (int i = 0; i < n; i++)
+            all[i]->bf = (struct clip_linear){ 0 };
+        return rc;
+    }
+    m->bf16 = lm->bf16;
+    return SB_OK;
 }

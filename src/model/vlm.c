@@ -549,6 +549,10 @@ int vlm_model_load(const char *dir, const struct vlm_load_params *params, struct
     if (md_is_moondream(root)) { /* Moondream 2: moondream.c loads everything */
         m->arch = VLM_ARCH_MOONDREAM;
         rc = md_load(dir, root, p.blas_threads, &m->lm, &m->tok, &m->md, err);
+        if (!rc)
+            rc = lm_model_set_precision(m->lm, p.precision, err);
+        if (!rc)
+            rc = md_set_precision(m->md, m->lm, err);
         if (rc)
             goto out;
         m->R = m->md->N;
@@ -579,6 +583,8 @@ int vlm_model_load(const char *dir, const struct vlm_load_params *params, struct
         rc = m->arch == VLM_ARCH_LLAVA ? llava_config(m, root, err) : idefics3_config(m, root, err);
     if (!rc)
         rc = load_decoder(m, dir, p.blas_threads, err);
+    if (!rc)
+        rc = lm_model_set_precision(m->lm, p.precision, err);
     if (rc)
         goto out;
     int Ct = lm_model_hidden_size(m->lm), C = m->vis.C, s = m->scale;
@@ -676,7 +682,7 @@ const char *vlm_model_arch(const struct vlm_model *m)
 
 enum clip_precision vlm_model_precision(const struct vlm_model *m)
 {
-    return clip_model_precision(m->vis.enc);
+    return m->vis.enc ? clip_model_precision(m->vis.enc) : lm_model_precision(m->lm);
 }
 
 int vlm_model_image_size(const struct vlm_model *m)
@@ -1092,7 +1098,7 @@ static int caption_impl(struct vlm_ctx *c, const float *pixels, const struct ima
     if (m->md && rgb)
         rc = md_image_rows(c->mdv, rgb, c->rows, NULL, err);
     else if (m->md)
-        md_pixel_rows(c->mdv, pixels, c->rows);
+        rc = md_pixel_rows(c->mdv, pixels, c->rows, err);
     else
         for (int i = 0; i < c->n_images && !rc; i++) /* crops row-major, then the global image */
             rc = vlm_image_rows(c->vs, pixels + (size_t)i * 3 * S * S,
