@@ -41,9 +41,10 @@ while [ "$kills" -lt 12 ] && [ "$tries" -lt 60 ]; do
     tries=$((tries + 1))
     "$SB" --db "$DB" index "$LIB" 2>/dev/null &
     pid=$!
-    # a random moment between 0 and ~0.6 s into the run
-    # a random moment between 0 and 0.4 s into the run
-    sleep "0.$(printf '%03d' $((RANDOM % 400)))"
+    # a random moment between 0 and 0.15 s into the run: short enough that kills also land in
+    # the quick runs once most of the library is done (a Release build indexes these 200
+    # photos in well under a second), long enough to stop runs mid-batch
+    sleep "0.$(printf '%03d' $((RANDOM % 150)))"
     if kill -9 "$pid" 2>/dev/null; then
         kills=$((kills + 1))
     fi
