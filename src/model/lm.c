@@ -161,24 +161,27 @@ static void rmsnorm(struct lm_ctx *c, float *out, const float *in, const float *
     sb_pool_for(c->pool, (size_t)T, 4, rmsnorm_task, &j);
 }
 
-/* LM_ARCH_PHI: nn.LayerNorm (x - mean) / sqrt(var + eps) * w + b, per row of (T, C). */
+void lm_layernorm_row(float *o, const float *x, const float *w, const float *b, int C, float eps)
+{
+    float mean = 0.0f, var = 0.0f;
+    for (int i = 0; i < C; i++)
+        mean += x[i];
+    mean /= (float)C;
+    for (int i = 0; i < C; i++)
+        var += (x[i] - mean) * (x[i] - mean);
+    float inv = 1.0f / sqrtf(var / (float)C + eps);
+    for (int i = 0; i < C; i++)
+        o[i] = (x[i] - mean) * inv * w[i] + b[i];
+}
+
+/* LM_ARCH_PHI: nn.LayerNorm per row of (T, C). */
 static void layernorm_task(void *arg, size_t begin, size_t end, int worker)
 {
     const struct norm_job *j = arg;
     (void)worker;
-    for (size_t r = begin; r < end; r++) {
-        const float *x = j->in + r * (size_t)j->C;
-        float *o = j->out + r * (size_t)j->C;
-        float mean = 0.0f, var = 0.0f;
-        for (int i = 0; i < j->C; i++)
-            mean += x[i];
-        mean /= (float)j->C;
-        for (int i = 0; i < j->C; i++)
-            var += (x[i] - mean) * (x[i] - mean);
-        float inv = 1.0f / sqrtf(var / (float)j->C + j->eps);
-        for (int i = 0; i < j->C; i++)
-            o[i] = (x[i] - mean) * inv * j->w[i] + j->b[i];
-    }
+    for (size_t r = begin; r < end; r++)
+        lm_layernorm_row(j->out + r * (size_t)j->C, j->in + r * (size_t)j->C, j->w, j->b, j->C,
+                         j->eps);
 }
 
 static void layernorm(struct lm_ctx *c, float *out, const float *in, const float *w, const float *b,

@@ -163,6 +163,8 @@ int lm_load_linear(struct lm_model *m, const char *name, int n_out, int n_in, bo
  * loop (AVX512 / AVX2+F16C chosen at run time, portable C otherwise). */
 void lm_gemv_rows(float *y, const void *W, enum st_dtype dt, const float *x, int K, int n0, int n1);
 /* dst(rows, K) = rows [n0, n1) of W widened to f32. */
+/* nn.LayerNorm of one row of C: o = (x - mean) / sqrt(var + eps) * w + b (o may not alias x). */
+void lm_layernorm_row(float *o, const float *x, const float *w, const float *b, int C, float eps);
 void lm_widen_rows(float *dst, const void *W, enum st_dtype dt, int K, int n0, int n1);
 /* The name of the kernel lm_gemv_rows() uses on this CPU (for the bench). */
 const char *lm_gemv_kernel_name(void);

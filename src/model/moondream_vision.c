@@ -132,19 +132,9 @@ static void ln_task(void *arg, size_t begin, size_t end, int worker)
 {
     const struct ln_job *j = arg;
     (void)worker;
-    for (size_t r = begin; r < end; r++) {
-        const float *x = j->in + r * (size_t)j->C;
-        float *o = j->out + r * (size_t)j->C;
-        float mean = 0.0f, var = 0.0f;
-        for (int i = 0; i < j->C; i++)
-            mean += x[i];
-        mean /= (float)j->C;
-        for (int i = 0; i < j->C; i++)
-            var += (x[i] - mean) * (x[i] - mean);
-        float inv = 1.0f / sqrtf(var / (float)j->C + 1e-5f);
-        for (int i = 0; i < j->C; i++)
-            o[i] = (x[i] - mean) * inv * j->w[i] + j->b[i];
-    }
+    for (size_t r = begin; r < end; r++)
+        lm_layernorm_row(j->out + r * (size_t)j->C, j->in + r * (size_t)j->C, j->w, j->b, j->C,
+                         1e-5f);
 }
 
 static void layernorm(struct md_vscratch *s, float *out, const float *in, const float *w,
