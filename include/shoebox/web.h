@@ -42,7 +42,8 @@ struct web_params web_default_params(void);
  * SB_EDB, SB_EMODEL. On success *out is a running server the caller stops with
  * web_server_stop(). */
 int web_server_start(const struct web_params *p, struct web_server **out, struct sb_err *err);
-/* Asks a running crawl to stop, waits for it, stops the HTTP threads and frees. NULL: no-op. */
+/* Asks a running crawl to stop, waits for it, closes the open connections (waiting up to 3 s
+ * for handlers still running), stops the HTTP threads and frees. NULL: no-op. */
 void web_server_stop(struct web_server *s);
 
 int web_server_port(const struct web_server *s); /* the port actually bound */

@@ -9,7 +9,7 @@
  * sample.c  the "rediscover" sample (time buckets + farthest-point sampling)
  *
  * Lock order (never take a lock on the left while holding one on the right):
- * store_reopen_mu -> store_mu; model_mu, cat_mu, crawl_mu are leaves. */
+ * store_reopen_mu -> store_mu; model_mu, cat_mu, crawl_mu, conn_mu are leaves. */
 #ifndef SHOEBOX_WEB_INTERNAL_H
 #define SHOEBOX_WEB_INTERNAL_H
 
@@ -44,7 +44,7 @@ extern const size_t web_nassets;
 
 /* ---- the server's state ---------------------------------------------------------------- */
 
-enum { WEB_POOL_MAX = 32 };
+enum { WEB_POOL_MAX = 32, WEB_CONN_LIMIT = 512 };
 
 /* A refcounted vector store: the server holds one reference to the current one; each search
  * holds one while it scans, so a reopen never frees a matrix under a reader. */
@@ -103,6 +103,14 @@ struct web_server {
     struct web_crawl crawl;
     pthread_t crawl_thread;
     bool crawl_thread_live; /* joinable */
+
+    /* the open connections, for a stop that waits until there are none (server.c) */
+    pthread_mutex_t conn_mu;      /* guards everything in this block */
+    pthread_cond_t conn_gone;     /* signalled when nconn drops to 0 while stopping */
+    bool stopping;                /* new connections are refused, started ones shut down */
+    int nconn;                    /* admitted by the accept policy and not closed yet */
+    int conn_fds[WEB_CONN_LIMIT]; /* the sockets of the started ones */
+    int nconn_fds;
 };
 
 /* ---- engine.c ------------------------------------------------------------------------- */

@@ -1,7 +1,8 @@
 /* server.c - the HTTP side of `shoebox serve`: libmicrohttpd with a thread pool, the request
  * life cycle (body collection with a cap), the security checks every request passes (Host
  * header against DNS rebinding, the token for POST and for non-loopback listening), the
- * security headers every response carries, and the static assets compiled into the binary.
+ * security headers every response carries, the static assets compiled into the binary, and a
+ * stop that closes every connection before it stops libmicrohttpd (which 0.9.75 needs).
  *
  * Each request owns one struct req_state (allocated on MHD's first call, freed in the
  * completed callback): its body buffer and nothing else; the JSON tree of a reply is built
@@ -24,6 +25,7 @@
 #include <strings.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TOKEN_HEADER "X-Shoebox-Token"
@@ -295,6 +297,90 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
 }
 
+/* ---- connections and a clean stop ---------------------------------------------------------
+ *
+ * libmicrohttpd 0.9.75 (Debian 12's) crashes when it is stopped while a worker thread still
+ * handles a request that the library rejects by itself, without calling on_request (a header
+ * line without a colon, a bad HTTP version or Content-Length, a malformed chunk, a request line
+ * too long, ...): MHD_stop_daemon() sets the workers' shutdown flag, a worker finishes the
+ * epoll round it is in, and for such a request transmit_error_response_len() calls
+ * MHD_queue_response(), which once the flag is set returns MHD_YES without queuing anything;
+ * the library then builds the reply header of the NULL response (SEGV reading 0x98 in
+ * build_header_response). Found by fuzz_http at exit; tests/test_web_stop.c crashed within a
+ * few rounds. No request handling of ours can avoid it, so web_server_stop() never calls
+ * MHD_stop_daemon() while connections are open: it refuses new ones (on_accept, the accept
+ * policy), shuts down the sockets of the open ones (their reads end and their writes fail, so
+ * MHD closes them promptly whatever state they are in) and waits until MHD has closed them
+ * all; the workers then have nothing to handle once the flag is set. MHD_quiesce_daemon()
+ * is not used to refuse connections: in 0.9.75 its thread-pool branch calls MHD_PANIC when a
+ * worker removes the listening socket from its epoll set at the same moment. */
+
+enum { STOP_WAIT_S = 3 }; /* longest wait for open connections (a handler still running) */
+
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    (void)addr;
+    (void)addrlen;
+    struct web_server *s = cls;
+    pthread_mutex_lock(&s->conn_mu);
+    bool ok = !s->stopping;
+    if (ok)
+        s->nconn++;
+    pthread_mutex_unlock(&s->conn_mu);
+    return ok ? MHD_YES : MHD_NO;
+}
+
+/* MHD calls this with CLOSED before it closes the socket, so a socket in conn_fds is open while
+ * conn_mu is held. A connection that fails between on_accept and STARTED (out of memory) is
+ * never counted down: the stop then waits STOP_WAIT_S for nothing, which is harmless. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    (void)socket_context;
+    struct web_server *s = cls;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    int fd = ci ? ci->connect_fd : -1;
+    pthread_mutex_lock(&s->conn_mu);
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        if (fd >= 0 && s->stopping)
+            shutdown(fd, SHUT_RDWR); /* admitted just before the stop began */
+        if (fd >= 0 && s->nconn_fds < WEB_CONN_LIMIT)
+            s->conn_fds[s->nconn_fds++] = fd;
+    } else {
+        for (int i = 0; i < s->nconn_fds; i++) {
+            if (s->conn_fds[i] == fd) {
+                s->conn_fds[i] = s->conn_fds[--s->nconn_fds];
+                break;
+            }
+        }
+        if (s->nconn > 0 && --s->nconn == 0 && s->stopping)
+            pthread_cond_broadcast(&s->conn_gone);
+    }
+    pthread_mutex_unlock(&s->conn_mu);
+}
+
+/* Refuses new connections, shuts the open ones down and waits (at most STOP_WAIT_S) until MHD
+ * has closed them. */
+static void close_connections(struct web_server *s)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += STOP_WAIT_S;
+    pthread_mutex_lock(&s->conn_mu);
+    s->stopping = true;
+    for (int i = 0; i < s->nconn_fds; i++)
+        shutdown(s->conn_fds[i], SHUT_RDWR);
+    int rc = 0;
+    while (s->nconn > 0 && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&s->conn_gone, &s->conn_mu, &until);
+    int left = s->nconn;
+    pthread_mutex_unlock(&s->conn_mu);
+    if (left > 0)
+        SB_LOG_W("serve: %d connection(s) still open after %d s; stopping anyway", left,
+                 (int)STOP_WAIT_S);
+}
+
 /* ---- start and stop ----------------------------------------------------------------------- */
 
 static int make_token(struct web_server *s, const char *given, struct sb_err *err)
@@ -379,6 +465,12 @@ int web_server_start(const struct web_params *p, struct web_server **out, struct
     pthread_mutex_init(&s->store_reopen_mu, NULL);
     pthread_mutex_init(&s->store_mu, NULL);
     pthread_mutex_init(&s->crawl_mu, NULL);
+    pthread_mutex_init(&s->conn_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->conn_gone, &ca);
+    pthread_condattr_destroy(&ca);
     s->p = *p;
     s->db_path = sb_strdup(p->db_path);
     s->model_dir_arg = sb_strdup(p->model_dir);
@@ -448,12 +540,12 @@ int web_server_start(const struct web_params *p, struct web_server **out, struct
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC;
     if (v6)
         flags |= MHD_USE_IPv6;
-    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, fd,
-                              MHD_OPTION_THREAD_POOL_SIZE, (unsigned)p->threads,
-                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
-                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+    s->mhd = MHD_start_daemon(
+        flags, 0, on_accept, s, on_request, s, MHD_OPTION_LISTEN_SOCKET, fd,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)p->threads, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)64 * 1024, MHD_OPTION_CONNECTION_LIMIT, (unsigned)WEB_CONN_LIMIT,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
     if (!s->mhd) {
         close(fd);
         rc = sb_fail(err, SB_EIO, "cannot start the HTTP server on %s port %d", s->host, s->port);
@@ -473,14 +565,18 @@ void web_server_stop(struct web_server *s)
     if (!s)
         return;
     web_crawl_join(s, true);
-    if (s->mhd)
+    if (s->mhd) {
+        close_connections(s); /* first: see "connections and a clean stop" */
         MHD_stop_daemon(s->mhd);
+    }
     web_engine_release(s);
     pthread_mutex_destroy(&s->cat_mu);
     pthread_mutex_destroy(&s->model_mu);
     pthread_mutex_destroy(&s->store_reopen_mu);
     pthread_mutex_destroy(&s->store_mu);
     pthread_mutex_destroy(&s->crawl_mu);
+    pthread_mutex_destroy(&s->conn_mu);
+    pthread_cond_destroy(&s->conn_gone);
     free(s->index_html);
     free(s->db_path);
     free(s->model_dir_arg);
