@@ -46,10 +46,5 @@ run fuzz_spiece "$(seed spiece "$data/siglip/spiece/cases.json" "$data/siglip/ti
 run fuzz_xmp "$(seed xmp "$data"/xmp/*.xmp)" -max_len=65536
 run fuzz_query "$(seed query "$here"/corpus/query/*)" -max_len=4096
 run fuzz_takeout "$(seed takeout "$here"/corpus/takeout/*)" -max_len=65536
-# fuzz_http is not in the CI smoke run for now: one CI run reported a finding that no rerun of
-# its input reproduces (timing-dependent; see the closing note of session 2). Run it by hand:
-#   build-fuzz/fuzz/fuzz_http -max_total_time=60 -max_len=32768 fuzz/corpus/http
-if [ "${SHOEBOX_FUZZ_HTTP:-0}" = 1 ]; then
-    run fuzz_http "$(seed http "$here"/corpus/http/*)" -max_len=32768
-fi
+run fuzz_http "$(seed http "$here"/corpus/http/*)" -max_len=32768
 run fuzz_vlm_config "$(seed vlm_config "$here"/corpus/vlm_config/*)" -max_len=65536
