@@ -311,9 +311,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
  * MHD_stop_daemon() while connections are open: it refuses new ones (on_accept, the accept
  * policy), shuts down the sockets of the open ones (their reads end and their writes fail, so
  * MHD closes them promptly whatever state they are in) and waits until MHD has closed them
- * all; the workers then have nothing to handle once the flag is set. MHD_quiesce_daemon()
- * is not used to refuse connections: in 0.9.75 its thread-pool branch calls MHD_PANIC when a
- * worker removes the listening socket from its epoll set at the same moment. */
+ * all; the workers then have nothing to handle once the flag is set (unless a handler runs
+ * longer than STOP_WAIT_S: the stop then goes on, with that one connection open).
+ * MHD_quiesce_daemon() is not used to refuse connections: in 0.9.75 its thread-pool branch calls
+ * MHD_PANIC when a worker removes the listening socket from its epoll set at the same moment. */
 
 enum { STOP_WAIT_S = 3 }; /* longest wait for open connections (a handler still running) */
 
