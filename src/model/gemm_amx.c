@@ -24,18 +24,8 @@
 #define AMX __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,amx-tile,amx-bf16")))
 
 enum { KSTEP = 32, TILE = 16 * 32 }; /* bf16 per K step of a row; bf16 per tile */
-#define PF                                                                                          \
-    4 /* weights prefetched into L1 this many K steps ahead (+10-15% on 400 x 768 x 768) */ /* bf16 \
-                                                                                               per  \
-                                                                                               K    \
-                                                                                               step \
-                                                                                               of   \
-                                                                                               a    \
-                                                                                               row; \
-                                                                                               bf16 \
-                                                                                               per  \
-                                                                                               tile \
-                                                                                             */
+/* weights prefetched into L1 this many K steps ahead (+10-15% on 400 x 768 x 768) */
+#define PF 4
 
 size_t clip_amx_packed_size(int K, int N)
 {
