@@ -10,10 +10,10 @@
  * The kernel walks 32-row blocks of in: tiles 0-3 accumulate the 2 x 2 16 x 16 f32 blocks,
  * 4-5 hold 16 rows x 32 bf16 of in, 6-7 the two weight tiles. fp32 accumulation; bias,
  * activation, residual add and bf16 output are applied to each 32 x 32 block while it is in
- * cache. Rows past M are neither read (the tile rows shrink) nor written; the K tail (K not a
- * multiple of 32) is copied into zero-padded tiles, so activations past K are never read
- * either. Rows and columns are independent: callers share a product out by rows or by
- * 32-column blocks. */
+ * cache, interleaved with the next block's tile products. Rows past M are neither read (the tile
+ * rows shrink) nor written; the K tail (K not a multiple of 32) is copied into zero-padded tiles,
+ * so activations past K are never read either. Rows and columns are independent: callers share a
+ * product out by rows or by 32-column blocks. */
 #include "internal.h"
 
 #include <string.h>
@@ -73,10 +73,13 @@ static __mmask16 mask16(int n)
     return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1u);
 }
 
-/* The epilogue of rows x nc of the block acc (32 x 32 f32) into out at column n. */
+/* The epilogue of rows x nc of the block acc (32 x 32 f32) into out; the row by row way below
+ * is only for the erf gelu. */
 AMX static void epilogue(float *acc, int rows, int nc, const float *bias, void *out, size_t ldo,
                          enum clip_epi epi, enum clip_act act)
 {
+    if (clip_avx512_epilogue(acc, 32, rows, nc, bias, out, ldo, epi, act))
+        return;
     for (int r = 0; r < rows; r++) {
         float *a = acc + r * 32;
         for (int u = 0; u < nc; u += 16) {
@@ -100,6 +103,25 @@ AMX static void epilogue(float *acc, int rows, int nc, const float *bias, void *
     }
 }
 
+/* A block whose sums wait in acc for their epilogue, done rows at a time. */
+struct pending {
+    float *acc;
+    int rows, done, nc;
+    const float *bias;
+    char *out; /* row 0 of the block */
+};
+
+static void drain(struct pending *p, int n, enum clip_epi epi, enum clip_act act, size_t ldo,
+                  size_t osize)
+{
+    n = p->rows - p->done < n ? p->rows - p->done : n;
+    if (n <= 0)
+        return;
+    epilogue(p->acc + p->done * 32, n, p->nc, p->bias, p->out + (size_t)p->done * ldo * osize, ldo,
+             epi, act);
+    p->done += n;
+}
+
 AMX void clip_amx_gemm(void *out, size_t ldo, const uint16_t *in, size_t ldi, int M,
                        const uint16_t *wp, const float *bias, int K, int N, int n0, int n1,
                        enum clip_epi epi, enum clip_act act)
@@ -107,7 +129,9 @@ AMX void clip_amx_gemm(void *out, size_t ldo, const uint16_t *in, size_t ldi, in
     int steps = (K + 31) / 32, full = K / 32, ktail = K - full * 32;
     if (n1 > N)
         n1 = N;
-    _Alignas(64) float acc[32 * 32];
+    _Alignas(64) float acc[2][32 * 32]; /* this block's sums, the previous block's */
+    int cur = 0, per = (32 + steps - 1) / steps;
+    struct pending pend = { 0 };
     _Alignas(64) uint16_t tail[2][16 * KSTEP];
     size_t osize = epi == CLIP_EPI_ACT || epi == CLIP_EPI_BF16 ? sizeof(uint16_t) : sizeof(float);
     long lda = (long)(ldi * sizeof(uint16_t));
@@ -155,18 +179,28 @@ AMX void clip_amx_gemm(void *out, size_t ldo, const uint16_t *in, size_t ldi, in
                     _tile_dpbf16ps(2, 5, 6);
                     _tile_dpbf16ps(3, 5, 7);
                 }
+                /* the previous block's epilogue, a few rows per step, while the tiles work */
+                drain(&pend, per, epi, act, ldo, osize);
             }
-            _tile_stored(0, acc, 128);
-            _tile_stored(1, acc + 16, 128);
+            /* this block's sums into acc[cur]; the previous block's epilogue is finished */
+            float *a = acc[cur];
+            drain(&pend, pend.rows, epi, act, ldo, osize);
+            _tile_stored(0, a, 128);
+            _tile_stored(1, a + 16, 128);
             if (r1) {
-                _tile_stored(2, acc + 16 * 32, 128);
-                _tile_stored(3, acc + 16 * 32 + 16, 128);
+                _tile_stored(2, a + 16 * 32, 128);
+                _tile_stored(3, a + 16 * 32 + 16, 128);
             }
-            int nc = n1 - c0 < 32 ? n1 - c0 : 32;
-            epilogue(acc, r0 + r1, nc, bias ? bias + c0 : NULL,
-                     (char *)out + ((size_t)m0 * ldo + (size_t)c0) * osize, ldo, epi, act);
+            pend = (struct pending){ a,
+                                     r0 + r1,
+                                     0,
+                                     n1 - c0 < 32 ? n1 - c0 : 32,
+                                     bias ? bias + c0 : NULL,
+                                     (char *)out + ((size_t)m0 * ldo + (size_t)c0) * osize };
+            cur ^= 1;
         }
     }
+    drain(&pend, pend.rows, epi, act, ldo, osize);
     _tile_release();
 }
 

@@ -425,6 +425,10 @@ void clip_avx512_to_bf16(uint16_t *o, const float *v, size_t n);
 /* o[i] += b[i] (b may be NULL), then the activation when act; false (nothing done) for
  * CLIP_ACT_GELU's erf. */
 bool clip_avx512_bias_act(float *o, const float *b, size_t n, bool act, enum clip_act kind);
+/* A product's epilogue (clip_epi) on rows x nc f32 sums acc (rows lda apart) plus bias (nc, or
+ * NULL) into out (rows ldo apart); false (nothing done) for CLIP_EPI_ACT with CLIP_ACT_GELU. */
+bool clip_avx512_epilogue(const float *acc, size_t lda, int rows, int nc, const float *bias,
+                          void *out, size_t ldo, enum clip_epi epi, enum clip_act act);
 void clip_avx512_layernorm_row(void *out, bool bf16, const float *x, const float *w, const float *b,
                                int C, float eps);
 size_t clip_avx512_attention_scratch(size_t L, size_t E); /* floats, for either head kernel */
