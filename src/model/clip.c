@@ -55,7 +55,7 @@ static void team_barrier(struct clip_team *t)
         return;
     }
     for (int spin = 0; atomic_load(&t->gen) == gen; spin++) {
-        if (spin < 2000) {
+        if (spin < 200) {
 #if defined(__x86_64__) || defined(__i386__)
             __builtin_ia32_pause();
 #endif
