@@ -65,6 +65,12 @@ static void team_barrier(struct clip_team *t)
     }
 }
 
+void clip_k_barrier(struct clip_ctx *c)
+{
+    if (c->team)
+        team_barrier(c->team);
+}
+
 void clip_k_for(struct clip_ctx *c, size_t n, size_t grain, sb_range_fn fn, void *arg)
 {
     if (!c->team) {
@@ -753,9 +759,13 @@ static void vision_states(struct clip_ctx *c, const float *pixels, int B)
     const struct clip_tower_config *tc = &cfg->vision;
     int S = cfg->image_size, p = cfg->patch_size, G = S / p, N = G * G, L = N + 1;
     int C = tc->hidden;
-    clip_k_unfold_patches(c->a, c->bf16 != NULL, pixels, B, S, p, G);
+    if (c->rank == 0) /* a team's serial parts: its first member, then a barrier */
+        clip_k_unfold_patches(c->a, c->bf16 != NULL, pixels, B, S, p, G);
+    clip_k_barrier(c);
     clip_k_linear(c, c->tmp, c->a, &w->patch, B * N, CLIP_EPI_STORE, tc->act); /* (B*N, C) */
-    vision_embed(c->x, c->tmp, w->class_emb, w->pos_emb, B, N, C);
+    if (c->rank == 0)
+        vision_embed(c->x, c->tmp, w->class_emb, w->pos_emb, B, N, C);
+    clip_k_barrier(c);
     clip_k_layernorm(c, c->x, false, c->x, w->pre_ln_w, w->pre_ln_b, B * L, C, tc->ln_eps);
     for (int l = 0; l < tc->layers; l++)
         clip_k_encoder_layer(c, &w->layers[l], tc, c->x, B, L, false);
@@ -771,14 +781,29 @@ static void vision_forward_all(struct clip_ctx *c, const float *pixels, int B, f
     int S = cfg->image_size, p = cfg->patch_size, G = S / p, L = G * G + 1;
     int C = tc->hidden, D = cfg->proj_dim;
     vision_states(c, pixels, B);
-    for (int b = 0; b < B; b++) /* pooled_output = last_hidden_state[:, 0, :] */
+    for (int b = 0; b < B && c->rank == 0; b++) /* pooled_output = last_hidden_state[:, 0, :] */
         memcpy(c->tmp + (size_t)b * C, c->x + (size_t)b * L * C, (size_t)C * sizeof(float));
+    clip_k_barrier(c);
     clip_k_layernorm(c, c->a, true, c->tmp, w->post_ln_w, w->post_ln_b, B, C, tc->ln_eps);
     /* into scratch: a bf16 product writes clip_bf16_rows(B) rows */
     clip_k_linear(c, c->qkv, c->a, &w->proj, B, CLIP_EPI_STORE, tc->act);
+    if (c->rank != 0)
+        return;
     memcpy(out, c->qkv, (size_t)B * D * sizeof(float));
     for (int b = 0; b < B; b++)
         clip_k_l2_normalize(out + (size_t)b * D, D);
+}
+
+struct image_pass {
+    const float *pixels;
+    int B;
+    float *out;
+};
+
+static void image_pass(struct clip_ctx *v, void *arg)
+{
+    const struct image_pass *p = arg;
+    vision_forward_all(v, p->pixels, p->B, p->out);
 }
 
 static size_t max_sz(size_t a, size_t b)
@@ -842,7 +867,8 @@ static void vision_forward(struct clip_ctx *c, const float *pixels, int B, float
     int per = (B + c->n_workers - 1) / c->n_workers, groups = (B + per - 1) / per;
     /* groups only when every worker gets images */
     if (!c->pool || c->n_workers > 64 || groups < c->n_workers) {
-        vision_forward_all(c, pixels, B, out);
+        struct image_pass p = { pixels, B, out }; /* every worker on every image: a team */
+        clip_k_team_run(c, image_pass, &p);
         return;
     }
     struct group_job job, *j = &job;

@@ -358,6 +358,9 @@ struct clip_ctx {
 /* Runs fn over items [0, n) on c's workers: through the pool (chunks of at least grain), or,
  * on a team member's view, this member's static share followed by a barrier of the team. */
 void clip_k_for(struct clip_ctx *c, size_t n, size_t grain, sb_range_fn fn, void *arg);
+/* In a team: waits for every member (a serial part done by rank 0 is then visible to all);
+ * otherwise nothing. */
+void clip_k_barrier(struct clip_ctx *c);
 /* body(view, arg) on every worker at once, each on its own view of c (a team): every
  * clip_k_* call inside then shares its work out by static shares and a spinning barrier
  * instead of a pool hand-off per operation (a text query is ~200 short operations). Runs body
