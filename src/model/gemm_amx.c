@@ -153,6 +153,12 @@ AMX void clip_amx_gemm(void *out, size_t ldo, const uint16_t *in, size_t ldi, in
         }
         for (int c0 = n0 / 32 * 32; c0 < n1; c0 += 32) {
             const uint16_t *b = wp + (size_t)(c0 / 32) * (size_t)steps * 2 * TILE;
+            if (epi == CLIP_EPI_RESIDUAL) /* the rows this block adds to, read a block later */
+                for (int r = 0; r < r0 + r1; r++) {
+                    const char *o = (const char *)out + ((size_t)(m0 + r) * ldo + (size_t)c0) * 4;
+                    _mm_prefetch(o, _MM_HINT_T0);
+                    _mm_prefetch(o + 64, _MM_HINT_T0);
+                }
             _tile_zero(0);
             _tile_zero(1);
             if (r1) {
