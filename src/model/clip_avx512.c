@@ -179,35 +179,50 @@ AVX512 bool clip_avx512_bias_act(float *o, const float *b, size_t n, bool act, e
     return true;
 }
 
-AVX512 bool clip_avx512_epilogue(const float *acc, size_t lda, int rows, int nc, const float *bias,
-                                 void *out, size_t ldo, enum clip_epi epi, enum clip_act act)
+/* Row r's sums at columns [u, u + 16) (m: the columns < nc) plus the bias. */
+AVX512 static __m512 sums16(const float *a, const float *bias, int u, __mmask16 m)
+{
+    __m512 v = _mm512_maskz_loadu_ps(m, a + u);
+    return bias ? _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + u)) : v;
+}
+
+/* bf16 outputs round through vcvtne2ps2bf16 (nearest even, as to_bf16 but for denormals,
+ * which it flushes): the caller is the AMX kernel, so the CPU has AVX512-BF16. */
+AVX512BF16 bool clip_avx512_epilogue(const float *acc, size_t lda, int rows, int nc,
+                                     const float *bias, void *out, size_t ldo, enum clip_epi epi,
+                                     enum clip_act act)
 {
     if (epi == CLIP_EPI_ACT && act == CLIP_ACT_GELU)
         return false;
+    if (epi == CLIP_EPI_ACT || epi == CLIP_EPI_BF16) {
+        bool activate = epi == CLIP_EPI_ACT;
+        for (int r = 0; r < rows; r++) {
+            const float *a = acc + (size_t)r * lda;
+            for (int u = 0; u < nc; u += 32) {
+                int n = nc - u < 32 ? nc - u : 32;
+                __m512 lo = sums16(a, bias, u, tail_mask((size_t)n)),
+                       hi = n > 16 ? sums16(a, bias, u + 16, tail_mask((size_t)(n - 16)))
+                                   : _mm512_setzero_ps();
+                if (activate) {
+                    lo = act16(lo, act, true);
+                    hi = act16(hi, act, true);
+                }
+                __mmask32 m = n >= 32 ? (__mmask32)0xffffffffu : (__mmask32)((1u << n) - 1u);
+                _mm512_mask_storeu_epi16((uint16_t *)out + (size_t)r * ldo + (size_t)u, m,
+                                         (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+            }
+        }
+        return true;
+    }
     for (int r = 0; r < rows; r++) {
         const float *a = acc + (size_t)r * lda;
+        float *o = (float *)out + (size_t)r * ldo;
         for (int u = 0; u < nc; u += 16) {
             __mmask16 m = tail_mask((size_t)(nc - u));
-            __m512 v = _mm512_maskz_loadu_ps(m, a + u);
-            if (bias)
-                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + u));
-            size_t at = (size_t)r * ldo + (size_t)u;
-            switch (epi) {
-            case CLIP_EPI_STORE:
-                _mm512_mask_storeu_ps((float *)out + at, m, v);
-                break;
-            case CLIP_EPI_RESIDUAL:
-                _mm512_mask_storeu_ps(
-                    (float *)out + at, m,
-                    _mm512_add_ps(_mm512_maskz_loadu_ps(m, (float *)out + at), v));
-                break;
-            case CLIP_EPI_ACT:
-                _mm256_mask_storeu_epi16((uint16_t *)out + at, m, to_bf16(act16(v, act, true)));
-                break;
-            case CLIP_EPI_BF16:
-                _mm256_mask_storeu_epi16((uint16_t *)out + at, m, to_bf16(v));
-                break;
-            }
+            __m512 v = sums16(a, bias, u, m);
+            if (epi == CLIP_EPI_RESIDUAL)
+                v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, o + u), v);
+            _mm512_mask_storeu_ps(o + u, m, v);
         }
     }
     return true;
