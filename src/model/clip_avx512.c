@@ -17,6 +17,8 @@
 
 #define AVX512     __attribute__((target("avx512f,avx512bw,avx512vl")))
 #define AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+/* the exp and activation helpers go into their callers, also the AVX512BF16 ones */
+#define INLINE __attribute__((always_inline)) inline
 
 bool clip_avx512_bf16(void)
 {
@@ -117,7 +119,7 @@ AVX512 void clip_avx512_layernorm_row(void *out, bool bf16, const float *x, cons
 /* e^x for x <= 0 (softmax after the max is taken out): x = n ln2 + r, |r| <= ln2/2, e^r by its
  * degree-7 Taylor polynomial (relative error < 2e-8 before rounding), times 2^n by scalef
  * (0 below the f32 range). */
-AVX512 static __m512 exp_nonpos(__m512 x)
+AVX512 INLINE static __m512 exp_nonpos(__m512 x)
 {
     x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
     __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
@@ -137,14 +139,14 @@ AVX512 static __m512 exp_nonpos(__m512 x)
 
 /* e^x for any x: clamped to [-104, 88.7] (0 below, +inf above the f32 range comes out of
  * scalef), else as exp_nonpos. */
-AVX512 static __m512 exp_any(__m512 x)
+AVX512 INLINE static __m512 exp_any(__m512 x)
 {
     return exp_nonpos(_mm512_min_ps(x, _mm512_set1_ps(88.7f)));
 }
 
 /* quick_gelu or the tanh gelu of 16 lanes (not CLIP_ACT_GELU's erf). rough: for a bf16 result,
  * quick_gelu divides through vrcp14ps (relative error < 2^-14, far below bf16's 2^-9). */
-AVX512 static __m512 act16(__m512 x, enum clip_act kind, bool rough)
+AVX512 INLINE static __m512 act16(__m512 x, enum clip_act kind, bool rough)
 {
     if (kind == CLIP_ACT_QUICK_GELU) { /* x / (1 + e^(-1.702 x)) */
         __m512 e = exp_any(_mm512_mul_ps(x, _mm512_set1_ps(-1.702f)));
@@ -180,7 +182,7 @@ AVX512 bool clip_avx512_bias_act(float *o, const float *b, size_t n, bool act, e
 }
 
 /* Row r's sums at columns [u, u + 16) (m: the columns < nc) plus the bias. */
-AVX512 static __m512 sums16(const float *a, const float *bias, int u, __mmask16 m)
+AVX512 INLINE static __m512 sums16(const float *a, const float *bias, int u, __mmask16 m)
 {
     __m512 v = _mm512_maskz_loadu_ps(m, a + u);
     return bias ? _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + u)) : v;
