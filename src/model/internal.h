@@ -363,9 +363,10 @@ void clip_k_for(struct clip_ctx *c, size_t n, size_t grain, sb_range_fn fn, void
 void clip_k_barrier(struct clip_ctx *c);
 /* body(view, arg) on every worker at once, each on its own view of c (a team): every
  * clip_k_* call inside then shares its work out by static shares and a spinning barrier
- * instead of a pool hand-off per operation (a text query is ~200 short operations). Runs body
- * on c itself when c has no pool, one worker, or products that can fail (oneDNN's). body must
- * make the same clip_k_* calls on every member; c's outputs are written by rank 0. */
+ * instead of a pool hand-off per operation (a text query is ~200 short operations). Only for
+ * bf16 on the AMX kernel: runs body on c itself when c has no pool or one worker, in fp32, or
+ * when products can fail (oneDNN's). body must make the same clip_k_* calls on every member;
+ * c's outputs are written by rank 0. */
 void clip_k_team_run(struct clip_ctx *c, void (*body)(struct clip_ctx *v, void *arg), void *arg);
 
 /* out(T,N) = in(T,K) @ W^T + b with epilogue epi (STORE, RESIDUAL: out +=, ACT: activated into
