@@ -11,14 +11,17 @@
  *
  * Threads (model.h has the measurements): image batches are split by images over the ctx's
  * sb_pool (vision_forward: each worker runs the tower on its group through a view of the ctx);
- * otherwise every op is shared out over the pool. fp32 products run on single-threaded
- * OpenBLAS, bf16 ones on single-threaded oneDNN calls. Nothing in a forward pass logs or does
- * I/O; it allocates only in bf16 the first time a row count is seen (oneDNN primitives, cached
- * in the ctx, and a worker's scratchpad).
+ * a text query or a single image in bf16 on the AMX kernel runs as a team (clip_k_team_run:
+ * every worker runs the pass, each op split by static shares and a barrier); otherwise every
+ * op is shared out over the pool. fp32 products run on single-threaded OpenBLAS, bf16 ones on
+ * gemm_amx.c's kernel (AMX CPUs) or single-threaded oneDNN calls. Nothing in a forward pass
+ * logs or does I/O; it allocates only with oneDNN the first time a row count is seen
+ * (primitives, cached in the ctx, and a worker's scratchpad).
  *
  * bf16 layer shapes: q, k, v and the MLP run as C x C products (struct clip_layer's parts),
- * which oneDNN 2.6 runs faster per flop than the (3C, C), (F, C) and (C, F) ones; q, k, v come
- * out as bf16 panels for the AVX512-BF16 attention kernel (clip_avx512.c). */
+ * which oneDNN 2.6 runs faster per flop than the (3C, C), (F, C) and (C, F) ones and which keep
+ * an MLP's activations in cache between fc1 and fc2; q, k, v come out as bf16 panels for the
+ * AVX512-BF16 attention kernel (clip_avx512.c). */
 #include "internal.h"
 
 #include "shoebox/bpe.h"

@@ -249,13 +249,14 @@ struct clip_model {
 };
 
 /* ------------------------------------------------------------------------------------------ */
-/* bf16 matrix products: src/model/linear_dnnl.c (oneDNN on AMX / AVX512-BF16), or
- * src/model/linear_nodnnl.c where oneDNN is absent (every function there fails or says no; the
- * loader then computes in fp32). Weights are converted once at load into oneDNN's packed layout
- * for this CPU. Activations enter as bf16 (row-major (M, K)), the products accumulate in fp32,
- * and the output is f32, or bf16 when it only feeds another product or the attention kernel
- * (CLIP_EPI_ACT: fc1 + activation feeding fc2; CLIP_EPI_BF16: q, k, v). clip.c shares a
- * product out over pool workers by row chunks, or runs it whole on one worker.
+/* bf16 matrix products: src/model/linear_dnnl.c (gemm_amx.c's kernel on AMX CPUs, oneDNN on
+ * AVX512-BF16 ones), or src/model/linear_nodnnl.c where oneDNN is absent (every function there
+ * fails or says no; the loader then computes in fp32). Weights are converted once at load into
+ * the kernel's packed layout (gemm_amx.c's tiles, or oneDNN's for this CPU). Activations enter as
+ * bf16 (row-major (M, K)), the products accumulate in fp32, and the output is f32, or bf16 when it
+ * only feeds another product or the attention kernel (CLIP_EPI_ACT: fc1 + activation feeding fc2;
+ * CLIP_EPI_BF16: q, k, v). clip.c shares a product out over pool workers by row chunks, or runs it
+ * whole on one worker.
  *
  * Threads: a struct clip_bf16 is read-only after packing. A struct clip_bf16_ctx belongs to one
  * clip_ctx; clip_bf16_op() and clip_bf16_run() run on any of its workers (each worker index
