@@ -1,5 +1,7 @@
-/* linear_dnnl.c - the bf16 backend of clip.c's linear(): oneDNN matmul primitives (AMX or
- * AVX512-BF16 brgemm kernels) on weights packed once at load. See internal.h for the contract;
+/* linear_dnnl.c - the bf16 backend of clip.c's linear(): on CPUs with AMX, gemm_amx.c's kernel
+ * (weights packed in its tile layout; no primitives; SHOEBOX_BF16_GEMM=onednn keeps oneDNN);
+ * elsewhere oneDNN matmul primitives (AVX512-BF16 brgemm kernels) on weights packed once at
+ * load, as below. See internal.h for the contract;
  * linear_nodnnl.c is the variant built without oneDNN (the whole file below is compiled only
  * when the build found oneDNN, which defines SHOEBOX_HAVE_DNNL).
  *
