@@ -684,6 +684,145 @@ static void test_attention_kernels(void)
             }
 }
 
+/* gemm_amx.c's product against a double-precision reference on the same bf16-rounded inputs,
+ * on shapes that are not multiples of the tiles (M of 16/32, K of 32, N of 32), every epilogue,
+ * with and without bias, and shared out by column blocks: rows past M of the input hold NaN
+ * (must not be read), outputs outside the rows and columns asked for must stay untouched. */
+static double act_ref(double x, enum clip_act act)
+{
+    switch (act) {
+    case CLIP_ACT_QUICK_GELU:
+        return x / (1.0 + exp(-1.702 * x));
+    case CLIP_ACT_GELU:
+        return 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
+    case CLIP_ACT_GELU_TANH:
+        return 0.5 * x * (1.0 + tanh(0.79788456080286536 * (x + 0.044715 * x * x * x)));
+    }
+    return x;
+}
+
+static float bf16_value(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof(f));
+    return f;
+}
+
+static void test_amx_gemm_shape(int M, int K, int N, uint32_t seed)
+{
+    size_t ldw = (size_t)K + 3; /* W rows wider than K, as a part of fc2 is */
+    float *w = malloc((size_t)N * ldw * sizeof(float)), *bias = malloc((size_t)N * sizeof(float));
+    uint16_t *in = malloc(((size_t)M + 16) * (size_t)K * sizeof(uint16_t));
+    uint16_t *wp = aligned_alloc(64, (clip_amx_packed_size(K, N) * 2 + 63) / 64 * 64);
+    uint16_t *row = malloc((size_t)K * sizeof(uint16_t));
+    double *dot = malloc((size_t)M * (size_t)N * sizeof(double)),
+           *mag = malloc((size_t)M * (size_t)N * sizeof(double));
+    float *res = malloc((size_t)M * (size_t)N * sizeof(float)),
+          *outf = malloc(((size_t)M + 1) * (size_t)N * sizeof(float));
+    uint16_t *outh = malloc(((size_t)M + 1) * (size_t)N * sizeof(uint16_t));
+    CHECK(w && bias && in && wp && row && dot && mag && res && outf && outh);
+    for (size_t i = 0; i < (size_t)N * ldw; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        w[i] = ((float)(seed >> 8) / 16777216.0f - 0.5f) * 2.0f;
+    }
+    for (int i = 0; i < N; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        bias[i] = (float)(seed >> 8) / 16777216.0f - 0.5f;
+    }
+    for (size_t i = 0; i < ((size_t)M + 16) * (size_t)K; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        float f = i < (size_t)M * K ? ((float)(seed >> 8) / 16777216.0f - 0.5f) * 4.0f : NAN;
+        clip_k_store_input(in, i, &f, 1, true);
+    }
+    clip_amx_pack(wp, w, ldw, K, N, row);
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            double d = 0.0, a = 0.0;
+            for (int k = 0; k < K; k++) {
+                double x = (double)bf16_value(in[(size_t)m * K + (size_t)k]) *
+                           (double)bf16_round(w[(size_t)n * ldw + (size_t)k]);
+                d += x;
+                a += fabs(x);
+            }
+            dot[(size_t)m * N + (size_t)n] = d;
+            mag[(size_t)m * N + (size_t)n] = a;
+            seed = seed * 1664525u + 1013904223u;
+            res[(size_t)m * N + (size_t)n] = (float)(seed >> 8) / 16777216.0f;
+        }
+    /* column split: [0, n0) and [n0, N) in two calls, n0 a multiple of CLIP_AMX_COLS */
+    int n0 = N > CLIP_AMX_COLS ? CLIP_AMX_COLS * ((N / CLIP_AMX_COLS + 1) / 2) : N;
+    static const enum clip_epi epis[] = { CLIP_EPI_STORE, CLIP_EPI_RESIDUAL, CLIP_EPI_BF16,
+                                          CLIP_EPI_ACT,   CLIP_EPI_ACT,      CLIP_EPI_ACT };
+    static const enum clip_act acts[] = { CLIP_ACT_GELU,       CLIP_ACT_GELU, CLIP_ACT_GELU,
+                                          CLIP_ACT_QUICK_GELU, CLIP_ACT_GELU, CLIP_ACT_GELU_TANH };
+    for (size_t e = 0; e < sizeof(epis) / sizeof(epis[0]); e++)
+        for (int with_bias = 0; with_bias < 2; with_bias++) {
+            enum clip_epi epi = epis[e];
+            bool half = epi == CLIP_EPI_ACT || epi == CLIP_EPI_BF16;
+            const float *b = with_bias ? bias : NULL;
+            for (size_t i = 0; i < ((size_t)M + 1) * (size_t)N; i++) { /* sentinels */
+                outf[i] = i < (size_t)M * N && epi == CLIP_EPI_RESIDUAL ? res[i] : 7.0f;
+                outh[i] = 0x4321;
+            }
+            void *out = half ? (void *)outh : (void *)outf;
+            clip_amx_gemm(out, (size_t)N, in, (size_t)K, M, wp, b, K, N, 0, n0, epi, acts[e]);
+            if (n0 < N)
+                clip_amx_gemm(out, (size_t)N, in, (size_t)K, M, wp, b, K, N, n0, N, epi, acts[e]);
+            double worst = 0.0; /* error / allowed */
+            for (int m = 0; m < M; m++)
+                for (int n = 0; n < N; n++) {
+                    size_t i = (size_t)m * N + (size_t)n;
+                    double want = dot[i] + (b ? (double)b[n] : 0.0), tol = 2e-6 * mag[i] + 1e-6;
+                    if (epi == CLIP_EPI_RESIDUAL)
+                        want += (double)res[i];
+                    if (epi == CLIP_EPI_ACT)
+                        want = act_ref(want, acts[e]), tol += 2e-6 * fabs(want);
+                    if (half)
+                        tol += fabs(want) / 256.0;
+                    double got = half ? (double)bf16_value(outh[i]) : (double)outf[i];
+                    worst = fmax(worst, fabs(got - want) / tol);
+                    if (!(fabs(got - want) <= tol))
+                        worst = fmax(worst, 1e9); /* NaN too */
+                }
+            bool untouched = true; /* the row past M */
+            for (int n = 0; n < N; n++)
+                untouched = untouched && (half ? outh[(size_t)M * N + (size_t)n] == 0x4321
+                                               : outf[(size_t)M * N + (size_t)n] == 7.0f);
+            if (!(worst <= 1.0) || !untouched)
+                fprintf(stderr,
+                        "amx gemm M %d K %d N %d epi %d act %d bias %d: error %g of the "
+                        "tolerance, row past M %s\n",
+                        M, K, N, (int)epi, (int)acts[e], with_bias, worst,
+                        untouched ? "untouched" : "written");
+            CHECK(worst <= 1.0);
+            CHECK(untouched);
+        }
+    free(w);
+    free(bias);
+    free(in);
+    free(wp);
+    free(row);
+    free(dot);
+    free(mag);
+    free(res);
+    free(outf);
+    free(outh);
+}
+
+static void test_amx_gemm(void)
+{
+    if (!clip_amx()) {
+        fprintf(stderr, "amx gemm: the CPU has no AMX-BF16, skipped\n");
+        return;
+    }
+    static const int shapes[][3] = { { 1, 1, 1 },    { 7, 45, 33 },  { 16, 32, 32 },
+                                     { 17, 31, 64 }, { 31, 33, 65 }, { 33, 64, 100 },
+                                     { 50, 97, 17 }, { 64, 96, 96 }, { 129, 773, 70 } };
+    for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
+        test_amx_gemm_shape(shapes[i][0], shapes[i][1], shapes[i][2], 777u + (uint32_t)i);
+}
+
 int main(void)
 {
     testdata = getenv("SHOEBOX_TESTDATA");
@@ -695,6 +834,7 @@ int main(void)
     test_config();
     test_st_parse();
     test_attention_kernels();
+    test_amx_gemm();
     test_precision_auto();
     for (size_t i = 0; i < sizeof(models) / sizeof(models[0]); i++)
         test_model(models[i], NULL, CLIP_PRECISION_FP32);

@@ -11,14 +11,17 @@
  *
  * Threads (model.h has the measurements): image batches are split by images over the ctx's
  * sb_pool (vision_forward: each worker runs the tower on its group through a view of the ctx);
- * otherwise every op is shared out over the pool. fp32 products run on single-threaded
- * OpenBLAS, bf16 ones on single-threaded oneDNN calls. Nothing in a forward pass logs or does
- * I/O; it allocates only in bf16 the first time a row count is seen (oneDNN primitives, cached
- * in the ctx, and a worker's scratchpad).
+ * a text query or a single image in bf16 on the AMX kernel runs as a team (clip_k_team_run:
+ * every worker runs the pass, each op split by static shares and a barrier); otherwise every
+ * op is shared out over the pool. fp32 products run on single-threaded OpenBLAS, bf16 ones on
+ * gemm_amx.c's kernel (AMX CPUs) or single-threaded oneDNN calls. Nothing in a forward pass
+ * logs or does I/O; it allocates only with oneDNN the first time a row count is seen
+ * (primitives, cached in the ctx, and a worker's scratchpad).
  *
  * bf16 layer shapes: q, k, v and the MLP run as C x C products (struct clip_layer's parts),
- * which oneDNN 2.6 runs faster per flop than the (3C, C), (F, C) and (C, F) ones; q, k, v come
- * out as bf16 panels for the AVX512-BF16 attention kernel (clip_avx512.c). */
+ * which oneDNN 2.6 runs faster per flop than the (3C, C), (F, C) and (C, F) ones and which keep
+ * an MLP's activations in cache between fc1 and fc2; q, k, v come out as bf16 panels for the
+ * AVX512-BF16 attention kernel (clip_avx512.c). */
 #include "internal.h"
 
 #include "shoebox/bpe.h"
@@ -30,8 +33,127 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* ------------------------------------------------------------------------------------------ */
+/* Teams: every worker runs a whole pass, sharing each operation out by static shares */
+
+struct clip_team {
+    int n;
+    atomic_int arrived;
+    atomic_uint gen; /* barriers completed */
+};
+
+/* Waits until every member has arrived: a short spin, then yielding the core (the box may
+ * have more runnable threads than cores). */
+static void team_barrier(struct clip_team *t)
+{
+    unsigned gen = atomic_load(&t->gen);
+    if (atomic_fetch_add(&t->arrived, 1) == t->n - 1) {
+        atomic_store(&t->arrived, 0);
+        atomic_fetch_add(&t->gen, 1);
+        return;
+    }
+    for (int spin = 0; atomic_load(&t->gen) == gen; spin++) {
+        if (spin < 200) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        } else {
+            sched_yield();
+        }
+    }
+}
+
+void clip_k_barrier(struct clip_ctx *c)
+{
+    if (c->team)
+        team_barrier(c->team);
+}
+
+void clip_k_for(struct clip_ctx *c, size_t n, size_t grain, sb_range_fn fn, void *arg)
+{
+    if (!c->team) {
+        sb_pool_for(c->pool, n, grain, fn, arg);
+        return;
+    }
+    /* shares in units of grain items, as sb_pool_for's chunks */
+    size_t g = grain ? grain : 1, units = (n + g - 1) / g, nw = (size_t)c->n_workers;
+    size_t b = units * (size_t)c->rank / nw * g, e = units * ((size_t)c->rank + 1) / nw * g;
+    e = e < n ? e : n;
+    if (b < e)
+        fn(arg, b, e, c->rank);
+    team_barrier(c->team);
+}
+
+struct team_job {
+    struct clip_team team;
+    struct clip_ctx views[64];
+    void (*body)(struct clip_ctx *v, void *arg);
+    void *arg;
+};
+
+static void team_task(void *arg, size_t begin, size_t end, int worker)
+{
+    struct team_job *j = arg;
+    (void)worker;
+    for (size_t i = begin; i < end; i++)
+        j->body(&j->views[i], j->arg);
+}
+
+void clip_k_team_run(struct clip_ctx *c, void (*body)(struct clip_ctx *v, void *arg), void *arg)
+{
+    /* bf16 on the AMX kernel only: oneDNN's products can fail on one member, which would
+     * leave the others waiting; fp32's products are long enough that per-operation hand-offs
+     * cost little, and on a loaded box its members spun more than they gained (text query
+     * 88 against 75 ms, same run) */
+    bool safe = c->bf16 && (c->m->text.proj.packed ? clip_bf16_amx(&c->m->text.proj)
+                                                   : clip_bf16_amx(&c->m->vision.patch));
+    if (!c->pool || c->team || c->n_workers < 2 || c->n_workers > 64 || !safe) {
+        body(c, arg);
+        return;
+    }
+    /* One team at a time in the process: its members need pool threads at the same time, and
+     * two teams each holding some threads while waiting for more could wait forever. */
+    static pthread_mutex_t one_team = PTHREAD_MUTEX_INITIALIZER;
+    if (pthread_mutex_trylock(&one_team) != 0) { /* the pool way, a hand-off per operation */
+        body(c, arg);
+        return;
+    }
+    struct team_job job, *j = &job;
+    j->team.n = c->n_workers;
+    atomic_init(&j->team.arrived, 0);
+    atomic_init(&j->team.gen, 0u);
+    j->body = body;
+    j->arg = arg;
+    for (int r = 0; r < c->n_workers; r++) {
+        struct clip_ctx *v = &j->views[r];
+        *v = (struct clip_ctx){ .m = c->m,
+                                .pool = c->pool,
+                                .bf16 = c->bf16,
+                                .max_batch = c->max_batch,
+                                .n_workers = c->n_workers,
+                                .worker0 = c->worker0,
+                                .max_len = c->max_len,
+                                .max_e = c->max_e,
+                                .x = c->x,
+                                .qkv = c->qkv,
+                                .tmp = c->tmp,
+                                .a = c->a,
+                                .mlp = c->mlp,
+                                .att = c->att,
+                                .ids = c->ids,
+                                .head_q = c->head_q,
+                                .team = &j->team,
+                                .rank = r };
+        atomic_init(&v->failed, false);
+    }
+    sb_pool_for(c->pool, (size_t)c->n_workers, 1, team_task, j);
+    pthread_mutex_unlock(&one_team);
+}
 
 /* ------------------------------------------------------------------------------------------ */
 /* Kernels */
@@ -154,12 +276,109 @@ static int bf16_chunk(const struct clip_ctx *c, int T)
     return (per + 15) / 16 * 16;
 }
 
+/* bf16 on gemm_amx.c's kernel (clip_bf16_amx): a product is shared out by row chunks (a
+ * multiple of 32 rows, one per worker) when there are many rows, else by 32-column blocks:
+ * a text query's few rows then still use every core, and each worker streams only its part
+ * of the weights (which come from memory, not cache, for a query). One job may hold several
+ * products of the same rows (q, k and v; an MLP's parts), so they cost one hand-off. */
+#define AMX_ROWS_PER_WORKER 128 /* row chunks from this many rows per worker on */
+#define AMX_MAX_PRODUCTS    CLIP_MLP_PARTS
+
+struct amx_job {
+    int n; /* products */
+    const struct clip_linear *l[AMX_MAX_PRODUCTS];
+    void *out[AMX_MAX_PRODUCTS];
+    const void *in[AMX_MAX_PRODUCTS];
+    int T, chunk; /* chunk: rows per work item, or 0: items are column blocks */
+    bool chain;   /* column blocks of one output that every product adds into, in order */
+    enum clip_epi epi;
+    enum clip_act act;
+};
+
+static int amx_blocks(const struct clip_linear *l)
+{
+    return (l->n_out + CLIP_AMX_COLS - 1) / CLIP_AMX_COLS;
+}
+
+static void amx_task(void *arg, size_t begin, size_t end, int worker)
+{
+    const struct amx_job *j = arg;
+    (void)worker;
+    if (!j->chunk) { /* column blocks [begin, end) of the products laid end to end */
+        int at = 0;
+        for (int p = 0; p < j->n; p++) {
+            int nb = amx_blocks(j->l[p]), b0 = (int)begin - at, b1 = (int)end - at;
+            if (j->chain) {
+                b0 = (int)begin;
+                b1 = (int)end;
+            } else {
+                at += nb;
+            }
+            b0 = b0 < 0 ? 0 : b0;
+            b1 = b1 > nb ? nb : b1;
+            if (b0 < b1)
+                clip_bf16_gemm(j->l[p], j->T, j->out[p], j->in[p], b0 * CLIP_AMX_COLS,
+                               b1 * CLIP_AMX_COLS, j->epi, j->act);
+        }
+        return;
+    }
+    size_t osize =
+        j->epi == CLIP_EPI_ACT || j->epi == CLIP_EPI_BF16 ? sizeof(uint16_t) : sizeof(float);
+    for (size_t i = begin; i < end; i++) {
+        int r0 = (int)i * j->chunk, rows = j->T - r0 < j->chunk ? j->T - r0 : j->chunk;
+        for (int p = 0; p < j->n; p++) {
+            const struct clip_linear *l = j->l[p];
+            clip_bf16_gemm(l, rows, (char *)j->out[p] + (size_t)r0 * (size_t)l->n_out * osize,
+                           (const uint16_t *)j->in[p] + (size_t)r0 * (size_t)l->n_in, 0, l->n_out,
+                           j->epi, j->act);
+        }
+    }
+}
+
+/* Rows per work item for T rows, or 0 for column blocks. */
+static int amx_chunk(const struct clip_ctx *c, int T)
+{
+    if (c->n_workers == 1 || (!c->pool && !c->team))
+        return T;
+    if (T < AMX_ROWS_PER_WORKER * c->n_workers)
+        return 0;
+    int per = (T + c->n_workers - 1) / c->n_workers;
+    return (per + 31) / 32 * 32;
+}
+
+static void amx_run(struct clip_ctx *c, struct amx_job *j)
+{
+    j->chunk = amx_chunk(c, j->T);
+    size_t n = 0;
+    if (j->chunk)
+        n = (size_t)((j->T + j->chunk - 1) / j->chunk);
+    else if (j->chain)
+        n = (size_t)amx_blocks(j->l[0]);
+    else
+        for (int p = 0; p < j->n; p++)
+            n += (size_t)amx_blocks(j->l[p]);
+    clip_k_for(c, n, 1, amx_task, j);
+}
+
+static void amx_linear(struct clip_ctx *c, void *out, const void *in, const struct clip_linear *l,
+                       int T, enum clip_epi epi, enum clip_act act)
+{
+    struct amx_job j = {
+        .n = 1, .l = { l }, .out = { out }, .in = { in }, .T = T, .epi = epi, .act = act
+    };
+    amx_run(c, &j);
+}
+
 void clip_k_linear(struct clip_ctx *c, void *out, const void *in, const struct clip_linear *l,
                    int T, enum clip_epi epi, enum clip_act act)
 {
     struct lin_job j = { c, l, out, in, T, epi, act, 0, { NULL, NULL } };
     if (atomic_load(&c->failed))
         return;
+    if (c->bf16 && clip_bf16_amx(l)) {
+        amx_linear(c, out, in, l, T, epi, act);
+        return;
+    }
     if (c->bf16) {
         if (!l->packed) { /* e.g. an MLP half packed as parts: clip_k_mlp runs those */
             c->err = (struct sb_err){ 0 };
@@ -175,11 +394,11 @@ void clip_k_linear(struct clip_ctx *c, void *out, const void *in, const struct c
             atomic_store(&c->failed, true);
             return;
         }
-        sb_pool_for(c->pool, (size_t)n, 1, linear_bf16_task, &j);
+        clip_k_for(c, (size_t)n, 1, linear_bf16_task, &j);
         return;
     }
     size_t items = ((size_t)l->n_out + LIN_COLS - 1) / LIN_COLS;
-    sb_pool_for(c->pool, items, 1, linear_task, &j);
+    clip_k_for(c, items, 1, linear_task, &j);
 }
 
 /* bf16 MLP in C-wide parts (clip_k_mlp). ops[0..2] for a full chunk, ops[3..5] for the last:
@@ -192,6 +411,7 @@ struct mlp_job {
     uint16_t *h; /* (T, C) the activations of one part, each chunk in its own rows */
     int T, C, chunk;
     const struct clip_bf16_op *ops[6];
+    int amx; /* -1: oneDNN ops, else gemm_amx.c with this activation (enum clip_act) */
 };
 
 static void mlp_task(void *arg, size_t begin, size_t end, int worker)
@@ -203,6 +423,16 @@ static void mlp_task(void *arg, size_t begin, size_t end, int worker)
         const struct clip_bf16_op *const *op = j->ops + ((int)r0 + j->chunk < j->T ? 0 : 3);
         uint16_t *h = j->h + r0 * C;
         bool ok = true;
+        if (j->amx >= 0) {
+            int rows = j->T - (int)r0 < j->chunk ? j->T - (int)r0 : j->chunk;
+            for (int p = 0; p < j->w->mlp_parts; p++) {
+                clip_bf16_gemm(&j->w->fc1_parts[p], rows, h, j->in + r0 * C, 0, j->C, CLIP_EPI_ACT,
+                               (enum clip_act)j->amx);
+                clip_bf16_gemm(&j->w->fc2_parts[p], rows, j->x + r0 * C, h, 0, j->C,
+                               CLIP_EPI_RESIDUAL, (enum clip_act)j->amx);
+            }
+            continue;
+        }
         for (int p = 0; p < j->w->mlp_parts && ok; p++) {
             ok = clip_bf16_run(j->c->bf16, op[0], &j->w->fc1_parts[p], j->c->worker0 + worker, h,
                                j->in + r0 * C);
@@ -225,7 +455,34 @@ void clip_k_mlp(struct clip_ctx *c, float *x, const void *in, const struct clip_
     }
     if (atomic_load(&c->failed))
         return;
-    struct mlp_job j = { c, w, x, in, c->mlp, T, w->fc1_parts[0].n_in, bf16_chunk(c, T), { 0 } };
+    if (clip_bf16_amx(&w->fc1_parts[0])) {
+        int chunk = amx_chunk(c, T);
+        if (!chunk) { /* few rows: column blocks of every fc1 part, then of x through fc2's */
+            size_t C = (size_t)w->fc1_parts[0].n_out;
+            struct amx_job f1 = { .n = w->mlp_parts, .T = T, .epi = CLIP_EPI_ACT, .act = act };
+            struct amx_job f2 = {
+                .n = w->mlp_parts, .T = T, .chain = true, .epi = CLIP_EPI_RESIDUAL, .act = act
+            };
+            for (int p = 0; p < w->mlp_parts; p++) {
+                void *h = (uint16_t *)c->mlp + (size_t)p * (size_t)T * C; /* (T, C) each */
+                f1.l[p] = &w->fc1_parts[p];
+                f1.in[p] = in;
+                f1.out[p] = h;
+                f2.l[p] = &w->fc2_parts[p];
+                f2.in[p] = h;
+                f2.out[p] = x;
+            }
+            amx_run(c, &f1);
+            amx_run(c, &f2);
+            return;
+        }
+        struct mlp_job j = { c, w, x, in, c->mlp, T, w->fc1_parts[0].n_in, chunk, { 0 }, (int)act };
+        clip_k_for(c, (size_t)((T + chunk - 1) / chunk), 1, mlp_task, &j);
+        return;
+    }
+    struct mlp_job j = {
+        c, w, x, in, c->mlp, T, w->fc1_parts[0].n_in, bf16_chunk(c, T), { 0 }, -1
+    };
     int n = (T + j.chunk - 1) / j.chunk, last = T - (n - 1) * j.chunk;
     for (int k = 0; k < 2; k++) {
         int M = k ? last : j.chunk;
@@ -239,7 +496,7 @@ void clip_k_mlp(struct clip_ctx *c, float *x, const void *in, const struct clip_
             return;
         }
     }
-    sb_pool_for(c->pool, (size_t)n, 1, mlp_task, &j);
+    clip_k_for(c, (size_t)n, 1, mlp_task, &j);
 }
 
 /* nn.LayerNorm over rows [r0, r1) of (T, C): biased variance, eps inside the sqrt. out is f32
@@ -299,7 +556,7 @@ void clip_k_layernorm(struct clip_ctx *c, void *out, bool to_input, const float 
                       const float *b, int T, int C, float eps)
 {
     struct ln_job j = { out, to_input && c->bf16, in, w, b, C, eps };
-    sb_pool_for(c->pool, (size_t)T, 16, ln_task, &j);
+    clip_k_for(c, (size_t)T, 16, ln_task, &j);
 }
 
 /* Multi-head self-attention core (CLIPAttention between the projections): for each sequence
@@ -400,7 +657,7 @@ static void attention_run(struct clip_ctx *c, void *out, bool in_bf16, const voi
 {
     size_t per = att_per_worker(c->max_len, c->max_e);
     struct att_job j = { out, c->bf16 != NULL, in_bf16, q, k, v, ld, c->att, per, L, C, H, causal };
-    sb_pool_for(c->pool, (size_t)B * (size_t)H, 1, attention_task, &j);
+    clip_k_for(c, (size_t)B * (size_t)H, 1, attention_task, &j);
 }
 
 void clip_k_attention(struct clip_ctx *c, void *out, const float *qkv, int B, int L, int C, int H,
@@ -436,12 +693,20 @@ void clip_k_encoder_layer(struct clip_ctx *c, const struct clip_layer *w,
         size_t panel = ((size_t)T + 16) * (size_t)C;
         bool in_bf16 = clip_avx512_bf16() && (C / tc->heads) % 16 == 0;
         void *qkv[3];
+        enum clip_epi epi = in_bf16 ? CLIP_EPI_BF16 : CLIP_EPI_STORE;
+        struct amx_job j = { .n = 3, .T = T, .epi = epi, .act = tc->act };
         for (int p = 0; p < 3; p++) {
             qkv[p] =
                 in_bf16 ? (void *)((uint16_t *)c->qkv + p * panel) : (void *)(c->qkv + p * panel);
-            clip_k_linear(c, qkv[p], c->a, &w->qkv_parts[p], T,
-                          in_bf16 ? CLIP_EPI_BF16 : CLIP_EPI_STORE, tc->act);
+            j.l[p] = &w->qkv_parts[p];
+            j.out[p] = qkv[p];
+            j.in[p] = c->a;
         }
+        if (clip_bf16_amx(&w->qkv_parts[0]))
+            amx_run(c, &j); /* the three in one hand-off */
+        else
+            for (int p = 0; p < 3; p++)
+                clip_k_linear(c, qkv[p], c->a, &w->qkv_parts[p], T, epi, tc->act);
         attention_run(c, c->a, in_bf16, qkv[0], qkv[1], qkv[2], (size_t)C, B, L, C, tc->heads,
                       causal);
     } else {
@@ -500,9 +765,13 @@ static void vision_states(struct clip_ctx *c, const float *pixels, int B)
     const struct clip_tower_config *tc = &cfg->vision;
     int S = cfg->image_size, p = cfg->patch_size, G = S / p, N = G * G, L = N + 1;
     int C = tc->hidden;
-    clip_k_unfold_patches(c->a, c->bf16 != NULL, pixels, B, S, p, G);
+    if (c->rank == 0) /* a team's serial parts: its first member, then a barrier */
+        clip_k_unfold_patches(c->a, c->bf16 != NULL, pixels, B, S, p, G);
+    clip_k_barrier(c);
     clip_k_linear(c, c->tmp, c->a, &w->patch, B * N, CLIP_EPI_STORE, tc->act); /* (B*N, C) */
-    vision_embed(c->x, c->tmp, w->class_emb, w->pos_emb, B, N, C);
+    if (c->rank == 0)
+        vision_embed(c->x, c->tmp, w->class_emb, w->pos_emb, B, N, C);
+    clip_k_barrier(c);
     clip_k_layernorm(c, c->x, false, c->x, w->pre_ln_w, w->pre_ln_b, B * L, C, tc->ln_eps);
     for (int l = 0; l < tc->layers; l++)
         clip_k_encoder_layer(c, &w->layers[l], tc, c->x, B, L, false);
@@ -518,14 +787,29 @@ static void vision_forward_all(struct clip_ctx *c, const float *pixels, int B, f
     int S = cfg->image_size, p = cfg->patch_size, G = S / p, L = G * G + 1;
     int C = tc->hidden, D = cfg->proj_dim;
     vision_states(c, pixels, B);
-    for (int b = 0; b < B; b++) /* pooled_output = last_hidden_state[:, 0, :] */
+    for (int b = 0; b < B && c->rank == 0; b++) /* pooled_output = last_hidden_state[:, 0, :] */
         memcpy(c->tmp + (size_t)b * C, c->x + (size_t)b * L * C, (size_t)C * sizeof(float));
+    clip_k_barrier(c);
     clip_k_layernorm(c, c->a, true, c->tmp, w->post_ln_w, w->post_ln_b, B, C, tc->ln_eps);
     /* into scratch: a bf16 product writes clip_bf16_rows(B) rows */
     clip_k_linear(c, c->qkv, c->a, &w->proj, B, CLIP_EPI_STORE, tc->act);
+    if (c->rank != 0)
+        return;
     memcpy(out, c->qkv, (size_t)B * D * sizeof(float));
     for (int b = 0; b < B; b++)
         clip_k_l2_normalize(out + (size_t)b * D, D);
+}
+
+struct image_pass {
+    const float *pixels;
+    int B;
+    float *out;
+};
+
+static void image_pass(struct clip_ctx *v, void *arg)
+{
+    const struct image_pass *p = arg;
+    vision_forward_all(v, p->pixels, p->B, p->out);
 }
 
 static size_t max_sz(size_t a, size_t b)
@@ -589,7 +873,8 @@ static void vision_forward(struct clip_ctx *c, const float *pixels, int B, float
     int per = (B + c->n_workers - 1) / c->n_workers, groups = (B + per - 1) / per;
     /* groups only when every worker gets images */
     if (!c->pool || c->n_workers > 64 || groups < c->n_workers) {
-        vision_forward_all(c, pixels, B, out);
+        struct image_pass p = { pixels, B, out }; /* every worker on every image: a team */
+        clip_k_team_run(c, image_pass, &p);
         return;
     }
     struct group_job job, *j = &job;
@@ -628,26 +913,50 @@ static int eos_position(const int32_t *ids, int n, int eos_token_id)
 
 /* CLIPTextTransformer + text_projection for one sequence, computed only up to the pooled
  * position (causal: later tokens cannot change it). out (D). */
-static void text_forward(struct clip_ctx *c, const int32_t *ids, int pos, float *out)
+struct text_pass {
+    int pos;
+    float *out;
+};
+
+/* CLIPTextEmbeddings: token + position, rows [begin, end). */
+static void text_embed_task(void *arg, size_t begin, size_t end, int worker)
 {
+    struct clip_ctx *c = arg;
+    const struct clip_text_weights *w = &c->m->text;
+    size_t C = (size_t)c->m->cfg.text.hidden;
+    (void)worker;
+    for (size_t i = begin; i < end; i++) {
+        const float *te = w->tok_emb + (size_t)c->ids[i] * C, *pe = w->pos_emb + i * C;
+        float *o = c->x + i * C;
+        for (size_t k = 0; k < C; k++)
+            o[k] = te[k] + pe[k];
+    }
+}
+
+static void text_pass(struct clip_ctx *c, void *arg)
+{
+    const struct text_pass *p = arg;
     const struct clip_model *m = c->m;
     const struct clip_text_weights *w = &m->text;
     const struct clip_tower_config *tc = &m->cfg.text;
-    int C = tc->hidden, n = pos + 1;
-    for (int i = 0; i < n; i++) { /* CLIPTextEmbeddings: token + position */
-        const float *te = w->tok_emb + (size_t)ids[i] * C;
-        const float *pe = w->pos_emb + (size_t)i * C;
-        float *o = c->x + (size_t)i * C;
-        for (int k = 0; k < C; k++)
-            o[k] = te[k] + pe[k];
-    }
+    int C = tc->hidden, n = p->pos + 1;
+    clip_k_for(c, (size_t)n, 1, text_embed_task, c);
     for (int l = 0; l < tc->layers; l++)
         clip_k_encoder_layer(c, &w->layers[l], tc, c->x, 1, n, true);
-    clip_k_layernorm(c, c->a, true, c->x + (size_t)pos * C, w->final_ln_w, w->final_ln_b, 1, C,
+    clip_k_layernorm(c, c->a, true, c->x + (size_t)p->pos * C, w->final_ln_w, w->final_ln_b, 1, C,
                      tc->ln_eps);
     clip_k_linear(c, c->qkv, c->a, &w->proj, 1, CLIP_EPI_STORE, tc->act);
-    memcpy(out, c->qkv, (size_t)m->cfg.proj_dim * sizeof(float));
-    clip_k_l2_normalize(out, m->cfg.proj_dim);
+    if (c->rank == 0) {
+        memcpy(p->out, c->qkv, (size_t)m->cfg.proj_dim * sizeof(float));
+        clip_k_l2_normalize(p->out, m->cfg.proj_dim);
+    }
+}
+
+/* ids are in c->ids */
+static void text_forward(struct clip_ctx *c, int pos, float *out)
+{
+    struct text_pass p = { pos, out };
+    clip_k_team_run(c, text_pass, &p);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -792,7 +1101,9 @@ int clip_embed_tokens(struct clip_ctx *c, const int32_t *ids, int n, float *out,
         siglip_text_forward(c, ids, n, out);
         return clip_pass_status(c, err);
     }
-    text_forward(c, ids, eos_position(ids, n, cfg->eos_token_id), out);
+    if (ids != c->ids)
+        memcpy(c->ids, ids, (size_t)n * sizeof(*ids));
+    text_forward(c, eos_position(ids, n, cfg->eos_token_id), out);
     return clip_pass_status(c, err);
 }
 

@@ -17,6 +17,8 @@
 
 #define AVX512     __attribute__((target("avx512f,avx512bw,avx512vl")))
 #define AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+/* the exp and activation helpers go into their callers, also the AVX512BF16 ones */
+#define INLINE __attribute__((always_inline)) inline
 
 bool clip_avx512_bf16(void)
 {
@@ -117,7 +119,7 @@ AVX512 void clip_avx512_layernorm_row(void *out, bool bf16, const float *x, cons
 /* e^x for x <= 0 (softmax after the max is taken out): x = n ln2 + r, |r| <= ln2/2, e^r by its
  * degree-7 Taylor polynomial (relative error < 2e-8 before rounding), times 2^n by scalef
  * (0 below the f32 range). */
-AVX512 static __m512 exp_nonpos(__m512 x)
+AVX512 INLINE static __m512 exp_nonpos(__m512 x)
 {
     x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
     __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
@@ -137,9 +139,30 @@ AVX512 static __m512 exp_nonpos(__m512 x)
 
 /* e^x for any x: clamped to [-104, 88.7] (0 below, +inf above the f32 range comes out of
  * scalef), else as exp_nonpos. */
-AVX512 static __m512 exp_any(__m512 x)
+AVX512 INLINE static __m512 exp_any(__m512 x)
 {
     return exp_nonpos(_mm512_min_ps(x, _mm512_set1_ps(88.7f)));
+}
+
+/* quick_gelu or the tanh gelu of 16 lanes (not CLIP_ACT_GELU's erf). rough: for a bf16 result,
+ * quick_gelu divides through vrcp14ps (relative error < 2^-14, far below bf16's 2^-9). */
+AVX512 INLINE static __m512 act16(__m512 x, enum clip_act kind, bool rough)
+{
+    if (kind == CLIP_ACT_QUICK_GELU) { /* x / (1 + e^(-1.702 x)) */
+        __m512 e = exp_any(_mm512_mul_ps(x, _mm512_set1_ps(-1.702f)));
+        __m512 d = _mm512_add_ps(_mm512_set1_ps(1.0f), e);
+        return rough ? _mm512_mul_ps(x, _mm512_rcp14_ps(d)) : _mm512_div_ps(x, d);
+    }
+    /* 0.5 x (1 + tanh(y)), tanh(y) = 1 - 2 / (1 + e^(2y)) */
+    __m512 x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
+    __m512 y = _mm512_mul_ps(_mm512_set1_ps(0.79788456080286536f),
+                             _mm512_fmadd_ps(x3, _mm512_set1_ps(0.044715f), x));
+    __m512 e = exp_any(_mm512_add_ps(y, y));
+    __m512 t =
+        _mm512_sub_ps(_mm512_set1_ps(1.0f),
+                      _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e)));
+    return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x),
+                         _mm512_add_ps(_mm512_set1_ps(1.0f), t));
 }
 
 AVX512 bool clip_avx512_bias_act(float *o, const float *b, size_t n, bool act, enum clip_act kind)
@@ -151,21 +174,58 @@ AVX512 bool clip_avx512_bias_act(float *o, const float *b, size_t n, bool act, e
         __m512 x = _mm512_maskz_loadu_ps(m, o + i);
         if (b)
             x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, b + i));
-        if (act && kind == CLIP_ACT_QUICK_GELU) { /* x / (1 + e^(-1.702 x)) */
-            __m512 e = exp_any(_mm512_mul_ps(x, _mm512_set1_ps(-1.702f)));
-            x = _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
-        } else if (act) { /* 0.5 x (1 + tanh(y)), tanh(y) = 1 - 2 / (1 + e^(2y)) */
-            __m512 x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
-            __m512 y = _mm512_mul_ps(_mm512_set1_ps(0.79788456080286536f),
-                                     _mm512_fmadd_ps(x3, _mm512_set1_ps(0.044715f), x));
-            __m512 e = exp_any(_mm512_add_ps(y, y));
-            __m512 t = _mm512_sub_ps(
-                _mm512_set1_ps(1.0f),
-                _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e)));
-            x = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x),
-                              _mm512_add_ps(_mm512_set1_ps(1.0f), t));
-        }
+        if (act)
+            x = act16(x, kind, false);
         _mm512_mask_storeu_ps(o + i, m, x);
+    }
+    return true;
+}
+
+/* Row r's sums at columns [u, u + 16) (m: the columns < nc) plus the bias. */
+AVX512 INLINE static __m512 sums16(const float *a, const float *bias, int u, __mmask16 m)
+{
+    __m512 v = _mm512_maskz_loadu_ps(m, a + u);
+    return bias ? _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + u)) : v;
+}
+
+/* bf16 outputs round through vcvtne2ps2bf16 (nearest even, as to_bf16 but for denormals,
+ * which it flushes): the caller is the AMX kernel, so the CPU has AVX512-BF16. */
+AVX512BF16 bool clip_avx512_epilogue(const float *acc, size_t lda, int rows, int nc,
+                                     const float *bias, void *out, size_t ldo, enum clip_epi epi,
+                                     enum clip_act act)
+{
+    if (epi == CLIP_EPI_ACT && act == CLIP_ACT_GELU)
+        return false;
+    if (epi == CLIP_EPI_ACT || epi == CLIP_EPI_BF16) {
+        bool activate = epi == CLIP_EPI_ACT;
+        for (int r = 0; r < rows; r++) {
+            const float *a = acc + (size_t)r * lda;
+            for (int u = 0; u < nc; u += 32) {
+                int n = nc - u < 32 ? nc - u : 32;
+                __m512 lo = sums16(a, bias, u, tail_mask((size_t)n)),
+                       hi = n > 16 ? sums16(a, bias, u + 16, tail_mask((size_t)(n - 16)))
+                                   : _mm512_setzero_ps();
+                if (activate) {
+                    lo = act16(lo, act, true);
+                    hi = act16(hi, act, true);
+                }
+                __mmask32 m = n >= 32 ? (__mmask32)0xffffffffu : (__mmask32)((1u << n) - 1u);
+                _mm512_mask_storeu_epi16((uint16_t *)out + (size_t)r * ldo + (size_t)u, m,
+                                         (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+            }
+        }
+        return true;
+    }
+    for (int r = 0; r < rows; r++) {
+        const float *a = acc + (size_t)r * lda;
+        float *o = (float *)out + (size_t)r * ldo;
+        for (int u = 0; u < nc; u += 16) {
+            __mmask16 m = tail_mask((size_t)(nc - u));
+            __m512 v = sums16(a, bias, u, m);
+            if (epi == CLIP_EPI_RESIDUAL)
+                v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, o + u), v);
+            _mm512_mask_storeu_ps(o + u, m, v);
+        }
     }
     return true;
 }
@@ -569,6 +629,20 @@ void clip_avx512_attention_head_bf16(float *scratch, const uint16_t *q, const ui
     (void)causal;
     (void)out;
     (void)ldo;
+}
+bool clip_avx512_epilogue(const float *acc, size_t lda, int rows, int nc, const float *bias,
+                          void *out, size_t ldo, enum clip_epi epi, enum clip_act act)
+{
+    (void)acc;
+    (void)lda;
+    (void)rows;
+    (void)nc;
+    (void)bias;
+    (void)out;
+    (void)ldo;
+    (void)epi;
+    (void)act;
+    return false;
 }
 bool clip_avx512_bias_act(float *o, const float *b, size_t n, bool act, enum clip_act kind)
 {

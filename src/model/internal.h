@@ -11,6 +11,7 @@
 
 #include "shoebox/err.h"
 #include "shoebox/model.h"
+#include "shoebox/pool.h"
 
 struct sb_err;
 
@@ -248,13 +249,14 @@ struct clip_model {
 };
 
 /* ------------------------------------------------------------------------------------------ */
-/* bf16 matrix products: src/model/linear_dnnl.c (oneDNN on AMX / AVX512-BF16), or
- * src/model/linear_nodnnl.c where oneDNN is absent (every function there fails or says no; the
- * loader then computes in fp32). Weights are converted once at load into oneDNN's packed layout
- * for this CPU. Activations enter as bf16 (row-major (M, K)), the products accumulate in fp32,
- * and the output is f32, or bf16 when it only feeds another product or the attention kernel
- * (CLIP_EPI_ACT: fc1 + activation feeding fc2; CLIP_EPI_BF16: q, k, v). clip.c shares a
- * product out over pool workers by row chunks, or runs it whole on one worker.
+/* bf16 matrix products: src/model/linear_dnnl.c (gemm_amx.c's kernel on AMX CPUs, oneDNN on
+ * AVX512-BF16 ones), or src/model/linear_nodnnl.c where oneDNN is absent (every function there
+ * fails or says no; the loader then computes in fp32). Weights are converted once at load into
+ * the kernel's packed layout (gemm_amx.c's tiles, or oneDNN's for this CPU). Activations enter as
+ * bf16 (row-major (M, K)), the products accumulate in fp32, and the output is f32, or bf16 when it
+ * only feeds another product or the attention kernel (CLIP_EPI_ACT: fc1 + activation feeding fc2;
+ * CLIP_EPI_BF16: q, k, v). clip.c shares a product out over pool workers by row chunks, or runs it
+ * whole on one worker.
  *
  * Threads: a struct clip_bf16 is read-only after packing. A struct clip_bf16_ctx belongs to one
  * clip_ctx; clip_bf16_op() and clip_bf16_run() run on any of its workers (each worker index
@@ -271,6 +273,7 @@ enum clip_epi {
 struct clip_bf16;
 struct clip_bf16_ctx;
 struct clip_bf16_op; /* one primitive: (row bucket, K, N, epilogue) */
+struct clip_team;
 
 bool clip_bf16_compiled(void); /* true when built with oneDNN */
 /* true when the CPU multiplies bf16 natively (AMX-BF16 with the OS's permission to use the
@@ -301,6 +304,27 @@ int clip_bf16_op(struct clip_bf16_ctx *c, const struct clip_linear *l, int M, en
 bool clip_bf16_run(struct clip_bf16_ctx *c, const struct clip_bf16_op *op,
                    const struct clip_linear *l, int worker, void *out, const uint16_t *in);
 
+/* true when l's packed weights are gemm_amx.c's (AMX CPUs; SHOEBOX_BF16_GEMM=onednn keeps
+ * oneDNN): then clip_bf16_gemm runs any rows and any 32-column blocks of it, on any thread,
+ * with no primitive, scratchpad or padding rows. */
+bool clip_bf16_amx(const struct clip_linear *l);
+/* Rows [0, M), output columns [n0, n1) (n0 a multiple of CLIP_AMX_COLS) of l's product with
+ * epilogue epi: out is (M, n_out) and in (M, n_in), both row-major from row 0 / column 0. */
+void clip_bf16_gemm(const struct clip_linear *l, int M, void *out, const uint16_t *in, int n0,
+                    int n1, enum clip_epi epi, enum clip_act act);
+
+/* gemm_amx.c: the kernel itself (the layout and the blocking are described there). */
+#define CLIP_AMX_COLS 32
+size_t clip_amx_packed_size(int K, int N); /* bf16 elements of W (N, K) packed */
+/* Packs f32 W (N, K), rows ld apart, into dst (clip_amx_packed_size elements); row: K scratch. */
+void clip_amx_pack(uint16_t *dst, const float *w, size_t ld, int K, int N, uint16_t *row);
+/* out rows [0, M), columns [n0, n1) = epi(in @ W^T + bias); in rows ldi apart, out rows ldo
+ * apart (f32, or bf16 for CLIP_EPI_ACT / BF16); wp from clip_amx_pack; bias (N) or NULL. Needs
+ * clip_amx(). */
+void clip_amx_gemm(void *out, size_t ldo, const uint16_t *in, size_t ldi, int M, const uint16_t *wp,
+                   const float *bias, int K, int N, int n0, int n1, enum clip_epi epi,
+                   enum clip_act act);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Forward-pass scratch and kernels (src/model/clip.c), shared with SigLIP (src/model/siglip.c).
  * Every kernel shares its work out over the ctx's pool (see clip.c); none allocates or logs. */
@@ -327,7 +351,24 @@ struct clip_ctx {
     float *att;     /* (n_workers, max_len * (max_len + max_e)) scores and head outputs */
     int32_t *ids;   /* (P) token ids of the last text */
     float *head_q;  /* (C) SigLIP: the attention-pooling head's projected probe */
+    /* in a team (clip_k_team_run): this view's rank in [0, n_workers); NULL otherwise */
+    struct clip_team *team;
+    int rank;
 };
+
+/* Runs fn over items [0, n) on c's workers: through the pool (chunks of at least grain), or,
+ * on a team member's view, this member's static share followed by a barrier of the team. */
+void clip_k_for(struct clip_ctx *c, size_t n, size_t grain, sb_range_fn fn, void *arg);
+/* In a team: waits for every member (a serial part done by rank 0 is then visible to all);
+ * otherwise nothing. */
+void clip_k_barrier(struct clip_ctx *c);
+/* body(view, arg) on every worker at once, each on its own view of c (a team): every
+ * clip_k_* call inside then shares its work out by static shares and a spinning barrier
+ * instead of a pool hand-off per operation (a text query is ~200 short operations). Only for
+ * bf16 on the AMX kernel: runs body on c itself when c has no pool or one worker, in fp32, or
+ * when products can fail (oneDNN's). body must make the same clip_k_* calls on every member;
+ * c's outputs are written by rank 0. */
+void clip_k_team_run(struct clip_ctx *c, void (*body)(struct clip_ctx *v, void *arg), void *arg);
 
 /* out(T,N) = in(T,K) @ W^T + b with epilogue epi (STORE, RESIDUAL: out +=, ACT: activated into
  * a product input). in is a product input (f32, or bf16 in bf16 mode). */
@@ -389,6 +430,10 @@ void clip_avx512_to_bf16(uint16_t *o, const float *v, size_t n);
 /* o[i] += b[i] (b may be NULL), then the activation when act; false (nothing done) for
  * CLIP_ACT_GELU's erf. */
 bool clip_avx512_bias_act(float *o, const float *b, size_t n, bool act, enum clip_act kind);
+/* A product's epilogue (clip_epi) on rows x nc f32 sums acc (rows lda apart) plus bias (nc, or
+ * NULL) into out (rows ldo apart); false (nothing done) for CLIP_EPI_ACT with CLIP_ACT_GELU. */
+bool clip_avx512_epilogue(const float *acc, size_t lda, int rows, int nc, const float *bias,
+                          void *out, size_t ldo, enum clip_epi epi, enum clip_act act);
 void clip_avx512_layernorm_row(void *out, bool bf16, const float *x, const float *w, const float *b,
                                int C, float eps);
 size_t clip_avx512_attention_scratch(size_t L, size_t E); /* floats, for either head kernel */

@@ -1,5 +1,7 @@
-/* linear_dnnl.c - the bf16 backend of clip.c's linear(): oneDNN matmul primitives (AMX or
- * AVX512-BF16 brgemm kernels) on weights packed once at load. See internal.h for the contract;
+/* linear_dnnl.c - the bf16 backend of clip.c's linear(): on CPUs with AMX, gemm_amx.c's kernel
+ * (weights packed in its tile layout; no primitives; SHOEBOX_BF16_GEMM=onednn keeps oneDNN);
+ * elsewhere oneDNN matmul primitives (AVX512-BF16 brgemm kernels) on weights packed once at
+ * load, as below. See internal.h for the contract;
  * linear_nodnnl.c is the variant built without oneDNN (the whole file below is compiled only
  * when the build found oneDNN, which defines SHOEBOX_HAVE_DNNL).
  *
@@ -36,8 +38,9 @@
 #define MAX_OPS 256 /* cached primitives per ctx: ~6 per row bucket */
 
 struct clip_packed {
-    void *data;            /* bf16 weights in the primitive's blocked layout */
+    void *data;            /* bf16 weights in the primitive's blocked layout, or gemm_amx.c's */
     dnnl_memory_desc_t md; /* that layout: the query depends on OpenMP's thread count */
+    bool amx;              /* data is in gemm_amx.c's tile layout (no primitive) */
 };
 
 struct clip_bf16 {
@@ -45,6 +48,7 @@ struct clip_bf16 {
     dnnl_stream_t stream;     /* for the reorders at load */
     struct clip_packed **all; /* every packed linear, to free */
     size_t n, cap;
+    bool amx; /* products on gemm_amx.c's kernel instead of oneDNN */
 };
 
 /* Per worker: memory objects whose data handles are set on each run. */
@@ -63,6 +67,7 @@ struct clip_bf16_op {
     enum clip_epi epi;
     enum clip_act act;
     bool bias;
+    bool amx; /* gemm_amx.c's kernel: no primitive */
     struct bf16_prim p;
 };
 
@@ -181,6 +186,9 @@ int clip_bf16_new(struct clip_bf16 **out, struct sb_err *err)
     struct clip_bf16 *b = calloc(1, sizeof(*b));
     if (!b)
         return sb_fail(err, SB_ENOMEM, "no memory for the bf16 backend");
+    /* SHOEBOX_BF16_GEMM=onednn keeps oneDNN on AMX CPUs too (to compare the two) */
+    const char *pick = getenv("SHOEBOX_BF16_GEMM");
+    b->amx = clip_amx() && !(pick && strcmp(pick, "onednn") == 0);
     dnnl_status_t st = dnnl_engine_create(&b->engine, dnnl_cpu, 0);
     if (st == dnnl_success)
         st = dnnl_stream_create(&b->stream, b->engine, dnnl_stream_default_flags);
@@ -265,6 +273,29 @@ int clip_bf16_pack(struct clip_bf16 *b, struct clip_linear *l, struct sb_err *er
     return clip_bf16_pack_ld(b, l, (size_t)l->n_in, err);
 }
 
+/* gemm_amx.c's layout (b->all has room for one more). */
+static int pack_amx(struct clip_bf16 *b, struct clip_linear *l, size_t ld, struct sb_err *err)
+{
+    size_t bytes = clip_amx_packed_size(l->n_in, l->n_out) * sizeof(uint16_t);
+    struct clip_packed *p = calloc(1, sizeof(*p));
+    uint16_t *row = malloc((size_t)l->n_in * sizeof(uint16_t));
+    if (p)
+        p->data = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!p || !p->data || !row) {
+        if (p)
+            free(p->data);
+        free(p);
+        free(row);
+        return sb_fail(err, SB_ENOMEM, "no memory for packed weights");
+    }
+    clip_amx_pack(p->data, l->w, ld, l->n_in, l->n_out, row);
+    free(row);
+    p->amx = true;
+    b->all[b->n++] = p;
+    l->packed = p;
+    return SB_OK;
+}
+
 int clip_bf16_pack_ld(struct clip_bf16 *b, struct clip_linear *l, size_t ld, struct sb_err *err)
 {
     int N = l->n_out, K = l->n_in;
@@ -276,6 +307,8 @@ int clip_bf16_pack_ld(struct clip_bf16 *b, struct clip_linear *l, size_t ld, str
         b->all = grown;
         b->cap = cap;
     }
+    if (b->amx)
+        return pack_amx(b, l, ld, err);
     dnnl_memory_desc_t md;
     dnnl_status_t st = packed_md(&md, b->engine, K, N);
     if (st != dnnl_success)
@@ -457,6 +490,11 @@ static int op_find_or_make(struct clip_bf16_ctx *c, const struct clip_linear *l,
         .M = Mb, .K = l->n_in, .N = l->n_out, .epi = epi, .act = act, .bias = bias
     };
     c->ops[c->n_ops++] = op; /* freed with c from here on */
+    if (l->packed->amx) {
+        op->amx = true;
+        *out = op;
+        return SB_OK;
+    }
     int omp = omp_single_begin(c);
     dnnl_status_t st = prim_init(c, &op->p, op, l->packed, &op->scratch);
     omp_single_end(c, omp);
@@ -478,6 +516,11 @@ int clip_bf16_op(struct clip_bf16_ctx *c, const struct clip_linear *l, int M, en
 bool clip_bf16_run(struct clip_bf16_ctx *c, const struct clip_bf16_op *op,
                    const struct clip_linear *l, int worker, void *out, const uint16_t *in)
 {
+    if (op->amx) {
+        clip_amx_gemm(out, (size_t)op->N, in, (size_t)op->K, op->M, l->packed->data,
+                      op->bias ? l->b : NULL, op->K, op->N, 0, op->N, op->epi, op->act);
+        return true;
+    }
     if (op->scratch > c->scratch_size[worker]) { /* first run of a larger primitive here */
         free(c->scratch[worker]);
         c->scratch_size[worker] = 0;
@@ -508,6 +551,18 @@ bool clip_bf16_run(struct clip_bf16_ctx *c, const struct clip_bf16_op *op,
         st = dnnl_stream_wait(c->streams[worker]);
     omp_single_end(c, omp);
     return st == dnnl_success;
+}
+
+bool clip_bf16_amx(const struct clip_linear *l)
+{
+    return l->packed && l->packed->amx;
+}
+
+void clip_bf16_gemm(const struct clip_linear *l, int M, void *out, const uint16_t *in, int n0,
+                    int n1, enum clip_epi epi, enum clip_act act)
+{
+    clip_amx_gemm(out, (size_t)l->n_out, in, (size_t)l->n_in, M, l->packed->data, l->b, l->n_in,
+                  l->n_out, n0, n1, epi, act);
 }
 
 #else

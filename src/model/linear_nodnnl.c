@@ -84,6 +84,25 @@ bool clip_bf16_run(struct clip_bf16_ctx *c, const struct clip_bf16_op *op,
     return false;
 }
 
+bool clip_bf16_amx(const struct clip_linear *l)
+{
+    (void)l;
+    return false;
+}
+
+void clip_bf16_gemm(const struct clip_linear *l, int M, void *out, const uint16_t *in, int n0,
+                    int n1, enum clip_epi epi, enum clip_act act)
+{
+    (void)l;
+    (void)M;
+    (void)out;
+    (void)in;
+    (void)n0;
+    (void)n1;
+    (void)epi;
+    (void)act;
+}
+
 #else
 typedef int sb_linear_nodnnl_unused; /* built with oneDNN: see linear_dnnl.c */
 #endif

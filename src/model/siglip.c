@@ -82,7 +82,7 @@ static void map_head(struct clip_ctx *c, const float *x, int B, int N, float *ou
     clip_k_linear(c, c->qkv, in, &hd->kv, B * N, CLIP_EPI_STORE, tc->act); /* (B*N, 2C) */
     size_t per = c->max_len * (c->max_len + c->max_e);
     struct pool_job j = { c->a, bf16, c->head_q, c->qkv, c->att, per, N, C, tc->heads };
-    sb_pool_for(c->pool, (size_t)B * (size_t)tc->heads, 1, pool_task, &j);
+    clip_k_for(c, (size_t)B * (size_t)tc->heads, 1, pool_task, &j);
     clip_k_linear(c, c->tmp, c->a, &hd->out, B, CLIP_EPI_STORE, tc->act); /* h (B, C) */
     clip_k_layernorm(c, c->a, true, c->tmp, hd->ln_w, hd->ln_b, B, C, tc->ln_eps);
     clip_k_linear(c, c->mlp, c->a, &hd->fc1, B, CLIP_EPI_ACT, tc->act);
@@ -176,34 +176,67 @@ int siglip_embed_images(struct clip_ctx *c, const float *pixels, int B, float *o
 }
 
 /* SiglipTextTransformer + head. ids[0..n) padded to P with the pad id; out (D). */
-void siglip_text_forward(struct clip_ctx *c, const int32_t *ids, int n, float *out)
+struct text_pass {
+    const int32_t *ids;
+    int n;
+    int32_t pad;
+    float *out;
+};
+
+struct embed_job {
+    struct clip_ctx *c;
+    const struct text_pass *p;
+};
+
+/* SiglipTextEmbeddings: token + position, positions [begin, end) (past n: the pad id). */
+static void text_embed_task(void *arg, size_t begin, size_t end, int worker)
 {
+    const struct embed_job *j = arg;
+    const struct clip_text_weights *w = &j->c->m->text;
+    size_t C = (size_t)j->c->m->cfg.text.hidden;
+    (void)worker;
+    for (size_t i = begin; i < end; i++) {
+        int32_t id = (int)i < j->p->n ? j->p->ids[i] : j->p->pad;
+        float *o = j->c->x + i * C;
+        if (w->tok_emb)
+            memcpy(o, w->tok_emb + (size_t)id * C, C * sizeof(float));
+        else
+            clip_tensor_row_f32(w->tok_emb_t, (size_t)id, C, o);
+        const float *pe = w->pos_emb + i * C;
+        for (size_t k = 0; k < C; k++)
+            o[k] += pe[k];
+    }
+}
+
+static void text_pass(struct clip_ctx *c, void *arg)
+{
+    const struct text_pass *p = arg;
     const struct clip_model *m = c->m;
     const struct clip_text_weights *w = &m->text;
     const struct clip_tower_config *tc = &m->cfg.text;
     int C = tc->hidden, P = m->cfg.max_pos, D = m->cfg.proj_dim;
-    int32_t pad = m->cfg.pad_token_id;
-    if (m->spm)
-        pad = spm_pad_id(m->spm);
-    else if (m->bpe && bpe_token_id(m->bpe, "<pad>") >= 0)
-        pad = bpe_token_id(m->bpe, "<pad>");
-    for (int i = 0; i < P; i++) { /* SiglipTextEmbeddings: token + position */
-        int32_t id = i < n ? ids[i] : pad;
-        float *o = c->x + (size_t)i * C;
-        if (w->tok_emb)
-            memcpy(o, w->tok_emb + (size_t)id * C, (size_t)C * sizeof(float));
-        else
-            clip_tensor_row_f32(w->tok_emb_t, (size_t)id, (size_t)C, o);
-        const float *pe = w->pos_emb + (size_t)i * C;
-        for (int k = 0; k < C; k++)
-            o[k] += pe[k];
-    }
+    struct embed_job ej = { c, p };
+    clip_k_for(c, (size_t)P, 1, text_embed_task, &ej);
     for (int l = 0; l < tc->layers; l++)
         clip_k_encoder_layer(c, &w->layers[l], tc, c->x, 1, P, false);
     /* pooled_output = final_layer_norm(last_hidden_state)[:, -1, :] */
     clip_k_layernorm(c, c->a, true, c->x + (size_t)(P - 1) * C, w->final_ln_w, w->final_ln_b, 1, C,
                      tc->ln_eps);
     clip_k_linear(c, c->qkv, c->a, &w->proj, 1, CLIP_EPI_STORE, tc->act);
-    memcpy(out, c->qkv, (size_t)D * sizeof(float));
-    clip_k_l2_normalize(out, D);
+    if (c->rank == 0) {
+        memcpy(p->out, c->qkv, (size_t)D * sizeof(float));
+        clip_k_l2_normalize(p->out, D);
+    }
+}
+
+void siglip_text_forward(struct clip_ctx *c, const int32_t *ids, int n, float *out)
+{
+    const struct clip_model *m = c->m;
+    int32_t pad = m->cfg.pad_token_id;
+    if (m->spm)
+        pad = spm_pad_id(m->spm);
+    else if (m->bpe && bpe_token_id(m->bpe, "<pad>") >= 0)
+        pad = bpe_token_id(m->bpe, "<pad>");
+    struct text_pass p = { ids, n, pad, out };
+    clip_k_team_run(c, text_pass, &p);
 }
