@@ -12,6 +12,8 @@
 
 #include "../src/crawl/internal.h"
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -325,6 +327,70 @@ static void test_plugin(void)
     catalog_close(cat);
 }
 
+/* sb_pool_for_each: every item once, as a one-item range, on a valid worker; and items are
+ * taken as threads get free: item 0 waits (up to 20 s, never in a working pool) until every
+ * other item is done, which a fixed split into per-thread ranges could not do. */
+struct each_state {
+    int n, workers;
+    atomic_int done, calls, bad;
+    atomic_int seen[64];
+    bool waited_out;
+};
+
+static void each_fn(void *arg, size_t begin, size_t end, int worker)
+{
+    struct each_state *e = arg;
+    atomic_fetch_add(&e->calls, 1);
+    if (end != begin + 1 || end > (size_t)e->n || worker < 0 || worker > e->workers)
+        atomic_fetch_add(&e->bad, 1);
+    if (begin == 0) {
+        for (int i = 0; i < 20000 && atomic_load(&e->done) < e->n - 1; i++)
+            usleep(1000);
+        e->waited_out = atomic_load(&e->done) < e->n - 1;
+    }
+    atomic_fetch_add(&e->seen[begin < 64 ? begin : 63], 1);
+    atomic_fetch_add(&e->done, 1);
+}
+
+static void test_pool_for_each(void)
+{
+    struct sb_pool *pool = NULL;
+    struct sb_err err;
+    CHECK_EQ_INT(SB_OK, sb_pool_new(2, &pool, &err));
+    if (!pool)
+        return;
+    static const int sizes[] = { 1, 2, 3, 17, 64 };
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        struct each_state *e = calloc(1, sizeof(*e));
+        if (!e)
+            break;
+        e->n = sizes[k];
+        e->workers = sb_pool_size(pool);
+        sb_pool_for_each(pool, (size_t)e->n, each_fn, e);
+        CHECK_EQ_INT(e->n, atomic_load(&e->calls));
+        CHECK_EQ_INT(0, atomic_load(&e->bad));
+        CHECK(!e->waited_out);
+        for (int i = 0; i < e->n; i++)
+            CHECK_EQ_INT(1, atomic_load(&e->seen[i]));
+        free(e);
+    }
+    sb_pool_for_each(pool, 0, each_fn, NULL); /* nothing to do: fn not called */
+    struct each_state one = { .n = 1, .workers = 0 };
+    sb_pool_for_each(NULL, 1, each_fn, &one); /* no pool: the caller, worker 0 */
+    CHECK_EQ_INT(1, atomic_load(&one.calls));
+    CHECK_EQ_INT(0, atomic_load(&one.bad));
+    struct each_state *e = calloc(1, sizeof(*e));
+    if (e) {
+        e->n = 5;                  /* no pool, several items: still one at a time */
+        atomic_store(&e->done, 4); /* item 0 comes first here: nobody to wait for */
+        sb_pool_for_each(NULL, 5, each_fn, e);
+        CHECK_EQ_INT(5, atomic_load(&e->calls));
+        CHECK_EQ_INT(0, atomic_load(&e->bad));
+        free(e);
+    }
+    sb_pool_free(pool);
+}
+
 int main(void)
 {
     const char *tmp = getenv("SHOEBOX_TMP");
@@ -335,5 +401,6 @@ int main(void)
     test_hash_and_paths();
     test_index_resume();
     test_plugin();
+    test_pool_for_each();
     return check_exit();
 }

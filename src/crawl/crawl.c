@@ -537,7 +537,7 @@ static int run_hash_batch(struct run *r, bool *any, struct sb_err *err)
     }
     for (size_t i = 0; i < n; i++)
         items[i].file = &files[i];
-    sb_pool_for(r->p->pool, n, 1, hash_range, items);
+    sb_pool_for_each(r->p->pool, n, hash_range, items);
     rc = catalog_begin(r->cat, err);
     for (size_t i = 0; i < n && !rc; i++) {
         struct hash_item *it = &items[i];
@@ -716,7 +716,7 @@ static int run_work_batch(struct run *r, int64_t *after, bool *any, struct sb_er
     for (size_t i = 0; i < n; i++)
         items[i].w = &works[i];
     struct work_batch b = { r->p, &r->bits, catalog_thumb_dir(r->cat), items };
-    sb_pool_for(r->p->pool, n, 1, work_range, &b);
+    sb_pool_for_each(r->p->pool, n, work_range, &b);
     float *vecs = embed_batch(r, items, n);
     rc = catalog_begin(r->cat, err);
     for (size_t i = 0; i < n && !rc; i++) {
