@@ -124,14 +124,9 @@ int crawl_hash_file(const char *path, unsigned char hash[16], int64_t *size, str
 
 /* Reads the whole file (at most max bytes) into *out and hashes it on the way, one cache-warm
  * piece at a time, instead of hashing the buffer again after read(2) filled it. */
-static int read_hash_file(const char *path, size_t max, unsigned char **out, size_t *len,
-                          unsigned char hash[16], struct sb_err *err)
+static int read_hash_fd(int fd, const char *path, size_t max, unsigned char **out, size_t *len,
+                        unsigned char hash[16], struct sb_err *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        int e = errno;
-        return sb_fail(err, sb_code_from_errno(e), "open '%s': %s", path, strerror(e));
-    }
     int rc = SB_OK;
     unsigned char *buf = NULL;
     XXH3_state_t *state = NULL;
@@ -182,6 +177,18 @@ static int read_hash_file(const char *path, size_t max, unsigned char **out, siz
 out:
     XXH3_freeState(state);
     free(buf);
+    return rc;
+}
+
+static int read_hash_file(const char *path, size_t max, unsigned char **out, size_t *len,
+                          unsigned char hash[16], struct sb_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        int e = errno;
+        return sb_fail(err, sb_code_from_errno(e), "open '%s': %s", path, strerror(e));
+    }
+    int rc = read_hash_fd(fd, path, max, out, len, hash, err);
     close(fd);
     return rc;
 }
@@ -190,10 +197,13 @@ enum hash_outcome { HASH_OK, HASH_FAILED, HASH_IGNORED, HASH_GONE };
 
 struct hash_item {
     const struct catalog_file *file;
+    size_t keep_max; /* > 0: keep the bytes read (a file of at most this size) in buf */
     enum hash_outcome outcome;
     unsigned char hash[16];
     int64_t size;
     enum image_format format;
+    unsigned char *buf; /* the whole file, as hashed; NULL when not kept */
+    size_t len;
     struct sb_err err;
 };
 
@@ -240,6 +250,35 @@ static void hash_one(struct hash_item *it)
         }
         goto out;
     }
+    struct stat st;
+    if (it->keep_max && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+        (uint64_t)st.st_size <= it->keep_max) {
+        /* read it whole for the work stage, which then needs no second read */
+        if (read_hash_fd(fd, path, it->keep_max, &it->buf, &it->len, it->hash, &it->err) != SB_OK) {
+            it->outcome = HASH_FAILED;
+            goto out;
+        }
+        unsigned char more;
+        ssize_t m;
+        do {
+            m = read(fd, &more, 1);
+        } while (m < 0 && errno == EINTR);
+        if (m == 0 && it->len == (size_t)st.st_size) {
+            it->size = (int64_t)it->len;
+            it->outcome = HASH_OK;
+            goto out;
+        }
+        /* grown or shrunk while read: hash it all again, as a file that is not kept */
+        free(it->buf);
+        it->buf = NULL;
+        it->len = 0;
+        if (lseek(fd, 0, SEEK_SET) != 0) {
+            int e = errno;
+            it->outcome = HASH_FAILED;
+            sb_fail(&it->err, sb_code_from_errno(e), "seek: %s", strerror(e));
+            goto out;
+        }
+    }
     if (hash_fd(fd, path, NULL, 0, NULL, it->hash, &it->size, &it->err) != SB_OK) {
         it->outcome = HASH_FAILED;
         goto out;
@@ -277,6 +316,8 @@ struct plugin_result {
 
 struct work_item {
     const struct catalog_work *w;
+    unsigned char *buf; /* the file as hashed, when the hash stage kept it; work_one frees it */
+    size_t len;
     /* results */
     bool changed; /* the file's content is no longer what was hashed */
     struct photo_meta meta;
@@ -404,7 +445,16 @@ static void work_one(const struct work_batch *b, struct work_item *it, int worke
     photo_meta_init(&it->meta);
 
     unsigned char h[16];
-    int rc = read_hash_file(w->path, MAX_FILE_BYTES, &buf, &len, h, &err);
+    int rc = SB_OK;
+    if (it->buf) {
+        /* the bytes the hash was made of: no second read, and nothing to compare */
+        buf = it->buf;
+        len = it->len;
+        it->buf = NULL;
+        memcpy(h, w->hash, 16);
+    } else {
+        rc = read_hash_file(w->path, MAX_FILE_BYTES, &buf, &len, h, &err);
+    }
     if (!rc) {
         if (memcmp(h, w->hash, 16) != 0) {
             it->changed = true; /* rewritten since it was hashed: rescan it */
@@ -520,7 +570,27 @@ struct run {
     char embed_stage[160];
     int64_t model_id;
     int64_t total_hash, total_work, done_work, hash_failed;
+    /* the bytes of the last hash batch's new photos, which the next work batch takes */
+    struct kept_file {
+        unsigned char hash[16];
+        unsigned char *buf;
+        size_t len;
+    } * kept;
+    size_t nkept;
 };
+
+/* At most this many bytes of files are kept between hashing and the work on them (a batch of
+ * 64 phone photos is about 200 MB); files past it are read again by the work stage. */
+#define KEEP_BUDGET ((size_t)256 << 20)
+
+static void kept_release(struct run *r)
+{
+    for (size_t i = 0; i < r->nkept; i++)
+        free(r->kept[i].buf);
+    free(r->kept);
+    r->kept = NULL;
+    r->nkept = 0;
+}
 
 static int run_hash_batch(struct run *r, bool *any, struct sb_err *err)
 {
@@ -535,9 +605,18 @@ static int run_hash_batch(struct run *r, bool *any, struct sb_err *err)
         catalog_files_free(files, n);
         return sb_fail(err, SB_ENOMEM, "index: out of memory");
     }
-    for (size_t i = 0; i < n; i++)
+    size_t budget = KEEP_BUDGET;
+    for (size_t i = 0; i < n; i++) {
         items[i].file = &files[i];
+        size_t sz = files[i].st.size > 0 ? (size_t)files[i].st.size : 0;
+        if (sz > 0 && sz <= budget && sz <= MAX_FILE_BYTES) {
+            items[i].keep_max = sz; /* as scanned: a file that grew since is not kept */
+            budget -= sz;
+        }
+    }
     sb_pool_for_each(r->p->pool, n, hash_range, items);
+    kept_release(r);
+    r->kept = calloc(n ? n : 1, sizeof(*r->kept));
     rc = catalog_begin(r->cat, err);
     for (size_t i = 0; i < n && !rc; i++) {
         struct hash_item *it = &items[i];
@@ -551,6 +630,14 @@ static int run_hash_batch(struct run *r, bool *any, struct sb_err *err)
                                         err);
             if (created)
                 r->st->new_photos++;
+            if (created && it->buf && r->kept) {
+                /* a new photo: its work comes next, from these bytes */
+                struct kept_file *k = &r->kept[r->nkept++];
+                memcpy(k->hash, it->hash, 16);
+                k->buf = it->buf;
+                k->len = it->len;
+                it->buf = NULL;
+            }
             break;
         case HASH_FAILED:
             r->st->failed++;
@@ -572,6 +659,8 @@ static int run_hash_batch(struct run *r, bool *any, struct sb_err *err)
         rc = catalog_commit(r->cat, err);
     else
         catalog_rollback(r->cat);
+    for (size_t i = 0; i < n; i++)
+        free(items[i].buf);
     free(items);
     catalog_files_free(files, n);
     return rc;
@@ -713,8 +802,18 @@ static int run_work_batch(struct run *r, int64_t *after, bool *any, struct sb_er
         catalog_work_free(works, n);
         return sb_fail(err, SB_ENOMEM, "index: out of memory");
     }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         items[i].w = &works[i];
+        for (size_t k = 0; k < r->nkept; k++) {
+            if (r->kept[k].buf && memcmp(r->kept[k].hash, works[i].hash, 16) == 0) {
+                items[i].buf = r->kept[k].buf;
+                items[i].len = r->kept[k].len;
+                r->kept[k].buf = NULL;
+                break;
+            }
+        }
+    }
+    kept_release(r); /* what this batch did not take is read again when its turn comes */
     struct work_batch b = { r->p, &r->bits, catalog_thumb_dir(r->cat), items };
     sb_pool_for_each(r->p->pool, n, work_range, &b);
     float *vecs = embed_batch(r, items, n);
@@ -733,6 +832,7 @@ static int run_work_batch(struct run *r, int64_t *after, bool *any, struct sb_er
     else
         catalog_rollback(r->cat);
     for (size_t i = 0; i < n; i++) {
+        free(items[i].buf); /* kept bytes work_one had no use for */
         free(items[i].pixels);
         free_plugin_results(r->p, &items[i]);
     }
@@ -829,6 +929,7 @@ int crawl_index(struct catalog *cat, const struct crawl_params *p, struct crawl_
         int64_t total = r.total_hash + r.total_work;
         sb_progress_update(p->progress, "index", done, total > done ? total : done);
     }
+    kept_release(&r);
     if (!rc && stats->stopped)
         rc = sb_fail(err, SB_ECANCELED, "index: stopped");
     return rc;
