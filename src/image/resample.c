@@ -557,12 +557,20 @@ static int16_t *fast_h_weights(const struct coeffs *c, int out_w, int bpp, int *
 
 /* Horizontal pass over rows rows of src (sw -> dw pixels of bpp bytes, row strides sstride
  * and dstride bytes). Returns 0 on allocation failure. */
+/* How far past a row's end the SIMD loads of fast_h may read: up to the taps of a wider
+ * neighbour (AVX2 pairs pixels), in whole 8-byte loads. */
+static size_t fast_h_overrun(const struct coeffs *c)
+{
+    return (size_t)c->ksize + 32;
+}
+
+/* padded: src's rows may be read fast_h_overrun() bytes past their end (the next row, or
+ * readable padding after the last): no padded copy of each row is needed. */
 static int fast_h(unsigned char *dst, size_t dstride, int dw, const unsigned char *src,
-                  size_t sstride, int sw, int rows, int bpp, const struct coeffs *c)
+                  size_t sstride, int sw, int rows, int bpp, const struct coeffs *c, bool padded)
 {
     size_t in_bytes = (size_t)sw * (size_t)bpp;
-    /* padded copy: SIMD loads may overrun, by up to the taps of a wider neighbour (AVX2) */
-    unsigned char *row = calloc(in_bytes + (size_t)c->ksize + 32, 1);
+    unsigned char *row = calloc(in_bytes + fast_h_overrun(c), 1); /* a padded copy */
     if (!row)
         return 0;
     int16_t *kp = NULL;
@@ -581,11 +589,15 @@ static int fast_h(unsigned char *dst, size_t dstride, int dw, const unsigned cha
         unsigned char *d = dst + (size_t)y * dstride;
 #ifdef SB_FAST_X86
         if (kp) {
-            memcpy(row, s, in_bytes);
+            const unsigned char *in = s;
+            if (!padded) {
+                memcpy(row, s, in_bytes);
+                in = row;
+            }
             if (bpp == 3)
-                fast_h_row_ssse3(d, dw, row, c, kp, vecs);
+                fast_h_row_ssse3(d, dw, in, c, kp, vecs);
             else
-                fast_h_row_gray(d, dw, row, c, kp, vecs);
+                fast_h_row_gray(d, dw, in, c, kp, vecs);
             continue;
         }
 #endif
@@ -633,8 +645,12 @@ int img_resize_fast_plane(const unsigned char *src, size_t sstride, unsigned cha
         size_t vstride = dstride;
         if (do_x) {
             size_t n;
-            if (!sb_mul_size(in_bytes, (size_t)y.out, &n) || !(tmp = malloc(n)))
+            /* the horizontal pass reads this in place: readable (zeroed) bytes after it */
+            size_t pad = fast_h_overrun(&ch);
+            if (!sb_mul_size(in_bytes, (size_t)y.out, &n) || n > SIZE_MAX - pad ||
+                !(tmp = malloc(n + pad)))
                 goto out;
+            memset(tmp + n, 0, pad);
             vout = tmp;
             vstride = in_bytes;
         }
@@ -653,7 +669,7 @@ int img_resize_fast_plane(const unsigned char *src, size_t sstride, unsigned cha
         s = vout;
         s_stride = vstride;
     }
-    if (do_x && !fast_h(dst, dstride, x.out, s, s_stride, x.in, y.out, bpp, &ch))
+    if (do_x && !fast_h(dst, dstride, x.out, s, s_stride, x.in, y.out, bpp, &ch, s == tmp))
         goto out;
     rc = 0;
 out:
