@@ -551,14 +551,36 @@ out:
     image_free(img);
 }
 
-static void work_range(void *arg, size_t begin, size_t end, int worker)
+struct work_and_hash {
+    struct work_batch *b;
+    size_t nwork;
+    struct hash_item *hash; /* items nwork.. of the range: the next batch to hash */
+};
+
+static void work_hash_range(void *arg, size_t begin, size_t end, int worker)
 {
-    struct work_batch *b = arg;
-    for (size_t i = begin; i < end; i++)
-        work_one(b, &b->items[i], worker);
+    struct work_and_hash *wh = arg;
+    for (size_t i = begin; i < end; i++) {
+        if (i < wh->nwork)
+            work_one(wh->b, &wh->b->items[i], worker);
+        else
+            hash_one(&wh->hash[i - wh->nwork]);
+    }
 }
 
 /* ---- the index run ---------------------------------------------------------------------- */
+
+struct kept_file {
+    unsigned char hash[16];
+    unsigned char *buf;
+    size_t len;
+};
+
+struct hash_batch {
+    struct catalog_file *files;
+    struct hash_item *items;
+    size_t n;
+};
 
 struct run {
     struct catalog *cat;
@@ -571,12 +593,12 @@ struct run {
     int64_t model_id;
     int64_t total_hash, total_work, done_work, hash_failed;
     /* the bytes of the last hash batch's new photos, which the next work batch takes */
-    struct kept_file {
-        unsigned char hash[16];
-        unsigned char *buf;
-        size_t len;
-    } * kept;
+    struct kept_file *kept;
     size_t nkept;
+    /* the next hash batch, hashed alongside a work batch (its items keep a thread busy that
+     * would otherwise wait for the other one's last photo) */
+    struct hash_batch next;
+    bool next_hashed;
 };
 
 /* At most this many bytes of files are kept between hashing and the work on them (a batch of
@@ -592,34 +614,48 @@ static void kept_release(struct run *r)
     r->nkept = 0;
 }
 
-static int run_hash_batch(struct run *r, bool *any, struct sb_err *err)
+static void hash_batch_free(struct hash_batch *hb)
 {
-    struct catalog_file *files = NULL;
-    size_t n = 0;
-    int rc = catalog_files_pending(r->cat, r->p->batch, &files, &n, err);
+    for (size_t i = 0; i < hb->n; i++)
+        free(hb->items[i].buf);
+    free(hb->items);
+    catalog_files_free(hb->files, hb->n);
+    memset(hb, 0, sizeof(*hb));
+}
+
+/* The next files to hash, each with its share of the keep budget; nothing read yet. */
+static int hash_batch_prepare(struct run *r, struct hash_batch *hb, struct sb_err *err)
+{
+    memset(hb, 0, sizeof(*hb));
+    int rc = catalog_files_pending(r->cat, r->p->batch, &hb->files, &hb->n, err);
     if (rc)
         return rc;
-    *any = n > 0;
-    struct hash_item *items = calloc(n ? n : 1, sizeof(*items));
-    if (!items) {
-        catalog_files_free(files, n);
+    hb->items = calloc(hb->n ? hb->n : 1, sizeof(*hb->items));
+    if (!hb->items) {
+        hash_batch_free(hb);
         return sb_fail(err, SB_ENOMEM, "index: out of memory");
     }
     size_t budget = KEEP_BUDGET;
-    for (size_t i = 0; i < n; i++) {
-        items[i].file = &files[i];
-        size_t sz = files[i].st.size > 0 ? (size_t)files[i].st.size : 0;
+    for (size_t i = 0; i < hb->n; i++) {
+        hb->items[i].file = &hb->files[i];
+        size_t sz = hb->files[i].st.size > 0 ? (size_t)hb->files[i].st.size : 0;
         if (sz > 0 && sz <= budget && sz <= MAX_FILE_BYTES) {
-            items[i].keep_max = sz; /* as scanned: a file that grew since is not kept */
+            hb->items[i].keep_max = sz; /* as scanned: a file that grew since is not kept */
             budget -= sz;
         }
     }
-    sb_pool_for_each(r->p->pool, n, hash_range, items);
+    return SB_OK;
+}
+
+/* Stores a hashed batch in one transaction; its new photos' bytes become r->kept. */
+static int hash_batch_commit(struct run *r, struct hash_batch *hb, struct sb_err *err)
+{
+    size_t n = hb->n;
     kept_release(r);
     r->kept = calloc(n ? n : 1, sizeof(*r->kept));
-    rc = catalog_begin(r->cat, err);
+    int rc = catalog_begin(r->cat, err);
     for (size_t i = 0; i < n && !rc; i++) {
-        struct hash_item *it = &items[i];
+        struct hash_item *it = &hb->items[i];
         switch (it->outcome) {
         case HASH_OK:
             r->st->hashed++;
@@ -659,11 +695,27 @@ static int run_hash_batch(struct run *r, bool *any, struct sb_err *err)
         rc = catalog_commit(r->cat, err);
     else
         catalog_rollback(r->cat);
-    for (size_t i = 0; i < n; i++)
-        free(items[i].buf);
-    free(items);
-    catalog_files_free(files, n);
+    hash_batch_free(hb);
     return rc;
+}
+
+/* Hashes and stores the next batch of pending files: the one the last work batch hashed on
+ * the side, else a new one. */
+static int run_hash_batch(struct run *r, bool *any, struct sb_err *err)
+{
+    struct hash_batch hb;
+    if (r->next_hashed) {
+        hb = r->next;
+        memset(&r->next, 0, sizeof(r->next));
+        r->next_hashed = false;
+    } else {
+        int rc = hash_batch_prepare(r, &hb, err);
+        if (rc)
+            return rc;
+        sb_pool_for_each(r->p->pool, hb.n, hash_range, hb.items);
+    }
+    *any = hb.n > 0;
+    return hash_batch_commit(r, &hb, err);
 }
 
 static int store_work(struct run *r, struct work_item *it, const float *vec, struct sb_err *err)
@@ -814,8 +866,22 @@ static int run_work_batch(struct run *r, int64_t *after, bool *any, struct sb_er
         }
     }
     kept_release(r); /* what this batch did not take is read again when its turn comes */
+    /* the next files to hash go after the photos: the thread that takes the last photo is
+     * not left alone with it while the other waits */
+    struct hash_batch *next = &r->next;
+    rc = hash_batch_prepare(r, next, err);
+    if (rc) {
+        free(items);
+        catalog_work_free(works, n);
+        return rc;
+    }
     struct work_batch b = { r->p, &r->bits, catalog_thumb_dir(r->cat), items };
-    sb_pool_for_each(r->p->pool, n, work_range, &b);
+    struct work_and_hash wh = { &b, n, next->items };
+    sb_pool_for_each(r->p->pool, n + next->n, work_hash_range, &wh);
+    /* an empty one is asked again after this batch is stored (which can touch files) */
+    r->next_hashed = next->n > 0;
+    if (!r->next_hashed)
+        hash_batch_free(next);
     float *vecs = embed_batch(r, items, n);
     rc = catalog_begin(r->cat, err);
     for (size_t i = 0; i < n && !rc; i++) {
@@ -930,6 +996,7 @@ int crawl_index(struct catalog *cat, const struct crawl_params *p, struct crawl_
         sb_progress_update(p->progress, "index", done, total > done ? total : done);
     }
     kept_release(&r);
+    hash_batch_free(&r.next); /* hashed but not stored: done again next time */
     if (!rc && stats->stopped)
         rc = sb_fail(err, SB_ECANCELED, "index: stopped");
     return rc;
