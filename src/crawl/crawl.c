@@ -254,21 +254,23 @@ static void hash_one(struct hash_item *it)
     if (it->keep_max && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
         (uint64_t)st.st_size <= it->keep_max) {
         /* read it whole for the work stage, which then needs no second read */
-        if (read_hash_fd(fd, path, it->keep_max, &it->buf, &it->len, it->hash, &it->err) != SB_OK) {
+        int rc = read_hash_fd(fd, path, it->keep_max, &it->buf, &it->len, it->hash, &it->err);
+        if (rc != SB_OK && rc != SB_ETOOBIG) {
             it->outcome = HASH_FAILED;
             goto out;
         }
         unsigned char more;
-        ssize_t m;
-        do {
-            m = read(fd, &more, 1);
-        } while (m < 0 && errno == EINTR);
-        if (m == 0 && it->len == (size_t)st.st_size) {
+        ssize_t m = 1;
+        while (rc == SB_OK && (m = read(fd, &more, 1)) < 0 && errno == EINTR)
+            ;
+        if (rc == SB_OK && m == 0 && it->len == (size_t)st.st_size) {
             it->size = (int64_t)it->len;
             it->outcome = HASH_OK;
             goto out;
         }
-        /* grown or shrunk while read: hash it all again, as a file that is not kept */
+        /* grown (past the budget too: ETOOBIG) or shrunk while read: hash it all again, as
+         * a file that is not kept */
+        sb_err_clear(&it->err);
         free(it->buf);
         it->buf = NULL;
         it->len = 0;
