@@ -12,6 +12,8 @@
 
 #include "../src/crawl/internal.h"
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,6 +220,93 @@ static void test_index_resume(void)
     catalog_close(cat);
 }
 
+/* Files that grow after the scan saw them: the hash stage does not keep their bytes for the
+ * work stage (more than the scan said), hashes all of them, and the photos are processed as
+ * usual. The first "index" progress update (after the first batch) appends to every file, so
+ * that the later batches hash grown files. */
+struct grower {
+    const char *lib;
+    int n, updates;
+};
+
+static void grow_cb(void *user, const char *stage, int64_t done, int64_t total)
+{
+    (void)done;
+    (void)total;
+    struct grower *g = user;
+    if (strcmp(stage, "index") != 0 || g->updates++ > 0)
+        return;
+    for (int i = 0; i < g->n; i++) {
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/g%d.jpg", g->lib, i);
+        FILE *f = fopen(path, "ab");
+        if (f) {
+            fputs("appended after the scan", f);
+            fclose(f);
+        }
+    }
+}
+
+static void test_index_grown(void)
+{
+    const char *data = getenv("SHOEBOX_TESTDATA");
+    if (!data)
+        return; /* test_index_resume says so */
+    char lib[600], from[1024], to[1024], db[700];
+    snprintf(lib, sizeof(lib), "%s/grown", tmpdir);
+    sb_mkdirs(lib, NULL);
+    enum { N = 6 };
+    for (int i = 0; i < N; i++) {
+        snprintf(from, sizeof(from), "%s/images/orient_%d.jpg", data, i + 1);
+        snprintf(to, sizeof(to), "%s/g%d.jpg", lib, i);
+        copy_file(from, to);
+    }
+    snprintf(db, sizeof(db), "%s/grown-db/catalog.db", tmpdir);
+    struct catalog *cat = NULL;
+    struct sb_err err;
+    CHECK_EQ_INT(SB_OK, catalog_open(db, false, &cat, &err));
+    if (!cat)
+        return;
+    struct sb_pool *pool = NULL;
+    CHECK_EQ_INT(SB_OK, sb_pool_new(1, &pool, &err));
+    struct crawl_params p = crawl_default_params();
+    const char *roots[] = { lib };
+    p.roots = roots;
+    p.nroots = 1;
+    p.pool = pool;
+    p.batch = 2;
+    struct grower g = { lib, N, 0 };
+    struct sb_progress prog = { grow_cb, NULL, &g };
+    p.progress = &prog;
+    struct crawl_stats st;
+    CHECK_EQ_INT(SB_OK, crawl_index(cat, &p, &st, &err));
+    CHECK(g.updates > 1);
+    CHECK_EQ_INT(N, st.hashed);
+    CHECK_EQ_INT(N, st.processed);
+    CHECK_EQ_INT(0, st.failed);
+    /* each photo is the content its file had when hashed: before the append for the first
+     * batches, after it for the rest (hashed whole, not the scanned length) */
+    int grown = 0;
+    for (int i = 0; i < N; i++) {
+        snprintf(to, sizeof(to), "%s/g%d.jpg", lib, i);
+        int64_t id = 0;
+        unsigned char have[16], now[16];
+        char fmt[32];
+        int64_t size;
+        CHECK_EQ_INT(SB_OK, catalog_photo_by_path(cat, to, &id, &err));
+        CHECK_EQ_INT(SB_OK, catalog_photo_hash(cat, id, have, fmt, sizeof(fmt), &err));
+        CHECK_EQ_INT(SB_OK, crawl_hash_file(to, now, &size, &err));
+        grown += memcmp(have, now, 16) == 0;
+    }
+    CHECK(grown >= 2 && grown < N);
+    struct catalog_status cs;
+    CHECK_EQ_INT(SB_OK, catalog_status(cat, &cs, &err));
+    for (int i = 0; i < cs.nstages; i++)
+        CHECK_EQ_INT(0, cs.stages[i].pending);
+    sb_pool_free(pool);
+    catalog_close(cat);
+}
+
 /* A plugin that records each photo's decoded width in the settings table; it fails on
  * photos narrower than 90 px, to check the failure path. */
 struct width_plugin {
@@ -325,6 +414,70 @@ static void test_plugin(void)
     catalog_close(cat);
 }
 
+/* sb_pool_for_each: every item once, as a one-item range, on a valid worker; and items are
+ * taken as threads get free: item 0 waits (up to 20 s, never in a working pool) until every
+ * other item is done, which a fixed split into per-thread ranges could not do. */
+struct each_state {
+    int n, workers;
+    atomic_int done, calls, bad;
+    atomic_int seen[64];
+    bool waited_out;
+};
+
+static void each_fn(void *arg, size_t begin, size_t end, int worker)
+{
+    struct each_state *e = arg;
+    atomic_fetch_add(&e->calls, 1);
+    if (end != begin + 1 || end > (size_t)e->n || worker < 0 || worker > e->workers)
+        atomic_fetch_add(&e->bad, 1);
+    if (begin == 0) {
+        for (int i = 0; i < 20000 && atomic_load(&e->done) < e->n - 1; i++)
+            usleep(1000);
+        e->waited_out = atomic_load(&e->done) < e->n - 1;
+    }
+    atomic_fetch_add(&e->seen[begin < 64 ? begin : 63], 1);
+    atomic_fetch_add(&e->done, 1);
+}
+
+static void test_pool_for_each(void)
+{
+    struct sb_pool *pool = NULL;
+    struct sb_err err;
+    CHECK_EQ_INT(SB_OK, sb_pool_new(2, &pool, &err));
+    if (!pool)
+        return;
+    static const int sizes[] = { 1, 2, 3, 17, 64 };
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        struct each_state *e = calloc(1, sizeof(*e));
+        if (!e)
+            break;
+        e->n = sizes[k];
+        e->workers = sb_pool_size(pool);
+        sb_pool_for_each(pool, (size_t)e->n, each_fn, e);
+        CHECK_EQ_INT(e->n, atomic_load(&e->calls));
+        CHECK_EQ_INT(0, atomic_load(&e->bad));
+        CHECK(!e->waited_out);
+        for (int i = 0; i < e->n; i++)
+            CHECK_EQ_INT(1, atomic_load(&e->seen[i]));
+        free(e);
+    }
+    sb_pool_for_each(pool, 0, each_fn, NULL); /* nothing to do: fn not called */
+    struct each_state one = { .n = 1, .workers = 0 };
+    sb_pool_for_each(NULL, 1, each_fn, &one); /* no pool: the caller, worker 0 */
+    CHECK_EQ_INT(1, atomic_load(&one.calls));
+    CHECK_EQ_INT(0, atomic_load(&one.bad));
+    struct each_state *e = calloc(1, sizeof(*e));
+    if (e) {
+        e->n = 5;                  /* no pool, several items: still one at a time */
+        atomic_store(&e->done, 4); /* item 0 comes first here: nobody to wait for */
+        sb_pool_for_each(NULL, 5, each_fn, e);
+        CHECK_EQ_INT(5, atomic_load(&e->calls));
+        CHECK_EQ_INT(0, atomic_load(&e->bad));
+        free(e);
+    }
+    sb_pool_free(pool);
+}
+
 int main(void)
 {
     const char *tmp = getenv("SHOEBOX_TMP");
@@ -334,6 +487,8 @@ int main(void)
     test_takeout();
     test_hash_and_paths();
     test_index_resume();
+    test_index_grown();
     test_plugin();
+    test_pool_for_each();
     return check_exit();
 }

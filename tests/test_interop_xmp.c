@@ -157,6 +157,89 @@ static void test_embedded(void)
     CHECK_EQ_INT(strlen("<x:xmpmeta a='1'>k</x:xmpmeta>"), plen);
 }
 
+/* A photo file: JPEG segments, the XMP APP1 after `pad` bytes of APP2 segments, then a scan
+ * and `tail` bytes; xmp_read_photo finds its keyword wherever the segment sits before the
+ * scan (the reader stops at 64 KB only when a JPEG's segments end there). */
+static void write_jpeg_xmp(const char *path, size_t pad, size_t tail, bool with_xmp)
+{
+    static const char sig[] = "http://ns.adobe.com/xap/1.0/";
+    const char *pkt = "<x:xmpmeta xmlns:x=\"adobe:ns:meta/\"><rdf:RDF "
+                      "xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\"><rdf:Description "
+                      "xmlns:dc=\"http://purl.org/dc/elements/1.1/\"><dc:subject><rdf:Bag><rdf:li>"
+                      "far</rdf:li></rdf:Bag></dc:subject></rdf:Description></rdf:RDF></x:xmpmeta>";
+    size_t cap = 64 + pad + 2 * (pad / 60000 + 1) * 4 + sizeof(sig) + strlen(pkt) + tail;
+    unsigned char *b = calloc(cap, 1);
+    CHECK(b != NULL);
+    if (!b)
+        return;
+    size_t n = 0;
+    b[n++] = 0xFF;
+    b[n++] = 0xD8;
+    while (pad > 0) {
+        size_t seg = pad > 60000 ? 60000 : pad;
+        b[n++] = 0xFF;
+        b[n++] = 0xE2;
+        b[n++] = (unsigned char)((seg + 2) >> 8);
+        b[n++] = (unsigned char)(seg + 2);
+        memset(b + n, 'i', seg);
+        n += seg;
+        pad -= seg;
+    }
+    if (with_xmp) {
+        size_t seg = 2 + sizeof(sig) + strlen(pkt);
+        b[n++] = 0xFF;
+        b[n++] = 0xE1;
+        b[n++] = (unsigned char)(seg >> 8);
+        b[n++] = (unsigned char)seg;
+        memcpy(b + n, sig, sizeof(sig));
+        n += sizeof(sig);
+        memcpy(b + n, pkt, strlen(pkt));
+        n += strlen(pkt);
+    }
+    b[n++] = 0xFF;
+    b[n++] = 0xDA;
+    memset(b + n, 0x55, tail);
+    n += tail;
+    struct sb_err err;
+    CHECK_EQ_INT(SB_OK, sb_write_file_atomic(path, b, n, &err));
+    free(b);
+}
+
+static void test_embedded_far(void)
+{
+    char dir[1200], photo[1400];
+    snprintf(dir, sizeof(dir), "%s/xmp_far", tmp_dir);
+    struct sb_err err;
+    CHECK_EQ_INT(SB_OK, sb_mkdirs(dir, &err));
+    snprintf(photo, sizeof(photo), "%s/IMG_far.jpg", dir);
+    /* pad: XMP in the first 64 KB, right across its end, past it, near the 1 MB head's end */
+    const size_t pads[] = { 0, 65000, 65536 - 20, 130000, 900000 };
+    for (size_t i = 0; i < sizeof(pads) / sizeof(pads[0]); i++) {
+        write_jpeg_xmp(photo, pads[i], 2u << 20, true);
+        struct xmp_data x;
+        memset(&x, 0, sizeof(x));
+        sb_err_clear(&err);
+        CHECK_EQ_INT(SB_OK, xmp_read_photo(photo, &x, &err));
+        CHECK(has_kw(&x, "far"));
+        xmp_data_release(&x);
+    }
+    /* no XMP: none, whether the segments end early or late */
+    for (int i = 0; i < 2; i++) {
+        write_jpeg_xmp(photo, i ? 200000 : 100, 2u << 20, false);
+        struct xmp_data x;
+        memset(&x, 0, sizeof(x));
+        CHECK_EQ_INT(SB_ENOENT, xmp_read_photo(photo, &x, &err));
+        xmp_data_release(&x);
+    }
+    /* beyond the 1 MB head: not read, as before */
+    write_jpeg_xmp(photo, 1100000, 1000, true);
+    struct xmp_data x;
+    memset(&x, 0, sizeof(x));
+    CHECK_EQ_INT(SB_ENOENT, xmp_read_photo(photo, &x, &err));
+    xmp_data_release(&x);
+    unlink(photo);
+}
+
 static void test_merge(void)
 {
     size_t len;
@@ -472,6 +555,7 @@ int main(void)
     test_parse_fixtures();
     test_hostile();
     test_embedded();
+    test_embedded_far();
     test_merge();
     test_write();
     test_tags_reference();

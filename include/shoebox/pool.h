@@ -25,6 +25,10 @@ void sb_pool_wait(struct sb_pool *pool);
  * returns when all are done. The caller's chunk has worker index sb_pool_size(pool).
  * pool NULL runs everything on the caller with worker 0. */
 void sb_pool_for(struct sb_pool *pool, size_t n, size_t grain, sb_range_fn fn, void *arg);
+/* Like sb_pool_for, but the pool's threads and the caller take the items one at a time as
+ * they get free (fn sees ranges of one item), in order: for items that each take long and
+ * not always alike (photos), so that no thread idles while another still has a queue. */
+void sb_pool_for_each(struct sb_pool *pool, size_t n, sb_range_fn fn, void *arg);
 
 /* Number of online CPUs (at least 1). */
 int sb_cpu_count(void);

@@ -5,6 +5,7 @@
 #include "shoebox/err.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,6 +208,71 @@ void sb_pool_for(struct sb_pool *pool, size_t n, size_t grain, sb_range_fn fn, v
     (void)submitted;
     pthread_mutex_destroy(&mu);
     pthread_cond_destroy(&done);
+}
+
+struct each_job {
+    sb_range_fn fn;
+    void *arg;
+    size_t n;
+    atomic_size_t next; /* the next item nobody has taken */
+    pthread_mutex_t mu; /* guards left */
+    pthread_cond_t done;
+    int left; /* pool tasks still running */
+};
+
+static void each_run(struct each_job *j, int worker)
+{
+    for (;;) {
+        size_t i = atomic_fetch_add(&j->next, 1);
+        if (i >= j->n)
+            return;
+        j->fn(j->arg, i, i + 1, worker);
+    }
+}
+
+static void each_task(void *p, int worker)
+{
+    struct each_job *j = p;
+    each_run(j, worker);
+    pthread_mutex_lock(&j->mu);
+    if (--j->left == 0)
+        pthread_cond_signal(&j->done);
+    pthread_mutex_unlock(&j->mu);
+}
+
+void sb_pool_for_each(struct sb_pool *pool, size_t n, sb_range_fn fn, void *arg)
+{
+    if (n == 0)
+        return;
+    if (!pool || n == 1) {
+        for (size_t i = 0; i < n; i++)
+            fn(arg, i, i + 1, pool ? pool->n : 0);
+        return;
+    }
+    struct each_job j = { .fn = fn, .arg = arg, .n = n };
+    atomic_init(&j.next, 0);
+    pthread_mutex_init(&j.mu, NULL);
+    pthread_cond_init(&j.done, NULL);
+    /* no more helpers than items beyond the caller's first */
+    size_t helpers = (size_t)pool->n < n - 1 ? (size_t)pool->n : n - 1;
+    for (size_t i = 0; i < helpers; i++) {
+        pthread_mutex_lock(&j.mu);
+        j.left++;
+        pthread_mutex_unlock(&j.mu);
+        if (sb_pool_submit(pool, each_task, &j, NULL) != SB_OK) {
+            pthread_mutex_lock(&j.mu); /* out of memory: fewer helpers */
+            j.left--;
+            pthread_mutex_unlock(&j.mu);
+            break;
+        }
+    }
+    each_run(&j, pool->n);
+    pthread_mutex_lock(&j.mu);
+    while (j.left > 0)
+        pthread_cond_wait(&j.done, &j.mu);
+    pthread_mutex_unlock(&j.mu);
+    pthread_mutex_destroy(&j.mu);
+    pthread_cond_destroy(&j.done);
 }
 
 int sb_cpu_count(void)

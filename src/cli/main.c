@@ -90,7 +90,8 @@ struct sb_pool *cli_pool(struct cli_ctx *ctx)
     if (ctx->pool)
         return ctx->pool;
     struct sb_err err;
-    /* the calling thread works too (sb_pool_for), so threads - 1 workers use every core */
+    /* the calling thread works too (sb_pool_for, sb_pool_for_each), so threads - 1 workers use
+     * every core */
     int n = ctx->threads > 1 ? ctx->threads - 1 : 1;
     if (sb_pool_new(n, &ctx->pool, &err) != SB_OK) {
         cli_error("%s", err.msg);

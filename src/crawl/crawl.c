@@ -61,11 +61,15 @@ static void hash_to_bytes(XXH128_hash_t h, unsigned char out[16])
     }
 }
 
+/* Bytes per read(2) while hashing: small enough that each piece is still in the L2 cache
+ * when XXH3 reads it (measured on 3 MB JPEGs: 1 MB pieces cost 1.6 ms per file, 128 KB 0.9). */
+enum { HASH_CHUNK = 128 << 10 };
+
 /* Reads the first bytes into head (for sniffing) while hashing the whole file. */
 static int hash_fd(int fd, const char *path, unsigned char *head, size_t head_cap, size_t *head_len,
                    unsigned char hash[16], int64_t *size, struct sb_err *err)
 {
-    enum { CHUNK = 1 << 20 };
+    enum { CHUNK = HASH_CHUNK };
     unsigned char *buf = malloc(CHUNK);
     XXH3_state_t *state = XXH3_createState();
     int rc = SB_OK;
@@ -118,14 +122,88 @@ int crawl_hash_file(const char *path, unsigned char hash[16], int64_t *size, str
     return rc;
 }
 
+/* Reads the whole file (at most max bytes) into *out and hashes it on the way, one cache-warm
+ * piece at a time, instead of hashing the buffer again after read(2) filled it. */
+static int read_hash_fd(int fd, const char *path, size_t max, unsigned char **out, size_t *len,
+                        unsigned char hash[16], struct sb_err *err)
+{
+    int rc = SB_OK;
+    unsigned char *buf = NULL;
+    XXH3_state_t *state = NULL;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        rc = sb_fail(err, sb_code_from_errno(e), "stat '%s': %s", path, strerror(e));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = sb_fail(err, SB_EINVAL, "read '%s': not a regular file", path);
+        goto out;
+    }
+    if ((uint64_t)st.st_size > max) {
+        rc = sb_fail(err, SB_ETOOBIG, "read '%s': %lld bytes is over the limit of %zu", path,
+                     (long long)st.st_size, max);
+        goto out;
+    }
+    size_t want = (size_t)st.st_size;
+    buf = malloc(want + 1);
+    state = XXH3_createState();
+    if (!buf || !state) {
+        rc = sb_fail(err, SB_ENOMEM, "read '%s': out of memory", path);
+        goto out;
+    }
+    XXH3_128bits_reset(state);
+    size_t got = 0;
+    while (got < want) {
+        size_t ask = want - got < HASH_CHUNK ? want - got : HASH_CHUNK;
+        ssize_t n = read(fd, buf + got, ask);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            rc = sb_fail(err, sb_code_from_errno(e), "read '%s': %s", path, strerror(e));
+            goto out;
+        }
+        if (n == 0)
+            break; /* the file shrank under us: the hash will tell */
+        XXH3_128bits_update(state, buf + got, (size_t)n);
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    hash_to_bytes(XXH3_128bits_digest(state), hash);
+    *out = buf;
+    *len = got;
+    buf = NULL;
+out:
+    XXH3_freeState(state);
+    free(buf);
+    return rc;
+}
+
+static int read_hash_file(const char *path, size_t max, unsigned char **out, size_t *len,
+                          unsigned char hash[16], struct sb_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        int e = errno;
+        return sb_fail(err, sb_code_from_errno(e), "open '%s': %s", path, strerror(e));
+    }
+    int rc = read_hash_fd(fd, path, max, out, len, hash, err);
+    close(fd);
+    return rc;
+}
+
 enum hash_outcome { HASH_OK, HASH_FAILED, HASH_IGNORED, HASH_GONE };
 
 struct hash_item {
     const struct catalog_file *file;
+    size_t keep_max; /* > 0: keep the bytes read (a file of at most this size) in buf */
     enum hash_outcome outcome;
     unsigned char hash[16];
     int64_t size;
     enum image_format format;
+    unsigned char *buf; /* the whole file, as hashed; NULL when not kept */
+    size_t len;
     struct sb_err err;
 };
 
@@ -172,6 +250,37 @@ static void hash_one(struct hash_item *it)
         }
         goto out;
     }
+    struct stat st;
+    if (it->keep_max && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+        (uint64_t)st.st_size <= it->keep_max) {
+        /* read it whole for the work stage, which then needs no second read */
+        int rc = read_hash_fd(fd, path, it->keep_max, &it->buf, &it->len, it->hash, &it->err);
+        if (rc != SB_OK && rc != SB_ETOOBIG) {
+            it->outcome = HASH_FAILED;
+            goto out;
+        }
+        unsigned char more;
+        ssize_t m = 1;
+        while (rc == SB_OK && (m = read(fd, &more, 1)) < 0 && errno == EINTR)
+            ;
+        if (rc == SB_OK && m == 0 && it->len == (size_t)st.st_size) {
+            it->size = (int64_t)it->len;
+            it->outcome = HASH_OK;
+            goto out;
+        }
+        /* grown (past the budget too: ETOOBIG) or shrunk while read: hash it all again, as
+         * a file that is not kept */
+        sb_err_clear(&it->err);
+        free(it->buf);
+        it->buf = NULL;
+        it->len = 0;
+        if (lseek(fd, 0, SEEK_SET) != 0) {
+            int e = errno;
+            it->outcome = HASH_FAILED;
+            sb_fail(&it->err, sb_code_from_errno(e), "seek: %s", strerror(e));
+            goto out;
+        }
+    }
     if (hash_fd(fd, path, NULL, 0, NULL, it->hash, &it->size, &it->err) != SB_OK) {
         it->outcome = HASH_FAILED;
         goto out;
@@ -209,6 +318,8 @@ struct plugin_result {
 
 struct work_item {
     const struct catalog_work *w;
+    unsigned char *buf; /* the file as hashed, when the hash stage kept it; work_one frees it */
+    size_t len;
     /* results */
     bool changed; /* the file's content is no longer what was hashed */
     struct photo_meta meta;
@@ -335,10 +446,18 @@ static void work_one(const struct work_batch *b, struct work_item *it, int worke
     sb_err_clear(&err);
     photo_meta_init(&it->meta);
 
-    int rc = sb_read_file(w->path, MAX_FILE_BYTES, &buf, &len, &err);
+    unsigned char h[16];
+    int rc = SB_OK;
+    if (it->buf) {
+        /* the bytes the hash was made of: no second read, and nothing to compare */
+        buf = it->buf;
+        len = it->len;
+        it->buf = NULL;
+        memcpy(h, w->hash, 16);
+    } else {
+        rc = read_hash_file(w->path, MAX_FILE_BYTES, &buf, &len, h, &err);
+    }
     if (!rc) {
-        unsigned char h[16];
-        hash_to_bytes(XXH3_128bits(buf, len), h);
         if (memcmp(h, w->hash, 16) != 0) {
             it->changed = true; /* rewritten since it was hashed: rescan it */
             goto out;
@@ -434,14 +553,36 @@ out:
     image_free(img);
 }
 
-static void work_range(void *arg, size_t begin, size_t end, int worker)
+struct work_and_hash {
+    struct work_batch *b;
+    size_t nwork;
+    struct hash_item *hash; /* items nwork.. of the range: the next batch to hash */
+};
+
+static void work_hash_range(void *arg, size_t begin, size_t end, int worker)
 {
-    struct work_batch *b = arg;
-    for (size_t i = begin; i < end; i++)
-        work_one(b, &b->items[i], worker);
+    struct work_and_hash *wh = arg;
+    for (size_t i = begin; i < end; i++) {
+        if (i < wh->nwork)
+            work_one(wh->b, &wh->b->items[i], worker);
+        else
+            hash_one(&wh->hash[i - wh->nwork]);
+    }
 }
 
 /* ---- the index run ---------------------------------------------------------------------- */
+
+struct kept_file {
+    unsigned char hash[16];
+    unsigned char *buf;
+    size_t len;
+};
+
+struct hash_batch {
+    struct catalog_file *files;
+    struct hash_item *items;
+    size_t n;
+};
 
 struct run {
     struct catalog *cat;
@@ -453,27 +594,70 @@ struct run {
     char embed_stage[160];
     int64_t model_id;
     int64_t total_hash, total_work, done_work, hash_failed;
+    /* the bytes of the last hash batch's new photos, which the next work batch takes */
+    struct kept_file *kept;
+    size_t nkept;
+    /* the next hash batch, hashed alongside a work batch (its items keep a thread busy that
+     * would otherwise wait for the other one's last photo) */
+    struct hash_batch next;
+    bool next_hashed;
 };
 
-static int run_hash_batch(struct run *r, bool *any, struct sb_err *err)
+/* At most this many bytes of files are kept between hashing and the work on them (a batch of
+ * 64 phone photos is about 200 MB); files past it are read again by the work stage. */
+#define KEEP_BUDGET ((size_t)256 << 20)
+
+static void kept_release(struct run *r)
 {
-    struct catalog_file *files = NULL;
-    size_t n = 0;
-    int rc = catalog_files_pending(r->cat, r->p->batch, &files, &n, err);
+    for (size_t i = 0; i < r->nkept; i++)
+        free(r->kept[i].buf);
+    free(r->kept);
+    r->kept = NULL;
+    r->nkept = 0;
+}
+
+static void hash_batch_free(struct hash_batch *hb)
+{
+    for (size_t i = 0; i < hb->n; i++)
+        free(hb->items[i].buf);
+    free(hb->items);
+    catalog_files_free(hb->files, hb->n);
+    memset(hb, 0, sizeof(*hb));
+}
+
+/* The next files to hash, each with its share of the keep budget; nothing read yet. */
+static int hash_batch_prepare(struct run *r, struct hash_batch *hb, struct sb_err *err)
+{
+    memset(hb, 0, sizeof(*hb));
+    int rc = catalog_files_pending(r->cat, r->p->batch, &hb->files, &hb->n, err);
     if (rc)
         return rc;
-    *any = n > 0;
-    struct hash_item *items = calloc(n ? n : 1, sizeof(*items));
-    if (!items) {
-        catalog_files_free(files, n);
+    hb->items = calloc(hb->n ? hb->n : 1, sizeof(*hb->items));
+    if (!hb->items) {
+        hash_batch_free(hb);
         return sb_fail(err, SB_ENOMEM, "index: out of memory");
     }
-    for (size_t i = 0; i < n; i++)
-        items[i].file = &files[i];
-    sb_pool_for(r->p->pool, n, 1, hash_range, items);
-    rc = catalog_begin(r->cat, err);
+    size_t budget = KEEP_BUDGET;
+    for (size_t i = 0; i < hb->n; i++) {
+        hb->items[i].file = &hb->files[i];
+        size_t sz = hb->files[i].st.size > 0 ? (size_t)hb->files[i].st.size : 0;
+        if (sz > 0 && sz <= budget && sz <= MAX_FILE_BYTES) {
+            hb->items[i].keep_max = sz; /* as scanned: a file that grew since is not kept */
+            budget -= sz;
+        }
+    }
+    return SB_OK;
+}
+
+/* Stores a hashed batch in one transaction; its new photos' bytes become r->kept. */
+static int hash_batch_commit(struct run *r, struct hash_batch *hb, struct sb_err *err)
+{
+    size_t n = hb->n;
+    kept_release(r);
+    r->kept = calloc(n ? n : 1, sizeof(*r->kept));
+    int rc = catalog_begin(r->cat, err);
     for (size_t i = 0; i < n && !rc; i++) {
-        struct hash_item *it = &items[i];
+        struct hash_item *it = &hb->items[i];
         switch (it->outcome) {
         case HASH_OK:
             r->st->hashed++;
@@ -484,6 +668,14 @@ static int run_hash_batch(struct run *r, bool *any, struct sb_err *err)
                                         err);
             if (created)
                 r->st->new_photos++;
+            if (created && it->buf && r->kept) {
+                /* a new photo: its work comes next, from these bytes */
+                struct kept_file *k = &r->kept[r->nkept++];
+                memcpy(k->hash, it->hash, 16);
+                k->buf = it->buf;
+                k->len = it->len;
+                it->buf = NULL;
+            }
             break;
         case HASH_FAILED:
             r->st->failed++;
@@ -505,9 +697,27 @@ static int run_hash_batch(struct run *r, bool *any, struct sb_err *err)
         rc = catalog_commit(r->cat, err);
     else
         catalog_rollback(r->cat);
-    free(items);
-    catalog_files_free(files, n);
+    hash_batch_free(hb);
     return rc;
+}
+
+/* Hashes and stores the next batch of pending files: the one the last work batch hashed on
+ * the side, else a new one. */
+static int run_hash_batch(struct run *r, bool *any, struct sb_err *err)
+{
+    struct hash_batch hb;
+    if (r->next_hashed) {
+        hb = r->next;
+        memset(&r->next, 0, sizeof(r->next));
+        r->next_hashed = false;
+    } else {
+        int rc = hash_batch_prepare(r, &hb, err);
+        if (rc)
+            return rc;
+        sb_pool_for_each(r->p->pool, hb.n, hash_range, hb.items);
+    }
+    *any = hb.n > 0;
+    return hash_batch_commit(r, &hb, err);
 }
 
 static int store_work(struct run *r, struct work_item *it, const float *vec, struct sb_err *err)
@@ -646,10 +856,34 @@ static int run_work_batch(struct run *r, int64_t *after, bool *any, struct sb_er
         catalog_work_free(works, n);
         return sb_fail(err, SB_ENOMEM, "index: out of memory");
     }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         items[i].w = &works[i];
+        for (size_t k = 0; k < r->nkept; k++) {
+            if (r->kept[k].buf && memcmp(r->kept[k].hash, works[i].hash, 16) == 0) {
+                items[i].buf = r->kept[k].buf;
+                items[i].len = r->kept[k].len;
+                r->kept[k].buf = NULL;
+                break;
+            }
+        }
+    }
+    kept_release(r); /* what this batch did not take is read again when its turn comes */
+    /* the next files to hash go after the photos: the thread that takes the last photo is
+     * not left alone with it while the other waits */
+    struct hash_batch *next = &r->next;
+    rc = hash_batch_prepare(r, next, err);
+    if (rc) {
+        free(items);
+        catalog_work_free(works, n);
+        return rc;
+    }
     struct work_batch b = { r->p, &r->bits, catalog_thumb_dir(r->cat), items };
-    sb_pool_for(r->p->pool, n, 1, work_range, &b);
+    struct work_and_hash wh = { &b, n, next->items };
+    sb_pool_for_each(r->p->pool, n + next->n, work_hash_range, &wh);
+    /* an empty one is asked again after this batch is stored (which can touch files) */
+    r->next_hashed = next->n > 0;
+    if (!r->next_hashed)
+        hash_batch_free(next);
     float *vecs = embed_batch(r, items, n);
     rc = catalog_begin(r->cat, err);
     for (size_t i = 0; i < n && !rc; i++) {
@@ -666,6 +900,7 @@ static int run_work_batch(struct run *r, int64_t *after, bool *any, struct sb_er
     else
         catalog_rollback(r->cat);
     for (size_t i = 0; i < n; i++) {
+        free(items[i].buf); /* kept bytes work_one had no use for */
         free(items[i].pixels);
         free_plugin_results(r->p, &items[i]);
     }
@@ -762,6 +997,8 @@ int crawl_index(struct catalog *cat, const struct crawl_params *p, struct crawl_
         int64_t total = r.total_hash + r.total_work;
         sb_progress_update(p->progress, "index", done, total > done ? total : done);
     }
+    kept_release(&r);
+    hash_batch_free(&r.next); /* hashed but not stored: done again next time */
     if (!rc && stats->stopped)
         rc = sb_fail(err, SB_ECANCELED, "index: stopped");
     return rc;

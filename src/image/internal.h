@@ -68,9 +68,9 @@ void img_orient_px(unsigned char *dst, size_t dstride, const unsigned char *src,
 /* image_thumbnail's size for w x h and a long edge of at most px (never larger than w x h). */
 void img_thumb_size(int w, int h, int px, int *tw, int *th);
 
-/* Tests: 0 makes image_resize_fast() use its scalar code (the same bytes), 1 (the default)
- * its SIMD code where the CPU has it. */
-void img_resize_fast_set_simd(int on);
+/* Tests: which code image_resize_fast() and img_resize_fast_plane() use, all giving the same
+ * bytes: 0 scalar, 1 SSE2/SSSE3, 2 (the default) AVX2 too; each only where the CPU has it. */
+void img_resize_fast_set_simd(int level);
 
 /* One axis of img_resize_fast_plane: in samples to out samples; output sample i is centred
  * at (i + 0.5 - shift) * step input samples when step > 0, else at (i + 0.5) * in / out (PIL's

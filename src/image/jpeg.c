@@ -5,6 +5,7 @@
 #include "shoebox/err.h"
 #include "shoebox/util.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <turbojpeg.h>
@@ -330,8 +331,9 @@ static int plane_thumb(tjhandle ch, const struct planes *src, int orientation, i
     struct planes st = { 0 };
     int swap = orientation >= 5 && orientation <= 8, flip = flipped_axes(orientation);
     int rc = SB_OK;
+    bool turn = orientation >= 2 && orientation <= 8; /* else st is already upright */
     if (!planes_alloc(&st, tw, th, TJSAMP_420) ||
-        !planes_alloc(up, swap ? th : tw, swap ? tw : th, TJSAMP_420)) {
+        (turn && !planes_alloc(up, swap ? th : tw, swap ? tw : th, TJSAMP_420))) {
         rc = sb_fail(err, SB_ENOMEM, "thumbnail '%s': out of memory", img_label(name));
         goto out;
     }
@@ -353,8 +355,13 @@ static int plane_thumb(tjhandle ch, const struct planes *src, int orientation, i
             rc = sb_fail(err, SB_ENOMEM, "thumbnail '%s': out of memory", img_label(name));
             goto out;
         }
-        img_orient_px(up->p[i], (size_t)up->pw[i], st.p[i], (size_t)st.pw[i], x.out, y.out, 1,
-                      orientation);
+        if (turn)
+            img_orient_px(up->p[i], (size_t)up->pw[i], st.p[i], (size_t)st.pw[i], x.out, y.out, 1,
+                          orientation);
+    }
+    if (!turn) {
+        *up = st; /* the planes themselves: no copy */
+        memset(&st, 0, sizeof(st));
     }
     pad_luma(up);
     unsigned char *jpeg = NULL;

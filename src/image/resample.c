@@ -269,12 +269,20 @@ out:
 #include <immintrin.h>
 #endif
 
-static int fast_simd = 1;
+/* 0: scalar, 1: SSE2/SSSE3, 2: AVX2 too (each only where the CPU has it) */
+static int fast_simd = 2;
 
-void img_resize_fast_set_simd(int on)
+void img_resize_fast_set_simd(int level)
 {
-    fast_simd = on;
+    fast_simd = level < 0 ? 0 : level > 2 ? 2 : level;
 }
+
+#ifdef SB_FAST_X86
+static bool use_avx2(void)
+{
+    return fast_simd >= 2 && __builtin_cpu_supports("avx2");
+}
+#endif
 
 static unsigned char clip_fast(int32_t s)
 {
@@ -292,12 +300,60 @@ static int coeffs_fit16(const struct coeffs *c, int out_size)
     return 1;
 }
 
-/* out[i] = sum over t < n of rows[t][i] * k[t], for nbytes bytes. */
+/* The weights of taps 2j and 2j + 1 as the two 16-bit halves of kpair[j] (0 past the last
+ * tap), the operand pmaddwd multiplies a pair of rows with. */
+static void pair_weights(int32_t *kpair, const int32_t *k, int n)
+{
+    for (int t = 0; t < n; t += 2) {
+        uint32_t k1 = t + 1 < n ? (uint16_t)k[t + 1] : 0;
+        kpair[t / 2] = (int32_t)((uint16_t)k[t] | k1 << 16);
+    }
+}
+
+#ifdef SB_FAST_X86
+/* fast_v_row's 32 bytes at a time (AVX2): as the SSE2 code, each 128-bit lane on its own
+ * (the unpacks and packs stay within lanes, so the bytes come back in order). Returns how
+ * many bytes it did. */
+__attribute__((target("avx2"))) static size_t fast_v_row_avx2(unsigned char *out, size_t nbytes,
+                                                              const unsigned char *const *rows,
+                                                              const int32_t *kpair, int n)
+{
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i bias = _mm256_set1_epi32(1 << (FAST_BITS - 1));
+    size_t i = 0;
+    for (; i + 32 <= nbytes; i += 32) {
+        __m256i a0 = bias, a1 = bias, a2 = bias, a3 = bias;
+        for (int t = 0; t < n; t += 2) {
+            __m256i r0 = _mm256_loadu_si256((const __m256i *)(const void *)(rows[t] + i));
+            __m256i r1 = t + 1 < n
+                             ? _mm256_loadu_si256((const __m256i *)(const void *)(rows[t + 1] + i))
+                             : zero;
+            __m256i kw = _mm256_set1_epi32(kpair[t / 2]);
+            __m256i lo = _mm256_unpacklo_epi8(r0, r1), hi = _mm256_unpackhi_epi8(r0, r1);
+            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_unpacklo_epi8(lo, zero), kw));
+            a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_unpackhi_epi8(lo, zero), kw));
+            a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(_mm256_unpacklo_epi8(hi, zero), kw));
+            a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(_mm256_unpackhi_epi8(hi, zero), kw));
+        }
+        a0 = _mm256_srai_epi32(a0, FAST_BITS);
+        a1 = _mm256_srai_epi32(a1, FAST_BITS);
+        a2 = _mm256_srai_epi32(a2, FAST_BITS);
+        a3 = _mm256_srai_epi32(a3, FAST_BITS);
+        __m256i p = _mm256_packus_epi16(_mm256_packs_epi32(a0, a1), _mm256_packs_epi32(a2, a3));
+        _mm256_storeu_si256((__m256i *)(void *)(out + i), p);
+    }
+    return i;
+}
+#endif
+
+/* out[i] = sum over t < n of rows[t][i] * k[t], for nbytes bytes; kpair: pair_weights(k). */
 static void fast_v_row(unsigned char *out, size_t nbytes, const unsigned char *const *rows,
-                       const int32_t *k, int n)
+                       const int32_t *k, const int32_t *kpair, int n)
 {
     size_t i = 0;
 #ifdef SB_FAST_X86
+    if (use_avx2())
+        i = fast_v_row_avx2(out, nbytes, rows, kpair, n);
     if (fast_simd) {
         const __m128i zero = _mm_setzero_si128();
         const __m128i bias = _mm_set1_epi32(1 << (FAST_BITS - 1));
@@ -307,13 +363,10 @@ static void fast_v_row(unsigned char *out, size_t nbytes, const unsigned char *c
                 /* two rows interleaved byte by byte, widened to 16 bits: pmaddwd then adds
                  * row_t[j] * k[t] + row_t+1[j] * k[t + 1] in each 32-bit lane */
                 __m128i r0 = _mm_loadu_si128((const __m128i *)(const void *)(rows[t] + i));
-                __m128i r1 = zero;
-                uint32_t k1 = 0;
-                if (t + 1 < n) {
-                    r1 = _mm_loadu_si128((const __m128i *)(const void *)(rows[t + 1] + i));
-                    k1 = (uint16_t)k[t + 1];
-                }
-                __m128i kw = _mm_set1_epi32((int32_t)((uint16_t)k[t] | k1 << 16));
+                __m128i r1 = t + 1 < n
+                                 ? _mm_loadu_si128((const __m128i *)(const void *)(rows[t + 1] + i))
+                                 : zero;
+                __m128i kw = _mm_set1_epi32(kpair[t / 2]);
                 __m128i lo = _mm_unpacklo_epi8(r0, r1), hi = _mm_unpackhi_epi8(r0, r1);
                 a0 = _mm_add_epi32(a0, _mm_madd_epi16(_mm_unpacklo_epi8(lo, zero), kw));
                 a1 = _mm_add_epi32(a1, _mm_madd_epi16(_mm_unpackhi_epi8(lo, zero), kw));
@@ -329,6 +382,8 @@ static void fast_v_row(unsigned char *out, size_t nbytes, const unsigned char *c
             _mm_storeu_si128((__m128i *)(void *)(out + i), p);
         }
     }
+#else
+    (void)kpair;
 #endif
     for (; i < nbytes; i++) {
         int32_t s = 1 << (FAST_BITS - 1);
@@ -386,6 +441,51 @@ __attribute__((target("ssse3"))) static void fast_h_row_ssse3(unsigned char *out
     }
 }
 
+/* fast_h_row_gray with AVX2: eight output pixels at a time, xx + j in the low 128-bit lane
+ * and xx + 4 + j in the high one (the bytes at their xmin + 8v, widened with vpmovzxbw,
+ * times their weights); three rounds of phaddd then leave the eight sums in order. */
+__attribute__((target("avx2"), always_inline)) static inline __m256i
+gray_taps2(const unsigned char *src, const struct coeffs *c, const int16_t *kp, int vecs, int xa,
+           int xb)
+{
+    const unsigned char *pa = src + c->bounds[xa * 2], *pb = src + c->bounds[xb * 2];
+    const int16_t *ka = kp + (size_t)xa * (size_t)vecs * 8,
+                  *kb = kp + (size_t)xb * (size_t)vecs * 8;
+    int n = c->bounds[xa * 2 + 1] > c->bounds[xb * 2 + 1] ? c->bounds[xa * 2 + 1]
+                                                          : c->bounds[xb * 2 + 1];
+    __m256i acc = _mm256_setzero_si256();
+    for (int j = 0; 8 * j < n; j++) {
+        __m128i px =
+            _mm_unpacklo_epi64(_mm_loadl_epi64((const __m128i *)(const void *)(pa + 8 * j)),
+                               _mm_loadl_epi64((const __m128i *)(const void *)(pb + 8 * j)));
+        __m256i kw = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(ka + 8 * j))),
+            _mm_loadu_si128((const __m128i *)(const void *)(kb + 8 * j)), 1);
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_cvtepu8_epi16(px), kw));
+    }
+    return acc;
+}
+
+__attribute__((target("avx2"))) static int fast_h_row_gray_avx2(unsigned char *out, int out_w,
+                                                                const unsigned char *src,
+                                                                const struct coeffs *c,
+                                                                const int16_t *kp, int vecs)
+{
+    const __m256i bias = _mm256_set1_epi32(1 << (FAST_BITS - 1));
+    int xx = 0;
+    for (; xx + 8 <= out_w; xx += 8) {
+        __m256i a0 = gray_taps2(src, c, kp, vecs, xx, xx + 4);
+        __m256i a1 = gray_taps2(src, c, kp, vecs, xx + 1, xx + 5);
+        __m256i a2 = gray_taps2(src, c, kp, vecs, xx + 2, xx + 6);
+        __m256i a3 = gray_taps2(src, c, kp, vecs, xx + 3, xx + 7);
+        __m256i sum = _mm256_hadd_epi32(_mm256_hadd_epi32(a0, a1), _mm256_hadd_epi32(a2, a3));
+        sum = _mm256_srai_epi32(_mm256_add_epi32(sum, bias), FAST_BITS);
+        __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+        _mm_storel_epi64((__m128i *)(void *)(out + xx), _mm_packus_epi16(w, w));
+    }
+    return xx;
+}
+
 /* One channel (SSE2): 8 taps per pmaddwd on the bytes at xmin + 8j widened to 16 bits,
  * weights zero-padded to whole vectors of 8. Four output pixels at a time: their four
  * partial-sum vectors are transposed and added, then rounded and packed together. */
@@ -409,7 +509,7 @@ static void fast_h_row_gray(unsigned char *out, int out_w, const unsigned char *
                             const struct coeffs *c, const int16_t *kp, int vecs)
 {
     const __m128i bias = _mm_set1_epi32(1 << (FAST_BITS - 1));
-    int xx = 0;
+    int xx = use_avx2() ? fast_h_row_gray_avx2(out, out_w, src, c, kp, vecs) : 0;
     for (; xx + 4 <= out_w; xx += 4) {
         __m128i a0 = gray_taps(src, c, kp, vecs, xx), a1 = gray_taps(src, c, kp, vecs, xx + 1);
         __m128i a2 = gray_taps(src, c, kp, vecs, xx + 2), a3 = gray_taps(src, c, kp, vecs, xx + 3);
@@ -457,11 +557,20 @@ static int16_t *fast_h_weights(const struct coeffs *c, int out_w, int bpp, int *
 
 /* Horizontal pass over rows rows of src (sw -> dw pixels of bpp bytes, row strides sstride
  * and dstride bytes). Returns 0 on allocation failure. */
+/* How far past a row's end the SIMD loads of fast_h may read: up to the taps of a wider
+ * neighbour (AVX2 pairs pixels), in whole 8-byte loads. */
+static size_t fast_h_overrun(const struct coeffs *c)
+{
+    return (size_t)c->ksize + 32;
+}
+
+/* padded: src's rows may be read fast_h_overrun() bytes past their end (the next row, or
+ * readable padding after the last): no padded copy of each row is needed. */
 static int fast_h(unsigned char *dst, size_t dstride, int dw, const unsigned char *src,
-                  size_t sstride, int sw, int rows, int bpp, const struct coeffs *c)
+                  size_t sstride, int sw, int rows, int bpp, const struct coeffs *c, bool padded)
 {
     size_t in_bytes = (size_t)sw * (size_t)bpp;
-    unsigned char *row = calloc(in_bytes + 16, 1); /* padded copy: SIMD loads may overrun */
+    unsigned char *row = calloc(in_bytes + fast_h_overrun(c), 1); /* a padded copy */
     if (!row)
         return 0;
     int16_t *kp = NULL;
@@ -480,11 +589,15 @@ static int fast_h(unsigned char *dst, size_t dstride, int dw, const unsigned cha
         unsigned char *d = dst + (size_t)y * dstride;
 #ifdef SB_FAST_X86
         if (kp) {
-            memcpy(row, s, in_bytes);
+            const unsigned char *in = s;
+            if (!padded) {
+                memcpy(row, s, in_bytes);
+                in = row;
+            }
             if (bpp == 3)
-                fast_h_row_ssse3(d, dw, row, c, kp, vecs);
+                fast_h_row_ssse3(d, dw, in, c, kp, vecs);
             else
-                fast_h_row_gray(d, dw, row, c, kp, vecs);
+                fast_h_row_gray(d, dw, in, c, kp, vecs);
             continue;
         }
 #endif
@@ -514,6 +627,7 @@ int img_resize_fast_plane(const unsigned char *src, size_t sstride, unsigned cha
     struct coeffs cv = { 0 }, ch = { 0 };
     unsigned char *tmp = NULL;
     const unsigned char **rows = NULL;
+    int32_t *kpair = NULL;
     int rc = -1;
     if (do_y && !coeffs_init_at(&cv, y.in, y.out, y.step, y.shift, y.width, fl, FAST_BITS))
         goto out;
@@ -531,29 +645,36 @@ int img_resize_fast_plane(const unsigned char *src, size_t sstride, unsigned cha
         size_t vstride = dstride;
         if (do_x) {
             size_t n;
-            if (!sb_mul_size(in_bytes, (size_t)y.out, &n) || !(tmp = malloc(n)))
+            /* the horizontal pass reads this in place: readable (zeroed) bytes after it */
+            size_t pad = fast_h_overrun(&ch);
+            if (!sb_mul_size(in_bytes, (size_t)y.out, &n) || n > SIZE_MAX - pad ||
+                !(tmp = malloc(n + pad)))
                 goto out;
+            memset(tmp + n, 0, pad);
             vout = tmp;
             vstride = in_bytes;
         }
         rows = malloc((size_t)cv.ksize * sizeof(*rows));
-        if (!rows)
+        kpair = malloc(((size_t)cv.ksize + 1) / 2 * sizeof(*kpair));
+        if (!rows || !kpair)
             goto out;
         for (int yy = 0; yy < y.out; yy++) {
             int ymin = cv.bounds[yy * 2], n = cv.bounds[yy * 2 + 1];
+            const int32_t *k = cv.k + (size_t)yy * cv.ksize;
             for (int t = 0; t < n; t++)
                 rows[t] = src + (size_t)(ymin + t) * sstride;
-            fast_v_row(vout + (size_t)yy * vstride, in_bytes, rows, cv.k + (size_t)yy * cv.ksize,
-                       n);
+            pair_weights(kpair, k, n);
+            fast_v_row(vout + (size_t)yy * vstride, in_bytes, rows, k, kpair, n);
         }
         s = vout;
         s_stride = vstride;
     }
-    if (do_x && !fast_h(dst, dstride, x.out, s, s_stride, x.in, y.out, bpp, &ch))
+    if (do_x && !fast_h(dst, dstride, x.out, s, s_stride, x.in, y.out, bpp, &ch, s == tmp))
         goto out;
     rc = 0;
 out:
     free(rows);
+    free(kpair);
     free(tmp);
     coeffs_release(&cv);
     coeffs_release(&ch);

@@ -345,35 +345,52 @@ out:
 
 /* ---- embedded packets ----------------------------------------------------------------------- */
 
+enum jpeg_walk { WALK_FOUND, WALK_END, WALK_SHORT };
+
+/* Walks a JPEG's marker segments up to the scan (ITU T.81 B.1.1.4) looking for the XMP APP1
+ * segment. WALK_SHORT: buf ended before the walk did, so more bytes could still hold it. */
+static enum jpeg_walk jpeg_xmp_walk(const unsigned char *buf, size_t len, const unsigned char **pkt,
+                                    size_t *pkt_len)
+{
+    static const char sig[] = "http://ns.adobe.com/xap/1.0/"; /* + NUL: 29 bytes */
+    size_t i = 2;
+    while (i + 4 <= len) {
+        if (buf[i] != 0xFF)
+            return WALK_END;
+        unsigned m = buf[i + 1];
+        if (m == 0xD8 || (m >= 0xD0 && m <= 0xD7) || m == 0x01 || m == 0xFF) {
+            i += m == 0xFF ? 1 : 2;
+            continue;
+        }
+        if (m == 0xDA || m == 0xD9)
+            return WALK_END;
+        size_t seg = ((size_t)buf[i + 2] << 8) | buf[i + 3];
+        if (seg < 2)
+            return WALK_END;
+        if (i + 2 + seg > len)
+            return WALK_SHORT;
+        const unsigned char *p = buf + i + 4;
+        size_t n = seg - 2;
+        if (m == 0xE1 && n > sizeof(sig) && memcmp(p, sig, sizeof(sig)) == 0) {
+            *pkt = p + sizeof(sig);
+            *pkt_len = n - sizeof(sig);
+            return WALK_FOUND;
+        }
+        i += 2 + seg;
+    }
+    return WALK_SHORT;
+}
+
+static bool is_jpeg(const unsigned char *buf, size_t len)
+{
+    return len >= 4 && buf[0] == 0xFF && buf[1] == 0xD8;
+}
+
 bool xmp_find_embedded(const unsigned char *buf, size_t len, const unsigned char **pkt,
                        size_t *pkt_len)
 {
-    static const char sig[] = "http://ns.adobe.com/xap/1.0/"; /* + NUL: 29 bytes */
-    if (len >= 4 && buf[0] == 0xFF && buf[1] == 0xD8) {
-        /* JPEG: walk the marker segments up to the scan (ITU T.81 B.1.1.4) */
-        size_t i = 2;
-        while (i + 4 <= len && buf[i] == 0xFF) {
-            unsigned m = buf[i + 1];
-            if (m == 0xD8 || (m >= 0xD0 && m <= 0xD7) || m == 0x01 || m == 0xFF) {
-                i += m == 0xFF ? 1 : 2;
-                continue;
-            }
-            if (m == 0xDA || m == 0xD9)
-                break;
-            size_t seg = ((size_t)buf[i + 2] << 8) | buf[i + 3];
-            if (seg < 2 || i + 2 + seg > len)
-                break;
-            const unsigned char *p = buf + i + 4;
-            size_t n = seg - 2;
-            if (m == 0xE1 && n > sizeof(sig) && memcmp(p, sig, sizeof(sig)) == 0) {
-                *pkt = p + sizeof(sig);
-                *pkt_len = n - sizeof(sig);
-                return true;
-            }
-            i += 2 + seg;
-        }
-        return false;
-    }
+    if (is_jpeg(buf, len))
+        return jpeg_xmp_walk(buf, len, pkt, pkt_len) == WALK_FOUND;
     const unsigned char *a = find_bytes(buf, len, "<x:xmpmeta");
     if (!a)
         return false;
@@ -448,8 +465,10 @@ int xmp_sidecar_path(const char *photo_path, char **out, struct sb_err *err)
     return sidecar_lookup(photo_path, true, out, err);
 }
 
-/* The first bytes of a file: where JPEG APP1 and most formats keep their XMP. */
-enum { HEAD_BYTES = 1 << 20 };
+/* The first bytes of a file: where JPEG APP1 and most formats keep their XMP. A JPEG is read
+ * only as far as its segments before the scan go (usually within the first 64 KB), not the
+ * whole megabyte: xmp_find_embedded gives the same answer on either. */
+enum { HEAD_BYTES = 1 << 20, JPEG_HEAD_BYTES = 64 << 10 };
 
 static int read_head(const char *path, unsigned char **out, size_t *len, struct sb_err *err)
 {
@@ -459,24 +478,32 @@ static int read_head(const char *path, unsigned char **out, size_t *len, struct 
         return sb_fail(err, sb_code_from_errno(e), "open '%s': %s", path, strerror(e));
     }
     unsigned char *buf = malloc(HEAD_BYTES);
-    size_t n = 0;
+    size_t n = 0, want = JPEG_HEAD_BYTES;
     int rc = SB_OK;
     if (!buf) {
         rc = sb_fail(err, SB_ENOMEM, "xmp: out of memory");
         goto out;
     }
-    while (n < HEAD_BYTES) {
-        ssize_t r = read(fd, buf + n, HEAD_BYTES - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            int e = errno;
-            rc = sb_fail(err, sb_code_from_errno(e), "read '%s': %s", path, strerror(e));
-            goto out;
+    for (;;) {
+        while (n < want) {
+            ssize_t r = read(fd, buf + n, want - n);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0) {
+                int e = errno;
+                rc = sb_fail(err, sb_code_from_errno(e), "read '%s': %s", path, strerror(e));
+                goto out;
+            }
+            if (r == 0)
+                break;
+            n += (size_t)r;
         }
-        if (r == 0)
-            break;
-        n += (size_t)r;
+        const unsigned char *pkt;
+        size_t plen;
+        if (n < want || want == HEAD_BYTES ||
+            (is_jpeg(buf, n) && jpeg_xmp_walk(buf, n, &pkt, &plen) != WALK_SHORT))
+            break; /* the whole file, the whole head, or all a JPEG's segments */
+        want = HEAD_BYTES;
     }
     *out = buf;
     *len = n;
