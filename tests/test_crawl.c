@@ -12,6 +12,7 @@
 
 #include "../src/crawl/internal.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -307,6 +308,117 @@ static void test_index_grown(void)
     catalog_close(cat);
 }
 
+/* A file rewritten without pause while it is indexed (a sync client or a tethered camera
+ * writing it): with nothing kept from hashing, the work stage reads the file again and finds
+ * other bytes than those hashed. The run must end: the file is hashed again once, and when it
+ * has changed again its photo's stages fail for this run with an error that says so. (Whether
+ * a run sees the file change twice depends on timing: then it must fail that way; otherwise a
+ * read matched its hash and the photo is done.) */
+struct rewriter {
+    const char *path;
+    const unsigned char *jpeg;
+    size_t len;
+    atomic_bool stop;
+    int writes;
+};
+
+static void *rewrite_loop(void *arg)
+{
+    struct rewriter *w = arg;
+    unsigned char *buf = malloc(w->len + 32);
+    if (!buf)
+        return NULL;
+    memcpy(buf, w->jpeg, w->len);
+    char tmp[1024];
+    snprintf(tmp, sizeof(tmp), "%s.part", w->path); /* not an image name: never indexed */
+    while (!atomic_load(&w->stop)) { /* a whole new file each time, as fast as it goes */
+        int n = snprintf((char *)buf + w->len, 32, "rewrite %d", ++w->writes);
+        FILE *f = fopen(tmp, "wb");
+        if (!f)
+            break;
+        fwrite(buf, 1, w->len + (size_t)n, f);
+        fclose(f);
+        rename(tmp, w->path);
+    }
+    free(buf);
+    return NULL;
+}
+
+static int count_changing(void *user, const char *path, const char *stages, const char *error)
+{
+    (void)stages;
+    if (strstr(path, "/busy.jpg") && strstr(error, "keeps changing"))
+        (*(int *)user)++;
+    return 0;
+}
+
+static void test_index_changing(void)
+{
+    const char *data = getenv("SHOEBOX_TESTDATA");
+    if (!data)
+        return; /* test_index_resume says so */
+    char lib[600], from[1024], busy[700], db[700];
+    snprintf(lib, sizeof(lib), "%s/changing", tmpdir);
+    sb_mkdirs(lib, NULL);
+    snprintf(from, sizeof(from), "%s/images/orient_1.jpg", data);
+    snprintf(busy, sizeof(busy), "%s/busy.jpg", lib);
+    unsigned char *jpeg = NULL;
+    size_t len = 0;
+    CHECK_EQ_INT(SB_OK, sb_read_file(from, 1 << 24, &jpeg, &len, NULL));
+    if (!jpeg)
+        return;
+    CHECK_EQ_INT(SB_OK, sb_write_file_atomic(busy, jpeg, len, NULL));
+    for (int i = 0; i < 3; i++) { /* steady neighbours are indexed as usual */
+        char to[700];
+        snprintf(from, sizeof(from), "%s/images/orient_%d.jpg", data, i + 2);
+        snprintf(to, sizeof(to), "%s/still%d.jpg", lib, i);
+        copy_file(from, to);
+    }
+    snprintf(db, sizeof(db), "%s/changing-db/catalog.db", tmpdir);
+    struct catalog *cat = NULL;
+    struct sb_err err;
+    CHECK_EQ_INT(SB_OK, catalog_open(db, false, &cat, &err));
+    struct sb_pool *pool = NULL;
+    CHECK_EQ_INT(SB_OK, sb_pool_new(2, &pool, &err));
+    if (!cat || !pool)
+        return;
+    struct crawl_params p = crawl_default_params();
+    const char *roots[] = { lib };
+    p.roots = roots;
+    p.nroots = 1;
+    p.pool = pool;
+    p.batch = 1;
+    p.keep_bytes = 0; /* the work stage reads every file again */
+    struct rewriter w = { busy, jpeg, len, false, 0 };
+    pthread_t th;
+    CHECK_EQ_INT(0, pthread_create(&th, NULL, rewrite_loop, &w));
+    struct crawl_stats st;
+    CHECK_EQ_INT(SB_OK, crawl_index(cat, &p, &st, &err)); /* returns: the point of the test */
+    atomic_store(&w.stop, true);
+    pthread_join(th, NULL);
+    CHECK(w.writes > 0);
+    struct catalog_status cs;
+    CHECK_EQ_INT(SB_OK, catalog_status(cat, &cs, &err));
+    for (int i = 0; i < cs.nstages; i++)
+        CHECK_EQ_INT(0, cs.stages[i].pending);
+    /* the still files are done; busy.jpg is done only if a read happened to match its hash */
+    int changing = 0;
+    CHECK_EQ_INT(SB_OK, catalog_errors(cat, count_changing, &changing, &err));
+    CHECK_EQ_INT(st.failed, changing); /* busy.jpg failed only as a file that keeps changing */
+    CHECK(changing <= 1);
+    CHECK_EQ_INT(4 - changing, st.processed);
+    for (int i = 0; i < 3; i++) {
+        char to[700];
+        int64_t id = 0;
+        snprintf(to, sizeof(to), "%s/still%d.jpg", lib, i);
+        CHECK_EQ_INT(SB_OK, catalog_photo_by_path(cat, to, &id, &err));
+        CHECK(id > 0);
+    }
+    free(jpeg);
+    sb_pool_free(pool);
+    catalog_close(cat);
+}
+
 /* A plugin that records each photo's decoded width in the settings table; it fails on
  * photos narrower than 90 px, to check the failure path. */
 struct width_plugin {
@@ -488,6 +600,7 @@ int main(void)
     test_hash_and_paths();
     test_index_resume();
     test_index_grown();
+    test_index_changing();
     test_plugin();
     test_pool_for_each();
     return check_exit();

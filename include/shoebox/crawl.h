@@ -62,6 +62,7 @@ struct crawl_params {
     int thumb_large;     /* long edge of the large thumbnail (1024) */
     int thumb_quality;   /* JPEG quality of thumbnails (85) */
     size_t batch;        /* items per transaction (64) */
+    size_t keep_bytes;   /* bytes of new photos kept from hashing for decoding (256 MB) */
     bool retry_failed;   /* reset failed files and jobs to pending first */
     const struct crawl_embedder *embedder; /* NULL: catalog, probe and thumbnail only */
     const struct crawl_plugin *plugins;    /* nplugins more stages, after the embedding */

@@ -38,6 +38,7 @@ struct crawl_params crawl_default_params(void)
     p.thumb_large = 1024;
     p.thumb_quality = 85;
     p.batch = 64;
+    p.keep_bytes = (size_t)256 << 20;
     return p;
 }
 
@@ -601,11 +602,15 @@ struct run {
      * would otherwise wait for the other one's last photo) */
     struct hash_batch next;
     bool next_hashed;
+    /* paths found rewritten between their hash and their decode in this run: the first time
+     * a file is hashed again; a file that keeps changing fails for this run (it is taken up
+     * again by the next run, its stat having changed) instead of sending the run round for ever */
+    char **changed;
+    size_t nchanged;
 };
 
-/* At most this many bytes of files are kept between hashing and the work on them (a batch of
- * 64 phone photos is about 200 MB); files past it are read again by the work stage. */
-#define KEEP_BUDGET ((size_t)256 << 20)
+/* At most crawl_params.keep_bytes of files are kept between hashing and the work on them (a
+ * batch of 64 phone photos is about 200 MB); files past it are read again by the work stage. */
 
 static void kept_release(struct run *r)
 {
@@ -637,7 +642,7 @@ static int hash_batch_prepare(struct run *r, struct hash_batch *hb, struct sb_er
         hash_batch_free(hb);
         return sb_fail(err, SB_ENOMEM, "index: out of memory");
     }
-    size_t budget = KEEP_BUDGET;
+    size_t budget = r->p->keep_bytes;
     for (size_t i = 0; i < hb->n; i++) {
         hb->items[i].file = &hb->files[i];
         size_t sz = hb->files[i].st.size > 0 ? (size_t)hb->files[i].st.size : 0;
@@ -720,13 +725,46 @@ static int run_hash_batch(struct run *r, bool *any, struct sb_err *err)
     return hash_batch_commit(r, &hb, err);
 }
 
+/* True when path was already found changed in this run; otherwise remembers it. */
+static bool seen_changed(struct run *r, const char *path)
+{
+    for (size_t i = 0; i < r->nchanged; i++)
+        if (strcmp(r->changed[i], path) == 0)
+            return true;
+    char **grown = realloc(r->changed, (r->nchanged + 1) * sizeof(*grown));
+    char *copy = strdup(path);
+    if (!grown || !copy) { /* out of memory: treat it as seen, so the run still ends */
+        free(copy);
+        if (grown)
+            r->changed = grown;
+        return true;
+    }
+    r->changed = grown;
+    r->changed[r->nchanged++] = copy;
+    return false;
+}
+
+/* The file changed under us twice in this run: its photo's pending stages fail for now. */
+static int fail_changed(struct run *r, const struct catalog_work *w, struct sb_err *err)
+{
+    static const char msg[] = "the file keeps changing while it is read (rewritten twice during "
+                              "this run); index it again once it is complete";
+    int rc = SB_OK;
+    for (int i = 0; !rc && i < r->nstages; i++)
+        if (w->stages_mask & (1u << i))
+            rc = catalog_job_set(r->cat, w->photo_id, r->stages[i], CATALOG_JOB_FAILED, msg, err);
+    r->st->failed++;
+    return rc;
+}
+
 static int store_work(struct run *r, struct work_item *it, const float *vec, struct sb_err *err)
 {
     const struct catalog_work *w = it->w;
     int rc = SB_OK;
     if (it->changed) {
-        /* the file was rewritten after hashing: hash it again on the next pass */
-        return catalog_file_touch(r->cat, w->path, &w->st, err) ? SB_EDB : SB_OK;
+        if (!seen_changed(r, w->path)) /* rewritten after hashing: hash it again next pass */
+            return catalog_file_touch(r->cat, w->path, &w->st, err) ? SB_EDB : SB_OK;
+        return fail_changed(r, w, err);
     }
     if (wants(w, ST_PROBE)) {
         if (it->probe_rc == SB_OK)
@@ -999,6 +1037,9 @@ int crawl_index(struct catalog *cat, const struct crawl_params *p, struct crawl_
     }
     kept_release(&r);
     hash_batch_free(&r.next); /* hashed but not stored: done again next time */
+    for (size_t i = 0; i < r.nchanged; i++)
+        free(r.changed[i]);
+    free(r.changed);
     if (!rc && stats->stopped)
         rc = sb_fail(err, SB_ECANCELED, "index: stopped");
     return rc;
