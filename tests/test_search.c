@@ -175,46 +175,104 @@ static void check_topk(size_t n, int dim, size_t k, bool with_mask, bool ties, s
     check_topk_kind(n, dim, k, with_mask, ties ? TIES : RANDOM, -INFINITY, pool);
 }
 
-/* Every dot6 kernel this CPU runs gives the portable kernel's sums, on random and extreme
- * codes (all -31, all +31) and queries (all -127, all +127). */
+/* The packed layout: u[j] = c[j] + 32 in bits 6j..6j+5 of the row's bytes, little-endian. */
+static unsigned packed_code(const uint8_t *p, size_t j)
+{
+    unsigned v = 0;
+    for (int t = 0; t < 6; t++) {
+        size_t bit = 6 * j + (size_t)t;
+        v |= (unsigned)(p[bit / 8] >> (bit % 8) & 1) << t;
+    }
+    return v;
+}
+
+/* Every dot6 kernel this CPU runs gives the exact sums, row for row, on random and extreme
+ * codes (all -31, all +31) and queries (all -127, all +127), for 1 to 13 rows (the 4-row SIMD
+ * loop and its tails) and 1 to 9 blocks; each row's codes sit in a buffer of exactly its size,
+ * so a kernel reading past the end trips ASan. */
 static void test_dot6_kernels(void)
 {
     struct search_dot6_kernel ks[4];
     size_t nk = search_dot6_kernels(ks, 4);
     CHECK(nk >= 1);
-    enum { NB = 9, D = NB * SEARCH_C6_DIMS };
-    int8_t c[D], q[D];
-    uint8_t packed[NB * SEARCH_C6_BYTES];
-    for (int trial = 0; trial < 40; trial++) {
-        int32_t want = 0;
-        for (int j = 0; j < D; j++) {
-            c[j] = (int8_t)(trial == 0 ? -31 : trial == 1 ? 31 : (int)lrint(rnd() * 31.4));
-            q[j] = (int8_t)(trial == 0 || trial == 2 ? -127
-                            : trial == 1             ? 127
-                                                     : (int)lrint(rnd() * 127.4));
-            want += (c[j] + SEARCH_C6_BIAS) * q[j];
-        }
-        search_c6_pack(c, D, packed);
-        for (size_t i = 0; i < nk; i++) {
-            int32_t got = ks[i].fn(packed, q, NB);
-            if (got != want)
-                fprintf(stderr, "dot6 %s: %d, want %d (trial %d)\n", ks[i].name, got, want, trial);
-            CHECK_EQ_INT(want, got);
+    enum { MAXB = 9, MAXR = 13, D = MAXB * SEARCH_C6_DIMS };
+    int8_t *c = malloc((size_t)MAXR * D), q[2 * D];
+    int32_t want[2 * MAXR], got[2 * MAXR + 1];
+    int trial = 0;
+    for (size_t nb = 1; nb <= MAXB; nb++) {
+        size_t dims = nb * SEARCH_C6_DIMS; /* the query's second part starts at q + dims */
+        for (size_t nr = 1; nr <= MAXR; nr++, trial++) {
+            uint8_t *packed = malloc(nr * nb * SEARCH_C6_BYTES);
+            int kind = trial % 5; /* 0: -31 x -127, 1: 31 x 127, 2: 31 x -127, else random */
+            for (size_t j = 0; j < 2 * dims; j++)
+                q[j] = (int8_t)(kind == 0 || kind == 2 ? -127
+                                : kind == 1            ? 127
+                                                       : (int)lrint(rnd() * 127.4));
+            for (size_t r = 0; r < nr; r++) {
+                int8_t *cr = c + r * D;
+                want[2 * r] = want[2 * r + 1] = 0;
+                for (size_t j = 0; j < dims; j++) {
+                    cr[j] = (int8_t)(kind == 0 ? -31 : kind <= 2 ? 31 : (int)lrint(rnd() * 31.4));
+                    want[2 * r] += (cr[j] + SEARCH_C6_BIAS) * q[j];
+                    want[2 * r + 1] += (cr[j] + SEARCH_C6_BIAS) * q[dims + j];
+                }
+                uint8_t *pr = packed + r * nb * SEARCH_C6_BYTES;
+                search_c6_pack(cr, (int)dims, pr);
+                int badbits = 0;
+                for (size_t j = 0; j < dims; j++)
+                    badbits += packed_code(pr, j) != (unsigned)(cr[j] + SEARCH_C6_BIAS);
+                CHECK_EQ_INT(0, badbits);
+            }
+            for (size_t i = 0; i < nk; i++) {
+                memset(got, 0x55, sizeof(got));
+                ks[i].fn(packed, nr, q, nb, got);
+                int bad = 0;
+                for (size_t r = 0; r < 2 * nr; r++)
+                    bad += got[r] != want[r];
+                if (bad)
+                    fprintf(stderr, "dot6 %s: %d of %zu sums wrong (%zu blocks, trial %d)\n",
+                            ks[i].name, bad, 2 * nr, nb, trial);
+                CHECK_EQ_INT(0, bad);
+                CHECK_EQ_INT(0x55555555, got[2 * nr]); /* nothing written past the rows */
+            }
+            free(packed);
         }
     }
+    free(c);
     /* a partial last block is padded with c = 0 */
     int8_t c3[3] = { -31, 5, 31 };
-    int8_t q3[SEARCH_C6_DIMS] = { 1, 2, 3, 4 };
+    int8_t q3[2 * SEARCH_C6_DIMS] = { 1, 2, 3, 4, [SEARCH_C6_DIMS] = -1 };
     uint8_t p3[SEARCH_C6_BYTES];
     CHECK_EQ_INT(SEARCH_C6_BYTES, search_code_bytes(3));
     search_c6_pack(c3, 3, p3);
-    for (size_t i = 0; i < nk; i++)
-        CHECK_EQ_INT((1 * 1 + 37 * 2 + 63 * 3 + 32 * 4), ks[i].fn(p3, q3, 1));
+    for (size_t i = 0; i < nk; i++) {
+        int32_t s3[2] = { 0, 0 };
+        ks[i].fn(p3, 1, q3, 1, s3);
+        CHECK_EQ_INT((1 * 1 + 37 * 2 + 63 * 3 + 32 * 4), s3[0]);
+        CHECK_EQ_INT(-1, s3[1]);
+    }
+}
+
+/* The whole two-pass scan with each dot6 kernel in turn (SHOEBOX_SEARCH_KERNEL picks one):
+ * the same hits and scores as the fp16 scan and the double brute force, odd sizes included. */
+static void test_topk_each_kernel(struct sb_pool *pool)
+{
+    struct search_dot6_kernel ks[4];
+    size_t nk = search_dot6_kernels(ks, 4);
+    for (size_t i = 0; i < nk; i++) {
+        setenv("SHOEBOX_SEARCH_KERNEL", ks[i].name, 1);
+        check_topk_kind(5000, 512, 20, false, NEAR, -INFINITY, pool);
+        check_topk_kind(20011, 100, 50, true, RANDOM, -INFINITY, pool);
+        check_topk_kind(4099, 37, 7, false, RANDOM, -INFINITY, NULL);
+        check_topk_kind(3001, 8, 100, false, TIES, -INFINITY, pool);
+    }
+    unsetenv("SHOEBOX_SEARCH_KERNEL");
 }
 
 static void test_topk(struct sb_pool *pool)
 {
     test_dot6_kernels();
+    test_topk_each_kernel(pool);
     /* adversarial for the bound: scores within 1e-3 of each other, many rescored */
     check_topk_kind(5000, 512, 20, false, NEAR, -INFINITY, pool);
     check_topk_kind(3000, 100, 300, true, NEAR, -INFINITY, NULL);
@@ -623,12 +681,13 @@ static void test_store(void)
     vec_store_close(s);
     char f[600];
     snprintf(f, sizeof(f), "%s/vectors-%lld.f16", cache, (long long)mid);
-    /* a file of the previous format (2: int8 codes) is rebuilt, never read as format 3 */
+    /* a file of the previous format (3: the codes in another bit order) is rebuilt, never read
+     * as format 4 */
     FILE *fp2 = fopen(f, "r+b");
     uint32_t fmt = 0;
     if (fp2) {
         fseek(fp2, 8, SEEK_SET);
-        fputc(2, fp2);
+        fputc(3, fp2);
         fclose(fp2);
     }
     CHECK_EQ_INT(SB_OK, vec_store_open(cat, "m", cache, &s, &err));
@@ -641,7 +700,7 @@ static void test_store(void)
         CHECK(fread(&fmt, 4, 1, fp2) == 1);
         fclose(fp2);
     }
-    CHECK_EQ_INT(3, fmt);
+    CHECK_EQ_INT(4, fmt);
     /* a corrupt cache file is rebuilt, not trusted */
     FILE *fp = fopen(f, "r+b");
     if (fp) {

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# bench/search: the vector scan at 100k and 1M 512-d vectors (fp16, and 6-bit codes + exact
-# fp16 rescoring; isotropic Gaussian data and CLIP-like clustered data), against numpy doing
-# rclip's scan in the same run; then `shoebox search "text"`
-# end to end from a cold process on a 100k-photo catalog, model loading included, with a
-# full-size random ViT-B/32 (tools/gen_clip.py --bench). Usage: bench/search/run.sh [BUILD]
+# bench/search: the 6-bit kernels alone (ns per row from cache and from memory); the vector scan
+# at 100k and 1M 512-d vectors (fp16, and 6-bit codes + exact fp16 rescoring; isotropic
+# Gaussian data and CLIP-like clustered data), against numpy doing rclip's scan in the same
+# run; then `shoebox search "text"` end to end from a cold process on a 100k-photo catalog,
+# model loading included, with a full-size random ViT-B/32 (tools/gen_clip.py --bench).
+# SHOEBOX_SEARCH_KERNEL=portable|avx2|avx512vnni forces the scan's kernel.
+# Usage: bench/search/run.sh [BUILD]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$here/../.."
@@ -17,6 +19,11 @@ cc -O2 -I"$root/include" "$here/bench_search.c" -o "$work/bench_search" \
     $(pkg-config --libs sqlite3 openblas libcjson libutf8proc libcurl libturbojpeg libpng libwebp \
       libwebpdemux libheif libtiff-4 libraw_r libexif lcms2 libgif) \
     $( [ -e /usr/lib/x86_64-linux-gnu/libdnnl.so ] && echo -ldnnl ) -lm -lpthread
+cc -O2 -I"$root/include" "$here/bench_dot6.c" -o "$work/bench_dot6" "$build/libsb_search.a" \
+    "$build/libsb_base.a" -lm -lpthread
+
+echo "== pass-1 kernels alone, one thread =="
+"$work/bench_dot6"
 
 echo "== scan: in-process latency, $threads threads, k = 20 =="
 for n in ${SCAN_SIZES:-100000 1000000}; do

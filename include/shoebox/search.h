@@ -63,7 +63,7 @@ struct search_hit {
  * are skipped. out has room for k hits; *nout <= k is how many were found. The scan is split
  * over pool (NULL: the calling thread only) and uses AVX2/F16C when the CPU has them.
  * With codes the scan is two passes and still exact: pass 1 scores every row from its 6-bit
- * codes (AVX-512 VNNI, AVX2 or portable, picked at run time) with a proven error bound b,
+ * codes (AVX-512 VNNI+VBMI, AVX2 or portable, picked at run time) with a proven error bound b,
  * keeping the k-th best lower bound (score - b) and the rows whose upper bound (score + b)
  * can still reach it; pass 2 rescores only those in fp16. The result is the fp16 scan's, row
  * for row (memory traffic is what limits the scan, and the codes are 3/8 of the bytes). */

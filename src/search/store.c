@@ -1,12 +1,13 @@
 /* store.c - the per-model vector cache file: "<cache_dir>/vectors-<model id>.f16".
  *
- * Layout (little-endian): a 64-byte header {magic "SBVECF16", u32 format 3, u32 dim,
+ * Layout (little-endian): a 64-byte header {magic "SBVECF16", u32 format 4, u32 dim,
  * u64 count, i64 vector version, i64 model id, zero padding}, then count i64 photo ids
  * (ascending), count f32 scales, count f32 residuals, count f32 code norms, count x
  * search_code_bytes(dim) packed 6-bit codes (padded to a multiple of 8 bytes), and count x dim
- * fp16 values. A file of another format (2 held int8 codes) is rebuilt, never read. The scan reads
- * the codes; the fp16 rows are touched only to rescore candidates (see search_topk). Written to a
- * temporary file and renamed, so a reader sees the old file or the new one, never half of one. */
+ * fp16 values. A file of another format (2 held int8 codes, 3 the codes in another bit order)
+ * is rebuilt, never read. The scan reads the codes; the fp16 rows are touched only to rescore
+ * candidates (see search_topk). Written to a temporary file and renamed, so a reader sees the
+ * old file or the new one, never half of one. */
 #include "shoebox/search.h"
 
 #include "shoebox/catalog.h"
@@ -51,7 +52,7 @@ struct vec_store {
     float *own_scales, *own_resid, *own_cnorm;
 };
 
-#define FORMAT 3
+#define FORMAT 4
 
 /* Byte offsets of the sections for n rows of dim; false on overflow. */
 struct layout {

@@ -1,6 +1,9 @@
-/* topk.c - exact top-k over an fp16 matrix: a multi-threaded scan with a bounded min-heap per
- * chunk, merged at the end. The dot product kernel uses AVX2 + F16C when the CPU has them
- * (chosen once per call), else a portable loop. */
+/* topk.c - exact top-k over an fp16 matrix: a multi-threaded scan (threads take chunks of rows
+ * as they go) with a bounded min-heap per thread, merged at the end. With 6-bit codes, pass 1
+ * scores the codes (AVX-512 VNNI + VBMI, AVX2 or portable kernel, the best the CPU runs;
+ * SHOEBOX_SEARCH_KERNEL=portable|avx2|avx512vnni picks one, for tests and benchmarks) and
+ * pass 2 rescores the rows its bound could not rule out from fp16 (AVX2 + F16C, else a
+ * portable loop). */
 #include "shoebox/search.h"
 
 #include "internal.h"
@@ -8,6 +11,7 @@
 #include "shoebox/pool.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,90 +74,178 @@ __attribute__((target("avx2,fma,f16c"))) static float dot_avx2(const uint16_t *a
 
 /* ---- the 6-bit first pass ---------------------------------------------------------------- */
 
-/* The query is quantised to int8 once (q ~ qscale * q8) and multiplied with the unsigned codes
- * u = c + 32 (u8 x s8 products, what vpdpbusd and vpmaddubsw take); the bias is removed with
- * sum(q8) afterwards. A row sums at most 63 * 127 per dimension, far inside int32. */
+/* The query is quantised to int8 in two parts, q ~ qa * a + qb * b with b the quantised rest
+ * q - qa * a, and each is multiplied with the unsigned codes u = c + 32 (u8 x s8 products, what
+ * vpdpbusd and vpmaddubsw take); the bias is removed with sum(a) and sum(b) afterwards. The
+ * second part costs one more product per code (the codes are unpacked once) and leaves the
+ * query's own rounding (||q - q'||, a term of the bound) about 100 times smaller, which keeps
+ * about two thirds of the rows pass 1 would otherwise send to fp16 rescoring out of it.
+ * A row sums at most 63 * 127 per dimension, far inside int32. */
 
-int32_t search_dot6_portable(const uint8_t *c, const int8_t *q, size_t nb);
-
-int32_t search_dot6_portable(const uint8_t *c, const int8_t *q, size_t nb)
+static void dot6_portable(const uint8_t *c, size_t nrows, const int8_t *q, size_t nb, int32_t *out)
 {
-    int32_t s = 0;
-    for (size_t b = 0; b < nb; b++, c += SEARCH_C6_BYTES, q += SEARCH_C6_DIMS) {
-        for (int j = 0; j < SEARCH_C6_DIMS; j++) {
-            int hi = j < 32 ? c[j] & 15 : c[j - 32] >> 4;
-            int lo = (c[32 + (j & 15)] >> (2 * (j >> 4))) & 3;
-            s += (int32_t)(hi << 2 | lo) * q[j];
+    const int8_t *qb0 = q + nb * SEARCH_C6_DIMS;
+    for (size_t r = 0; r < nrows; r++) {
+        int32_t sa = 0, sb = 0;
+        const int8_t *qa = q, *qb = qb0;
+        for (size_t g = 0; g < nb * (SEARCH_C6_DIMS / 4); g++, c += 3, qa += 4, qb += 4) {
+            uint32_t x = (uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16;
+            int32_t u0 = (int32_t)(x & 63), u1 = (int32_t)(x >> 6 & 63);
+            int32_t u2 = (int32_t)(x >> 12 & 63), u3 = (int32_t)(x >> 18);
+            sa += u0 * qa[0] + u1 * qa[1] + u2 * qa[2] + u3 * qa[3];
+            sb += u0 * qb[0] + u1 * qb[1] + u2 * qb[2] + u3 * qb[3];
         }
+        out[2 * r] = sa;
+        out[2 * r + 1] = sb;
     }
-    return s;
 }
 
 #ifdef SEARCH_X86
-/* 64 codes per block in two halves of 32: nibbles shifted up by 2, or'd with their bit pairs
- * (each 128-bit lane of the broadcast pairs shifted by its own 2t). vpmaddubsw sums two
- * products of at most 63 * 127, and adding the two halves stays below 32767. */
-__attribute__((target("avx2"))) static int32_t dot6_avx2(const uint8_t *c, const int8_t *q,
-                                                         size_t nb)
+/* 32 codes from 24 bytes: each 128-bit lane takes 12 bytes (16 codes), one dword per 3 bytes
+ * x = b0 | b1 << 8 | b2 << 16, whose codes x & 63, x >> 6, x >> 12, x >> 18 go to its bytes 0-3:
+ * byte 0 by a mask, byte 2 by a shift of 4, bytes 1 and 3 by one 16-bit multiply (x4, x64). */
+__attribute__((target("avx2"))) static inline __m256i c6_unpack32(__m256i x)
 {
-    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(0x03);
-    const __m256i ones = _mm256_set1_epi16(1);
-    const __m256i sh0 = _mm256_set_epi64x(2, 2, 0, 0), sh1 = _mm256_set_epi64x(6, 6, 4, 4);
-    __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
-    for (size_t b = 0; b < nb; b++, c += SEARCH_C6_BYTES, q += SEARCH_C6_DIMS) {
-        __m256i nib = _mm256_loadu_si256((const __m256i *)(const void *)c);
-        __m256i t =
-            _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(c + 32)));
-        __m256i lo = _mm256_or_si256(_mm256_slli_epi16(_mm256_and_si256(nib, m4), 2),
-                                     _mm256_and_si256(_mm256_srlv_epi64(t, sh0), m2));
-        __m256i hi =
-            _mm256_or_si256(_mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(nib, 4), m4), 2),
-                            _mm256_and_si256(_mm256_srlv_epi64(t, sh1), m2));
-        __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(const void *)q));
-        __m256i p1 =
-            _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(const void *)(q + 32)));
-        __m256i p = _mm256_madd_epi16(_mm256_add_epi16(p0, p1), ones);
-        if (b & 1)
-            acc1 = _mm256_add_epi32(acc1, p);
-        else
-            acc0 = _mm256_add_epi32(acc0, p);
-    }
-    __m256i acc = _mm256_add_epi32(acc0, acc1);
+    const __m256i m0 = _mm256_set1_epi32(0x3f), m2 = _mm256_set1_epi32(0x3f0000);
+    const __m256i m13 = _mm256_set1_epi32(0x00fc0fc0), mul = _mm256_set1_epi32(0x00400004);
+    return _mm256_or_si256(
+        _mm256_or_si256(_mm256_and_si256(x, m0), _mm256_and_si256(_mm256_slli_epi32(x, 4), m2)),
+        _mm256_mullo_epi16(_mm256_and_si256(x, m13), mul));
+}
+
+__attribute__((target("avx2"))) static inline __m256i load2x16(const uint8_t *lo, const uint8_t *hi)
+{
+    return _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)lo)),
+        _mm_loadu_si128((const __m128i *)(const void *)hi), 1);
+}
+
+/* u0, u1 (a block's two halves) times 64 query bytes, as 8 int32 partial sums. vpmaddubsw
+ * sums two products of at most 63 * 127; adding the two halves stays below 32767. */
+__attribute__((target("avx2"))) static inline __m256i madd64(__m256i u0, __m256i u1,
+                                                             const int8_t *q)
+{
+    __m256i p0 = _mm256_maddubs_epi16(u0, _mm256_loadu_si256((const __m256i *)(const void *)q));
+    __m256i p1 =
+        _mm256_maddubs_epi16(u1, _mm256_loadu_si256((const __m256i *)(const void *)(q + 32)));
+    return _mm256_madd_epi16(_mm256_add_epi16(p0, p1), _mm256_set1_epi16(1));
+}
+
+__attribute__((target("avx2"))) static int32_t hsum8(__m256i acc)
+{
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
     return _mm_cvtsi128_si32(s);
 }
 
-/* The same with all 64 codes of a block in one zmm register and one vpdpbusd. */
-__attribute__((target("avx512f,avx512bw,avx512vnni"))) static int32_t
-dot6_vnni(const uint8_t *c, const int8_t *q, size_t nb)
+/* The second half's lanes are read from bytes 20 and 32 (not 24 and 36), so that no load
+ * passes the block's end. */
+__attribute__((target("avx2"))) static void dot6_avx2(const uint8_t *c, size_t nrows,
+                                                      const int8_t *q, size_t nb, int32_t *out)
 {
-    const __m512i m4 = _mm512_set1_epi8(0x0f), m2 = _mm512_set1_epi8(0x03);
-    const __m512i sh = _mm512_set_epi64(6, 6, 4, 4, 2, 2, 0, 0);
-    __m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512();
-    for (size_t b = 0; b < nb; b++, c += SEARCH_C6_BYTES, q += SEARCH_C6_DIMS) {
-        __m256i nib = _mm256_loadu_si256((const __m256i *)(const void *)c);
-        __m512i n = _mm512_inserti64x4(_mm512_castsi256_si512(nib), _mm256_srli_epi16(nib, 4), 1);
-        __m512i t =
-            _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)(c + 32)));
-        __m512i u = _mm512_or_si512(_mm512_slli_epi16(_mm512_and_si512(n, m4), 2),
-                                    _mm512_and_si512(_mm512_srlv_epi64(t, sh), m2));
-        __m512i qv = _mm512_loadu_si512((const void *)q);
-        if (b & 1)
-            acc1 = _mm512_dpbusd_epi32(acc1, u, qv);
-        else
-            acc0 = _mm512_dpbusd_epi32(acc0, u, qv);
+    const __m256i sh0 = _mm256_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1, 0, 1,
+                                         2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1);
+    const __m256i sh1 = _mm256_add_epi8(sh0, _mm256_set1_epi32(0x00040404));
+    const int8_t *qb0 = q + nb * SEARCH_C6_DIMS;
+    for (size_t r = 0; r < nrows; r++) {
+        __m256i acca = _mm256_setzero_si256(), accb = _mm256_setzero_si256();
+        for (size_t b = 0; b < nb; b++, c += SEARCH_C6_BYTES) {
+            __m256i u0 = c6_unpack32(_mm256_shuffle_epi8(load2x16(c, c + 12), sh0));
+            __m256i u1 = c6_unpack32(_mm256_shuffle_epi8(load2x16(c + 20, c + 32), sh1));
+            acca = _mm256_add_epi32(acca, madd64(u0, u1, q + b * SEARCH_C6_DIMS));
+            accb = _mm256_add_epi32(accb, madd64(u0, u1, qb0 + b * SEARCH_C6_DIMS));
+        }
+        out[2 * r] = hsum8(acca);
+        out[2 * r + 1] = hsum8(accb);
     }
-    return _mm512_reduce_add_epi32(_mm512_add_epi32(acc0, acc1));
 }
 
-/* AVX512-VNNI is CPUID leaf 7 ECX bit 11 (older compilers' __builtin_cpu_supports lack it). */
+#define TARGET_VNNI __attribute__((target("avx512f,avx512bw,avx512vnni,avx512vbmi")))
+
+/* 64 codes of one block in a zmm: the block's 48 bytes (a masked load, never past its end),
+ * each qword i given bytes 6i..6i+5 (vpermb), each byte k of it bits 6k.. of the qword
+ * (vpmultishiftqb), masked to 6 bits. */
+TARGET_VNNI static inline __m512i c6_unpack64(const uint8_t *c, __m512i spread)
+{
+    const __m512i shifts = _mm512_set1_epi64(0x2a241e18120c0600ll);
+    __m512i x = _mm512_maskz_loadu_epi8(0xffffffffffffull, c);
+    x = _mm512_permutexvar_epi8(spread, x);
+    return _mm512_and_si512(_mm512_multishift_epi64_epi8(shifts, x), _mm512_set1_epi8(0x3f));
+}
+
+/* The sums of 16 lanes of a0..a3, as four lanes. */
+TARGET_VNNI static inline __m128i hsum4(__m512i a0, __m512i a1, __m512i a2, __m512i a3)
+{
+    __m512i s0 = _mm512_add_epi32(_mm512_unpacklo_epi32(a0, a1), _mm512_unpackhi_epi32(a0, a1));
+    __m512i s1 = _mm512_add_epi32(_mm512_unpacklo_epi32(a2, a3), _mm512_unpackhi_epi32(a2, a3));
+    __m512i t = _mm512_add_epi32(_mm512_unpacklo_epi64(s0, s1), _mm512_unpackhi_epi64(s0, s1));
+    __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(t), _mm512_extracti64x4_epi64(t, 1));
+    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+/* How far ahead of the rows being scored the scan asks for codes (bytes). */
+#define C6_PREFETCH 4096
+
+/* Four rows at a time: each block of the query is loaded once for the four, the eight sums
+ * are reduced together, and the codes C6_PREFETCH bytes ahead are requested while these are
+ * scored. */
+TARGET_VNNI static void dot6_vnni(const uint8_t *c, size_t nrows, const int8_t *q, size_t nb,
+                                  int32_t *out)
+{
+    static const uint8_t spread_bytes[64] = {
+        0,  1,  2,  3,  4,  5,  5,  5,  6,  7,  8,  9,  10, 11, 11, 11, 12, 13, 14, 15, 16, 17,
+        17, 17, 18, 19, 20, 21, 22, 23, 23, 23, 24, 25, 26, 27, 28, 29, 29, 29, 30, 31, 32, 33,
+        34, 35, 35, 35, 36, 37, 38, 39, 40, 41, 41, 41, 42, 43, 44, 45, 46, 47, 47, 47,
+    };
+    const __m512i spread = _mm512_loadu_si512((const void *)spread_bytes);
+    const size_t rb = nb * SEARCH_C6_BYTES;
+    const int8_t *qb = q + nb * SEARCH_C6_DIMS;
+    size_t r = 0;
+    for (; r + 4 <= nrows; r += 4, c += 4 * rb) {
+        for (size_t o = 0; o < 4 * rb; o += 64)
+            _mm_prefetch((const char *)c + C6_PREFETCH + o, _MM_HINT_T0);
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+        __m512i b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        const uint8_t *p = c;
+        for (size_t b = 0; b < nb; b++, p += SEARCH_C6_BYTES) {
+            __m512i qva = _mm512_loadu_si512((const void *)(q + b * SEARCH_C6_DIMS));
+            __m512i qvb = _mm512_loadu_si512((const void *)(qb + b * SEARCH_C6_DIMS));
+            __m512i u0 = c6_unpack64(p, spread), u1 = c6_unpack64(p + rb, spread);
+            __m512i u2 = c6_unpack64(p + 2 * rb, spread), u3 = c6_unpack64(p + 3 * rb, spread);
+            a0 = _mm512_dpbusd_epi32(a0, u0, qva);
+            b0 = _mm512_dpbusd_epi32(b0, u0, qvb);
+            a1 = _mm512_dpbusd_epi32(a1, u1, qva);
+            b1 = _mm512_dpbusd_epi32(b1, u1, qvb);
+            a2 = _mm512_dpbusd_epi32(a2, u2, qva);
+            b2 = _mm512_dpbusd_epi32(b2, u2, qvb);
+            a3 = _mm512_dpbusd_epi32(a3, u3, qva);
+            b3 = _mm512_dpbusd_epi32(b3, u3, qvb);
+        }
+        _mm_storeu_si128((__m128i *)(void *)(out + 2 * r), hsum4(a0, b0, a1, b1));
+        _mm_storeu_si128((__m128i *)(void *)(out + 2 * r + 4), hsum4(a2, b2, a3, b3));
+    }
+    for (; r < nrows; r++, c += rb) {
+        __m512i a0 = _mm512_setzero_si512(), b0 = a0;
+        for (size_t b = 0; b < nb; b++) {
+            __m512i u = c6_unpack64(c + b * SEARCH_C6_BYTES, spread);
+            a0 = _mm512_dpbusd_epi32(a0, u,
+                                     _mm512_loadu_si512((const void *)(q + b * SEARCH_C6_DIMS)));
+            b0 = _mm512_dpbusd_epi32(b0, u,
+                                     _mm512_loadu_si512((const void *)(qb + b * SEARCH_C6_DIMS)));
+        }
+        out[2 * r] = _mm512_reduce_add_epi32(a0);
+        out[2 * r + 1] = _mm512_reduce_add_epi32(b0);
+    }
+}
+
+/* AVX512-VNNI is CPUID leaf 7 ECX bit 11, VBMI bit 1 (older compilers' __builtin_cpu_supports
+ * lack the first). */
 static bool cpu_has_vnni512(void)
 {
     unsigned a, b, c, d;
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c & (1u << 11));
+           __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c & (1u << 11)) && (c & (1u << 1));
 }
 #endif
 
@@ -161,7 +253,7 @@ size_t search_dot6_kernels(struct search_dot6_kernel *out, size_t cap)
 {
     size_t n = 0;
     if (n < cap)
-        out[n++] = (struct search_dot6_kernel){ "portable", search_dot6_portable };
+        out[n++] = (struct search_dot6_kernel){ "portable", dot6_portable };
 #ifdef SEARCH_X86
     if (n < cap && __builtin_cpu_supports("avx2"))
         out[n++] = (struct search_dot6_kernel){ "avx2", dot6_avx2 };
@@ -175,6 +267,10 @@ static search_dot6_fn pick_dot6(void)
 {
     struct search_dot6_kernel k[3];
     size_t n = search_dot6_kernels(k, 3);
+    const char *want = getenv("SHOEBOX_SEARCH_KERNEL");
+    for (size_t i = 0; want && i < n; i++)
+        if (strcmp(k[i].name, want) == 0)
+            return k[i].fn;
     return k[n - 1].fn;
 }
 
@@ -187,16 +283,12 @@ void search_c6_pack(const int8_t *c, int dim, uint8_t *out)
 {
     size_t nb = (size_t)(dim + SEARCH_C6_DIMS - 1) / SEARCH_C6_DIMS;
     memset(out, 0, nb * SEARCH_C6_BYTES);
-    for (size_t b = 0; b < nb; b++, out += SEARCH_C6_BYTES) {
-        for (int j = 0; j < SEARCH_C6_DIMS; j++) {
-            size_t i = b * SEARCH_C6_DIMS + (size_t)j;
-            unsigned u = (unsigned)((i < (size_t)dim ? c[i] : 0) + SEARCH_C6_BIAS);
-            if (j < 32)
-                out[j] |= (uint8_t)(u >> 2);
-            else
-                out[j - 32] |= (uint8_t)((u >> 2) << 4);
-            out[32 + (j & 15)] |= (uint8_t)((u & 3) << (2 * (j >> 4)));
-        }
+    for (size_t i = 0; i < nb * SEARCH_C6_DIMS; i++) {
+        unsigned u = (unsigned)((i < (size_t)dim ? c[i] : 0) + SEARCH_C6_BIAS);
+        size_t bit = 6 * i; /* bits bit..bit+5 of the row's code bytes, little-endian */
+        out[bit / 8] |= (uint8_t)(u << (bit % 8));
+        if (bit % 8 > 2)
+            out[bit / 8 + 1] |= (uint8_t)(u >> (8 - bit % 8));
     }
 }
 
@@ -359,6 +451,16 @@ struct cand {
     float upper;
 };
 
+/* One thread's share of a scan: its heap of the k best (lower bounds in pass 1, exact scores
+ * in pass 2) and, with codes, the rows pass 1 kept. */
+struct slot {
+    struct search_hit *heap; /* k */
+    size_t n;
+    struct cand *cands;
+    size_t ncands, capcands;
+    bool failed; /* ran out of memory */
+};
+
 struct scan {
     const struct vec_matrix *m;
     const float *q;
@@ -367,134 +469,219 @@ struct scan {
     size_t k;
     dot_fn dot;
     search_dot6_fn dot6;
-    float qnorm;              /* ||q||, for the bound */
-    const int8_t *q8;         /* q ~ qscale * q8, padded with zeros to whole blocks */
-    int32_t q8sum;            /* sum(q8): removes the codes' bias */
-    size_t nblocks;           /* code blocks per row */
-    float qscale, qerr;       /* qerr = ||q - qscale * q8|| */
-    struct search_hit *heaps; /* nparts x k */
-    size_t *counts;
-    struct cand **cands; /* per part, pass 1 only */
-    size_t *ncands, *capcands;
-    unsigned char *failed; /* per part: ran out of memory */
-    size_t chunk;
+    float qnorm;          /* ||q||, for the bound */
+    const int8_t *q8;     /* q ~ qa * a + qb * b: a then b, each padded to whole blocks */
+    int32_t biasa, biasb; /* 32 sum(a), 32 sum(b): remove the codes' bias */
+    size_t nblocks;       /* code blocks per row */
+    float qa, qb, qerr;   /* qerr >= ||q - (qa * a + qb * b)|| */
+    float bres, bcn;      /* the bound is bres * resid + bcn * cnorm (see bound_terms) */
+    struct slot *slots;
+    size_t chunk, nchunks;
+    _Atomic size_t next; /* the next chunk a thread takes */
+    _Atomic float floor; /* the best floor any thread has reached (pass 1) */
 };
 
 /* |q.v - coarse| <= |q.(v - v')| + |(q - q').v'| <= ||q|| resid + qerr ||v'||, where
- * v' = scale * c (||v'|| = cnorm). The slack covers float rounding in the fp16 kernel's sum
- * and in the coarse score's products: relative 1e-4 of ||q|| ||v||, far above what 1024
- * products in float accumulate and far below any score gap that matters. */
-static float bound(const struct scan *s, size_t r)
+ * v' = scale * c (||v'|| = cnorm) and q' = qa * a + qb * b. The slack covers float rounding in the
+ * fp16 kernel's sum and in the coarse score's products: relative 1e-4 of ||q|| ||v||, far above
+ * what 1024 products in float accumulate and far below any score gap that matters. Gathered per row
+ * as bres * resid + bcn * cnorm with bres = ||q|| (1 + 1e-4), bcn = qerr + 1e-4 ||q||; float
+ * rounding in these terms is relative 1e-7, inside the slack. */
+static void bound_terms(struct scan *s)
 {
-    float res = s->m->resid[r], cn = s->m->cnorm[r];
-    return s->qnorm * res + s->qerr * cn + 1e-4f * s->qnorm * (cn + res);
+    s->bres = s->qnorm + 1e-4f * s->qnorm;
+    s->bcn = s->qerr + 1e-4f * s->qnorm;
 }
 
-static bool cand_push(struct scan *s, size_t part, size_t row, float upper)
+static bool cand_push(struct slot *sl, size_t row, float upper)
 {
-    if (s->ncands[part] == s->capcands[part]) {
-        size_t cap = s->capcands[part] ? 2 * s->capcands[part] : 256;
-        struct cand *c = realloc(s->cands[part], cap * sizeof(*c));
+    if (sl->ncands == sl->capcands) {
+        size_t cap = sl->capcands ? 2 * sl->capcands : 256;
+        struct cand *c = realloc(sl->cands, cap * sizeof(*c));
         if (!c)
             return false;
-        s->cands[part] = c;
-        s->capcands[part] = cap;
+        sl->cands = c;
+        sl->capcands = cap;
     }
-    s->cands[part][s->ncands[part]++] = (struct cand){ row, upper };
+    sl->cands[sl->ncands++] = (struct cand){ row, upper };
     return true;
 }
 
-static void scan_range(struct scan *s, size_t part, size_t begin, size_t end)
+/* Quantises v (dim floats) to int8: v ~ scale * out, returns scale; v becomes the rest
+ * v - scale * out and *bias 32 sum(out). */
+static float quantize_part(float *v, int dim, int8_t *out, int32_t *bias)
 {
-    struct search_hit *h = s->heaps + part * s->k;
-    size_t n = 0;
-    const int d = s->m->dim;
-    if (s->m->codes) {
-        /* pass 1: coarse scores; a heap of the k best lower bounds, whose worst is a floor
-         * for the final k-th score, and the rows whose upper bound reaches the floor so far */
-        const size_t rb = s->nblocks * SEARCH_C6_BYTES;
-        float floor = s->min_score;
-        for (size_t r = begin; r < end; r++) {
-            if (s->mask && !s->mask[r])
-                continue;
-            int32_t dot =
-                s->dot6(s->m->codes + r * rb, s->q8, s->nblocks) - SEARCH_C6_BIAS * s->q8sum;
-            float sc = s->m->scales[r] * s->qscale * (float)dot;
-            float b = bound(s, r);
-            if (sc + b < floor)
-                continue;
-            if (!cand_push(s, part, r, sc + b)) {
-                s->failed[part] = 1;
-                break;
+    float mx = 0.0f;
+    for (int j = 0; j < dim; j++)
+        mx = fabsf(v[j]) > mx ? fabsf(v[j]) : mx;
+    float scale = mx > 0 ? mx / 127.0f : 1.0f;
+    int32_t sum = 0;
+    for (int j = 0; j < dim; j++) {
+        long iv = lrintf(v[j] / scale);
+        iv = iv > 127 ? 127 : iv < -127 ? -127 : iv;
+        out[j] = (int8_t)iv;
+        sum += (int32_t)iv;
+        v[j] -= scale * (float)iv;
+    }
+    *bias = SEARCH_C6_BIAS * sum;
+    return scale;
+}
+
+/* Raises the shared floor to f if f is higher. */
+static void floor_raise(struct scan *s, float f)
+{
+    float cur = atomic_load_explicit(&s->floor, memory_order_relaxed);
+    while (cur < f && !atomic_compare_exchange_weak_explicit(
+                          &s->floor, &cur, f, memory_order_relaxed, memory_order_relaxed)) {
+    }
+}
+
+enum { BATCH = 64 }; /* rows scored per kernel call */
+
+/* Pass 1 over rows [begin, end): coarse scores in batches; a heap of the k best lower bounds,
+ * whose worst is a floor for the final k-th score, and the rows whose upper bound reaches the
+ * floor so far. The floor is shared: any thread's k lower bounds are k rows scoring at least
+ * that much, so a row whose upper bound is below any thread's floor is out everywhere. */
+static void scan_codes(struct scan *s, struct slot *sl, size_t begin, size_t end)
+{
+    const struct vec_matrix *m = s->m;
+    const size_t rb = s->nblocks * SEARCH_C6_BYTES;
+    const float qa = s->qa, qb = s->qb, bres = s->bres, bcn = s->bcn;
+    const int32_t biasa = s->biasa, biasb = s->biasb;
+    int32_t dots[2 * BATCH];
+    float up[BATCH], lo[BATCH];
+    float floor = atomic_load_explicit(&s->floor, memory_order_relaxed);
+    for (size_t r0 = begin; r0 < end; r0 += BATCH) {
+        size_t nr = end - r0 < BATCH ? end - r0 : BATCH;
+        const unsigned char *mk = s->mask ? s->mask + r0 : NULL;
+        if (!mk) {
+            s->dot6(m->codes + r0 * rb, nr, s->q8, s->nblocks, dots);
+        } else {
+            /* runs of selected rows; the others get 0 and are skipped below */
+            for (size_t i = 0; i < nr;) {
+                size_t j = i;
+                while (j < nr && mk[j])
+                    j++;
+                if (j > i)
+                    s->dot6(m->codes + (r0 + i) * rb, j - i, s->q8, s->nblocks, dots + 2 * i);
+                for (i = j; i < nr && !mk[i]; i++)
+                    dots[2 * i] = dots[2 * i + 1] = 0;
             }
-            heap_push(h, &n, s->k, (struct search_hit){ s->m->ids[r], r, sc - b });
-            if (n == s->k && h[0].score > floor)
-                floor = h[0].score;
         }
-    } else {
-        for (size_t r = begin; r < end; r++) {
-            if (s->mask && !s->mask[r])
-                continue;
-            float sc = s->dot(s->m->data + r * (size_t)d, s->q, d);
-            if (sc < s->min_score)
-                continue;
-            heap_push(h, &n, s->k, (struct search_hit){ s->m->ids[r], r, sc });
+        const float *sc = m->scales + r0, *res = m->resid + r0, *cn = m->cnorm + r0;
+        for (size_t i = 0; i < nr; i++) {
+            float c =
+                sc[i] * (qa * (float)(dots[2 * i] - biasa) + qb * (float)(dots[2 * i + 1] - biasb));
+            float b = bres * res[i] + bcn * cn[i];
+            up[i] = c + b;
+            lo[i] = c - b;
         }
+        float shared = atomic_load_explicit(&s->floor, memory_order_relaxed);
+        floor = shared > floor ? shared : floor;
+        float raised = floor;
+        for (size_t i = 0; i < nr; i++) {
+            if (up[i] < floor || (mk && !mk[i]))
+                continue;
+            if (!cand_push(sl, r0 + i, up[i])) {
+                sl->failed = true;
+                return;
+            }
+            heap_push(sl->heap, &sl->n, s->k, (struct search_hit){ m->ids[r0 + i], r0 + i, lo[i] });
+            if (sl->n == s->k && sl->heap[0].score > floor)
+                floor = sl->heap[0].score;
+        }
+        if (floor > raised)
+            floor_raise(s, floor);
     }
-    s->counts[part] = n;
 }
 
-static void scan_parts(void *arg, size_t pb, size_t pe, int worker)
+static void scan_fp16(struct scan *s, struct slot *sl, size_t begin, size_t end)
+{
+    const int d = s->m->dim;
+    for (size_t r = begin; r < end; r++) {
+        if (s->mask && !s->mask[r])
+            continue;
+        float sc = s->dot(s->m->data + r * (size_t)d, s->q, d);
+        if (sc < s->min_score)
+            continue;
+        heap_push(sl->heap, &sl->n, s->k, (struct search_hit){ s->m->ids[r], r, sc });
+    }
+}
+
+/* Each thread takes chunks off s->next until none are left, so a thread that gets less of the
+ * CPU (a busy machine) does less of the work instead of holding the others up. */
+static void scan_slots(void *arg, size_t pb, size_t pe, int worker)
 {
     (void)worker;
     struct scan *s = arg;
     for (size_t p = pb; p < pe; p++) {
-        size_t b = p * s->chunk, e = b + s->chunk < s->m->n ? b + s->chunk : s->m->n;
-        scan_range(s, p, b, e);
+        struct slot *sl = &s->slots[p];
+        for (;;) {
+            size_t c = atomic_fetch_add_explicit(&s->next, 1, memory_order_relaxed);
+            if (c >= s->nchunks || sl->failed)
+                break;
+            size_t b = c * s->chunk, e = b + s->chunk < s->m->n ? b + s->chunk : s->m->n;
+            if (s->m->codes)
+                scan_codes(s, sl, b, e);
+            else
+                scan_fp16(s, sl, b, e);
+        }
     }
 }
 
-/* Pass 2: each part's candidates whose upper bound reaches tau, scored in fp16, into the
- * part's heap (tau travels in min_score's place: the caller sets s->min_score = tau). */
-static void rescore_parts(void *arg, size_t pb, size_t pe, int worker)
+/* Pass 2: each slot's candidates whose upper bound reaches tau, scored in fp16, into the
+ * slot's heap (tau travels in min_score's place: the caller sets s->min_score = tau). The rows
+ * are scattered over the matrix: each is requested a few candidates ahead. */
+static void rescore_slots(void *arg, size_t pb, size_t pe, int worker)
 {
     (void)worker;
     struct scan *s = arg;
     const int d = s->m->dim;
+    const size_t row_bytes = (size_t)d * sizeof(*s->m->data);
+    enum { AHEAD = 4 };
     for (size_t p = pb; p < pe; p++) {
-        struct search_hit *h = s->heaps + p * s->k;
-        size_t n = 0;
-        for (size_t i = 0; i < s->ncands[p]; i++) {
-            const struct cand *c = &s->cands[p][i];
-            if (c->upper < s->min_score)
-                continue;
-            float sc = s->dot(s->m->data + c->row * (size_t)d, s->q, d);
+        struct slot *sl = &s->slots[p];
+        size_t nc = 0;
+        for (size_t i = 0; i < sl->ncands; i++)
+            if (sl->cands[i].upper >= s->min_score)
+                sl->cands[nc++] = sl->cands[i];
+        sl->ncands = nc;
+        sl->n = 0;
+        for (size_t i = 0; i < nc; i++) {
+            if (i + AHEAD < nc) {
+                const char *next =
+                    (const char *)(s->m->data + sl->cands[i + AHEAD].row * (size_t)d);
+                for (size_t o = 0; o < row_bytes; o += 64)
+                    __builtin_prefetch(next + o);
+            }
+            size_t row = sl->cands[i].row;
+            float sc = s->dot(s->m->data + row * (size_t)d, s->q, d);
             if (sc < s->min_score)
                 continue;
-            heap_push(h, &n, s->k, (struct search_hit){ s->m->ids[c->row], c->row, sc });
+            heap_push(sl->heap, &sl->n, s->k, (struct search_hit){ s->m->ids[row], row, sc });
         }
-        s->counts[p] = n;
     }
 }
 
-/* Moves the parts' heaps to the front of s->heaps, best first; returns how many. */
-static size_t merge_parts(struct scan *s, size_t parts)
+/* Moves the slots' heaps to the front of heaps (the slots' heaps are consecutive blocks of k
+ * in it), best first; returns how many. */
+static size_t merge_slots(struct scan *s, size_t nslots, struct search_hit *heaps)
 {
     size_t total = 0;
-    for (size_t p = 0; p < parts; p++) {
-        memmove(s->heaps + total, s->heaps + p * s->k, s->counts[p] * sizeof(*s->heaps));
-        total += s->counts[p];
+    for (size_t p = 0; p < nslots; p++) {
+        memmove(heaps + total, s->slots[p].heap, s->slots[p].n * sizeof(*heaps));
+        total += s->slots[p].n;
     }
-    qsort(s->heaps, total, sizeof(*s->heaps), better_first);
+    qsort(heaps, total, sizeof(*heaps), better_first);
     return total;
 }
 
-static void run_parts(struct sb_pool *pool, size_t parts, sb_range_fn fn, struct scan *s)
+static void run_slots(struct sb_pool *pool, size_t nslots, sb_range_fn fn, struct scan *s)
 {
-    if (parts == 1 || !pool)
-        fn(s, 0, parts, 0);
+    if (nslots == 1 || !pool)
+        fn(s, 0, nslots, 0);
     else
-        sb_pool_for(pool, parts, 1, fn, s);
+        sb_pool_for(pool, nslots, 1, fn, s);
 }
 
 int search_topk(const struct vec_matrix *m, const float *q, const unsigned char *mask,
@@ -506,90 +693,88 @@ int search_topk(const struct vec_matrix *m, const float *q, const unsigned char 
         return SB_OK;
     if (k > m->n)
         k = m->n;
-    /* equal parts of at least 4096 rows, one heap each, spread over the pool */
-    size_t parts = (size_t)sb_pool_size(pool) + 1;
-    size_t chunk = (m->n + parts - 1) / parts;
-    if (chunk < 4096)
-        chunk = 4096 < m->n ? 4096 : m->n;
-    parts = (m->n + chunk - 1) / chunk;
+    /* chunks of at least 4096 rows, about 8 per thread, taken by one slot per thread */
+    size_t nslots = pool ? (size_t)sb_pool_size(pool) + 1 : 1;
+    size_t chunk = (m->n + 8 * nslots - 1) / (8 * nslots);
+    chunk = chunk < 4096 ? 4096 : (chunk + BATCH - 1) / BATCH * BATCH;
+    size_t nchunks = (m->n + chunk - 1) / chunk;
+    if (nslots > nchunks)
+        nslots = nchunks;
     struct scan s = { .m = m,
                       .q = q,
                       .mask = mask,
                       .min_score = min_score,
                       .k = k,
                       .dot = pick_dot(),
-                      .dot6 = pick_dot6(),
                       .nblocks = (size_t)(m->dim + SEARCH_C6_DIMS - 1) / SEARCH_C6_DIMS,
-                      .chunk = chunk };
+                      .chunk = chunk,
+                      .nchunks = nchunks };
+    atomic_init(&s.next, 0);
+    atomic_init(&s.floor, min_score);
     double qn = 0.0;
     for (int j = 0; j < m->dim; j++)
         qn += (double)q[j] * (double)q[j];
     s.qnorm = nextafterf((float)sqrt(qn), INFINITY);
-    s.heaps = malloc(parts * k * sizeof(*s.heaps));
-    s.counts = calloc(parts, sizeof(*s.counts));
+    struct search_hit *heaps = malloc(nslots * k * sizeof(*heaps));
+    s.slots = calloc(nslots, sizeof(*s.slots));
     int8_t *q8 = NULL;
     int rc = SB_OK;
-    if (m->codes) {
-        q8 = calloc(s.nblocks * SEARCH_C6_DIMS, 1);
-        s.cands = calloc(parts, sizeof(*s.cands));
-        s.ncands = calloc(parts, sizeof(*s.ncands));
-        s.capcands = calloc(parts, sizeof(*s.capcands));
-        s.failed = calloc(parts, 1);
-    }
-    if (!s.heaps || !s.counts ||
-        (m->codes && (!q8 || !s.cands || !s.ncands || !s.capcands || !s.failed))) {
+    if (m->codes)
+        q8 = calloc(2 * s.nblocks * SEARCH_C6_DIMS, 1);
+    if (!heaps || !s.slots || (m->codes && !q8)) {
         rc = sb_fail(err, SB_ENOMEM, "search: out of memory");
         goto out;
     }
+    for (size_t p = 0; p < nslots; p++)
+        s.slots[p].heap = heaps + p * k;
     if (q8) {
-        float mx = 0.0f;
-        for (int j = 0; j < m->dim; j++)
-            mx = fabsf(q[j]) > mx ? fabsf(q[j]) : mx;
-        s.qscale = mx > 0 ? mx / 127.0f : 1.0f;
-        double e = 0.0;
-        int32_t sum = 0;
-        for (int j = 0; j < m->dim; j++) {
-            long iv = lrintf(q[j] / s.qscale);
-            iv = iv > 127 ? 127 : iv < -127 ? -127 : iv;
-            q8[j] = (int8_t)iv;
-            sum += (int32_t)iv;
-            double diff = (double)q[j] - (double)s.qscale * (double)iv;
-            e += diff * diff;
+        int8_t *qbv = q8 + s.nblocks * SEARCH_C6_DIMS;
+        float *rest = malloc((size_t)m->dim * sizeof(*rest));
+        if (!rest) {
+            rc = sb_fail(err, SB_ENOMEM, "search: out of memory");
+            goto out;
         }
+        memcpy(rest, q, (size_t)m->dim * sizeof(*rest));
+        s.qa = quantize_part(rest, m->dim, q8, &s.biasa);
+        s.qb = quantize_part(rest, m->dim, qbv, &s.biasb);
+        /* what is left, in double: the q' of the bound is qa * a + qb * b exactly */
+        double e = 0.0;
+        for (int j = 0; j < m->dim; j++) {
+            double d = (double)q[j] - (double)s.qa * (double)q8[j] - (double)s.qb * (double)qbv[j];
+            e += d * d;
+        }
+        free(rest);
         s.qerr = nextafterf((float)sqrt(e), INFINITY);
         s.q8 = q8;
-        s.q8sum = sum;
+        s.dot6 = pick_dot6();
+        bound_terms(&s);
     }
-    run_parts(pool, parts, scan_parts, &s);
-    for (size_t p = 0; s.failed && p < parts; p++)
-        if (s.failed[p])
+    run_slots(pool, nslots, scan_slots, &s);
+    for (size_t p = 0; p < nslots; p++)
+        if (s.slots[p].failed)
             rc = SB_ENOMEM;
     if (rc) {
         rc = sb_fail(err, SB_ENOMEM, "search: out of memory");
         goto out;
     }
-    size_t total = merge_parts(&s, parts);
+    size_t total = merge_slots(&s, nslots, heaps);
     if (m->codes) {
         /* tau: the k-th best lower bound; fewer than k eligible rows: every candidate */
-        float tau = total >= k ? s.heaps[k - 1].score : -INFINITY;
+        float tau = total >= k ? heaps[k - 1].score : -INFINITY;
         s.min_score = min_score > tau ? min_score : tau;
-        run_parts(pool, parts, rescore_parts, &s);
+        run_slots(pool, nslots, rescore_slots, &s);
         s.min_score = min_score;
-        total = merge_parts(&s, parts);
+        total = merge_slots(&s, nslots, heaps);
     }
     if (total > k)
         total = k;
-    memcpy(out, s.heaps, total * sizeof(*out));
+    memcpy(out, heaps, total * sizeof(*out));
     *nout = total;
 out:
-    for (size_t p = 0; s.cands && p < parts; p++)
-        free(s.cands[p]);
-    free(s.cands);
-    free(s.ncands);
-    free(s.capcands);
-    free(s.failed);
-    free(s.heaps);
-    free(s.counts);
+    for (size_t p = 0; s.slots && p < nslots; p++)
+        free(s.slots[p].cands);
+    free(s.slots);
+    free(heaps);
     free(q8);
     return rc;
 }
