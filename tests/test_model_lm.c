@@ -4,7 +4,9 @@
  * with and without repetition penalty, embedding-row input, chunked prefill, threads, and the
  * failure paths (missing files, bad config, wrong shapes, bad arguments). bf16 precision: the
  * prefill's products on packed bf16 weights, logits within 1% of the logit range and the same
- * greedy tokens, and not bit-identical to fp32 (the bf16 path ran). */
+ * greedy tokens, and not bit-identical to fp32 (the bf16 path ran). Batched decoding
+ * (lm_gen_step): prompts of different lengths, parameters and stop times decoded side by side
+ * give each exactly its tokens and last logits decoded alone. */
 #include "check.h"
 
 #include "../src/model/lm_internal.h"
@@ -297,6 +299,105 @@ out:
     lm_model_free(m16);
 }
 
+/* Batched decoding against one at a time: NB contexts, prompt k the reference's prompt without
+ * its last k ids (the embedding-row prompt for one), with its own cap, repetition penalty and
+ * stop id (one that the lone run emits midway), decoded in steps of every context (the pass
+ * split by max_batch rows); tokens and the last step's logits bit for bit the lone run's. */
+#define NB 6
+static void test_batch(const char *name, struct sb_pool *pool, int max_batch, bool bf16)
+{
+    char dir[1024];
+    snprintf(dir, sizeof(dir), "%s/lm/%s", data_dir(), name);
+    struct sb_err err = { 0 };
+    struct lm_model *m = NULL;
+    struct lm_ctx *solo = NULL, *cs[NB] = { NULL };
+    struct ref r;
+    bool have = false;
+    CHECK_EQ_INT(SB_OK, lm_model_load(dir, NULL, &m, &err));
+    if (!m)
+        return;
+    if (bf16)
+        CHECK_EQ_INT(SB_OK, lm_model_set_precision(m, CLIP_PRECISION_BF16, &err));
+    int C = lm_model_hidden_size(m), V = lm_model_vocab_size(m);
+    have = ref_load(name, C, &r);
+    CHECK(have);
+    CHECK_EQ_INT(SB_OK, lm_ctx_new(m, pool, 64, max_batch, &solo, &err));
+    for (int k = 0; k < NB; k++)
+        CHECK_EQ_INT(SB_OK, lm_ctx_new(m, pool, 64, max_batch, &cs[k], &err));
+    if (!have || !solo || !cs[NB - 1])
+        goto out;
+    struct lm_gen_params gp[NB];
+    const int32_t *ids[NB];
+    const float *emb[NB];
+    int n_prompt[NB];
+    int32_t want[NB][MAX_IDS];
+    float *want_logits = calloc((size_t)NB * V, sizeof(float));
+    int n_want[NB];
+    static const int caps[NB] = { 20, 3, 12, 1, 20, 16 };
+    for (int k = 0; k < NB; k++) {
+        gp[k] = lm_gen_default_params();
+        gp[k].max_new_tokens = caps[k];
+        gp[k].repetition_penalty = k % 2 ? r.penalty : 1.0f;
+        n_prompt[k] = r.n_prompt - k > 1 ? r.n_prompt - k : 1;
+        ids[k] = k == 4 ? r.embed_ids : r.prompt;
+        emb[k] = k == 4 ? r.embeds : NULL;
+        if (k == 4)
+            n_prompt[k] = r.n_prompt;
+        CHECK_EQ_INT(SB_OK, lm_generate(solo, ids[k], emb[k], n_prompt[k], &gp[k], want[k],
+                                        MAX_IDS, &n_want[k], &err));
+        if (k == 5 && n_want[k] > 8) { /* stop at the id the lone run emits 7th */
+            gp[k].stop_ids[0] = want[k][6];
+            gp[k].n_stop = 1;
+            CHECK_EQ_INT(SB_OK, lm_generate(solo, ids[k], emb[k], n_prompt[k], &gp[k], want[k],
+                                            MAX_IDS, &n_want[k], &err));
+            CHECK(n_want[k] <= 7);
+        }
+        memcpy(want_logits + (size_t)k * V, lm_ctx_logits(solo), (size_t)V * sizeof(float));
+    }
+    for (int k = 0; k < NB; k++)
+        CHECK_EQ_INT(SB_OK, lm_gen_start(cs[k], ids[k], emb[k], n_prompt[k], &gp[k], &err));
+    int steps = 0;
+    for (bool all = false; !all && steps < MAX_IDS; steps++) {
+        CHECK_EQ_INT(SB_OK, lm_gen_step(cs, NB, &err));
+        all = true;
+        for (int k = 0; k < NB; k++)
+            all = all && lm_gen_done(cs[k]);
+    }
+    int same_logits = 0;
+    for (int k = 0; k < NB; k++) {
+        int n = 0;
+        const int32_t *got = lm_gen_ids(cs[k], &n);
+        char what[32];
+        snprintf(what, sizeof(what), "batch row %d", k);
+        check_ids(what, want[k], n_want[k], got, n);
+        same_logits +=
+            memcmp(lm_ctx_logits(cs[k]), want_logits + (size_t)k * V, (size_t)V * sizeof(float)) ==
+            0;
+    }
+    fprintf(stderr, "%s batched (pool %s, max_batch %d%s): %d steps, %d/%d last logits identical\n",
+            name, pool ? "yes" : "no", max_batch, bf16 ? ", bf16" : "", steps, same_logits, NB);
+    CHECK_EQ_INT(NB, same_logits);
+    free(want_logits);
+    /* bad batches run nothing */
+    struct lm_ctx *twice[2] = { cs[0], cs[0] };
+    CHECK_EQ_INT(SB_EINVAL, lm_gen_step(twice, 2, &err));
+    twice[1] = NULL;
+    CHECK_EQ_INT(SB_EINVAL, lm_gen_step(twice, 2, &err));
+    CHECK_EQ_INT(SB_OK, lm_gen_step(cs, 0, &err));
+    /* a prefill ends a generation */
+    CHECK_EQ_INT(SB_OK, lm_gen_start(cs[0], r.prompt, NULL, r.n_prompt, &gp[0], &err));
+    CHECK(!lm_gen_done(cs[0]));
+    CHECK_EQ_INT(SB_OK, lm_prefill(cs[0], r.prompt, NULL, 1, &err));
+    CHECK(lm_gen_done(cs[0]));
+out:
+    if (have)
+        ref_release(&r);
+    for (int k = 0; k < NB; k++)
+        lm_ctx_free(cs[k]);
+    lm_ctx_free(solo);
+    lm_model_free(m);
+}
+
 /* A model folder in SHOEBOX_TMP made from a fixture with config.json replaced. */
 static void make_variant(const char *dst, const char *src_name, const char *config)
 {
@@ -371,6 +472,9 @@ int main(void)
         test_bf16(models[i], NULL, 0);
         test_bf16(models[i], pool, 0);
         test_bf16(models[i], pool, 5);
+        test_batch(models[i], NULL, 0, false);
+        test_batch(models[i], pool, 4, false); /* passes of at most 4 rows */
+        test_batch(models[i], pool, 0, true);
     }
     sb_pool_free(pool);
     test_failures();

@@ -110,4 +110,22 @@ int lm_generate(struct lm_ctx *c, const int32_t *ids, const float *embeds, int n
                 const struct lm_gen_params *p, int32_t *out, int cap, int *n_out,
                 struct sb_err *err);
 
+/* lm_generate() in steps, for decoding several prompts side by side (batched decoding: each
+ * decode step reads the weights once for all of them, where decoding one at a time is bound by
+ * reading them once per token of each). lm_gen_start() resets c, prefills the prompt and
+ * picks the first token; lm_gen_step() then adds one token to each context of cs that is not
+ * done, all in one forward pass, until lm_gen_done() says each is. Every context keeps its own
+ * cache, position, parameters and stop state, and its tokens are exactly lm_generate()'s for
+ * its prompt alone, whatever the batch and whenever the others stop. The contexts of one step
+ * must share the model and the pool (the pass runs on the first unfinished one's activations
+ * and pool, at most its max_batch rows at a time) and be distinct. lm_prefill() or
+ * lm_ctx_reset() ends a context's generation. lm_gen_start: errors as lm_generate(), and a
+ * failed start leaves c done with no ids; lm_gen_step: SB_EINVAL for bad cs (nothing run). */
+int lm_gen_start(struct lm_ctx *c, const int32_t *ids, const float *embeds, int n_prompt,
+                 const struct lm_gen_params *p, struct sb_err *err);
+int lm_gen_step(struct lm_ctx *const *cs, int n, struct sb_err *err);
+bool lm_gen_done(const struct lm_ctx *c);
+/* The ids generated since lm_gen_start() (*n of them); valid until the next call on c. */
+const int32_t *lm_gen_ids(const struct lm_ctx *c, int *n);
+
 #endif

@@ -75,15 +75,17 @@ static float dot_16(const uint16_t *w, const float *x, int K, bool bf16)
     return s;
 }
 
-static void gemv_portable(float *y, const void *W, enum st_dtype dt, const float *x, int K, int n0,
-                          int n1)
+static void gemv_portable(float *const *y, const float *x, size_t ldx, int T, const void *W,
+                          enum st_dtype dt, int K, int n0, int n1)
 {
-    for (int n = n0; n < n1; n++) {
-        if (dt == ST_F32)
-            y[n] = dot_f32((const float *)W + (size_t)n * K, x, K);
-        else
-            y[n] = dot_16((const uint16_t *)W + (size_t)n * K, x, K, dt == ST_BF16);
-    }
+    for (int n = n0; n < n1; n++)
+        for (int t = 0; t < T; t++) {
+            const float *xt = x + (size_t)t * ldx;
+            if (dt == ST_F32)
+                y[t][n] = dot_f32((const float *)W + (size_t)n * K, xt, K);
+            else
+                y[t][n] = dot_16((const uint16_t *)W + (size_t)n * K, xt, K, dt == ST_BF16);
+        }
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -106,28 +108,67 @@ __attribute__((target("avx512f"))) static __m512 load16_512(const void *w, enum 
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
+/* The scalar tail of a row: the columns past the last whole vector step. */
+static float dot_tail(const void *W, enum st_dtype dt, size_t row, const float *x, int k, int K,
+                      float s)
+{
+    for (; k < K; k++) {
+        const void *p = (const char *)W + (row + (size_t)k) * st_dtype_size(dt);
+        float w = dt == ST_F32   ? *(const float *)p
+                  : dt == ST_F16 ? f16_to_f32(*(const uint16_t *)p)
+                                 : bf16_to_f32(*(const uint16_t *)p);
+        s += w * x[k];
+    }
+    return s;
+}
+
+/* Up to GEMV_TB input rows against one weight row: each 16-bit weight vector is widened once
+ * for all of them, and every input row's sum runs through the same steps in the same order as
+ * with one row (two accumulators over 32-column steps, a 16-column step, the reduction, the
+ * scalar tail), so its result does not depend on how many rows share the pass. */
+#define GEMV_TB 4
 __attribute__((target("avx512f"))) static void
-gemv_avx512(float *y, const void *W, enum st_dtype dt, const float *x, int K, int n0, int n1)
+gemv_avx512(float *const *y, const float *x, size_t ldx, int T, const void *W, enum st_dtype dt,
+            int K, int n0, int n1)
 {
     for (int n = n0; n < n1; n++) {
         size_t row = (size_t)n * K;
-        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-        int k = 0;
-        for (; k + 32 <= K; k += 32) {
-            a0 = _mm512_fmadd_ps(load16_512(W, dt, row + k), _mm512_loadu_ps(x + k), a0);
-            a1 = _mm512_fmadd_ps(load16_512(W, dt, row + k + 16), _mm512_loadu_ps(x + k + 16), a1);
+        for (int t0 = 0; t0 < T; t0 += GEMV_TB) {
+            int tb = T - t0 < GEMV_TB ? T - t0 : GEMV_TB;
+            const float *xs[GEMV_TB];
+            __m512 a0[GEMV_TB], a1[GEMV_TB];
+            for (int i = 0; i < GEMV_TB; i++) {
+                xs[i] = x + (size_t)(t0 + (i < tb ? i : 0)) * ldx;
+                a0[i] = a1[i] = _mm512_setzero_ps();
+            }
+            int k = 0;
+            if (tb == GEMV_TB) {
+                for (; k + 32 <= K; k += 32) {
+                    __m512 w0 = load16_512(W, dt, row + k), w1 = load16_512(W, dt, row + k + 16);
+                    for (int i = 0; i < GEMV_TB; i++) {
+                        a0[i] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xs[i] + k), a0[i]);
+                        a1[i] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xs[i] + k + 16), a1[i]);
+                    }
+                }
+            } else {
+                for (; k + 32 <= K; k += 32) {
+                    __m512 w0 = load16_512(W, dt, row + k), w1 = load16_512(W, dt, row + k + 16);
+                    for (int i = 0; i < tb; i++) {
+                        a0[i] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xs[i] + k), a0[i]);
+                        a1[i] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xs[i] + k + 16), a1[i]);
+                    }
+                }
+            }
+            int k16 = k;
+            for (int i = 0; i < tb; i++) {
+                k = k16;
+                for (; k + 16 <= K; k += 16)
+                    a0[i] = _mm512_fmadd_ps(load16_512(W, dt, row + k), _mm512_loadu_ps(xs[i] + k),
+                                            a0[i]);
+                float s = hsum512(_mm512_add_ps(a0[i], a1[i]));
+                y[t0 + i][n] = dot_tail(W, dt, row, xs[i], k, K, s);
+            }
         }
-        for (; k + 16 <= K; k += 16)
-            a0 = _mm512_fmadd_ps(load16_512(W, dt, row + k), _mm512_loadu_ps(x + k), a0);
-        float s = hsum512(_mm512_add_ps(a0, a1));
-        for (; k < K; k++) {
-            const void *p = (const char *)W + (row + (size_t)k) * st_dtype_size(dt);
-            float w = dt == ST_F32   ? *(const float *)p
-                      : dt == ST_F16 ? f16_to_f32(*(const uint16_t *)p)
-                                     : bf16_to_f32(*(const uint16_t *)p);
-            s += w * x[k];
-        }
-        y[n] = s;
     }
 }
 
@@ -153,32 +194,57 @@ __attribute__((target("avx2,fma,f16c"))) static __m256 load8_256(const void *w, 
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
+__attribute__((target("avx2,fma,f16c"))) static float hsum256(__m256 a)
+{
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+/* As gemv_avx512, 8 columns per vector. */
 __attribute__((target("avx2,fma,f16c"))) static void
-gemv_avx2(float *y, const void *W, enum st_dtype dt, const float *x, int K, int n0, int n1)
+gemv_avx2(float *const *y, const float *x, size_t ldx, int T, const void *W, enum st_dtype dt,
+          int K, int n0, int n1)
 {
     for (int n = n0; n < n1; n++) {
         size_t row = (size_t)n * K;
-        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-        int k = 0;
-        for (; k + 16 <= K; k += 16) {
-            a0 = _mm256_fmadd_ps(load8_256(W, dt, row + k), _mm256_loadu_ps(x + k), a0);
-            a1 = _mm256_fmadd_ps(load8_256(W, dt, row + k + 8), _mm256_loadu_ps(x + k + 8), a1);
+        for (int t0 = 0; t0 < T; t0 += GEMV_TB) {
+            int tb = T - t0 < GEMV_TB ? T - t0 : GEMV_TB;
+            const float *xs[GEMV_TB];
+            __m256 a0[GEMV_TB], a1[GEMV_TB];
+            for (int i = 0; i < GEMV_TB; i++) {
+                xs[i] = x + (size_t)(t0 + (i < tb ? i : 0)) * ldx;
+                a0[i] = a1[i] = _mm256_setzero_ps();
+            }
+            int k = 0;
+            if (tb == GEMV_TB) {
+                for (; k + 16 <= K; k += 16) {
+                    __m256 w0 = load8_256(W, dt, row + k), w1 = load8_256(W, dt, row + k + 8);
+                    for (int i = 0; i < GEMV_TB; i++) {
+                        a0[i] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xs[i] + k), a0[i]);
+                        a1[i] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xs[i] + k + 8), a1[i]);
+                    }
+                }
+            } else {
+                for (; k + 16 <= K; k += 16) {
+                    __m256 w0 = load8_256(W, dt, row + k), w1 = load8_256(W, dt, row + k + 8);
+                    for (int i = 0; i < tb; i++) {
+                        a0[i] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xs[i] + k), a0[i]);
+                        a1[i] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xs[i] + k + 8), a1[i]);
+                    }
+                }
+            }
+            int k8 = k;
+            for (int i = 0; i < tb; i++) {
+                k = k8;
+                for (; k + 8 <= K; k += 8)
+                    a0[i] = _mm256_fmadd_ps(load8_256(W, dt, row + k), _mm256_loadu_ps(xs[i] + k),
+                                            a0[i]);
+                float s = hsum256(_mm256_add_ps(a0[i], a1[i]));
+                y[t0 + i][n] = dot_tail(W, dt, row, xs[i], k, K, s);
+            }
         }
-        for (; k + 8 <= K; k += 8)
-            a0 = _mm256_fmadd_ps(load8_256(W, dt, row + k), _mm256_loadu_ps(x + k), a0);
-        __m256 a = _mm256_add_ps(a0, a1);
-        __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-        h = _mm_add_ss(h, _mm_movehdup_ps(h));
-        float s = _mm_cvtss_f32(h);
-        for (; k < K; k++) {
-            const void *p = (const char *)W + (row + (size_t)k) * st_dtype_size(dt);
-            float w = dt == ST_F32   ? *(const float *)p
-                      : dt == ST_F16 ? f16_to_f32(*(const uint16_t *)p)
-                                     : bf16_to_f32(*(const uint16_t *)p);
-            s += w * x[k];
-        }
-        y[n] = s;
     }
 }
 
@@ -212,21 +278,27 @@ static enum isa cpu_isa(void)
 }
 #endif
 
-void lm_gemv_rows(float *y, const void *W, enum st_dtype dt, const float *x, int K, int n0, int n1)
+void lm_gemv_rows_n(float *const *y, const float *x, size_t ldx, int T, const void *W,
+                    enum st_dtype dt, int K, int n0, int n1)
 {
     switch (cpu_isa()) {
 #ifdef LM_X86
     case ISA_AVX512:
-        gemv_avx512(y, W, dt, x, K, n0, n1);
+        gemv_avx512(y, x, ldx, T, W, dt, K, n0, n1);
         return;
     case ISA_AVX2:
-        gemv_avx2(y, W, dt, x, K, n0, n1);
+        gemv_avx2(y, x, ldx, T, W, dt, K, n0, n1);
         return;
 #endif
     case ISA_PORTABLE:
         break;
     }
-    gemv_portable(y, W, dt, x, K, n0, n1);
+    gemv_portable(y, x, ldx, T, W, dt, K, n0, n1);
+}
+
+void lm_gemv_rows(float *y, const void *W, enum st_dtype dt, const float *x, int K, int n0, int n1)
+{
+    lm_gemv_rows_n(&y, x, (size_t)K, 1, W, dt, K, n0, n1);
 }
 
 void lm_widen_rows(float *dst, const void *W, enum st_dtype dt, int K, int n0, int n1)
