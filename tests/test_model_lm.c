@@ -343,8 +343,8 @@ static void test_batch(const char *name, struct sb_pool *pool, int max_batch, bo
         emb[k] = k == 4 ? r.embeds : NULL;
         if (k == 4)
             n_prompt[k] = r.n_prompt;
-        CHECK_EQ_INT(SB_OK, lm_generate(solo, ids[k], emb[k], n_prompt[k], &gp[k], want[k],
-                                        MAX_IDS, &n_want[k], &err));
+        CHECK_EQ_INT(SB_OK, lm_generate(solo, ids[k], emb[k], n_prompt[k], &gp[k], want[k], MAX_IDS,
+                                        &n_want[k], &err));
         if (k == 5 && n_want[k] > 8) { /* stop at the id the lone run emits 7th */
             gp[k].stop_ids[0] = want[k][6];
             gp[k].n_stop = 1;
@@ -370,9 +370,8 @@ static void test_batch(const char *name, struct sb_pool *pool, int max_batch, bo
         char what[32];
         snprintf(what, sizeof(what), "batch row %d", k);
         check_ids(what, want[k], n_want[k], got, n);
-        same_logits +=
-            memcmp(lm_ctx_logits(cs[k]), want_logits + (size_t)k * V, (size_t)V * sizeof(float)) ==
-            0;
+        same_logits += memcmp(lm_ctx_logits(cs[k]), want_logits + (size_t)k * V,
+                              (size_t)V * sizeof(float)) == 0;
     }
     fprintf(stderr, "%s batched (pool %s, max_batch %d%s): %d steps, %d/%d last logits identical\n",
             name, pool ? "yes" : "no", max_batch, bf16 ? ", bf16" : "", steps, same_logits, NB);

@@ -406,8 +406,8 @@ static void test_batch(struct sb_pool *pool)
         CHECK_EQ_INT(SB_OK, vlm_caption_finish(cs[k], ids, &n, NULL, &err));
         same += n == n_want[k] && memcmp(ids, want[k], (size_t)n * sizeof(*ids)) == 0;
     }
-    fprintf(stderr, "moondream batched (%s pool): %d/%d captions as alone\n",
-            pool ? "with" : "no", same, NPH);
+    fprintf(stderr, "moondream batched (%s pool): %d/%d captions as alone\n", pool ? "with" : "no",
+            same, NPH);
     CHECK_EQ_INT(NPH, same);
 out:
     for (int k = 0; k < NPH; k++)

@@ -186,8 +186,8 @@ int main(int argc, char **argv)
         double cap[2][2], e[2][2], pf[2][2], rt[2][2];
         for (int r = 0; r < 2; r++) /* interleaved: 1, B, 1, B */
             for (int i = 0; i < 2; i++)
-                if (run_batch(cs, sizes[i], img, (int)N, &cap[r][i], &e[r][i], &pf[r][i],
-                              &rt[r][i], &err))
+                if (run_batch(cs, sizes[i], img, (int)N, &cap[r][i], &e[r][i], &pf[r][i], &rt[r][i],
+                              &err))
                     return die(&err);
         for (int i = 0; i < 2; i++) {
             double bc = cap[0][i] < cap[1][i] ? cap[0][i] : cap[1][i];

@@ -23,12 +23,12 @@
  * context t, each with its own KV cache, position, logits and generation state; the pass runs
  * on the first context's activations and pool. Weights are read once per step for all rows,
  * and every row goes through the per-row kernels (the gemv ones, per-row attention), so a
- * context's tokens are the same whether it decodes alone or beside others. In bf16 precision (lm_model_set_precision) larger T runs the block's
- * linears on their packed bf16 copies instead (the clip_bf16 backend, as clip.c: row chunks of
- * the activations, one single-threaded oneDNN call per worker, each chunk converted to bf16 by
- * its worker); norms, rotary, attention, the lm_head and every one-row product stay fp32.
- * Nothing in a forward pass allocates, logs or does I/O (but the first bf16 pass at a new row
- * count makes the backend's primitives). */
+ * context's tokens are the same whether it decodes alone or beside others. In bf16 precision
+ * (lm_model_set_precision) larger T runs the block's linears on their packed bf16 copies instead
+ * (the clip_bf16 backend, as clip.c: row chunks of the activations, one single-threaded oneDNN call
+ * per worker, each chunk converted to bf16 by its worker); norms, rotary, attention, the lm_head
+ * and every one-row product stay fp32. Nothing in a forward pass allocates, logs or does I/O (but
+ * the first bf16 pass at a new row count makes the backend's primitives). */
 #include "lm_internal.h"
 
 #include "shoebox/err.h"
@@ -148,8 +148,8 @@ static void linear_task(void *arg, size_t begin, size_t end, int worker)
             lm_widen_rows(buf, W->w, W->dt, K, n0, n1);
             w = buf;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, n1 - n0, K, 1.0f, j->in, K, w,
-                    K, 0.0f, j->out + n0, N);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, n1 - n0, K, 1.0f, j->in, K, w, K,
+                    0.0f, j->out + n0, N);
         if (W->b)
             for (int t = 0; t < j->T; t++)
                 for (int n = n0; n < n1; n++)

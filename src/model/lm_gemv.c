@@ -127,9 +127,9 @@ static float dot_tail(const void *W, enum st_dtype dt, size_t row, const float *
  * with one row (two accumulators over 32-column steps, a 16-column step, the reduction, the
  * scalar tail), so its result does not depend on how many rows share the pass. */
 #define GEMV_TB 4
-__attribute__((target("avx512f"))) static void
-gemv_avx512(float *const *y, const float *x, size_t ldx, int T, const void *W, enum st_dtype dt,
-            int K, int n0, int n1)
+__attribute__((target("avx512f"))) static void gemv_avx512(float *const *y, const float *x,
+                                                           size_t ldx, int T, const void *W,
+                                                           enum st_dtype dt, int K, int n0, int n1)
 {
     for (int n = n0; n < n1; n++) {
         size_t row = (size_t)n * K;
@@ -203,9 +203,10 @@ __attribute__((target("avx2,fma,f16c"))) static float hsum256(__m256 a)
 }
 
 /* As gemv_avx512, 8 columns per vector. */
-__attribute__((target("avx2,fma,f16c"))) static void
-gemv_avx2(float *const *y, const float *x, size_t ldx, int T, const void *W, enum st_dtype dt,
-          int K, int n0, int n1)
+__attribute__((target("avx2,fma,f16c"))) static void gemv_avx2(float *const *y, const float *x,
+                                                               size_t ldx, int T, const void *W,
+                                                               enum st_dtype dt, int K, int n0,
+                                                               int n1)
 {
     for (int n = n0; n < n1; n++) {
         size_t row = (size_t)n * K;

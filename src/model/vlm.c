@@ -1137,8 +1137,8 @@ static int start_impl(struct vlm_ctx *c, const struct vlm_params *p, struct sb_e
         rc = md_build_prompt(m->md, m->tok, p->prompt, c->rows, c->ids, c->embeds, c->max_prompt,
                              &c->n_ids, err);
     else
-        rc = build_prompt(c, p->prompt ? p->prompt : VLM_DEFAULT_PROMPT, c->grid_rows,
-                          c->grid_cols, err);
+        rc = build_prompt(c, p->prompt ? p->prompt : VLM_DEFAULT_PROMPT, c->grid_rows, c->grid_cols,
+                          err);
     if (rc)
         return rc;
     struct lm_gen_params gp = lm_gen_default_params();
