@@ -17,6 +17,7 @@
 #include "shoebox/util.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -397,6 +398,75 @@ out:
     lm_model_free(m);
 }
 
+/* The matrix-vector kernels of each ISA this CPU has, on f32 / f16 / bf16 weights with and
+ * without column tails: T rows at once give each row bit for bit what it gets alone, and
+ * that is the double-precision product within rounding. */
+static void test_gemv_kernels(void)
+{
+    static const char *const isas[] = { "portable", "avx2+f16c", "avx512f" };
+    static const enum st_dtype dts[] = { ST_F32, ST_F16, ST_BF16 };
+    enum { N = 37, KMAX = 203, TMAX = 11 };
+    static const int Ks[] = { 1, 7, 16, 40, 203 };
+    void *W = malloc((size_t)N * KMAX * sizeof(float));
+    float *x = malloc((size_t)TMAX * KMAX * sizeof(float));
+    float *y1 = malloc((size_t)N * sizeof(float)), *yn = malloc((size_t)TMAX * N * sizeof(float));
+    float *rows[TMAX];
+    for (int t = 0; t < TMAX; t++)
+        rows[t] = yn + (size_t)t * N;
+    for (int i = 0; i < TMAX * KMAX; i++)
+        x[i] = (float)((i * 7919) % 201 - 100) / 64.0f;
+    int ran = 0, bad_same = 0, bad_ref = 0;
+    for (int a = 0; a < 3; a++) {
+        if (!lm_gemv_limit(isas[a]))
+            continue;
+        ran++;
+        for (int d = 0; d < 3; d++)
+            for (int ki = 0; ki < 5; ki++) {
+                int K = Ks[ki];
+                for (int i = 0; i < N * K; i++) {
+                    uint16_t h = (uint16_t)(0x3800 + (i * 2654435761u >> 20) % 0x0800);
+                    if (dts[d] == ST_F32)
+                        ((float *)W)[i] = (float)((i * 31) % 97 - 48) / 32.0f;
+                    else if (dts[d] == ST_F16)
+                        ((uint16_t *)W)[i] = (uint16_t)(h | (i % 3 == 0 ? 0x8000 : 0));
+                    else
+                        ((uint16_t *)W)[i] = (uint16_t)(0x3f00 + (i * 40503u >> 4) % 0x100 +
+                                                        (i % 3 == 0 ? 0x8000 : 0));
+                }
+                for (int T = 1; T <= TMAX; T += 3) {
+                    lm_gemv_rows_n(rows, x, KMAX, T, W, dts[d], K, 3, N);
+                    for (int t = 0; t < T; t++) {
+                        lm_gemv_rows(y1, W, dts[d], x + (size_t)t * KMAX, K, 3, N);
+                        for (int n = 3; n < N; n++) {
+                            bad_same += memcmp(&y1[n], &rows[t][n], sizeof(float)) != 0;
+                            float wv;
+                            double ref = 0.0, mag = 0.0;
+                            for (int k = 0; k < K; k++) {
+                                size_t at = (size_t)n * K + k;
+                                lm_widen_rows(&wv, (const char *)W + at * st_dtype_size(dts[d]),
+                                              dts[d], 1, 0, 1);
+                                ref += (double)wv * (double)x[(size_t)t * KMAX + k];
+                                mag += fabs((double)wv * (double)x[(size_t)t * KMAX + k]);
+                            }
+                            bad_ref += fabs((double)y1[n] - ref) > 1e-5 * mag + 1e-30;
+                        }
+                    }
+                }
+            }
+    }
+    lm_gemv_limit(NULL);
+    fprintf(stderr, "gemv kernels: %d ISAs, %d rows differ batched, %d off the reference\n", ran,
+            bad_same, bad_ref);
+    CHECK(ran >= 1);
+    CHECK_EQ_INT(0, bad_same);
+    CHECK_EQ_INT(0, bad_ref);
+    CHECK(!lm_gemv_limit("avx9000"));
+    free(W);
+    free(x);
+    free(y1);
+    free(yn);
+}
+
 /* A model folder in SHOEBOX_TMP made from a fixture with config.json replaced. */
 static void make_variant(const char *dst, const char *src_name, const char *config)
 {
@@ -476,6 +546,7 @@ int main(void)
         test_batch(models[i], pool, 0, true);
     }
     sb_pool_free(pool);
+    test_gemv_kernels();
     test_failures();
     return check_exit();
 }

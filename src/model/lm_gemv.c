@@ -8,6 +8,7 @@
  * worker computes. */
 #include "lm_internal.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -97,8 +98,10 @@ __attribute__((target("avx512f"))) static float hsum512(__m512 v)
     return _mm512_reduce_add_ps(v);
 }
 
-__attribute__((target("avx512f"))) static __m512 load16_512(const void *w, enum st_dtype dt,
-                                                            size_t i)
+#define AVX512_INLINE __attribute__((target("avx512f"), always_inline)) static inline
+#define AVX2_INLINE   __attribute__((target("avx2,fma,f16c"), always_inline)) static inline
+
+AVX512_INLINE __m512 load16_512(const void *w, enum st_dtype dt, size_t i)
 {
     if (dt == ST_F32)
         return _mm512_loadu_ps((const float *)w + i);
@@ -122,53 +125,82 @@ static float dot_tail(const void *W, enum st_dtype dt, size_t row, const float *
     return s;
 }
 
-/* Up to GEMV_TB input rows against one weight row: each 16-bit weight vector is widened once
- * for all of them, and every input row's sum runs through the same steps in the same order as
- * with one row (two accumulators over 32-column steps, a 16-column step, the reduction, the
- * scalar tail), so its result does not depend on how many rows share the pass. */
+/* TB <= GEMV_TB input rows xs against weight row n (at element row of W): each weight vector
+ * is loaded and widened once for all of them, and every input row's sum runs through the
+ * same steps in the same order as with one row (two accumulators over 32-column steps, a
+ * 16-column step, the reduction, the scalar tail), so its result does not depend on how many
+ * rows share the pass. Inlined with TB and dt constant at each call. */
 #define GEMV_TB 4
+AVX512_INLINE void dot_rows_avx512(float *const *y, const float *const *xs, const int TB,
+                                   const void *W, const enum st_dtype dt, size_t row, int K, int n)
+{
+    __m512 a0[GEMV_TB], a1[GEMV_TB];
+#pragma GCC unroll 4
+    for (int i = 0; i < TB; i++)
+        a0[i] = a1[i] = _mm512_setzero_ps();
+    int k = 0;
+    for (; k + 32 <= K; k += 32) {
+        __m512 w0 = load16_512(W, dt, row + k), w1 = load16_512(W, dt, row + k + 16);
+#pragma GCC unroll 4
+        for (int i = 0; i < TB; i++) {
+            a0[i] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xs[i] + k), a0[i]);
+            a1[i] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xs[i] + k + 16), a1[i]);
+        }
+    }
+    int k16 = k;
+    for (int i = 0; i < TB; i++) {
+        k = k16;
+        for (; k + 16 <= K; k += 16)
+            a0[i] = _mm512_fmadd_ps(load16_512(W, dt, row + k), _mm512_loadu_ps(xs[i] + k), a0[i]);
+        float s = hsum512(_mm512_add_ps(a0[i], a1[i]));
+        y[i][n] = dot_tail(W, dt, row, xs[i], k, K, s);
+    }
+}
+
+AVX512_INLINE void gemv_avx512_dt(float *const *y, const float *x, size_t ldx, int T, const void *W,
+                                  const enum st_dtype dt, int K, int n0, int n1)
+{
+    for (int n = n0; n < n1; n++) {
+        size_t row = (size_t)n * K;
+        int t0 = 0;
+        for (; t0 + GEMV_TB <= T; t0 += GEMV_TB) {
+            const float *xs[GEMV_TB];
+            for (int i = 0; i < GEMV_TB; i++)
+                xs[i] = x + (size_t)(t0 + i) * ldx;
+            dot_rows_avx512(y + t0, xs, GEMV_TB, W, dt, row, K, n);
+        }
+        const float *xs[GEMV_TB] = { x + (size_t)t0 * ldx, x + (size_t)(t0 + 1) * ldx,
+                                     x + (size_t)(t0 + 2) * ldx };
+        switch (T - t0) {
+        case 3:
+            dot_rows_avx512(y + t0, xs, 3, W, dt, row, K, n);
+            break;
+        case 2:
+            dot_rows_avx512(y + t0, xs, 2, W, dt, row, K, n);
+            break;
+        case 1:
+            dot_rows_avx512(y + t0, xs, 1, W, dt, row, K, n);
+            break;
+        default:
+            break;
+        }
+    }
+}
+
 __attribute__((target("avx512f"))) static void gemv_avx512(float *const *y, const float *x,
                                                            size_t ldx, int T, const void *W,
                                                            enum st_dtype dt, int K, int n0, int n1)
 {
-    for (int n = n0; n < n1; n++) {
-        size_t row = (size_t)n * K;
-        for (int t0 = 0; t0 < T; t0 += GEMV_TB) {
-            int tb = T - t0 < GEMV_TB ? T - t0 : GEMV_TB;
-            const float *xs[GEMV_TB];
-            __m512 a0[GEMV_TB], a1[GEMV_TB];
-            for (int i = 0; i < GEMV_TB; i++) {
-                xs[i] = x + (size_t)(t0 + (i < tb ? i : 0)) * ldx;
-                a0[i] = a1[i] = _mm512_setzero_ps();
-            }
-            int k = 0;
-            if (tb == GEMV_TB) {
-                for (; k + 32 <= K; k += 32) {
-                    __m512 w0 = load16_512(W, dt, row + k), w1 = load16_512(W, dt, row + k + 16);
-                    for (int i = 0; i < GEMV_TB; i++) {
-                        a0[i] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xs[i] + k), a0[i]);
-                        a1[i] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xs[i] + k + 16), a1[i]);
-                    }
-                }
-            } else {
-                for (; k + 32 <= K; k += 32) {
-                    __m512 w0 = load16_512(W, dt, row + k), w1 = load16_512(W, dt, row + k + 16);
-                    for (int i = 0; i < tb; i++) {
-                        a0[i] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xs[i] + k), a0[i]);
-                        a1[i] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xs[i] + k + 16), a1[i]);
-                    }
-                }
-            }
-            int k16 = k;
-            for (int i = 0; i < tb; i++) {
-                k = k16;
-                for (; k + 16 <= K; k += 16)
-                    a0[i] = _mm512_fmadd_ps(load16_512(W, dt, row + k), _mm512_loadu_ps(xs[i] + k),
-                                            a0[i]);
-                float s = hsum512(_mm512_add_ps(a0[i], a1[i]));
-                y[t0 + i][n] = dot_tail(W, dt, row, xs[i], k, K, s);
-            }
-        }
+    switch (dt) {
+    case ST_BF16:
+        gemv_avx512_dt(y, x, ldx, T, W, ST_BF16, K, n0, n1);
+        break;
+    case ST_F16:
+        gemv_avx512_dt(y, x, ldx, T, W, ST_F16, K, n0, n1);
+        break;
+    default:
+        gemv_avx512_dt(y, x, ldx, T, W, ST_F32, K, n0, n1);
+        break;
     }
 }
 
@@ -183,8 +215,7 @@ __attribute__((target("avx512f"))) static void widen_avx512(float *dst, const vo
                               : bf16_to_f32(((const uint16_t *)W)[i]);
 }
 
-__attribute__((target("avx2,fma,f16c"))) static __m256 load8_256(const void *w, enum st_dtype dt,
-                                                                 size_t i)
+AVX2_INLINE __m256 load8_256(const void *w, enum st_dtype dt, size_t i)
 {
     if (dt == ST_F32)
         return _mm256_loadu_ps((const float *)w + i);
@@ -194,7 +225,7 @@ __attribute__((target("avx2,fma,f16c"))) static __m256 load8_256(const void *w, 
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
-__attribute__((target("avx2,fma,f16c"))) static float hsum256(__m256 a)
+AVX2_INLINE float hsum256(__m256 a)
 {
     __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
     h = _mm_add_ps(h, _mm_movehl_ps(h, h));
@@ -202,50 +233,78 @@ __attribute__((target("avx2,fma,f16c"))) static float hsum256(__m256 a)
     return _mm_cvtss_f32(h);
 }
 
-/* As gemv_avx512, 8 columns per vector. */
+/* As dot_rows_avx512, 8 columns per vector. */
+AVX2_INLINE void dot_rows_avx2(float *const *y, const float *const *xs, const int TB, const void *W,
+                               const enum st_dtype dt, size_t row, int K, int n)
+{
+    __m256 a0[GEMV_TB], a1[GEMV_TB];
+#pragma GCC unroll 4
+    for (int i = 0; i < TB; i++)
+        a0[i] = a1[i] = _mm256_setzero_ps();
+    int k = 0;
+    for (; k + 16 <= K; k += 16) {
+        __m256 w0 = load8_256(W, dt, row + k), w1 = load8_256(W, dt, row + k + 8);
+#pragma GCC unroll 4
+        for (int i = 0; i < TB; i++) {
+            a0[i] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xs[i] + k), a0[i]);
+            a1[i] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xs[i] + k + 8), a1[i]);
+        }
+    }
+    int k8 = k;
+    for (int i = 0; i < TB; i++) {
+        k = k8;
+        for (; k + 8 <= K; k += 8)
+            a0[i] = _mm256_fmadd_ps(load8_256(W, dt, row + k), _mm256_loadu_ps(xs[i] + k), a0[i]);
+        float s = hsum256(_mm256_add_ps(a0[i], a1[i]));
+        y[i][n] = dot_tail(W, dt, row, xs[i], k, K, s);
+    }
+}
+
+AVX2_INLINE void gemv_avx2_dt(float *const *y, const float *x, size_t ldx, int T, const void *W,
+                              const enum st_dtype dt, int K, int n0, int n1)
+{
+    for (int n = n0; n < n1; n++) {
+        size_t row = (size_t)n * K;
+        int t0 = 0;
+        for (; t0 + GEMV_TB <= T; t0 += GEMV_TB) {
+            const float *xs[GEMV_TB];
+            for (int i = 0; i < GEMV_TB; i++)
+                xs[i] = x + (size_t)(t0 + i) * ldx;
+            dot_rows_avx2(y + t0, xs, GEMV_TB, W, dt, row, K, n);
+        }
+        const float *xs[GEMV_TB] = { x + (size_t)t0 * ldx, x + (size_t)(t0 + 1) * ldx,
+                                     x + (size_t)(t0 + 2) * ldx };
+        switch (T - t0) {
+        case 3:
+            dot_rows_avx2(y + t0, xs, 3, W, dt, row, K, n);
+            break;
+        case 2:
+            dot_rows_avx2(y + t0, xs, 2, W, dt, row, K, n);
+            break;
+        case 1:
+            dot_rows_avx2(y + t0, xs, 1, W, dt, row, K, n);
+            break;
+        default:
+            break;
+        }
+    }
+}
+
 __attribute__((target("avx2,fma,f16c"))) static void gemv_avx2(float *const *y, const float *x,
                                                                size_t ldx, int T, const void *W,
                                                                enum st_dtype dt, int K, int n0,
                                                                int n1)
 {
-    for (int n = n0; n < n1; n++) {
-        size_t row = (size_t)n * K;
-        for (int t0 = 0; t0 < T; t0 += GEMV_TB) {
-            int tb = T - t0 < GEMV_TB ? T - t0 : GEMV_TB;
-            const float *xs[GEMV_TB];
-            __m256 a0[GEMV_TB], a1[GEMV_TB];
-            for (int i = 0; i < GEMV_TB; i++) {
-                xs[i] = x + (size_t)(t0 + (i < tb ? i : 0)) * ldx;
-                a0[i] = a1[i] = _mm256_setzero_ps();
-            }
-            int k = 0;
-            if (tb == GEMV_TB) {
-                for (; k + 16 <= K; k += 16) {
-                    __m256 w0 = load8_256(W, dt, row + k), w1 = load8_256(W, dt, row + k + 8);
-                    for (int i = 0; i < GEMV_TB; i++) {
-                        a0[i] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xs[i] + k), a0[i]);
-                        a1[i] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xs[i] + k + 8), a1[i]);
-                    }
-                }
-            } else {
-                for (; k + 16 <= K; k += 16) {
-                    __m256 w0 = load8_256(W, dt, row + k), w1 = load8_256(W, dt, row + k + 8);
-                    for (int i = 0; i < tb; i++) {
-                        a0[i] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xs[i] + k), a0[i]);
-                        a1[i] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xs[i] + k + 8), a1[i]);
-                    }
-                }
-            }
-            int k8 = k;
-            for (int i = 0; i < tb; i++) {
-                k = k8;
-                for (; k + 8 <= K; k += 8)
-                    a0[i] = _mm256_fmadd_ps(load8_256(W, dt, row + k), _mm256_loadu_ps(xs[i] + k),
-                                            a0[i]);
-                float s = hsum256(_mm256_add_ps(a0[i], a1[i]));
-                y[t0 + i][n] = dot_tail(W, dt, row, xs[i], k, K, s);
-            }
-        }
+    switch (dt) {
+    case ST_BF16:
+        gemv_avx2_dt(y, x, ldx, T, W, ST_BF16, K, n0, n1);
+        break;
+    case ST_F16:
+        gemv_avx2_dt(y, x, ldx, T, W, ST_F16, K, n0, n1);
+        break;
+    default:
+        gemv_avx2_dt(y, x, ldx, T, W, ST_F32, K, n0, n1);
+        break;
     }
 }
 
@@ -262,7 +321,7 @@ __attribute__((target("avx2,fma,f16c"))) static void widen_avx2(float *dst, cons
 
 enum isa { ISA_PORTABLE, ISA_AVX2, ISA_AVX512 };
 
-static enum isa cpu_isa(void)
+static enum isa cpu_best(void)
 {
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f"))
@@ -273,11 +332,35 @@ static enum isa cpu_isa(void)
 }
 #else
 enum isa { ISA_PORTABLE };
-static enum isa cpu_isa(void)
+static enum isa cpu_best(void)
 {
     return ISA_PORTABLE;
 }
 #endif
+
+static _Atomic int isa_cap = -1; /* lm_gemv_limit(): the best kernel allowed, -1 none */
+
+static enum isa cpu_isa(void)
+{
+    enum isa best = cpu_best();
+    int cap = atomic_load(&isa_cap);
+    return cap >= 0 && cap < (int)best ? (enum isa)cap : best;
+}
+
+bool lm_gemv_limit(const char *name)
+{
+    static const char *const names[] = { "portable", "avx2+f16c", "avx512f" };
+    if (!name) {
+        atomic_store(&isa_cap, -1);
+        return true;
+    }
+    for (int i = 0; i < 3; i++)
+        if (strcmp(name, names[i]) == 0 && i <= (int)cpu_best()) {
+            atomic_store(&isa_cap, i);
+            return true;
+        }
+    return false;
+}
 
 void lm_gemv_rows_n(float *const *y, const float *x, size_t ldx, int T, const void *W,
                     enum st_dtype dt, int K, int n0, int n1)

@@ -173,5 +173,8 @@ void lm_layernorm_row(float *o, const float *x, const float *w, const float *b, 
 void lm_widen_rows(float *dst, const void *W, enum st_dtype dt, int K, int n0, int n1);
 /* The name of the kernel lm_gemv_rows() uses on this CPU (for the bench). */
 const char *lm_gemv_kernel_name(void);
+/* Tests: the kernels up to name ("portable", "avx2+f16c", "avx512f") only, process-wide;
+ * false when this CPU has no such kernel. NULL: the best again. */
+bool lm_gemv_limit(const char *name);
 
 #endif
