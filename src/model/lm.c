@@ -17,18 +17,18 @@
  * (row chunks of the weights for products, (row, head) pairs for attention). A product of T
  * rows reads each weight row once: T <= LM_GEMV_MAX_T and decode steps use the 16-bit
  * matrix-vector kernels (lm_gemv.c), larger T widens a chunk of weight rows to f32 in the
- * worker's scratch and calls cblas_sgemm on it.
+ * worker's scratch and calls cblas_sgemm on it. In bf16 precision (lm_model_set_precision)
+ * larger T runs the block's linears on their packed bf16 copies instead (the clip_bf16
+ * backend, as clip.c: row chunks of the activations, one single-threaded oneDNN call per
+ * worker, each chunk converted to bf16 by its worker); norms, rotary, attention, the lm_head
+ * and every decode step stay fp32. Nothing in a forward pass allocates, logs or does I/O (but
+ * the first bf16 pass at a new row count makes the backend's primitives).
  *
  * Batched decoding (lm_gen_step): one forward pass whose row t is the next position of
  * context t, each with its own KV cache, position, logits and generation state; the pass runs
  * on the first context's activations and pool. Weights are read once per step for all rows,
  * and every row goes through the per-row kernels (the gemv ones, per-row attention), so a
- * context's tokens are the same whether it decodes alone or beside others. In bf16 precision
- * (lm_model_set_precision) larger T runs the block's linears on their packed bf16 copies instead
- * (the clip_bf16 backend, as clip.c: row chunks of the activations, one single-threaded oneDNN call
- * per worker, each chunk converted to bf16 by its worker); norms, rotary, attention, the lm_head
- * and every one-row product stay fp32. Nothing in a forward pass allocates, logs or does I/O (but
- * the first bf16 pass at a new row count makes the backend's primitives). */
+ * context's tokens are the same whether it decodes alone or beside others. */
 #include "lm_internal.h"
 
 #include "shoebox/err.h"
