@@ -15,7 +15,8 @@
  * ((N - 1) tokens over the difference of the two runs' generation) and seconds per caption
  * (image processor included). With batch=B, per batch size: seconds per caption (wall time of
  * the batch over B), and per photo its encode and prefill, and the decode rate of all rows
- * together (B * (N - 1) tokens over the decode steps' time). */
+ * together (B * (N - 1) tokens over the decode steps' time), and the CPU seconds per caption
+ * (all threads, user + system: what a caption costs in cores on a box shared with others). */
 #include "shoebox/err.h"
 #include "shoebox/image.h"
 #include "shoebox/pool.h"
@@ -25,6 +26,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+
+/* CPU seconds of the process so far (every thread, user + system). */
+static double cpu_now(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+}
 
 static int die(const struct sb_err *err)
 {
@@ -58,18 +69,18 @@ static int run(struct vlm_ctx *c, const struct image *img, int n, double *total,
 /* B captions of n tokens of img decoded together on cs (sharing the pool): best of 3 per
  * caption seconds (wall / B), encode and prefill per photo, decode tokens/s of all rows. */
 static int run_batch(struct vlm_ctx **cs, int B, const struct image *img, int n, double *caption,
-                     double *encode, double *prefill, double *rate, struct sb_err *err)
+                     double *encode, double *prefill, double *rate, double *cpu, struct sb_err *err)
 {
     struct vlm_params p = vlm_default_params();
     p.max_new_tokens = n;
     p.repetition_penalty = 1.0f;
     int32_t ids[VLM_MAX_NEW_TOKENS];
     struct vlm_image *im[64] = { NULL };
-    *caption = *encode = *prefill = 1e30;
+    *caption = *encode = *prefill = *cpu = 1e30;
     *rate = 0.0;
     int rc = 0;
     for (int r = 0; r < 3 && !rc; r++) {
-        double t0 = sb_now();
+        double t0 = sb_now(), c0 = cpu_now();
         for (int k = 0; k < B && !rc; k++)
             rc = vlm_encode(cs[k], img, &im[k], err);
         double t1 = sb_now();
@@ -83,7 +94,7 @@ static int run_batch(struct vlm_ctx **cs, int B, const struct image *img, int n,
             for (int k = 0; k < B; k++)
                 all = all && vlm_caption_done(cs[k]);
         }
-        double t3 = sb_now();
+        double t3 = sb_now(), cu = (cpu_now() - c0) / B;
         int tokens = 0, got = 0;
         for (int k = 0; k < B && !rc; k++) {
             rc = vlm_caption_finish(cs[k], ids, &got, NULL, err);
@@ -101,6 +112,7 @@ static int run_batch(struct vlm_ctx **cs, int B, const struct image *img, int n,
         *encode = e < *encode ? e : *encode;
         *prefill = pf < *prefill ? pf : *prefill;
         *rate = rt > *rate ? rt : *rate;
+        *cpu = cu < *cpu ? cu : *cpu;
     }
     return rc;
 }
@@ -183,20 +195,21 @@ int main(int argc, char **argv)
             if (vlm_ctx_new(m, pool, &cs[k], &err))
                 return die(&err);
         int sizes[2] = { 1, batch };
-        double cap[2][2], e[2][2], pf[2][2], rt[2][2];
+        double cap[2][2], e[2][2], pf[2][2], rt[2][2], cu[2][2];
         for (int r = 0; r < 2; r++) /* interleaved: 1, B, 1, B */
             for (int i = 0; i < 2; i++)
                 if (run_batch(cs, sizes[i], img, (int)N, &cap[r][i], &e[r][i], &pf[r][i], &rt[r][i],
-                              &err))
+                              &cu[r][i], &err))
                     return die(&err);
         for (int i = 0; i < 2; i++) {
             double bc = cap[0][i] < cap[1][i] ? cap[0][i] : cap[1][i];
             double be = e[0][i] < e[1][i] ? e[0][i] : e[1][i];
             double bp = pf[0][i] < pf[1][i] ? pf[0][i] : pf[1][i];
             double br = rt[0][i] > rt[1][i] ? rt[0][i] : rt[1][i];
+            double bu = cu[0][i] < cu[1][i] ? cu[0][i] : cu[1][i];
             printf("batch %d: %.3f s per caption (encode %.3f s, prefill %.3f s per photo; "
-                   "decode %.1f tokens/s over the batch)\n",
-                   sizes[i], bc, be, bp, br);
+                   "decode %.1f tokens/s over the batch; %.3f CPU s per caption)\n",
+                   sizes[i], bc, be, bp, br, bu);
         }
         for (int k = 1; k < batch; k++)
             vlm_ctx_free(cs[k]);
