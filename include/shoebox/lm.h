@@ -6,7 +6,8 @@
  * Weights are read from model.safetensors (or a sharded index) in F32, F16 or BF16 and used
  * where they lie (mmapped): 16-bit weights stay 16-bit and are widened to f32 inside the
  * matrix kernels. Prefill runs T rows at a time through cblas_sgemm; a decode step (one row)
- * is a matrix-vector product over the 16-bit weights, memory-bound by design.
+ * is a matrix-vector product over the 16-bit weights, memory-bound by design; a batched step
+ * (lm_gen_step) reads them once for the next token of several contexts.
  *
  * Inputs are token ids or, for vision-language models, embedding rows (image tokens) given by
  * the caller: see lm_prefill().
