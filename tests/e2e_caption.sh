@@ -98,16 +98,17 @@ rm -f "$TMP/nomodel.db"
 p=$("$SB" --db "$TMP/nomodel.db" search "$word" --paths 2>/dev/null | head -1)
 expect_eq "no model: captions searched" "$LIB/$photo" "$p"
 
-# batched decoding: the stage decodes up to 8 photos at once, a finished caption's slot taking
-# the next photo; 10 photos (4 of them photo.png with trailing bytes: other files, same pixels)
-# get exactly the captions `shoebox caption` makes one at a time (the PNGs: the JPEG's pixels
-# differ between index's decode and caption's, batched or not)
+# batched decoding: each worker decodes up to 8 photos at once, a finished caption's slot
+# taking the next photo (one worker here: 10 photos pass through 8 slots); the 10 photos (4 of
+# them photo.png with trailing bytes: other files, same pixels) get exactly the captions
+# `shoebox caption` makes one at a time (the PNGs: the JPEG's pixels differ between index's
+# decode and caption's, batched or not)
 LIB2="$TMP/lib2"
 mkdir -p "$LIB2"
 cp "$LIB"/* "$LIB2/"
 for i in 1 2 3 4; do { cat "$DATA/vlm/photo.png"; printf 'pad%d' "$i"; } >"$LIB2/copy$i.png"; done
 rm -f "$TMP/batch.db"
-"$SB" --db "$TMP/batch.db" index --captions --caption-model "$VLM" "$LIB2" 2>/dev/null
+"$SB" --db "$TMP/batch.db" --threads 1 index --captions --caption-model "$VLM" "$LIB2" 2>/dev/null
 expect_eq "index --captions (10 photos)" 0 $?
 expect_eq "10 captions stored" 10 "$(q "$TMP/batch.db" "SELECT count(*) FROM texts WHERE source = 'caption'")"
 same=0
