@@ -98,6 +98,29 @@ rm -f "$TMP/nomodel.db"
 p=$("$SB" --db "$TMP/nomodel.db" search "$word" --paths 2>/dev/null | head -1)
 expect_eq "no model: captions searched" "$LIB/$photo" "$p"
 
+# batched decoding: each worker decodes up to 8 photos at once, a finished caption's slot
+# taking the next photo (one worker here: 10 photos pass through 8 slots); the 10 photos (4 of
+# them photo.png with trailing bytes: other files, same pixels) get exactly the captions
+# `shoebox caption` makes one at a time (the PNGs: the JPEG's pixels differ between index's
+# decode and caption's, batched or not)
+LIB2="$TMP/lib2"
+mkdir -p "$LIB2"
+cp "$LIB"/* "$LIB2/"
+for i in 1 2 3 4; do { cat "$DATA/vlm/photo.png"; printf 'pad%d' "$i"; } >"$LIB2/copy$i.png"; done
+rm -f "$TMP/batch.db"
+"$SB" --db "$TMP/batch.db" --threads 1 index --captions --caption-model "$VLM" "$LIB2" 2>/dev/null
+expect_eq "index --captions (10 photos)" 0 $?
+expect_eq "10 captions stored" 10 "$(q "$TMP/batch.db" "SELECT count(*) FROM texts WHERE source = 'caption'")"
+same=0
+for f in "$LIB2"/*.png; do
+    alone=$("$SB" caption --caption-model "$VLM" "$f" | cut -f2-)
+    id=$(q "$TMP/batch.db" "SELECT photo_id FROM files WHERE path = '$f'")
+    stored=$(q "$TMP/batch.db" "SELECT text FROM texts WHERE source = 'caption' AND photo_id = $id")
+    if [ "$alone" = "$stored" ] && [ -n "$stored" ]; then same=$((same + 1)); else
+        echo "  $f: alone '$alone', batched '$stored'"; fi
+done
+expect_eq "batched captions = one at a time" 8 "$same"
+
 # --caption-tiles: the stage captions with image splitting, and remembers it
 rm -f "$TMP/tiles.db"
 "$SB" --db "$TMP/tiles.db" --precision fp32 index --captions --caption-tiles --caption-model "$VLM" \

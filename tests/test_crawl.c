@@ -423,6 +423,7 @@ static void test_index_changing(void)
  * photos narrower than 90 px, to check the failure path. */
 struct width_plugin {
     int runs, stores;
+    int finished; /* results finish() saw */
 };
 
 static int wp_run(void *user, int worker, const struct image *rgb, const char *path, void **result,
@@ -463,6 +464,28 @@ static void wp_free(void *user, void *result)
     free(result);
 }
 
+/* A second phase: doubles each width, fails the photo of width 100. */
+static void wp_finish(void *user, int n, void **results, int *rcs, struct sb_err *errs)
+{
+    struct width_plugin *wp = user;
+    for (int i = 0; i < n; i++) {
+        wp->finished++;
+        int *w = results[i];
+        if (*w == 100)
+            rcs[i] = sb_fail(&errs[i], SB_EINVAL, "finish refused %d", *w);
+        else
+            *w *= 2;
+    }
+}
+
+static int count_refused(void *user, const char *path, const char *stages, const char *error)
+{
+    if (strstr(path, "/f0.jpg") && strcmp(stages, "width2") == 0 &&
+        strcmp(error, "finish refused 100") == 0)
+        (*(int *)user)++;
+    return 0;
+}
+
 static int count_narrow(void *user, const char *path, const char *stages, const char *error)
 {
     if (strstr(path, "/f2.jpg") && strcmp(stages, "width") == 0 &&
@@ -481,8 +504,8 @@ static void test_plugin(void)
     CHECK_EQ_INT(SB_OK, catalog_open(db, false, &cat, &err));
     if (!cat)
         return;
-    struct width_plugin wp = { 0, 0 };
-    struct crawl_plugin pl = { "width", true, 100, 0, &wp, wp_run, wp_store, wp_free };
+    struct width_plugin wp = { 0, 0, 0 };
+    struct crawl_plugin pl = { "width", true, 100, 0, &wp, wp_run, wp_store, wp_free, NULL };
     struct crawl_params p = crawl_default_params();
     const char *roots[] = { lib };
     p.roots = roots;
@@ -523,6 +546,28 @@ static void test_plugin(void)
     /* done stays done */
     CHECK_EQ_INT(SB_OK, crawl_index(cat, &p, &st, &err));
     CHECK_EQ_INT(2, wp.stores);
+    /* a plugin with a second phase: finish() sees the two results run() made, fails one
+     * (its error is the job's), and the other's changed result is what is stored */
+    struct width_plugin wp2 = { 0, 0, 0 };
+    struct crawl_plugin pl2 = {
+        "width2", true, 100, 0, &wp2, wp_run, wp_store, wp_free, wp_finish
+    };
+    p.plugins = &pl2;
+    CHECK_EQ_INT(SB_OK, crawl_index(cat, &p, &st, &err));
+    CHECK_EQ_INT(2, wp2.finished);
+    CHECK_EQ_INT(1, wp2.stores);
+    CHECK_EQ_INT(2, wp2.runs); /* both results freed, the one finish() failed too */
+    CHECK_EQ_INT(SB_OK, catalog_status(cat, &cs, &err));
+    for (int i = 0; i < cs.nstages; i++) {
+        if (strcmp(cs.stages[i].name, "width2") == 0) {
+            CHECK_EQ_INT(1, cs.stages[i].done);
+            CHECK_EQ_INT(3, cs.stages[i].failed);
+            CHECK_EQ_INT(0, cs.stages[i].pending);
+        }
+    }
+    int refused = 0;
+    CHECK_EQ_INT(SB_OK, catalog_errors(cat, count_refused, &refused, &err));
+    CHECK_EQ_INT(1, refused);
     catalog_close(cat);
 }
 

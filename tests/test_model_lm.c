@@ -4,7 +4,9 @@
  * with and without repetition penalty, embedding-row input, chunked prefill, threads, and the
  * failure paths (missing files, bad config, wrong shapes, bad arguments). bf16 precision: the
  * prefill's products on packed bf16 weights, logits within 1% of the logit range and the same
- * greedy tokens, and not bit-identical to fp32 (the bf16 path ran). */
+ * greedy tokens, and not bit-identical to fp32 (the bf16 path ran). Batched decoding
+ * (lm_gen_step): prompts of different lengths, parameters and stop times decoded side by side
+ * give each exactly its tokens and last logits decoded alone. */
 #include "check.h"
 
 #include "../src/model/lm_internal.h"
@@ -15,6 +17,7 @@
 #include "shoebox/util.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -297,6 +300,173 @@ out:
     lm_model_free(m16);
 }
 
+/* Batched decoding against one at a time: NB contexts, prompt k the reference's prompt without
+ * its last k ids (the embedding-row prompt for one), with its own cap, repetition penalty and
+ * stop id (one that the lone run emits midway), decoded in steps of every context (the pass
+ * split by max_batch rows); tokens and the last step's logits bit for bit the lone run's. */
+#define NB 6
+static void test_batch(const char *name, struct sb_pool *pool, int max_batch, bool bf16)
+{
+    char dir[1024];
+    snprintf(dir, sizeof(dir), "%s/lm/%s", data_dir(), name);
+    struct sb_err err = { 0 };
+    struct lm_model *m = NULL;
+    struct lm_ctx *solo = NULL, *cs[NB] = { NULL };
+    struct ref r;
+    bool have = false;
+    CHECK_EQ_INT(SB_OK, lm_model_load(dir, NULL, &m, &err));
+    if (!m)
+        return;
+    if (bf16)
+        CHECK_EQ_INT(SB_OK, lm_model_set_precision(m, CLIP_PRECISION_BF16, &err));
+    int C = lm_model_hidden_size(m), V = lm_model_vocab_size(m);
+    have = ref_load(name, C, &r);
+    CHECK(have);
+    CHECK_EQ_INT(SB_OK, lm_ctx_new(m, pool, 64, max_batch, &solo, &err));
+    for (int k = 0; k < NB; k++)
+        CHECK_EQ_INT(SB_OK, lm_ctx_new(m, pool, 64, max_batch, &cs[k], &err));
+    if (!have || !solo || !cs[NB - 1])
+        goto out;
+    struct lm_gen_params gp[NB];
+    const int32_t *ids[NB];
+    const float *emb[NB];
+    int n_prompt[NB];
+    int32_t want[NB][MAX_IDS];
+    float *want_logits = calloc((size_t)NB * V, sizeof(float));
+    int n_want[NB];
+    static const int caps[NB] = { 20, 3, 12, 1, 20, 16 };
+    for (int k = 0; k < NB; k++) {
+        gp[k] = lm_gen_default_params();
+        gp[k].max_new_tokens = caps[k];
+        gp[k].repetition_penalty = k % 2 ? r.penalty : 1.0f;
+        n_prompt[k] = r.n_prompt - k > 1 ? r.n_prompt - k : 1;
+        ids[k] = k == 4 ? r.embed_ids : r.prompt;
+        emb[k] = k == 4 ? r.embeds : NULL;
+        if (k == 4)
+            n_prompt[k] = r.n_prompt;
+        CHECK_EQ_INT(SB_OK, lm_generate(solo, ids[k], emb[k], n_prompt[k], &gp[k], want[k], MAX_IDS,
+                                        &n_want[k], &err));
+        if (k == 5 && n_want[k] > 8) { /* stop at the id the lone run emits 7th */
+            gp[k].stop_ids[0] = want[k][6];
+            gp[k].n_stop = 1;
+            CHECK_EQ_INT(SB_OK, lm_generate(solo, ids[k], emb[k], n_prompt[k], &gp[k], want[k],
+                                            MAX_IDS, &n_want[k], &err));
+            CHECK(n_want[k] <= 7);
+        }
+        memcpy(want_logits + (size_t)k * V, lm_ctx_logits(solo), (size_t)V * sizeof(float));
+    }
+    for (int k = 0; k < NB; k++)
+        CHECK_EQ_INT(SB_OK, lm_gen_start(cs[k], ids[k], emb[k], n_prompt[k], &gp[k], &err));
+    int steps = 0;
+    for (bool all = false; !all && steps < MAX_IDS; steps++) {
+        CHECK_EQ_INT(SB_OK, lm_gen_step(cs, NB, &err));
+        all = true;
+        for (int k = 0; k < NB; k++)
+            all = all && lm_gen_done(cs[k]);
+    }
+    int same_logits = 0;
+    for (int k = 0; k < NB; k++) {
+        int n = 0;
+        const int32_t *got = lm_gen_ids(cs[k], &n);
+        char what[32];
+        snprintf(what, sizeof(what), "batch row %d", k);
+        check_ids(what, want[k], n_want[k], got, n);
+        same_logits += memcmp(lm_ctx_logits(cs[k]), want_logits + (size_t)k * V,
+                              (size_t)V * sizeof(float)) == 0;
+    }
+    fprintf(stderr, "%s batched (pool %s, max_batch %d%s): %d steps, %d/%d last logits identical\n",
+            name, pool ? "yes" : "no", max_batch, bf16 ? ", bf16" : "", steps, same_logits, NB);
+    CHECK_EQ_INT(NB, same_logits);
+    free(want_logits);
+    /* bad batches run nothing */
+    struct lm_ctx *twice[2] = { cs[0], cs[0] };
+    CHECK_EQ_INT(SB_EINVAL, lm_gen_step(twice, 2, &err));
+    twice[1] = NULL;
+    CHECK_EQ_INT(SB_EINVAL, lm_gen_step(twice, 2, &err));
+    CHECK_EQ_INT(SB_OK, lm_gen_step(cs, 0, &err));
+    /* a prefill ends a generation */
+    CHECK_EQ_INT(SB_OK, lm_gen_start(cs[0], r.prompt, NULL, r.n_prompt, &gp[0], &err));
+    CHECK(!lm_gen_done(cs[0]));
+    CHECK_EQ_INT(SB_OK, lm_prefill(cs[0], r.prompt, NULL, 1, &err));
+    CHECK(lm_gen_done(cs[0]));
+out:
+    if (have)
+        ref_release(&r);
+    for (int k = 0; k < NB; k++)
+        lm_ctx_free(cs[k]);
+    lm_ctx_free(solo);
+    lm_model_free(m);
+}
+
+/* The matrix-vector kernels of each ISA this CPU has, on f32 / f16 / bf16 weights with and
+ * without column tails: T rows at once give each row bit for bit what it gets alone, and
+ * that is the double-precision product within rounding. */
+static void test_gemv_kernels(void)
+{
+    static const char *const isas[] = { "portable", "avx2+f16c", "avx512f" };
+    static const enum st_dtype dts[] = { ST_F32, ST_F16, ST_BF16 };
+    enum { N = 37, KMAX = 203, TMAX = 11 };
+    static const int Ks[] = { 1, 7, 16, 40, 203 };
+    void *W = malloc((size_t)N * KMAX * sizeof(float));
+    float *x = malloc((size_t)TMAX * KMAX * sizeof(float));
+    float *y1 = malloc((size_t)N * sizeof(float)), *yn = malloc((size_t)TMAX * N * sizeof(float));
+    float *rows[TMAX];
+    for (int t = 0; t < TMAX; t++)
+        rows[t] = yn + (size_t)t * N;
+    for (int i = 0; i < TMAX * KMAX; i++)
+        x[i] = (float)((i * 7919) % 201 - 100) / 64.0f;
+    int ran = 0, bad_same = 0, bad_ref = 0;
+    for (int a = 0; a < 3; a++) {
+        if (!lm_gemv_limit(isas[a]))
+            continue;
+        ran++;
+        for (int d = 0; d < 3; d++)
+            for (int ki = 0; ki < 5; ki++) {
+                int K = Ks[ki];
+                for (int i = 0; i < N * K; i++) {
+                    uint16_t h = (uint16_t)(0x3800 + (i * 2654435761u >> 20) % 0x0800);
+                    if (dts[d] == ST_F32)
+                        ((float *)W)[i] = (float)((i * 31) % 97 - 48) / 32.0f;
+                    else if (dts[d] == ST_F16)
+                        ((uint16_t *)W)[i] = (uint16_t)(h | (i % 3 == 0 ? 0x8000 : 0));
+                    else
+                        ((uint16_t *)W)[i] = (uint16_t)(0x3f00 + (i * 40503u >> 4) % 0x100 +
+                                                        (i % 3 == 0 ? 0x8000 : 0));
+                }
+                for (int T = 1; T <= TMAX; T += 3) {
+                    lm_gemv_rows_n(rows, x, KMAX, T, W, dts[d], K, 3, N);
+                    for (int t = 0; t < T; t++) {
+                        lm_gemv_rows(y1, W, dts[d], x + (size_t)t * KMAX, K, 3, N);
+                        for (int n = 3; n < N; n++) {
+                            bad_same += memcmp(&y1[n], &rows[t][n], sizeof(float)) != 0;
+                            float wv;
+                            double ref = 0.0, mag = 0.0;
+                            for (int k = 0; k < K; k++) {
+                                size_t at = (size_t)n * K + k;
+                                lm_widen_rows(&wv, (const char *)W + at * st_dtype_size(dts[d]),
+                                              dts[d], 1, 0, 1);
+                                ref += (double)wv * (double)x[(size_t)t * KMAX + k];
+                                mag += fabs((double)wv * (double)x[(size_t)t * KMAX + k]);
+                            }
+                            bad_ref += fabs((double)y1[n] - ref) > 1e-5 * mag + 1e-30;
+                        }
+                    }
+                }
+            }
+    }
+    lm_gemv_limit(NULL);
+    fprintf(stderr, "gemv kernels: %d ISAs, %d rows differ batched, %d off the reference\n", ran,
+            bad_same, bad_ref);
+    CHECK(ran >= 1);
+    CHECK_EQ_INT(0, bad_same);
+    CHECK_EQ_INT(0, bad_ref);
+    CHECK(!lm_gemv_limit("avx9000"));
+    free(W);
+    free(x);
+    free(y1);
+    free(yn);
+}
+
 /* A model folder in SHOEBOX_TMP made from a fixture with config.json replaced. */
 static void make_variant(const char *dst, const char *src_name, const char *config)
 {
@@ -371,8 +541,12 @@ int main(void)
         test_bf16(models[i], NULL, 0);
         test_bf16(models[i], pool, 0);
         test_bf16(models[i], pool, 5);
+        test_batch(models[i], NULL, 0, false);
+        test_batch(models[i], pool, 4, false); /* passes of at most 4 rows */
+        test_batch(models[i], pool, 0, true);
     }
     sb_pool_free(pool);
+    test_gemv_kernels();
     test_failures();
     return check_exit();
 }

@@ -354,6 +354,72 @@ static void test_starmie_guard(void)
     }
 }
 
+/* Batched captions (vlm_caption_step): the reference photos with the caption and a question
+ * prompt, and different caps, decoded side by side on the pool (the Phi decoder, its image
+ * prefix prefilled per photo): each caption's ids and text are vlm_caption()'s alone. */
+#define NPH 4
+static void test_batch(struct sb_pool *pool)
+{
+    struct sb_err err = { 0 };
+    char dir[1024], path[1024];
+    snprintf(dir, sizeof(dir), "%s/vlm/moondream", data_dir());
+    struct vlm_model *m = NULL;
+    struct vlm_ctx *enc = NULL, *cs[NPH] = { NULL };
+    struct image *img[2] = { NULL };
+    struct vlm_image *im[2] = { NULL };
+    CHECK_EQ_INT(SB_OK, vlm_model_load(dir, NULL, &m, &err));
+    if (!m)
+        return;
+    CHECK_EQ_INT(SB_OK, vlm_ctx_new(m, NULL, &enc, &err));
+    for (int k = 0; k < NPH; k++)
+        CHECK_EQ_INT(SB_OK, vlm_ctx_new(m, pool, &cs[k], &err));
+    static const char *const photos[2] = { "moondream_photo.png", "photo.png" };
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof(path), "%s/vlm/%s", data_dir(), photos[i]);
+        CHECK_EQ_INT(SB_OK, image_decode_file(path, NULL, &img[i], NULL, &err));
+        if (enc && img[i])
+            CHECK_EQ_INT(SB_OK, vlm_encode(enc, img[i], &im[i], &err));
+    }
+    struct vlm_params p[NPH];
+    int32_t want[NPH][VLM_MAX_NEW_TOKENS], ids[VLM_MAX_NEW_TOKENS];
+    int n_want[NPH], n = 0, same = 0;
+    for (int k = 0; k < NPH; k++) {
+        p[k] = vlm_default_params();
+        p[k].prompt = k % 2 ? "How many?" : NULL;
+        p[k].max_new_tokens = 6 + 5 * k;
+        p[k].repetition_penalty = 1.0f;
+        n_want[k] = 0;
+        if (!im[0] || !im[1] || !cs[k])
+            goto out;
+        CHECK_EQ_INT(SB_OK, vlm_caption(enc, img[k / 2], &p[k], want[k], &n_want[k], NULL, &err));
+        CHECK_EQ_INT(SB_OK, vlm_caption_start(cs[k], im[k / 2], &p[k], &err));
+    }
+    for (int s = 0; s < VLM_MAX_NEW_TOKENS; s++) {
+        bool all = true;
+        for (int k = 0; k < NPH; k++)
+            all = all && vlm_caption_done(cs[k]);
+        if (all)
+            break;
+        CHECK_EQ_INT(SB_OK, vlm_caption_step(cs, NPH, &err));
+    }
+    for (int k = 0; k < NPH; k++) {
+        CHECK_EQ_INT(SB_OK, vlm_caption_finish(cs[k], ids, &n, NULL, &err));
+        same += n == n_want[k] && memcmp(ids, want[k], (size_t)n * sizeof(*ids)) == 0;
+    }
+    fprintf(stderr, "moondream batched (%s pool): %d/%d captions as alone\n", pool ? "with" : "no",
+            same, NPH);
+    CHECK_EQ_INT(NPH, same);
+out:
+    for (int k = 0; k < NPH; k++)
+        vlm_ctx_free(cs[k]);
+    for (int i = 0; i < 2; i++) {
+        image_free(img[i]);
+        vlm_image_free(im[i]);
+    }
+    vlm_ctx_free(enc);
+    vlm_model_free(m);
+}
+
 int main(void)
 {
     struct sb_pool *pool = NULL;
@@ -362,6 +428,7 @@ int main(void)
     test_reference(NULL, CLIP_PRECISION_FP32);
     test_reference(pool, CLIP_PRECISION_FP32);
     test_reference(pool, CLIP_PRECISION_BF16);
+    test_batch(pool);
     test_failures();
     test_starmie_guard();
     sb_pool_free(pool);

@@ -6,7 +6,7 @@
  * tokens for 20 steps, with and without repetition penalty; the image processor from the photo
  * file against PIL's; threads give the same tokens; the vision tower and projector in bf16
  * against fp32 and the reference; Idefics3 image splitting (ref_split.json); caption cleanup;
- * failure paths. */
+ * failure paths; batched captions (vlm_caption_step) identical to one at a time. */
 #include "check.h"
 
 #include "shoebox/err.h"
@@ -200,6 +200,119 @@ out:
     vlm_ctx_free(c);
     vlm_model_free(m);
     ref_release(&r);
+}
+
+/* A synthetic photo w x h, its pattern varied by seed. */
+static struct image *synthetic(int w, int h, int seed)
+{
+    struct image *img = image_new(w, h);
+    for (int y = 0; img && y < h; y++)
+        for (int x = 0; x < w; x++) {
+            unsigned char *px = img->px + ((size_t)y * w + (size_t)x) * 3;
+            px[0] = (unsigned char)(x * 255 / w + seed * 37);
+            px[1] = (unsigned char)(y * 255 / h + seed * 11);
+            px[2] = (unsigned char)(((x / (8 + seed) + y / 8) % 2) * 200);
+        }
+    return img;
+}
+
+/* Batched captions: NPH photos (the fixture photos and synthetic ones of other sizes and
+ * aspects), each with its own prompt, cap and penalty, encoded on one ctx, then started on NPH
+ * ctxs sharing pool and decoded in steps; the ids and text of each are vlm_caption()'s alone.
+ * One start fails (a prompt with '<image>'): that photo gets its error, the others go on. */
+#define NPH 5
+static void check_batch(const char *name, bool split, struct sb_pool *pool)
+{
+    char dir[1024], path[1024];
+    struct sb_err err = { 0 };
+    struct vlm_model *m = NULL;
+    struct vlm_ctx *enc = NULL, *cs[NPH] = { NULL };
+    struct image *img[NPH] = { NULL };
+    struct vlm_image *im[NPH] = { NULL };
+    struct sb_buf want[NPH], got[NPH];
+    model_dir(dir, sizeof(dir), name);
+    struct vlm_load_params lp = vlm_load_default_params();
+    lp.split_image = split;
+    CHECK_EQ_INT(SB_OK, vlm_model_load(dir, &lp, &m, &err));
+    if (!m)
+        return;
+    CHECK_EQ_INT(SB_OK, vlm_ctx_new(m, NULL, &enc, &err));
+    for (int k = 0; k < NPH; k++)
+        CHECK_EQ_INT(SB_OK, vlm_ctx_new(m, pool, &cs[k], &err));
+    snprintf(path, sizeof(path), "%s/vlm/photo.png", data_dir());
+    CHECK_EQ_INT(SB_OK, image_decode_file(path, NULL, &img[0], NULL, &err));
+    snprintf(path, sizeof(path), "%s/vlm/idefics3/split.png", data_dir());
+    CHECK_EQ_INT(SB_OK, image_decode_file(path, NULL, &img[1], NULL, &err));
+    img[2] = synthetic(97, 61, 2);
+    img[3] = synthetic(40, 300, 3);
+    img[4] = synthetic(333, 333, 4);
+    static const char *const prompts[NPH] = { NULL, "What is it?", "<image>",
+                                              "Describe every object in this photo in detail.",
+                                              "Caption." };
+    static const int caps[NPH] = { 20, 7, 20, 1, 13 };
+    struct vlm_params p[NPH];
+    int32_t ids[VLM_MAX_NEW_TOKENS], want_ids[NPH][VLM_MAX_NEW_TOKENS];
+    int n = 0, n_want[NPH], bad_rc = SB_OK;
+    for (int k = 0; k < NPH; k++) {
+        sb_buf_init(&want[k]);
+        sb_buf_init(&got[k]);
+        p[k] = vlm_default_params();
+        p[k].prompt = prompts[k];
+        p[k].max_new_tokens = caps[k];
+        p[k].repetition_penalty = k % 2 ? 1.0f : 1.3f;
+        n_want[k] = 0;
+        if (!enc || !cs[k] || !img[k])
+            goto out;
+        int rc = vlm_caption(enc, img[k], &p[k], want_ids[k], &n_want[k], &want[k], &err);
+        if (k == 2)
+            bad_rc = rc;
+        CHECK_EQ_INT(k == 2, rc != SB_OK);
+        CHECK_EQ_INT(SB_OK, vlm_encode(enc, img[k], &im[k], &err));
+    }
+    int started = 0;
+    for (int k = 0; k < NPH; k++) {
+        int rc = vlm_caption_start(cs[k], im[k], &p[k], &err);
+        CHECK_EQ_INT(k == 2 ? bad_rc : SB_OK, rc);
+        CHECK(rc || !vlm_caption_done(cs[k]) || caps[k] == 1);
+        started += rc == SB_OK;
+    }
+    CHECK(vlm_caption_done(cs[2]));
+    int steps = 0;
+    for (bool all = false; !all && steps < VLM_MAX_NEW_TOKENS; steps++) {
+        CHECK_EQ_INT(SB_OK, vlm_caption_step(cs, NPH, &err));
+        all = true;
+        for (int k = 0; k < NPH; k++)
+            all = all && vlm_caption_done(cs[k]);
+    }
+    int same = 0;
+    for (int k = 0; k < NPH; k++) {
+        int rc = vlm_caption_finish(cs[k], ids, &n, &got[k], &err);
+        if (k == 2) {
+            CHECK_EQ_INT(SB_EINVAL, rc);
+            continue;
+        }
+        CHECK_EQ_INT(SB_OK, rc);
+        int ok = n == n_want[k] && memcmp(ids, want_ids[k], (size_t)n * sizeof(*ids)) == 0 &&
+                 strcmp(want[k].data ? want[k].data : "", got[k].data ? got[k].data : "") == 0;
+        CHECK(ok);
+        same += ok;
+    }
+    fprintf(stderr, "%s%s batched (%s pool): %d captions in %d steps, %d/%d as alone\n", name,
+            split ? " split" : "", pool ? "with" : "no", started, steps, same, started);
+    CHECK_EQ_INT(SB_EINVAL, vlm_caption_finish(cs[0], ids, &n, NULL, &err)); /* taken */
+    struct vlm_ctx *twice[2] = { cs[0], cs[0] };
+    CHECK_EQ_INT(SB_OK, vlm_caption_start(cs[0], im[0], &p[0], &err));
+    CHECK_EQ_INT(SB_EINVAL, vlm_caption_step(twice, 2, &err));
+out:
+    for (int k = 0; k < NPH; k++) {
+        vlm_ctx_free(cs[k]);
+        image_free(img[k]);
+        vlm_image_free(im[k]);
+        sb_buf_release(&want[k]);
+        sb_buf_release(&got[k]);
+    }
+    vlm_ctx_free(enc);
+    vlm_model_free(m);
 }
 
 /* Captions the reference pixels with a model loaded in precision; the caption context is left
@@ -575,7 +688,10 @@ int main(void)
         check_model(models[i], NULL);
         check_model(models[i], pool);
         check_bf16(models[i]);
+        check_batch(models[i], false, pool);
     }
+    check_batch("idefics3", false, NULL);
+    check_batch("idefics3", true, pool);
     check_split("idefics3");
     test_cleanup();
     test_failures();

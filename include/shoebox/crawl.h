@@ -39,7 +39,13 @@ struct crawl_embedder {
  * pool worker index, for per-worker scratch) with the photo's decoded pixels when needs_pixels
  * (else rgb is NULL); store() is called on the indexing thread inside the transaction, with
  * the photo's embedding when this batch computed one (else NULL). free_result() releases what
- * run() made, stored or not. */
+ * run() made, stored or not.
+ * finish (optional) is a second phase for work that goes faster across photos (captions
+ * decode several photos at once): it is called on the indexing thread, while the pool is idle
+ * (it may use it), once per work batch with the n results of run() that succeeded, before the
+ * store; it updates results[i] in place (what free_result() and store() then get) or sets
+ * rcs[i] and errs[i] for a photo that failed. Either way each photo's job ends in the batch's
+ * transaction, so the stage stays resumable. */
 struct crawl_plugin {
     const char *stage;       /* job name, unique: "ocr", "tags:<model>", "caption:<model>" */
     bool needs_pixels;       /* decode the photo for run() */
@@ -50,6 +56,7 @@ struct crawl_plugin {
     int (*store)(void *user, struct catalog *cat, int64_t photo_id, void *result,
                  const float *embedding, int dim, struct sb_err *err);
     void (*free_result)(void *user, void *result);
+    void (*finish)(void *user, int n, void **results, int *rcs, struct sb_err *errs);
 };
 
 #define CRAWL_MAX_PLUGINS 8

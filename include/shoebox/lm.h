@@ -6,7 +6,8 @@
  * Weights are read from model.safetensors (or a sharded index) in F32, F16 or BF16 and used
  * where they lie (mmapped): 16-bit weights stay 16-bit and are widened to f32 inside the
  * matrix kernels. Prefill runs T rows at a time through cblas_sgemm; a decode step (one row)
- * is a matrix-vector product over the 16-bit weights, memory-bound by design.
+ * is a matrix-vector product over the 16-bit weights, memory-bound by design; a batched step
+ * (lm_gen_step) reads them once for the next token of several contexts.
  *
  * Inputs are token ids or, for vision-language models, embedding rows (image tokens) given by
  * the caller: see lm_prefill().
@@ -109,5 +110,23 @@ struct lm_gen_params lm_gen_default_params(void);
 int lm_generate(struct lm_ctx *c, const int32_t *ids, const float *embeds, int n_prompt,
                 const struct lm_gen_params *p, int32_t *out, int cap, int *n_out,
                 struct sb_err *err);
+
+/* lm_generate() in steps, for decoding several prompts side by side (batched decoding: each
+ * decode step reads the weights once for all of them, where decoding one at a time is bound by
+ * reading them once per token of each). lm_gen_start() resets c, prefills the prompt and
+ * picks the first token; lm_gen_step() then adds one token to each context of cs that is not
+ * done, all in one forward pass, until lm_gen_done() says each is. Every context keeps its own
+ * cache, position, parameters and stop state, and its tokens are exactly lm_generate()'s for
+ * its prompt alone, whatever the batch and whenever the others stop. The contexts of one step
+ * must share the model and the pool (the pass runs on the first unfinished one's activations
+ * and pool, at most its max_batch rows at a time) and be distinct. lm_prefill() or
+ * lm_ctx_reset() ends a context's generation. lm_gen_start: errors as lm_generate(), and a
+ * failed start leaves c done with no ids; lm_gen_step: SB_EINVAL for bad cs (nothing run). */
+int lm_gen_start(struct lm_ctx *c, const int32_t *ids, const float *embeds, int n_prompt,
+                 const struct lm_gen_params *p, struct sb_err *err);
+int lm_gen_step(struct lm_ctx *const *cs, int n, struct sb_err *err);
+bool lm_gen_done(const struct lm_ctx *c);
+/* The ids generated since lm_gen_start() (*n of them); valid until the next call on c. */
+const int32_t *lm_gen_ids(const struct lm_ctx *c, int *n);
 
 #endif

@@ -136,6 +136,32 @@ int vlm_caption_split(struct vlm_ctx *c, const float *pixels, int rows, int cols
 int vlm_caption(struct vlm_ctx *c, const struct image *rgb, const struct vlm_params *p,
                 int32_t *ids, int *n_ids, struct sb_buf *text, struct sb_err *err);
 
+/* Captions of several photos decoded together (batched decoding: each decode step reads the
+ * decoder's weights once for all of them; one caption at a time reads them once per token):
+ *   vlm_encode()          the photo through the image processor (with the model's splitting)
+ *                         and the vision tower: its image rows, on any ctx of the model
+ *   vlm_caption_start()   those rows into c's prompt, its prefill and the first token
+ *   vlm_caption_step()    one more token for each ctx of cs whose caption is not done, in one
+ *                         decoder pass; repeat until vlm_caption_done() for all
+ *   vlm_caption_finish()  the ids and text, as vlm_caption() gives them
+ * Each caption is exactly vlm_caption()'s of its photo, whatever else is in the batch. The ctxs
+ * of one step must be distinct, of one model and share one pool (the step runs on it).
+ * Errors: vlm_encode as vlm_caption's preprocessing and tower, SB_ENOMEM; vlm_caption_start as
+ * vlm_caption's prompt and prefill (c then holds no caption: done, nothing to finish), SB_EINVAL
+ * for rows of another model; vlm_caption_step SB_EINVAL for bad cs (nothing run);
+ * vlm_caption_finish SB_EINVAL when c has no finished caption. The vlm_image is the caller's,
+ * freed with vlm_image_free(); it does not refer to the ctx. */
+struct vlm_image;
+int vlm_encode(struct vlm_ctx *c, const struct image *rgb, struct vlm_image **out,
+               struct sb_err *err);
+void vlm_image_free(struct vlm_image *im); /* NULL is a no-op */
+int vlm_caption_start(struct vlm_ctx *c, const struct vlm_image *im, const struct vlm_params *p,
+                      struct sb_err *err);
+int vlm_caption_step(struct vlm_ctx *const *cs, int n, struct sb_err *err);
+bool vlm_caption_done(const struct vlm_ctx *c);
+int vlm_caption_finish(struct vlm_ctx *c, int32_t *ids, int *n_ids, struct sb_buf *text,
+                       struct sb_err *err);
+
 /* Of the last caption: the prompt as fed to the decoder (image rows as -1, see
  * LM_EMBED_ROW), and the (V) logits after the prefill. Valid until the next call on c. */
 const int32_t *vlm_ctx_prompt(const struct vlm_ctx *c, int *n);

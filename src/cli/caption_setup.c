@@ -1,11 +1,19 @@
 /* caption_setup.c - the captions stage of `index` and the model loading of `shoebox caption`
  * (see caption_setup.h). The stage is a crawl plugin "caption:<model id>": the crawler runs it
- * after the embeddings (plugins come last), on pool workers; each worker captions its photo
- * alone with its own vlm_ctx (OpenBLAS single-threaded), so workers x BLAS threads <= cores,
- * and the caption is stored in the batch transaction that marks the job done. In bf16
- * (--precision) each worker's vision tower runs on a oneDNN team of its own: more threads than
- * cores, yet two such captioners side by side encoded in 5.2 s against 8.3 s in fp32
- * (SmolVLM-256M shapes, 2 vCPUs). */
+ * after the embeddings (plugins come last), in two phases. run(), on pool workers: each worker
+ * puts its photo through the vision tower alone with its own vlm_ctx (OpenBLAS single-threaded,
+ * so workers x BLAS threads <= cores); the result is the photo's image rows. finish(), once per
+ * work batch: each pool worker takes every W-th photo of the batch (W workers) and captions
+ * them CAPTION_BATCH at a time on decoder slots of its own (vlm_caption_step: each decode step
+ * reads the decoder's weights once for all of them, where one caption at a time is bound by
+ * reading them once per token); a finished caption's slot takes the next photo at once.
+ * Workers decode side by side rather than splitting each step over the pool: no hand-off per
+ * product, and a worker the OS puts aside holds no one up (on the shared dev box the split
+ * steps kept ~1 of 2 cores busy). The captions are exactly those of one photo at a time, and
+ * each is stored in the batch transaction that marks its job done (or failed, with that
+ * photo's error). In bf16 (--precision) each worker's vision tower runs on a oneDNN team of
+ * its own: more threads than cores, yet two such captioners side by side encoded in 5.2 s
+ * against 8.3 s in fp32 (SmolVLM-256M shapes, 2 vCPUs). */
 #include "caption_setup.h"
 #include "embedder.h"
 
@@ -60,6 +68,23 @@ int cli_caption_option(struct cli_caption *o, int argc, char **argv, int *i)
 /* ------------------------------------------------------------------------------------------ */
 /* The crawl plugin */
 
+/* A photo between the phases: its image rows, then its caption. */
+struct cap_result {
+    struct vlm_image *im;
+    char *text;
+};
+
+static void plugin_free(void *user, void *result)
+{
+    struct cap_result *r = result;
+    (void)user;
+    if (!r)
+        return;
+    vlm_image_free(r->im);
+    free(r->text);
+    free(r);
+}
+
 static int plugin_run(void *user, int worker, const struct image *rgb, const char *path,
                       void **result, struct sb_err *err)
 {
@@ -72,37 +97,132 @@ static int plugin_run(void *user, int worker, const struct image *rgb, const cha
         if (rc)
             return rc;
     }
-    struct vlm_params p = vlm_default_params();
-    if (o->max_new_tokens > 0)
-        p.max_new_tokens = o->max_new_tokens;
+    struct cap_result *r = calloc(1, sizeof(*r));
+    if (!r)
+        return sb_fail(err, SB_ENOMEM, "no memory for a caption");
+    int rc = vlm_encode(o->ctxs[worker], rgb, &r->im, err);
+    if (rc) {
+        free(r);
+        return rc;
+    }
+    *result = r;
+    return SB_OK;
+}
+
+/* One pool worker's decoder slots (plugin_finish): contexts of their own, no pool. */
+struct cli_caption_group {
+    struct vlm_ctx *dec[CAPTION_BATCH];
+    int slot_photo[CAPTION_BATCH]; /* the photo in each slot, or -1 */
+};
+
+struct finish_job {
+    struct cli_caption *o;
+    int n;
+    void **results;
+    int *rcs;
+    struct sb_err *errs;
+    struct vlm_params p;
+};
+
+/* Slot k's caption done: its text into its photo's result (or the photo's error). */
+static void slot_finish(const struct finish_job *j, struct cli_caption_group *g, int k)
+{
+    int i = g->slot_photo[k];
+    struct cap_result *r = j->results[i];
     int32_t ids[VLM_MAX_NEW_TOKENS];
     int n = 0;
     struct sb_buf text;
     sb_buf_init(&text);
-    int rc = vlm_caption(o->ctxs[worker], rgb, &p, ids, &n, &text, err);
-    if (rc) {
+    j->rcs[i] = vlm_caption_finish(g->dec[k], ids, &n, &text, &j->errs[i]);
+    if (!j->rcs[i]) {
+        r->text = text.data ? text.data : sb_strdup("");
+        if (!r->text)
+            j->rcs[i] = sb_fail(&j->errs[i], SB_ENOMEM, "no memory for a caption");
+    } else {
         sb_buf_release(&text);
-        return rc;
     }
-    *result = text.data ? text.data : sb_strdup("");
-    return *result ? SB_OK : sb_fail(err, SB_ENOMEM, "no memory for a caption");
+    g->slot_photo[k] = -1;
+}
+
+/* Group gi captions photos gi, gi + G, gi + 2G, ... of the batch: free slots take the next
+ * photo (prefill and first token), then one decode step for every slot in use, until done. */
+static void finish_group(const struct finish_job *j, int gi)
+{
+    struct cli_caption *o = j->o;
+    struct cli_caption_group *g = &o->groups[gi];
+    for (int k = 0; k < CAPTION_BATCH; k++)
+        g->slot_photo[k] = -1;
+    int next = gi;
+    for (;;) {
+        for (int k = 0; k < CAPTION_BATCH && next < j->n; k++) {
+            while (g->slot_photo[k] < 0 && next < j->n) {
+                int i = next;
+                next += o->n_groups;
+                struct cap_result *r = j->results[i];
+                j->rcs[i] = g->dec[k] ? SB_OK : vlm_ctx_new(o->m, NULL, &g->dec[k], &j->errs[i]);
+                if (!j->rcs[i])
+                    j->rcs[i] = vlm_caption_start(g->dec[k], r->im, &j->p, &j->errs[i]);
+                vlm_image_free(r->im);
+                r->im = NULL;
+                if (j->rcs[i])
+                    continue;
+                g->slot_photo[k] = i;
+                if (vlm_caption_done(g->dec[k])) /* a one-token caption */
+                    slot_finish(j, g, k);
+            }
+        }
+        struct vlm_ctx *live[CAPTION_BATCH];
+        int slots[CAPTION_BATCH], nl = 0;
+        for (int k = 0; k < CAPTION_BATCH; k++)
+            if (g->slot_photo[k] >= 0) {
+                slots[nl] = k;
+                live[nl++] = g->dec[k];
+            }
+        if (nl == 0)
+            break;
+        struct sb_err e = { 0 };
+        int rc = vlm_caption_step(live, nl, &e);
+        for (int s = 0; s < nl; s++) {
+            int k = slots[s];
+            if (rc) { /* our bug: fail these photos, keep the others */
+                j->rcs[g->slot_photo[k]] = rc;
+                j->errs[g->slot_photo[k]] = e;
+                g->slot_photo[k] = -1;
+            } else if (vlm_caption_done(g->dec[k])) {
+                slot_finish(j, g, k);
+            }
+        }
+    }
+}
+
+static void finish_task(void *arg, size_t begin, size_t end, int worker)
+{
+    (void)worker;
+    for (size_t gi = begin; gi < end; gi++)
+        finish_group(arg, (int)gi);
+}
+
+static void plugin_finish(void *user, int n, void **results, int *rcs, struct sb_err *errs)
+{
+    struct cli_caption *o = user;
+    struct finish_job j = { o, n, results, rcs, errs, vlm_default_params() };
+    if (o->max_new_tokens > 0)
+        j.p.max_new_tokens = o->max_new_tokens;
+    sb_pool_for(o->pool, (size_t)o->n_groups, 1, finish_task, &j);
 }
 
 static int plugin_store(void *user, struct catalog *cat, int64_t photo_id, void *result,
                         const float *embedding, int dim, struct sb_err *err)
 {
     struct cli_caption *o = user;
+    struct cap_result *r = result;
     (void)embedding;
     (void)dim;
+    if (!r->text) /* finish() gives every photo a text or an error */
+        return sb_fail(err, SB_EINTERNAL, "caption: no caption made");
     o->captioned++;
-    return catalog_text_set(cat, photo_id, CATALOG_TEXT_CAPTION, result, (double)NAN,
+    return catalog_text_set(cat, photo_id, CATALOG_TEXT_CAPTION, r->text, (double)NAN,
                             vlm_model_id(o->m), err);
-}
-
-static void plugin_free(void *user, void *result)
-{
-    (void)user;
-    free(result);
 }
 
 int cli_caption_setup(struct cli_caption *o, struct cli_ctx *ctx, struct catalog *cat,
@@ -130,12 +250,15 @@ int cli_caption_setup(struct cli_caption *o, struct cli_ctx *ctx, struct catalog
     if (o->want) {
         struct sb_pool *pool = cli_pool(ctx);
         int workers = pool ? sb_pool_size(pool) + 1 : 1;
+        o->pool = pool;
         int rc = cli_caption_load(ctx, o->model_dir, workers, o->tiles == 1, &o->m);
         if (rc)
             return rc;
         o->n_ctxs = workers + 1;
         o->ctxs = calloc((size_t)o->n_ctxs, sizeof(*o->ctxs));
-        if (!o->ctxs) {
+        o->n_groups = workers;
+        o->groups = calloc((size_t)o->n_groups, sizeof(*o->groups));
+        if (!o->ctxs || !o->groups) {
             cli_error("out of memory");
             return CLI_EXIT_FAIL;
         }
@@ -149,7 +272,8 @@ int cli_caption_setup(struct cli_caption *o, struct cli_ctx *ctx, struct catalog
                                      .user = o,
                                      .run = plugin_run,
                                      .store = plugin_store,
-                                     .free_result = plugin_free };
+                                     .free_result = plugin_free,
+                                     .finish = plugin_finish };
         *enabled = true;
         real = realpath(o->model_dir, NULL);
     }
@@ -180,6 +304,12 @@ void cli_caption_release(struct cli_caption *o)
 {
     for (int i = 0; i < o->n_ctxs; i++)
         vlm_ctx_free(o->ctxs[i]);
+    for (int g = 0; g < o->n_groups; g++)
+        for (int k = 0; k < CAPTION_BATCH; k++)
+            vlm_ctx_free(o->groups[g].dec[k]);
+    free(o->groups);
+    o->groups = NULL;
+    o->n_groups = 0;
     free(o->ctxs);
     o->ctxs = NULL;
     o->n_ctxs = 0;

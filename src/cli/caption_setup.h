@@ -14,14 +14,23 @@ struct crawl_plugin;
 struct vlm_model;
 struct vlm_ctx;
 
+/* Captions each worker of the index's captions stage decodes together (each decode step then
+ * reads the decoder's weights once for this many photos). */
+#define CAPTION_BATCH 8
+
+struct sb_pool;
+struct cli_caption_group; /* caption_setup.c */
 struct cli_caption {
     int want;              /* 1 --captions, 0 --no-captions, -1 as the "captions" setting */
     const char *model_dir; /* --caption-model, or NULL: the setting "caption_model" */
     int tiles;             /* 1 --caption-tiles, 0 --no-caption-tiles, -1 as "caption_tiles" */
     int max_new_tokens;    /* 0: the default */
     struct vlm_model *m;
-    struct vlm_ctx **ctxs; /* one per pool worker, made on first use by that worker */
+    struct vlm_ctx **ctxs; /* one per pool worker (the vision tower), made on first use */
     int n_ctxs;
+    struct sb_pool *pool;             /* the index's */
+    struct cli_caption_group *groups; /* decoder slots per pool worker (finish()) */
+    int n_groups;
     int64_t captioned;
     char stage[200]; /* "caption:<model id>" */
     char dir_buf[4096];

@@ -872,6 +872,46 @@ static float *embed_batch(struct run *r, struct work_item *items, size_t n)
     return out;
 }
 
+/* The plugins' second phase (crawl_plugin.finish) over the results of this batch's run()s. */
+static void finish_plugins(struct run *r, struct work_item *items, size_t n)
+{
+    for (int i = 0; i < r->p->nplugins; i++) {
+        const struct crawl_plugin *pl = &r->p->plugins[i];
+        if (!pl->finish)
+            continue;
+        void **results = calloc(n, sizeof(*results));
+        int *rcs = calloc(n, sizeof(*rcs));
+        struct sb_err *errs = calloc(n, sizeof(*errs));
+        size_t *idx = calloc(n, sizeof(*idx));
+        size_t m = 0;
+        for (size_t k = 0; k < n; k++) {
+            struct plugin_result *pr = &items[k].plug[i];
+            if (!pr->ran || pr->rc != SB_OK)
+                continue;
+            if (!results || !rcs || !errs || !idx) {
+                pr->rc = sb_fail(&pr->err, SB_ENOMEM, "%s: out of memory", pl->stage);
+                continue;
+            }
+            idx[m] = k;
+            results[m] = pr->result;
+            m++;
+        }
+        if (m > 0)
+            pl->finish(pl->user, (int)m, results, rcs, errs);
+        for (size_t j = 0; j < m; j++) {
+            struct plugin_result *pr = &items[idx[j]].plug[i];
+            pr->result = results[j];
+            pr->rc = rcs[j];
+            if (rcs[j])
+                pr->err = errs[j];
+        }
+        free(results);
+        free(rcs);
+        free(errs);
+        free(idx);
+    }
+}
+
 static int run_work_batch(struct run *r, int64_t *after, bool *any, struct sb_err *err)
 {
     struct catalog_work *works = NULL;
@@ -923,6 +963,7 @@ static int run_work_batch(struct run *r, int64_t *after, bool *any, struct sb_er
     if (!r->next_hashed)
         hash_batch_free(next);
     float *vecs = embed_batch(r, items, n);
+    finish_plugins(r, items, n);
     rc = catalog_begin(r->cat, err);
     for (size_t i = 0; i < n && !rc; i++) {
         struct work_item *it = &items[i];

@@ -589,6 +589,20 @@ static int pack_drop(struct clip_model *m, struct clip_linear *l, struct sb_err 
     return SB_OK;
 }
 
+/* After pack_layers(): the layer's f32 weights, which its bf16 products no longer read. */
+static void drop_packed_f32(struct clip_model *m, struct clip_layer *L)
+{
+    for (int p = 0; p < 3; p++)
+        L->qkv_parts[p].w = NULL;
+    for (int p = 0; p < L->mlp_parts; p++)
+        L->fc1_parts[p].w = L->fc2_parts[p].w = NULL;
+    struct clip_linear *ls[4] = { &L->qkv, &L->out, &L->fc1, &L->fc2 };
+    for (int k = 0; k < 4; k++) {
+        own_drop(m, ls[k]->w);
+        ls[k]->w = NULL;
+    }
+}
+
 int clip_vision_tower_load(const struct st_weights *w, const char *prefix,
                            const struct clip_config *cfg, bool post_ln,
                            enum clip_precision precision, struct clip_model **out,
@@ -608,12 +622,13 @@ int clip_vision_tower_load(const struct st_weights *w, const char *prefix,
         rc = clip_bf16_new(&m->bf16, err);
         if (!rc)
             rc = pack_drop(m, &m->vision.patch, err);
-        for (int i = 0; i < m->cfg.vision.layers && !rc; i++) {
-            struct clip_layer *L = &m->vision.layers[i];
-            struct clip_linear *ls[4] = { &L->qkv, &L->out, &L->fc1, &L->fc2 };
-            for (int k = 0; k < 4 && !rc; k++)
-                rc = pack_drop(m, ls[k], err);
-        }
+        /* as the image models' towers: q, k, v as three C x C products whose bf16 panels the
+         * bf16 attention reads (the fused qkv product left attention in f32: ~40% of a
+         * SmolVLM encode), the MLP in C-wide parts; then the f32 copies go */
+        if (!rc)
+            rc = pack_layers(m, m->vision.layers, m->cfg.vision.layers, err);
+        for (int i = 0; i < m->cfg.vision.layers && !rc; i++)
+            drop_packed_f32(m, &m->vision.layers[i]);
     }
     if (rc) {
         clip_model_free(m);

@@ -15,14 +15,20 @@
  *
  * Threads: every product, the attention and the norms are split over the ctx's sb_pool
  * (row chunks of the weights for products, (row, head) pairs for attention). A product of T
- * rows reads each weight row once: T <= LM_GEMV_MAX_T uses the 16-bit matrix-vector kernels
- * (lm_gemv.c), larger T widens a chunk of weight rows to f32 in the worker's scratch and calls
- * cblas_sgemm on it. In bf16 precision (lm_model_set_precision) larger T runs the block's
- * linears on their packed bf16 copies instead (the clip_bf16 backend, as clip.c: row chunks of
- * the activations, one single-threaded oneDNN call per worker, each chunk converted to bf16 by
- * its worker); norms, rotary, attention, the lm_head and every one-row product stay fp32.
- * Nothing in a forward pass allocates, logs or does I/O (but the first bf16 pass at a new row
- * count makes the backend's primitives). */
+ * rows reads each weight row once: T <= LM_GEMV_MAX_T and decode steps use the 16-bit
+ * matrix-vector kernels (lm_gemv.c), larger T widens a chunk of weight rows to f32 in the
+ * worker's scratch and calls cblas_sgemm on it. In bf16 precision (lm_model_set_precision)
+ * larger T runs the block's linears on their packed bf16 copies instead (the clip_bf16
+ * backend, as clip.c: row chunks of the activations, one single-threaded oneDNN call per
+ * worker, each chunk converted to bf16 by its worker); norms, rotary, attention, the lm_head
+ * and every decode step stay fp32. Nothing in a forward pass allocates, logs or does I/O (but
+ * the first bf16 pass at a new row count makes the backend's primitives).
+ *
+ * Batched decoding (lm_gen_step): one forward pass whose row t is the next position of
+ * context t, each with its own KV cache, position, logits and generation state; the pass runs
+ * on the first context's activations and pool. Weights are read once per step for all rows,
+ * and every row goes through the per-row kernels (the gemv ones, per-row attention), so a
+ * context's tokens are the same whether it decodes alone or beside others. */
 #include "lm_internal.h"
 
 #include "shoebox/err.h"
@@ -68,7 +74,33 @@ struct lm_ctx {
     size_t wbuf_per_worker;
     struct lm_bf16_exec bf; /* bf16 precision: the product runner (bf.ctx NULL in fp32) */
     uint16_t *gate16;       /* bf16, LM_ARCH_PHI: (B, F) fc1's gelu output feeding fc2 */
+    /* greedy generation (lm_gen_start / lm_gen_step) */
+    struct lm_gen_params gen;
+    int32_t *gen_ids; /* (S) generated ids */
+    int gen_n;
+    bool gen_done; /* nothing to generate: finished, failed or never started */
 };
+
+/* The rows of one forward pass: T new positions of c from its position P on (a prefill or
+ * one step of one context), or with batch the next position of each of the T contexts
+ * batch[t] (a batched decode step). c's activations and pool serve every row. rowwise: the
+ * per-row kernels whatever T (decode steps; a prefill uses them for T <= LM_GEMV_MAX_T). */
+struct pass {
+    struct lm_ctx *c;
+    struct lm_ctx *const *batch;
+    int T;
+    bool rowwise;
+};
+
+static struct lm_ctx *row_ctx(const struct pass *ps, int t)
+{
+    return ps->batch ? ps->batch[t] : ps->c;
+}
+
+static int row_pos(const struct pass *ps, int t)
+{
+    return ps->batch ? ps->batch[t]->P : ps->c->P + t;
+}
 
 /* ------------------------------------------------------------------------------------------ */
 /* Kernels */
@@ -79,10 +111,14 @@ struct lm_ctx {
 struct lin_job {
     struct lm_ctx *c;
     float *out;
+    float *const *outs; /* or row t's output at outs[t] (rowwise only) */
     const float *in;
     const struct lm_mat *W;
     int T;
+    bool rowwise;
 };
+
+#define LM_ROWS_PER_CALL 16 /* input rows per lm_gemv_rows_n() call */
 
 static void linear_task(void *arg, size_t begin, size_t end, int worker)
 {
@@ -92,19 +128,28 @@ static void linear_task(void *arg, size_t begin, size_t end, int worker)
     for (size_t item = begin; item < end; item++) {
         int n0 = (int)item * LM_CHUNK;
         int n1 = n0 + LM_CHUNK < N ? n0 + LM_CHUNK : N;
-        if (j->T <= LM_GEMV_MAX_T) {
-            for (int t = 0; t < j->T; t++)
-                lm_gemv_rows(j->out + (size_t)t * N, W->w, W->dt, j->in + (size_t)t * K, K, n0, n1);
-        } else {
-            const float *w = (const float *)W->w + (size_t)n0 * K;
-            if (W->dt != ST_F32) {
-                float *buf = j->c->wbuf + (size_t)worker * j->c->wbuf_per_worker;
-                lm_widen_rows(buf, W->w, W->dt, K, n0, n1);
-                w = buf;
+        if (j->rowwise) {
+            for (int t0 = 0; t0 < j->T; t0 += LM_ROWS_PER_CALL) {
+                int tb = j->T - t0 < LM_ROWS_PER_CALL ? j->T - t0 : LM_ROWS_PER_CALL;
+                float *ys[LM_ROWS_PER_CALL];
+                for (int i = 0; i < tb; i++)
+                    ys[i] = j->outs ? j->outs[t0 + i] : j->out + (size_t)(t0 + i) * N;
+                lm_gemv_rows_n(ys, j->in + (size_t)t0 * K, (size_t)K, tb, W->w, W->dt, K, n0, n1);
+                if (W->b)
+                    for (int i = 0; i < tb; i++)
+                        for (int n = n0; n < n1; n++)
+                            ys[i][n] += W->b[n];
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, n1 - n0, K, 1.0f, j->in, K,
-                        w, K, 0.0f, j->out + n0, N);
+            continue;
         }
+        const float *w = (const float *)W->w + (size_t)n0 * K;
+        if (W->dt != ST_F32) {
+            float *buf = j->c->wbuf + (size_t)worker * j->c->wbuf_per_worker;
+            lm_widen_rows(buf, W->w, W->dt, K, n0, n1);
+            w = buf;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, n1 - n0, K, 1.0f, j->in, K, w, K,
+                    0.0f, j->out + n0, N);
         if (W->b)
             for (int t = 0; t < j->T; t++)
                 for (int n = n0; n < n1; n++)
@@ -112,23 +157,30 @@ static void linear_task(void *arg, size_t begin, size_t end, int worker)
     }
 }
 
-/* bf16 precision, T > LM_GEMV_MAX_T: on the packed copy (lm_bf16.c); true when it ran there */
+/* bf16 precision, not rowwise: on the packed copy (lm_bf16.c); true when it ran there */
 static bool linear_bf16(struct lm_ctx *c, float *out, const float *in, const struct lm_mat *W,
-                        int T)
+                        int T, bool rowwise)
 {
-    if (!c->bf.ctx || !W->bf.packed || T <= LM_GEMV_MAX_T)
+    if (!c->bf.ctx || !W->bf.packed || rowwise)
         return false;
     lm_bf16_linear(&c->bf, out, in, NULL, &W->bf, T, CLIP_EPI_STORE, CLIP_ACT_GELU);
     return true;
 }
 
-static void linear(struct lm_ctx *c, float *out, const float *in, const struct lm_mat *W, int T)
+/* out (T, n_out) = in (T, n_in) @ W^T + b; with outs (rowwise only) row t goes to outs[t]. */
+static void linear_to(struct lm_ctx *c, float *out, float *const *outs, const float *in,
+                      const struct lm_mat *W, int T, bool rowwise)
 {
-    if (linear_bf16(c, out, in, W, T))
+    if (linear_bf16(c, out, in, W, T, rowwise))
         return;
-    struct lin_job j = { c, out, in, W, T };
+    struct lin_job j = { c, out, outs, in, W, T, rowwise };
     size_t items = ((size_t)W->n_out + LM_CHUNK - 1) / LM_CHUNK;
     sb_pool_for(c->pool, items, 1, linear_task, &j);
+}
+
+static void linear(const struct pass *ps, float *out, const float *in, const struct lm_mat *W)
+{
+    linear_to(ps->c, out, NULL, in, W, ps->T, ps->rowwise);
 }
 
 /* LlamaRMSNorm: x * rsqrt(mean(x^2) + eps) * w, per row of (T, C). */
@@ -223,30 +275,38 @@ static void swiglu(float *gate, const float *up, size_t n)
         gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
-/* cos/sin (T, D/2) for positions P..P+T-1 (LlamaRotaryEmbedding; emb = cat(freqs, freqs), so
- * half a table suffices). Dynamic NTK scaling recomputes the base when the sequence outgrows
- * max_position_embeddings (modeling_rope_utils._compute_dynamic_ntk_parameters). */
-static void rope_tables(struct lm_ctx *c, int T)
+/* cos/sin (T, D/2) of each row's position (LlamaRotaryEmbedding; emb = cat(freqs, freqs), so
+ * half a table suffices). Dynamic NTK scaling recomputes the base when the sequence (the
+ * positions up to the pass's last one of that context) outgrows max_position_embeddings
+ * (modeling_rope_utils._compute_dynamic_ntk_parameters). */
+static void rope_tables(const struct pass *ps)
 {
+    struct lm_ctx *c = ps->c;
     const struct lm_config *cfg = &c->m->cfg;
     int half = (cfg->rot_dim ? cfg->rot_dim : cfg->head_dim) / 2;
-    const float *inv = c->m->inv_freq;
-    int seq = c->P + T;
-    if (cfg->rope == LM_ROPE_DYNAMIC && seq > cfg->max_pos) {
-        float D = (float)cfg->head_dim;
-        float base = cfg->rope_theta * powf(cfg->rope_factor * (float)seq / (float)cfg->max_pos -
-                                                (cfg->rope_factor - 1.0f),
-                                            D / (D - 2.0f));
-        for (int i = 0; i < half; i++)
-            c->inv_freq[i] = 1.0f / powf(base, (float)(2 * i) / D);
-        inv = c->inv_freq;
-    }
-    for (int t = 0; t < T; t++)
+    int done = -1; /* seq of the frequencies in c->inv_freq */
+    for (int t = 0; t < ps->T; t++) {
+        int pos = row_pos(ps, t), seq = ps->batch ? pos + 1 : c->P + ps->T;
+        const float *inv = c->m->inv_freq;
+        if (cfg->rope == LM_ROPE_DYNAMIC && seq > cfg->max_pos) {
+            if (seq != done) {
+                float D = (float)cfg->head_dim;
+                float base =
+                    cfg->rope_theta * powf(cfg->rope_factor * (float)seq / (float)cfg->max_pos -
+                                               (cfg->rope_factor - 1.0f),
+                                           D / (D - 2.0f));
+                for (int i = 0; i < half; i++)
+                    c->inv_freq[i] = 1.0f / powf(base, (float)(2 * i) / D);
+                done = seq;
+            }
+            inv = c->inv_freq;
+        }
         for (int i = 0; i < half; i++) {
-            float a = (float)(c->P + t) * inv[i];
+            float a = (float)pos * inv[i];
             c->cos[(size_t)t * half + i] = cosf(a);
             c->sin[(size_t)t * half + i] = sinf(a);
         }
+    }
 }
 
 /* apply_rotary_pos_emb on n_heads heads of each row of x (T, n_heads*D): rotate_half pairs
@@ -272,10 +332,20 @@ static void rope_apply(float *x, const float *cs, const float *sn, int T, int n_
  * out_{t,h} = sum_{j <= P+t} softmax_j(q_{t,h} . k_{j,g} / sqrt(D)) v_{j,g}, g = h / (H/G)
  * (repeat_kv). One task = one (row, head) pair. */
 struct att_job {
+    const struct pass *ps;
     struct lm_ctx *c;
-    const float *kc, *vc; /* (S, G*D) this layer's cache */
+    int l;                /* layer */
+    const float *kc, *vc; /* (S, G*D) this layer's cache of c (attention_block_task) */
     int T;
 };
+
+/* Layer l's keys (or values, v) of row t's context. */
+static float *layer_cache(const struct pass *ps, int t, int l, bool v)
+{
+    const struct lm_ctx *rc = row_ctx(ps, t);
+    size_t GD = (size_t)rc->m->cfg.kv_heads * (size_t)rc->m->cfg.head_dim;
+    return (v ? rc->v_cache : rc->k_cache) + (size_t)l * (size_t)rc->S * GD;
+}
 
 static void attention_task(void *arg, size_t begin, size_t end, int worker)
 {
@@ -283,17 +353,21 @@ static void attention_task(void *arg, size_t begin, size_t end, int worker)
     const struct lm_config *cfg = &j->c->m->cfg;
     int H = cfg->heads, G = cfg->kv_heads, D = cfg->head_dim, GD = G * D;
     float scale = 1.0f / sqrtf((float)D);
-    float *s = j->c->scores + (size_t)worker * (size_t)j->c->S;
     for (size_t item = begin; item < end; item++) {
         int t = (int)(item / (size_t)H), h = (int)(item % (size_t)H);
         int g = h / (H / G);
-        int n = j->c->P + t + 1; /* positions this row sees */
-        if (j->c->P + t < cfg->prefix)
+        const struct lm_ctx *rc = row_ctx(j->ps, t);
+        const float *kc = layer_cache(j->ps, t, j->l, false);
+        const float *vc = layer_cache(j->ps, t, j->l, true);
+        float *s = rc->scores + (size_t)worker * (size_t)rc->S;
+        int pos = row_pos(j->ps, t);
+        int n = pos + 1; /* positions this row sees */
+        if (pos < cfg->prefix)
             n = cfg->prefix; /* bidirectional prefix (lm_prefill checked it is cached) */
         const float *q = j->c->q + ((size_t)t * H + h) * D;
         float mx = -INFINITY;
         for (int p = 0; p < n; p++) {
-            const float *k = j->kc + (size_t)p * GD + (size_t)g * D;
+            const float *k = kc + (size_t)p * GD + (size_t)g * D;
             float d = 0.0f;
             for (int i = 0; i < D; i++)
                 d += q[i] * k[i];
@@ -309,7 +383,7 @@ static void attention_task(void *arg, size_t begin, size_t end, int worker)
         float *o = j->c->att + ((size_t)t * H + h) * D;
         memset(o, 0, (size_t)D * sizeof(*o));
         for (int p = 0; p < n; p++) {
-            const float *v = j->vc + (size_t)p * GD + (size_t)g * D;
+            const float *v = vc + (size_t)p * GD + (size_t)g * D;
             float w = s[p] * inv;
             for (int i = 0; i < D; i++)
                 o[i] += w * v[i];
@@ -367,8 +441,10 @@ static void attention_block_task(void *arg, size_t begin, size_t end, int worker
 
 /* One LlamaDecoderLayer / Qwen2DecoderLayer on x (T, C), updated in place; layer l's cache
  * gets the T new keys and values at positions P..P+T-1. */
-static void decoder_layer(struct lm_ctx *c, int l, int T)
+static void decoder_layer(const struct pass *ps, int l)
 {
+    struct lm_ctx *c = ps->c;
+    int T = ps->T;
     const struct lm_config *cfg = &c->m->cfg;
     const struct lm_layer *w = &c->m->layers[l];
     int C = cfg->hidden, H = cfg->heads, G = cfg->kv_heads, D = cfg->head_dim;
@@ -378,21 +454,29 @@ static void decoder_layer(struct lm_ctx *c, int l, int T)
 
     int rot = cfg->rot_dim ? cfg->rot_dim : D;
     norm(c, c->h, c->x, w->attn_norm, w->attn_norm_b, T);
-    linear(c, c->q, c->h, &w->q, T); /* (T, H*D) */
-    linear(c, c->k, c->h, &w->k, T); /* (T, G*D) */
-    linear(c, c->v, c->h, &w->v, T); /* (T, G*D) */
+    linear(ps, c->q, c->h, &w->q); /* (T, H*D) */
+    linear(ps, c->k, c->h, &w->k); /* (T, G*D) */
+    linear(ps, c->v, c->h, &w->v); /* (T, G*D) */
     rope_apply(c->q, c->cos, c->sin, T, H, D, rot);
     rope_apply(c->k, c->cos, c->sin, T, G, D, rot);
-    memcpy(kc + (size_t)c->P * GD, c->k, (size_t)T * GD * sizeof(float));
-    memcpy(vc + (size_t)c->P * GD, c->v, (size_t)T * GD * sizeof(float));
-    struct att_job aj = { c, kc, vc, T };
-    if (T > LM_GEMV_MAX_T)
+    if (ps->batch) {
+        for (int t = 0; t < T; t++) {
+            size_t at = (size_t)row_pos(ps, t) * GD;
+            memcpy(layer_cache(ps, t, l, false) + at, c->k + (size_t)t * GD, GD * sizeof(float));
+            memcpy(layer_cache(ps, t, l, true) + at, c->v + (size_t)t * GD, GD * sizeof(float));
+        }
+    } else {
+        memcpy(kc + (size_t)c->P * GD, c->k, (size_t)T * GD * sizeof(float));
+        memcpy(vc + (size_t)c->P * GD, c->v, (size_t)T * GD * sizeof(float));
+    }
+    struct att_job aj = { ps, c, l, kc, vc, T };
+    if (!ps->rowwise)
         sb_pool_for(c->pool, (size_t)H * ((T + LM_ATT_ROWS - 1) / LM_ATT_ROWS), 1,
                     attention_block_task, &aj);
     else
         sb_pool_for(c->pool, (size_t)T * H, 1, attention_task, &aj);
     if (cfg->arch == LM_ARCH_PHI && c->gate16 && w->gate.bf.packed && w->down.bf.packed &&
-        w->o.bf.packed && T > LM_GEMV_MAX_T) {
+        w->o.bf.packed && !ps->rowwise) {
         /* the same in bf16 with the gelu and the residual adds fused into the products */
         lm_bf16_linear(&c->bf, c->gate16, c->h, NULL, &w->gate.bf, T, CLIP_EPI_ACT,
                        CLIP_ACT_GELU_TANH);
@@ -403,30 +487,32 @@ static void decoder_layer(struct lm_ctx *c, int l, int T)
     }
     if (cfg->arch == LM_ARCH_PHI) {
         /* parallel block: x + proj(attn(ln(x))) + fc2(gelu(fc1(ln(x)))), both on c->h */
-        linear(c, c->gate, c->h, &w->gate, T); /* (T, F) fc1 */
+        linear(ps, c->gate, c->h, &w->gate); /* (T, F) fc1 */
         gelu_tanh(c->gate, (size_t)T * cfg->intermediate);
-        linear(c, c->h, c->gate, &w->down, T); /* (T, C) fc2 */
+        linear(ps, c->h, c->gate, &w->down); /* (T, C) fc2 */
         add_inplace(c->x, c->h, (size_t)T * C);
-        linear(c, c->h, c->att, &w->o, T); /* (T, C) proj */
+        linear(ps, c->h, c->att, &w->o); /* (T, C) proj */
         add_inplace(c->x, c->h, (size_t)T * C);
         return;
     }
-    linear(c, c->h, c->att, &w->o, T); /* (T, C) */
+    linear(ps, c->h, c->att, &w->o); /* (T, C) */
     add_inplace(c->x, c->h, (size_t)T * C);
 
     rmsnorm(c, c->h, c->x, w->mlp_norm, T);
-    linear(c, c->gate, c->h, &w->gate, T); /* (T, F) */
-    linear(c, c->up, c->h, &w->up, T);     /* (T, F) */
+    linear(ps, c->gate, c->h, &w->gate); /* (T, F) */
+    linear(ps, c->up, c->h, &w->up);     /* (T, F) */
     swiglu(c->gate, c->up, (size_t)T * cfg->intermediate);
-    linear(c, c->h, c->gate, &w->down, T); /* (T, C) */
+    linear(ps, c->h, c->gate, &w->down); /* (T, C) */
     add_inplace(c->x, c->h, (size_t)T * C);
 }
 
-/* T <= B rows: embeddings, layers, final norm and lm_head on the last row. */
-static void forward(struct lm_ctx *c, const int32_t *ids, const float *embeds, int T)
+/* T <= B rows: embeddings, layers, final norm and lm_head on the last row (a batch: on every
+ * row, into each context's logits; outs has room for T pointers). */
+static void forward(const struct pass *ps, const int32_t *ids, const float *embeds, float **outs)
 {
+    struct lm_ctx *c = ps->c;
     const struct lm_model *m = c->m;
-    int C = m->cfg.hidden;
+    int C = m->cfg.hidden, T = ps->T;
     for (int t = 0; t < T; t++) {
         float *row = c->x + (size_t)t * C;
         if (ids[t] == LM_EMBED_ROW)
@@ -434,16 +520,26 @@ static void forward(struct lm_ctx *c, const int32_t *ids, const float *embeds, i
         else
             lm_widen_rows(row, m->embed.w, m->embed.dt, C, ids[t], ids[t] + 1);
     }
-    rope_tables(c, T);
+    rope_tables(ps);
     for (int l = 0; l < m->cfg.layers; l++)
-        decoder_layer(c, l, T);
+        decoder_layer(ps, l);
+    if (ps->batch) {
+        for (int t = 0; t < T; t++) {
+            ps->batch[t]->P++;
+            outs[t] = ps->batch[t]->logits;
+        }
+        norm(c, c->h, c->x, m->norm, m->norm_b, T);
+        linear_to(c, NULL, outs, c->h, &m->head, T, true); /* (T, V) */
+        return;
+    }
     c->P += T;
     const float *last = c->x + (size_t)(T - 1) * C;
     norm(c, c->h, last, m->norm, m->norm_b, 1);
-    linear(c, c->logits, c->h, &m->head, 1); /* (V) */
+    linear_to(c, c->logits, NULL, c->h, &m->head, 1, true); /* (V) */
 }
 
-int lm_prefill(struct lm_ctx *c, const int32_t *ids, const float *embeds, int n, struct sb_err *err)
+static int prefill(struct lm_ctx *c, const int32_t *ids, const float *embeds, int n,
+                   struct sb_err *err)
 {
     if (!c || !ids || n < 1)
         return sb_fail(err, SB_EINVAL, "lm prefill: no input");
@@ -467,7 +563,8 @@ int lm_prefill(struct lm_ctx *c, const int32_t *ids, const float *embeds, int n,
     int C = c->m->cfg.hidden;
     for (int i = 0; i < n; i += c->B) {
         int T = n - i < c->B ? n - i : c->B;
-        forward(c, ids + i, embeds ? embeds + (size_t)i * C : NULL, T);
+        struct pass ps = { c, NULL, T, T <= LM_GEMV_MAX_T };
+        forward(&ps, ids + i, embeds ? embeds + (size_t)i * C : NULL, NULL);
         int rc = c->bf.ctx ? lm_bf16_status(&c->bf, "lm prefill", err) : SB_OK;
         if (rc) { /* the cache holds garbage */
             c->P = 0;
@@ -475,6 +572,13 @@ int lm_prefill(struct lm_ctx *c, const int32_t *ids, const float *embeds, int n,
         }
     }
     return SB_OK;
+}
+
+int lm_prefill(struct lm_ctx *c, const int32_t *ids, const float *embeds, int n, struct sb_err *err)
+{
+    if (c)
+        c->gen_done = true; /* the positions are no longer a generation's */
+    return prefill(c, ids, embeds, n, err);
 }
 
 const float *lm_ctx_logits(const struct lm_ctx *c)
@@ -554,7 +658,9 @@ int lm_ctx_new(const struct lm_model *m, struct sb_pool *pool, int max_ctx, int 
     c->cos = alloc_floats(B, (size_t)cfg->head_dim / 2, &ok);
     c->sin = alloc_floats(B, (size_t)cfg->head_dim / 2, &ok);
     c->inv_freq = alloc_floats((size_t)cfg->head_dim / 2, 1, &ok);
-    if (!ok || !c->seen) {
+    c->gen_ids = calloc((size_t)max_ctx, sizeof(int32_t));
+    c->gen_done = true;
+    if (!ok || !c->seen || !c->gen_ids) {
         lm_ctx_free(c);
         return sb_fail(err, SB_ENOMEM, "no memory for an lm ctx of %d positions", max_ctx);
     }
@@ -596,6 +702,7 @@ void lm_ctx_free(struct lm_ctx *c)
     free(c->cos);
     free(c->sin);
     free(c->inv_freq);
+    free(c->gen_ids);
     lm_bf16_exec_release(&c->bf);
     free(c->gate16);
     free(c);
@@ -604,6 +711,8 @@ void lm_ctx_free(struct lm_ctx *c)
 void lm_ctx_reset(struct lm_ctx *c)
 {
     c->P = 0;
+    c->gen_n = 0;
+    c->gen_done = true;
 }
 
 int lm_ctx_position(const struct lm_ctx *c)
@@ -640,44 +749,111 @@ static int32_t pick(struct lm_ctx *c, float penalty)
     return best;
 }
 
+/* The generation's next token from c's logits: appended, and whether it ends the generation. */
+static void gen_take(struct lm_ctx *c)
+{
+    int32_t tok = pick(c, c->gen.repetition_penalty);
+    c->gen_ids[c->gen_n++] = tok;
+    c->seen[tok] = 1;
+    bool stop = false;
+    for (int i = 0; i < c->gen.n_stop; i++)
+        stop = stop || tok == c->gen.stop_ids[i];
+    c->gen_done = stop || c->gen_n == c->gen.max_new_tokens || c->P == c->S;
+}
+
+int lm_gen_start(struct lm_ctx *c, const int32_t *ids, const float *embeds, int n_prompt,
+                 const struct lm_gen_params *params, struct sb_err *err)
+{
+    struct lm_gen_params p = params ? *params : lm_gen_default_params();
+    if (!c)
+        return sb_fail(err, SB_EINVAL, "lm generate: no context");
+    lm_ctx_reset(c);
+    if (p.n_stop == 0)
+        p.n_stop = lm_model_eos_ids(c->m, p.stop_ids, LM_MAX_STOP);
+    if (p.n_stop > LM_MAX_STOP)
+        p.n_stop = LM_MAX_STOP;
+    if (p.max_new_tokens < 1 || !(p.repetition_penalty > 0.0f) || p.n_stop < 0)
+        return sb_fail(err, SB_EINVAL,
+                       "lm generate: bad parameters (max_new_tokens %d, repetition_penalty %g)",
+                       p.max_new_tokens, (double)p.repetition_penalty);
+    int rc = prefill(c, ids, embeds, n_prompt, err);
+    if (rc)
+        return rc;
+    c->gen = p;
+    memcpy(c->first, c->logits, (size_t)c->m->cfg.vocab * sizeof(float));
+    memset(c->seen, 0, (size_t)c->m->cfg.vocab);
+    for (int i = 0; i < n_prompt; i++)
+        if (ids[i] >= 0)
+            c->seen[ids[i]] = 1;
+    gen_take(c);
+    return SB_OK;
+}
+
+bool lm_gen_done(const struct lm_ctx *c)
+{
+    return c->gen_done;
+}
+
+const int32_t *lm_gen_ids(const struct lm_ctx *c, int *n)
+{
+    *n = c->gen_n;
+    return c->gen_ids;
+}
+
+#define LM_STEP_ROWS 64 /* most contexts in one forward pass of lm_gen_step() */
+
+int lm_gen_step(struct lm_ctx *const *cs, int n, struct sb_err *err)
+{
+    if (n < 0 || (n > 0 && !cs))
+        return sb_fail(err, SB_EINVAL, "lm step: no contexts");
+    for (int i = 0; i < n; i++) {
+        if (!cs[i])
+            return sb_fail(err, SB_EINVAL, "lm step: context %d is NULL", i);
+        if (cs[i]->m != cs[0]->m || cs[i]->pool != cs[0]->pool)
+            return sb_fail(err, SB_EINVAL, "lm step: contexts of different models or pools");
+        for (int k = 0; k < i; k++)
+            if (cs[k] == cs[i])
+                return sb_fail(err, SB_EINVAL, "lm step: context %d appears twice", i);
+    }
+    struct lm_ctx *rows[LM_STEP_ROWS];
+    int32_t ids[LM_STEP_ROWS];
+    float *outs[LM_STEP_ROWS];
+    int i = 0;
+    for (;;) {
+        int T = 0;
+        for (; i < n && T < LM_STEP_ROWS && (T == 0 || T < rows[0]->B); i++) {
+            if (cs[i]->gen_done)
+                continue;
+            rows[T] = cs[i];
+            ids[T] = cs[i]->gen_ids[cs[i]->gen_n - 1];
+            T++;
+        }
+        if (T == 0)
+            return SB_OK;
+        struct pass ps = { rows[0], rows, T, true };
+        forward(&ps, ids, NULL, outs);
+        for (int t = 0; t < T; t++)
+            gen_take(rows[t]);
+    }
+}
+
 int lm_generate(struct lm_ctx *c, const int32_t *ids, const float *embeds, int n_prompt,
                 const struct lm_gen_params *params, int32_t *out, int cap, int *n_out,
                 struct sb_err *err)
 {
     struct lm_gen_params p = params ? *params : lm_gen_default_params();
-    if (p.n_stop == 0)
-        p.n_stop = lm_model_eos_ids(c->m, p.stop_ids, LM_MAX_STOP);
-    if (p.n_stop > LM_MAX_STOP)
-        p.n_stop = LM_MAX_STOP;
     if (p.max_new_tokens < 1 || cap < p.max_new_tokens || !out || !n_out ||
         !(p.repetition_penalty > 0.0f) || p.n_stop < 0)
         return sb_fail(err, SB_EINVAL,
                        "lm generate: bad parameters (max_new_tokens %d, cap %d, "
                        "repetition_penalty %g)",
                        p.max_new_tokens, cap, (double)p.repetition_penalty);
-    lm_ctx_reset(c);
-    int rc = lm_prefill(c, ids, embeds, n_prompt, err);
-    if (rc)
-        return rc;
-    memcpy(c->first, c->logits, (size_t)c->m->cfg.vocab * sizeof(float));
-    memset(c->seen, 0, (size_t)c->m->cfg.vocab);
-    for (int i = 0; i < n_prompt; i++)
-        if (ids[i] >= 0)
-            c->seen[ids[i]] = 1;
-    int n = 0;
-    for (;;) {
-        int32_t tok = pick(c, p.repetition_penalty);
-        out[n++] = tok;
-        c->seen[tok] = 1;
-        bool stop = false;
-        for (int i = 0; i < p.n_stop; i++)
-            stop = stop || tok == p.stop_ids[i];
-        if (stop || n == p.max_new_tokens || c->P == c->S)
-            break;
-        rc = lm_prefill(c, &tok, NULL, 1, err);
-        if (rc)
-            break;
+    int rc = lm_gen_start(c, ids, embeds, n_prompt, &p, err);
+    while (!rc && !c->gen_done)
+        rc = lm_gen_step(&c, 1, err);
+    if (!rc) {
+        memcpy(out, c->gen_ids, (size_t)c->gen_n * sizeof(*out));
+        *n_out = c->gen_n;
     }
-    *n_out = n;
     return rc;
 }

@@ -162,11 +162,19 @@ int lm_load_linear(struct lm_model *m, const char *name, int n_out, int n_in, bo
 /* y(N) = W(N,K) x(K) for rows [n0, n1) of W, W in dt (f32/f16/bf16), widened in the inner
  * loop (AVX512 / AVX2+F16C chosen at run time, portable C otherwise). */
 void lm_gemv_rows(float *y, const void *W, enum st_dtype dt, const float *x, int K, int n0, int n1);
+/* The same for T input rows (x row t at x + t * ldx) into y[t]: each weight row is read once
+ * for all of them, and row t's results are bit for bit what lm_gemv_rows() gives for it alone
+ * (batched decoding must not change a caption). */
+void lm_gemv_rows_n(float *const *y, const float *x, size_t ldx, int T, const void *W,
+                    enum st_dtype dt, int K, int n0, int n1);
 /* dst(rows, K) = rows [n0, n1) of W widened to f32. */
 /* nn.LayerNorm of one row of C: o = (x - mean) / sqrt(var + eps) * w + b (o may not alias x). */
 void lm_layernorm_row(float *o, const float *x, const float *w, const float *b, int C, float eps);
 void lm_widen_rows(float *dst, const void *W, enum st_dtype dt, int K, int n0, int n1);
 /* The name of the kernel lm_gemv_rows() uses on this CPU (for the bench). */
 const char *lm_gemv_kernel_name(void);
+/* Tests: the kernels up to name ("portable", "avx2+f16c", "avx512f") only, process-wide;
+ * false when this CPU has no such kernel. NULL: the best again. */
+bool lm_gemv_limit(const char *name);
 
 #endif

@@ -914,8 +914,20 @@ struct vlm_ctx {
     int32_t *ids;            /* (max_prompt) prompt ids, LM_EMBED_ROW for image rows */
     int n_ids, max_prompt;
     int n_images;                /* of the last caption: crops + the global image, or 1 */
+    int grid_rows, grid_cols;    /* of the last caption: its split, 0 x 0 for one image */
     int32_t *out;                /* (VLM_MAX_NEW_TOKENS) */
     double encode_s, generate_s; /* of the last caption */
+    double gen_t0;               /* when its generation started */
+    struct vlm_params params;    /* of the caption being generated */
+    bool started;                /* vlm_caption_start() succeeded, vlm_caption_finish() not yet */
+};
+
+/* A photo's image rows (vlm_encode). */
+struct vlm_image {
+    const struct vlm_model *m;
+    float *rows; /* (n_images * R, Ct) */
+    int n_images, grid_rows, grid_cols;
+    double encode_s;
 };
 
 int vlm_ctx_new(const struct vlm_model *m, struct sb_pool *pool, struct vlm_ctx **out,
@@ -1067,14 +1079,24 @@ out:
     return rc;
 }
 
-/* The image rows from pixels (rows x cols crops then the global image, or the global image alone
- * for 0 x 0), or for Moondream from rgb when given (its own crops), then the prompt, generation
- * and text. */
-static int caption_impl(struct vlm_ctx *c, const float *pixels, const struct image *rgb, int rows,
-                        int cols, const struct vlm_params *params, int32_t *ids, int *n_ids,
-                        struct sb_buf *text, struct sb_err *err)
+static int check_params(const struct vlm_params *p, struct sb_err *err)
 {
-    struct vlm_params p = params ? *params : vlm_default_params();
+    if (p->max_new_tokens < 1 || p->max_new_tokens > VLM_MAX_NEW_TOKENS ||
+        !(p->repetition_penalty > 0.0f))
+        return sb_fail(err, SB_EINVAL,
+                       "caption: max_new_tokens %d is not in [1, %d] or bad "
+                       "repetition_penalty",
+                       p->max_new_tokens, VLM_MAX_NEW_TOKENS);
+    if (p->prompt && strlen(p->prompt) > MAX_PROMPT)
+        return sb_fail(err, SB_ETOOBIG, "caption: the prompt is longer than %d bytes", MAX_PROMPT);
+    return SB_OK;
+}
+
+/* The image rows into c->rows from pixels (rows x cols crops then the global image, or the
+ * global image alone for 0 x 0), or for Moondream from rgb when given (its own crops). */
+static int encode_impl(struct vlm_ctx *c, const float *pixels, const struct image *rgb, int rows,
+                       int cols, struct sb_err *err)
+{
     const struct vlm_model *m = c->m;
     bool whole = rows == 0 && cols == 0;
     if (!whole && (!m->split || rows < 1 || cols < 1 || rows > m->max_grid || cols > m->max_grid))
@@ -1082,17 +1104,11 @@ static int caption_impl(struct vlm_ctx *c, const float *pixels, const struct ima
                        "caption: a %dx%d split is not in [1, %d]^2 or the model was "
                        "loaded without image splitting",
                        rows, cols, m->max_grid);
-    const char *prompt = p.prompt ? p.prompt : VLM_DEFAULT_PROMPT;
-    if (p.max_new_tokens < 1 || p.max_new_tokens > VLM_MAX_NEW_TOKENS ||
-        !(p.repetition_penalty > 0.0f) || !ids || !n_ids)
-        return sb_fail(err, SB_EINVAL,
-                       "caption: max_new_tokens %d is not in [1, %d] or bad "
-                       "repetition_penalty",
-                       p.max_new_tokens, VLM_MAX_NEW_TOKENS);
-    if (strlen(prompt) > MAX_PROMPT)
-        return sb_fail(err, SB_ETOOBIG, "caption: the prompt is longer than %d bytes", MAX_PROMPT);
+    c->started = false;
     c->n_ids = 0;
     c->n_images = whole ? 1 : rows * cols + 1;
+    c->grid_rows = rows;
+    c->grid_cols = cols;
     double t0 = sb_now();
     int Ct = lm_model_hidden_size(m->lm), S = m->vis.S, rc = SB_OK;
     if (m->md && rgb)
@@ -1103,27 +1119,49 @@ static int caption_impl(struct vlm_ctx *c, const float *pixels, const struct ima
         for (int i = 0; i < c->n_images && !rc; i++) /* crops row-major, then the global image */
             rc = vlm_image_rows(c->vs, pixels + (size_t)i * 3 * S * S,
                                 c->rows + (size_t)i * m->R * Ct, err);
+    c->encode_s = sb_now() - t0;
+    return rc;
+}
+
+/* The prompt around c->rows, its prefill and the first token. */
+static int start_impl(struct vlm_ctx *c, const struct vlm_params *p, struct sb_err *err)
+{
+    const struct vlm_model *m = c->m;
+    c->started = false;
+    c->gen_t0 = sb_now();
+    int rc = check_params(p, err);
     if (rc)
         return rc;
-    double t1 = sb_now();
-    c->encode_s = t1 - t0;
+    c->params = *p;
     if (m->md)
-        rc = md_build_prompt(m->md, m->tok, p.prompt, c->rows, c->ids, c->embeds, c->max_prompt,
+        rc = md_build_prompt(m->md, m->tok, p->prompt, c->rows, c->ids, c->embeds, c->max_prompt,
                              &c->n_ids, err);
     else
-        rc = build_prompt(c, prompt, rows, cols, err);
+        rc = build_prompt(c, p->prompt ? p->prompt : VLM_DEFAULT_PROMPT, c->grid_rows, c->grid_cols,
+                          err);
     if (rc)
         return rc;
     struct lm_gen_params gp = lm_gen_default_params();
-    gp.max_new_tokens = p.max_new_tokens;
-    gp.repetition_penalty = p.repetition_penalty;
+    gp.max_new_tokens = p->max_new_tokens;
+    gp.repetition_penalty = p->repetition_penalty;
     memcpy(gp.stop_ids, m->stop, sizeof(gp.stop_ids));
     gp.n_stop = m->n_stop;
+    rc = lm_gen_start(c->lm, c->ids, c->embeds, c->n_ids, &gp, err);
+    c->started = rc == SB_OK;
+    return rc;
+}
+
+int vlm_caption_finish(struct vlm_ctx *c, int32_t *ids, int *n_ids, struct sb_buf *text,
+                       struct sb_err *err)
+{
+    const struct vlm_model *m = c->m;
+    if (!c->started || !lm_gen_done(c->lm) || !ids || !n_ids)
+        return sb_fail(err, SB_EINVAL, "caption: no finished caption to take");
+    c->started = false;
+    c->generate_s = sb_now() - c->gen_t0;
     int n = 0;
-    rc = lm_generate(c->lm, c->ids, c->embeds, c->n_ids, &gp, c->out, VLM_MAX_NEW_TOKENS, &n, err);
-    c->generate_s = sb_now() - t1;
-    if (rc)
-        return rc;
+    const int32_t *got = lm_gen_ids(c->lm, &n);
+    memcpy(c->out, got, (size_t)n * sizeof(*c->out));
     memcpy(ids, c->out, (size_t)n * sizeof(*ids));
     *n_ids = n;
     if (!text)
@@ -1141,13 +1179,34 @@ static int caption_impl(struct vlm_ctx *c, const float *pixels, const struct ima
             c->out[keep++] = c->out[i];
     }
     size_t start = text->len;
-    rc = bpe_decode(m->tok, c->out, (size_t)keep, true, text, err);
-    if (!rc && p.cleanup && !text->failed) {
+    int rc = bpe_decode(m->tok, c->out, (size_t)keep, true, text, err);
+    if (!rc && c->params.cleanup && !text->failed) {
         vlm_clean_caption(text->data + start);
         text->len = start + strlen(text->data + start);
     }
     if (!rc && text->failed)
         rc = sb_fail(err, SB_ENOMEM, "no memory for the caption");
+    return rc;
+}
+
+/* The image rows, then the prompt, generation and text. */
+static int caption_impl(struct vlm_ctx *c, const float *pixels, const struct image *rgb, int rows,
+                        int cols, const struct vlm_params *params, int32_t *ids, int *n_ids,
+                        struct sb_buf *text, struct sb_err *err)
+{
+    struct vlm_params p = params ? *params : vlm_default_params();
+    int rc = check_params(&p, err);
+    if (!rc && (!ids || !n_ids))
+        rc = sb_fail(err, SB_EINVAL, "caption: no room for the ids");
+    if (!rc)
+        rc = encode_impl(c, pixels, rgb, rows, cols, err);
+    if (!rc)
+        rc = start_impl(c, &p, err);
+    while (!rc && !lm_gen_done(c->lm))
+        rc = lm_gen_step(&c->lm, 1, err);
+    if (!rc)
+        rc = vlm_caption_finish(c, ids, n_ids, text, err);
+    c->started = false;
     return rc;
 }
 
@@ -1177,6 +1236,88 @@ int vlm_caption(struct vlm_ctx *c, const struct image *rgb, const struct vlm_par
     if (rc)
         return rc;
     return caption_impl(c, c->pixels, NULL, rows, cols, p, ids, n_ids, text, err);
+}
+
+int vlm_encode(struct vlm_ctx *c, const struct image *rgb, struct vlm_image **out,
+               struct sb_err *err)
+{
+    const struct vlm_model *m = c->m;
+    int rc;
+    if (m->md) {
+        if (!rgb || rgb->w < 1 || rgb->h < 1 || !rgb->px)
+            return sb_fail(err, SB_EINVAL, "preprocess: empty image");
+        rc = encode_impl(c, NULL, rgb, 0, 0, err);
+    } else {
+        int rows = 0, cols = 0;
+        rc = vlm_preprocess_split(m, rgb, c->pixels, &rows, &cols, err);
+        if (!rc)
+            rc = encode_impl(c, c->pixels, NULL, rows, cols, err);
+    }
+    if (rc)
+        return rc;
+    size_t n = (size_t)c->n_images * (size_t)m->R * (size_t)lm_model_hidden_size(m->lm);
+    struct vlm_image *im = calloc(1, sizeof(*im));
+    float *rows = malloc(n * sizeof(float));
+    if (!im || !rows) {
+        free(im);
+        free(rows);
+        return sb_fail(err, SB_ENOMEM, "no memory for image rows");
+    }
+    memcpy(rows, c->rows, n * sizeof(float));
+    *im = (struct vlm_image){ m, rows, c->n_images, c->grid_rows, c->grid_cols, c->encode_s };
+    *out = im;
+    return SB_OK;
+}
+
+void vlm_image_free(struct vlm_image *im)
+{
+    if (!im)
+        return;
+    free(im->rows);
+    free(im);
+}
+
+int vlm_caption_start(struct vlm_ctx *c, const struct vlm_image *im, const struct vlm_params *p,
+                      struct sb_err *err)
+{
+    const struct vlm_model *m = c->m;
+    c->started = false;
+    if (!im || im->m != m)
+        return sb_fail(err, SB_EINVAL, "caption: image rows of another model");
+    size_t n = (size_t)im->n_images * (size_t)m->R * (size_t)lm_model_hidden_size(m->lm);
+    memcpy(c->rows, im->rows, n * sizeof(float));
+    c->n_images = im->n_images;
+    c->grid_rows = im->grid_rows;
+    c->grid_cols = im->grid_cols;
+    c->encode_s = im->encode_s;
+    struct vlm_params dp = vlm_default_params();
+    return start_impl(c, p ? p : &dp, err);
+}
+
+#define VLM_STEP_CTXS 64 /* contexts per lm_gen_step() call */
+
+int vlm_caption_step(struct vlm_ctx *const *cs, int n, struct sb_err *err)
+{
+    struct lm_ctx *lms[VLM_STEP_CTXS];
+    if (n < 0 || (n > 0 && !cs))
+        return sb_fail(err, SB_EINVAL, "caption step: no contexts");
+    for (int i = 0; i < n; i += VLM_STEP_CTXS) {
+        int k = 0;
+        for (; k < VLM_STEP_CTXS && i + k < n; k++) {
+            if (!cs[i + k] || cs[i + k]->m != cs[0]->m)
+                return sb_fail(err, SB_EINVAL, "caption step: a context of another model");
+            lms[k] = cs[i + k]->lm;
+        }
+        int rc = lm_gen_step(lms, k, err);
+        if (rc)
+            return rc;
+    }
+    return SB_OK;
+}
+
+bool vlm_caption_done(const struct vlm_ctx *c)
+{
+    return !c->started || lm_gen_done(c->lm);
 }
 
 const int32_t *vlm_ctx_prompt(const struct vlm_ctx *c, int *n)
