@@ -330,7 +330,7 @@ static void *rewrite_loop(void *arg)
         return NULL;
     memcpy(buf, w->jpeg, w->len);
     char tmp[1024];
-    snprintf(tmp, sizeof(tmp), "%s.part", w->path); /* not an image name: never indexed */
+    snprintf(tmp, sizeof(tmp), "%s/busy.part", tmpdir); /* outside the library */
     while (!atomic_load(&w->stop)) { /* a whole new file each time, as fast as it goes */
         int n = snprintf((char *)buf + w->len, 32, "rewrite %d", ++w->writes);
         FILE *f = fopen(tmp, "wb");
@@ -344,11 +344,12 @@ static void *rewrite_loop(void *arg)
     return NULL;
 }
 
+/* counts[0]: busy.jpg failed as a file that keeps changing; counts[1]: any other error */
 static int count_changing(void *user, const char *path, const char *stages, const char *error)
 {
     (void)stages;
-    if (strstr(path, "/busy.jpg") && strstr(error, "keeps changing"))
-        (*(int *)user)++;
+    int *counts = user;
+    counts[strstr(path, "/busy.jpg") && strstr(error, "keeps changing") ? 0 : 1]++;
     return 0;
 }
 
@@ -402,11 +403,11 @@ static void test_index_changing(void)
     for (int i = 0; i < cs.nstages; i++)
         CHECK_EQ_INT(0, cs.stages[i].pending);
     /* the still files are done; busy.jpg is done only if a read happened to match its hash */
-    int changing = 0;
-    CHECK_EQ_INT(SB_OK, catalog_errors(cat, count_changing, &changing, &err));
-    CHECK_EQ_INT(st.failed, changing); /* busy.jpg failed only as a file that keeps changing */
-    CHECK(changing <= 1);
-    CHECK_EQ_INT(4 - changing, st.processed);
+    int counts[2] = { 0, 0 };
+    CHECK_EQ_INT(SB_OK, catalog_errors(cat, count_changing, counts, &err));
+    CHECK(counts[0] <= 1);
+    CHECK_EQ_INT(0, counts[1]); /* no other error, whatever the timing */
+    CHECK(counts[0] == 0 || st.failed >= 1);
     for (int i = 0; i < 3; i++) {
         char to[700];
         int64_t id = 0;
