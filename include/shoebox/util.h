@@ -19,6 +19,9 @@ int sb_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out, struct sb_
 /* Parses all of s as a finite float in [lo, hi]. Returns SB_OK or SB_EINVAL. */
 int sb_parse_f32(const char *s, float lo, float hi, float *out, struct sb_err *err);
 
+/* The size of the regular file open as fd (path names it in errors); SB_EINVAL when it is not
+ * a regular file, SB_ETOOBIG when it is over max bytes. */
+int sb_fd_size(int fd, const char *path, size_t max, size_t *size, struct sb_err *err);
 /* Reads a whole file (at most max bytes, else SB_ETOOBIG). *out is malloc'd (NUL-terminated,
  * the NUL not counted in *len); the caller frees it. */
 int sb_read_file(const char *path, size_t max, unsigned char **out, size_t *len,

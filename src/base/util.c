@@ -69,6 +69,22 @@ int sb_parse_f32(const char *s, float lo, float hi, float *out, struct sb_err *e
     return SB_OK;
 }
 
+int sb_fd_size(int fd, const char *path, size_t max, size_t *size, struct sb_err *err)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        return sb_fail(err, sb_code_from_errno(e), "stat '%s': %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode))
+        return sb_fail(err, SB_EINVAL, "read '%s': not a regular file", path);
+    if ((uint64_t)st.st_size > max)
+        return sb_fail(err, SB_ETOOBIG, "read '%s': %lld bytes is over the limit of %zu", path,
+                       (long long)st.st_size, max);
+    *size = (size_t)st.st_size;
+    return SB_OK;
+}
+
 int sb_read_file(const char *path, size_t max, unsigned char **out, size_t *len, struct sb_err *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -76,24 +92,11 @@ int sb_read_file(const char *path, size_t max, unsigned char **out, size_t *len,
         int e = errno;
         return sb_fail(err, sb_code_from_errno(e), "open '%s': %s", path, strerror(e));
     }
-    int rc = SB_OK;
     unsigned char *buf = NULL;
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        rc = sb_fail(err, sb_code_from_errno(e), "stat '%s': %s", path, strerror(e));
+    size_t want = 0;
+    int rc = sb_fd_size(fd, path, max, &want, err);
+    if (rc)
         goto out;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rc = sb_fail(err, SB_EINVAL, "read '%s': not a regular file", path);
-        goto out;
-    }
-    if ((uint64_t)st.st_size > max) {
-        rc = sb_fail(err, SB_ETOOBIG, "read '%s': %lld bytes is over the limit of %zu", path,
-                     (long long)st.st_size, max);
-        goto out;
-    }
-    size_t want = (size_t)st.st_size;
     buf = malloc(want + 1);
     if (!buf) {
         rc = sb_fail(err, SB_ENOMEM, "read '%s': out of memory", path);

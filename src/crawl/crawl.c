@@ -128,25 +128,12 @@ int crawl_hash_file(const char *path, unsigned char hash[16], int64_t *size, str
 static int read_hash_fd(int fd, const char *path, size_t max, unsigned char **out, size_t *len,
                         unsigned char hash[16], struct sb_err *err)
 {
-    int rc = SB_OK;
     unsigned char *buf = NULL;
     XXH3_state_t *state = NULL;
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        rc = sb_fail(err, sb_code_from_errno(e), "stat '%s': %s", path, strerror(e));
+    size_t want = 0;
+    int rc = sb_fd_size(fd, path, max, &want, err);
+    if (rc)
         goto out;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rc = sb_fail(err, SB_EINVAL, "read '%s': not a regular file", path);
-        goto out;
-    }
-    if ((uint64_t)st.st_size > max) {
-        rc = sb_fail(err, SB_ETOOBIG, "read '%s': %lld bytes is over the limit of %zu", path,
-                     (long long)st.st_size, max);
-        goto out;
-    }
-    size_t want = (size_t)st.st_size;
     buf = malloc(want + 1);
     state = XXH3_createState();
     if (!buf || !state) {
