@@ -8,6 +8,7 @@
  * (lm_gen_step): prompts of different lengths, parameters and stop times decoded side by side
  * give each exactly its tokens and last logits decoded alone. */
 #include "check.h"
+#include "model_fixture.h"
 
 #include "../src/model/lm_internal.h"
 
@@ -24,12 +25,6 @@
 
 #define MAX_IDS 64
 
-static const char *data_dir(void)
-{
-    const char *d = getenv("SHOEBOX_TESTDATA");
-    return d ? d : "tests/data";
-}
-
 struct ref {
     cJSON *root;
     int32_t prompt[MAX_IDS], greedy[MAX_IDS], greedy_pen[MAX_IDS], stop[LM_MAX_STOP];
@@ -39,32 +34,6 @@ struct ref {
     float *logits, *embed_logits, *embeds; /* (V), (V), (n_prompt, C) */
     int V;
 };
-
-static int ids_of(const cJSON *a, int32_t *out, int cap)
-{
-    int n = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, a)
-    {
-        if (n < cap)
-            out[n] = (int32_t)e->valuedouble;
-        n++;
-    }
-    return n;
-}
-
-static float *floats_of(const cJSON *a, int *n)
-{
-    *n = cJSON_GetArraySize(a);
-    float *f = calloc((size_t)*n + 1, sizeof(float));
-    int i = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, a)
-    {
-        f[i++] = (float)e->valuedouble;
-    }
-    return f;
-}
 
 static bool ref_load(const char *name, int C, struct ref *r)
 {

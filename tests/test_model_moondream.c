@@ -9,6 +9,7 @@
  * range with the same tokens and text. Hostile configs and a missing tensor fail with a clear
  * error. */
 #include "check.h"
+#include "model_fixture.h"
 
 #include "shoebox/err.h"
 #include "shoebox/image.h"
@@ -32,25 +33,6 @@ static char *find_bytes(unsigned char *buf, size_t len, const char *s)
         if (memcmp(buf + i, s, n) == 0)
             return (char *)buf + i;
     return NULL;
-}
-
-static const char *data_dir(void)
-{
-    const char *d = getenv("SHOEBOX_TESTDATA");
-    return d ? d : "tests/data";
-}
-
-static int ids_of(const cJSON *a, int32_t *out, int cap)
-{
-    int n = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, a)
-    {
-        if (n < cap)
-            out[n] = (int32_t)e->valuedouble;
-        n++;
-    }
-    return n;
 }
 
 static cJSON *ref_load(void)

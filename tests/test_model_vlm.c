@@ -8,6 +8,7 @@
  * against fp32 and the reference; Idefics3 image splitting (ref_split.json); caption cleanup;
  * failure paths; batched captions (vlm_caption_step) identical to one at a time. */
 #include "check.h"
+#include "model_fixture.h"
 
 #include "shoebox/err.h"
 #include "shoebox/image.h"
@@ -24,12 +25,6 @@
 
 #define MAX_IDS 512
 
-static const char *data_dir(void)
-{
-    const char *d = getenv("SHOEBOX_TESTDATA");
-    return d ? d : "tests/data";
-}
-
 struct ref {
     cJSON *root;
     int32_t ids[MAX_IDS], greedy[64], greedy_pen[64];
@@ -39,32 +34,6 @@ struct ref {
     int n_pixels, V;
     const char *text;
 };
-
-static int ids_of(const cJSON *a, int32_t *out, int cap)
-{
-    int n = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, a)
-    {
-        if (n < cap)
-            out[n] = (int32_t)e->valuedouble;
-        n++;
-    }
-    return n;
-}
-
-static float *floats_of(const cJSON *a, int *n)
-{
-    *n = cJSON_GetArraySize(a);
-    float *f = calloc((size_t)*n + 1, sizeof(float));
-    int i = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, a)
-    {
-        f[i++] = (float)e->valuedouble;
-    }
-    return f;
-}
 
 static bool ref_load(const char *name, struct ref *r)
 {
