@@ -19,6 +19,9 @@ int sb_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out, struct sb_
 /* Parses all of s as a finite float in [lo, hi]. Returns SB_OK or SB_EINVAL. */
 int sb_parse_f32(const char *s, float lo, float hi, float *out, struct sb_err *err);
 
+/* read(2) of up to n bytes into buf, again when interrupted (EINTR): *got bytes (0 at the end
+ * of the file); an error names path ("read 'path': why"). */
+int sb_read_some(int fd, void *buf, size_t n, size_t *got, const char *path, struct sb_err *err);
 /* The size of the regular file open as fd (path names it in errors); SB_EINVAL when it is not
  * a regular file, SB_ETOOBIG when it is over max bytes. */
 int sb_fd_size(int fd, const char *path, size_t max, size_t *size, struct sb_err *err);

@@ -69,6 +69,22 @@ int sb_parse_f32(const char *s, float lo, float hi, float *out, struct sb_err *e
     return SB_OK;
 }
 
+int sb_read_some(int fd, void *buf, size_t n, size_t *got, const char *path, struct sb_err *err)
+{
+    for (;;) {
+        ssize_t r = read(fd, buf, n);
+        if (r >= 0) {
+            *got = (size_t)r;
+            return SB_OK;
+        }
+        if (errno != EINTR) {
+            int e = errno;
+            *got = 0;
+            return sb_fail(err, sb_code_from_errno(e), "read '%s': %s", path, strerror(e));
+        }
+    }
+}
+
 int sb_fd_size(int fd, const char *path, size_t max, size_t *size, struct sb_err *err)
 {
     struct stat st;
@@ -104,14 +120,10 @@ int sb_read_file(const char *path, size_t max, unsigned char **out, size_t *len,
     }
     size_t got = 0;
     while (got < want) {
-        ssize_t n = read(fd, buf + got, want - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            int e = errno;
-            rc = sb_fail(err, sb_code_from_errno(e), "read '%s': %s", path, strerror(e));
+        size_t n = 0;
+        rc = sb_read_some(fd, buf + got, want - got, &n, path, err);
+        if (rc)
             goto out;
-        }
         if (n == 0)
             break; /* the file shrank under us: use what is there */
         got += (size_t)n;

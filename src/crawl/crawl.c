@@ -83,14 +83,10 @@ static int hash_fd(int fd, const char *path, unsigned char *head, size_t head_ca
     if (head_len)
         *head_len = 0;
     for (;;) {
-        ssize_t n = read(fd, buf, CHUNK);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            int e = errno;
-            rc = sb_fail(err, sb_code_from_errno(e), "read '%s': %s", path, strerror(e));
+        size_t n = 0;
+        rc = sb_read_some(fd, buf, CHUNK, &n, path, err);
+        if (rc)
             goto out;
-        }
         if (n == 0)
             break;
         if (head && total < (int64_t)head_cap) {
@@ -101,7 +97,7 @@ static int hash_fd(int fd, const char *path, unsigned char *head, size_t head_ca
             *head_len = (size_t)total + take;
         }
         XXH3_128bits_update(state, buf, (size_t)n);
-        total += n;
+        total += (int64_t)n;
     }
     hash_to_bytes(XXH3_128bits_digest(state), hash);
     *size = total;
@@ -144,14 +140,10 @@ static int read_hash_fd(int fd, const char *path, size_t max, unsigned char **ou
     size_t got = 0;
     while (got < want) {
         size_t ask = want - got < HASH_CHUNK ? want - got : HASH_CHUNK;
-        ssize_t n = read(fd, buf + got, ask);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            int e = errno;
-            rc = sb_fail(err, sb_code_from_errno(e), "read '%s': %s", path, strerror(e));
+        size_t n = 0;
+        rc = sb_read_some(fd, buf + got, ask, &n, path, err);
+        if (rc)
             goto out;
-        }
         if (n == 0)
             break; /* the file shrank under us: the hash will tell */
         XXH3_128bits_update(state, buf + got, (size_t)n);

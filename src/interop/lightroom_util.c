@@ -114,14 +114,10 @@ int interop_hash_file(const char *path, unsigned char hash[16], struct sb_err *e
     }
     XXH3_128bits_reset(state);
     for (;;) {
-        ssize_t n = read(fd, buf, 1 << 20);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            int e = errno;
-            rc = sb_fail(err, sb_code_from_errno(e), "read '%s': %s", path, strerror(e));
+        size_t n = 0;
+        rc = sb_read_some(fd, buf, 1 << 20, &n, path, err);
+        if (rc)
             goto out;
-        }
         if (n == 0)
             break;
         XXH3_128bits_update(state, buf, (size_t)n);

@@ -486,14 +486,10 @@ static int read_head(const char *path, unsigned char **out, size_t *len, struct 
     }
     for (;;) {
         while (n < want) {
-            ssize_t r = read(fd, buf + n, want - n);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r < 0) {
-                int e = errno;
-                rc = sb_fail(err, sb_code_from_errno(e), "read '%s': %s", path, strerror(e));
+            size_t r = 0;
+            rc = sb_read_some(fd, buf + n, want - n, &r, path, err);
+            if (rc)
                 goto out;
-            }
             if (r == 0)
                 break;
             n += (size_t)r;
