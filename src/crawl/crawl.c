@@ -230,9 +230,8 @@ static void hash_one(struct hash_item *it)
         }
         goto out;
     }
-    struct stat st;
-    if (it->keep_max && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
-        (uint64_t)st.st_size <= it->keep_max) {
+    size_t sz = 0;
+    if (it->keep_max && sb_fd_size(fd, path, it->keep_max, &sz, NULL) == SB_OK && sz > 0) {
         /* read it whole for the work stage, which then needs no second read */
         int rc = read_hash_fd(fd, path, it->keep_max, &it->buf, &it->len, it->hash, &it->err);
         if (rc != SB_OK && rc != SB_ETOOBIG) {
@@ -240,10 +239,10 @@ static void hash_one(struct hash_item *it)
             goto out;
         }
         unsigned char more;
-        ssize_t m = 1;
-        while (rc == SB_OK && (m = read(fd, &more, 1)) < 0 && errno == EINTR)
-            ;
-        if (rc == SB_OK && m == 0 && it->len == (size_t)st.st_size) {
+        size_t m = 1;
+        if (rc == SB_OK)
+            rc = sb_read_some(fd, &more, 1, &m, path, NULL); /* 0: nothing past the size */
+        if (rc == SB_OK && m == 0 && it->len == sz) {
             it->size = (int64_t)it->len;
             it->outcome = HASH_OK;
             goto out;
