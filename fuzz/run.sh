@@ -35,7 +35,7 @@ run() { # run TARGET CORPUS [extra libFuzzer flags]
 
 imgs=$(seed images $(find "$data/images" -type f -size -300k))
 run fuzz_image_decode "$imgs" -max_len=262144
-run fuzz_exif "$(seed exif $(find "$data/images" -name '*.jp*g' -size -100k))" -max_len=65536
+run fuzz_exif "$(seed exif $(find "$data/images" \( -name '*.jp*g' -o -iname '*.cr3' \) -size -100k))" -max_len=65536
 run fuzz_tokenizer "$(seed tok "$data/tokenizer/clip_cases.jsonl")" -max_len=4096
 run fuzz_tokenizer_parse "$(seed tokparse "$data/tokenizer/clip/special_tokens_map.json" "$data/tokenizer/clip/tokenizer_config.json")" -max_len=65536
 run fuzz_safetensors "$(seed st $(find "$data/models" -name '*.safetensors' -size -200k))" -max_len=262144

@@ -1045,6 +1045,48 @@ static void test_meta(void)
           DNAN,
           DNAN,
           DNAN },
+        /* Canon CR3: IFD0, EXIF and GPS IFDs in the CMT1, CMT2 and CMT4 boxes; exiftool shows the
+         * lens from the maker note, the EXIF IFD has the same LensModel */
+        { "Canon_EOS_R6_pruned.CR3",
+          "2021-05-12T12:21:21",
+          "+02:00",
+          "92",
+          "Canon",
+          "Canon EOS R6",
+          "RF70-200mm F2.8 L IS USM",
+          "",
+          1620814881,
+          200,
+          DNAN,
+          25,
+          0.25,
+          100,
+          1,
+          3408,
+          2272,
+          DNAN,
+          DNAN,
+          DNAN },
+        { "exiftool_CanonM50_stub.cr3",
+          "2018-02-21T12:08:56",
+          "+00:00",
+          "21",
+          "Canon",
+          "Canon EOS M50",
+          "EF-M15-45mm f/3.5-6.3 IS STM",
+          "",
+          1519214936,
+          15,
+          DNAN,
+          3.5,
+          0.0125,
+          12800,
+          1,
+          6000,
+          4000,
+          DNAN,
+          DNAN,
+          DNAN },
         /* exiftool: DateTimeOriginal 0000:00:00 00:00:00, GPSLatitude 213: both rejected */
         { "meta_bad_gps.jpg",
           "",
@@ -1195,6 +1237,56 @@ static void decode_dir(const char *dir, int check_known)
     CHECK(n > 0);
 }
 
+/* Raws libraw cannot develop: a CR3 whose sensor data was stripped (libraw 0.20 cannot open
+ * it) gives its largest embedded preview (PRVW 1620x1080, not THMB 160x120) with the size and
+ * orientation of its EXIF; stubs whose sensor data is missing (libraw would develop whatever
+ * its buffers held) fail with a clear error, the same every time. */
+static void test_raw_fallbacks(void)
+{
+    struct image_decode_params p = image_decode_default_params();
+    p.min_long = 1024;
+    struct image_info info = { 0 };
+    int rc;
+    struct image *img = load("Canon_EOS_R6_pruned.CR3", &p, &info, &rc);
+    CHECK_EQ_INT(SB_OK, rc);
+    CHECK_EQ_INT(IMAGE_FMT_RAW, info.format);
+    CHECK_EQ_INT(3408, info.width);
+    CHECK_EQ_INT(2272, info.height);
+    CHECK_EQ_INT(1, info.orientation);
+    /* the preview itself, decoded as a JPEG from where it starts in the file */
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    CHECK_EQ_INT(0, sb_read_file(path_of("Canon_EOS_R6_pruned.CR3"), 1 << 26, &buf, &len, NULL));
+    const size_t prvw = 102176;
+    CHECK(len > prvw + 4 && buf[prvw] == 0xFF && buf[prvw + 1] == 0xD8);
+    struct image *want = NULL;
+    struct image_info wi = { 0 };
+    struct sb_err err = { 0 };
+    CHECK_EQ_INT(SB_OK, image_decode(buf + prvw, len - prvw, "prvw.jpg", &p, &want, &wi, &err));
+    CHECK_EQ_INT(1620, wi.width);
+    CHECK_EQ_INT(1080, wi.height);
+    CHECK_EQ_INT(0, img_diff(img, want, NULL));
+    image_free(want);
+    image_free(img);
+    free(buf);
+
+    static const char *const stubs[] = { "exiftool_CanonM50_stub.cr3",
+                                         "exiftool_NikonD70_stub.nef" };
+    for (size_t i = 0; i < sizeof(stubs) / sizeof(stubs[0]); i++) {
+        for (int run = 0; run < 2; run++) {
+            struct sb_err e = { 0 };
+            struct image *bad = NULL;
+            struct image_info bi = { 0 };
+            rc = image_decode_file(path_of(stubs[i]), &p, &bad, &bi, &e);
+            fprintf(stderr, "  %s: %s\n", stubs[i], e.msg);
+            CHECK_EQ_INT(SB_ECORRUPT, rc);
+            CHECK(bad == NULL);
+            CHECK(strstr(e.msg, "raw data cut short or corrupt") != NULL);
+            CHECK(strstr(e.msg, "no embedded preview") != NULL);
+        }
+    }
+}
+
 static void test_broken(void)
 {
     char dir[600];
@@ -1231,6 +1323,7 @@ int main(void)
     test_jpeg_planar_thumbs();
     test_thumbnail_encode();
     test_meta();
+    test_raw_fallbacks();
     test_broken();
     return check_exit();
 }

@@ -34,28 +34,34 @@ void photo_meta_init(struct photo_meta *m)
 /* ---------------------------------------------------------------------------------------- */
 /* Tag access */
 
+/* Where the tags are: IFD0, the EXIF sub-IFD and the GPS sub-IFD. For most files these are the
+ * IFDs of one EXIF block; a Canon CR3 keeps each in a TIFF of its own (CMT1, CMT2, CMT4). */
+struct exif_view {
+    ExifContent *ifd0, *exif, *gps;
+};
+
 /* Tags other than GPS ones are looked up in the EXIF sub-IFD, then IFD0 (never IFD1, which
  * describes the thumbnail). */
-static ExifEntry *find_tag(ExifData *d, int tag)
+static ExifEntry *find_tag(const struct exif_view *v, int tag)
 {
-    ExifEntry *e = exif_content_get_entry(d->ifd[EXIF_IFD_EXIF], (ExifTag)tag);
-    if (!e)
-        e = exif_content_get_entry(d->ifd[EXIF_IFD_0], (ExifTag)tag);
+    ExifEntry *e = v->exif ? exif_content_get_entry(v->exif, (ExifTag)tag) : NULL;
+    if (!e && v->ifd0)
+        e = exif_content_get_entry(v->ifd0, (ExifTag)tag);
     return e;
 }
 
-static ExifEntry *find_gps(ExifData *d, int tag)
+static ExifEntry *find_gps(const struct exif_view *v, int tag)
 {
-    return exif_content_get_entry(d->ifd[EXIF_IFD_GPS], (ExifTag)tag);
+    return v->gps ? exif_content_get_entry(v->gps, (ExifTag)tag) : NULL;
 }
 
 /* Component i of a numeric entry as a double; 0 when absent, not numeric or a zero
  * denominator (a rational 0/0 means "unknown" in practice). */
-static int entry_num(ExifData *d, ExifEntry *e, unsigned i, double *out)
+static int entry_num(ExifEntry *e, unsigned i, double *out)
 {
-    if (!e || !e->data || i >= e->components)
+    if (!e || !e->data || i >= e->components || !e->parent || !e->parent->parent)
         return 0;
-    ExifByteOrder o = exif_data_get_byte_order(d);
+    ExifByteOrder o = exif_data_get_byte_order(e->parent->parent); /* its own block's order */
     size_t fs = exif_format_get_size(e->format);
     if (fs == 0 || (size_t)(i + 1) * fs > e->size)
         return 0;
@@ -207,7 +213,7 @@ static int parse_offset(const char *s, int *secs)
     return 1;
 }
 
-static void read_time(ExifData *d, struct photo_meta *m)
+static void read_time(const struct exif_view *d, struct photo_meta *m)
 {
     static const struct {
         int tag, offset_tag;
@@ -245,7 +251,7 @@ static void read_time(ExifData *d, struct photo_meta *m)
 /* ---------------------------------------------------------------------------------------- */
 /* GPS */
 
-static double gps_coord(ExifData *d, int tag, int ref_tag, char neg_ref, double limit)
+static double gps_coord(const struct exif_view *d, int tag, int ref_tag, char neg_ref, double limit)
 {
     ExifEntry *e = find_gps(d, tag);
     if (!e || e->format != EXIF_FORMAT_RATIONAL || e->components < 1)
@@ -253,7 +259,7 @@ static double gps_coord(ExifData *d, int tag, int ref_tag, char neg_ref, double 
     double v = 0, div = 1;
     for (unsigned i = 0; i < e->components && i < 3; i++) {
         double c;
-        if (!entry_num(d, e, i, &c)) {
+        if (!entry_num(e, i, &c)) {
             if (i == 0)
                 return (double)NAN;
             break; /* some writers leave seconds as 0/0 */
@@ -271,7 +277,7 @@ static double gps_coord(ExifData *d, int tag, int ref_tag, char neg_ref, double 
     return v;
 }
 
-static void read_gps(ExifData *d, struct photo_meta *m)
+static void read_gps(const struct exif_view *d, struct photo_meta *m)
 {
     double lat = gps_coord(d, EXIF_TAG_GPS_LATITUDE, EXIF_TAG_GPS_LATITUDE_REF, 'S', 90.0);
     double lon = gps_coord(d, EXIF_TAG_GPS_LONGITUDE, EXIF_TAG_GPS_LONGITUDE_REF, 'W', 180.0);
@@ -281,10 +287,10 @@ static void read_gps(ExifData *d, struct photo_meta *m)
     m->gps_lon = lon;
     double alt;
     ExifEntry *ae = find_gps(d, EXIF_TAG_GPS_ALTITUDE);
-    if (ae && ae->format == EXIF_FORMAT_RATIONAL && entry_num(d, ae, 0, &alt) && isfinite(alt) &&
+    if (ae && ae->format == EXIF_FORMAT_RATIONAL && entry_num(ae, 0, &alt) && isfinite(alt) &&
         alt >= 0 && alt <= 100000.0) {
         double ref = 0;
-        if (entry_num(d, find_gps(d, EXIF_TAG_GPS_ALTITUDE_REF), 0, &ref) && ref == 1)
+        if (entry_num(find_gps(d, EXIF_TAG_GPS_ALTITUDE_REF), 0, &ref) && ref == 1)
             alt = -alt; /* GPSAltitudeRef 1: below sea level */
         m->gps_alt = alt;
     }
@@ -293,15 +299,15 @@ static void read_gps(ExifData *d, struct photo_meta *m)
 /* ---------------------------------------------------------------------------------------- */
 /* Parsing */
 
-static double positive_num(ExifData *d, ExifEntry *e)
+static double positive_num(ExifEntry *e)
 {
     double v;
-    if (!entry_num(d, e, 0, &v) || !isfinite(v) || v <= 0)
+    if (!entry_num(e, 0, &v) || !isfinite(v) || v <= 0)
         return (double)NAN;
     return v;
 }
 
-static void fill_meta(ExifData *d, struct photo_meta *m)
+static void fill_meta(const struct exif_view *d, struct photo_meta *m)
 {
     double v;
     read_time(d, m);
@@ -310,18 +316,18 @@ static void fill_meta(ExifData *d, struct photo_meta *m)
     entry_str(find_tag(d, EXIF_TAG_SOFTWARE), m->software, sizeof(m->software));
     if (!entry_str(find_tag(d, EXIF_TAG_LENS_MODEL), m->lens, sizeof(m->lens)))
         entry_str(find_tag(d, EXIF_TAG_LENS_MAKE), m->lens, sizeof(m->lens));
-    m->focal_mm = positive_num(d, find_tag(d, EXIF_TAG_FOCAL_LENGTH));
-    m->focal35_mm = positive_num(d, find_tag(d, EXIF_TAG_FOCAL_LENGTH_IN_35MM_FILM));
-    m->fnumber = positive_num(d, find_tag(d, EXIF_TAG_FNUMBER));
-    m->exposure_s = positive_num(d, find_tag(d, EXIF_TAG_EXPOSURE_TIME));
-    if (entry_num(d, find_tag(d, EXIF_TAG_ISO_SPEED_RATINGS), 0, &v) && v > 0 && v < 1e7)
+    m->focal_mm = positive_num(find_tag(d, EXIF_TAG_FOCAL_LENGTH));
+    m->focal35_mm = positive_num(find_tag(d, EXIF_TAG_FOCAL_LENGTH_IN_35MM_FILM));
+    m->fnumber = positive_num(find_tag(d, EXIF_TAG_FNUMBER));
+    m->exposure_s = positive_num(find_tag(d, EXIF_TAG_EXPOSURE_TIME));
+    if (entry_num(find_tag(d, EXIF_TAG_ISO_SPEED_RATINGS), 0, &v) && v > 0 && v < 1e7)
         m->iso = (int)v;
-    ExifEntry *oe = exif_content_get_entry(d->ifd[EXIF_IFD_0], EXIF_TAG_ORIENTATION);
-    if (entry_num(d, oe, 0, &v) && v >= 1 && v <= 8)
+    ExifEntry *oe = d->ifd0 ? exif_content_get_entry(d->ifd0, EXIF_TAG_ORIENTATION) : NULL;
+    if (entry_num(oe, 0, &v) && v >= 1 && v <= 8)
         m->orientation = (int)v;
-    if (entry_num(d, find_tag(d, EXIF_TAG_PIXEL_X_DIMENSION), 0, &v) && v > 0 && v < 1e9)
+    if (entry_num(find_tag(d, EXIF_TAG_PIXEL_X_DIMENSION), 0, &v) && v > 0 && v < 1e9)
         m->width = (int)v;
-    if (entry_num(d, find_tag(d, EXIF_TAG_PIXEL_Y_DIMENSION), 0, &v) && v > 0 && v < 1e9)
+    if (entry_num(find_tag(d, EXIF_TAG_PIXEL_Y_DIMENSION), 0, &v) && v > 0 && v < 1e9)
         m->height = (int)v;
     read_gps(d, m);
 }
@@ -334,17 +340,15 @@ static int has_entries(ExifData *d)
     return 0;
 }
 
-int meta_parse_exif(const unsigned char *buf, size_t len, struct photo_meta *m, struct sb_err *err)
+/* One EXIF block (APP1 form "Exif\0\0" + TIFF, or a bare TIFF header) parsed by libexif into
+ * *out (NULL when nothing parsed, which is no error). */
+static int load_block(const unsigned char *buf, size_t len, ExifData **out, struct sb_err *err)
 {
-    ExifData *d = NULL;
-    unsigned char *copy = NULL;
-    int rc = SB_OK;
-    photo_meta_init(m);
-    if (!buf || len < 8) {
-        rc = sb_fail(err, SB_EFORMAT, "exif: block too short");
-        goto out;
-    }
+    *out = NULL;
+    if (!buf || len < 8)
+        return sb_fail(err, SB_EFORMAT, "exif: block too short");
     const unsigned char *p = buf;
+    unsigned char *copy = NULL;
     size_t n = len;
     if (n >= 6 && memcmp(p, "Exif\0\0", 6) == 0) {
         /* as is */
@@ -353,39 +357,48 @@ int meta_parse_exif(const unsigned char *buf, size_t len, struct photo_meta *m, 
         if (n > EXIF_MAX_BLOCK - 6)
             n = EXIF_MAX_BLOCK - 6;
         copy = malloc(n + 6);
-        if (!copy) {
-            rc = sb_fail(err, SB_ENOMEM, "exif: out of memory");
-            goto out;
-        }
+        if (!copy)
+            return sb_fail(err, SB_ENOMEM, "exif: out of memory");
         memcpy(copy, "Exif\0\0", 6);
         memcpy(copy + 6, p, n);
         p = copy;
         n += 6;
     } else {
-        rc = sb_fail(err, SB_EFORMAT, "exif: no TIFF header");
-        goto out;
+        return sb_fail(err, SB_EFORMAT, "exif: no TIFF header");
     }
     if (n > EXIF_MAX_BLOCK)
         n = EXIF_MAX_BLOCK;
-    d = exif_data_new();
+    ExifData *d = exif_data_new();
     if (!d) {
-        rc = sb_fail(err, SB_ENOMEM, "exif: out of memory");
-        goto out;
+        free(copy);
+        return sb_fail(err, SB_ENOMEM, "exif: out of memory");
     }
     /* Keep tags libexif does not know (OffsetTime* in older tables), and do not let it "fix"
      * the data by inventing mandatory tags with default values. */
     exif_data_unset_option(d, EXIF_DATA_OPTION_IGNORE_UNKNOWN_TAGS);
     exif_data_unset_option(d, EXIF_DATA_OPTION_FOLLOW_SPECIFICATION);
     exif_data_load_data(d, p, (unsigned int)n);
-    if (!has_entries(d))
-        goto out; /* nothing parsed: has_exif stays 0, not an error */
-    m->has_exif = 1;
-    fill_meta(d, m);
-out:
-    if (d)
-        exif_data_unref(d);
     free(copy);
-    return rc;
+    if (!has_entries(d)) {
+        exif_data_unref(d);
+        return SB_OK;
+    }
+    *out = d;
+    return SB_OK;
+}
+
+int meta_parse_exif(const unsigned char *buf, size_t len, struct photo_meta *m, struct sb_err *err)
+{
+    photo_meta_init(m);
+    ExifData *d;
+    int rc = load_block(buf, len, &d, err);
+    if (rc || !d)
+        return rc; /* nothing parsed: has_exif stays 0 */
+    struct exif_view v = { d->ifd[EXIF_IFD_0], d->ifd[EXIF_IFD_EXIF], d->ifd[EXIF_IFD_GPS] };
+    m->has_exif = 1;
+    fill_meta(&v, m);
+    exif_data_unref(d);
+    return SB_OK;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -520,6 +533,75 @@ static int read_bent_tiff(const unsigned char *buf, size_t len, struct photo_met
     return SB_OK;
 }
 
+/* ISO-BMFF: the payload of the first box of this type among the boxes in buf[0, len) (for
+ * "uuid", the one with this user type, whose 16 bytes are skipped). */
+static int bmff_find(const unsigned char *buf, size_t len, const char type[4],
+                     const unsigned char *uuid, size_t *off, size_t *n)
+{
+    size_t i = 0;
+    while (len - i >= 8) {
+        uint64_t size = be32(buf + i);
+        size_t hdr = 8;
+        if (size == 1) {
+            if (len - i < 16)
+                return 0;
+            size = (uint64_t)be32(buf + i + 8) << 32 | be32(buf + i + 12);
+            hdr = 16;
+        } else if (size == 0) {
+            size = len - i; /* to the end */
+        }
+        if (size < hdr || size > len - i)
+            return 0;
+        if (memcmp(buf + i + 4, type, 4) == 0) {
+            size_t start = i + hdr, end = i + (size_t)size;
+            if (uuid) {
+                if (end - start < 16 || memcmp(buf + start, uuid, 16) != 0)
+                    goto next;
+                start += 16;
+            }
+            *off = start;
+            *n = end - start;
+            return 1;
+        }
+    next:
+        i += (size_t)size;
+    }
+    return 0;
+}
+
+/* Canon CR3: moov holds a Canon uuid box whose CMT1, CMT2 and CMT4 boxes are TIFF blocks with
+ * IFD0, the EXIF sub-IFD and the GPS sub-IFD each as their first IFD. */
+static int read_cr3(const unsigned char *buf, size_t len, struct photo_meta *m)
+{
+    static const unsigned char canon[16] = { 0x85, 0xc0, 0xb6, 0x87, 0x82, 0x0f, 0x11, 0xe0,
+                                             0x81, 0x11, 0xf4, 0xce, 0x46, 0x2b, 0x6a, 0x48 };
+    static const char *const names[3] = { "CMT1", "CMT2", "CMT4" };
+    size_t mo, mn, uo, un;
+    if (!bmff_find(buf, len, "moov", NULL, &mo, &mn) ||
+        !bmff_find(buf + mo, mn, "uuid", canon, &uo, &un))
+        return SB_OK;
+    const unsigned char *u = buf + mo + uo;
+    ExifData *d[3] = { NULL, NULL, NULL };
+    int any = 0;
+    for (int i = 0; i < 3; i++) {
+        size_t o, n;
+        struct sb_err e;
+        if (bmff_find(u, un, names[i], NULL, &o, &n) && load_block(u + o, n, &d[i], &e) == SB_OK)
+            any |= d[i] != NULL;
+    }
+    if (any) {
+        struct exif_view v = { d[0] ? d[0]->ifd[EXIF_IFD_0] : NULL,
+                               d[1] ? d[1]->ifd[EXIF_IFD_0] : NULL,
+                               d[2] ? d[2]->ifd[EXIF_IFD_0] : NULL };
+        m->has_exif = 1;
+        fill_meta(&v, m);
+    }
+    for (int i = 0; i < 3; i++)
+        if (d[i])
+            exif_data_unref(d[i]);
+    return SB_OK;
+}
+
 int meta_read(const unsigned char *buf, size_t len, enum image_format fmt, struct photo_meta *m,
               struct sb_err *err)
 {
@@ -555,7 +637,9 @@ int meta_read(const unsigned char *buf, size_t len, enum image_format fmt, struc
             if (rc)
                 return sb_fail(err, rc, "exif: out of memory");
         }
-        return SB_OK; /* CR3 (EXIF in CMT1..CMT4 boxes) and other raws: not read yet */
+        if (len >= 12 && memcmp(buf + 4, "ftyp", 4) == 0)
+            return read_cr3(buf, len, m);
+        return SB_OK; /* other raws: not read yet */
     case IMAGE_FMT_GIF:
     case IMAGE_FMT_UNKNOWN:
         break;

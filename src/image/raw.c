@@ -1,7 +1,13 @@
 /* raw.c - camera raw via libraw (thread-safe libraw_r). The embedded preview JPEG is used when
  * it covers the requested size (fast, and it is the camera's own rendering); otherwise the raw
  * is developed with libraw's defaults (camera white balance, half size when that suffices).
- * The raw's flip is reported as an EXIF orientation for image.c to apply. */
+ * The raw's flip is reported as an EXIF orientation for image.c to apply.
+ *
+ * When the raw cannot be developed (sensor data cut short or corrupt: libraw reports data
+ * errors but would hand back whatever its buffers held), the camera's preview is used at any
+ * size; and when libraw cannot open the file at all (a camera newer than Debian's libraw, a
+ * raw whose sensor data was stripped), the largest JPEG embedded in it that decodes, with the
+ * orientation its EXIF gives. Only when none of these gives pixels does the file fail. */
 #include "internal.h"
 
 #include "shoebox/err.h"
@@ -10,6 +16,7 @@
 #include <libraw.h>
 #include <stdlib.h>
 #include <string.h>
+#include <turbojpeg.h>
 
 /* dcraw's flip value -> EXIF orientation (inverse of dcraw's "50132467"[orientation & 7]). */
 static int flip_to_orientation(int flip)
@@ -118,12 +125,75 @@ out:
     return rc;
 }
 
-/* libraw's default data-error handler prints to stderr; errors come back as return codes. */
-static void quiet_data_error(void *user, const char *file, const int offset)
+/* libraw's default data-error handler prints to stderr; here it counts (a read past the end
+ * or corrupt sensor data: libraw goes on, with garbage where the data was missing). */
+static void count_data_error(void *user, const char *file, const int offset)
 {
-    (void)user;
     (void)file;
     (void)offset;
+    (*(int *)user)++;
+}
+
+/* The largest JPEG embedded in buf that decodes (headers of at most 64 candidate start
+ * markers are read; the sensor data's lossless JPEG has no header libjpeg reads). */
+static int embedded_jpeg(const unsigned char *buf, size_t len, const char *name,
+                         const struct image_decode_params *p, struct image **out,
+                         struct sb_err *err)
+{
+    enum { MAX_CAND = 64 };
+    struct {
+        size_t off;
+        int64_t area;
+    } c[MAX_CAND];
+    int n = 0;
+    tjhandle h = tjInitDecompress();
+    if (!h)
+        return sb_fail(err, SB_ENOMEM, "decode '%s': cannot start libjpeg", img_label(name));
+    for (size_t i = 0; i + 4 <= len && n < MAX_CAND;) {
+        const unsigned char *q = memchr(buf + i, 0xFF, len - i - 3);
+        if (!q)
+            break;
+        i = (size_t)(q - buf);
+        if (q[1] == 0xD8 && q[2] == 0xFF && len - i <= (size_t)0xFFFFFFFFu) {
+            int w = 0, hh = 0, ss = 0, cs = 0;
+            if ((tjDecompressHeader3(h, q, (unsigned long)(len - i), &w, &hh, &ss, &cs) == 0 ||
+                 tjGetErrorCode(h) == TJERR_WARNING) &&
+                w > 0 && hh > 0) {
+                c[n].off = i;
+                c[n++].area = (int64_t)w * hh;
+            }
+        }
+        i++;
+    }
+    tjDestroy(h);
+    /* largest first; the first that decodes wins */
+    for (int a = 1; a < n; a++)
+        for (int b = a; b > 0 && c[b].area > c[b - 1].area; b--) {
+            size_t to = c[b].off;
+            int64_t ta = c[b].area;
+            c[b] = c[b - 1];
+            c[b - 1].off = to;
+            c[b - 1].area = ta;
+        }
+    int rc = SB_EFORMAT;
+    for (int k = 0; k < n; k++) {
+        struct image_info ti = { 0 };
+        struct sb_err e2;
+        rc = img_decode_jpeg(buf + c[k].off, len - c[k].off, name, p, out, &ti, &e2);
+        if (rc == SB_OK || rc == SB_ETOOBIG || rc == SB_ENOMEM) {
+            if (rc)
+                *err = e2;
+            return rc;
+        }
+    }
+    return sb_fail(err, SB_EFORMAT, "no embedded preview that decodes"); /* raw_fail_both's tail */
+}
+
+/* libraw's error, then why no embedded preview could stand in. */
+static int raw_fail_both(int rc, const struct sb_err *raw, const struct sb_err *prev,
+                         struct sb_err *err)
+{
+    return sb_fail(err, rc, "%s; %s", raw->msg, prev->msg);
 }
 
 int img_decode_raw(const unsigned char *buf, size_t len, const char *name,
@@ -131,16 +201,29 @@ int img_decode_raw(const unsigned char *buf, size_t len, const char *name,
                    struct sb_err *err)
 {
     libraw_data_t *lr = libraw_init(0);
-    int rc = SB_OK, e;
-    if (!lr) {
-        rc = sb_fail(err, SB_ENOMEM, "decode '%s': cannot start libraw", img_label(name));
-        goto out;
-    }
-    libraw_set_dataerror_handler(lr, quiet_data_error, NULL);
+    int rc = SB_OK, e, data_errors = 0;
+    struct sb_err rerr, perr;
+    if (!lr)
+        return sb_fail(err, SB_ENOMEM, "decode '%s': cannot start libraw", img_label(name));
+    libraw_set_dataerror_handler(lr, count_data_error, &data_errors);
     /* libraw only reads the buffer, but its API takes void *. */
     if ((e = libraw_open_buffer(lr, (void *)(uintptr_t)buf, len)) != LIBRAW_SUCCESS) {
-        rc = raw_fail(e, "cannot open raw", name, err);
-        goto out;
+        raw_fail(e, "cannot open raw", name, &rerr);
+        libraw_close(lr);
+        lr = NULL;
+        rc = embedded_jpeg(buf, len, name, p, out, &perr);
+        if (rc == SB_ETOOBIG || rc == SB_ENOMEM) {
+            *err = perr;
+            return rc;
+        }
+        if (rc)
+            return raw_fail_both(rerr.code, &rerr, &perr, err);
+        struct photo_meta m;
+        meta_read(buf, len, IMAGE_FMT_RAW, &m, NULL);
+        info->width = m.width > 0 && m.height > 0 ? m.width : (*out)->w;
+        info->height = m.width > 0 && m.height > 0 ? m.height : (*out)->h;
+        info->orientation = m.orientation;
+        return SB_OK;
     }
     int w = lr->sizes.width, h = lr->sizes.height;
     info->width = w;
@@ -153,16 +236,41 @@ int img_decode_raw(const unsigned char *buf, size_t len, const char *name,
     if (rc)
         goto out;
     libraw_thumbnail_t *t = &lr->thumbnail;
-    int try_thumb =
-        (t->tformat == LIBRAW_THUMBNAIL_JPEG || t->tformat == LIBRAW_THUMBNAIL_BITMAP) &&
-        covers(t->twidth, t->theight, p);
+    int has_thumb = t->tformat == LIBRAW_THUMBNAIL_JPEG || t->tformat == LIBRAW_THUMBNAIL_BITMAP;
+    int thumb_tried = 0;
     rc = SB_EFORMAT;
-    if (try_thumb && libraw_unpack_thumb(lr) == LIBRAW_SUCCESS)
-        rc = from_thumb(lr, name, p, out, err);
+    if (has_thumb && covers(t->twidth, t->theight, p)) {
+        thumb_tried = 1;
+        if (libraw_unpack_thumb(lr) == LIBRAW_SUCCESS)
+            rc = from_thumb(lr, name, p, out, err);
+    }
     if (rc == SB_ETOOBIG || rc == SB_ENOMEM)
         goto out;
-    if (rc)
-        rc = develop(lr, name, p, out, err);
+    if (rc) {
+        data_errors = 0;
+        rc = develop(lr, name, p, out, &rerr);
+        if (!rc && data_errors > 0) {
+            image_free(*out);
+            *out = NULL;
+            rc = sb_fail(&rerr, SB_ECORRUPT, "decode '%s': raw data cut short or corrupt",
+                         img_label(name));
+        }
+        if (rc == SB_ETOOBIG || rc == SB_ENOMEM) {
+            *err = rerr;
+            goto out;
+        }
+    }
+    if (rc && has_thumb && !thumb_tried) { /* a smaller picture beats none */
+        if (libraw_unpack_thumb(lr) == LIBRAW_SUCCESS)
+            rc = from_thumb(lr, name, p, out, &perr);
+    }
+    if (rc && rc != SB_ETOOBIG && rc != SB_ENOMEM) {
+        rc = embedded_jpeg(buf, len, name, p, out, &perr);
+        if (rc && rc != SB_ETOOBIG && rc != SB_ENOMEM)
+            rc = raw_fail_both(rerr.code, &rerr, &perr, err);
+        else if (rc)
+            *err = perr;
+    }
     if (rc)
         goto out;
     info->orientation = flip_to_orientation(flip);
