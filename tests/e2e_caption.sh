@@ -121,6 +121,29 @@ for f in "$LIB2"/*.png; do
 done
 expect_eq "batched captions = one at a time" 8 "$same"
 
+# `shoebox caption` with several images decodes up to 8 at once: 11 inputs (one missing, in the
+# middle) through 8 slots; the output keeps the input order and each caption is the one the
+# image gets alone (the loop above made those, one process per image)
+all=()
+i=0
+for f in "$LIB2"/*; do
+    [ "$i" = 5 ] && all+=("$TMP/missing2.jpg")
+    all+=("$f")
+    i=$((i + 1))
+done
+out=$("$SB" caption --caption-model "$VLM" "${all[@]}" 2>"$TMP/multi.err")
+expect_eq "several images, one missing" 1 $?
+grep -q "missing2.jpg" "$TMP/multi.err" && ok || fail "names the missing file: $(cat "$TMP/multi.err")"
+expect_eq "one line per image, in input order" "$(printf '%s\n' "$LIB2"/*)" "$(printf '%s\n' "$out" | cut -f1)"
+same=0
+for f in "$LIB2"/*; do
+    alone=$("$SB" caption --caption-model "$VLM" "$f" | cut -f2-)
+    batched=$(printf '%s\n' "$out" | grep -F "$f	" | cut -f2-)
+    if [ "$alone" = "$batched" ] && [ -n "$batched" ]; then same=$((same + 1)); else
+        echo "  $f: alone '$alone', batched '$batched'"; fi
+done
+expect_eq "several at once = one at a time" 10 "$same"
+
 # --caption-tiles: the stage captions with image splitting, and remembers it
 rm -f "$TMP/tiles.db"
 "$SB" --db "$TMP/tiles.db" --precision fp32 index --captions --caption-tiles --caption-model "$VLM" \

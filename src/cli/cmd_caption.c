@@ -1,7 +1,10 @@
 /* cmd_caption.c - `shoebox caption IMG...`: one sentence per image from a vision-language model
  * (vlm.h: LLaVA, SmolVLM / Idefics3, Moondream 2). Human output is "PATH<TAB>CAPTION" per image;
  * with --json one object per line, {"input":..,"caption":..,"tokens":[generated ids]}. A failing
- * image is reported on stderr and the others still run; the exit code is 1 when any failed. */
+ * image is reported on stderr and the others still run; the exit code is 1 when any failed.
+ * Several images are captioned CAPTION_BATCH at a time (vlm_caption_step: each decode step
+ * reads the decoder's weights once for all of them), each caption exactly what it is alone;
+ * the output keeps the order of the inputs. */
 #include "caption_setup.h"
 #include "cli.h"
 
@@ -58,6 +61,151 @@ static void print_json(const char *input, const char *caption, const int32_t *id
     free(cc);
 }
 
+/* One input's caption (or error), kept until the inputs before it are printed. */
+struct cap_out {
+    bool done;
+    int rc;
+    struct sb_err err;
+    int32_t *ids;
+    int n_ids;
+    char *text;
+};
+
+static void out_clear(struct cap_out *o)
+{
+    free(o->ids);
+    free(o->text);
+    o->ids = NULL;
+    o->text = NULL;
+}
+
+struct caption_run {
+    const struct vlm_model *m;
+    struct sb_pool *pool;
+    bool json;
+    const struct vlm_params *p;
+    const char **inputs;
+    int n;
+    struct cap_out *outs;
+    struct vlm_ctx *cs[CAPTION_BATCH]; /* decoder slots, made as needed (sharing the pool) */
+    int slot_input[CAPTION_BATCH];     /* the input in each slot, or -1 */
+    int printed, failed;
+};
+
+/* Prints the finished captions that have no unfinished one before them. */
+static void print_ready(struct caption_run *r, bool json)
+{
+    while (r->printed < r->n && r->outs[r->printed].done) {
+        struct cap_out *o = &r->outs[r->printed];
+        const char *in = r->inputs[r->printed];
+        if (o->rc) {
+            cli_error("caption '%s': %s", in, o->err.msg);
+            r->failed++;
+        } else if (json) {
+            print_json(in, o->text, o->ids, o->n_ids);
+        } else {
+            char *cc = sb_utf8_clean(o->text);
+            printf("%s\t%s\n", in, cc ? cc : "");
+            fflush(stdout);
+            free(cc);
+        }
+        out_clear(o);
+        r->printed++;
+    }
+}
+
+static void slot_done(struct caption_run *r, int k)
+{
+    struct cap_out *o = &r->outs[r->slot_input[k]];
+    int32_t ids[VLM_MAX_NEW_TOKENS];
+    struct sb_buf text;
+    sb_buf_init(&text);
+    o->rc = vlm_caption_finish(r->cs[k], ids, &o->n_ids, &text, &o->err);
+    if (!o->rc) {
+        o->text = text.data ? text.data : sb_strdup("");
+        o->ids = malloc((size_t)(o->n_ids > 0 ? o->n_ids : 1) * sizeof(*ids));
+        if (!o->text || !o->ids)
+            o->rc = sb_fail(&o->err, SB_ENOMEM, "no memory for a caption");
+        else
+            memcpy(o->ids, ids, (size_t)o->n_ids * sizeof(*ids));
+    } else {
+        sb_buf_release(&text);
+    }
+    o->done = true;
+    r->slot_input[k] = -1;
+}
+
+/* Input i into free slot k: decode, encode, prefill and first token. Returns 1 when the slot
+ * holds a caption in progress, 0 when the input is finished already (an error, or a caption of
+ * one token). */
+static int slot_start(struct caption_run *r, int k, int i, const struct image_decode_params *dp)
+{
+    struct cap_out *o = &r->outs[i];
+    struct image *img = NULL;
+    struct vlm_image *im = NULL;
+    o->rc = r->cs[k] ? SB_OK : vlm_ctx_new(r->m, r->pool, &r->cs[k], &o->err);
+    if (!o->rc)
+        o->rc = image_decode_file(r->inputs[i], dp, &img, NULL, &o->err);
+    if (!o->rc)
+        o->rc = vlm_encode(r->cs[k], img, &im, &o->err);
+    image_free(img);
+    if (!o->rc)
+        o->rc = vlm_caption_start(r->cs[k], im, r->p, &o->err);
+    vlm_image_free(im);
+    if (o->rc) {
+        o->done = true;
+        return 0;
+    }
+    r->slot_input[k] = i;
+    if (vlm_caption_done(r->cs[k])) {
+        slot_done(r, k);
+        return 0;
+    }
+    return 1;
+}
+
+/* Free slots take the next inputs, then one decode step for every slot in use, until all are
+ * done; captions are printed as soon as the ones before them are. */
+static void caption_all(struct caption_run *r)
+{
+    const bool json = r->json;
+    struct image_decode_params dp = image_decode_default_params();
+    vlm_model_min_decode(r->m, &dp.min_long, &dp.min_short);
+    int slots = r->n < CAPTION_BATCH ? r->n : CAPTION_BATCH, next = 0;
+    for (int k = 0; k < CAPTION_BATCH; k++)
+        r->slot_input[k] = -1;
+    for (;;) {
+        for (int k = 0; k < slots; k++)
+            while (r->slot_input[k] < 0 && next < r->n && !slot_start(r, k, next++, &dp))
+                print_ready(r, json);
+        struct vlm_ctx *live[CAPTION_BATCH];
+        int at[CAPTION_BATCH], nl = 0;
+        for (int k = 0; k < slots; k++)
+            if (r->slot_input[k] >= 0) {
+                at[nl] = k;
+                live[nl++] = r->cs[k];
+            }
+        if (nl == 0)
+            break;
+        struct sb_err e = { 0 };
+        int rc = vlm_caption_step(live, nl, &e);
+        for (int s = 0; s < nl; s++) {
+            int k = at[s];
+            if (rc) { /* our bug: fail these inputs, go on with the rest */
+                struct cap_out *o = &r->outs[r->slot_input[k]];
+                o->rc = rc;
+                o->err = e;
+                o->done = true;
+                r->slot_input[k] = -1;
+            } else if (vlm_caption_done(r->cs[k])) {
+                slot_done(r, k);
+            }
+        }
+        print_ready(r, json);
+    }
+    print_ready(r, json);
+}
+
 int cmd_caption(int argc, char **argv, struct cli_ctx *ctx)
 {
     struct vlm_params p = vlm_default_params();
@@ -67,6 +215,7 @@ int cmd_caption(int argc, char **argv, struct cli_ctx *ctx)
     struct vlm_ctx *c = NULL;
     struct sb_err err = { 0 };
     int n = 0, failed = 0, rc = CLI_EXIT_OK;
+    struct cap_out *outs = NULL;
     bool tiles = false;
     if (!inputs) {
         cli_error("out of memory");
@@ -138,33 +287,26 @@ int cmd_caption(int argc, char **argv, struct cli_ctx *ctx)
         rc = CLI_EXIT_FAIL;
         goto out;
     }
-    struct image_decode_params dp = image_decode_default_params();
-    vlm_model_min_decode(m, &dp.min_long, &dp.min_short);
-    for (int i = 0; i < n; i++) {
-        struct image *img = NULL;
-        int32_t ids[VLM_MAX_NEW_TOKENS];
-        int n_ids = 0;
-        struct sb_buf text;
-        sb_buf_init(&text);
-        int e = image_decode_file(inputs[i], &dp, &img, NULL, &err);
-        if (!e)
-            e = vlm_caption(c, img, &p, ids, &n_ids, &text, &err);
-        if (e) {
-            cli_error("caption '%s': %s", inputs[i], err.msg);
-            failed++;
-        } else if (ctx->json) {
-            print_json(inputs[i], text.data ? text.data : "", ids, n_ids);
-        } else {
-            char *cc = sb_utf8_clean(text.data ? text.data : "");
-            printf("%s\t%s\n", inputs[i], cc ? cc : "");
-            fflush(stdout);
-            free(cc);
-        }
-        sb_buf_release(&text);
-        image_free(img);
+    outs = calloc((size_t)n, sizeof(*outs));
+    if (!outs) {
+        cli_error("out of memory");
+        rc = CLI_EXIT_FAIL;
+        goto out;
     }
+    struct caption_run r = {
+        .m = m, .pool = pool, .json = ctx->json, .p = &p, .inputs = inputs, .n = n, .outs = outs
+    };
+    r.cs[0] = c; /* the others are made as needed */
+    caption_all(&r);
+    for (int k = 1; k < CAPTION_BATCH; k++)
+        vlm_ctx_free(r.cs[k]);
+    failed = r.failed;
     rc = failed ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 out:
+    if (outs)
+        for (int i = 0; i < n; i++)
+            out_clear(&outs[i]);
+    free(outs);
     vlm_ctx_free(c);
     vlm_model_free(m);
     free(inputs);
