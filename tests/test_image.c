@@ -1292,6 +1292,13 @@ static void test_broken(void)
     char dir[600];
     snprintf(dir, sizeof(dir), "%s/images/broken", data_dir);
     decode_dir(dir, 1);
+    /* a 44-byte GIF whose frame claims 65535 columns: its data ends long before */
+    struct image_decode_params p = image_decode_default_params();
+    struct image *img = NULL;
+    struct sb_err err = { 0 };
+    CHECK_EQ_INT(SB_ECORRUPT, image_decode_file(path_of("broken/gif_decompression_bomb.gif"), &p,
+                                                &img, NULL, &err));
+    CHECK(img == NULL && strstr(err.msg, "truncated GIF data") != NULL);
     /* Optional: the whole shared corpus when it is around (developer machines). */
     const char *shared = getenv("SHOEBOX_SHARED_TESTDATA");
     if (shared && shared[0]) {

@@ -30,7 +30,8 @@ static int gif_read(GifFileType *g, GifByteType *out, int n)
 static int gif_fail(GifFileType *g, const char *name, struct sb_err *err)
 {
     int e = g ? g->Error : 0;
-    const char *s = GifErrorString(e);
+    /* giflib reads through our memory reader: a failed read is data that ends too soon */
+    const char *s = e == D_GIF_ERR_READ_FAILED ? "truncated GIF data" : GifErrorString(e);
     int code = e == D_GIF_ERR_NOT_GIF_FILE     ? SB_EFORMAT
                : e == D_GIF_ERR_NOT_ENOUGH_MEM ? SB_ENOMEM
                                                : SB_ECORRUPT;
