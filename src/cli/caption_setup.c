@@ -144,6 +144,27 @@ static void slot_finish(const struct finish_job *j, struct cli_caption_group *g,
     g->slot_photo[k] = -1;
 }
 
+int cli_caption_step(struct vlm_ctx *const *dec, const int *item, int n, int *ended, int *n_ended,
+                     int *n_live, struct sb_err *err)
+{
+    struct vlm_ctx *live[CAPTION_BATCH];
+    int at[CAPTION_BATCH], nl = 0;
+    for (int k = 0; k < n && nl < CAPTION_BATCH; k++)
+        if (item[k] >= 0) {
+            at[nl] = k;
+            live[nl++] = dec[k];
+        }
+    *n_live = nl;
+    *n_ended = 0;
+    if (nl == 0)
+        return SB_OK;
+    int rc = vlm_caption_step(live, nl, err);
+    for (int s = 0; s < nl; s++)
+        if (rc || vlm_caption_done(live[s]))
+            ended[(*n_ended)++] = at[s];
+    return rc;
+}
+
 /* Group gi captions photos gi, gi + G, gi + 2G, ... of the batch: free slots take the next
  * photo (prefill and first token), then one decode step for every slot in use, until done. */
 static void finish_group(const struct finish_job *j, int gi)
@@ -171,24 +192,18 @@ static void finish_group(const struct finish_job *j, int gi)
                     slot_finish(j, g, k);
             }
         }
-        struct vlm_ctx *live[CAPTION_BATCH];
-        int slots[CAPTION_BATCH], nl = 0;
-        for (int k = 0; k < CAPTION_BATCH; k++)
-            if (g->slot_photo[k] >= 0) {
-                slots[nl] = k;
-                live[nl++] = g->dec[k];
-            }
+        int ended[CAPTION_BATCH], ne, nl;
+        struct sb_err e = { 0 };
+        int rc = cli_caption_step(g->dec, g->slot_photo, CAPTION_BATCH, ended, &ne, &nl, &e);
         if (nl == 0)
             break;
-        struct sb_err e = { 0 };
-        int rc = vlm_caption_step(live, nl, &e);
-        for (int s = 0; s < nl; s++) {
-            int k = slots[s];
+        for (int s = 0; s < ne; s++) {
+            int k = ended[s];
             if (rc) { /* our bug: fail these photos, keep the others */
                 j->rcs[g->slot_photo[k]] = rc;
                 j->errs[g->slot_photo[k]] = e;
                 g->slot_photo[k] = -1;
-            } else if (vlm_caption_done(g->dec[k])) {
+            } else {
                 slot_finish(j, g, k);
             }
         }

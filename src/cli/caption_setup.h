@@ -13,6 +13,7 @@ struct catalog;
 struct crawl_plugin;
 struct vlm_model;
 struct vlm_ctx;
+struct sb_err;
 
 /* Captions each worker of the index's captions stage decodes together (each decode step then
  * reads the decoder's weights once for this many photos). */
@@ -50,6 +51,11 @@ int cli_caption_option(struct cli_caption *o, int argc, char **argv, int *i);
  * set, or an exit code. */
 int cli_caption_setup(struct cli_caption *o, struct cli_ctx *ctx, struct catalog *cat,
                       struct crawl_plugin *pl, bool *enabled);
+/* One decode step (vlm_caption_step) for the slots k < n in use (item[k] >= 0) of dec: *n_live
+ * of them (0: none, nothing run). ended[0..*n_ended) are the slots whose caption is now done,
+ * or, when the step failed (the return value, with err), every slot in use. */
+int cli_caption_step(struct vlm_ctx *const *dec, const int *item, int n, int *ended, int *n_ended,
+                     int *n_live, struct sb_err *err);
 /* One line on stderr about what the stage did this run (nothing when it was off). */
 void cli_caption_report(const struct cli_caption *o, double secs);
 void cli_caption_release(struct cli_caption *o);

@@ -178,26 +178,20 @@ static void caption_all(struct caption_run *r)
         for (int k = 0; k < slots; k++)
             while (r->slot_input[k] < 0 && next < r->n && !slot_start(r, k, next++, &dp))
                 print_ready(r, json);
-        struct vlm_ctx *live[CAPTION_BATCH];
-        int at[CAPTION_BATCH], nl = 0;
-        for (int k = 0; k < slots; k++)
-            if (r->slot_input[k] >= 0) {
-                at[nl] = k;
-                live[nl++] = r->cs[k];
-            }
+        int ended[CAPTION_BATCH], ne, nl;
+        struct sb_err e = { 0 };
+        int rc = cli_caption_step(r->cs, r->slot_input, slots, ended, &ne, &nl, &e);
         if (nl == 0)
             break;
-        struct sb_err e = { 0 };
-        int rc = vlm_caption_step(live, nl, &e);
-        for (int s = 0; s < nl; s++) {
-            int k = at[s];
+        for (int s = 0; s < ne; s++) {
+            int k = ended[s];
             if (rc) { /* our bug: fail these inputs, go on with the rest */
                 struct cap_out *o = &r->outs[r->slot_input[k]];
                 o->rc = rc;
                 o->err = e;
                 o->done = true;
                 r->slot_input[k] = -1;
-            } else if (vlm_caption_done(r->cs[k])) {
+            } else {
                 slot_done(r, k);
             }
         }
