@@ -647,6 +647,31 @@ static void test_failures(void)
     CHECK(m == NULL);
 }
 
+/* vlm_batch_slots: how many captions fit a memory budget. The tiny LLaVA's decoder has 2 layers
+ * of 4 key/value heads of 12 dims; a caption fills K and V over its prompt (the image's rows
+ * plus the 320 positions vlm.c keeps for the template) and its tokens, in floats. */
+static void test_batch_slots(void)
+{
+    char dir[1024];
+    snprintf(dir, sizeof(dir), "%s/vlm/llava15", data_dir());
+    struct vlm_model *m = NULL;
+    struct sb_err err = { 0 };
+    CHECK_EQ_INT(SB_OK, vlm_model_load(dir, NULL, &m, &err));
+    if (!m)
+        return;
+    int R = vlm_model_image_tokens(m);
+    CHECK_EQ_INT(25, R);
+    size_t per = 2 * 2 * (size_t)(R + 320 + 40) * 4 * 12 * sizeof(float);
+    CHECK_EQ_INT(1, vlm_batch_slots(m, 40, 0, 8));
+    CHECK_EQ_INT(1, vlm_batch_slots(m, 40, per - 1, 8));
+    CHECK_EQ_INT(2, vlm_batch_slots(m, 40, 3 * per - 1, 8));
+    CHECK_EQ_INT(3, vlm_batch_slots(m, 40, 3 * per, 8));
+    CHECK_EQ_INT(8, vlm_batch_slots(m, 40, (size_t)1 << 40, 8));
+    CHECK_EQ_INT(5, vlm_batch_slots(m, 40, (size_t)1 << 40, 5));
+    CHECK(vlm_batch_slots(m, 512, 3 * per, 8) < 3); /* longer captions take more */
+    vlm_model_free(m);
+}
+
 int main(void)
 {
     static const char *const models[] = { "llava15", "idefics3", "llava_qwen" };
@@ -664,6 +689,7 @@ int main(void)
     check_split("idefics3");
     test_cleanup();
     test_failures();
+    test_batch_slots();
     sb_pool_free(pool);
     return check_exit();
 }

@@ -57,6 +57,9 @@ void lm_model_free(struct lm_model *m); /* NULL is a no-op */
 int lm_model_vocab_size(const struct lm_model *m);    /* V: rows of the logits */
 int lm_model_hidden_size(const struct lm_model *m);   /* C: width of an embedding row */
 int lm_model_max_positions(const struct lm_model *m); /* max_position_embeddings */
+/* Bytes of key and value cache that this many positions of one context fill (what a context
+ * commits as its sequence grows: the cache is allocated untouched). */
+size_t lm_model_kv_bytes(const struct lm_model *m, int positions);
 /* The end-of-sequence ids: generation_config.json's eos_token_id (an int or a list) when the
  * file exists, else config.json's. Writes at most cap ids to ids; returns how many exist. */
 int lm_model_eos_ids(const struct lm_model *m, int32_t *ids, int cap);

@@ -25,6 +25,9 @@ int sb_read_some(int fd, void *buf, size_t n, size_t *got, const char *path, str
 /* The size of the regular file open as fd (path names it in errors); SB_EINVAL when it is not
  * a regular file, SB_ETOOBIG when it is over max bytes. */
 int sb_fd_size(int fd, const char *path, size_t max, size_t *size, struct sb_err *err);
+/* Memory the system can give without swapping: /proc/meminfo's MemAvailable, else the free
+ * physical pages; 0 when neither is known. */
+uint64_t sb_mem_available(void);
 /* Reads a whole file (at most max bytes, else SB_ETOOBIG). *out is malloc'd (NUL-terminated,
  * the NUL not counted in *len); the caller frees it. */
 int sb_read_file(const char *path, size_t max, unsigned char **out, size_t *len,

@@ -101,6 +101,23 @@ int sb_fd_size(int fd, const char *path, size_t max, size_t *size, struct sb_err
     return SB_OK;
 }
 
+uint64_t sb_mem_available(void)
+{
+    FILE *f = fopen("/proc/meminfo", "re");
+    if (f) {
+        char line[256];
+        unsigned long long kb;
+        while (fgets(line, sizeof(line), f))
+            if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) {
+                fclose(f);
+                return (uint64_t)kb * 1024;
+            }
+        fclose(f);
+    }
+    long pages = sysconf(_SC_AVPHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size : 0;
+}
+
 int sb_read_file(const char *path, size_t max, unsigned char **out, size_t *len, struct sb_err *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -113,6 +113,7 @@ static int plugin_run(void *user, int worker, const struct image *rgb, const cha
 struct cli_caption_group {
     struct vlm_ctx *dec[CAPTION_BATCH];
     int slot_photo[CAPTION_BATCH]; /* the photo in each slot, or -1 */
+    int slots;                     /* in use: cli_caption_slots() */
 };
 
 struct finish_job {
@@ -142,6 +143,21 @@ static void slot_finish(const struct finish_job *j, struct cli_caption_group *g,
         sb_buf_release(&text);
     }
     g->slot_photo[k] = -1;
+}
+
+int cli_caption_slots(const struct vlm_model *m, int max_new_tokens, int users)
+{
+    /* half of what the system has free, shared by the users (the model's weights are already
+     * mapped; the rest is the system's) */
+    uint64_t avail = sb_mem_available();
+    if (avail == 0)
+        return CAPTION_BATCH;
+    uint64_t budget = avail / 2 / (uint64_t)(users > 0 ? users : 1);
+    if (budget > SIZE_MAX)
+        budget = SIZE_MAX;
+    return vlm_batch_slots(
+        m, max_new_tokens > 0 ? max_new_tokens : vlm_default_params().max_new_tokens,
+        (size_t)budget, CAPTION_BATCH);
 }
 
 int cli_caption_step(struct vlm_ctx *const *dec, const int *item, int n, int *ended, int *n_ended,
@@ -175,7 +191,7 @@ static void finish_group(const struct finish_job *j, int gi)
         g->slot_photo[k] = -1;
     int next = gi;
     for (;;) {
-        for (int k = 0; k < CAPTION_BATCH && next < j->n; k++) {
+        for (int k = 0; k < g->slots && next < j->n; k++) {
             while (g->slot_photo[k] < 0 && next < j->n) {
                 int i = next;
                 next += o->n_groups;
@@ -194,7 +210,7 @@ static void finish_group(const struct finish_job *j, int gi)
         }
         int ended[CAPTION_BATCH], ne, nl;
         struct sb_err e = { 0 };
-        int rc = cli_caption_step(g->dec, g->slot_photo, CAPTION_BATCH, ended, &ne, &nl, &e);
+        int rc = cli_caption_step(g->dec, g->slot_photo, g->slots, ended, &ne, &nl, &e);
         if (nl == 0)
             break;
         for (int s = 0; s < ne; s++) {
@@ -277,6 +293,9 @@ int cli_caption_setup(struct cli_caption *o, struct cli_ctx *ctx, struct catalog
             cli_error("out of memory");
             return CLI_EXIT_FAIL;
         }
+        int slots = cli_caption_slots(o->m, o->max_new_tokens, o->n_groups);
+        for (int g = 0; g < o->n_groups; g++)
+            o->groups[g].slots = slots;
         snprintf(o->stage, sizeof(o->stage), "caption:%s", vlm_model_id(o->m));
         int min_long = 0, min_short = 0;
         vlm_model_min_decode(o->m, &min_long, &min_short);

@@ -51,6 +51,9 @@ int cli_caption_option(struct cli_caption *o, int argc, char **argv, int *i);
  * set, or an exit code. */
 int cli_caption_setup(struct cli_caption *o, struct cli_ctx *ctx, struct catalog *cat,
                       struct crawl_plugin *pl, bool *enabled);
+/* Decoder slots (captions in progress at once, at most CAPTION_BATCH) for each of users
+ * groups: as many as half the memory the system has available holds (vlm_batch_slots). */
+int cli_caption_slots(const struct vlm_model *m, int max_new_tokens, int users);
 /* One decode step (vlm_caption_step) for the slots k < n in use (item[k] >= 0) of dec: *n_live
  * of them (0: none, nothing run). ended[0..*n_ended) are the slots whose caption is now done,
  * or, when the step failed (the return value, with err), every slot in use. */

@@ -171,7 +171,9 @@ static void caption_all(struct caption_run *r)
     const bool json = r->json;
     struct image_decode_params dp = image_decode_default_params();
     vlm_model_min_decode(r->m, &dp.min_long, &dp.min_short);
-    int slots = r->n < CAPTION_BATCH ? r->n : CAPTION_BATCH, next = 0;
+    int slots = cli_caption_slots(r->m, r->p->max_new_tokens, 1), next = 0;
+    if (slots > r->n)
+        slots = r->n;
     for (int k = 0; k < CAPTION_BATCH; k++)
         r->slot_input[k] = -1;
     for (;;) {

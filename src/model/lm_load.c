@@ -317,6 +317,14 @@ int lm_model_max_positions(const struct lm_model *m)
     return m->cfg.max_pos;
 }
 
+size_t lm_model_kv_bytes(const struct lm_model *m, int positions)
+{
+    if (positions <= 0)
+        return 0;
+    return 2 * (size_t)m->cfg.layers * (size_t)positions * (size_t)m->cfg.kv_heads *
+           (size_t)m->cfg.head_dim * sizeof(float);
+}
+
 int lm_model_eos_ids(const struct lm_model *m, int32_t *ids, int cap)
 {
     for (int i = 0; i < m->cfg.n_eos && i < cap; i++)

@@ -930,6 +930,17 @@ struct vlm_image {
     double encode_s;
 };
 
+int vlm_batch_slots(const struct vlm_model *m, int max_new_tokens, size_t budget, int max_slots)
+{
+    int positions = m->max_images * (m->R + (m->split ? TILE_SLACK : 0)) + PROMPT_SLACK +
+                    (max_new_tokens > 0 ? max_new_tokens : VLM_MAX_NEW_TOKENS);
+    size_t per = lm_model_kv_bytes(m->lm, positions);
+    size_t n = per ? budget / per : (size_t)max_slots;
+    if (n > (size_t)max_slots)
+        n = (size_t)max_slots;
+    return n < 1 ? 1 : (int)n;
+}
+
 int vlm_ctx_new(const struct vlm_model *m, struct sb_pool *pool, struct vlm_ctx **out,
                 struct sb_err *err)
 {
