@@ -154,7 +154,7 @@ int vlm_caption(struct vlm_ctx *c, const struct image *rgb, const struct vlm_par
 /* How many captions of at most max_new_tokens tokens can be in progress at once (each in its
  * own ctx) within budget bytes, at most max_slots and at least 1: each fills its key and value
  * cache up to its prompt (the most images a photo becomes, their rows and the template) plus
- * its tokens. A 7B LLaVA needs ~0.7 GB per caption, SmolVLM-256M ~5 MB. */
+ * its tokens. A 7B LLaVA needs ~1 GB per caption, SmolVLM-256M ~20 MB. */
 int vlm_batch_slots(const struct vlm_model *m, int max_new_tokens, size_t budget, int max_slots);
 struct vlm_image;
 int vlm_encode(struct vlm_ctx *c, const struct image *rgb, struct vlm_image **out,
