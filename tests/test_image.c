@@ -1069,6 +1069,24 @@ static void test_jpeg_planar_model(void)
     CHECK_EQ_INT(SB_OK, image_jpeg_planes(buf, len, "x.jpg", 1u << 30, 85, t, 1, &none, &got,
                                           &planar, NULL, NULL));
     CHECK(planar == 0 && got == NULL && t[0].jpeg == NULL);
+    /* so does a strip whose model input would be huge (224 x 112000 px) */
+    struct image *strip = image_new(4000, 8);
+    tjhandle sc = tjInitCompress();
+    unsigned char *sj = NULL;
+    unsigned long sjlen = 0;
+    CHECK(strip && sc);
+    if (strip && sc) {
+        for (size_t i = 0; i < (size_t)4000 * 8 * 3; i++)
+            strip->px[i] = (unsigned char)(i * 7);
+        CHECK_EQ_INT(
+            0, tjCompress2(sc, strip->px, 4000, 0, 8, TJPF_RGB, &sj, &sjlen, TJSAMP_420, 90, 0));
+        CHECK_EQ_INT(0, check_model("strip", sj, sjlen, 0, clip224, false));
+    }
+    if (sj)
+        tjFree(sj);
+    if (sc)
+        tjDestroy(sc);
+    image_free(strip);
     /* the pixel limit and bad arguments */
     struct model_geo g = clip224;
     struct image_model_input mi = { 224, geo_size, &g };

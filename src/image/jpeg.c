@@ -385,6 +385,9 @@ out:
     return rc;
 }
 
+/* The largest model input image_jpeg_planes makes (models take 224-768 px squares). */
+#define MODEL_MAX_PIXELS ((int64_t)16 << 20)
+
 /* JFIF YCbCr -> RGB as libjpeg's jdcolor.c computes it (16 fractional bits, rounded). */
 #define YCC_BITS   16
 #define YCC_FIX(x) ((int32_t)((x) * (1 << YCC_BITS) + 0.5))
@@ -509,9 +512,11 @@ int image_jpeg_planes(const unsigned char *buf, size_t len, const char *name, ui
     enum image_filter mf = IMAGE_FILTER_BICUBIC;
     if (mi) {
         int swap = inf.orientation >= 5;
+        /* declined, or absurd (a strip whose short edge is enlarged to the model's size):
+         * the model's own resize, or its error, on the RGB path */
         if (!mi->size(mi->user, swap ? sh : sw, swap ? sw : sh, &mw, &mh, &mf) || mw < 1 ||
-            mh < 1 || (unsigned)mf > IMAGE_FILTER_LANCZOS)
-            goto out; /* the model's own resize (or its error) on the RGB path */
+            mh < 1 || (int64_t)mw * mh > MODEL_MAX_PIXELS || (unsigned)mf > IMAGE_FILTER_LANCZOS)
+            goto out;
     }
     *planar = 1;
     rc = img_check_size(w, hh, max_pixels, name, err);
