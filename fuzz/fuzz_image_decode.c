@@ -1,4 +1,4 @@
-/* fuzz_image_decode.c - libFuzzer target: image_decode() and image_jpeg_thumbnails() on
+/* fuzz_image_decode.c - libFuzzer target: image_decode() and image_jpeg_planes() on
  * arbitrary bytes, with a small pixel budget so that legitimate-but-huge inputs do not look
  * like leaks or timeouts. The first byte picks a file name, since the name steers raw
  * detection. */
@@ -10,6 +10,17 @@
 #include <stdlib.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* A CLIP-like model input: short edge to *user px, the long edge int(size * long / short). */
+static int model_size(void *user, int w, int h, int *ow, int *oh, enum image_filter *f)
+{
+    int size = *(const int *)user, s = w < h ? w : h, l = w < h ? h : w;
+    int nl = (int)((double)size * (double)l / (double)s);
+    *ow = w < h ? size : nl;
+    *oh = w < h ? nl : size;
+    *f = IMAGE_FILTER_BICUBIC;
+    return 1;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -33,6 +44,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         SB_OK) {
         free(th[0].jpeg);
         free(th[1].jpeg);
+    }
+    /* the same with the embedder's model input from the planes (the indexer with a model) */
+    int msize = size > 2 ? 1 + data[2] % 64 : 24;
+    struct image_model_input mi = { msize, model_size, &msize };
+    struct image *model = NULL;
+    if (image_jpeg_planes(data, size, name, p.max_pixels, 85, th, 2, &mi, &model, &planar, &info,
+                          &err) == SB_OK) {
+        free(th[0].jpeg);
+        free(th[1].jpeg);
+        image_free(model);
     }
     return 0;
 }

@@ -12,6 +12,7 @@
 
 #include "../src/crawl/internal.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -572,6 +573,97 @@ static void test_plugin(void)
     catalog_close(cat);
 }
 
+/* An embedder that records what preprocess is given: with input_size, a JPEG's pixels come
+ * from its planes at exactly the size input_size asked for (shortest edge 15, below min_short
+ * so that no decode has it); without it, or for a PNG, the RGB decode (short edge >= 16). */
+struct rec_embedder {
+    atomic_int sized, at_size, other, calls_with_size;
+};
+
+static int rec_size(void *user, int w, int h, int *ow, int *oh, enum image_filter *f)
+{
+    struct rec_embedder *r = user;
+    r->calls_with_size++;
+    int s = w < h ? w : h;
+    *ow = (int)((double)15 * w / s);
+    *oh = (int)((double)15 * h / s);
+    *f = IMAGE_FILTER_BICUBIC;
+    return 1;
+}
+
+static int rec_pre(void *user, const struct image *rgb, float *out, struct sb_err *err)
+{
+    struct rec_embedder *r = user;
+    (void)err;
+    if ((rgb->w < rgb->h ? rgb->w : rgb->h) == 15)
+        r->at_size++;
+    else
+        r->other++;
+    out[0] = (float)rgb->w;
+    out[1] = (float)rgb->h;
+    return SB_OK;
+}
+
+static int rec_embed(void *user, const float *in, int n, float *out, struct sb_err *err)
+{
+    (void)user;
+    (void)err;
+    for (int i = 0; i < n; i++) {
+        float a = in[2 * i], b = in[2 * i + 1], norm = sqrtf(a * a + b * b);
+        out[2 * i] = a / norm;
+        out[2 * i + 1] = b / norm;
+    }
+    return SB_OK;
+}
+
+static void test_embed_planes(void)
+{
+    const char *data = getenv("SHOEBOX_TESTDATA");
+    char db[700], lib[600], from[1024], to[1024];
+    snprintf(db, sizeof(db), "%s/db/catalog.db", tmpdir);
+    snprintf(lib, sizeof(lib), "%s/lib", tmpdir);
+    if (!data)
+        return;
+    /* a PNG and a CMYK JPEG beside the JPEGs: the RGB path */
+    snprintf(from, sizeof(from), "%s/images/orient_upright.png", data);
+    snprintf(to, sizeof(to), "%s/p.png", lib);
+    copy_file(from, to);
+    snprintf(from, sizeof(from), "%s/images/cmyk_adobe.jpg", data);
+    snprintf(to, sizeof(to), "%s/cmyk.jpg", lib);
+    copy_file(from, to);
+    struct catalog *cat = NULL;
+    struct sb_err err;
+    CHECK_EQ_INT(SB_OK, catalog_open(db, false, &cat, &err));
+    if (!cat)
+        return;
+    struct rec_embedder r = { 0 };
+    struct crawl_embedder e = { "rec-a", 2, 16, 2, 4, &r, rec_pre, rec_size, rec_embed };
+    struct crawl_params p = crawl_default_params();
+    const char *roots[] = { lib };
+    p.roots = roots;
+    p.nroots = 1;
+    p.embedder = &e;
+    struct crawl_stats st;
+    CHECK_EQ_INT(SB_OK, crawl_index(cat, &p, &st, &err));
+    /* 6 photos: Nikon, Landscape, orient_3 from their planes; the truncated JPEG (its
+     * header does not parse) fails on the RGB path; the PNG and the CMYK JPEG decoded to RGB */
+    fprintf(stderr, "  embed: %d at the model's size, %d other, %d size calls, %lld embedded\n",
+            (int)r.at_size, (int)r.other, (int)r.calls_with_size, (long long)st.embedded);
+    CHECK_EQ_INT(3, r.at_size);
+    CHECK_EQ_INT(2, r.other);
+    CHECK_EQ_INT(3, r.calls_with_size); /* asked only for those */
+    CHECK_EQ_INT(5, st.embedded);
+    /* without input_size, everything is decoded to RGB */
+    struct rec_embedder r2 = { 0 };
+    struct crawl_embedder e2 = { "rec-b", 2, 16, 2, 4, &r2, rec_pre, NULL, rec_embed };
+    p.embedder = &e2;
+    CHECK_EQ_INT(SB_OK, crawl_index(cat, &p, &st, &err));
+    CHECK_EQ_INT(0, r2.at_size);
+    CHECK_EQ_INT(5, r2.other);
+    CHECK_EQ_INT(5, st.embedded);
+    catalog_close(cat);
+}
+
 /* sb_pool_for_each: every item once, as a one-item range, on a valid worker; and items are
  * taken as threads get free: item 0 waits (up to 20 s, never in a working pool) until every
  * other item is done, which a fixed split into per-thread ranges could not do. */
@@ -648,6 +740,7 @@ int main(void)
     test_index_grown();
     test_index_changing();
     test_plugin();
+    test_embed_planes();
     test_pool_for_each();
     return check_exit();
 }

@@ -837,6 +837,274 @@ static void test_jpeg_planar_thumbs(void)
     image_free(src);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* The model input from the JPEG planes (image_jpeg_planes, the indexer's embed stage) */
+
+/* A model's resize as the callback of struct image_model_input: CLIP's shortest edge (long
+ * edge int(S * long / short), as transformers computes it) or SigLIP's S x S. */
+struct model_geo {
+    int S, square;
+    enum image_filter f;
+};
+
+static int geo_size(void *user, int w, int h, int *ow, int *oh, enum image_filter *f)
+{
+    const struct model_geo *g = user;
+    int s = w <= h ? w : h, l = w <= h ? h : w;
+    int nl = (int)((double)g->S * (double)l / (double)s);
+    *ow = g->square ? g->S : w <= h ? g->S : nl;
+    *oh = g->square ? g->S : w <= h ? nl : g->S;
+    *f = g->f;
+    return 1;
+}
+
+static int geo_none(void *user, int w, int h, int *ow, int *oh, enum image_filter *f)
+{
+    (void)user, (void)w, (void)h, (void)ow, (void)oh, (void)f;
+    return 0;
+}
+
+/* The planes path's model input must be this close to the RGB path's (PSNR, dB). The fast
+ * resizer's rounding, resizing the chroma planes instead of libjpeg's upsampled chroma, and
+ * JFIF colour conversion after the resize instead of before, measured on the fixtures: 33 dB
+ * at worst (a 257x193 picture decoded at 1/8, where libjpeg replicates the chroma instead
+ * of interpolating it, squashed to 24x24), 40-55 dB otherwise. A mirrored axis falls to 8-20
+ * dB and a pixel of shift in a reduction to 11-27 dB on every fixture with detail (checked). */
+#define MODEL_MIN_DB 31.0
+static int nsame_thumbs; /* cases where check_model compared the thumbnails */
+
+/* ref shifted by one pixel right and down (the first row and column repeated). */
+static struct image *shifted(const struct image *ref)
+{
+    struct image *o = image_new(ref->w, ref->h);
+    for (int y = 0; o && y < ref->h; y++)
+        for (int x = 0; x < ref->w; x++)
+            memcpy(o->px + ((size_t)y * ref->w + x) * 3,
+                   ref->px + ((size_t)(y ? y - 1 : 0) * ref->w + (x ? x - 1 : 0)) * 3, 3);
+    return o;
+}
+
+/* image_jpeg_planes's model input (with thumbnails of thumb_px and thumb_px / 4 when
+ * thumb_px > 0) against the RGB path the crawler takes otherwise: decode covering the same
+ * sizes, upright, image_resize() to the same size. Same outcome, same size, PSNR >=
+ * MODEL_MIN_DB; when controls, a shifted and a mirrored RGB path must fall below it (the
+ * threshold catches broken geometry). Returns the planar flag. */
+static int check_model(const char *what, const unsigned char *buf, size_t len, int thumb_px,
+                       struct model_geo g, bool controls)
+{
+    struct image_thumb t[2] = { { .px = thumb_px }, { .px = thumb_px / 4 } };
+    struct image_model_input mi = { g.S, geo_size, &g };
+    struct image *got = NULL, *img = NULL, *ref = NULL;
+    struct image_info info = { 0 };
+    struct sb_err err = { 0 };
+    int planar = -1, nt = thumb_px > 0 ? 2 : 0;
+    int rc = image_jpeg_planes(buf, len, "x.jpg", 200u * 1000u * 1000u, 85, t, nt, &mi, &got,
+                               &planar, &info, &err);
+    CHECK(planar == 0 || planar == 1);
+    if (!planar || rc) {
+        CHECK(got == NULL && t[0].jpeg == NULL);
+        if (!planar)
+            CHECK_EQ_INT(SB_OK, rc);
+    }
+    struct image_decode_params p = image_decode_default_params();
+    p.min_long = thumb_px;
+    p.min_short = g.S;
+    int want_rc = planar ? image_decode(buf, len, "x.jpg", &p, &img, NULL, NULL) : SB_OK;
+    CHECK_EQ_INT(want_rc, rc);
+    if (planar && !rc && img) {
+        int rw, rh;
+        enum image_filter f;
+        geo_size(&g, img->w, img->h, &rw, &rh, &f);
+        ref = rw == img->w && rh == img->h ? image_orient(img, 1) : image_resize(img, rw, rh, f);
+        CHECK(got && ref && got->w == ref->w && got->h == ref->h);
+        double db = img_psnr(ref, got), mean = 0;
+        int mx = img_diff(ref, got, &mean);
+        struct image *mir = ref ? image_orient(ref, 2) : NULL, *sh = ref ? shifted(ref) : NULL;
+        double db_mir = img_psnr(mir, got), db_sh = img_psnr(sh, got);
+        fprintf(stderr,
+                "  model %-28s %4dx%-4d S %3d%s: PSNR %.1f dB (max %d, mean %.2f), shifted %.1f, "
+                "mirrored %.1f\n",
+                what, got ? got->w : 0, got ? got->h : 0, g.S, g.square ? " sq" : "", db, mx, mean,
+                db_sh, db_mir);
+        CHECK(db >= MODEL_MIN_DB);
+        /* a pixel's shift shows where the model input is a reduction (a source pixel is not
+         * a fraction of one) */
+        if (controls)
+            CHECK(db_mir < MODEL_MIN_DB && (ref->w >= img->w || db_sh < MODEL_MIN_DB));
+        image_free(mir);
+        image_free(sh);
+        /* the thumbnails are image_jpeg_thumbnails's, byte for byte, when the model asks no
+         * larger decode */
+        struct image_thumb t2[2] = { { .px = thumb_px }, { .px = thumb_px / 4 } };
+        struct image *thumb_dec = NULL;
+        int planar2 = 0;
+        p.min_short = 0;
+        if (nt &&
+            image_jpeg_thumbnails(buf, len, "x.jpg", 1u << 30, 85, t2, 2, &planar2, NULL, NULL) ==
+                SB_OK &&
+            image_decode(buf, len, "x.jpg", &p, &thumb_dec, NULL, NULL) == SB_OK &&
+            thumb_dec->w == img->w) {
+            CHECK(t[0].len == t2[0].len && !memcmp(t[0].jpeg, t2[0].jpeg, t[0].len));
+            CHECK(t[1].len == t2[1].len && !memcmp(t[1].jpeg, t2[1].jpeg, t[1].len));
+            nsame_thumbs++;
+        }
+        image_free(thumb_dec);
+        free(t2[0].jpeg);
+        free(t2[1].jpeg);
+    }
+    free(t[0].jpeg);
+    free(t[1].jpeg);
+    image_free(got);
+    image_free(img);
+    image_free(ref);
+    return planar;
+}
+
+static unsigned char *read_rel(const char *dir, const char *name, size_t *len)
+{
+    char full[1700];
+    snprintf(full, sizeof(full), "%s/%s/%s", data_dir, dir, name);
+    unsigned char *buf = NULL;
+    if (sb_read_file(full, 1 << 26, &buf, len, NULL) != SB_OK || *len == 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+/* image_jpeg_planes's model input against the RGB path (decode, orient, Pillow-exact resize)
+ * on every JPEG fixture (the 8 orientations, odd sizes, progressive, arithmetic-coded, broken
+ * and truncated files: the same outcome), each chroma sampling, reductions and enlargements,
+ * CLIP and SigLIP geometry; greyscale, CMYK and non-JPEG files are left to the RGB path. */
+static void test_jpeg_planar_model(void)
+{
+    static const char *const dirs[] = { "images", "images/broken", "models/photos" };
+    const struct model_geo clip224 = { 224, 0, IMAGE_FILTER_BICUBIC };
+    int nplanar = 0, ncontrols = 0;
+    for (size_t d = 0; d < 3; d++) {
+        char dir[1024];
+        snprintf(dir, sizeof(dir), "%s/%s", data_dir, dirs[d]);
+        DIR *dp = opendir(dir);
+        CHECK(dp != NULL);
+        struct dirent *de;
+        while (dp && (de = readdir(dp))) {
+            size_t n = strlen(de->d_name);
+            if (n < 4 || strcmp(de->d_name + n - 4, ".jpg") != 0)
+                continue;
+            size_t len = 0;
+            unsigned char *buf = read_rel(dirs[d], de->d_name, &len);
+            if (!buf)
+                continue;
+            /* reduced for every fixture (S below the short edge), and CLIP's 224 with the
+             * crawler's thumbnails */
+            struct model_geo small = { 7, 0, IMAGE_FILTER_BICUBIC };
+            int planar = check_model(de->d_name, buf, len, 0, small, false);
+            nplanar += planar;
+            /* detail enough for a pixel of shift to show: everything but the tiny fixtures */
+            bool detail = strstr(de->d_name, "orient_") || d == 2;
+            ncontrols += planar && detail;
+            check_model(de->d_name, buf, len, 1024, clip224, planar && detail);
+            struct model_geo sq = { 24, 1, IMAGE_FILTER_BICUBIC };
+            check_model(de->d_name, buf, len, 0, sq, false);
+            free(buf);
+        }
+        if (dp)
+            closedir(dp);
+    }
+    fprintf(stderr, "  planar model input: %d JPEG fixtures on the planar path\n", nplanar);
+    CHECK(nplanar >= 30);
+    CHECK(ncontrols >= 19);
+    CHECK(nsame_thumbs >= 2);
+    /* each chroma sampling of a 450x300 picture, reduced (the indexer's case), with bilinear
+     * and Lanczos too */
+    struct image_decode_params p = image_decode_default_params();
+    p.min_long = 450;
+    struct image *src = load("Landscape_1.jpg", &p, NULL, NULL);
+    CHECK(src && src->w == 450);
+    static const int samps[] = { TJSAMP_444, TJSAMP_422, TJSAMP_420, TJSAMP_440 };
+    tjhandle ch = tjInitCompress();
+    for (size_t i = 0; i < sizeof(samps) / sizeof(samps[0]) && src && ch; i++) {
+        unsigned char *jpeg = NULL;
+        unsigned long jlen = 0;
+        CHECK_EQ_INT(0, tjCompress2(ch, src->px, src->w, 0, src->h, TJPF_RGB, &jpeg, &jlen,
+                                    samps[i], 95, 0));
+        char what[32];
+        snprintf(what, sizeof(what), "sampling %d", samps[i]);
+        CHECK_EQ_INT(1, check_model(what, jpeg, jlen, 200, clip224, true));
+        struct model_geo g = { 97, 0, IMAGE_FILTER_BILINEAR };
+        CHECK_EQ_INT(1, check_model(what, jpeg, jlen, 0, g, true));
+        g = (struct model_geo){ 61, 1, IMAGE_FILTER_LANCZOS };
+        CHECK_EQ_INT(1, check_model(what, jpeg, jlen, 0, g, true));
+        tjFree(jpeg);
+    }
+    /* greyscale and CMYK JPEGs, other formats, garbage: the RGB path */
+    if (src && ch) {
+        unsigned char *jpeg = NULL;
+        unsigned long jlen = 0;
+        CHECK_EQ_INT(0, tjCompress2(ch, src->px, src->w, 0, src->h, TJPF_RGB, &jpeg, &jlen,
+                                    TJSAMP_GRAY, 90, 0));
+        CHECK_EQ_INT(0, check_model("gray", jpeg, jlen, 200, clip224, false));
+        tjFree(jpeg);
+    }
+    if (ch)
+        tjDestroy(ch);
+    static const char *const others[] = { "cmyk_adobe.jpg", "cmyk_synthetic.jpg",
+                                          "orient_upright.png", "lossy_vp8_hopper.webp" };
+    for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+        size_t len = 0;
+        unsigned char *buf = read_rel("images", others[i], &len);
+        CHECK(buf != NULL);
+        if (buf)
+            CHECK_EQ_INT(0, check_model(others[i], buf, len, 64, clip224, false));
+        free(buf);
+    }
+    /* a model that does not resize declines: the RGB path */
+    size_t len = 0;
+    unsigned char *buf = read_rel("images", "Landscape_1.jpg", &len);
+    CHECK(buf != NULL);
+    struct image_model_input none = { 224, geo_none, NULL };
+    struct image *got = NULL;
+    int planar = -1;
+    struct image_thumb t[1] = { { .px = 64 } };
+    CHECK_EQ_INT(SB_OK, image_jpeg_planes(buf, len, "x.jpg", 1u << 30, 85, t, 1, &none, &got,
+                                          &planar, NULL, NULL));
+    CHECK(planar == 0 && got == NULL && t[0].jpeg == NULL);
+    /* so does a strip whose model input would be huge (224 x 112000 px) */
+    struct image *strip = image_new(4000, 8);
+    tjhandle sc = tjInitCompress();
+    unsigned char *sj = NULL;
+    unsigned long sjlen = 0;
+    CHECK(strip && sc);
+    if (strip && sc) {
+        for (size_t i = 0; i < (size_t)4000 * 8 * 3; i++)
+            strip->px[i] = (unsigned char)(i * 7);
+        CHECK_EQ_INT(
+            0, tjCompress2(sc, strip->px, 4000, 0, 8, TJPF_RGB, &sj, &sjlen, TJSAMP_420, 90, 0));
+        CHECK_EQ_INT(0, check_model("strip", sj, sjlen, 0, clip224, false));
+    }
+    if (sj)
+        tjFree(sj);
+    if (sc)
+        tjDestroy(sc);
+    image_free(strip);
+    /* the pixel limit and bad arguments */
+    struct model_geo g = clip224;
+    struct image_model_input mi = { 224, geo_size, &g };
+    struct sb_err err = { 0 };
+    CHECK_EQ_INT(SB_ETOOBIG, image_jpeg_planes(buf, len, "x.jpg", 1000, 85, t, 1, &mi, &got,
+                                               &planar, NULL, &err));
+    CHECK(planar == 1 && got == NULL && t[0].jpeg == NULL);
+    CHECK_EQ_INT(SB_EINVAL, image_jpeg_planes(buf, len, "x.jpg", 1u << 30, 85, t, 0, NULL, &got,
+                                              &planar, NULL, NULL));
+    CHECK_EQ_INT(SB_EINVAL, image_jpeg_planes(buf, len, "x.jpg", 1u << 30, 85, t, 1, &mi, NULL,
+                                              &planar, NULL, NULL));
+    mi.size = NULL;
+    CHECK_EQ_INT(SB_EINVAL, image_jpeg_planes(buf, len, "x.jpg", 1u << 30, 85, t, 1, &mi, &got,
+                                              &planar, NULL, NULL));
+    free(buf);
+    image_free(src);
+}
+
 static void test_thumbnail_encode(void)
 {
     struct image *img = load("Landscape_1.jpg", NULL, NULL, NULL);
@@ -1328,6 +1596,7 @@ int main(void)
     test_resize_fast();
     test_thumbnail_paths();
     test_jpeg_planar_thumbs();
+    test_jpeg_planar_model();
     test_thumbnail_encode();
     test_meta();
     test_raw_fallbacks();

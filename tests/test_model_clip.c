@@ -145,33 +145,76 @@ static void check_texts(struct clip_ctx *ctx, const char *name, const cJSON *ref
     free(out);
 }
 
+static int model_size(void *user, int w, int h, int *ow, int *oh, enum image_filter *f)
+{
+    const struct clip_model *const *m = user;
+    return clip_preprocess_size(*m, w, h, ow, oh, f);
+}
+
+/* The model input as `shoebox index` makes it: a JPEG from the planes of its thumbnails
+ * (image_jpeg_planes, the fast resizer), anything else decoded to RGB covering both the
+ * thumbnails and the model. Returns the planar flag. */
+static int index_input(const struct clip_model *m, const char *path, int min_short,
+                       struct image **img, struct sb_err *err)
+{
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    int planar = 0, rc = sb_read_file(path, 64u << 20, &buf, &len, err);
+    struct image_thumb t[2] = { { .px = 1024 }, { .px = 256 } };
+    struct image_model_input mi = { min_short, model_size, &m };
+    if (!rc)
+        rc = image_jpeg_planes(buf, len, path, 1u << 30, 85, t, 2, &mi, img, &planar, NULL, err);
+    if (!rc && !planar) {
+        struct image_decode_params dp = image_decode_default_params();
+        dp.min_short = min_short;
+        dp.min_long = 1024;
+        rc = image_decode(buf, len, path, &dp, img, NULL, err);
+    }
+    free(t[0].jpeg);
+    free(t[1].jpeg);
+    free(buf);
+    return rc ? -1 : planar;
+}
+
+enum file_path { FILE_FULL, FILE_SCALED, FILE_INDEX };
+
 /* The path from a photo file: decode (oriented), resize, crop, normalise, embed. With
  * full-size decoding the only difference from the PIL reference is rounding (strict); with
  * the DCT-scaled decode the CLI and crawler use (short edge >= clip_model_min_decode), libjpeg's
  * scaled IDCT replaces part of PIL's antialiased resize: 0.999 is required where the
  * model input is a realistic 224, and tiny 32-64 px models, which magnify the difference, get
- * 0.98 (the figures are printed). */
+ * 0.98 (the figures are printed). FILE_INDEX is the indexer's path (index_input: JPEGs from
+ * their planes with the fast resizer, not bit-exact), held to the same bounds. */
 static void check_files(const struct clip_model *m, struct clip_ctx *ctx, const char *name,
-                        const cJSON *ref, int D, int S, bool scaled)
+                        const cJSON *ref, int D, int S, enum file_path how)
 {
+    static const char *const how_name[] = { "full", "scaled", "index" };
     const cJSON *c;
     float *px = calloc((size_t)3 * S * S, sizeof(float));
     float *out = calloc((size_t)D, sizeof(float));
-    int min_short = 0;
-    if (scaled)
+    int min_short = 0, nplanar = 0, nfiles = 0;
+    if (how != FILE_FULL)
         clip_model_min_decode(m, &min_short);
-    double want = !scaled ? 0.9999 : S >= 224 ? 0.999 : 0.98;
+    double want = how == FILE_FULL ? 0.9999 : S >= 224 ? 0.999 : 0.98;
     cJSON_ArrayForEach(c, cJSON_GetObjectItem(ref, "image_files"))
     {
         char path[1024];
         const char *file = cJSON_GetObjectItem(c, "file")->valuestring;
         model_path(path, sizeof(path), name, file);
-        struct image_decode_params dp = image_decode_default_params();
-        dp.min_short = min_short;
-        dp.apply_orientation = 1;
         struct image *img = NULL;
         struct sb_err err = { 0 };
-        int rc = image_decode_file(path, &dp, &img, NULL, &err);
+        int rc;
+        if (how == FILE_INDEX) {
+            int planar = index_input(m, path, min_short, &img, &err);
+            nplanar += planar > 0;
+            rc = planar < 0 ? SB_EIO : SB_OK;
+        } else {
+            struct image_decode_params dp = image_decode_default_params();
+            dp.min_short = min_short;
+            dp.apply_orientation = 1;
+            rc = image_decode_file(path, &dp, &img, NULL, &err);
+        }
+        nfiles++;
         if (!rc)
             rc = clip_preprocess(m, img, px, &err);
         if (!rc)
@@ -180,11 +223,13 @@ static void check_files(const struct clip_model *m, struct clip_ctx *ctx, const 
         if (rc)
             fprintf(stderr, "%s: %s\n", file, err.msg);
         char what[96];
-        snprintf(what, sizeof(what), "%s %s %s", name, scaled ? "scaled" : "full", file + 10);
+        snprintf(what, sizeof(what), "%s %s %s", name, how_name[how], file + 10);
         if (!rc)
             CHECK(compare(what, out, cJSON_GetObjectItem(c, "embedding"), D) >= want);
         image_free(img);
     }
+    if (how == FILE_INDEX) /* every JPEG (all but one PNG) took the planes path */
+        CHECK(nfiles == 0 || nplanar == nfiles - 1);
     free(out);
     free(px);
 }
@@ -225,8 +270,9 @@ static void test_model(const char *name, struct sb_pool *pool, enum clip_precisi
     check_tokens(ctx, name, ref, D);
     check_texts(ctx, name, ref, D, clip_model_max_text(m));
     if (!bf16) {
-        check_files(m, ctx, name, ref, D, S, false);
-        check_files(m, ctx, name, ref, D, S, true);
+        check_files(m, ctx, name, ref, D, S, FILE_FULL);
+        check_files(m, ctx, name, ref, D, S, FILE_SCALED);
+        check_files(m, ctx, name, ref, D, S, FILE_INDEX);
     }
     min_cos = 0.99999;
 out:

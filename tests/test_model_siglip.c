@@ -190,6 +190,37 @@ static void test_spiece_hostile(void)
 /* ------------------------------------------------------------------------------------------ */
 /* Models */
 
+static int model_size(void *user, int w, int h, int *ow, int *oh, enum image_filter *f)
+{
+    const struct clip_model *const *m = user;
+    return clip_preprocess_size(*m, w, h, ow, oh, f);
+}
+
+/* The model input as `shoebox index` makes it: a JPEG from the planes of its thumbnails
+ * (image_jpeg_planes, the fast resizer), anything else decoded to RGB covering both the
+ * thumbnails and the model. Returns the planar flag, -1 on failure. */
+static int index_input(const struct clip_model *m, const char *path, int min_short,
+                       struct image **img, struct sb_err *err)
+{
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    int planar = 0, rc = sb_read_file(path, 64u << 20, &buf, &len, err);
+    struct image_thumb t[2] = { { .px = 1024 }, { .px = 256 } };
+    struct image_model_input mi = { min_short, model_size, &m };
+    if (!rc)
+        rc = image_jpeg_planes(buf, len, path, 1u << 30, 85, t, 2, &mi, img, &planar, NULL, err);
+    if (!rc && !planar) {
+        struct image_decode_params dp = image_decode_default_params();
+        dp.min_short = min_short;
+        dp.min_long = 1024;
+        rc = image_decode(buf, len, path, &dp, img, NULL, err);
+    }
+    free(t[0].jpeg);
+    free(t[1].jpeg);
+    free(buf);
+    return rc ? -1 : planar;
+}
+
 static void check_model(const char *name, enum clip_precision precision)
 {
     char path[1024];
@@ -305,26 +336,43 @@ static void check_model(const char *name, enum clip_precision precision)
         }
     }
     free(te);
-    /* photo files: full-size decode, square resize (no crop), normalise */
+    /* photo files: full-size decode, square resize (no crop), normalise; then as `shoebox
+     * index` makes the model input (JPEGs from the planes of their thumbnails, the fast
+     * resizer: index_input), held to the same bound */
     px = calloc((size_t)3 * S * S, sizeof(float));
-    cJSON_ArrayForEach(c, cJSON_GetObjectItem(ref, bf16 ? "none" : "image_files"))
-    {
-        const char *file = cJSON_GetObjectItem(c, "file")->valuestring;
-        path_of(path, sizeof(path), name, file);
-        struct image_decode_params dp = image_decode_default_params();
-        dp.apply_orientation = 1;
-        struct image *img = NULL;
-        rc = image_decode_file(path, &dp, &img, NULL, &err);
-        if (!rc)
-            rc = clip_preprocess(m, img, px, &err);
-        if (!rc)
-            rc = clip_embed_images(ctx, px, 1, out, &err);
-        CHECK_EQ_INT(SB_OK, rc);
-        char what[96];
-        snprintf(what, sizeof(what), "%s file %s", name, strrchr(file, '/') + 1);
-        if (!rc)
-            CHECK(compare(what, out, cJSON_GetObjectItem(c, "embedding"), D) >= 0.999);
-        image_free(img);
+    for (int how = 0; how < 2; how++) {
+        int nplanar = 0, nfiles = 0;
+        cJSON_ArrayForEach(c, cJSON_GetObjectItem(ref, bf16 ? "none" : "image_files"))
+        {
+            const char *file = cJSON_GetObjectItem(c, "file")->valuestring;
+            path_of(path, sizeof(path), name, file);
+            struct image_decode_params dp = image_decode_default_params();
+            dp.apply_orientation = 1;
+            struct image *img = NULL;
+            if (how) {
+                int min_short = 0;
+                clip_model_min_decode(m, &min_short);
+                int planar = index_input(m, path, min_short, &img, &err);
+                nplanar += planar > 0;
+                rc = planar < 0 ? SB_EIO : SB_OK;
+            } else {
+                rc = image_decode_file(path, &dp, &img, NULL, &err);
+            }
+            nfiles++;
+            if (!rc)
+                rc = clip_preprocess(m, img, px, &err);
+            if (!rc)
+                rc = clip_embed_images(ctx, px, 1, out, &err);
+            CHECK_EQ_INT(SB_OK, rc);
+            char what[96];
+            snprintf(what, sizeof(what), "%s %s %s", name, how ? "index" : "file",
+                     strrchr(file, '/') + 1);
+            if (!rc)
+                CHECK(compare(what, out, cJSON_GetObjectItem(c, "embedding"), D) >= 0.999);
+            image_free(img);
+        }
+        if (how) /* every JPEG (all but one PNG) took the planes path */
+            CHECK(nfiles == 0 || nplanar == nfiles - 1);
     }
     min_cos = 0.99999;
 out:

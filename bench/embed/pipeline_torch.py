@@ -3,7 +3,13 @@
 the usual Python way: PIL with draft mode (JPEG DCT scaling) + exif_transpose, resize of the
 shortest edge to the model size with PIL bicubic, centre crop, normalise (CLIPImageProcessor's
 steps), then the image tower in PyTorch (bf16 or fp32) in batches of 16.
-usage: pipeline_torch.py MODEL_DIR FOLDER fp32|bf16   -> prints "<photos> <seconds> <photos/s>" """
+With OUTDIR, the same work as `shoebox index` with a model: per photo, what
+bench/index/pil_baseline.py does (read, xxh3-128 hash, EXIF, draft to 1024, exif_transpose,
+thumbnails of 1024 and 256 px saved as JPEG quality 85) plus the model preprocessing above
+from that same decode, then the tower.
+usage: pipeline_torch.py MODEL_DIR FOLDER fp32|bf16 [OUTDIR]
+  -> prints "<photos> <seconds> <photos/s> <CPU seconds>" (weights loaded before the clock) """
+import io
 import json
 import os
 import sys
@@ -13,15 +19,41 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, here)
+sys.path.insert(0, os.path.join(here, "..", "index"))
 import torch_clip  # noqa: E402
 import ref_clip  # noqa: E402  (tools/, put on the path by torch_clip)
+from pil_baseline import digest_of  # noqa: E402  (xxh3-128 as shoebox)
 
 
 def preprocess(path, size, mean, std):
     im = Image.open(path)
     im.draft("RGB", (size, size))
     im = ImageOps.exif_transpose(im).convert("RGB")
+    return model_input(im, size, mean, std)
+
+
+def same_work(path, outdir, size, mean, std):
+    """pil_baseline.work's steps, then the model input from the same decode."""
+    with open(path, "rb") as f:
+        data = f.read()
+    digest = digest_of(data)
+    im = Image.open(io.BytesIO(data))
+    exif = im.getexif()
+    _ = (exif.get(0x010F), exif.get(0x0110), exif.get_ifd(0x8769).get(0x9003), exif.get(0x0112))
+    im.draft("RGB", (1024, 1024))
+    im = ImageOps.exif_transpose(im).convert("RGB")
+    big = im.copy()
+    big.thumbnail((1024, 1024), Image.BICUBIC)
+    big.save(os.path.join(outdir, digest + "-1024.jpg"), quality=85)
+    small = big.copy()
+    small.thumbnail((256, 256), Image.BICUBIC)
+    small.save(os.path.join(outdir, digest + "-256.jpg"), quality=85)
+    return model_input(im, size, mean, std)
+
+
+def model_input(im, size, mean, std):
     w, h = im.size
     s = size / min(w, h)
     im = im.resize((max(size, round(w * s)), max(size, round(h * s))), Image.BICUBIC)
@@ -34,6 +66,9 @@ def preprocess(path, size, mean, std):
 
 def main():
     model, folder, prec = sys.argv[1:4]
+    outdir = sys.argv[4] if len(sys.argv) > 4 else None
+    if outdir:
+        os.makedirs(outdir, exist_ok=True)
     torch.set_num_threads(int(os.environ.get("THREADS", "2")))
     dtype = torch.bfloat16 if prec == "bf16" else torch.float32
     W = {k: torch.as_tensor(v).to(dtype) for k, v in ref_clip.load_weights(model).items()}
@@ -44,13 +79,18 @@ def main():
     std = np.array(pp.get("image_std", [0.2686, 0.2613, 0.2758]), dtype=np.float32)
     files = sorted(os.path.join(folder, f) for f in os.listdir(folder))
     t0 = time.time()
+    c0 = time.process_time()
     out = []
     with torch.no_grad():
         for i in range(0, len(files), 16):
-            px = np.stack([preprocess(f, size, mean, std) for f in files[i:i + 16]])
+            if outdir:
+                px = np.stack([same_work(f, outdir, size, mean, std) for f in files[i:i + 16]])
+            else:
+                px = np.stack([preprocess(f, size, mean, std) for f in files[i:i + 16]])
             out.append(torch_clip.image_features(W, vc, torch.as_tensor(px).to(dtype)).float())
     dt = time.time() - t0
-    print(f"{len(files)} {dt:.3f} {len(files) / dt:.2f}")
+    cpu = time.process_time() - c0
+    print(f"{len(files)} {dt:.3f} {len(files) / dt:.2f} {cpu:.3f}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@
 #ifndef SHOEBOX_CRAWL_H
 #define SHOEBOX_CRAWL_H
 
+#include "shoebox/image.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,7 +17,6 @@ struct sb_err;
 struct sb_pool;
 struct sb_progress;
 struct catalog;
-struct image;
 
 /* An image embedder (a CLIP-family model) as the crawler sees it. preprocess is called from
  * pool workers concurrently and must be thread-safe; embed is called from the thread that
@@ -28,6 +29,11 @@ struct crawl_embedder {
     int max_batch;
     void *user;
     int (*preprocess)(void *user, const struct image *rgb, float *out, struct sb_err *err);
+    /* Optional (NULL: every photo is decoded to RGB for preprocess): the upright size and the
+     * filter preprocess resizes an upright w x h picture with, which it leaves as it is when
+     * given that size; 0 when it does not resize. A JPEG is then resized to it from the same
+     * Y/Cb/Cr planes as its thumbnails (image_jpeg_planes). Thread-safe as preprocess. */
+    int (*input_size)(void *user, int w, int h, int *out_w, int *out_h, enum image_filter *f);
     /* in: n * input_floats; out: n * dim, L2-normalised. */
     int (*embed)(void *user, const float *in, int n, float *out, struct sb_err *err);
 };

@@ -116,6 +116,30 @@ int image_jpeg_thumbnails(const unsigned char *buf, size_t len, const char *name
                           uint64_t max_pixels, int quality, struct image_thumb *t, int n,
                           int *planar, struct image_info *info, struct sb_err *err);
 
+/* A model's input picture made from the same planes as the thumbnails (the indexer's embed
+ * stage: each photo decoded once). size() is given the upright size of the DCT-scaled decode
+ * and sets the upright size the model's preprocessing resizes that to and its filter (see
+ * clip_preprocess_size()); it returns 0 when the preprocessing does not resize, and the photo
+ * is then left to the RGB path. */
+struct image_model_input {
+    int min_short; /* the decode's short edge covers this (as image_decode_params.min_short) */
+    int (*size)(void *user, int w, int h, int *out_w, int *out_h, enum image_filter *f);
+    void *user;
+};
+
+/* image_jpeg_thumbnails() with, when mi is not NULL, *model set to a new upright RGB image of
+ * mi->size()'s size: each plane resized in stored orientation with image_resize_fast()'s
+ * filter (the chroma sampled where the luma geometry puts it), turned upright, converted to
+ * RGB as libjpeg converts (JFIF YCbCr). Not bit-exact with decoding to RGB and image_resize()
+ * (a level or two; tests/test_image.c test_jpeg_planar_model bounds it): for the indexer, not
+ * for reference embeddings. n may be 0 when mi is given (no thumbnails). *planar 0 (nothing
+ * done, SB_OK) as image_jpeg_thumbnails, or when mi->size() declines. On failure *model is
+ * NULL. */
+int image_jpeg_planes(const unsigned char *buf, size_t len, const char *name, uint64_t max_pixels,
+                      int quality, struct image_thumb *t, int n, const struct image_model_input *mi,
+                      struct image **model, int *planar, struct image_info *info,
+                      struct sb_err *err);
+
 /* Encodes as baseline JPEG (quality 1..100). *out is malloc'd; the caller frees it. */
 int image_encode_jpeg(const struct image *img, int quality, unsigned char **out, size_t *len,
                       struct sb_err *err);

@@ -35,12 +35,13 @@
 #ifndef SHOEBOX_MODEL_H
 #define SHOEBOX_MODEL_H
 
+#include "shoebox/image.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
 struct sb_err;
 struct sb_pool;
-struct image;
 struct clip_model; /* opaque: src/model/internal.h */
 struct clip_ctx;   /* opaque: src/model/clip.c */
 
@@ -117,6 +118,15 @@ void clip_model_min_decode(const struct clip_model *m, int *min_short);
  * Errors: SB_EINVAL (empty image), SB_ENOMEM, SB_EMODEL (vision tower not loaded). */
 int clip_preprocess(const struct clip_model *m, const struct image *rgb, float *out,
                     struct sb_err *err);
+
+/* The upright size clip_preprocess() resizes an upright w x h image to (CLIP: the short edge
+ * to size, the long edge int(size * long / short); SigLIP: size_w x size_h) and the filter it
+ * resizes with. clip_preprocess() leaves an image of exactly that size as it is, so a caller
+ * may make it itself from other pixels (the indexer: from the JPEG planes its thumbnails come
+ * from, with the fast resizer). Returns 0 when the preprocessing does not resize or w x h
+ * resizes to nothing (clip_preprocess() then crops or fails), or no vision tower. */
+int clip_preprocess_size(const struct clip_model *m, int w, int h, int *out_w, int *out_h,
+                         enum image_filter *f);
 
 /* Scratch for batches of up to max_batch images (and one text). pool may be NULL (all on the
  * calling thread); it must outlive the ctx. Free with clip_ctx_free(). */

@@ -131,6 +131,10 @@ int cmd_embed_image(int argc, char **argv, struct cli_ctx *ctx)
         rc = CLI_EXIT_FAIL;
         goto out;
     }
+    /* The exact path on purpose: RGB decode and clip_preprocess()'s Pillow-exact resize, the
+     * fidelity reference the tests hold against PIL. `index` makes JPEG model inputs from the
+     * thumbnails' planes with the fast resizer instead (image_jpeg_planes), close to this but
+     * not bit-exact. */
     struct image_decode_params dp = image_decode_default_params();
     clip_model_min_decode(m, &dp.min_short);
     dp.apply_orientation = 1;

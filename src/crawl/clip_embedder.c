@@ -15,6 +15,12 @@ static int clip_pre(void *user, const struct image *rgb, float *out, struct sb_e
     return clip_preprocess(e->model, rgb, out, err);
 }
 
+static int clip_size(void *user, int w, int h, int *out_w, int *out_h, enum image_filter *f)
+{
+    struct crawl_clip_embedder *e = user;
+    return clip_preprocess_size(e->model, w, h, out_w, out_h, f);
+}
+
 static int clip_emb(void *user, const float *in, int n, float *out, struct sb_err *err)
 {
     struct crawl_clip_embedder *e = user;
@@ -44,6 +50,7 @@ int crawl_clip_embedder_open(const char *model_dir, const struct clip_load_param
     e->crawl.max_batch = EMBED_BATCH;
     e->crawl.user = e;
     e->crawl.preprocess = clip_pre;
+    e->crawl.input_size = clip_size;
     e->crawl.embed = clip_emb;
     return SB_OK;
 }

@@ -447,11 +447,17 @@ static void work_one(const struct work_batch *b, struct work_item *it, int worke
     enum image_format fmt = rc ? IMAGE_FMT_UNKNOWN : image_sniff(buf, len, name);
     if (!rc && want_probe)
         meta_read(buf, len, fmt, &it->meta, NULL); /* bad EXIF is no reason to fail */
-    /* Thumbnails are all the pixels are for: a JPEG goes from its Y/Cb/Cr planes straight
-     * to the thumbnails (image_jpeg_thumbnails), no RGB image in between. */
-    if (!rc && want_thumb && !dp_upright && fmt == IMAGE_FMT_JPEG)
-        rc = image_jpeg_thumbnails(buf, len, name, p->max_pixels, p->thumb_quality, tj, 2, &planar,
-                                   &it->info, &err);
+    /* A JPEG whose pixels are for the thumbnails and the embedder only goes from its Y/Cb/Cr
+     * planes straight to the thumbnails and to the model's input size (image_jpeg_planes), no
+     * RGB decode in between: decoded once. Plugins get the RGB decode. */
+    struct image_model_input mi = { 0 };
+    if (want_embed && emb->input_size)
+        mi = (struct image_model_input){ emb->min_short, emb->input_size, emb->user };
+    if (!rc && (want_thumb || want_embed) && !plug_pixels && (!want_embed || mi.size) &&
+        fmt == IMAGE_FMT_JPEG)
+        rc = image_jpeg_planes(buf, len, name, p->max_pixels, p->thumb_quality, tj,
+                               want_thumb ? 2 : 0, want_embed ? &mi : NULL, &img, &planar,
+                               &it->info, &err);
     if (!rc && !planar) {
         struct image_decode_params dp = image_decode_default_params();
         dp.max_pixels = p->max_pixels;

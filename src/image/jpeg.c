@@ -385,12 +385,101 @@ out:
     return rc;
 }
 
+/* The largest model input image_jpeg_planes makes (models take 224-768 px squares). */
+#define MODEL_MAX_PIXELS ((int64_t)16 << 20)
+
+/* JFIF YCbCr -> RGB as libjpeg's jdcolor.c computes it (16 fractional bits, rounded). */
+#define YCC_BITS   16
+#define YCC_FIX(x) ((int32_t)((x) * (1 << YCC_BITS) + 0.5))
+
+static unsigned char ycc_clamp(int32_t v)
+{
+    return (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
+}
+
+static void ycc_to_rgb(struct image *img, const struct planes *pl)
+{
+    const int32_t half = 1 << (YCC_BITS - 1);
+    for (int r = 0; r < img->h; r++) {
+        const unsigned char *y = pl->p[0] + (size_t)r * (size_t)pl->pw[0];
+        const unsigned char *cb = pl->p[1] + (size_t)r * (size_t)pl->pw[1];
+        const unsigned char *cr = pl->p[2] + (size_t)r * (size_t)pl->pw[2];
+        unsigned char *d = img->px + (size_t)r * (size_t)img->w * 3;
+        for (int c = 0; c < img->w; c++) {
+            int32_t l = y[c], b = (int32_t)cb[c] - 128, q = (int32_t)cr[c] - 128;
+            d[3 * c + 0] = ycc_clamp(l + ((YCC_FIX(1.40200) * q + half) >> YCC_BITS));
+            d[3 * c + 1] =
+                ycc_clamp(l + ((-YCC_FIX(0.34414) * b - YCC_FIX(0.71414) * q + half) >> YCC_BITS));
+            d[3 * c + 2] = ycc_clamp(l + ((YCC_FIX(1.77200) * b + half) >> YCC_BITS));
+        }
+    }
+}
+
+/* The model's picture: src planes (any sampling) -> three full-resolution planes of the
+ * upright rw x rh's stored-orientation size, each sample centred where the output pixel's
+ * luma centre lies (a chroma sample covers hs x vs luma pixels from its corner, so it is
+ * centred at (j + 0.5) * hs: output pixel i, centred at luma (i + 0.5) * sx, reads chroma at
+ * (i + 0.5) * sx / hs), the filter stretched by the reduction -> upright -> RGB. Resizing
+ * before turning is the same geometry as turning first: each output pixel is centred on the
+ * same point of the picture either way. */
+static int plane_model(const struct planes *src, int orientation, int rw, int rh,
+                       enum image_filter f, struct image **out)
+{
+    int swap = orientation >= 5 && orientation <= 8;
+    bool turn = orientation >= 2 && orientation <= 8;
+    int ow = swap ? rh : rw, oh = swap ? rw : rh;
+    struct planes st = { 0 }, up = { 0 };
+    struct image *img = NULL;
+    int rc = -1;
+    if (!planes_alloc(&st, ow, oh, TJSAMP_444) ||
+        (turn && !planes_alloc(&up, rw, rh, TJSAMP_444)) || !(img = image_new(rw, rh)))
+        goto out;
+    double sx = (double)src->w / ow, sy = (double)src->h / oh;
+    int hs = tjMCUWidth[src->subsamp] / 8, vs = tjMCUHeight[src->subsamp] / 8;
+    for (int i = 0; i < 3; i++) {
+        struct img_axis x = { i ? src->pw[i] : src->w, ow, 0, 0, 0 };
+        struct img_axis y = { i ? src->ph[i] : src->h, oh, 0, 0, 0 };
+        if (i && hs > 1)
+            x.step = sx / hs;
+        if (i && vs > 1)
+            y.step = sy / vs;
+        if (img_resize_fast_plane(src->p[i], (size_t)src->pw[i], st.p[i], (size_t)st.pw[i], x, y, 1,
+                                  f) != 0)
+            goto out;
+        if (turn)
+            img_orient_px(up.p[i], (size_t)up.pw[i], st.p[i], (size_t)st.pw[i], ow, oh, 1,
+                          orientation);
+    }
+    ycc_to_rgb(img, turn ? &up : &st);
+    *out = img;
+    img = NULL;
+    rc = 0;
+out:
+    image_free(img);
+    planes_free(&st);
+    planes_free(&up);
+    return rc;
+}
+
 int image_jpeg_thumbnails(const unsigned char *buf, size_t len, const char *name,
                           uint64_t max_pixels, int quality, struct image_thumb *t, int n,
                           int *planar, struct image_info *info, struct sb_err *err)
 {
-    *planar = 0;
-    if (!buf || !t || n < 1 || quality < 1 || quality > 100)
+    return image_jpeg_planes(buf, len, name, max_pixels, quality, t, n, NULL, NULL, planar, info,
+                             err);
+}
+
+int image_jpeg_planes(const unsigned char *buf, size_t len, const char *name, uint64_t max_pixels,
+                      int quality, struct image_thumb *t, int n, const struct image_model_input *mi,
+                      struct image **model, int *planar, struct image_info *info,
+                      struct sb_err *err)
+{
+    if (planar)
+        *planar = 0;
+    if (model)
+        *model = NULL;
+    if (!buf || !planar || n < 0 || (n > 0 && !t) || (n == 0 && !mi) ||
+        (mi && (!mi->size || !model)) || quality < 1 || quality > 100)
         return sb_fail(err, SB_EINVAL, "thumbnails '%s': bad arguments", img_label(name));
     for (int i = 0; i < n; i++) {
         t[i].jpeg = NULL;
@@ -413,13 +502,26 @@ int image_jpeg_thumbnails(const unsigned char *buf, size_t len, const char *name
          (tjGetErrorCode(dh) != TJERR_WARNING || w <= 0 || hh <= 0)) ||
         cs != TJCS_YCbCr || !planar_sampling(subsamp))
         goto out; /* not for this path */
-    *planar = 1;
     struct image_info inf = { .format = IMAGE_FMT_JPEG, .width = w, .height = hh };
+    inf.orientation = img_exif_orientation(buf, len, IMAGE_FMT_JPEG);
+    if (inf.orientation < 1 || inf.orientation > 8)
+        inf.orientation = 1;
+    int sw, sh;
+    pick_scale(w, hh, n ? t[0].px : 0, mi ? mi->min_short : 0, &sw, &sh);
+    int mw = 0, mh = 0;
+    enum image_filter mf = IMAGE_FILTER_BICUBIC;
+    if (mi) {
+        int swap = inf.orientation >= 5;
+        /* declined, or absurd (a strip whose short edge is enlarged to the model's size):
+         * the model's own resize, or its error, on the RGB path */
+        if (!mi->size(mi->user, swap ? sh : sw, swap ? sw : sh, &mw, &mh, &mf) || mw < 1 ||
+            mh < 1 || (int64_t)mw * mh > MODEL_MAX_PIXELS || (unsigned)mf > IMAGE_FILTER_LANCZOS)
+            goto out;
+    }
+    *planar = 1;
     rc = img_check_size(w, hh, max_pixels, name, err);
     if (rc)
         goto out;
-    int sw, sh;
-    pick_scale(w, hh, t[0].px, 0, &sw, &sh);
     if (!planes_alloc(&pl[0], sw, sh, subsamp)) {
         rc = sb_fail(err, SB_ENOMEM, "decode '%s': out of memory for %dx%d", img_label(name), sw,
                      sh);
@@ -430,11 +532,12 @@ int image_jpeg_thumbnails(const unsigned char *buf, size_t len, const char *name
         name, err);
     if (rc)
         goto out;
-    inf.orientation = img_exif_orientation(buf, len, IMAGE_FMT_JPEG);
-    if (inf.orientation < 1 || inf.orientation > 8)
-        inf.orientation = 1;
-    ch = tjInitCompress();
-    if (!ch) {
+    if (mi && plane_model(&pl[0], inf.orientation, mw, mh, mf, model) != 0) {
+        rc = sb_fail(err, SB_ENOMEM, "model input '%s': out of memory", img_label(name));
+        goto out;
+    }
+    ch = n ? tjInitCompress() : NULL;
+    if (n && !ch) {
         rc = sb_fail(err, SB_ENOMEM, "encode jpeg: cannot start libjpeg");
         goto out;
     }
@@ -451,6 +554,10 @@ out:
         for (int i = 0; i < n; i++) {
             free(t[i].jpeg);
             t[i].jpeg = NULL;
+        }
+        if (model) {
+            image_free(*model);
+            *model = NULL;
         }
     }
     planes_free(&pl[0]);

@@ -41,6 +41,22 @@ static enum image_filter pil_filter(int resample)
     }
 }
 
+int clip_preprocess_size(const struct clip_model *m, int w, int h, int *out_w, int *out_h,
+                         enum image_filter *f)
+{
+    const struct clip_preproc_config *p = &m->pre;
+    if (!(m->towers & CLIP_TOWER_VISION) || !p->do_resize || w < 1 || h < 1)
+        return 0;
+    if (p->size_is_shortest_edge)
+        shortest_edge_size(w, h, p->size_short, out_w, out_h);
+    else {
+        *out_w = p->size_w;
+        *out_h = p->size_h;
+    }
+    *f = pil_filter(p->resample);
+    return *out_w >= 1 && *out_h >= 1;
+}
+
 int clip_preprocess(const struct clip_model *m, const struct image *rgb, float *out,
                     struct sb_err *err)
 {
