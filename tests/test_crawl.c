@@ -14,6 +14,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -320,27 +321,32 @@ struct rewriter {
     const unsigned char *jpeg;
     size_t len;
     atomic_bool stop;
-    int writes;
+    atomic_int writes;
+    atomic_bool ended; /* the loop stopped (asked to, or a write failed) */
 };
 
 static void *rewrite_loop(void *arg)
 {
     struct rewriter *w = arg;
     unsigned char *buf = malloc(w->len + 32);
-    if (!buf)
+    if (!buf) {
+        atomic_store(&w->ended, true);
         return NULL;
+    }
     memcpy(buf, w->jpeg, w->len);
     char tmp[1024];
     snprintf(tmp, sizeof(tmp), "%s/busy.part", tmpdir); /* outside the library */
     while (!atomic_load(&w->stop)) { /* a whole new file each time, as fast as it goes */
-        int n = snprintf((char *)buf + w->len, 32, "rewrite %d", ++w->writes);
+        int n = snprintf((char *)buf + w->len, 32, "rewrite %d", atomic_load(&w->writes) + 1);
         FILE *f = fopen(tmp, "wb");
         if (!f)
             break;
         fwrite(buf, 1, w->len + (size_t)n, f);
         fclose(f);
         rename(tmp, w->path);
+        atomic_fetch_add(&w->writes, 1);
     }
+    atomic_store(&w->ended, true);
     free(buf);
     return NULL;
 }
@@ -391,14 +397,17 @@ static void test_index_changing(void)
     p.pool = pool;
     p.batch = 1;
     p.keep_bytes = 0; /* the work stage reads every file again */
-    struct rewriter w = { busy, jpeg, len, false, 0 };
+    struct rewriter w = { busy, jpeg, len, false, 0, false };
     pthread_t th;
     CHECK_EQ_INT(0, pthread_create(&th, NULL, rewrite_loop, &w));
+    /* rewriting before the crawl starts, however busy the box */
+    while (atomic_load(&w.writes) < 2 && !atomic_load(&w.ended))
+        sched_yield();
     struct crawl_stats st;
     CHECK_EQ_INT(SB_OK, crawl_index(cat, &p, &st, &err)); /* returns: the point of the test */
     atomic_store(&w.stop, true);
     pthread_join(th, NULL);
-    CHECK(w.writes > 0);
+    CHECK(atomic_load(&w.writes) > 1);
     struct catalog_status cs;
     CHECK_EQ_INT(SB_OK, catalog_status(cat, &cs, &err));
     for (int i = 0; i < cs.nstages; i++)
