@@ -11,6 +11,8 @@
 #include "../src/search/internal.h"
 
 #include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -593,6 +595,40 @@ static void test_near_cache(void)
     free(mask);
 }
 
+/* The VmFlags of the mapping that holds addr, from /proc/self/smaps ("" when not found). */
+static void vm_flags_of(const void *addr, char *out, size_t cap)
+{
+    out[0] = '\0';
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f)
+        return;
+    char line[512];
+    bool in = false;
+    uintptr_t a = (uintptr_t)addr;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+            in = a >= lo && a < hi;
+        else if (in && strncmp(line, "VmFlags:", 8) == 0) {
+            snprintf(out, cap, "%s", line + 8);
+            break;
+        }
+    }
+    fclose(f);
+}
+
+/* Transparent huge pages are on ("always" or "madvise"); false where the kernel lacks them. */
+static bool thp_enabled(void)
+{
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    char line[128] = "";
+    if (!f)
+        return false;
+    bool ok = fgets(line, sizeof(line), f) != NULL && strstr(line, "[never]") == NULL;
+    fclose(f);
+    return ok;
+}
+
 static void test_store(void)
 {
     const char *tmp = getenv("SHOEBOX_TMP");
@@ -636,6 +672,13 @@ static void test_store(void)
         search_row(m, 4, row);
         CHECK_NEAR(4.0, row[0], 0);
         CHECK(!vec_store_stale(s, cat));
+        /* the scan's part of the mapped file asks for huge pages (the fp16 rows do not need to) */
+        char flags[512];
+        vm_flags_of(m->codes, flags, sizeof(flags));
+        if (thp_enabled() && flags[0] && !strstr(flags, " hg")) {
+            fprintf(stderr, "codes mapping without MADV_HUGEPAGE: VmFlags:%s", flags);
+            CHECK(false);
+        }
     }
     /* the present mask: cached while the present set stands still, refreshed when it moves */
     if (s) {

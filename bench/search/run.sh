@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# bench/search: the 6-bit kernels alone (ns per row from cache and from memory); the vector scan
+# bench/search: the floor (merely reading the 1M-row codes' bytes, bench_stream); the 6-bit
+# kernels alone (ns per row from cache and from memory, 4 KiB and 2 MiB pages); the vector scan
 # at 100k and 1M 512-d vectors (fp16, and 6-bit codes + exact fp16 rescoring; isotropic
 # Gaussian data and CLIP-like clustered data), against numpy doing rclip's scan in the same
 # run; then `shoebox search "text"` end to end from a cold process on a 100k-photo catalog,
@@ -21,6 +22,10 @@ cc -O2 -I"$root/include" "$here/bench_search.c" -o "$work/bench_search" \
     $( [ -e /usr/lib/x86_64-linux-gnu/libdnnl.so ] && echo -ldnnl ) -lm -lpthread
 cc -O2 -I"$root/include" "$here/bench_dot6.c" -o "$work/bench_dot6" "$build/libsb_search.a" \
     "$build/libsb_base.a" -lm -lpthread
+cc -O2 "$here/bench_stream.c" -o "$work/bench_stream" -lpthread
+
+echo "== the floor: reading 378 MiB (the 1M-row codes), AVX-512 loads and adds only =="
+"$work/bench_stream" 378 "$threads" 9
 
 echo "== pass-1 kernels alone, one thread =="
 "$work/bench_dot6"
@@ -43,6 +48,8 @@ if [ ! -f "$db" ]; then
     "$work/bench_search" 100000 512 1 --catalog "$db" "$model"
 fi
 "$build/shoebox" --db "$db" search "warm up the cache file" -n 1 >/dev/null 2>&1 || true
+# the scan on the store's matrix as the CLI and the server hold it (the cache file mapped)
+"$work/bench_search" 0 0 "$threads" --store "$db"
 times=()
 for i in $(seq 1 9); do
     t0=$(date +%s%N)
