@@ -664,7 +664,8 @@ static void rescore_slots(void *arg, size_t pb, size_t pe, int worker)
                 sl->cands[nc++] = sl->cands[i];
         sl->ncands = nc;
         sl->n = 0;
-        qsort(sl->cands, nc, sizeof(*sl->cands), higher_upper_first);
+        if (nc > 1) /* cands is NULL when a slot kept none */
+            qsort(sl->cands, nc, sizeof(*sl->cands), higher_upper_first);
         for (size_t i = 0; i < nc; i++) {
             if (sl->n == s->k && sl->cands[i].upper < sl->heap[0].score)
                 break;
