@@ -11,6 +11,8 @@
 #include "../src/search/internal.h"
 
 #include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,8 +271,84 @@ static void test_topk_each_kernel(struct sb_pool *pool)
     unsetenv("SHOEBOX_SEARCH_KERNEL");
 }
 
+/* Rescoring goes by upper bound, highest first, and stops below the k-th exact score so far.
+ * Decoys with loose bounds (noise in the dimensions the query ignores) and scores one fp16 step
+ * (1e-6) below the two true hits are rescored first and fill the heap; the true hits, whose
+ * bounds are tight (2.1e-6, from a 2e-6 their codes round away, wide enough to let the decoys
+ * past tau), come last and must still be read: a stop off by 4e-6 would return the decoys. */
+static void test_rescore_order(struct sb_pool *pool)
+{
+    enum { DIM = 64, NDECOY = 40, N = NDECOY + 2 };
+    const float t = 1.0f / 1024 + 4.0f / 1048576, delta = 1.0f / 1048576; /* fp16 exact */
+    uint16_t *data = calloc((size_t)N * DIM, 2);
+    int64_t ids[N];
+    uint8_t *codes = malloc(N * search_code_bytes(DIM));
+    float scales[N], resid[N], cnorm[N], q[DIM] = { 1.0f };
+    for (int r = 0; r < N; r++) {
+        bool hit = r == 7 || r == N - 1;
+        ids[r] = 10 + r;
+        data[(size_t)r * DIM] = search_f32_to_f16(hit ? t : t - delta);
+        for (int j = 1; j < DIM; j++)
+            data[(size_t)r * DIM + j] = search_f32_to_f16(hit ? (j == 1   ? t
+                                                                 : j == 2 ? 2e-6f
+                                                                          : 0.0f)
+                                                              : (float)(0.3 * rnd()));
+    }
+    struct vec_matrix m = { .data = data, .ids = ids, .n = N, .dim = DIM };
+    search_quantize(&m, codes, scales, resid, cnorm);
+    m.codes = codes;
+    m.scales = scales;
+    m.resid = resid;
+    m.cnorm = cnorm;
+    for (int with_pool = 0; with_pool < 2; with_pool++) {
+        struct search_hit h[2];
+        size_t nh = 0;
+        CHECK_EQ_INT(SB_OK,
+                     search_topk(&m, q, NULL, -1.0f, 2, with_pool ? pool : NULL, h, &nh, NULL));
+        CHECK_EQ_INT(2, nh);
+        CHECK(nh == 2 && h[0].photo_id == 10 + 7 && h[1].photo_id == 10 + N - 1);
+        CHECK(nh == 2 && h[0].score == t && h[1].score == t);
+    }
+    free(codes);
+    free(data);
+}
+
+/* The bound at equality: a row whose whole quantisation error (half a code step) lies along
+ * the query, so |q.(v - v')| = ||q|| resid exactly, against a row with exact codes scoring
+ * 1/2048 of a step (5e-7) below it. A bound 1% short (the slack is 0.6% of this one) rules the
+ * first row out in pass 1 and returns the second. */
+static void test_bound_tight(struct sb_pool *pool)
+{
+    enum { DIM = 64, N = 2 };
+    const float step = 1.0f / 1024; /* row 0: scale = (31/1024) / 31 */
+    uint16_t data[N * DIM] = { 0 };
+    int64_t ids[N] = { 3, 4 };
+    uint8_t codes[N * 48];
+    float scales[N], resid[N], cnorm[N], q[DIM] = { 1.0f };
+    for (int order = 0; order < 2; order++) { /* the true hit scanned first, then second */
+        int hit = order, other = 1 - order;
+        memset(data, 0, sizeof(data));
+        data[hit * DIM] = search_f32_to_f16(0.5f * step); /* codes round it to 0 */
+        data[hit * DIM + 1] = search_f32_to_f16(31.0f * step);
+        data[other * DIM] = search_f32_to_f16((0.5f - 1.0f / 2048) * step); /* exact codes */
+        struct vec_matrix m = { .data = data, .ids = ids, .n = N, .dim = DIM };
+        search_quantize(&m, codes, scales, resid, cnorm);
+        CHECK(resid[hit] >= 0.5f * step && resid[hit] < 0.5001f * step);
+        m.codes = codes;
+        m.scales = scales;
+        m.resid = resid;
+        m.cnorm = cnorm;
+        struct search_hit h[1];
+        size_t nh = 0;
+        CHECK_EQ_INT(SB_OK, search_topk(&m, q, NULL, -1.0f, 1, pool, h, &nh, NULL));
+        CHECK(nh == 1 && h[0].photo_id == ids[hit] && h[0].score == 0.5f * step);
+    }
+}
+
 static void test_topk(struct sb_pool *pool)
 {
+    test_bound_tight(pool);
+    test_rescore_order(pool);
     test_dot6_kernels();
     test_topk_each_kernel(pool);
     /* adversarial for the bound: scores within 1e-3 of each other, many rescored */
@@ -593,6 +671,40 @@ static void test_near_cache(void)
     free(mask);
 }
 
+/* The VmFlags of the mapping that holds addr, from /proc/self/smaps ("" when not found). */
+static void vm_flags_of(const void *addr, char *out, size_t cap)
+{
+    out[0] = '\0';
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f)
+        return;
+    char line[512];
+    bool in = false;
+    uintptr_t a = (uintptr_t)addr;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+            in = a >= lo && a < hi;
+        else if (in && strncmp(line, "VmFlags:", 8) == 0) {
+            snprintf(out, cap, "%s", line + 8);
+            break;
+        }
+    }
+    fclose(f);
+}
+
+/* Transparent huge pages are on ("always" or "madvise"); false where the kernel lacks them. */
+static bool thp_enabled(void)
+{
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    char line[128] = "";
+    if (!f)
+        return false;
+    bool ok = fgets(line, sizeof(line), f) != NULL && strstr(line, "[never]") == NULL;
+    fclose(f);
+    return ok;
+}
+
 static void test_store(void)
 {
     const char *tmp = getenv("SHOEBOX_TMP");
@@ -636,6 +748,13 @@ static void test_store(void)
         search_row(m, 4, row);
         CHECK_NEAR(4.0, row[0], 0);
         CHECK(!vec_store_stale(s, cat));
+        /* the scan's part of the mapped file asks for huge pages (the fp16 rows do not need to) */
+        char flags[512];
+        vm_flags_of(m->codes, flags, sizeof(flags));
+        if (thp_enabled() && flags[0] && !strstr(flags, " hg")) {
+            fprintf(stderr, "codes mapping without MADV_HUGEPAGE: VmFlags:%s", flags);
+            CHECK(false);
+        }
     }
     /* the present mask: cached while the present set stands still, refreshed when it moves */
     if (s) {

@@ -6,7 +6,12 @@
  * a shared mean direction plus one of 1000 cluster centres plus noise (unrelated photos at
  * cosine ~0.5, same-cluster ~0.75), queried by vectors near a cluster (top scores ~0.3-0.4
  * above a bulk at ~0.15, like text queries).
- * Usage: bench_search N [D] [THREADS] [--clustered | --catalog DB MODEL_DIR] */
+ * The codes and their per-row terms are held in 2 MiB pages (transparent huge pages, madvise),
+ * as the kernel maps the store's cache file (store.c); SHOEBOX_BENCH_PAGES=4k holds them in
+ * 4 KiB pages instead. The line says how much of the process sat in huge pages.
+ * With --store DB it times the scan on the matrix of that catalog's vector store, opened (and
+ * mapped from its cache file) as the CLI and the web server open it; N and D are ignored.
+ * Usage: bench_search N [D] [THREADS] [--clustered | --catalog DB MODEL_DIR | --store DB] */
 #include "shoebox/catalog.h"
 #include "shoebox/err.h"
 #include "shoebox/model.h"
@@ -19,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 static uint64_t state = 0x9E3779B97F4A7C15ull;
@@ -68,6 +74,33 @@ static double cpu_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* len bytes of anonymous memory in huge pages (or 4 KiB pages when huge is false) */
+static void *alloc_pages(size_t len, bool huge)
+{
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    madvise(p, len, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+    return p;
+}
+
+/* the process's memory in transparent huge pages (anonymous and file-backed), MiB */
+static double huge_mib(void)
+{
+    FILE *f = fopen("/proc/self/smaps_rollup", "r");
+    char line[256];
+    double kb = 0;
+    while (f && fgets(line, sizeof(line), f)) {
+        long v;
+        if (sscanf(line, "AnonHugePages: %ld", &v) == 1 ||
+            sscanf(line, "FilePmdMapped: %ld", &v) == 1)
+            kb += (double)v;
+    }
+    if (f)
+        fclose(f);
+    return kb / 1024.0;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -131,6 +164,54 @@ static int fill_catalog(const char *path, const char *model_dir, size_t n, int d
     return rc;
 }
 
+/* The scan on the store of catalog db, with random unit queries. */
+static int bench_store(const char *db, int threads)
+{
+    struct catalog *cat = NULL;
+    struct vec_store *vs = NULL;
+    struct sb_err err;
+    char model[256], dir[4096];
+    if (catalog_open(db, true, &cat, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    search_cache_dir(db, dir, sizeof(dir));
+    if (catalog_setting_get(cat, "model_name", model, sizeof(model), &err) ||
+        vec_store_open(cat, model, dir, &vs, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        catalog_close(cat);
+        return 1;
+    }
+    const struct vec_matrix *m = vec_store_matrix(vs);
+    struct sb_pool *pool = NULL;
+    if (threads > 1)
+        sb_pool_new(threads - 1, &pool, NULL);
+    enum { Q = 60, K = 20 };
+    double t[Q], cpu[Q];
+    struct search_hit hits[K];
+    float *v = malloc((size_t)m->dim * sizeof(float));
+    for (int q = 0; q < Q + 3; q++) {
+        unit(v, m->dim);
+        size_t nh;
+        double t0 = sb_now(), c0 = cpu_now();
+        search_topk(m, v, NULL, -1.0f, K, pool, hits, &nh, NULL);
+        if (q >= 3) {
+            t[q - 3] = (sb_now() - t0) * 1e3;
+            cpu[q - 3] = (cpu_now() - c0) * 1e3;
+        }
+    }
+    qsort(t, Q, sizeof(double), cmp_double);
+    qsort(cpu, Q, sizeof(double), cmp_double);
+    printf("%8zu x %d store (cache file mapped) %d threads: p50 %7.2f ms  p99 %7.2f ms  cpu p50 "
+           "%7.2f ms  %.0f MiB in huge pages\n",
+           m->n, m->dim, threads, t[Q / 2], t[Q * 99 / 100], cpu[Q / 2], huge_mib());
+    free(v);
+    sb_pool_free(pool);
+    vec_store_close(vs);
+    catalog_close(cat);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -142,6 +223,8 @@ int main(int argc, char **argv)
     int threads = argc > 3 ? atoi(argv[3]) : 2;
     if (argc > 6 && strcmp(argv[4], "--catalog") == 0)
         return fill_catalog(argv[5], argv[6], n, d);
+    if (argc > 5 && strcmp(argv[4], "--store") == 0)
+        return bench_store(argv[5], threads);
     bool clustered = argc > 4 && strcmp(argv[4], "--clustered") == 0;
     enum { NC = 1000 };
     float *mu = malloc((size_t)d * sizeof(float)), *g = malloc((size_t)d * sizeof(float));
@@ -162,9 +245,16 @@ int main(int argc, char **argv)
         ids[r] = (int64_t)r + 1;
     }
     struct vec_matrix m = { .data = data, .ids = ids, .n = n, .dim = d };
-    uint8_t *codes = malloc(n * search_code_bytes(d));
-    float *scales = malloc(n * sizeof(float)), *resid = malloc(n * sizeof(float));
-    float *cnorm = malloc(n * sizeof(float));
+    const char *pages = getenv("SHOEBOX_BENCH_PAGES");
+    bool huge = !pages || strcmp(pages, "4k") != 0;
+    uint8_t *codes = alloc_pages(n * search_code_bytes(d), huge);
+    float *scales = alloc_pages(n * sizeof(float), huge),
+          *resid = alloc_pages(n * sizeof(float), huge);
+    float *cnorm = alloc_pages(n * sizeof(float), huge);
+    if (!codes || !scales || !resid || !cnorm) {
+        fprintf(stderr, "bench_search: out of memory\n");
+        return 1;
+    }
     search_quantize(&m, codes, scales, resid, cnorm);
     struct sb_pool *pool = NULL;
     if (threads > 1)
@@ -199,15 +289,18 @@ int main(int argc, char **argv)
         double bytes =
             mode ? (double)n * ((double)search_code_bytes(d) + 12) : (double)n * (d * 2 + 8);
         printf("%8zu x %d %-9s %-20s %d threads: p50 %7.2f ms  p99 %7.2f ms  cpu p50 %7.2f ms  "
-               "scanned %5.0f MiB (%.1f GB/s)\n",
+               "scanned %5.0f MiB (%.1f GB/s)",
                n, d, clustered ? "clustered" : "gaussian", mode ? "6-bit + fp16 rescore" : "fp16",
                threads, t[Q / 2], t[Q * 99 / 100], cpu[Q / 2], bytes / 1048576.0,
                bytes / (t[Q / 2] * 1e-3) / 1e9);
+        if (mode)
+            printf("  %s pages, %.0f MiB in huge pages", huge ? "2 MiB" : "4 KiB", huge_mib());
+        printf("\n");
     }
-    free(codes);
-    free(scales);
-    free(resid);
-    free(cnorm);
+    munmap(codes, n * search_code_bytes(d));
+    munmap(scales, n * sizeof(float));
+    munmap(resid, n * sizeof(float));
+    munmap(cnorm, n * sizeof(float));
     sb_pool_free(pool);
     free(data);
     free(ids);

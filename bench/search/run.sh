@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# bench/search: the 6-bit kernels alone (ns per row from cache and from memory); the vector scan
+# bench/search: the floor (merely reading the 1M-row codes' bytes, bench_stream); the 6-bit
+# kernels alone (ns per row from cache and from memory, 4 KiB and 2 MiB pages); the vector scan
 # at 100k and 1M 512-d vectors (fp16, and 6-bit codes + exact fp16 rescoring; isotropic
 # Gaussian data and CLIP-like clustered data), against numpy doing rclip's scan in the same
 # run; then `shoebox search "text"` end to end from a cold process on a 100k-photo catalog,
@@ -21,6 +22,10 @@ cc -O2 -I"$root/include" "$here/bench_search.c" -o "$work/bench_search" \
     $( [ -e /usr/lib/x86_64-linux-gnu/libdnnl.so ] && echo -ldnnl ) -lm -lpthread
 cc -O2 -I"$root/include" "$here/bench_dot6.c" -o "$work/bench_dot6" "$build/libsb_search.a" \
     "$build/libsb_base.a" -lm -lpthread
+cc -O2 "$here/bench_stream.c" -o "$work/bench_stream" -lpthread
+
+echo "== the floor: reading 378 MiB (the 1M-row codes), AVX-512 loads and adds only =="
+"$work/bench_stream" 378 "$threads" 9
 
 echo "== pass-1 kernels alone, one thread =="
 "$work/bench_dot6"
@@ -31,6 +36,10 @@ for n in ${SCAN_SIZES:-100000 1000000}; do
     "$work/bench_search" "$n" 512 "$threads" --clustered
     /usr/bin/python3 "$here/numpy_scan.py" "$n" 512
 done
+case " ${SCAN_SIZES:-100000 1000000} " in *" 1000000 "*)
+    echo "-- the 1M gaussian scan again, the codes in 4 KiB pages (what a plain malloc gets) --"
+    SHOEBOX_BENCH_PAGES=4k "$work/bench_search" 1000000 512 "$threads" | grep 6-bit ;;
+esac
 
 echo "== end to end: shoebox search \"text\" from a cold process, 100k photos =="
 # a full-size random ViT-B/32 (text tower included), as bench/embed makes it
@@ -43,6 +52,8 @@ if [ ! -f "$db" ]; then
     "$work/bench_search" 100000 512 1 --catalog "$db" "$model"
 fi
 "$build/shoebox" --db "$db" search "warm up the cache file" -n 1 >/dev/null 2>&1 || true
+# the scan on the store's matrix as the CLI and the server hold it (the cache file mapped)
+"$work/bench_search" 0 0 "$threads" --store "$db"
 times=()
 for i in $(seq 1 9); do
     t0=$(date +%s%N)

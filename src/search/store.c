@@ -169,6 +169,23 @@ static struct vec_store *store_new(void)
     return s;
 }
 
+/* The scan streams the codes and their per-row terms: asking for huge pages there lets the
+ * kernel read the file into 2 MiB page-cache folios and map each with one TLB entry (a 1M-row
+ * scan runs about a third faster than in 4 KiB pages, see bench/search). The fp16 rows are
+ * left alone: rescoring touches a few scattered rows, and a cold read should not pull 2 MiB
+ * around each. Only advice: ignored where transparent huge pages are off. */
+static void advise_huge(void *map, const struct layout *l)
+{
+#ifdef MADV_HUGEPAGE
+    long pg = sysconf(_SC_PAGESIZE);
+    size_t begin = pg > 0 ? l->scales / (size_t)pg * (size_t)pg : 0;
+    (void)madvise((char *)map + begin, l->data - begin, MADV_HUGEPAGE);
+#else
+    (void)map;
+    (void)l;
+#endif
+}
+
 static bool try_map(struct vec_store *s, const char *path, int dim)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -187,6 +204,7 @@ static bool try_map(struct vec_store *s, const char *path, int dim)
             ok = false;
         } else {
             const char *b = map;
+            advise_huge(map, &l);
             s->map = map;
             s->map_len = l.total;
             s->m.n = (size_t)h.count;
