@@ -14,6 +14,7 @@
 #include "shoebox/util.h"
 
 #include <libraw.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <turbojpeg.h>
@@ -134,6 +135,24 @@ static void count_data_error(void *user, const char *file, const int offset)
     (*(int *)user)++;
 }
 
+/* Out of memory or over the pixel limit: no other way to the pixels is tried. */
+static bool fatal(int rc)
+{
+    return rc == SB_ETOOBIG || rc == SB_ENOMEM;
+}
+
+/* A JPEG start marker in a raw whose header libjpeg reads, and its size in pixels. */
+struct preview {
+    size_t off;
+    int64_t area;
+};
+
+static int larger_first(const void *a, const void *b)
+{
+    int64_t x = ((const struct preview *)a)->area, y = ((const struct preview *)b)->area;
+    return (x < y) - (x > y);
+}
+
 /* The largest JPEG embedded in buf that decodes (headers of at most 64 candidate start
  * markers are read; the sensor data's lossless JPEG has no header libjpeg reads). */
 static int embedded_jpeg(const unsigned char *buf, size_t len, const char *name,
@@ -141,10 +160,7 @@ static int embedded_jpeg(const unsigned char *buf, size_t len, const char *name,
                          struct sb_err *err)
 {
     enum { MAX_CAND = 64 };
-    struct {
-        size_t off;
-        int64_t area;
-    } c[MAX_CAND];
+    struct preview c[MAX_CAND];
     int n = 0;
     tjhandle h = tjInitDecompress();
     if (!h)
@@ -166,21 +182,12 @@ static int embedded_jpeg(const unsigned char *buf, size_t len, const char *name,
         i++;
     }
     tjDestroy(h);
-    /* largest first; the first that decodes wins */
-    for (int a = 1; a < n; a++)
-        for (int b = a; b > 0 && c[b].area > c[b - 1].area; b--) {
-            size_t to = c[b].off;
-            int64_t ta = c[b].area;
-            c[b] = c[b - 1];
-            c[b - 1].off = to;
-            c[b - 1].area = ta;
-        }
-    int rc = SB_EFORMAT;
+    qsort(c, (size_t)n, sizeof(c[0]), larger_first); /* the first that decodes wins */
     for (int k = 0; k < n; k++) {
         struct image_info ti = { 0 };
         struct sb_err e2;
-        rc = img_decode_jpeg(buf + c[k].off, len - c[k].off, name, p, out, &ti, &e2);
-        if (rc == SB_OK || rc == SB_ETOOBIG || rc == SB_ENOMEM) {
+        int rc = img_decode_jpeg(buf + c[k].off, len - c[k].off, name, p, out, &ti, &e2);
+        if (rc == SB_OK || fatal(rc)) {
             if (rc)
                 *err = e2;
             return rc;
@@ -212,7 +219,7 @@ int img_decode_raw(const unsigned char *buf, size_t len, const char *name,
         libraw_close(lr);
         lr = NULL;
         rc = embedded_jpeg(buf, len, name, p, out, &perr);
-        if (rc == SB_ETOOBIG || rc == SB_ENOMEM) {
+        if (fatal(rc)) {
             *err = perr;
             return rc;
         }
@@ -244,7 +251,7 @@ int img_decode_raw(const unsigned char *buf, size_t len, const char *name,
         if (libraw_unpack_thumb(lr) == LIBRAW_SUCCESS)
             rc = from_thumb(lr, name, p, out, err);
     }
-    if (rc == SB_ETOOBIG || rc == SB_ENOMEM)
+    if (fatal(rc))
         goto out;
     if (rc) {
         data_errors = 0;
@@ -255,7 +262,7 @@ int img_decode_raw(const unsigned char *buf, size_t len, const char *name,
             rc = sb_fail(&rerr, SB_ECORRUPT, "decode '%s': raw data cut short or corrupt",
                          img_label(name));
         }
-        if (rc == SB_ETOOBIG || rc == SB_ENOMEM) {
+        if (fatal(rc)) {
             *err = rerr;
             goto out;
         }
@@ -264,12 +271,12 @@ int img_decode_raw(const unsigned char *buf, size_t len, const char *name,
         if (libraw_unpack_thumb(lr) == LIBRAW_SUCCESS)
             rc = from_thumb(lr, name, p, out, &perr);
     }
-    if (rc && rc != SB_ETOOBIG && rc != SB_ENOMEM) {
+    if (rc && !fatal(rc)) {
         rc = embedded_jpeg(buf, len, name, p, out, &perr);
-        if (rc && rc != SB_ETOOBIG && rc != SB_ENOMEM)
-            rc = raw_fail_both(rerr.code, &rerr, &perr, err);
-        else if (rc)
+        if (fatal(rc))
             *err = perr;
+        else if (rc)
+            rc = raw_fail_both(rerr.code, &rerr, &perr, err);
     }
     if (rc)
         goto out;
