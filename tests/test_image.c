@@ -1537,6 +1537,14 @@ static void test_raw_fallbacks(void)
     image_free(want);
     image_free(img);
     free(buf);
+    /* the preview over the pixel limit: that error, not a picture nor libraw's */
+    p.max_pixels = 1000000;
+    struct sb_err big = { 0 };
+    img = NULL;
+    CHECK_EQ_INT(SB_ETOOBIG,
+                 image_decode_file(path_of("Canon_EOS_R6_pruned.CR3"), &p, &img, NULL, &big));
+    CHECK(img == NULL && strstr(big.msg, "1620x1080 pixels is over the limit") != NULL);
+    p.max_pixels = image_decode_default_params().max_pixels;
 
     static const char *const stubs[] = { "exiftool_CanonM50_stub.cr3",
                                          "exiftool_NikonD70_stub.nef" };

@@ -267,17 +267,15 @@ int img_decode_raw(const unsigned char *buf, size_t len, const char *name,
             goto out;
         }
     }
-    if (rc && has_thumb && !thumb_tried) { /* a smaller picture beats none */
-        if (libraw_unpack_thumb(lr) == LIBRAW_SUCCESS)
-            rc = from_thumb(lr, name, p, out, &perr);
-    }
-    if (rc && !fatal(rc)) {
+    /* a smaller picture beats none */
+    if (rc && has_thumb && !thumb_tried && libraw_unpack_thumb(lr) == LIBRAW_SUCCESS)
+        rc = from_thumb(lr, name, p, out, &perr);
+    if (rc && !fatal(rc))
         rc = embedded_jpeg(buf, len, name, p, out, &perr);
-        if (fatal(rc))
-            *err = perr;
-        else if (rc)
-            rc = raw_fail_both(rerr.code, &rerr, &perr, err);
-    }
+    if (fatal(rc))
+        *err = perr; /* the preview's own limit or memory error */
+    else if (rc)
+        rc = raw_fail_both(rerr.code, &rerr, &perr, err);
     if (rc)
         goto out;
     info->orientation = flip_to_orientation(flip);
