@@ -9,6 +9,7 @@
 #include "shoebox/model.h"
 #include "shoebox/util.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 
 static inline int index_model_size(void *user, int w, int h, int *ow, int *oh, enum image_filter *f)
@@ -38,6 +39,33 @@ static inline int index_input(const struct clip_model *m, const char *path, int 
     free(t[1].jpeg);
     free(buf);
     return rc ? -1 : planar;
+}
+
+/* The embedding of the photo at path into out: its model input as index_input() makes it when
+ * index (then *nplanar counts the ones made from JPEG planes), else decoded to upright RGB
+ * covering min_short; clip_preprocess() into px (3 x S x S floats), the image tower. */
+static inline int file_embedding(const struct clip_model *m, struct clip_ctx *ctx, const char *path,
+                                 int min_short, bool index, int *nplanar, float *px, float *out,
+                                 struct sb_err *err)
+{
+    struct image *img = NULL;
+    int rc;
+    if (index) {
+        int planar = index_input(m, path, min_short, &img, err);
+        *nplanar += planar > 0;
+        rc = planar < 0 ? SB_EIO : SB_OK;
+    } else {
+        struct image_decode_params dp = image_decode_default_params();
+        dp.min_short = min_short;
+        dp.apply_orientation = 1;
+        rc = image_decode_file(path, &dp, &img, NULL, err);
+    }
+    if (!rc)
+        rc = clip_preprocess(m, img, px, err);
+    if (!rc)
+        rc = clip_embed_images(ctx, px, 1, out, err);
+    image_free(img);
+    return rc;
 }
 
 #endif

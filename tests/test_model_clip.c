@@ -171,24 +171,10 @@ static void check_files(const struct clip_model *m, struct clip_ctx *ctx, const 
         char path[1024];
         const char *file = cJSON_GetObjectItem(c, "file")->valuestring;
         model_path(path, sizeof(path), name, file);
-        struct image *img = NULL;
         struct sb_err err = { 0 };
-        int rc;
-        if (how == FILE_INDEX) {
-            int planar = index_input(m, path, min_short, &img, &err);
-            nplanar += planar > 0;
-            rc = planar < 0 ? SB_EIO : SB_OK;
-        } else {
-            struct image_decode_params dp = image_decode_default_params();
-            dp.min_short = min_short;
-            dp.apply_orientation = 1;
-            rc = image_decode_file(path, &dp, &img, NULL, &err);
-        }
+        int rc =
+            file_embedding(m, ctx, path, min_short, how == FILE_INDEX, &nplanar, px, out, &err);
         nfiles++;
-        if (!rc)
-            rc = clip_preprocess(m, img, px, &err);
-        if (!rc)
-            rc = clip_embed_images(ctx, px, 1, out, &err);
         CHECK_EQ_INT(SB_OK, rc);
         if (rc)
             fprintf(stderr, "%s: %s\n", file, err.msg);
@@ -196,7 +182,6 @@ static void check_files(const struct clip_model *m, struct clip_ctx *ctx, const 
         snprintf(what, sizeof(what), "%s %s %s", name, how_name[how], file + 10);
         if (!rc)
             CHECK(compare(what, out, cJSON_GetObjectItem(c, "embedding"), D) >= want);
-        image_free(img);
     }
     if (how == FILE_INDEX) /* every JPEG (all but one PNG) took the planes path */
         CHECK(nfiles == 0 || nplanar == nfiles - 1);

@@ -316,30 +316,17 @@ static void check_model(const char *name, enum clip_precision precision)
         {
             const char *file = cJSON_GetObjectItem(c, "file")->valuestring;
             path_of(path, sizeof(path), name, file);
-            struct image_decode_params dp = image_decode_default_params();
-            dp.apply_orientation = 1;
-            struct image *img = NULL;
-            if (how) {
-                int min_short = 0;
+            int min_short = 0; /* full size, or the indexer's decode */
+            if (how)
                 clip_model_min_decode(m, &min_short);
-                int planar = index_input(m, path, min_short, &img, &err);
-                nplanar += planar > 0;
-                rc = planar < 0 ? SB_EIO : SB_OK;
-            } else {
-                rc = image_decode_file(path, &dp, &img, NULL, &err);
-            }
+            rc = file_embedding(m, ctx, path, min_short, how, &nplanar, px, out, &err);
             nfiles++;
-            if (!rc)
-                rc = clip_preprocess(m, img, px, &err);
-            if (!rc)
-                rc = clip_embed_images(ctx, px, 1, out, &err);
             CHECK_EQ_INT(SB_OK, rc);
             char what[96];
             snprintf(what, sizeof(what), "%s %s %s", name, how ? "index" : "file",
                      strrchr(file, '/') + 1);
             if (!rc)
                 CHECK(compare(what, out, cJSON_GetObjectItem(c, "embedding"), D) >= 0.999);
-            image_free(img);
         }
         if (how) /* every JPEG (all but one PNG) took the planes path */
             CHECK(nfiles == 0 || nplanar == nfiles - 1);
