@@ -723,6 +723,31 @@ static int check_planar(const char *what, const unsigned char *buf, size_t len, 
     return 1;
 }
 
+static const int samplings[] = { TJSAMP_444, TJSAMP_422, TJSAMP_420, TJSAMP_440 };
+
+/* Landscape_1.jpg decoded at 450x300 and encoded here with chroma sampling samp (TJSAMP_*) at
+ * quality q: a JPEG the caller frees with tjFree(), NULL (a failed check) when that failed. */
+static unsigned char *sampled_fixture(int samp, int q, unsigned long *len)
+{
+    struct image_decode_params p = image_decode_default_params();
+    p.min_long = 450;
+    struct image *src = load("Landscape_1.jpg", &p, NULL, NULL);
+    CHECK(src && src->w == 450);
+    tjhandle ch = tjInitCompress();
+    unsigned char *jpeg = NULL;
+    *len = 0;
+    if (src && ch &&
+        tjCompress2(ch, src->px, src->w, 0, src->h, TJPF_RGB, &jpeg, len, samp, q, 0)) {
+        tjFree(jpeg);
+        jpeg = NULL;
+    }
+    CHECK(jpeg != NULL);
+    if (ch)
+        tjDestroy(ch);
+    image_free(src);
+    return jpeg;
+}
+
 /* image_jpeg_thumbnails (the crawler's JPEG path): against the RGB path on every JPEG fixture
  * (the 8 orientations, progressive, arithmetic-coded, broken and truncated files: the same
  * outcome), on each chroma sampling, and on files it leaves to the RGB path. */
@@ -780,34 +805,23 @@ static void test_jpeg_planar_thumbs(void)
     CHECK(nfail >= 2); /* truncated ones fail as on the RGB path */
 
     /* each chroma sampling, from a 450x300 RGB picture encoded here */
-    struct image_decode_params p = image_decode_default_params();
-    p.min_long = 450;
-    struct image *src = load("Landscape_1.jpg", &p, NULL, NULL);
-    CHECK(src && src->w == 450);
-    static const int samps[] = { TJSAMP_444, TJSAMP_422, TJSAMP_420, TJSAMP_440 };
-    tjhandle ch = tjInitCompress();
-    for (size_t i = 0; i < sizeof(samps) / sizeof(samps[0]) && src && ch; i++) {
-        unsigned char *jpeg = NULL;
+    for (size_t i = 0; i < sizeof(samplings) / sizeof(samplings[0]); i++) {
         unsigned long jlen = 0;
-        CHECK_EQ_INT(0, tjCompress2(ch, src->px, src->w, 0, src->h, TJPF_RGB, &jpeg, &jlen,
-                                    samps[i], 95, 0));
+        unsigned char *jpeg = sampled_fixture(samplings[i], 95, &jlen);
         char what[32];
-        snprintf(what, sizeof(what), "sampling %d", samps[i]);
-        CHECK_EQ_INT(1, check_planar(what, jpeg, jlen, 200, 64, 1.0));
-        CHECK_EQ_INT(1, check_planar(what, jpeg, jlen, 1024, 256, 1.0)); /* no reduction */
+        snprintf(what, sizeof(what), "sampling %d", samplings[i]);
+        if (jpeg) {
+            CHECK_EQ_INT(1, check_planar(what, jpeg, jlen, 200, 64, 1.0));
+            CHECK_EQ_INT(1, check_planar(what, jpeg, jlen, 1024, 256, 1.0)); /* no reduction */
+        }
         tjFree(jpeg);
     }
     /* grayscale and CMYK JPEGs, other formats, garbage: left to the RGB path */
-    if (src && ch) {
-        unsigned char *jpeg = NULL;
-        unsigned long jlen = 0;
-        CHECK_EQ_INT(0, tjCompress2(ch, src->px, src->w, 0, src->h, TJPF_RGB, &jpeg, &jlen,
-                                    TJSAMP_GRAY, 90, 0));
-        CHECK_EQ_INT(0, check_planar("gray", jpeg, jlen, 200, 64, 0));
-        tjFree(jpeg);
-    }
-    if (ch)
-        tjDestroy(ch);
+    unsigned long glen = 0;
+    unsigned char *gray = sampled_fixture(TJSAMP_GRAY, 90, &glen);
+    if (gray)
+        CHECK_EQ_INT(0, check_planar("gray", gray, glen, 200, 64, 0));
+    tjFree(gray);
     static const char *const others[] = { "cmyk_adobe.jpg", "cmyk_synthetic.jpg",
                                           "orient_upright.png", "lossy_vp8_hopper.webp" };
     for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
@@ -834,7 +848,6 @@ static void test_jpeg_planar_thumbs(void)
     CHECK_EQ_INT(SB_EINVAL,
                  image_jpeg_thumbnails(buf, len, "x.jpg", 1u << 30, 85, t, 2, &planar, NULL, NULL));
     free(buf);
-    image_free(src);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1017,37 +1030,26 @@ static void test_jpeg_planar_model(void)
     CHECK(nsame_thumbs >= 2);
     /* each chroma sampling of a 450x300 picture, reduced (the indexer's case), with bilinear
      * and Lanczos too */
-    struct image_decode_params p = image_decode_default_params();
-    p.min_long = 450;
-    struct image *src = load("Landscape_1.jpg", &p, NULL, NULL);
-    CHECK(src && src->w == 450);
-    static const int samps[] = { TJSAMP_444, TJSAMP_422, TJSAMP_420, TJSAMP_440 };
-    tjhandle ch = tjInitCompress();
-    for (size_t i = 0; i < sizeof(samps) / sizeof(samps[0]) && src && ch; i++) {
-        unsigned char *jpeg = NULL;
+    for (size_t i = 0; i < sizeof(samplings) / sizeof(samplings[0]); i++) {
         unsigned long jlen = 0;
-        CHECK_EQ_INT(0, tjCompress2(ch, src->px, src->w, 0, src->h, TJPF_RGB, &jpeg, &jlen,
-                                    samps[i], 95, 0));
+        unsigned char *jpeg = sampled_fixture(samplings[i], 95, &jlen);
         char what[32];
-        snprintf(what, sizeof(what), "sampling %d", samps[i]);
-        CHECK_EQ_INT(1, check_model(what, jpeg, jlen, 200, clip224, true));
-        struct model_geo g = { 97, 0, IMAGE_FILTER_BILINEAR };
-        CHECK_EQ_INT(1, check_model(what, jpeg, jlen, 0, g, true));
-        g = (struct model_geo){ 61, 1, IMAGE_FILTER_LANCZOS };
-        CHECK_EQ_INT(1, check_model(what, jpeg, jlen, 0, g, true));
+        snprintf(what, sizeof(what), "sampling %d", samplings[i]);
+        if (jpeg) {
+            CHECK_EQ_INT(1, check_model(what, jpeg, jlen, 200, clip224, true));
+            struct model_geo g = { 97, 0, IMAGE_FILTER_BILINEAR };
+            CHECK_EQ_INT(1, check_model(what, jpeg, jlen, 0, g, true));
+            g = (struct model_geo){ 61, 1, IMAGE_FILTER_LANCZOS };
+            CHECK_EQ_INT(1, check_model(what, jpeg, jlen, 0, g, true));
+        }
         tjFree(jpeg);
     }
     /* greyscale and CMYK JPEGs, other formats, garbage: the RGB path */
-    if (src && ch) {
-        unsigned char *jpeg = NULL;
-        unsigned long jlen = 0;
-        CHECK_EQ_INT(0, tjCompress2(ch, src->px, src->w, 0, src->h, TJPF_RGB, &jpeg, &jlen,
-                                    TJSAMP_GRAY, 90, 0));
-        CHECK_EQ_INT(0, check_model("gray", jpeg, jlen, 200, clip224, false));
-        tjFree(jpeg);
-    }
-    if (ch)
-        tjDestroy(ch);
+    unsigned long glen = 0;
+    unsigned char *gray = sampled_fixture(TJSAMP_GRAY, 90, &glen);
+    if (gray)
+        CHECK_EQ_INT(0, check_model("gray", gray, glen, 200, clip224, false));
+    tjFree(gray);
     static const char *const others[] = { "cmyk_adobe.jpg", "cmyk_synthetic.jpg",
                                           "orient_upright.png", "lossy_vp8_hopper.webp" };
     for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
@@ -1102,7 +1104,6 @@ static void test_jpeg_planar_model(void)
     CHECK_EQ_INT(SB_EINVAL, image_jpeg_planes(buf, len, "x.jpg", 1u << 30, 85, t, 1, &mi, &got,
                                               &planar, NULL, NULL));
     free(buf);
-    image_free(src);
 }
 
 static void test_thumbnail_encode(void)
