@@ -9,7 +9,6 @@ thumbnails of 1024 and 256 px saved as JPEG quality 85) plus the model preproces
 from that same decode, then the tower.
 usage: pipeline_torch.py MODEL_DIR FOLDER fp32|bf16 [OUTDIR]
   -> prints "<photos> <seconds> <photos/s> <CPU seconds>" (weights loaded before the clock) """
-import io
 import json
 import os
 import sys
@@ -24,7 +23,7 @@ sys.path.insert(0, here)
 sys.path.insert(0, os.path.join(here, "..", "index"))
 import torch_clip  # noqa: E402
 import ref_clip  # noqa: E402  (tools/, put on the path by torch_clip)
-from pil_baseline import digest_of  # noqa: E402  (xxh3-128 as shoebox)
+from pil_baseline import thumbnails  # noqa: E402  (the same work as bench/index)
 
 
 def preprocess(path, size, mean, std):
@@ -35,22 +34,8 @@ def preprocess(path, size, mean, std):
 
 
 def same_work(path, outdir, size, mean, std):
-    """pil_baseline.work's steps, then the model input from the same decode."""
-    with open(path, "rb") as f:
-        data = f.read()
-    digest = digest_of(data)
-    im = Image.open(io.BytesIO(data))
-    exif = im.getexif()
-    _ = (exif.get(0x010F), exif.get(0x0110), exif.get_ifd(0x8769).get(0x9003), exif.get(0x0112))
-    im.draft("RGB", (1024, 1024))
-    im = ImageOps.exif_transpose(im).convert("RGB")
-    big = im.copy()
-    big.thumbnail((1024, 1024), Image.BICUBIC)
-    big.save(os.path.join(outdir, digest + "-1024.jpg"), quality=85)
-    small = big.copy()
-    small.thumbnail((256, 256), Image.BICUBIC)
-    small.save(os.path.join(outdir, digest + "-256.jpg"), quality=85)
-    return model_input(im, size, mean, std)
+    """pil_baseline's steps, then the model input from the same decode."""
+    return model_input(thumbnails(path, outdir), size, mean, std)
 
 
 def model_input(im, size, mean, std):

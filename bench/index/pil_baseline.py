@@ -27,8 +27,9 @@ except ImportError:
         return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def work(args):
-    path, outdir = args
+def thumbnails(path, outdir):
+    """Read, hash, EXIF, the draft decode turned upright, both thumbnails saved; returns that
+    decode (bench/embed/pipeline_torch.py makes its model input from it too)."""
     with open(path, "rb") as f:
         data = f.read()
     digest = digest_of(data)
@@ -44,6 +45,11 @@ def work(args):
     small = big.copy()
     small.thumbnail((256, 256), Image.BICUBIC)
     small.save(os.path.join(outdir, digest + "-256.jpg"), quality=85)
+    return im
+
+
+def work(args):
+    thumbnails(*args)
     return 1
 
 
