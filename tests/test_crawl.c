@@ -155,6 +155,16 @@ static bool stop_cb(void *user)
     return ++s->calls > s->stop_after;
 }
 
+/* The crawl's defaults over the one folder *root (which must outlive them), on pool. */
+static struct crawl_params params_over(const char *const *root, struct sb_pool *pool)
+{
+    struct crawl_params p = crawl_default_params();
+    p.roots = root;
+    p.nroots = 1;
+    p.pool = pool;
+    return p;
+}
+
 static void test_index_resume(void)
 {
     const char *data = getenv("SHOEBOX_TESTDATA");
@@ -184,11 +194,8 @@ static void test_index_resume(void)
         return;
     struct sb_pool *pool = NULL;
     CHECK_EQ_INT(SB_OK, sb_pool_new(2, &pool, &err));
-    struct crawl_params p = crawl_default_params();
-    const char *roots[] = { lib };
-    p.roots = roots;
-    p.nroots = 1;
-    p.pool = pool;
+    const char *root = lib;
+    struct crawl_params p = params_over(&root, pool);
     p.batch = 2;
     /* stop early: the run reports it was canceled and keeps what it finished */
     struct stopper s = { 0, 3 };
@@ -215,7 +222,7 @@ static void test_index_resume(void)
     CHECK_EQ_INT(0, st.hashed + st.processed);
     /* a root that does not exist is an error, not an empty library */
     snprintf(to, sizeof(to), "%s/nope", tmpdir);
-    roots[0] = to;
+    root = to; /* p.roots points at it */
     CHECK_EQ_INT(SB_ENOENT, crawl_index(cat, &p, &st, &err));
     CHECK_EQ_INT(SB_OK, catalog_status(cat, &cs, &err));
     CHECK_EQ_INT(0, cs.missing);
@@ -272,11 +279,8 @@ static void test_index_grown(void)
         return;
     struct sb_pool *pool = NULL;
     CHECK_EQ_INT(SB_OK, sb_pool_new(1, &pool, &err));
-    struct crawl_params p = crawl_default_params();
-    const char *roots[] = { lib };
-    p.roots = roots;
-    p.nroots = 1;
-    p.pool = pool;
+    const char *root = lib;
+    struct crawl_params p = params_over(&root, pool);
     p.batch = 2;
     struct grower g = { lib, N, 0 };
     struct sb_progress prog = { grow_cb, NULL, &g };
@@ -390,11 +394,8 @@ static void test_index_changing(void)
     CHECK_EQ_INT(SB_OK, sb_pool_new(2, &pool, &err));
     if (!cat || !pool)
         return;
-    struct crawl_params p = crawl_default_params();
-    const char *roots[] = { lib };
-    p.roots = roots;
-    p.nroots = 1;
-    p.pool = pool;
+    const char *root = lib;
+    struct crawl_params p = params_over(&root, pool);
     p.batch = 1;
     p.keep_bytes = 0; /* the work stage reads every file again */
     struct rewriter w = { busy, jpeg, len, false, 0, false };
@@ -517,10 +518,8 @@ static void test_plugin(void)
         return;
     struct width_plugin wp = { 0, 0, 0 };
     struct crawl_plugin pl = { "width", true, 100, 0, &wp, wp_run, wp_store, wp_free, NULL };
-    struct crawl_params p = crawl_default_params();
-    const char *roots[] = { lib };
-    p.roots = roots;
-    p.nroots = 1;
+    const char *root = lib;
+    struct crawl_params p = params_over(&root, NULL);
     p.plugins = &pl;
     p.nplugins = 1;
     struct crawl_stats st;
@@ -647,10 +646,8 @@ static void test_embed_planes(void)
         return;
     struct rec_embedder r = { 0 };
     struct crawl_embedder e = { "rec-a", 2, 16, 2, 4, &r, rec_pre, rec_size, rec_embed };
-    struct crawl_params p = crawl_default_params();
-    const char *roots[] = { lib };
-    p.roots = roots;
-    p.nroots = 1;
+    const char *root = lib;
+    struct crawl_params p = params_over(&root, NULL);
     p.embedder = &e;
     struct crawl_stats st;
     CHECK_EQ_INT(SB_OK, crawl_index(cat, &p, &st, &err));
