@@ -142,14 +142,8 @@ static void linear_task(void *arg, size_t begin, size_t end, int worker)
             }
             continue;
         }
-        const float *w = (const float *)W->w + (size_t)n0 * K;
-        if (W->dt != ST_F32) {
-            float *buf = j->c->wbuf + (size_t)worker * j->c->wbuf_per_worker;
-            lm_widen_rows(buf, W->w, W->dt, K, n0, n1);
-            w = buf;
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, n1 - n0, K, 1.0f, j->in, K, w, K,
-                    0.0f, j->out + n0, N);
+        lm_sgemm_rows(W, j->in, j->T, n0, n1, 0.0f, j->out,
+                      j->c->wbuf + (size_t)worker * j->c->wbuf_per_worker);
         if (W->b)
             for (int t = 0; t < j->T; t++)
                 for (int n = n0; n < n1; n++)

@@ -8,6 +8,7 @@
  * worker computes. */
 #include "lm_internal.h"
 
+#include <cblas.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -383,6 +384,19 @@ void lm_gemv_rows_n(float *const *y, const float *x, size_t ldx, int T, const vo
 void lm_gemv_rows(float *y, const void *W, enum st_dtype dt, const float *x, int K, int n0, int n1)
 {
     lm_gemv_rows_n(&y, x, (size_t)K, 1, W, dt, K, n0, n1);
+}
+
+void lm_sgemm_rows(const struct lm_mat *W, const float *in, int T, int n0, int n1, float beta,
+                   float *out, float *buf)
+{
+    int K = W->n_in;
+    const float *w = (const float *)W->w + (size_t)n0 * K;
+    if (W->dt != ST_F32) {
+        lm_widen_rows(buf, W->w, W->dt, K, n0, n1);
+        w = buf;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n1 - n0, K, 1.0f, in, K, w, K, beta,
+                out + n0, W->n_out);
 }
 
 void lm_widen_rows(float *dst, const void *W, enum st_dtype dt, int K, int n0, int n1)

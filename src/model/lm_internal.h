@@ -167,10 +167,15 @@ void lm_gemv_rows(float *y, const void *W, enum st_dtype dt, const float *x, int
  * (batched decoding must not change a caption). */
 void lm_gemv_rows_n(float *const *y, const float *x, size_t ldx, int T, const void *W,
                     enum st_dtype dt, int K, int n0, int n1);
-/* dst(rows, K) = rows [n0, n1) of W widened to f32. */
 /* nn.LayerNorm of one row of C: o = (x - mean) / sqrt(var + eps) * w + b (o may not alias x). */
 void lm_layernorm_row(float *o, const float *x, const float *w, const float *b, int C, float eps);
+/* dst(rows, K) = rows [n0, n1) of W widened to f32. */
 void lm_widen_rows(float *dst, const void *W, enum st_dtype dt, int K, int n0, int n1);
+/* out[t][n0, n1) = beta * out[t][n0, n1) + in[t] . W[n] (no bias) for T rows of in (n_in wide;
+ * out rows n_out wide), in one cblas_sgemm; 16-bit rows of W are widened into buf (room for
+ * (n1 - n0) * n_in floats) first. */
+void lm_sgemm_rows(const struct lm_mat *W, const float *in, int T, int n0, int n1, float beta,
+                   float *out, float *buf);
 /* The name of the kernel lm_gemv_rows() uses on this CPU (for the bench). */
 const char *lm_gemv_kernel_name(void);
 /* Tests: the kernels up to name ("portable", "avx2+f16c", "avx512f") only, process-wide;

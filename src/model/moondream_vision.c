@@ -79,18 +79,12 @@ static void linear_task(void *arg, size_t begin, size_t end, int worker)
 {
     const struct lin_job *j = arg;
     const struct lm_mat *W = j->W;
-    int N = W->n_out, K = W->n_in;
+    int N = W->n_out;
     for (size_t item = begin; item < end; item++) {
         int n0 = (int)item * MD_CHUNK;
         int n1 = n0 + MD_CHUNK < N ? n0 + MD_CHUNK : N;
-        const float *w = (const float *)W->w + (size_t)n0 * K;
-        if (W->dt != ST_F32) {
-            float *buf = j->s->wbuf + (size_t)worker * j->s->wbuf_per_worker;
-            lm_widen_rows(buf, W->w, W->dt, K, n0, n1);
-            w = buf;
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, n1 - n0, K, 1.0f, j->in, K, w, K,
-                    j->residual ? 1.0f : 0.0f, j->out + n0, N);
+        lm_sgemm_rows(W, j->in, j->T, n0, n1, j->residual ? 1.0f : 0.0f, j->out,
+                      j->s->wbuf + (size_t)worker * j->s->wbuf_per_worker);
         for (int t = 0; t < j->T; t++) {
             float *o = j->out + (size_t)t * N;
             if (W->b)
