@@ -755,6 +755,26 @@ static void test_store(void)
             fprintf(stderr, "codes mapping without MADV_HUGEPAGE: VmFlags:%s", flags);
             CHECK(false);
         }
+        /* the server's copy: the same matrix elsewhere, all of it asking for huge pages */
+        const void *old_data = m->data;
+        float before[3];
+        search_row(m, 3, before);
+        CHECK_EQ_INT(SB_OK, vec_store_resident(s, &err));
+        m = vec_store_matrix(s);
+        CHECK(m->data != old_data && m->n == 5 && m->dim == 3 && m->ids[4] == 5);
+        search_row(m, 3, row);
+        CHECK(memcmp(row, before, sizeof(row)) == 0);
+        CHECK_NEAR(3.0, row[0], 0);
+        struct search_hit hit[2];
+        size_t nh = 0;
+        float q[3] = { 1, 0, 0 };
+        CHECK_EQ_INT(SB_OK, search_topk(m, q, NULL, -1.0f, 2, NULL, hit, &nh, &err));
+        CHECK(nh == 2 && hit[0].photo_id == 5 && hit[1].photo_id == 4);
+        vm_flags_of(m->data, flags, sizeof(flags));
+        if (thp_enabled() && !strstr(flags, " hg")) {
+            fprintf(stderr, "resident store without MADV_HUGEPAGE: VmFlags:%s", flags);
+            CHECK(false);
+        }
     }
     /* the present mask: cached while the present set stands still, refreshed when it moves */
     if (s) {

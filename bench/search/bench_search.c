@@ -6,11 +6,13 @@
  * a shared mean direction plus one of 1000 cluster centres plus noise (unrelated photos at
  * cosine ~0.5, same-cluster ~0.75), queried by vectors near a cluster (top scores ~0.3-0.4
  * above a bulk at ~0.15, like text queries).
- * The codes and their per-row terms are held in 2 MiB pages (transparent huge pages, madvise),
- * as the kernel maps the store's cache file (store.c); SHOEBOX_BENCH_PAGES=4k holds them in
- * 4 KiB pages instead. The line says how much of the process sat in huge pages.
- * With --store DB it times the scan on the matrix of that catalog's vector store, opened (and
- * mapped from its cache file) as the CLI and the web server open it; N and D are ignored.
+ * The matrix (codes, per-row terms and fp16 rows) is held in 2 MiB pages (transparent huge
+ * pages, madvise), as the web server holds the store (vec_store_resident);
+ * SHOEBOX_BENCH_PAGES=4k holds it in 4 KiB pages instead. The line says how much of the
+ * process sat in huge pages.
+ * With --store DB it times the scan on the matrix of that catalog's vector store, opened as
+ * the CLI opens it (the cache file mapped) and then as the web server holds it (resident);
+ * N and D are ignored.
  * Usage: bench_search N [D] [THREADS] [--clustered | --catalog DB MODEL_DIR | --store DB] */
 #include "shoebox/catalog.h"
 #include "shoebox/err.h"
@@ -164,6 +166,9 @@ static int fill_catalog(const char *path, const char *model_dir, size_t n, int d
     return rc;
 }
 
+static void bench_matrix(const struct vec_matrix *m, struct sb_pool *pool, int threads,
+                         const char *what);
+
 /* The scan on the store of catalog db, with random unit queries. */
 static int bench_store(const char *db, int threads)
 {
@@ -182,10 +187,27 @@ static int bench_store(const char *db, int threads)
         catalog_close(cat);
         return 1;
     }
-    const struct vec_matrix *m = vec_store_matrix(vs);
     struct sb_pool *pool = NULL;
     if (threads > 1)
         sb_pool_new(threads - 1, &pool, NULL);
+    for (int resident = 0; resident < 2; resident++) {
+        if (resident && vec_store_resident(vs, &err)) {
+            fprintf(stderr, "%s\n", err.msg);
+            break;
+        }
+        bench_matrix(vec_store_matrix(vs), pool, threads,
+                     resident ? "store (resident, as served)" : "store (cache file mapped)");
+    }
+    sb_pool_free(pool);
+    vec_store_close(vs);
+    catalog_close(cat);
+    return 0;
+}
+
+/* Random unit queries on m: p50 and p99 latency. */
+static void bench_matrix(const struct vec_matrix *m, struct sb_pool *pool, int threads,
+                         const char *what)
+{
     enum { Q = 60, K = 20 };
     double t[Q], cpu[Q];
     struct search_hit hits[K];
@@ -202,14 +224,10 @@ static int bench_store(const char *db, int threads)
     }
     qsort(t, Q, sizeof(double), cmp_double);
     qsort(cpu, Q, sizeof(double), cmp_double);
-    printf("%8zu x %d store (cache file mapped) %d threads: p50 %7.2f ms  p99 %7.2f ms  cpu p50 "
-           "%7.2f ms  %.0f MiB in huge pages\n",
-           m->n, m->dim, threads, t[Q / 2], t[Q * 99 / 100], cpu[Q / 2], huge_mib());
+    printf("%8zu x %d %s %d threads: p50 %7.2f ms  p99 %7.2f ms  cpu p50 %7.2f ms  %.0f MiB in "
+           "huge pages\n",
+           m->n, m->dim, what, threads, t[Q / 2], t[Q * 99 / 100], cpu[Q / 2], huge_mib());
     free(v);
-    sb_pool_free(pool);
-    vec_store_close(vs);
-    catalog_close(cat);
-    return 0;
 }
 
 int main(int argc, char **argv)
@@ -232,7 +250,13 @@ int main(int argc, char **argv)
     unit(mu, d);
     for (int c = 0; c < NC; c++)
         unit(centres + (size_t)c * d, d);
-    uint16_t *data = malloc(n * (size_t)d * 2);
+    const char *pages = getenv("SHOEBOX_BENCH_PAGES");
+    bool huge = !pages || strcmp(pages, "4k") != 0;
+    uint16_t *data = alloc_pages(n * (size_t)d * 2, huge);
+    if (!data) {
+        fprintf(stderr, "bench_search: out of memory\n");
+        return 1;
+    }
     int64_t *ids = malloc(n * 8);
     float *v = malloc((size_t)d * sizeof(float));
     for (size_t r = 0; r < n; r++) {
@@ -245,8 +269,6 @@ int main(int argc, char **argv)
         ids[r] = (int64_t)r + 1;
     }
     struct vec_matrix m = { .data = data, .ids = ids, .n = n, .dim = d };
-    const char *pages = getenv("SHOEBOX_BENCH_PAGES");
-    bool huge = !pages || strcmp(pages, "4k") != 0;
     uint8_t *codes = alloc_pages(n * search_code_bytes(d), huge);
     float *scales = alloc_pages(n * sizeof(float), huge),
           *resid = alloc_pages(n * sizeof(float), huge);
@@ -301,8 +323,8 @@ int main(int argc, char **argv)
     munmap(scales, n * sizeof(float));
     munmap(resid, n * sizeof(float));
     munmap(cnorm, n * sizeof(float));
+    munmap(data, n * (size_t)d * 2);
     sb_pool_free(pool);
-    free(data);
     free(ids);
     free(v);
     free(mu);

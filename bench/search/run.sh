@@ -37,7 +37,7 @@ for n in ${SCAN_SIZES:-100000 1000000}; do
     /usr/bin/python3 "$here/numpy_scan.py" "$n" 512
 done
 case " ${SCAN_SIZES:-100000 1000000} " in *" 1000000 "*)
-    echo "-- the 1M gaussian scan again, the codes in 4 KiB pages (what a plain malloc gets) --"
+    echo "-- the 1M gaussian scan again, the matrix in 4 KiB pages (what a plain malloc gets) --"
     SHOEBOX_BENCH_PAGES=4k "$work/bench_search" 1000000 512 "$threads" | grep 6-bit ;;
 esac
 
@@ -52,7 +52,8 @@ if [ ! -f "$db" ]; then
     "$work/bench_search" 100000 512 1 --catalog "$db" "$model"
 fi
 "$build/shoebox" --db "$db" search "warm up the cache file" -n 1 >/dev/null 2>&1 || true
-# the scan on the store's matrix as the CLI and the server hold it (the cache file mapped)
+# the scan on the store's matrix as the CLI holds it (the cache file mapped) and as the server
+# holds it (vec_store_resident)
 "$work/bench_search" 0 0 "$threads" --store "$db"
 times=()
 for i in $(seq 1 9); do

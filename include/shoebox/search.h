@@ -90,8 +90,14 @@ struct vec_store;
 int vec_store_open(struct catalog *cat, const char *name, const char *cache_dir,
                    struct vec_store **out, struct sb_err *err);
 void vec_store_close(struct vec_store *s); /* NULL is a no-op */
-/* The matrix view; valid while s is open. */
+/* The matrix view; valid while s is open (vec_store_resident moves it). */
 const struct vec_matrix *vec_store_matrix(const struct vec_store *s);
+/* For a long-running process (the web server): copies the mapped file into anonymous memory
+ * that asks for huge pages, whatever state the file's page cache is in, so that the scan and
+ * the rescoring of scattered fp16 rows take one TLB entry per 2 MiB (1M rows: rescoring about
+ * twice as fast, see bench/search). Costs the file's size in RAM (its page cache stays
+ * evictable). Not thread-safe: call before sharing s. A no-op for an empty store. */
+int vec_store_resident(struct vec_store *s, struct sb_err *err);
 /* True when the catalog holds newer vectors than s (reopen to see them). */
 bool vec_store_stale(const struct vec_store *s, struct catalog *cat);
 

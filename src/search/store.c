@@ -186,6 +186,33 @@ static void advise_huge(void *map, const struct layout *l)
 #endif
 }
 
+int vec_store_resident(struct vec_store *s, struct sb_err *err)
+{
+    if (!s->map)
+        return SB_OK; /* empty, or the matrix is already in own memory */
+    void *anon = mmap(NULL, s->map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (anon == MAP_FAILED)
+        return sb_fail(err, SB_ENOMEM, "search: no memory for the %zu MiB vector store",
+                       s->map_len >> 20);
+#ifdef MADV_HUGEPAGE
+    (void)madvise(anon, s->map_len, MADV_HUGEPAGE);
+#endif
+    memcpy(anon, s->map, s->map_len);
+    (void)mprotect(anon, s->map_len, PROT_READ);
+    const char *from = s->map;
+    char *to = anon;
+    struct vec_matrix *m = &s->m;
+    m->ids = (const int64_t *)(const void *)(to + ((const char *)m->ids - from));
+    m->scales = (const float *)(const void *)(to + ((const char *)m->scales - from));
+    m->resid = (const float *)(const void *)(to + ((const char *)m->resid - from));
+    m->cnorm = (const float *)(const void *)(to + ((const char *)m->cnorm - from));
+    m->codes = (const uint8_t *)(const void *)(to + ((const char *)m->codes - from));
+    m->data = (const uint16_t *)(const void *)(to + ((const char *)m->data - from));
+    munmap(s->map, s->map_len);
+    s->map = anon;
+    return SB_OK;
+}
+
 static bool try_map(struct vec_store *s, const char *path, int dim)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);

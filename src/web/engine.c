@@ -207,6 +207,11 @@ int web_store_get(struct web_server *s, struct catalog *cat, struct web_store **
     struct web_store *fresh = calloc(1, sizeof(*fresh));
     int rc = fresh ? vec_store_open(cat, name, s->cache_dir, &fresh->vs, err)
                    : sb_fail(err, SB_ENOMEM, "out of memory");
+    /* the server holds the store for many queries: in huge pages, whatever the page cache
+     * holds (without the memory, the mapped file serves as the CLI's does) */
+    struct sb_err rerr;
+    if (rc == SB_OK && vec_store_resident(fresh->vs, &rerr))
+        SB_LOG_W("serve: %s; searching the mapped file", rerr.msg);
     pthread_mutex_unlock(&s->store_reopen_mu);
     if (rc) {
         free(fresh);
