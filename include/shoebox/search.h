@@ -96,7 +96,9 @@ const struct vec_matrix *vec_store_matrix(const struct vec_store *s);
  * that asks for huge pages, whatever state the file's page cache is in, so that the scan and
  * the rescoring of scattered fp16 rows take one TLB entry per 2 MiB (1M rows: rescoring about
  * twice as fast, see bench/search). Costs the file's size in RAM (its page cache stays
- * evictable). Not thread-safe: call before sharing s. A no-op for an empty store. */
+ * evictable). Not thread-safe: call before sharing s. A no-op for an empty store; SB_ENOMEM,
+ * s unchanged (still mapped and usable), when the copy would take more than half of the
+ * memory available. */
 int vec_store_resident(struct vec_store *s, struct sb_err *err);
 /* True when the catalog holds newer vectors than s (reopen to see them). */
 bool vec_store_stale(const struct vec_store *s, struct catalog *cat);

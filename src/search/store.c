@@ -190,6 +190,11 @@ int vec_store_resident(struct vec_store *s, struct sb_err *err)
 {
     if (!s->map)
         return SB_OK; /* empty, or the matrix is already in own memory */
+    uint64_t avail = sb_mem_available();
+    if (avail && s->map_len > avail / 2) /* a copy would crowd the machine: the mapping serves */
+        return sb_fail(err, SB_ENOMEM,
+                       "the %zu MiB vector store stays mapped: %llu MiB of memory available",
+                       s->map_len >> 20, (unsigned long long)(avail >> 20));
     void *anon = mmap(NULL, s->map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (anon == MAP_FAILED)
         return sb_fail(err, SB_ENOMEM, "search: no memory for the %zu MiB vector store",
