@@ -10,6 +10,7 @@
 #include "shoebox/err.h"
 #include "shoebox/log.h"
 #include "shoebox/model.h"
+#include "shoebox/pool.h"
 #include "shoebox/search.h"
 #include "shoebox/util.h"
 
@@ -107,22 +108,48 @@ void web_model_set(struct web_server *s, const char *dir, const char *name)
     clip_model_free(m);
 }
 
+struct sb_pool *web_team_take(struct web_server *s)
+{
+    return s->team && pthread_mutex_trylock(&s->team_mu) == 0 ? s->team : NULL;
+}
+
+void web_team_give(struct web_server *s, struct sb_pool *team)
+{
+    if (team)
+        pthread_mutex_unlock(&s->team_mu);
+}
+
 int web_embed_text(struct web_server *s, const char *text, float *out, int dim, struct sb_err *err)
 {
     struct clip_ctx *c = NULL;
     const struct clip_model *m;
+    struct sb_pool *team = web_team_take(s);
     pthread_mutex_lock(&s->model_mu);
     m = s->text_model;
-    if (m && s->nctx_free > 0)
+    if (m && !team && s->nctx_free > 0)
         c = s->ctx_free[--s->nctx_free];
     pthread_mutex_unlock(&s->model_mu);
-    if (!m)
-        return sb_fail(err, SB_EMODEL,
-                       "searching by text needs the model the photos were "
-                       "indexed with (shoebox --model DIR serve)");
-    if (clip_model_dim(m) != dim)
-        return sb_fail(err, SB_EMODEL, "the model does not match the catalog's vectors");
     int rc = SB_OK;
+    if (!m)
+        rc = sb_fail(err, SB_EMODEL,
+                     "searching by text needs the model the photos were "
+                     "indexed with (shoebox --model DIR serve)");
+    else if (clip_model_dim(m) != dim)
+        rc = sb_fail(err, SB_EMODEL, "the model does not match the catalog's vectors");
+    if (rc || team) {
+        /* the text model, once loaded, stays for the server's life: so does the team's ctx */
+        if (!rc && !s->team_ctx)
+            rc = clip_ctx_new(m, 1, team, &s->team_ctx, err);
+        if (!rc)
+            rc = clip_embed_text(s->team_ctx, text, out, NULL, NULL, err);
+        web_team_give(s, team);
+        if (c) { /* only when the checks failed */
+            pthread_mutex_lock(&s->model_mu);
+            s->ctx_free[s->nctx_free++] = c;
+            pthread_mutex_unlock(&s->model_mu);
+        }
+        return rc;
+    }
     if (!c)
         rc = clip_ctx_new(m, 1, NULL, &c, err);
     if (!rc)
@@ -252,6 +279,11 @@ int web_engine_init(struct web_server *s, struct sb_err *err)
     if (catalog_setting_get(cat, "model_name", name, sizeof(name), NULL))
         name[0] = '\0';
     catalog_close(cat);
+    if (sb_cpu_count() > 1) {
+        rc = sb_pool_new(sb_cpu_count() - 1, &s->team, err);
+        if (rc)
+            return rc;
+    }
     search_cache_dir(s->db_path, s->cache_dir, sizeof(s->cache_dir));
     if (s->model_dir_arg)
         snprintf(dir, sizeof(dir), "%s", s->model_dir_arg);
@@ -278,6 +310,10 @@ void web_engine_release(struct web_server *s)
     for (int i = 0; i < s->nctx_free; i++)
         clip_ctx_free(s->ctx_free[i]);
     s->nctx_free = 0;
+    clip_ctx_free(s->team_ctx);
+    s->team_ctx = NULL;
+    sb_pool_free(s->team);
+    s->team = NULL;
     clip_model_free(s->text_model);
     s->text_model = NULL;
     if (s->store) {
@@ -309,7 +345,7 @@ static int build_mask(struct catalog *cat, struct vec_store *vs, const struct ca
 
 /* words (may be NULL): the query's text, for hybrid ranking with the photos' texts and tags
  * (search_hybrid; the scan then goes deeper so that a text match can lift a photo). */
-static int scan(struct catalog *cat, struct vec_store *vs, const float *qv,
+static int scan(struct web_server *s, struct catalog *cat, struct vec_store *vs, const float *qv,
                 const struct catalog_filter *f, int64_t exclude, float min_score, size_t offset,
                 size_t n, const char *words, struct web_hit **hits, size_t *nhits,
                 struct sb_err *err)
@@ -328,7 +364,9 @@ static int scan(struct catalog *cat, struct vec_store *vs, const float *qv,
         rc = sb_fail(err, SB_ENOMEM, "out of memory");
         goto out;
     }
-    rc = search_topk(m, qv, mask, min_score, deep, NULL, h, &nh, err);
+    struct sb_pool *team = web_team_take(s);
+    rc = search_topk(m, qv, mask, min_score, deep, team, h, &nh, err);
+    web_team_give(s, team);
     if (!rc && words) {
         size_t nhy = 0;
         rc = search_hybrid(cat, f, m, mask, qv, words, h, nh, k, &hy, &nhy, err);
@@ -434,7 +472,7 @@ int web_search(struct web_server *s, struct catalog *cat, struct web_query *q,
         goto out;
     }
     words = search_query_words(terms, nterms);
-    rc = scan(cat, st->vs, qv, &q->filter, q->exclude, min_score, q->offset, q->n, words, hits,
+    rc = scan(s, cat, st->vs, qv, &q->filter, q->exclude, min_score, q->offset, q->n, words, hits,
               nhits, err);
 out:
     free(words);
@@ -469,7 +507,7 @@ int web_similar(struct web_server *s, struct catalog *cat, int64_t id, size_t n,
         goto out;
     }
     search_row(m, (size_t)row, qv);
-    rc = scan(cat, st->vs, qv, NULL, id, min_score, 0, n, NULL, hits, nhits, err);
+    rc = scan(s, cat, st->vs, qv, NULL, id, min_score, 0, n, NULL, hits, nhits, err);
 out:
     free(qv);
     web_store_put(s, st);

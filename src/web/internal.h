@@ -9,7 +9,8 @@
  * sample.c  the "rediscover" sample (time buckets + farthest-point sampling)
  *
  * Lock order (never take a lock on the left while holding one on the right):
- * store_reopen_mu -> store_mu; model_mu, cat_mu, crawl_mu, conn_mu are leaves. */
+ * store_reopen_mu -> store_mu; team_mu -> model_mu; model_mu, cat_mu, crawl_mu, conn_mu are
+ * leaves. team_mu is only ever tried (pthread_mutex_trylock), never waited for. */
 #ifndef SHOEBOX_WEB_INTERNAL_H
 #define SHOEBOX_WEB_INTERNAL_H
 
@@ -94,6 +95,13 @@ struct web_server {
     char model_dir[PATH_MAX];
     char model_name[256];
 
+    /* The query team: cores - 1 threads that one query step at a time (a text embedding, a
+     * scan) borrows to run on every core; a query that finds the team busy runs on its own
+     * request thread, so one user gets a fast answer and many still get answers. */
+    pthread_mutex_t team_mu;   /* held by the step using the team; only ever tried */
+    struct sb_pool *team;      /* NULL on one core */
+    struct clip_ctx *team_ctx; /* the text tower's context on the team, made when first used */
+
     pthread_mutex_t store_reopen_mu; /* one rebuild of the store's cache file at a time */
     pthread_mutex_t store_mu;        /* guards store, store_checked and web_store.refs */
     struct web_store *store;
@@ -116,6 +124,10 @@ struct web_server {
 /* ---- engine.c ------------------------------------------------------------------------- */
 
 int web_engine_init(struct web_server *s, struct sb_err *err);
+/* The query team for one step, or NULL when another query holds it (or there is none): then
+ * the step runs on the calling thread. Give back what was taken. */
+struct sb_pool *web_team_take(struct web_server *s);
+void web_team_give(struct web_server *s, struct sb_pool *team);
 /* --precision as the engine's enum (int: an enum clip_precision, see shoebox/model.h). */
 int web_clip_precision(const struct web_server *s);
 void web_engine_release(struct web_server *s);

@@ -463,6 +463,7 @@ int web_server_start(const struct web_params *p, struct web_server **out, struct
         return sb_fail(err, SB_ENOMEM, "out of memory");
     pthread_mutex_init(&s->cat_mu, NULL);
     pthread_mutex_init(&s->model_mu, NULL);
+    pthread_mutex_init(&s->team_mu, NULL);
     pthread_mutex_init(&s->store_reopen_mu, NULL);
     pthread_mutex_init(&s->store_mu, NULL);
     pthread_mutex_init(&s->crawl_mu, NULL);
@@ -573,6 +574,7 @@ void web_server_stop(struct web_server *s)
     web_engine_release(s);
     pthread_mutex_destroy(&s->cat_mu);
     pthread_mutex_destroy(&s->model_mu);
+    pthread_mutex_destroy(&s->team_mu);
     pthread_mutex_destroy(&s->store_reopen_mu);
     pthread_mutex_destroy(&s->store_mu);
     pthread_mutex_destroy(&s->crawl_mu);
