@@ -103,18 +103,22 @@ expect_eq "same order as the CLI" "$(printf '%s' "$cli" | grep -o '"id":[0-9]*' 
 first=$(printf '%s' "$js" | grep -o '"id":[0-9]*' | head -1 | cut -d: -f2)
 pids=()
 for i in 1 2 3 4 5 6; do
-    get "$B/api/search?q=a%20photo%20of%20a%20rocket&n=50&min_score=-1" >"$TMP/par$i.json" &
+    get -m 60 "$B/api/search?q=a%20photo%20of%20a%20rocket&n=50&min_score=-1" >"$TMP/par$i.json" &
     pids+=($!)
-    get "$B/api/photos/$first/similar?n=5" >"$TMP/sim$i.json" &
+    get -m 60 "$B/api/photos/$first/similar?n=5" >"$TMP/sim$i.json" &
     pids+=($!)
 done
 wait "${pids[@]}" # not the server's
+# the ids in order (a query on the team and one on its own thread may differ in a score's
+# last digit: products split otherwise)
+ids_of() { grep -o '"id":[0-9]*' "$1" | tr '\n' ' '; }
 same=0
 for i in 1 2 3 4 5 6; do
-    cmp -s "$TMP/par$i.json" "$TMP/par1.json" && cmp -s "$TMP/sim$i.json" "$TMP/sim1.json" && same=$((same + 1))
+    [ "$(ids_of "$TMP/par$i.json")" = "$(ids_of "$TMP/par1.json")" ] &&
+        [ "$(ids_of "$TMP/sim$i.json")" = "$(ids_of "$TMP/sim1.json")" ] && same=$((same + 1))
 done
 expect_eq "concurrent searches agree" 6 "$same"
-expect_eq "concurrent search = the sequential one" "$js" "$(cat "$TMP/par1.json")"
+expect_eq "concurrent search = the sequential one" "$(printf '%s' "$js" | grep -o '"id":[0-9]*' | tr '\n' ' ')" "$(ids_of "$TMP/par1.json")"
 grep -q '"results":\[{"id"' "$TMP/sim1.json" && ok || fail "concurrent similar: $(head -c 200 "$TMP/sim1.json")"
 js=$(get "$B/api/search?q=a%20photo%20of%20a%20rocket&n=3&offset=3&min_score=-1")
 expect_eq "offset" "$(printf '%s' "$cli" | grep -o '"id":[0-9]*' | sed -n 4,6p | tr '\n' ' ')" "$(printf '%s' "$js" | grep -o '"id":[0-9]*' | tr '\n' ' ')"

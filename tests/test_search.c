@@ -11,6 +11,7 @@
 #include "../src/search/internal.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -855,12 +856,87 @@ static void test_store(void)
     catalog_close(cat);
 }
 
+/* One scan on the pool (the web server's query team) while others run on their own threads
+ * (pool NULL) over the same matrix: every one returns the single-threaded answer. Under TSan
+ * (CI) this is the check that scans share nothing but the read-only matrix. */
+struct concurrent_scan {
+    const struct vec_matrix *m;
+    const float *q;
+    struct sb_pool *pool;
+    const struct search_hit *want;
+    size_t nwant;
+    int wrong;
+};
+
+static void *concurrent_scan_run(void *arg)
+{
+    struct concurrent_scan *c = arg;
+    for (int i = 0; i < 8; i++) {
+        struct search_hit h[30];
+        size_t nh = 0;
+        if (search_topk(c->m, c->q, NULL, -1.0f, 30, c->pool, h, &nh, NULL) != SB_OK ||
+            nh != c->nwant) {
+            c->wrong++;
+            continue;
+        }
+        for (size_t j = 0; j < nh; j++)
+            c->wrong += h[j].photo_id != c->want[j].photo_id || h[j].score != c->want[j].score;
+    }
+    return NULL;
+}
+
+static void test_topk_concurrent(struct sb_pool *pool)
+{
+    enum { N = 30011, DIM = 64, T = 3 };
+    uint16_t *data = malloc((size_t)N * DIM * 2);
+    int64_t *ids = malloc((size_t)N * 8);
+    uint8_t *codes = malloc((size_t)N * search_code_bytes(DIM));
+    float *scales = malloc(N * 4), *resid = malloc(N * 4), *cnorm = malloc(N * 4), q[DIM];
+    CHECK(data && ids && codes && scales && resid && cnorm);
+    if (!data || !ids || !codes || !scales || !resid || !cnorm)
+        return;
+    for (size_t r = 0; r < N; r++) {
+        ids[r] = (int64_t)r + 1;
+        for (int j = 0; j < DIM; j++)
+            data[r * DIM + (size_t)j] = search_f32_to_f16((float)rnd());
+    }
+    for (int j = 0; j < DIM; j++)
+        q[j] = (float)rnd();
+    struct vec_matrix m = { .data = data, .ids = ids, .n = N, .dim = DIM };
+    search_quantize(&m, codes, scales, resid, cnorm);
+    m.codes = codes;
+    m.scales = scales;
+    m.resid = resid;
+    m.cnorm = cnorm;
+    struct search_hit want[30];
+    size_t nwant = 0;
+    CHECK_EQ_INT(SB_OK, search_topk(&m, q, NULL, -1.0f, 30, NULL, want, &nwant, NULL));
+    CHECK_EQ_INT(30, nwant);
+    struct concurrent_scan c[T];
+    pthread_t th[T];
+    for (int t = 0; t < T; t++) {
+        c[t] = (struct concurrent_scan){ &m, q, t == 0 ? pool : NULL, want, nwant, 0 };
+        CHECK_EQ_INT(0, pthread_create(&th[t], NULL, concurrent_scan_run, &c[t]));
+    }
+    for (int t = 0; t < T; t++) {
+        pthread_join(th[t], NULL);
+        CHECK_EQ_INT(0, c[t].wrong);
+    }
+    free(data);
+    free(ids);
+    free(codes);
+    free(scales);
+    free(resid);
+    free(cnorm);
+}
+
 int main(void)
 {
     struct sb_pool *pool = NULL;
     sb_pool_new(2, &pool, NULL);
     test_f16();
     test_topk(pool);
+    test_topk_concurrent(pool);
     test_parse();
     test_split();
     test_combine();

@@ -77,6 +77,20 @@ static int load_text(struct web_server *s, const char *dir, struct clip_model **
     return clip_model_load(dir, &lp, out, err);
 }
 
+/* The text tower's context on the query team, made as soon as the model is there rather
+ * than by the first query: a context on a pool makes OpenBLAS single-threaded process-wide
+ * (one threading runtime, see clip_ctx_new), which should happen before serving, not in the
+ * middle of another request's product. Best effort: a busy team leaves it to the first text
+ * query. */
+static void team_ctx_prepare(struct web_server *s, const struct clip_model *m)
+{
+    struct sb_pool *team = web_team_take(s);
+    struct sb_err err;
+    if (team && !s->team_ctx && clip_ctx_new(m, 1, team, &s->team_ctx, &err))
+        SB_LOG_W("serve: text queries on one thread: %s", err.msg);
+    web_team_give(s, team);
+}
+
 void web_model_name(struct web_server *s, char *buf, size_t cap)
 {
     pthread_mutex_lock(&s->model_mu);
@@ -104,8 +118,10 @@ void web_model_set(struct web_server *s, const char *dir, const char *name)
         s->text_model = m;
         m = NULL;
     }
+    const struct clip_model *live = s->text_model; /* never replaced once there */
     pthread_mutex_unlock(&s->model_mu);
     clip_model_free(m);
+    team_ctx_prepare(s, live);
 }
 
 struct sb_pool *web_team_take(struct web_server *s)
@@ -296,8 +312,10 @@ int web_engine_init(struct web_server *s, struct sb_err *err)
             return sb_fail(err, rc, "model '%s': %s", dir, lerr.msg);
         if (rc)
             SB_LOG_W("serve: text search unavailable: model '%s': %s", dir, lerr.msg);
-        else
+        else {
             snprintf(s->model_name, sizeof(s->model_name), "%s", clip_model_id(s->text_model));
+            team_ctx_prepare(s, s->text_model);
+        }
     }
     return SB_OK;
 }
