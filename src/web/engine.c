@@ -126,7 +126,9 @@ void web_model_set(struct web_server *s, const char *dir, const char *name)
 
 struct sb_pool *web_team_take(struct web_server *s)
 {
-    return s->team && pthread_mutex_trylock(&s->team_mu) == 0 ? s->team : NULL;
+    if (!s->team || atomic_load(&s->busy) > 1 || pthread_mutex_trylock(&s->team_mu) != 0)
+        return NULL;
+    return s->team;
 }
 
 void web_team_give(struct web_server *s, struct sb_pool *team)

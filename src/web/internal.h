@@ -21,6 +21,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -99,6 +100,7 @@ struct web_server {
      * scan) borrows to run on every core; a query that finds the team busy runs on its own
      * request thread, so one user gets a fast answer and many still get answers. */
     pthread_mutex_t team_mu;   /* held by the step using the team; only ever tried */
+    atomic_int busy;           /* API requests being computed: the team only when alone */
     struct sb_pool *team;      /* NULL on one core */
     struct clip_ctx *team_ctx; /* the text tower's context on the team, made when first used */
 
@@ -124,8 +126,10 @@ struct web_server {
 /* ---- engine.c ------------------------------------------------------------------------- */
 
 int web_engine_init(struct web_server *s, struct sb_err *err);
-/* The query team for one step, or NULL when another query holds it (or there is none): then
- * the step runs on the calling thread. Give back what was taken. */
+/* The query team for one step, or NULL when another query holds it, other API requests are
+ * being computed (under load every core is already busy: a team would only make its members
+ * wait for each other), or there is none: then the step runs on the calling thread. Give back
+ * what was taken. */
 struct sb_pool *web_team_take(struct web_server *s);
 void web_team_give(struct web_server *s, struct sb_pool *team);
 /* --precision as the engine's enum (int: an enum clip_precision, see shoebox/model.h). */

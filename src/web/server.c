@@ -276,8 +276,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     r.body = rs->body;
     r.body_len = rs->len;
     if (strncmp(url, "/api/", 5) == 0 || strncmp(url, "/thumb/", 7) == 0 ||
-        strncmp(url, "/photo/", 7) == 0)
-        return (enum MHD_Result)web_api_handle(&r);
+        strncmp(url, "/photo/", 7) == 0) {
+        atomic_fetch_add(&s->busy, 1);
+        enum MHD_Result res = (enum MHD_Result)web_api_handle(&r);
+        atomic_fetch_sub(&s->busy, 1);
+        return res;
+    }
     if (post)
         return (enum MHD_Result)web_reply_error(&r, 405, "method not allowed");
     return (enum MHD_Result)serve_static(&r, set_cookie);
@@ -464,6 +468,7 @@ int web_server_start(const struct web_params *p, struct web_server **out, struct
     pthread_mutex_init(&s->cat_mu, NULL);
     pthread_mutex_init(&s->model_mu, NULL);
     pthread_mutex_init(&s->team_mu, NULL);
+    atomic_init(&s->busy, 0);
     pthread_mutex_init(&s->store_reopen_mu, NULL);
     pthread_mutex_init(&s->store_mu, NULL);
     pthread_mutex_init(&s->crawl_mu, NULL);
