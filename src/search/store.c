@@ -195,10 +195,19 @@ int vec_store_resident(struct vec_store *s, struct sb_err *err)
         return sb_fail(err, SB_ENOMEM,
                        "the %zu MiB vector store stays mapped: %llu MiB of memory available",
                        s->map_len >> 20, (unsigned long long)(avail >> 20));
-    void *anon = mmap(NULL, s->map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (anon == MAP_FAILED)
+    /* 2 MiB more, the start rounded up to 2 MiB and the rest unmapped: every 2 MiB of the
+     * copy can be one huge page */
+    const size_t huge = (size_t)2 << 20;
+    char *raw =
+        mmap(NULL, s->map_len + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED)
         return sb_fail(err, SB_ENOMEM, "search: no memory for the %zu MiB vector store",
                        s->map_len >> 20);
+    char *anon = raw + (huge - (uintptr_t)raw % huge) % huge;
+    if (anon > raw)
+        munmap(raw, (size_t)(anon - raw));
+    if (raw + huge > anon)
+        munmap(anon + s->map_len, (size_t)(raw + huge - anon));
 #ifdef MADV_HUGEPAGE
     (void)madvise(anon, s->map_len, MADV_HUGEPAGE);
 #endif
