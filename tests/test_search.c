@@ -75,6 +75,17 @@ static int ref_cmp(const void *a, const void *b)
 /* top-k vs brute force in double precision over the same fp16 data */
 enum data_kind { RANDOM, TIES, NEAR }; /* NEAR: one vector plus tiny noise, scores within 1e-3 */
 
+/* Quantizes m into the given arrays (m->n rows each) and attaches them: the two-pass scan. */
+static void attach_codes(struct vec_matrix *m, uint8_t *codes, float *scales, float *resid,
+                         float *cnorm)
+{
+    search_quantize(m, codes, scales, resid, cnorm);
+    m->codes = codes;
+    m->scales = scales;
+    m->resid = resid;
+    m->cnorm = cnorm;
+}
+
 static void check_topk_kind(size_t n, int dim, size_t k, bool with_mask, enum data_kind kind,
                             float min_score, struct sb_pool *pool)
 {
@@ -125,12 +136,8 @@ static void check_topk_kind(size_t n, int dim, size_t k, bool with_mask, enum da
     float *scales = malloc((n ? n : 1) * sizeof(float)), *resid = malloc((n ? n : 1) * 4);
     float *cnorm = malloc((n ? n : 1) * 4);
     struct search_hit *hits8 = malloc((k ? k : 1) * sizeof(*hits8));
-    search_quantize(&m, codes, scales, resid, cnorm);
     struct vec_matrix m8 = m;
-    m8.codes = codes;
-    m8.scales = scales;
-    m8.resid = resid;
-    m8.cnorm = cnorm;
+    attach_codes(&m8, codes, scales, resid, cnorm);
     size_t nh8 = 99;
     CHECK_EQ_INT(
         SB_OK, search_topk(&m8, q, with_mask ? mask : NULL, min_score, k, pool, hits8, &nh8, &err));
@@ -296,11 +303,7 @@ static void test_rescore_order(struct sb_pool *pool)
                                                               : (float)(0.3 * rnd()));
     }
     struct vec_matrix m = { .data = data, .ids = ids, .n = N, .dim = DIM };
-    search_quantize(&m, codes, scales, resid, cnorm);
-    m.codes = codes;
-    m.scales = scales;
-    m.resid = resid;
-    m.cnorm = cnorm;
+    attach_codes(&m, codes, scales, resid, cnorm);
     for (int with_pool = 0; with_pool < 2; with_pool++) {
         struct search_hit h[2];
         size_t nh = 0;
@@ -333,12 +336,8 @@ static void test_bound_tight(struct sb_pool *pool)
         data[hit * DIM + 1] = search_f32_to_f16(31.0f * step);
         data[other * DIM] = search_f32_to_f16((0.5f - 1.0f / 2048) * step); /* exact codes */
         struct vec_matrix m = { .data = data, .ids = ids, .n = N, .dim = DIM };
-        search_quantize(&m, codes, scales, resid, cnorm);
+        attach_codes(&m, codes, scales, resid, cnorm);
         CHECK(resid[hit] >= 0.5f * step && resid[hit] < 0.5001f * step);
-        m.codes = codes;
-        m.scales = scales;
-        m.resid = resid;
-        m.cnorm = cnorm;
         struct search_hit h[1];
         size_t nh = 0;
         CHECK_EQ_INT(SB_OK, search_topk(&m, q, NULL, -1.0f, 1, pool, h, &nh, NULL));
@@ -903,11 +902,7 @@ static void test_topk_concurrent(struct sb_pool *pool)
     for (int j = 0; j < DIM; j++)
         q[j] = (float)rnd();
     struct vec_matrix m = { .data = data, .ids = ids, .n = N, .dim = DIM };
-    search_quantize(&m, codes, scales, resid, cnorm);
-    m.codes = codes;
-    m.scales = scales;
-    m.resid = resid;
-    m.cnorm = cnorm;
+    attach_codes(&m, codes, scales, resid, cnorm);
     struct search_hit want[30];
     size_t nwant = 0;
     CHECK_EQ_INT(SB_OK, search_topk(&m, q, NULL, -1.0f, 30, NULL, want, &nwant, NULL));
