@@ -543,8 +543,9 @@ static int64_t ref_root(int64_t *parent, int64_t x)
 }
 
 /* Groups from a double-precision brute force over all pairs against search_near_groups (no
- * cache), which bounds most pairs away through a product over a quarter of the dimensions. */
-static void check_near_ref(size_t n, int dim, size_t family, float threshold)
+ * cache), which bounds most pairs away through a product over a quarter of the dimensions; on
+ * this thread and with the blocks shared out over pool. */
+static void check_near_ref(size_t n, int dim, size_t family, float threshold, struct sb_pool *pool)
 {
     uint16_t *d = malloc(n * (size_t)dim * 2);
     int64_t *ids = malloc(n * sizeof(*ids)), *parent = malloc(n * sizeof(*parent));
@@ -569,18 +570,21 @@ static void check_near_ref(size_t n, int dim, size_t family, float threshold)
     }
     struct vec_matrix m = { .data = d, .ids = ids, .n = n, .dim = dim };
     struct sb_err err;
-    CHECK_EQ_INT(SB_OK, search_near_groups(&m, NULL, 0, NULL, threshold, NULL, g, &err));
-    int diffs = 0, grouped = 0;
-    for (size_t i = 0; i < n; i++) {
-        int64_t want = linked[i] ? ref_root(parent, (int64_t)i) : -1;
-        diffs += g[i] != want;
-        grouped += want >= 0;
+    for (int with_pool = 0; with_pool < 2; with_pool++) {
+        CHECK_EQ_INT(SB_OK, search_near_groups(&m, NULL, 0, NULL, threshold,
+                                               with_pool ? pool : NULL, g, &err));
+        int diffs = 0, grouped = 0;
+        for (size_t i = 0; i < n; i++) {
+            int64_t want = linked[i] ? ref_root(parent, (int64_t)i) : -1;
+            diffs += g[i] != want;
+            grouped += want >= 0;
+        }
+        if (diffs)
+            fprintf(stderr, "near groups n=%zu dim=%d family=%zu t=%g pool %d: %d rows differ\n", n,
+                    dim, family, (double)threshold, with_pool, diffs);
+        CHECK_EQ_INT(0, diffs);
+        CHECK(grouped > 0);
     }
-    if (diffs)
-        fprintf(stderr, "near groups n=%zu dim=%d family=%zu t=%g: %d rows differ\n", n, dim,
-                family, (double)threshold, diffs);
-    CHECK_EQ_INT(0, diffs);
-    CHECK(grouped > 0);
     free(d);
     free(ids);
     free(parent);
@@ -588,13 +592,15 @@ static void check_near_ref(size_t n, int dim, size_t family, float threshold)
     free(linked);
 }
 
+/* Rows whose group differs between no cache on this thread and the cache file (brought up to
+ * date with the blocks shared out over pool). */
 static int group_diffs(const struct vec_matrix *m, const char *path, int64_t version,
-                       const unsigned char *mask, float threshold)
+                       const unsigned char *mask, float threshold, struct sb_pool *pool)
 {
     int64_t *g1 = malloc(m->n * sizeof(*g1)), *g2 = malloc(m->n * sizeof(*g2));
     struct sb_err err;
     CHECK_EQ_INT(SB_OK, search_near_groups(m, NULL, 0, mask, threshold, NULL, g1, &err));
-    CHECK_EQ_INT(SB_OK, search_near_groups(m, path, version, mask, threshold, NULL, g2, &err));
+    CHECK_EQ_INT(SB_OK, search_near_groups(m, path, version, mask, threshold, pool, g2, &err));
     int diffs = 0, grouped = 0;
     for (size_t i = 0; i < m->n; i++) {
         diffs += g1[i] != g2[i];
@@ -606,12 +612,13 @@ static int group_diffs(const struct vec_matrix *m, const char *path, int64_t ver
     return diffs;
 }
 
-static void test_near_cache(void)
+static void test_near_cache(struct sb_pool *pool)
 {
-    check_near_ref(700, 128, 3, 0.95f);   /* families of 3: the prefix bound prunes */
-    check_near_ref(1100, 64, 3, 0.90f);   /* (2 x 2 blocks) */
-    check_near_ref(1100, 64, 1100, 0.9f); /* all alike: dense blocks, full products */
-    check_near_ref(300, 40, 3, 0.95f);    /* under 64 dimensions: no prefix */
+    check_near_ref(700, 128, 3, 0.95f, pool);   /* families of 3: the prefix bound prunes */
+    check_near_ref(1100, 64, 3, 0.90f, pool);   /* (2 x 2 blocks) */
+    check_near_ref(1100, 64, 1100, 0.9f, pool); /* all alike: dense blocks, full products */
+    check_near_ref(300, 40, 3, 0.95f, pool);    /* under 64 dimensions: no prefix */
+    check_near_ref(2100, 64, 3, 0.85f, pool);   /* below the cached base: union-finds, 3 blocks */
     const char *tmp = getenv("SHOEBOX_TMP");
     char dir[512], path[600];
     snprintf(dir, sizeof(dir), "%s/test_search_near.%d", tmp ? tmp : "/tmp", (int)getpid());
@@ -624,15 +631,15 @@ static void test_near_cache(void)
     near_rows(d, ids, N, D, 77);
     struct vec_matrix m = { .data = d, .ids = ids, .n = 2000, .dim = D };
     int64_t version = 0; /* unknown: every call checks the rows' hashes */
-    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.95f)); /* first build */
+    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.95f, pool)); /* first build */
     CHECK(access(path, F_OK) == 0);
-    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.99f)); /* from the file */
+    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.99f, pool)); /* from the file */
     version = 5; /* now known: the file gets it, and is then taken as it is */
-    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.95f));
-    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.96f));
+    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.95f, pool));
+    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.96f, pool));
     m.n = N; /* 1000 rows more: a new version */
     version = 6;
-    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.95f));
+    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.95f, pool));
     /* rows changed in place, rows removed (ids kept ascending) */
     near_rows(d, ids, 50, D, 99);
     memmove(d + 100 * D, d + 400 * D, (size_t)(N - 400) * D * 2);
@@ -641,9 +648,10 @@ static void test_near_cache(void)
     version = 7;
     for (size_t r = 0; r < m.n; r++)
         mask[r] = (unsigned char)(r % 5 != 0);
-    CHECK_EQ_INT(0, group_diffs(&m, path, version, mask, 0.95f));
-    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.92f));
-    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.80f)); /* below the base: no cache */
+    CHECK_EQ_INT(0, group_diffs(&m, path, version, mask, 0.95f, pool));
+    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.92f, pool));
+    CHECK_EQ_INT(0,
+                 group_diffs(&m, path, version, NULL, 0.80f, pool)); /* below the base: no cache */
     /* a corrupt file is rebuilt, not trusted */
     FILE *f = fopen(path, "r+b");
     if (f) {
@@ -652,7 +660,7 @@ static void test_near_cache(void)
             fputc(0x5a, f);
         fclose(f);
     }
-    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.95f));
+    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.95f, pool));
     /* a flipped byte among the pairs (a score) too */
     struct stat st;
     if (stat(path, &st) == 0 && (f = fopen(path, "r+b")) != NULL) {
@@ -661,9 +669,9 @@ static void test_near_cache(void)
         fputc(0x00, f);
         fclose(f);
     }
-    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.95f));
+    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.95f, pool));
     truncate(path, 70);
-    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.95f));
+    CHECK_EQ_INT(0, group_diffs(&m, path, version, NULL, 0.95f, pool));
     unlink(path);
     rmdir(dir);
     free(d);
@@ -936,7 +944,7 @@ int main(void)
     test_split();
     test_combine();
     test_near_groups();
-    test_near_cache();
+    test_near_cache(pool);
     test_store();
     sb_pool_free(pool);
     return check_exit();

@@ -206,7 +206,8 @@ void search_hits_sort(struct search_hit *h, size_t n);
  * updated first for the rows that are new or changed since it was written (only those are
  * compared with all rows), and rewritten (best effort; see src/search/dupes.c). version (0:
  * unknown) is the catalog's version of these vectors: a file written at the same version is
- * used as it is, without hashing the rows. */
+ * used as it is, without hashing the rows. pool (may be NULL) shares the blocks of rows out
+ * over its threads, each product on one OpenBLAS thread (set for the call, then restored). */
 int search_near_groups(const struct vec_matrix *m, const char *cache_path, int64_t version,
                        const unsigned char *mask, float threshold, struct sb_pool *pool,
                        int64_t *group, struct sb_err *err);

@@ -14,6 +14,7 @@
  * rebuilt. */
 #include "shoebox/search.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "shoebox/err.h"
@@ -152,8 +153,119 @@ static float dot_f(const float *x, const float *y, size_t d)
     return s;
 }
 
+/* One worker's scratch for fresh_pairs: a block of fresh rows (a), a block of others (b),
+ * their products (c), the pairs that survive the prefix bound; in union mode (the sink has a
+ * union-find) its own union-find, merged into the sink's at the end. */
+struct fp_scratch {
+    float *a, *b, *c;
+    size_t *ib;
+    uint32_t *surv; /* i * BLOCK + j */
+    int64_t *parent;
+    unsigned char *linked;
+};
+
+struct fp_job {
+    const struct vec_matrix *m;
+    const unsigned char *fresh;
+    float base;
+    size_t P;
+    const float *tail, *norm;
+    const size_t *fidx; /* the fresh rows, ascending: block k is fidx[k * BLOCK ..] */
+    size_t nfresh;
+    const struct pair_sink *out;
+    struct fp_scratch *w;    /* per worker */
+    struct pair_list *lists; /* list mode: each block's pairs, appended in block order */
+    atomic_bool failed;      /* out of memory */
+};
+
+enum { MAX_SURVIVORS = BLOCK * BLOCK / 16 };
+
+/* Block k of fresh rows against every row of a later block or not fresh: its pairs into the
+ * block's list, or the worker's union-find. false: out of memory. */
+static bool block_pairs(struct fp_job *j, struct fp_scratch *w, size_t k)
+{
+    const struct vec_matrix *m = j->m;
+    const unsigned char *fresh = j->fresh;
+    const size_t n = m->n, d = (size_t)m->dim, P = j->P;
+    const float base = j->base, *tail = j->tail, *norm = j->norm;
+    const size_t *ia = j->fidx + k * BLOCK;
+    size_t na = j->nfresh - k * BLOCK < BLOCK ? j->nfresh - k * BLOCK : BLOCK;
+    struct pair_sink sink = j->lists
+                                ? (struct pair_sink){ &j->lists[k], NULL, NULL, NULL }
+                                : (struct pair_sink){ NULL, w->parent, w->linked, j->out->mask };
+    float *a = w->a, *b = w->b, *c = w->c;
+    load_rows(m, ia, na, a);
+    /* every row of a later block, or a not-fresh row before it: those pairs are new */
+    size_t s = 0;
+    while (s < n) {
+        size_t nb = 0;
+        for (; s < n && nb < BLOCK; s++)
+            if (!fresh[s] || s > ia[0])
+                w->ib[nb++] = s;
+        if (!nb)
+            break;
+        const size_t *ib = w->ib;
+        load_rows(m, ib, nb, b);
+        /* c(na, nb) = a(na, :P) @ b(nb, :P)^T */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)na, (int)nb, (int)P, 1.0f, a,
+                    (int)d, b, (int)d, 0.0f, c, (int)nb);
+        size_t ns = 0;
+        bool dense = false;
+        for (size_t i = 0; i < na && !dense; i++) {
+            for (size_t jj = 0; jj < nb; jj++) {
+                size_t x = ia[i], y = ib[jj];
+                if (y == x || (fresh[y] && y < x))
+                    continue;
+                /* slack: the float products' rounding, far below any threshold step */
+                float ub = c[i * nb + jj] + tail[x] * tail[y] + 1e-4f * norm[x] * norm[y];
+                if (ub < base)
+                    continue;
+                if (ns == MAX_SURVIVORS) {
+                    dense = true;
+                    break;
+                }
+                w->surv[ns++] = (uint32_t)(i * BLOCK + jj);
+            }
+        }
+        if (dense || P == d) {
+            /* many candidates (or no prefix): the full product, every pair from it */
+            if (P != d)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)na, (int)nb, (int)d, 1.0f,
+                            a, (int)d, b, (int)d, 0.0f, c, (int)nb);
+            for (size_t i = 0; i < na; i++) {
+                for (size_t jj = 0; jj < nb; jj++) {
+                    size_t x = ia[i], y = ib[jj];
+                    float sc = c[i * nb + jj];
+                    if (sc < base || y == x || (fresh[y] && y < x))
+                        continue;
+                    if (!sink_put(m, &sink, x, y, sc))
+                        return false;
+                }
+            }
+            continue;
+        }
+        for (size_t q = 0; q < ns; q++) {
+            size_t i = w->surv[q] / BLOCK, jj = w->surv[q] % BLOCK;
+            float sc = dot_f(a + i * d, b + jj * d, d);
+            if (sc >= base && !sink_put(m, &sink, ia[i], ib[jj], sc))
+                return false;
+        }
+    }
+    return true;
+}
+
+static void fp_blocks(void *arg, size_t begin, size_t end, int worker)
+{
+    struct fp_job *j = arg;
+    for (size_t k = begin; k < end; k++)
+        if (atomic_load(&j->failed) || !block_pairs(j, &j->w[worker], k))
+            atomic_store(&j->failed, true);
+}
+
 /* Pairs (i, j) with cosine >= base where i is a fresh row and j any row (both fresh: j > i
- * only, so each pair is found once), through products of BLOCK x BLOCK row blocks.
+ * only, so each pair is found once), through products of BLOCK x BLOCK row blocks; the blocks
+ * of fresh rows are shared out over pool (NULL: this thread), each worker's products on one
+ * OpenBLAS thread. The pairs reach out in the order one thread would find them.
  *
  * A block's product first runs over the leading P = d/4 dimensions only: by Cauchy-Schwarz
  * x.y <= x[:P].y[:P] + ||x[P:]|| ||y[P:]||, so a pair whose bound stays below base is not a
@@ -161,109 +273,101 @@ static float dot_f(const float *x, const float *y, size_t d)
  * gets the full product instead). Near duplicates are rare among all pairs, so most blocks
  * cost a quarter of the full product. */
 static int fresh_pairs(const struct vec_matrix *m, const unsigned char *fresh, float base,
-                       const struct pair_sink *out, struct sb_err *err)
+                       const struct pair_sink *out, struct sb_pool *pool, struct sb_err *err)
 {
-    enum { MAX_SURVIVORS = BLOCK * BLOCK / 16 };
-    size_t n = m->n, d = (size_t)m->dim, P = d >= 64 ? d / 4 : d;
-    float *a = malloc(BLOCK * d * sizeof(float)), *b = malloc(BLOCK * d * sizeof(float));
-    float *c = malloc((size_t)BLOCK * BLOCK * sizeof(float));
-    size_t *ia = malloc(BLOCK * sizeof(size_t)), *ib = malloc(BLOCK * sizeof(size_t));
+    size_t n = m->n, d = (size_t)m->dim, nw = pool ? (size_t)sb_pool_size(pool) + 1 : 1;
     float *tail = malloc((n ? n : 1) * sizeof(float)), *norm = malloc((n ? n : 1) * sizeof(float));
-    uint32_t *surv = malloc(MAX_SURVIVORS * sizeof(*surv)); /* i * BLOCK + j */
+    size_t *fidx = malloc((n ? n : 1) * sizeof(size_t)), nfresh = 0;
+    struct fp_scratch *w = calloc(nw, sizeof(*w));
+    struct fp_job j = { .m = m,
+                        .fresh = fresh,
+                        .base = base,
+                        .P = d >= 64 ? d / 4 : d,
+                        .tail = tail,
+                        .norm = norm,
+                        .fidx = fidx,
+                        .out = out,
+                        .w = w };
+    atomic_init(&j.failed, false);
     int rc = SB_OK;
-    if (!a || !b || !c || !ia || !ib || !tail || !norm || !surv) {
+    bool ok = tail && norm && fidx && w;
+    for (size_t i = 0; ok && i < nw; i++) {
+        w[i].a = malloc(BLOCK * d * sizeof(float));
+        w[i].b = malloc(BLOCK * d * sizeof(float));
+        w[i].c = malloc((size_t)BLOCK * BLOCK * sizeof(float));
+        w[i].ib = malloc(BLOCK * sizeof(size_t));
+        w[i].surv = malloc(MAX_SURVIVORS * sizeof(uint32_t));
+        ok = w[i].a && w[i].b && w[i].c && w[i].ib && w[i].surv;
+        if (ok && out->parent) {
+            w[i].parent = malloc((n ? n : 1) * sizeof(int64_t));
+            w[i].linked = calloc(n ? n : 1, 1);
+            ok = w[i].parent && w[i].linked;
+            for (size_t r = 0; ok && r < n; r++)
+                w[i].parent[r] = (int64_t)r;
+        }
+    }
+    if (!ok) {
         rc = sb_fail(err, SB_ENOMEM, "dupes: out of memory");
         goto out;
     }
+    float *row = w[0].a;
     for (size_t r = 0; r < n; r++) {
-        search_row(m, r, a);
+        search_row(m, r, row);
         double t = 0.0, all = 0.0;
         for (size_t k = 0; k < d; k++) {
-            all += (double)a[k] * (double)a[k];
-            if (k >= P)
-                t += (double)a[k] * (double)a[k];
+            all += (double)row[k] * (double)row[k];
+            if (k >= j.P)
+                t += (double)row[k] * (double)row[k];
         }
         tail[r] = nextafterf((float)sqrt(t), INFINITY); /* rounded up: the bound stays a bound */
         norm[r] = nextafterf((float)sqrt(all), INFINITY);
+        if (fresh[r])
+            fidx[nfresh++] = r;
     }
-    size_t r = 0;
-    while (r < n) {
-        size_t na = 0;
-        for (; r < n && na < BLOCK; r++)
-            if (fresh[r])
-                ia[na++] = r;
-        if (!na)
-            break;
-        load_rows(m, ia, na, a);
-        /* every row of a later block, or a not-fresh row before it: those pairs are new */
-        size_t s = 0;
-        while (s < n) {
-            size_t nb = 0;
-            for (; s < n && nb < BLOCK; s++)
-                if (!fresh[s] || s > ia[0])
-                    ib[nb++] = s;
-            if (!nb)
-                break;
-            load_rows(m, ib, nb, b);
-            /* c(na, nb) = a(na, :P) @ b(nb, :P)^T */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)na, (int)nb, (int)P, 1.0f, a,
-                        (int)d, b, (int)d, 0.0f, c, (int)nb);
-            size_t ns = 0;
-            bool dense = false;
-            for (size_t i = 0; i < na && !dense; i++) {
-                for (size_t j = 0; j < nb; j++) {
-                    size_t x = ia[i], y = ib[j];
-                    if (y == x || (fresh[y] && y < x))
-                        continue;
-                    /* slack: the float products' rounding, far below any threshold step */
-                    float ub = c[i * nb + j] + tail[x] * tail[y] + 1e-4f * norm[x] * norm[y];
-                    if (ub < base)
-                        continue;
-                    if (ns == MAX_SURVIVORS) {
-                        dense = true;
-                        break;
-                    }
-                    surv[ns++] = (uint32_t)(i * BLOCK + j);
-                }
-            }
-            if (dense || P == d) {
-                /* many candidates (or no prefix): the full product, every pair from it */
-                if (P != d)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)na, (int)nb, (int)d,
-                                1.0f, a, (int)d, b, (int)d, 0.0f, c, (int)nb);
-                for (size_t i = 0; i < na; i++) {
-                    for (size_t j = 0; j < nb; j++) {
-                        size_t x = ia[i], y = ib[j];
-                        float sc = c[i * nb + j];
-                        if (sc < base || y == x || (fresh[y] && y < x))
-                            continue;
-                        if (!sink_put(m, out, x, y, sc)) {
-                            rc = sb_fail(err, SB_ENOMEM, "dupes: out of memory");
-                            goto out;
-                        }
-                    }
-                }
-                continue;
-            }
-            for (size_t k = 0; k < ns; k++) {
-                size_t i = surv[k] / BLOCK, j = surv[k] % BLOCK;
-                float sc = dot_f(a + i * d, b + j * d, d);
-                if (sc >= base && !sink_put(m, out, ia[i], ib[j], sc)) {
-                    rc = sb_fail(err, SB_ENOMEM, "dupes: out of memory");
-                    goto out;
-                }
-            }
-        }
+    j.nfresh = nfresh;
+    size_t nblocks = (nfresh + BLOCK - 1) / BLOCK;
+    if (!out->parent && !(j.lists = calloc(nblocks ? nblocks : 1, sizeof(*j.lists)))) {
+        rc = sb_fail(err, SB_ENOMEM, "dupes: out of memory");
+        goto out;
     }
+    /* one threading runtime: the workers' products each on one OpenBLAS thread (a process
+     * setting: left alone when it already is one, as where a model context runs on a pool) */
+    int blas_threads = openblas_get_num_threads();
+    bool single = pool && blas_threads != 1;
+    if (single)
+        openblas_set_num_threads(1);
+    sb_pool_for_each(pool, nblocks, fp_blocks, &j);
+    if (single)
+        openblas_set_num_threads(blas_threads);
+    for (size_t k = 0; j.lists && k < nblocks && !atomic_load(&j.failed); k++)
+        for (size_t i = 0; i < j.lists[k].n; i++)
+            if (!pair_add(out->list, j.lists[k].p[i].a, j.lists[k].p[i].b, j.lists[k].p[i].score))
+                atomic_store(&j.failed, true);
+    for (size_t i = 0; out->parent && i < nw; i++)
+        for (size_t r = 0; r < n; r++)
+            if (w[i].linked[r]) {
+                unite(out->parent, (int64_t)r, find_root(w[i].parent, (int64_t)r));
+                out->linked[r] = 1;
+            }
+    if (atomic_load(&j.failed))
+        rc = sb_fail(err, SB_ENOMEM, "dupes: out of memory");
 out:
-    free(a);
-    free(b);
-    free(c);
-    free(ia);
-    free(ib);
+    for (size_t i = 0; w && i < nw; i++) {
+        free(w[i].a);
+        free(w[i].b);
+        free(w[i].c);
+        free(w[i].ib);
+        free(w[i].surv);
+        free(w[i].parent);
+        free(w[i].linked);
+    }
+    for (size_t k = 0; j.lists && k < (nfresh + BLOCK - 1) / BLOCK; k++)
+        free(j.lists[k].p);
+    free(j.lists);
+    free(w);
+    free(fidx);
     free(tail);
     free(norm);
-    free(surv);
     return rc;
 }
 
@@ -379,7 +483,7 @@ static size_t key_find(const struct row_key *keys, size_t n, int64_t id)
 /* The pairs at cosine >= base among all rows of m: from the file at path (NULL: no file),
  * brought up to date, or computed afresh. */
 static int near_pairs(const struct vec_matrix *m, const char *path, int64_t version, float base,
-                      struct pair_list *out, struct sb_err *err)
+                      struct sb_pool *pool, struct pair_list *out, struct sb_err *err)
 {
     struct row_key *keys = NULL;
     size_t nkeys = 0;
@@ -446,7 +550,7 @@ static int near_pairs(const struct vec_matrix *m, const char *path, int64_t vers
         nfresh += fresh[r];
     if (nfresh) {
         struct pair_sink sink = { out, NULL, NULL, NULL };
-        rc = fresh_pairs(m, fresh, base, &sink, err);
+        rc = fresh_pairs(m, fresh, base, &sink, pool, err);
         if (rc)
             goto out;
     }
@@ -466,7 +570,6 @@ int search_near_groups(const struct vec_matrix *m, const char *cache_path, int64
                        const unsigned char *mask, float threshold, struct sb_pool *pool,
                        int64_t *group, struct sb_err *err)
 {
-    (void)pool; /* the products run on OpenBLAS's threads */
     size_t n = m->n;
     struct pair_list pairs = { 0 };
     int64_t *parent = malloc((n ? n : 1) * sizeof(*parent));
@@ -487,10 +590,10 @@ int search_near_groups(const struct vec_matrix *m, const char *cache_path, int64
             goto out;
         }
         memset(all, 1, n ? n : 1);
-        rc = fresh_pairs(m, all, threshold, &sink, err);
+        rc = fresh_pairs(m, all, threshold, &sink, pool, err);
         free(all);
     } else {
-        rc = near_pairs(m, cache_path, version, SEARCH_NEAR_BASE, &pairs, err);
+        rc = near_pairs(m, cache_path, version, SEARCH_NEAR_BASE, pool, &pairs, err);
     }
     if (rc)
         goto out;

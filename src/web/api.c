@@ -517,7 +517,9 @@ static int dupes_near(struct web_request *r, struct catalog *cat, float threshol
     rc = vec_store_mask(ws->vs, cat, NULL, &mask, err);
     if (rc)
         goto out;
-    rc = vec_store_near_groups(ws->vs, mask, threshold, NULL, group, err);
+    struct sb_pool *team = web_team_take(r->s);
+    rc = vec_store_near_groups(ws->vs, mask, threshold, team, group, err);
+    web_team_give(r->s, team);
     if (rc)
         goto out;
     size_t ngroups = 0;
