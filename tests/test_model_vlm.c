@@ -603,6 +603,13 @@ static void test_failures(void)
         { "\"vision_feature_select_strategy\": \"default\"",
           "\"vision_feature_select_strategy\": \"cls\"", SB_EMODEL, "cls" },
         { "\"vision_feature_layer\": -2", "\"vision_feature_layer\": [-2, -1]", SB_EMODEL, "list" },
+        /* far outside int: a clear error, not an undefined conversion (UBSan) */
+        { "\"vision_feature_layer\": -2", "\"vision_feature_layer\": -2222222222222222222221",
+          SB_EFORMAT, "vision_feature_layer" },
+        { "\"vision_feature_layer\": -2", "\"vision_feature_layer\": 1e300", SB_EFORMAT,
+          "vision_feature_layer" },
+        { "\"vision_feature_layer\": -2", "\"vision_feature_layer\": -2.5", SB_EFORMAT,
+          "vision_feature_layer" },
         { "\"image_token_index\": 593", "\"image_token_index\": 5", SB_EMODEL, "<image>" },
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -63,8 +63,10 @@ static int cfg_int(const cJSON *o, const char *key, int def, int lo, int hi, int
         *out = def;
         return SB_OK;
     }
-    if (!cJSON_IsNumber(j) || j->valuedouble != (double)(int)j->valuedouble ||
-        j->valuedouble < lo || j->valuedouble > hi)
+    /* the range first: converting a double outside int's range to int is undefined (found by
+     * fuzz_vlm_config: -2.2e21) */
+    if (!cJSON_IsNumber(j) || !(j->valuedouble >= lo && j->valuedouble <= hi) ||
+        j->valuedouble != (double)(int)j->valuedouble)
         return sb_fail(err, SB_EFORMAT, "config.json: '%s' is not an integer in [%d, %d]", key, lo,
                        hi);
     *out = (int)j->valuedouble;
