@@ -155,7 +155,8 @@ static float dot_f(const float *x, const float *y, size_t d)
 
 /* One worker's scratch for fresh_pairs: a block of fresh rows (a), a block of others (b),
  * their products (c), the pairs that survive the prefix bound; in union mode (the sink has a
- * union-find) its own union-find, merged into the sink's at the end. */
+ * union-find) a union-find: worker 0 the sink's own, the others theirs, merged into it at the
+ * end. */
 struct fp_scratch {
     float *a, *b, *c;
     size_t *ib;
@@ -277,7 +278,7 @@ static int fresh_pairs(const struct vec_matrix *m, const unsigned char *fresh, f
 {
     size_t n = m->n, d = (size_t)m->dim, nw = pool ? (size_t)sb_pool_size(pool) + 1 : 1;
     float *tail = malloc((n ? n : 1) * sizeof(float)), *norm = malloc((n ? n : 1) * sizeof(float));
-    size_t *fidx = malloc((n ? n : 1) * sizeof(size_t)), nfresh = 0;
+    size_t *fidx = malloc((n ? n : 1) * sizeof(size_t)), nfresh = 0, nblocks = 0;
     struct fp_scratch *w = calloc(nw, sizeof(*w));
     struct fp_job j = { .m = m,
                         .fresh = fresh,
@@ -298,7 +299,10 @@ static int fresh_pairs(const struct vec_matrix *m, const unsigned char *fresh, f
         w[i].ib = malloc(BLOCK * sizeof(size_t));
         w[i].surv = malloc(MAX_SURVIVORS * sizeof(uint32_t));
         ok = w[i].a && w[i].b && w[i].c && w[i].ib && w[i].surv;
-        if (ok && out->parent) {
+        if (ok && out->parent && i == 0) {
+            w[0].parent = out->parent;
+            w[0].linked = out->linked;
+        } else if (ok && out->parent) {
             w[i].parent = malloc((n ? n : 1) * sizeof(int64_t));
             w[i].linked = calloc(n ? n : 1, 1);
             ok = w[i].parent && w[i].linked;
@@ -325,7 +329,7 @@ static int fresh_pairs(const struct vec_matrix *m, const unsigned char *fresh, f
             fidx[nfresh++] = r;
     }
     j.nfresh = nfresh;
-    size_t nblocks = (nfresh + BLOCK - 1) / BLOCK;
+    nblocks = (nfresh + BLOCK - 1) / BLOCK;
     if (!out->parent && !(j.lists = calloc(nblocks ? nblocks : 1, sizeof(*j.lists)))) {
         rc = sb_fail(err, SB_ENOMEM, "dupes: out of memory");
         goto out;
@@ -343,7 +347,7 @@ static int fresh_pairs(const struct vec_matrix *m, const unsigned char *fresh, f
         for (size_t i = 0; i < j.lists[k].n; i++)
             if (!pair_add(out->list, j.lists[k].p[i].a, j.lists[k].p[i].b, j.lists[k].p[i].score))
                 atomic_store(&j.failed, true);
-    for (size_t i = 0; out->parent && i < nw; i++)
+    for (size_t i = 1; out->parent && i < nw; i++)
         for (size_t r = 0; r < n; r++)
             if (w[i].linked[r]) {
                 unite(out->parent, (int64_t)r, find_root(w[i].parent, (int64_t)r));
@@ -358,10 +362,12 @@ out:
         free(w[i].c);
         free(w[i].ib);
         free(w[i].surv);
-        free(w[i].parent);
-        free(w[i].linked);
+        if (i > 0) { /* worker 0's are the sink's */
+            free(w[i].parent);
+            free(w[i].linked);
+        }
     }
-    for (size_t k = 0; j.lists && k < (nfresh + BLOCK - 1) / BLOCK; k++)
+    for (size_t k = 0; j.lists && k < nblocks; k++)
         free(j.lists[k].p);
     free(j.lists);
     free(w);

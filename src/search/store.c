@@ -186,6 +186,17 @@ static void advise_huge(void *map, const struct layout *l)
 #endif
 }
 
+/* Points s's matrix at the sections of the file's bytes at b (laid out as l). */
+static void matrix_at(struct vec_store *s, const char *b, const struct layout *l)
+{
+    s->m.ids = (const int64_t *)(const void *)(b + l->ids);
+    s->m.scales = (const float *)(const void *)(b + l->scales);
+    s->m.resid = (const float *)(const void *)(b + l->resid);
+    s->m.cnorm = (const float *)(const void *)(b + l->cnorm);
+    s->m.codes = (const uint8_t *)(const void *)(b + l->codes);
+    s->m.data = (const uint16_t *)(const void *)(b + l->data);
+}
+
 int vec_store_resident(struct vec_store *s, struct sb_err *err)
 {
     if (!s->map)
@@ -203,25 +214,18 @@ int vec_store_resident(struct vec_store *s, struct sb_err *err)
     if (raw == MAP_FAILED)
         return sb_fail(err, SB_ENOMEM, "search: no memory for the %zu MiB vector store",
                        s->map_len >> 20);
-    char *anon = raw + (huge - (uintptr_t)raw % huge) % huge;
+    char *anon = raw + (huge - (uintptr_t)raw % huge) % huge; /* raw <= anon < raw + huge */
     if (anon > raw)
         munmap(raw, (size_t)(anon - raw));
-    if (raw + huge > anon)
-        munmap(anon + s->map_len, (size_t)(raw + huge - anon));
+    munmap(anon + s->map_len, (size_t)(raw + huge - anon));
 #ifdef MADV_HUGEPAGE
     (void)madvise(anon, s->map_len, MADV_HUGEPAGE);
 #endif
     memcpy(anon, s->map, s->map_len);
     (void)mprotect(anon, s->map_len, PROT_READ);
-    const char *from = s->map;
-    char *to = anon;
-    struct vec_matrix *m = &s->m;
-    m->ids = (const int64_t *)(const void *)(to + ((const char *)m->ids - from));
-    m->scales = (const float *)(const void *)(to + ((const char *)m->scales - from));
-    m->resid = (const float *)(const void *)(to + ((const char *)m->resid - from));
-    m->cnorm = (const float *)(const void *)(to + ((const char *)m->cnorm - from));
-    m->codes = (const uint8_t *)(const void *)(to + ((const char *)m->codes - from));
-    m->data = (const uint16_t *)(const void *)(to + ((const char *)m->data - from));
+    struct layout l;
+    (void)layout_of(s->m.n, (size_t)s->m.dim, &l); /* as try_map found it */
+    matrix_at(s, anon, &l);
     munmap(s->map, s->map_len);
     s->map = anon;
     return SB_OK;
@@ -250,12 +254,7 @@ static bool try_map(struct vec_store *s, const char *path, int dim)
             s->map_len = l.total;
             s->m.n = (size_t)h.count;
             s->m.dim = dim;
-            s->m.ids = (const int64_t *)(const void *)(b + l.ids);
-            s->m.scales = (const float *)(const void *)(b + l.scales);
-            s->m.resid = (const float *)(const void *)(b + l.resid);
-            s->m.cnorm = (const float *)(const void *)(b + l.cnorm);
-            s->m.codes = (const uint8_t *)(const void *)(b + l.codes);
-            s->m.data = (const uint16_t *)(const void *)(b + l.data);
+            matrix_at(s, b, &l);
         }
     } else if (ok) {
         s->m.n = 0;

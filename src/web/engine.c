@@ -139,35 +139,30 @@ void web_team_give(struct web_server *s, struct sb_pool *team)
 
 int web_embed_text(struct web_server *s, const char *text, float *out, int dim, struct sb_err *err)
 {
-    struct clip_ctx *c = NULL;
-    const struct clip_model *m;
-    struct sb_pool *team = web_team_take(s);
     pthread_mutex_lock(&s->model_mu);
-    m = s->text_model;
-    if (m && !team && s->nctx_free > 0)
-        c = s->ctx_free[--s->nctx_free];
+    const struct clip_model *m = s->text_model; /* never replaced once there */
     pthread_mutex_unlock(&s->model_mu);
-    int rc = SB_OK;
     if (!m)
-        rc = sb_fail(err, SB_EMODEL,
-                     "searching by text needs the model the photos were "
-                     "indexed with (shoebox --model DIR serve)");
-    else if (clip_model_dim(m) != dim)
-        rc = sb_fail(err, SB_EMODEL, "the model does not match the catalog's vectors");
-    if (rc || team) {
-        /* the text model, once loaded, stays for the server's life: so does the team's ctx */
-        if (!rc && !s->team_ctx)
+        return sb_fail(err, SB_EMODEL,
+                       "searching by text needs the model the photos were "
+                       "indexed with (shoebox --model DIR serve)");
+    if (clip_model_dim(m) != dim)
+        return sb_fail(err, SB_EMODEL, "the model does not match the catalog's vectors");
+    int rc = SB_OK;
+    struct sb_pool *team = web_team_take(s);
+    if (team) { /* the team's ctx: made when the model loaded, else here */
+        if (!s->team_ctx)
             rc = clip_ctx_new(m, 1, team, &s->team_ctx, err);
         if (!rc)
             rc = clip_embed_text(s->team_ctx, text, out, NULL, NULL, err);
         web_team_give(s, team);
-        if (c) { /* only when the checks failed */
-            pthread_mutex_lock(&s->model_mu);
-            s->ctx_free[s->nctx_free++] = c;
-            pthread_mutex_unlock(&s->model_mu);
-        }
         return rc;
     }
+    struct clip_ctx *c = NULL;
+    pthread_mutex_lock(&s->model_mu);
+    if (s->nctx_free > 0)
+        c = s->ctx_free[--s->nctx_free];
+    pthread_mutex_unlock(&s->model_mu);
     if (!c)
         rc = clip_ctx_new(m, 1, NULL, &c, err);
     if (!rc)

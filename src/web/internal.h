@@ -102,7 +102,7 @@ struct web_server {
     pthread_mutex_t team_mu;   /* held by the step using the team; only ever tried */
     atomic_int busy;           /* API requests being computed: the team only when alone */
     struct sb_pool *team;      /* NULL on one core */
-    struct clip_ctx *team_ctx; /* the text tower's context on the team, made when first used */
+    struct clip_ctx *team_ctx; /* the text tower's context on the team, made with the model */
 
     pthread_mutex_t store_reopen_mu; /* one rebuild of the store's cache file at a time */
     pthread_mutex_t store_mu;        /* guards store, store_checked and web_store.refs */
