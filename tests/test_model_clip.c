@@ -817,9 +817,12 @@ static void test_amx_gemm(void)
         fprintf(stderr, "amx gemm: the CPU has no AMX-BF16, skipped\n");
         return;
     }
-    static const int shapes[][3] = { { 1, 1, 1 },    { 7, 45, 33 },  { 16, 32, 32 },
-                                     { 17, 31, 64 }, { 31, 33, 65 }, { 33, 64, 100 },
-                                     { 50, 97, 17 }, { 64, 96, 96 }, { 129, 773, 70 } };
+    /* the last three: few rows (column blocks outside) with a K tail, a partial last row
+     * block and several column blocks */
+    static const int shapes[][3] = { { 1, 1, 1 },     { 7, 45, 33 },    { 16, 32, 32 },
+                                     { 17, 31, 64 },  { 31, 33, 65 },   { 33, 64, 100 },
+                                     { 50, 97, 17 },  { 64, 96, 96 },   { 129, 773, 70 },
+                                     { 100, 45, 70 }, { 128, 200, 96 }, { 65, 40, 64 } };
     for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
         test_amx_gemm_shape(shapes[i][0], shapes[i][1], shapes[i][2], 777u + (uint32_t)i);
 }

@@ -24,8 +24,10 @@
 #define AMX __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,amx-tile,amx-bf16")))
 
 enum { KSTEP = 32, TILE = 16 * 32 }; /* bf16 per K step of a row; bf16 per tile */
-/* weights prefetched into L1 this many K steps ahead (+10-15% on 400 x 768 x 768) */
-#define PF 4
+/* No software prefetch of the weights: with few rows they stream from memory, and prefetches
+ * into L1 filled its few miss buffers and stalled the tile loads (SigLIP text query 14.3
+ * against 16.3 ms); the hardware's L2 streamer keeps up. With many rows they come from L2 and
+ * the prefetch gained nothing either (bench/embed, same run). */
 
 size_t clip_amx_packed_size(int K, int N)
 {
@@ -122,6 +124,12 @@ static void drain(struct pending *p, int n, enum clip_epi epi, enum clip_act act
     p->done += n;
 }
 
+/* Few rows: the output's blocks go column block by column block, each weight block streamed
+ * from memory once and reused from L1/L2 for every row block (on a second pass over the rows
+ * the weights came from L2 again: the text query 14.3 against 15.8-16.2 ms); many rows: row
+ * block by row block, the weights of a worker's share reused from L2. */
+#define COLS_OUTER_ROWS 128
+
 AMX void clip_amx_gemm(void *out, size_t ldo, const uint16_t *in, size_t ldi, int M,
                        const uint16_t *wp, const float *bias, int K, int N, int n0, int n1,
                        enum clip_epi epi, enum clip_act act)
@@ -132,11 +140,16 @@ AMX void clip_amx_gemm(void *out, size_t ldo, const uint16_t *in, size_t ldi, in
     _Alignas(64) float acc[2][32 * 32]; /* this block's sums, the previous block's */
     int cur = 0, per = (32 + steps - 1) / steps;
     struct pending pend = { 0 };
-    _Alignas(64) uint16_t tail[2][16 * KSTEP];
+    /* the last K step's columns of each row block, zero-padded to 32 */
+    _Alignas(64) uint16_t tail[COLS_OUTER_ROWS / 16][16 * KSTEP];
     size_t osize = epi == CLIP_EPI_ACT || epi == CLIP_EPI_BF16 ? sizeof(uint16_t) : sizeof(float);
     long lda = (long)(ldi * sizeof(uint16_t));
-    int cur0 = -1, cur1 = -1;
-    for (int m0 = 0; m0 < M; m0 += 32) {
+    int cur0 = -1, cur1 = -1, cfirst = n0 / 32 * 32;
+    int nrb = (M + 31) / 32, ncb = n1 > cfirst ? (n1 - cfirst + 31) / 32 : 0;
+    bool cols_outer = M <= COLS_OUTER_ROWS;
+    for (int it = 0; it < nrb * ncb; it++) {
+        int rb = cols_outer ? it % nrb : it / ncb, cb = cols_outer ? it / nrb : it % ncb;
+        int m0 = rb * 32, c0 = cfirst + cb * 32;
         int r0 = M - m0 < 16 ? M - m0 : 16, r1 = M - m0 - 16;
         r1 = r1 < 0 ? 0 : r1 > 16 ? 16 : r1;
         if (r0 != cur0 || r1 != cur1) {
@@ -145,66 +158,63 @@ AMX void clip_amx_gemm(void *out, size_t ldo, const uint16_t *in, size_t ldi, in
             cur1 = r1;
         }
         const uint16_t *a0 = in + (size_t)m0 * ldi, *a1 = a0 + 16 * ldi;
-        if (ktail) { /* the last K step's columns, zero-padded to 32 */
-            memset(tail, 0, sizeof(tail));
+        uint16_t *t0 = tail[cols_outer ? 2 * rb : 0], *t1 = t0 + 16 * KSTEP;
+        if (ktail && cb == 0) { /* a row block's first visit */
+            memset(t0, 0, 2 * 16 * KSTEP * sizeof(uint16_t));
             for (int r = 0; r < r0 + r1; r++)
-                memcpy(&tail[r / 16][(r % 16) * KSTEP], a0 + (size_t)r * ldi + full * 32,
+                memcpy((r < 16 ? t0 : t1) + (r % 16) * KSTEP, a0 + (size_t)r * ldi + full * 32,
                        (size_t)ktail * sizeof(uint16_t));
         }
-        for (int c0 = n0 / 32 * 32; c0 < n1; c0 += 32) {
-            const uint16_t *b = wp + (size_t)(c0 / 32) * (size_t)steps * 2 * TILE;
-            if (epi == CLIP_EPI_RESIDUAL) /* the rows this block adds to, read a block later */
-                for (int r = 0; r < r0 + r1; r++) {
-                    const char *o = (const char *)out + ((size_t)(m0 + r) * ldo + (size_t)c0) * 4;
-                    _mm_prefetch(o, _MM_HINT_T0);
-                    _mm_prefetch(o + 64, _MM_HINT_T0);
-                }
-            _tile_zero(0);
-            _tile_zero(1);
-            if (r1) {
-                _tile_zero(2);
-                _tile_zero(3);
+        const uint16_t *b = wp + (size_t)(c0 / 32) * (size_t)steps * 2 * TILE;
+        if (epi == CLIP_EPI_RESIDUAL) /* the rows this block adds to, read a block later */
+            for (int r = 0; r < r0 + r1; r++) {
+                const char *o = (const char *)out + ((size_t)(m0 + r) * ldo + (size_t)c0) * 4;
+                _mm_prefetch(o, _MM_HINT_T0);
+                _mm_prefetch(o + 64, _MM_HINT_T0);
             }
-            for (int s = 0; s < steps; s++, b += 2 * TILE) {
-                if (s < full) {
-                    _tile_loadd(4, a0 + s * 32, lda);
-                    if (r1)
-                        _tile_loadd(5, a1 + s * 32, lda);
-                } else {
-                    _tile_loadd(4, tail[0], KSTEP * 2);
-                    if (r1)
-                        _tile_loadd(5, tail[1], KSTEP * 2);
-                }
-                for (int l = 0; l < 2 * TILE * 2; l += 64)
-                    _mm_prefetch((const char *)b + PF * 2 * TILE * 2 + l, _MM_HINT_T0);
-                _tile_loadd(6, b, 64);
-                _tile_dpbf16ps(0, 4, 6);
-                _tile_loadd(7, b + TILE, 64);
-                _tile_dpbf16ps(1, 4, 7);
-                if (r1) {
-                    _tile_dpbf16ps(2, 5, 6);
-                    _tile_dpbf16ps(3, 5, 7);
-                }
-                /* the previous block's epilogue, a few rows per step, while the tiles work */
-                drain(&pend, per, epi, act, ldo, osize);
-            }
-            /* this block's sums into acc[cur]; the previous block's epilogue is finished */
-            float *a = acc[cur];
-            drain(&pend, pend.rows, epi, act, ldo, osize);
-            _tile_stored(0, a, 128);
-            _tile_stored(1, a + 16, 128);
-            if (r1) {
-                _tile_stored(2, a + 16 * 32, 128);
-                _tile_stored(3, a + 16 * 32 + 16, 128);
-            }
-            pend = (struct pending){ a,
-                                     r0 + r1,
-                                     0,
-                                     n1 - c0 < 32 ? n1 - c0 : 32,
-                                     bias ? bias + c0 : NULL,
-                                     (char *)out + ((size_t)m0 * ldo + (size_t)c0) * osize };
-            cur ^= 1;
+        _tile_zero(0);
+        _tile_zero(1);
+        if (r1) {
+            _tile_zero(2);
+            _tile_zero(3);
         }
+        for (int s = 0; s < steps; s++, b += 2 * TILE) {
+            if (s < full) {
+                _tile_loadd(4, a0 + s * 32, lda);
+                if (r1)
+                    _tile_loadd(5, a1 + s * 32, lda);
+            } else {
+                _tile_loadd(4, t0, KSTEP * 2);
+                if (r1)
+                    _tile_loadd(5, t1, KSTEP * 2);
+            }
+            _tile_loadd(6, b, 64);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_loadd(7, b + TILE, 64);
+            _tile_dpbf16ps(1, 4, 7);
+            if (r1) {
+                _tile_dpbf16ps(2, 5, 6);
+                _tile_dpbf16ps(3, 5, 7);
+            }
+            /* the previous block's epilogue, a few rows per step, while the tiles work */
+            drain(&pend, per, epi, act, ldo, osize);
+        }
+        /* this block's sums into acc[cur]; the previous block's epilogue is finished */
+        float *a = acc[cur];
+        drain(&pend, pend.rows, epi, act, ldo, osize);
+        _tile_stored(0, a, 128);
+        _tile_stored(1, a + 16, 128);
+        if (r1) {
+            _tile_stored(2, a + 16 * 32, 128);
+            _tile_stored(3, a + 16 * 32 + 16, 128);
+        }
+        pend = (struct pending){ a,
+                                 r0 + r1,
+                                 0,
+                                 n1 - c0 < 32 ? n1 - c0 : 32,
+                                 bias ? bias + c0 : NULL,
+                                 (char *)out + ((size_t)m0 * ldo + (size_t)c0) * osize };
+        cur ^= 1;
     }
     drain(&pend, pend.rows, epi, act, ldo, osize);
     _tile_release();
