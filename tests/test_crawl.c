@@ -734,6 +734,75 @@ static void test_pool_for_each(void)
     sb_pool_free(pool);
 }
 
+/* A photo whose pixel data is cut short (a download that stopped) but whose header and EXIF
+ * are intact keeps its metadata: date, camera and size from the probe; its thumbnails fail
+ * with the decode's error. A file whose header does not parse fails its probe too. */
+struct damaged_errors {
+    char cut_stages[64], cut_error[256];
+    int short_probe;
+};
+
+static int damaged_error(void *user, const char *path, const char *stages, const char *error)
+{
+    struct damaged_errors *d = user;
+    if (strstr(path, "/cut.jpg")) {
+        snprintf(d->cut_stages, sizeof(d->cut_stages), "%s", stages);
+        snprintf(d->cut_error, sizeof(d->cut_error), "%s", error);
+    }
+    if (strstr(path, "/short.jpg") && strstr(stages, "probe"))
+        d->short_probe++;
+    return 0;
+}
+
+static void test_damaged_keeps_meta(void)
+{
+    const char *data = getenv("SHOEBOX_TESTDATA");
+    if (!data) {
+        CHECK(0);
+        return;
+    }
+    char lib[600], from[1024], to[1024], db[700];
+    snprintf(lib, sizeof(lib), "%s/damaged", tmpdir);
+    sb_mkdirs(lib, NULL);
+    snprintf(from, sizeof(from), "%s/images/broken/pixel6_ultrahdr_truncated.jpg", data);
+    snprintf(to, sizeof(to), "%s/cut.jpg", lib);
+    copy_file(from, to);
+    snprintf(from, sizeof(from), "%s/images/broken/truncated_400bytes.jpg", data);
+    snprintf(to, sizeof(to), "%s/short.jpg", lib);
+    copy_file(from, to);
+    snprintf(db, sizeof(db), "%s/damaged.db", tmpdir);
+    struct catalog *cat = NULL;
+    struct sb_err err;
+    CHECK_EQ_INT(SB_OK, catalog_open(db, false, &cat, &err));
+    if (!cat)
+        return;
+    const char *root = lib;
+    struct crawl_params p = params_over(&root, NULL);
+    struct crawl_stats st;
+    CHECK_EQ_INT(SB_OK, crawl_index(cat, &p, &st, &err));
+    int64_t id = 0;
+    snprintf(to, sizeof(to), "%s/cut.jpg", lib);
+    CHECK_EQ_INT(SB_OK, catalog_photo_by_path(cat, to, &id, &err));
+    struct catalog_photo ph;
+    CHECK_EQ_INT(SB_OK, catalog_photo_get(cat, id, &ph, &err));
+    CHECK(ph.model && strcmp(ph.model, "Pixel 6") == 0);
+    CHECK(ph.taken_at && strncmp(ph.taken_at, "2024-05-07", 10) == 0);
+    CHECK(ph.time_source && strcmp(ph.time_source, "exif") == 0);
+    CHECK_EQ_INT(1512, ph.width);
+    CHECK_EQ_INT(2688, ph.height);
+    CHECK(ph.format && strcmp(ph.format, "jpeg") == 0);
+    catalog_photo_release(&ph);
+    struct damaged_errors d = { "", "", 0 };
+    CHECK_EQ_INT(SB_OK, catalog_errors(cat, damaged_error, &d, &err));
+    CHECK_EQ_STR("thumb", d.cut_stages);
+    CHECK(strstr(d.cut_error, "truncated JPEG data") != NULL);
+    CHECK_EQ_INT(1, d.short_probe);
+    struct catalog_status cs;
+    CHECK_EQ_INT(SB_OK, catalog_status(cat, &cs, &err));
+    CHECK_EQ_INT(2, cs.failed);
+    catalog_close(cat);
+}
+
 int main(void)
 {
     const char *tmp = getenv("SHOEBOX_TMP");
@@ -743,6 +812,7 @@ int main(void)
     test_takeout();
     test_hash_and_paths();
     test_index_resume();
+    test_damaged_keeps_meta();
     test_index_grown();
     test_index_changing();
     test_plugin();

@@ -70,7 +70,9 @@ struct image_info {
  * with unassociated alpha comes out premultiplied, i.e. on black, as libtiff's RGBA reader
  * delivers it); 16-bit is reduced to 8-bit (high byte); CMYK (Adobe-inverted, as PIL assumes)
  * and greyscale become RGB. Truncated JPEG data is SB_ECORRUPT, not a half-grey picture.
- * HEIF/AVIF come out upright from libheif's irot/imir, so their info->orientation is 1. */
+ * HEIF/AVIF come out upright from libheif's irot/imir, so their info->orientation is 1.
+ * On failure info holds what was learned before it: the format, and for a JPEG whose header
+ * was read its size and orientation (width and height 0 when the size is not known). */
 int image_decode(const unsigned char *buf, size_t len, const char *name,
                  const struct image_decode_params *p, struct image **out, struct image_info *info,
                  struct sb_err *err);
@@ -105,7 +107,8 @@ struct image *image_thumbnail(const struct image *img, int px);
  * from t[i - 1] (from the decode for i = 0), like the RGB path. Fills info as image_decode()
  * does. Sets *planar to 0 and returns SB_OK, doing nothing, when buf is not a 3-component
  * YCbCr JPEG with a known sampling (or its header does not parse): decode to RGB instead,
- * which reports any error. On failure the t[i].jpeg are NULL. */
+ * which reports any error. On failure the t[i].jpeg are NULL and info is filled as far as
+ * image_decode() fills it on failure. */
 struct image_thumb {
     int px;              /* in: the long edge */
     unsigned char *jpeg; /* out: malloc'd JPEG, the caller frees it */

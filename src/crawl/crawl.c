@@ -387,6 +387,25 @@ static int make_thumbs(const struct work_batch *b, const struct catalog_work *w,
     return rc;
 }
 
+/* The probe stage's results besides the metadata: upright size and the time's source. */
+static void probe_done(struct work_item *it, const struct catalog_work *w)
+{
+    bool swap = it->info.orientation >= 5 && it->info.orientation <= 8;
+    it->width = swap ? it->info.height : it->info.width;
+    it->height = swap ? it->info.width : it->info.height;
+    it->time_source = CATALOG_TIME_EXIF;
+    if (!it->meta.taken_at[0]) {
+        int64_t t;
+        if (crawl_takeout_time(w->path, &t)) {
+            local_time_string(t, &it->meta);
+            it->time_source = CATALOG_TIME_TAKEOUT;
+        } else {
+            local_time_string(w->st.mtime_ns / 1000000000, &it->meta);
+            it->time_source = CATALOG_TIME_MTIME;
+        }
+    }
+}
+
 static void work_one(const struct work_batch *b, struct work_item *it, int worker)
 {
     const struct catalog_work *w = it->w;
@@ -475,7 +494,13 @@ static void work_one(const struct work_batch *b, struct work_item *it, int worke
     free(buf);
     buf = NULL;
     if (rc) {
-        it->probe_rc = it->thumb_rc = it->embed_rc = rc;
+        /* Pixels that cannot be had (damaged or cut-off data, or too many) from a file whose
+         * header gave its size: the photo keeps its metadata (a phone photo cut short in a
+         * download still has its date, camera and place); the pixel stages fail. */
+        bool keep_probe = want_probe && (rc == SB_ECORRUPT || rc == SB_ETOOBIG) &&
+                          it->info.width > 0 && it->info.height > 0;
+        it->probe_rc = keep_probe ? SB_OK : rc;
+        it->thumb_rc = it->embed_rc = rc;
         it->probe_err = it->thumb_err = it->embed_err = err;
         for (int i = 0; i < p->nplugins; i++) {
             if (wants(w, b->bits->plugin[i]) && !it->plug[i].ran) {
@@ -484,24 +509,12 @@ static void work_one(const struct work_batch *b, struct work_item *it, int worke
                 it->plug[i].err = err;
             }
         }
+        if (keep_probe)
+            probe_done(it, w);
         goto out;
     }
-    if (want_probe) {
-        bool swap = it->info.orientation >= 5 && it->info.orientation <= 8;
-        it->width = swap ? it->info.height : it->info.width;
-        it->height = swap ? it->info.width : it->info.height;
-        it->time_source = CATALOG_TIME_EXIF;
-        if (!it->meta.taken_at[0]) {
-            int64_t t;
-            if (crawl_takeout_time(w->path, &t)) {
-                local_time_string(t, &it->meta);
-                it->time_source = CATALOG_TIME_TAKEOUT;
-            } else {
-                local_time_string(w->st.mtime_ns / 1000000000, &it->meta);
-                it->time_source = CATALOG_TIME_MTIME;
-            }
-        }
-    }
+    if (want_probe)
+        probe_done(it, w);
     if (want_thumb && planar) {
         it->thumb_rc =
             write_thumb_jpeg(b, w, p->thumb_large, tj[0].jpeg, tj[0].len, &it->thumb_err);

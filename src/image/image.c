@@ -231,9 +231,9 @@ int image_decode(const unsigned char *buf, size_t len, const char *name,
     }
     *out = img;
     img = NULL;
-    if (info)
-        *info = inf;
 out:
+    if (info) /* on failure too: the size a readable header gave (see image.h) */
+        *info = inf;
     image_free(img);
     return rc;
 }

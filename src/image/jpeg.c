@@ -150,6 +150,7 @@ int img_decode_jpeg(const unsigned char *buf, size_t len, const char *name,
     }
     info->width = w;
     info->height = hh;
+    info->orientation = img_exif_orientation(buf, len, IMAGE_FMT_JPEG);
     rc = img_check_size(w, hh, p->max_pixels, name, err);
     if (rc)
         goto out;
@@ -190,7 +191,6 @@ int img_decode_jpeg(const unsigned char *buf, size_t len, const char *name,
             d[2] = cmyk_chan(s[2], s[3]);
         }
     }
-    info->orientation = img_exif_orientation(buf, len, IMAGE_FMT_JPEG);
     *out = img;
     img = NULL;
 out:
@@ -494,6 +494,7 @@ int image_jpeg_planes(const unsigned char *buf, size_t len, const char *name, ui
     unsigned long jlen = (unsigned long)(len - (size_t)soi);
     tjhandle dh = tjInitDecompress(), ch = NULL;
     struct planes pl[2] = { { 0 }, { 0 } };
+    struct image_info inf = { .format = IMAGE_FMT_JPEG, .orientation = 1 };
     int rc = SB_OK;
     if (!dh)
         return sb_fail(err, SB_ENOMEM, "decode '%s': cannot start libjpeg", img_label(name));
@@ -502,7 +503,8 @@ int image_jpeg_planes(const unsigned char *buf, size_t len, const char *name, ui
          (tjGetErrorCode(dh) != TJERR_WARNING || w <= 0 || hh <= 0)) ||
         cs != TJCS_YCbCr || !planar_sampling(subsamp))
         goto out; /* not for this path */
-    struct image_info inf = { .format = IMAGE_FMT_JPEG, .width = w, .height = hh };
+    inf.width = w;
+    inf.height = hh;
     inf.orientation = img_exif_orientation(buf, len, IMAGE_FMT_JPEG);
     if (inf.orientation < 1 || inf.orientation > 8)
         inf.orientation = 1;
@@ -547,9 +549,9 @@ int image_jpeg_planes(const unsigned char *buf, size_t len, const char *name, ui
         rc = plane_thumb(ch, src, i ? 1 : inf.orientation, quality, &t[i], up, name, err);
         planes_free(src);
     }
-    if (!rc && info)
-        *info = inf;
 out:
+    if (info && *planar) /* done, or failed after the header: what it told (image.h) */
+        *info = inf;
     if (rc) {
         for (int i = 0; i < n; i++) {
             free(t[i].jpeg);
