@@ -600,6 +600,66 @@ static float bf16_round(float f)
     return f;
 }
 
+/* The SIMD bias + activation bodies against clip_k_act's C loops (libm's expf and tanhf):
+ * within rounding over the whole range, tails of every length, with and without the bias. */
+static void test_act_kernels(void)
+{
+    /* the ctest variants that cap the ISA (tests/CMakeLists.txt) really run the other paths */
+    const char *isa = getenv("SHOEBOX_MAX_ISA");
+    if (isa && (strcmp(isa, "avx2") == 0 || strcmp(isa, "c") == 0))
+        CHECK(!clip_avx512() && !clip_avx512_bf16() && !clip_amx());
+    if (isa && strcmp(isa, "c") == 0)
+        CHECK(!clip_avx2());
+    typedef bool (*bias_act_fn)(float *, const float *, size_t, bool, enum clip_act);
+    struct {
+        const char *name;
+        bool have;
+        bias_act_fn fn;
+    } kernels[] = { { "avx2", clip_avx2(), clip_avx2_bias_act },
+                    { "avx512", clip_avx512(), clip_avx512_bias_act } };
+    static const enum clip_act acts[] = { CLIP_ACT_QUICK_GELU, CLIP_ACT_GELU_TANH };
+    enum { N = 203 };
+    float x[N], b[N], got[N], want[N];
+    uint32_t s = 99u;
+    for (int i = 0; i < N; i++) {
+        s = s * 1664525u + 1013904223u;
+        float u = (float)(s >> 8) / 16777216.0f; /* [0, 1) */
+        /* mostly where the activations bend, some far out (exp's clamps), exact zeros */
+        x[i] = i % 17 == 0 ? 0.0f : i % 11 == 0 ? (u - 0.5f) * 400.0f : (u - 0.5f) * 12.0f;
+        b[i] = (float)(i % 7) * 0.25f - 0.75f;
+    }
+    for (size_t k = 0; k < sizeof(kernels) / sizeof(kernels[0]); k++) {
+        if (!kernels[k].have)
+            continue;
+        float z[4] = { 1, 2, 3, 4 };
+        CHECK(!kernels[k].fn(z, NULL, 4, true, CLIP_ACT_GELU)); /* erf: left to the C loop */
+        for (size_t a = 0; a < 2; a++)
+            for (int bias = 0; bias < 2; bias++)
+                for (size_t n = 1; n <= N; n += n < 20 ? 1 : 61) {
+                    for (size_t i = 0; i < n; i++) {
+                        got[i] = x[i];
+                        want[i] = x[i] + (bias ? b[i] : 0.0f);
+                    }
+                    if (n < N)
+                        got[n] = 12345.0f; /* past n: untouched */
+                    CHECK(kernels[k].fn(got, bias ? b : NULL, n, true, acts[a]));
+                    clip_k_act(want, n, acts[a]);
+                    double worst = 0;
+                    for (size_t i = 0; i < n; i++) {
+                        double in = (double)x[i] + (bias ? (double)b[i] : 0.0);
+                        double e = fabs((double)got[i] - (double)want[i]) / (1.0 + fabs(in));
+                        worst = e > worst ? e : worst;
+                    }
+                    if (n < N)
+                        CHECK(got[n] == 12345.0f);
+                    if (worst > 1e-6)
+                        fprintf(stderr, "%s act %d bias %d n %zu: error %g\n", kernels[k].name,
+                                (int)acts[a], bias, n, worst);
+                    CHECK(worst <= 1e-6);
+                }
+    }
+}
+
 static void test_attention_kernels(void)
 {
     if (!clip_avx512())
@@ -837,6 +897,7 @@ int main(void)
     }
     test_config();
     test_st_parse();
+    test_act_kernels();
     test_attention_kernels();
     test_amx_gemm();
     test_precision_auto();

@@ -59,4 +59,11 @@ char *sb_utf8_clean(const char *s);
 /* strdup that returns NULL on NULL input. */
 char *sb_strdup(const char *s);
 
+/* The widest x86 vector ISA shoebox's own kernels may use. SHOEBOX_MAX_ISA caps it: "avx2"
+ * (no AVX-512, so no bf16 or AMX kernels either) or "c" (no hand-written SIMD), to test and
+ * time on one machine the paths other CPUs take; unset or "avx512": no cap. Kernels still
+ * check the CPU's features: this only says which ones they may use. Read once. */
+enum sb_isa { SB_ISA_C, SB_ISA_AVX2, SB_ISA_AVX512 };
+enum sb_isa sb_isa_max(void);
+
 #endif

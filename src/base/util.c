@@ -345,3 +345,15 @@ char *sb_utf8_clean(const char *s)
     }
     return b.data;
 }
+
+enum sb_isa sb_isa_max(void)
+{
+    static int cap = -1; /* a race here writes the same value */
+    if (cap < 0) {
+        const char *v = getenv("SHOEBOX_MAX_ISA");
+        cap = v && strcmp(v, "c") == 0      ? SB_ISA_C
+              : v && strcmp(v, "avx2") == 0 ? SB_ISA_AVX2
+                                            : SB_ISA_AVX512;
+    }
+    return (enum sb_isa)cap;
+}

@@ -280,7 +280,7 @@ void img_resize_fast_set_simd(int level)
 #ifdef SB_FAST_X86
 static bool use_avx2(void)
 {
-    return fast_simd >= 2 && __builtin_cpu_supports("avx2");
+    return fast_simd >= 2 && sb_isa_max() >= SB_ISA_AVX2 && __builtin_cpu_supports("avx2");
 }
 #endif
 
@@ -576,7 +576,8 @@ static int fast_h(unsigned char *dst, size_t dstride, int dw, const unsigned cha
     int16_t *kp = NULL;
     int vecs = 0;
 #ifdef SB_FAST_X86
-    if (fast_simd && (bpp == 1 || (bpp == 3 && __builtin_cpu_supports("ssse3")))) {
+    if (fast_simd && sb_isa_max() >= SB_ISA_AVX2 &&
+        (bpp == 1 || (bpp == 3 && __builtin_cpu_supports("ssse3")))) {
         kp = fast_h_weights(c, dw, bpp, &vecs);
         if (!kp) {
             free(row);

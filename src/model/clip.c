@@ -238,11 +238,13 @@ static void linear_task(void *arg, size_t begin, size_t end, int worker)
     float *out = j->out;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, n1 - n0, K, 1.0f, j->in, K,
                 l->w + (size_t)n0 * K, K, j->epi == CLIP_EPI_RESIDUAL ? 1.0f : 0.0f, out + n0, N);
-    bool act = j->epi == CLIP_EPI_ACT, simd = clip_avx512();
+    bool act = j->epi == CLIP_EPI_ACT, simd = clip_avx512(), avx2 = !simd && clip_avx2();
     for (int t = 0; t < j->T; t++) {
         float *o = out + (size_t)t * N;
-        if (simd &&
-            clip_avx512_bias_act(o + n0, l->b ? l->b + n0 : NULL, (size_t)(n1 - n0), act, j->act))
+        const float *b = l->b ? l->b + n0 : NULL;
+        if (simd && clip_avx512_bias_act(o + n0, b, (size_t)(n1 - n0), act, j->act))
+            continue;
+        if (avx2 && clip_avx2_bias_act(o + n0, b, (size_t)(n1 - n0), act, j->act))
             continue;
         if (l->b)
             for (int n = n0; n < n1; n++)

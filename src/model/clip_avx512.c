@@ -7,6 +7,8 @@
 #include "internal.h"
 
 #include <math.h>
+#include "shoebox/util.h"
+
 #include <string.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -36,6 +38,10 @@ bool clip_avx512(void)
 {
     static int have = -1; /* a race here writes the same value */
     if (have < 0) {
+        if (sb_isa_max() < SB_ISA_AVX512) { /* the bf16 and AMX kernels go with it */
+            have = 0;
+            return false;
+        }
         __builtin_cpu_init();
         have = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                        __builtin_cpu_supports("avx512vl")

@@ -424,6 +424,10 @@ int clip_model_pack_linear(struct clip_model *m, struct clip_linear *l, struct s
 int clip_vision_states(struct clip_ctx *c, const float *pixels, int B, bool post_ln,
                        struct sb_err *err);
 
+/* AVX2 + FMA (src/model/clip_avx2.c): clip_avx512_bias_act for CPUs without AVX-512. */
+bool clip_avx2(void); /* the CPU has AVX2 and FMA (and SHOEBOX_MAX_ISA allows them) */
+bool clip_avx2_bias_act(float *o, const float *b, size_t n, bool act, enum clip_act kind);
+
 /* AVX-512 bodies of the kernels above (src/model/clip_avx512.c), for clip.c only. */
 bool clip_avx512(void); /* the CPU has AVX512F, BW and VL */
 void clip_avx512_to_bf16(uint16_t *o, const float *v, size_t n);

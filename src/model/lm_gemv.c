@@ -8,6 +8,8 @@
  * worker computes. */
 #include "lm_internal.h"
 
+#include "shoebox/util.h"
+
 #include <cblas.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -325,9 +327,10 @@ enum isa { ISA_PORTABLE, ISA_AVX2, ISA_AVX512 };
 static enum isa cpu_best(void)
 {
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f"))
+    if (sb_isa_max() >= SB_ISA_AVX512 && __builtin_cpu_supports("avx512f"))
         return ISA_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    if (sb_isa_max() >= SB_ISA_AVX2 && __builtin_cpu_supports("avx2") &&
+        __builtin_cpu_supports("fma"))
         return ISA_AVX2; /* every AVX2 CPU has F16C */
     return ISA_PORTABLE;
 }

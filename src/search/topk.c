@@ -9,6 +9,7 @@
 #include "internal.h"
 #include "shoebox/err.h"
 #include "shoebox/pool.h"
+#include "shoebox/util.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -247,8 +248,9 @@ TARGET_VNNI static void dot6_vnni(const uint8_t *c, size_t nrows, const int8_t *
 static bool cpu_has_vnni512(void)
 {
     unsigned a, b, c, d;
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c & (1u << 11)) && (c & (1u << 1));
+    return sb_isa_max() >= SB_ISA_AVX512 && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512bw") && __get_cpuid_count(7, 0, &a, &b, &c, &d) &&
+           (c & (1u << 11)) && (c & (1u << 1));
 }
 #endif
 
@@ -258,7 +260,7 @@ size_t search_dot6_kernels(struct search_dot6_kernel *out, size_t cap)
     if (n < cap)
         out[n++] = (struct search_dot6_kernel){ "portable", dot6_portable };
 #ifdef SEARCH_X86
-    if (n < cap && __builtin_cpu_supports("avx2"))
+    if (n < cap && sb_isa_max() >= SB_ISA_AVX2 && __builtin_cpu_supports("avx2"))
         out[n++] = (struct search_dot6_kernel){ "avx2", dot6_avx2 };
     if (n < cap && cpu_has_vnni512())
         out[n++] = (struct search_dot6_kernel){ "avx512vnni", dot6_vnni };
@@ -343,7 +345,8 @@ static bool cpu_has_f16c(void)
 static dot_fn pick_dot(void)
 {
 #ifdef SEARCH_X86
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c())
+    if (sb_isa_max() >= SB_ISA_AVX2 && __builtin_cpu_supports("avx2") &&
+        __builtin_cpu_supports("fma") && cpu_has_f16c())
         return dot_avx2;
 #endif
     return dot_portable;
