@@ -102,7 +102,6 @@ int main(void)
         p.port = 0;
         p.threads = 2;
         p.crawl_threads = 1;
-        p.blas_threads = 1;
         p.token = "stop-test-token-0123456789";
         struct web_server *s = NULL;
         struct sb_err err;

@@ -29,7 +29,6 @@ struct web_params {
     const char *token;     /* NULL: a random per-launch token (getrandom) */
     int threads;           /* HTTP worker threads (default 4) */
     int crawl_threads;     /* hashing/decoding workers of a crawl (default: cores - 1) */
-    int blas_threads;      /* OpenBLAS threads for model forward passes (default: cores) */
     enum web_precision precision;
     int64_t max_body;   /* largest POST body accepted (default 16 KiB) */
     const char *origin; /* for the log only: how the user was told to reach us; may be NULL */

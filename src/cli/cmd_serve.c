@@ -47,7 +47,6 @@ int cmd_serve(int argc, char **argv, struct cli_ctx *ctx)
     p.precision = ctx->precision == CLI_PRECISION_BF16   ? WEB_PRECISION_BF16
                   : ctx->precision == CLI_PRECISION_FP32 ? WEB_PRECISION_FP32
                                                          : WEB_PRECISION_AUTO;
-    p.blas_threads = ctx->threads;
     p.crawl_threads = ctx->threads > 1 ? ctx->threads - 1 : 1;
     for (int i = 1; i < argc; i++) {
         const char *v;

@@ -19,16 +19,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The vision tower as the crawler's embedder, with the server's precision and BLAS threads
- * (the shared adapter: src/crawl/clip_embedder.c). */
-static int embedder_open(struct web_server *s, const char *dir, struct crawl_clip_embedder *e,
-                         struct sb_err *err)
+/* The vision tower as the crawler's embedder, with the server's precision, its products shared
+ * out over the crawl's own pool as `shoebox index` does (the shared adapter:
+ * src/crawl/clip_embedder.c). OpenBLAS stays at one thread: see web_load_params(). */
+static int embedder_open(struct web_server *s, const char *dir, struct sb_pool *pool,
+                         struct crawl_clip_embedder *e, struct sb_err *err)
 {
-    struct clip_load_params lp = clip_load_default_params();
+    struct clip_load_params lp = web_load_params(s);
     lp.towers = CLIP_TOWER_VISION;
-    lp.precision = web_clip_precision(s);
-    lp.blas_threads = s->p.blas_threads;
-    return crawl_clip_embedder_open(dir, &lp, NULL, e, err);
+    return crawl_clip_embedder_open(dir, &lp, pool, e, err);
 }
 
 /* ---- progress ---------------------------------------------------------------------------- */
@@ -92,7 +91,7 @@ static void *crawl_main(void *arg)
     if (!rc)
         rc = sb_pool_new(s->p.crawl_threads, &pool, &err);
     if (!rc && dir[0]) {
-        rc = embedder_open(s, dir, &emb, &err);
+        rc = embedder_open(s, dir, pool, &emb, &err);
         have_emb = rc == SB_OK;
     }
     if (!rc && have_emb) {

@@ -55,7 +55,7 @@ void web_cat_put(struct web_server *s, struct catalog *cat)
 
 /* ---- the text model ---------------------------------------------------------------------- */
 
-int web_clip_precision(const struct web_server *s)
+static enum clip_precision web_clip_precision(const struct web_server *s)
 {
     switch (s->p.precision) {
     case WEB_PRECISION_BF16:
@@ -67,13 +67,23 @@ int web_clip_precision(const struct web_server *s)
     }
 }
 
+/* Every model the server loads: its precision, and OpenBLAS on one thread. The server shares
+ * products out over its own pools (the query team, a crawl's workers) and runs requests side by
+ * side; OpenBLAS's thread count is a process-wide setting, and a load that changed it while
+ * another thread was inside an OpenBLAS call would race with that call. */
+struct clip_load_params web_load_params(const struct web_server *s)
+{
+    struct clip_load_params lp = clip_load_default_params();
+    lp.precision = web_clip_precision(s);
+    lp.blas_threads = 1;
+    return lp;
+}
+
 static int load_text(struct web_server *s, const char *dir, struct clip_model **out,
                      struct sb_err *err)
 {
-    struct clip_load_params lp = clip_load_default_params();
+    struct clip_load_params lp = web_load_params(s);
     lp.towers = CLIP_TOWER_TEXT;
-    lp.precision = web_clip_precision(s);
-    lp.blas_threads = s->p.blas_threads;
     return clip_model_load(dir, &lp, out, err);
 }
 

@@ -16,6 +16,7 @@
 
 #include "shoebox/catalog.h"
 #include "shoebox/crawl.h"
+#include "shoebox/model.h"
 #include "shoebox/search.h"
 #include "shoebox/web.h"
 
@@ -132,8 +133,8 @@ int web_engine_init(struct web_server *s, struct sb_err *err);
  * what was taken. */
 struct sb_pool *web_team_take(struct web_server *s);
 void web_team_give(struct web_server *s, struct sb_pool *team);
-/* --precision as the engine's enum (int: an enum clip_precision, see shoebox/model.h). */
-int web_clip_precision(const struct web_server *s);
+/* The load parameters of every model the server loads (--precision; OpenBLAS on one thread). */
+struct clip_load_params web_load_params(const struct web_server *s);
 void web_engine_release(struct web_server *s);
 
 /* A read-only catalog connection for this request; give it back with web_cat_put. */

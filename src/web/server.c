@@ -49,7 +49,6 @@ struct web_params web_default_params(void)
     p.threads = 4;
     int cores = sb_cpu_count();
     p.crawl_threads = cores > 1 ? cores - 1 : 1;
-    p.blas_threads = cores;
     p.max_body = 16 * 1024;
     return p;
 }
