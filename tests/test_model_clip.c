@@ -203,6 +203,7 @@ static void test_model(const char *name, struct sb_pool *pool, enum clip_precisi
     model_path(path, sizeof(path), name, NULL);
     struct clip_load_params lp = clip_load_default_params();
     lp.precision = precision;
+    lp.fast_text = pool != NULL; /* fp32: the text tower on gemm_f32.c's panels with a pool */
     int rc = clip_model_load(path, &lp, &m, &err);
     CHECK_EQ_INT(SB_OK, rc);
     if (rc || !ref) {
@@ -871,6 +872,108 @@ static void test_amx_gemm_shape(int M, int K, int N, uint32_t seed)
     free(outh);
 }
 
+/* gemm_f32.c's panels against a double-precision reference, for each panel width this CPU
+ * has a kernel for (64: AVX-512, 16: AVX2): shapes around the 6-row blocks and the panel width,
+ * every epilogue, with and without bias, shared out by panels. Rows past M hold NaN (must not be
+ * read); outputs outside the rows and columns asked for must stay untouched. */
+static void test_f32_gemm_shape(int np, int M, int K, int N, uint32_t seed)
+{
+    size_t ldw = (size_t)K + 5;
+    float *w = malloc((size_t)N * ldw * sizeof(float)), *bias = malloc((size_t)N * sizeof(float));
+    float *in = malloc(((size_t)M + 6) * (size_t)K * sizeof(float));
+    float *wp = malloc(clip_f32_packed_size(K, N, np) * sizeof(float));
+    double *dot = malloc((size_t)M * (size_t)N * sizeof(double)),
+           *mag = malloc((size_t)M * (size_t)N * sizeof(double));
+    float *res = malloc((size_t)M * (size_t)N * sizeof(float)),
+          *out = malloc(((size_t)M + 1) * (size_t)N * sizeof(float));
+    CHECK(w && bias && in && wp && dot && mag && res && out);
+    for (size_t i = 0; i < (size_t)N * ldw; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        w[i] = ((float)(seed >> 8) / 16777216.0f - 0.5f) * 2.0f;
+    }
+    for (int i = 0; i < N; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        bias[i] = (float)(seed >> 8) / 16777216.0f - 0.5f;
+    }
+    for (size_t i = 0; i < ((size_t)M + 6) * (size_t)K; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        in[i] = i < (size_t)M * K ? ((float)(seed >> 8) / 16777216.0f - 0.5f) * 4.0f : NAN;
+    }
+    clip_f32_pack(wp, w, ldw, K, N, np);
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            double d = 0.0, a = 0.0;
+            for (int k = 0; k < K; k++) {
+                double x =
+                    (double)in[(size_t)m * K + (size_t)k] * (double)w[(size_t)n * ldw + (size_t)k];
+                d += x;
+                a += fabs(x);
+            }
+            dot[(size_t)m * N + (size_t)n] = d;
+            mag[(size_t)m * N + (size_t)n] = a;
+            seed = seed * 1664525u + 1013904223u;
+            res[(size_t)m * N + (size_t)n] = (float)(seed >> 8) / 16777216.0f;
+        }
+    static const enum clip_epi epis[] = { CLIP_EPI_STORE, CLIP_EPI_RESIDUAL, CLIP_EPI_ACT,
+                                          CLIP_EPI_ACT, CLIP_EPI_ACT };
+    static const enum clip_act acts[] = { CLIP_ACT_QUICK_GELU, CLIP_ACT_QUICK_GELU,
+                                          CLIP_ACT_QUICK_GELU, CLIP_ACT_GELU, CLIP_ACT_GELU_TANH };
+    int split = N > np ? np : 0; /* two workers' panels: [0, split), [split, N) */
+    for (size_t e = 0; e < sizeof(epis) / sizeof(epis[0]); e++)
+        for (int hb = 0; hb < 2; hb++) {
+            const float *b = hb ? bias : NULL;
+            for (size_t i = 0; i < ((size_t)M + 1) * (size_t)N; i++)
+                out[i] = i < (size_t)M * N && epis[e] == CLIP_EPI_RESIDUAL ? res[i] : -7.0f;
+            if (split)
+                clip_f32_gemm(out, (size_t)N, in, (size_t)K, M, wp, np, b, K, N, 0, split, epis[e],
+                              acts[e]);
+            clip_f32_gemm(out, (size_t)N, in, (size_t)K, M, wp, np, b, K, N, split, N, epis[e],
+                          acts[e]);
+            double worst = 0.0;
+            for (int m = 0; m < M; m++)
+                for (int n = 0; n < N; n++) {
+                    size_t i = (size_t)m * N + (size_t)n;
+                    double v = dot[i] + (b ? (double)b[n] : 0.0), want = v;
+                    if (epis[e] == CLIP_EPI_RESIDUAL)
+                        want = (double)res[i] + v;
+                    else if (epis[e] == CLIP_EPI_ACT)
+                        want = act_ref(v, acts[e]);
+                    double err = fabs((double)out[i] - want) / (1.0 + mag[i]);
+                    worst = err > worst ? err : worst;
+                }
+            for (int n = 0; n < N; n++)
+                CHECK(out[(size_t)M * N + (size_t)n] == -7.0f); /* the row past M */
+            if (!(worst < 2e-6))
+                fprintf(stderr, "f32 gemm np %d M %d K %d N %d epi %d act %d bias %d: error %g\n",
+                        np, M, K, N, (int)epis[e], (int)acts[e], hb, worst);
+            CHECK(worst < 2e-6);
+        }
+    free(w);
+    free(bias);
+    free(in);
+    free(wp);
+    free(dot);
+    free(mag);
+    free(res);
+    free(out);
+}
+
+static void test_f32_gemm(void)
+{
+    static const int shapes[][3] = { { 1, 1, 1 },     { 5, 7, 3 },     { 6, 64, 64 },
+                                     { 7, 33, 65 },   { 13, 100, 17 }, { 64, 96, 200 },
+                                     { 77, 31, 130 }, { 128, 129, 64 } };
+    int nps[2] = { clip_avx2() ? 16 : 0, clip_avx512() ? 64 : 0 };
+    for (int p = 0; p < 2; p++) {
+        if (!nps[p])
+            continue;
+        for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
+            test_f32_gemm_shape(nps[p], shapes[i][0], shapes[i][1], shapes[i][2],
+                                4242u + (uint32_t)i);
+    }
+    CHECK(clip_f32_panel() == (clip_avx512() ? 64 : clip_avx2() ? 16 : 0));
+}
+
 static void test_amx_gemm(void)
 {
     if (!clip_amx()) {
@@ -900,6 +1003,7 @@ int main(void)
     test_act_kernels();
     test_attention_kernels();
     test_amx_gemm();
+    test_f32_gemm();
     test_precision_auto();
     for (size_t i = 0; i < sizeof(models) / sizeof(models[0]); i++)
         test_model(models[i], NULL, CLIP_PRECISION_FP32);

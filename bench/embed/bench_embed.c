@@ -57,6 +57,7 @@ int main(int argc, char **argv)
     }
     bool use_pool = strcmp(argv[4], "pool") == 0;
     struct clip_load_params p = clip_load_default_params();
+    p.fast_text = true; /* fp32 text as the web server runs it (model.h); bf16 ignores it */
     p.precision = strcmp(argv[2], "bf16") == 0   ? CLIP_PRECISION_BF16
                   : strcmp(argv[2], "auto") == 0 ? CLIP_PRECISION_AUTO
                                                  : CLIP_PRECISION_FP32;

@@ -254,6 +254,17 @@ static void linear_task(void *arg, size_t begin, size_t end, int worker)
     }
 }
 
+/* fp32 on gemm_f32.c's panels: work items are panels. */
+static void f32_task(void *arg, size_t begin, size_t end, int worker)
+{
+    const struct lin_job *j = arg;
+    const struct clip_linear *l = j->l;
+    int np = l->f32_np;
+    (void)worker;
+    clip_f32_gemm(j->out, (size_t)l->n_out, j->in, (size_t)l->n_in, j->T, l->f32p, np, l->b,
+                  l->n_in, l->n_out, (int)begin * np, (int)end * np, j->epi, j->act);
+}
+
 /* bf16: work items are row chunks, each one single-threaded oneDNN call on this worker's
  * stream and scratchpad; the weights are read whole by every worker (they sit in L3). */
 static void linear_bf16_task(void *arg, size_t begin, size_t end, int worker)
@@ -397,6 +408,11 @@ void clip_k_linear(struct clip_ctx *c, void *out, const void *in, const struct c
             return;
         }
         clip_k_for(c, (size_t)n, 1, linear_bf16_task, &j);
+        return;
+    }
+    if (l->f32p && T <= CLIP_F32_MAX_ROWS) { /* few rows on the packed panels */
+        size_t panels = ((size_t)l->n_out + (size_t)l->f32_np - 1) / (size_t)l->f32_np;
+        clip_k_for(c, panels, 1, f32_task, &j);
         return;
     }
     size_t items = ((size_t)l->n_out + LIN_COLS - 1) / LIN_COLS;

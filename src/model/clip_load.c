@@ -28,7 +28,8 @@ struct clip_load_params clip_load_default_params(void)
 {
     return (struct clip_load_params){ .towers = CLIP_TOWER_BOTH,
                                       .precision = CLIP_PRECISION_FP32,
-                                      .blas_threads = 0 };
+                                      .blas_threads = 0,
+                                      .fast_text = false };
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -603,6 +604,43 @@ static void drop_packed_f32(struct clip_model *m, struct clip_layer *L)
     }
 }
 
+/* fp32: the text tower's products on gemm_f32.c's column panels (a query has at most max_pos
+ * rows), where the CPU has a kernel for them. A copy the model owns (the fused q/k/v, weights
+ * converted from 16 bits) is dropped for its panels; weights mapped from the file stay mapped. */
+static int pack_f32_text(struct clip_model *m, struct sb_err *err)
+{
+    int np = clip_f32_panel();
+    if (!np || m->cfg.max_pos > CLIP_F32_MAX_ROWS)
+        return SB_OK;
+    int n = m->cfg.text.layers;
+    for (int i = 0; i <= n; i++) {
+        struct clip_layer *L = i < n ? &m->text.layers[i] : NULL;
+        struct clip_linear *ls[4] = { &m->text.proj, NULL, NULL, NULL };
+        if (L) {
+            ls[0] = &L->qkv;
+            ls[1] = &L->out;
+            ls[2] = &L->fc1;
+            ls[3] = &L->fc2;
+        }
+        for (int k = 0; k < 4 && ls[k]; k++) {
+            struct clip_linear *l = ls[k];
+            float *p = own_alloc(m, clip_f32_packed_size(l->n_in, l->n_out, np) * sizeof(float));
+            if (!p)
+                return sb_fail(err, SB_ENOMEM, "no memory for the text tower's packed weights");
+            clip_f32_pack(p, l->w, (size_t)l->n_in, l->n_in, l->n_out, np);
+            l->f32p = p;
+            l->f32_np = np;
+            for (size_t o = 0; o < m->n_owned; o++)
+                if (m->owned[o] == l->w) {
+                    own_drop(m, l->w);
+                    l->w = NULL;
+                    break;
+                }
+        }
+    }
+    return SB_OK;
+}
+
 int clip_vision_tower_load(const struct st_weights *w, const char *prefix,
                            const struct clip_config *cfg, bool post_ln,
                            enum clip_precision precision, struct clip_model **out,
@@ -740,6 +778,8 @@ int clip_model_load(const char *dir, const struct clip_load_params *params, stru
         rc = load_logits(m, err);
     if (!rc && m->precision == CLIP_PRECISION_BF16)
         rc = pack_bf16(m, err);
+    if (!rc && m->precision == CLIP_PRECISION_FP32 && (m->towers & CLIP_TOWER_TEXT) && p.fast_text)
+        rc = pack_f32_text(m, err);
     if (rc)
         goto out;
     if ((m->towers & CLIP_TOWER_TEXT) && siglip) {

@@ -137,6 +137,8 @@ struct clip_linear {
     const float *w;                   /* (n_out, n_in) */
     const float *b;                   /* (n_out) or NULL */
     const struct clip_packed *packed; /* bf16 copy of w, packed at load; NULL in fp32 */
+    const float *f32p; /* fp32: w in gemm_f32.c's column panels of f32_np (text tower), or NULL */
+    int f32_np;
     int n_out, n_in;
 };
 
@@ -423,6 +425,18 @@ int clip_model_pack_linear(struct clip_model *m, struct clip_linear *l, struct s
  * (embeddings, the layers, then post_layernorm when post_ln), (B*N, C). */
 int clip_vision_states(struct clip_ctx *c, const float *pixels, int B, bool post_ln,
                        struct sb_err *err);
+
+/* fp32 products of at most CLIP_F32_MAX_ROWS rows on weights packed into column panels
+ * (src/model/gemm_f32.c). clip_f32_panel: the panel width for this CPU (64 with AVX-512, 16
+ * with AVX2 + FMA), 0 when there is no kernel. out(M, n0..n1) = epilogue(in @ W^T + b), f32 in
+ * and out (STORE, ACT or RESIDUAL), n0 a multiple of np; rows and columns are independent. */
+#define CLIP_F32_MAX_ROWS 128
+int clip_f32_panel(void);
+size_t clip_f32_packed_size(int K, int N, int np); /* floats */
+void clip_f32_pack(float *dst, const float *w, size_t ld, int K, int N, int np);
+void clip_f32_gemm(float *out, size_t ldo, const float *in, size_t ldi, int M, const float *wp,
+                   int np, const float *bias, int K, int N, int n0, int n1, enum clip_epi epi,
+                   enum clip_act act);
 
 /* AVX2 + FMA (src/model/clip_avx2.c): clip_avx512_bias_act for CPUs without AVX-512. */
 bool clip_avx2(void); /* the CPU has AVX2 and FMA (and SHOEBOX_MAX_ISA allows them) */

@@ -84,6 +84,7 @@ static int load_text(struct web_server *s, const char *dir, struct clip_model **
 {
     struct clip_load_params lp = web_load_params(s);
     lp.towers = CLIP_TOWER_TEXT;
+    lp.fast_text = true; /* a server runs many queries */
     return clip_model_load(dir, &lp, out, err);
 }
 
