@@ -243,7 +243,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     p.token = TOKEN;
     p.threads = 2;
     p.crawl_threads = 1;
-    p.blas_threads = 1;
     struct sb_err err;
     if (web_server_start(&p, &server, &err))
         die("web_server_start", err.msg);

@@ -746,6 +746,19 @@ static void test_attention_kernels(void)
             }
 }
 
+/* A uniform value in [-scale/2, scale/2) from an LCG: the products' test data. */
+static float lcg_sym(uint32_t *seed, float scale)
+{
+    *seed = *seed * 1664525u + 1013904223u;
+    return ((float)(*seed >> 8) / 16777216.0f - 0.5f) * scale;
+}
+
+static void fill_sym(float *x, size_t n, float scale, uint32_t *seed)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = lcg_sym(seed, scale);
+}
+
 /* gemm_amx.c's product against a double-precision reference on the same bf16-rounded inputs,
  * on shapes that are not multiples of the tiles (M of 16/32, K of 32, N of 32), every epilogue,
  * with and without bias, and shared out by column blocks: rows past M of the input hold NaN
@@ -784,17 +797,11 @@ static void test_amx_gemm_shape(int M, int K, int N, uint32_t seed)
           *outf = malloc(((size_t)M + 1) * (size_t)N * sizeof(float));
     uint16_t *outh = malloc(((size_t)M + 1) * (size_t)N * sizeof(uint16_t));
     CHECK(w && bias && in && wp && row && dot && mag && res && outf && outh);
-    for (size_t i = 0; i < (size_t)N * ldw; i++) {
-        seed = seed * 1664525u + 1013904223u;
-        w[i] = ((float)(seed >> 8) / 16777216.0f - 0.5f) * 2.0f;
-    }
-    for (int i = 0; i < N; i++) {
-        seed = seed * 1664525u + 1013904223u;
-        bias[i] = (float)(seed >> 8) / 16777216.0f - 0.5f;
-    }
+    fill_sym(w, (size_t)N * ldw, 2.0f, &seed);
+    fill_sym(bias, (size_t)N, 1.0f, &seed);
     for (size_t i = 0; i < ((size_t)M + 16) * (size_t)K; i++) {
-        seed = seed * 1664525u + 1013904223u;
-        float f = i < (size_t)M * K ? ((float)(seed >> 8) / 16777216.0f - 0.5f) * 4.0f : NAN;
+        float f = lcg_sym(&seed, 4.0f);
+        f = i < (size_t)M * K ? f : NAN;
         clip_k_store_input(in, i, &f, 1, true);
     }
     clip_amx_pack(wp, w, ldw, K, N, row);
@@ -887,18 +894,11 @@ static void test_f32_gemm_shape(int np, int M, int K, int N, uint32_t seed)
     float *res = malloc((size_t)M * (size_t)N * sizeof(float)),
           *out = malloc(((size_t)M + 1) * (size_t)N * sizeof(float));
     CHECK(w && bias && in && wp && dot && mag && res && out);
-    for (size_t i = 0; i < (size_t)N * ldw; i++) {
-        seed = seed * 1664525u + 1013904223u;
-        w[i] = ((float)(seed >> 8) / 16777216.0f - 0.5f) * 2.0f;
-    }
-    for (int i = 0; i < N; i++) {
-        seed = seed * 1664525u + 1013904223u;
-        bias[i] = (float)(seed >> 8) / 16777216.0f - 0.5f;
-    }
-    for (size_t i = 0; i < ((size_t)M + 6) * (size_t)K; i++) {
-        seed = seed * 1664525u + 1013904223u;
-        in[i] = i < (size_t)M * K ? ((float)(seed >> 8) / 16777216.0f - 0.5f) * 4.0f : NAN;
-    }
+    fill_sym(w, (size_t)N * ldw, 2.0f, &seed);
+    fill_sym(bias, (size_t)N, 1.0f, &seed);
+    fill_sym(in, ((size_t)M + 6) * (size_t)K, 4.0f, &seed);
+    for (size_t i = (size_t)M * K; i < ((size_t)M + 6) * (size_t)K; i++)
+        in[i] = NAN; /* rows past M: never read */
     clip_f32_pack(wp, w, ldw, K, N, np);
     for (int m = 0; m < M; m++)
         for (int n = 0; n < N; n++) {
