@@ -759,6 +759,26 @@ static void fill_sym(float *x, size_t n, float scale, uint32_t *seed)
         x[i] = lcg_sym(seed, scale);
 }
 
+/* dot (M, N) = in (M, K) @ W^T in double, mag the sums of |terms| (the error scale), res
+ * (M, N) random values in [0, 1) for the residual epilogue. W rows ldw apart. */
+static void ref_products(const float *in, const float *w, size_t ldw, int M, int K, int N,
+                         double *dot, double *mag, float *res, uint32_t *seed)
+{
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            double d = 0.0, a = 0.0;
+            for (int k = 0; k < K; k++) {
+                double x =
+                    (double)in[(size_t)m * K + (size_t)k] * (double)w[(size_t)n * ldw + (size_t)k];
+                d += x;
+                a += fabs(x);
+            }
+            dot[(size_t)m * N + (size_t)n] = d;
+            mag[(size_t)m * N + (size_t)n] = a;
+            res[(size_t)m * N + (size_t)n] = lcg_sym(seed, 1.0f) + 0.5f;
+        }
+}
+
 /* gemm_amx.c's product against a double-precision reference on the same bf16-rounded inputs,
  * on shapes that are not multiples of the tiles (M of 16/32, K of 32, N of 32), every epilogue,
  * with and without bias, and shared out by column blocks: rows past M of the input hold NaN
@@ -805,20 +825,17 @@ static void test_amx_gemm_shape(int M, int K, int N, uint32_t seed)
         clip_k_store_input(in, i, &f, 1, true);
     }
     clip_amx_pack(wp, w, ldw, K, N, row);
-    for (int m = 0; m < M; m++)
-        for (int n = 0; n < N; n++) {
-            double d = 0.0, a = 0.0;
-            for (int k = 0; k < K; k++) {
-                double x = (double)bf16_value(in[(size_t)m * K + (size_t)k]) *
-                           (double)bf16_round(w[(size_t)n * ldw + (size_t)k]);
-                d += x;
-                a += fabs(x);
-            }
-            dot[(size_t)m * N + (size_t)n] = d;
-            mag[(size_t)m * N + (size_t)n] = a;
-            seed = seed * 1664525u + 1013904223u;
-            res[(size_t)m * N + (size_t)n] = (float)(seed >> 8) / 16777216.0f;
-        }
+    /* the reference on the values the kernel multiplies: both sides rounded to bf16 */
+    float *inr = malloc((size_t)M * (size_t)K * sizeof(float) + 1),
+          *wr = malloc((size_t)N * ldw * sizeof(float));
+    CHECK(inr && wr);
+    for (size_t i = 0; i < (size_t)M * K; i++)
+        inr[i] = bf16_value(in[i]);
+    for (size_t i = 0; i < (size_t)N * ldw; i++)
+        wr[i] = bf16_round(w[i]);
+    ref_products(inr, wr, ldw, M, K, N, dot, mag, res, &seed);
+    free(inr);
+    free(wr);
     /* column split: [0, n0) and [n0, N) in two calls, n0 a multiple of CLIP_AMX_COLS */
     int n0 = N > CLIP_AMX_COLS ? CLIP_AMX_COLS * ((N / CLIP_AMX_COLS + 1) / 2) : N;
     static const enum clip_epi epis[] = { CLIP_EPI_STORE, CLIP_EPI_RESIDUAL, CLIP_EPI_BF16,
@@ -900,20 +917,7 @@ static void test_f32_gemm_shape(int np, int M, int K, int N, uint32_t seed)
     for (size_t i = (size_t)M * K; i < ((size_t)M + 6) * (size_t)K; i++)
         in[i] = NAN; /* rows past M: never read */
     clip_f32_pack(wp, w, ldw, K, N, np);
-    for (int m = 0; m < M; m++)
-        for (int n = 0; n < N; n++) {
-            double d = 0.0, a = 0.0;
-            for (int k = 0; k < K; k++) {
-                double x =
-                    (double)in[(size_t)m * K + (size_t)k] * (double)w[(size_t)n * ldw + (size_t)k];
-                d += x;
-                a += fabs(x);
-            }
-            dot[(size_t)m * N + (size_t)n] = d;
-            mag[(size_t)m * N + (size_t)n] = a;
-            seed = seed * 1664525u + 1013904223u;
-            res[(size_t)m * N + (size_t)n] = (float)(seed >> 8) / 16777216.0f;
-        }
+    ref_products(in, w, ldw, M, K, N, dot, mag, res, &seed);
     static const enum clip_epi epis[] = { CLIP_EPI_STORE, CLIP_EPI_RESIDUAL, CLIP_EPI_ACT,
                                           CLIP_EPI_ACT, CLIP_EPI_ACT };
     static const enum clip_act acts[] = { CLIP_ACT_QUICK_GELU, CLIP_ACT_QUICK_GELU,
