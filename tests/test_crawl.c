@@ -736,7 +736,8 @@ static void test_pool_for_each(void)
 
 /* A photo whose pixel data is cut short (a download that stopped) but whose header and EXIF
  * are intact keeps its metadata: date, camera and size from the probe; its thumbnails fail
- * with the decode's error. A file whose header does not parse fails its probe too. */
+ * with the decode's error. A JPEG whose header does not parse fails its probe too, and so does
+ * a damaged PNG (only JPEG's decoder reads the orientation with the header). */
 struct damaged_errors {
     char cut_stages[64], cut_error[256];
     int short_probe;
@@ -749,7 +750,7 @@ static int damaged_error(void *user, const char *path, const char *stages, const
         snprintf(d->cut_stages, sizeof(d->cut_stages), "%s", stages);
         snprintf(d->cut_error, sizeof(d->cut_error), "%s", error);
     }
-    if (strstr(path, "/short.jpg") && strstr(stages, "probe"))
+    if ((strstr(path, "/short.jpg") || strstr(path, "/cut.png")) && strstr(stages, "probe"))
         d->short_probe++;
     return 0;
 }
@@ -769,6 +770,10 @@ static void test_damaged_keeps_meta(void)
     copy_file(from, to);
     snprintf(from, sizeof(from), "%s/images/broken/truncated_400bytes.jpg", data);
     snprintf(to, sizeof(to), "%s/short.jpg", lib);
+    copy_file(from, to);
+    /* JPEG only: other decoders read the orientation after the pixels */
+    snprintf(from, sizeof(from), "%s/images/broken/png_broken_zlib_stream.png", data);
+    snprintf(to, sizeof(to), "%s/cut.png", lib);
     copy_file(from, to);
     snprintf(db, sizeof(db), "%s/damaged.db", tmpdir);
     struct catalog *cat = NULL;
@@ -796,10 +801,10 @@ static void test_damaged_keeps_meta(void)
     CHECK_EQ_INT(SB_OK, catalog_errors(cat, damaged_error, &d, &err));
     CHECK_EQ_STR("thumb", d.cut_stages);
     CHECK(strstr(d.cut_error, "truncated JPEG data") != NULL);
-    CHECK_EQ_INT(1, d.short_probe);
+    CHECK_EQ_INT(2, d.short_probe);
     struct catalog_status cs;
     CHECK_EQ_INT(SB_OK, catalog_status(cat, &cs, &err));
-    CHECK_EQ_INT(2, cs.failed);
+    CHECK_EQ_INT(3, cs.failed);
     catalog_close(cat);
 }
 

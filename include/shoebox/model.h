@@ -22,7 +22,8 @@
  *   worker is then split by images: each worker runs the whole vision tower on its group alone
  *   (one hand-off per batch, each worker's rows stay in its cache). Smaller batches and text
  *   share every op out over the pool: products by output columns (fp32: one cblas_sgemm per
- *   worker, bias and activation fused while the columns are in cache) or by rows (bf16),
+ *   worker, or with fast_text a text query's on gemm_f32.c's panels; bias and activation
+ *   fused while the columns are in cache) or by rows (bf16),
  *   attention by (image, head), layer norms by rows. OpenBLAS is set to one thread
  *   (process-wide) and each oneDNN call is single-threaded (Debian's libdnnl runs on OpenMP:
  *   its thread count is set to 1 on the calling thread around each call), so no BLAS or

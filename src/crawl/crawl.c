@@ -494,11 +494,14 @@ static void work_one(const struct work_batch *b, struct work_item *it, int worke
     free(buf);
     buf = NULL;
     if (rc) {
-        /* Pixels that cannot be had (damaged or cut-off data, or too many) from a file whose
+        /* Pixels that cannot be had (damaged or cut-off data, or too many) from a JPEG whose
          * header gave its size: the photo keeps its metadata (a phone photo cut short in a
-         * download still has its date, camera and place); the pixel stages fail. */
+         * download still has its date, camera and place); the pixel stages fail. JPEG only:
+         * its decoder reads the orientation with the header (the others after the pixels, so
+         * a turned photo's size would be kept sideways), and its sizes are at most 65535. */
         bool keep_probe = want_probe && (rc == SB_ECORRUPT || rc == SB_ETOOBIG) &&
-                          it->info.width > 0 && it->info.height > 0;
+                          it->info.format == IMAGE_FMT_JPEG && it->info.width > 0 &&
+                          it->info.height > 0;
         it->probe_rc = keep_probe ? SB_OK : rc;
         it->thumb_rc = it->embed_rc = rc;
         it->probe_err = it->thumb_err = it->embed_err = err;

@@ -354,7 +354,7 @@ static void fast_v_row(unsigned char *out, size_t nbytes, const unsigned char *c
 #ifdef SB_FAST_X86
     if (use_avx2())
         i = fast_v_row_avx2(out, nbytes, rows, kpair, n);
-    if (fast_simd) {
+    if (fast_simd && sb_isa_max() >= SB_ISA_AVX2) {
         const __m128i zero = _mm_setzero_si128();
         const __m128i bias = _mm_set1_epi32(1 << (FAST_BITS - 1));
         for (; i + 16 <= nbytes; i += 16) {

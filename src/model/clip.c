@@ -13,8 +13,9 @@
  * sb_pool (vision_forward: each worker runs the tower on its group through a view of the ctx);
  * a text query or a single image in bf16 on the AMX kernel runs as a team (clip_k_team_run:
  * every worker runs the pass, each op split by static shares and a barrier); otherwise every
- * op is shared out over the pool. fp32 products run on single-threaded OpenBLAS, bf16 ones on
- * gemm_amx.c's kernel (AMX CPUs) or single-threaded oneDNN calls. Nothing in a forward pass
+ * op is shared out over the pool. fp32 products run on single-threaded OpenBLAS (a text query
+ * loaded with fast_text: on gemm_f32.c's panels), bf16 ones on gemm_amx.c's kernel (AMX CPUs)
+ * or single-threaded oneDNN calls. Nothing in a forward pass
  * logs or does I/O; it allocates only with oneDNN the first time a row count is seen
  * (primitives, cached in the ctx, and a worker's scratchpad).
  *
@@ -413,6 +414,12 @@ void clip_k_linear(struct clip_ctx *c, void *out, const void *in, const struct c
     if (l->f32p && T <= CLIP_F32_MAX_ROWS) { /* few rows on the packed panels */
         size_t panels = ((size_t)l->n_out + (size_t)l->f32_np - 1) / (size_t)l->f32_np;
         clip_k_for(c, panels, 1, f32_task, &j);
+        return;
+    }
+    if (!l->w) { /* only the panels were kept (pack_f32_text: never more rows than those) */
+        c->err = (struct sb_err){ 0 };
+        sb_fail(&c->err, SB_EINTERNAL, "fp32: %d rows for a product kept as panels only", T);
+        atomic_store(&c->failed, true);
         return;
     }
     size_t items = ((size_t)l->n_out + LIN_COLS - 1) / LIN_COLS;

@@ -25,6 +25,7 @@
 #include "internal.h"
 
 #include "shoebox/err.h"
+#include "shoebox/util.h"
 
 #include <cpuid.h>
 #include <dlfcn.h>
@@ -101,6 +102,8 @@ static uint64_t xgetbv0(void)
 
 bool clip_cpu_native_bf16(void)
 {
+    if (sb_isa_max() < SB_ISA_AVX512) /* SHOEBOX_MAX_ISA: as a CPU without either */
+        return false;
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) /* OSXSAVE: xgetbv works */
         return false;

@@ -14,6 +14,7 @@
 #include "shoebox/search.h"
 #include "shoebox/util.h"
 
+#include <cblas.h>
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
@@ -293,6 +294,9 @@ int web_store_get(struct web_server *s, struct catalog *cat, struct web_store **
 
 int web_engine_init(struct web_server *s, struct sb_err *err)
 {
+    /* before any request and whether or not a model is set: a near-duplicate pass would
+     * otherwise find OpenBLAS at its default and switch it (see web_load_params) */
+    openblas_set_num_threads(1);
     struct catalog *cat = NULL;
     int rc = catalog_open(s->db_path, false, &cat, err); /* creates and migrates */
     if (rc)
