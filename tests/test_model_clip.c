@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const char *testdata;
 static const char *tmpdir;
@@ -425,7 +426,7 @@ static unsigned char *mutate(const unsigned char *buf, size_t len, const struct 
 static void test_hostile(void)
 {
     char src[1024], dir[1024], path[1100];
-    snprintf(dir, sizeof(dir), "%s/clip_hostile", tmpdir);
+    snprintf(dir, sizeof(dir), "%s/clip_hostile.%d", tmpdir, (int)getpid());
     CHECK_EQ_INT(SB_OK, sb_mkdirs(dir, NULL));
     static const char *const keep[] = { "config.json", "preprocessor_config.json" };
     for (int i = 0; i < 2; i++) {

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_IDS 64
 
@@ -485,7 +486,7 @@ static void test_failures(void)
     if (!tmp)
         tmp = "/tmp";
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        snprintf(dir, sizeof(dir), "%s/lm_bad_%zu", tmp, i);
+        snprintf(dir, sizeof(dir), "%s/lm_bad.%d_%zu", tmp, (int)getpid(), i);
         make_variant(dir, "llama_dynamic", cases[i].config);
         int rc = lm_model_load(dir, NULL, &m, &err);
         CHECK_EQ_INT(cases[i].code, rc);

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define MAX_IDS  1024
 #define SB_E_ANY (-1000) /* any failure */
@@ -190,7 +191,7 @@ out:
 static bool fixture_copy(const char *which, const char *from, const char *to, char *dir, size_t cap)
 {
     const char *tmp = getenv("SHOEBOX_TMP");
-    snprintf(dir, cap, "%s/moondream_bad", tmp ? tmp : "/tmp");
+    snprintf(dir, cap, "%s/moondream_bad.%d", tmp ? tmp : "/tmp", (int)getpid());
     mkdir(dir, 0755);
     static const char *const files[] = { "model.safetensors", "tokenizer.json", "config.json" };
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {

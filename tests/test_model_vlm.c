@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define MAX_IDS 512
 
@@ -549,7 +550,7 @@ static bool fixture_copy(const char *name, const char *from, const char *to, con
                          char *dir, size_t cap)
 {
     const char *tmp = getenv("SHOEBOX_TMP");
-    snprintf(dir, cap, "%s/vlm_%s", tmp ? tmp : "/tmp", name);
+    snprintf(dir, cap, "%s/vlm.%d_%s", tmp ? tmp : "/tmp", (int)getpid(), name);
     mkdir(dir, 0755);
     static const char *const files[] = { "model.safetensors", "tokenizer.json",
                                          "tokenizer_config.json", "preprocessor_config.json",
