@@ -278,9 +278,15 @@ void img_resize_fast_set_simd(int level)
 }
 
 #ifdef SB_FAST_X86
+/* fast_simd as SHOEBOX_MAX_ISA allows it: "c" turns off the SSE2/SSSE3 passes too */
+static int simd_level(void)
+{
+    return sb_isa_max() >= SB_ISA_AVX2 ? fast_simd : 0;
+}
+
 static bool use_avx2(void)
 {
-    return fast_simd >= 2 && sb_isa_max() >= SB_ISA_AVX2 && __builtin_cpu_supports("avx2");
+    return simd_level() >= 2 && __builtin_cpu_supports("avx2");
 }
 #endif
 
@@ -354,7 +360,7 @@ static void fast_v_row(unsigned char *out, size_t nbytes, const unsigned char *c
 #ifdef SB_FAST_X86
     if (use_avx2())
         i = fast_v_row_avx2(out, nbytes, rows, kpair, n);
-    if (fast_simd && sb_isa_max() >= SB_ISA_AVX2) {
+    if (simd_level()) {
         const __m128i zero = _mm_setzero_si128();
         const __m128i bias = _mm_set1_epi32(1 << (FAST_BITS - 1));
         for (; i + 16 <= nbytes; i += 16) {
@@ -576,8 +582,7 @@ static int fast_h(unsigned char *dst, size_t dstride, int dw, const unsigned cha
     int16_t *kp = NULL;
     int vecs = 0;
 #ifdef SB_FAST_X86
-    if (fast_simd && sb_isa_max() >= SB_ISA_AVX2 &&
-        (bpp == 1 || (bpp == 3 && __builtin_cpu_supports("ssse3")))) {
+    if (simd_level() && (bpp == 1 || (bpp == 3 && __builtin_cpu_supports("ssse3")))) {
         kp = fast_h_weights(c, dw, bpp, &vecs);
         if (!kp) {
             free(row);

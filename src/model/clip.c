@@ -209,6 +209,18 @@ void clip_k_act(float *x, size_t n, enum clip_act act)
     }
 }
 
+void clip_k_bias_act(float *o, const float *b, size_t n, bool act, enum clip_act kind)
+{
+    if (clip_avx512() ? clip_avx512_bias_act(o, b, n, act, kind)
+                      : clip_avx2() && clip_avx2_bias_act(o, b, n, act, kind))
+        return;
+    if (b) /* no SIMD body here, or the erf gelu */
+        for (size_t i = 0; i < n; i++)
+            o[i] += b[i];
+    if (act)
+        clip_k_act(o, n, kind);
+}
+
 /* out(T,N) = in(T,K) @ W^T + b, then the epilogue: STORE writes out, RESIDUAL adds to it (out
  * is the residual stream: the add is fused), ACT applies the activation (out is the next
  * product's input). W is (N,K) row-major, as PyTorch's nn.Linear stores it. This is the one
@@ -239,20 +251,9 @@ static void linear_task(void *arg, size_t begin, size_t end, int worker)
     float *out = j->out;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, n1 - n0, K, 1.0f, j->in, K,
                 l->w + (size_t)n0 * K, K, j->epi == CLIP_EPI_RESIDUAL ? 1.0f : 0.0f, out + n0, N);
-    bool act = j->epi == CLIP_EPI_ACT, simd = clip_avx512(), avx2 = !simd && clip_avx2();
-    for (int t = 0; t < j->T; t++) {
-        float *o = out + (size_t)t * N;
-        const float *b = l->b ? l->b + n0 : NULL;
-        if (simd && clip_avx512_bias_act(o + n0, b, (size_t)(n1 - n0), act, j->act))
-            continue;
-        if (avx2 && clip_avx2_bias_act(o + n0, b, (size_t)(n1 - n0), act, j->act))
-            continue;
-        if (l->b)
-            for (int n = n0; n < n1; n++)
-                o[n] += l->b[n];
-        if (j->epi == CLIP_EPI_ACT)
-            clip_k_act(o + n0, (size_t)(n1 - n0), j->act);
-    }
+    for (int t = 0; t < j->T; t++)
+        clip_k_bias_act(out + (size_t)t * N + n0, l->b ? l->b + n0 : NULL, (size_t)(n1 - n0),
+                        j->epi == CLIP_EPI_ACT, j->act);
 }
 
 /* fp32 on gemm_f32.c's panels: work items are panels. */

@@ -6,9 +6,9 @@
  * Dimension legend (clip.c's): L tokens of a sequence, E head size, C row width. */
 #include "internal.h"
 
-#include <math.h>
 #include "shoebox/util.h"
 
+#include <math.h>
 #include <string.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))

@@ -568,15 +568,16 @@ static int load_tower(struct clip_model *m, const char *prefix, bool post_ln, st
     return rc;
 }
 
-/* Frees p if the model owns it (converted or fused weights); mapped tensors stay. */
-static void own_drop(struct clip_model *m, const void *p)
+/* Frees p if the model owns it (converted or fused weights): true then; mapped tensors stay. */
+static bool own_drop(struct clip_model *m, const void *p)
 {
     for (size_t i = 0; i < m->n_owned; i++)
         if (m->owned[i] == p) {
             free(m->owned[i]);
             m->owned[i] = m->owned[--m->n_owned];
-            return;
+            return true;
         }
+    return false;
 }
 
 /* Packs l and drops its f32 weights: a bf16 product reads only the packed copy and the bias. */
@@ -604,6 +605,20 @@ static void drop_packed_f32(struct clip_model *m, struct clip_layer *L)
     }
 }
 
+/* One linear of pack_f32_text: its panels, and its f32 weights dropped when the model owns them. */
+static int pack_f32_linear(struct clip_model *m, struct clip_linear *l, int np, struct sb_err *err)
+{
+    float *p = own_alloc(m, clip_f32_packed_size(l->n_in, l->n_out, np) * sizeof(float));
+    if (!p)
+        return sb_fail(err, SB_ENOMEM, "no memory for the text tower's packed weights");
+    clip_f32_pack(p, l->w, (size_t)l->n_in, l->n_in, l->n_out, np);
+    l->f32p = p;
+    l->f32_np = np;
+    if (own_drop(m, l->w))
+        l->w = NULL;
+    return SB_OK;
+}
+
 /* fp32: the text tower's products on gemm_f32.c's column panels (a query has at most max_pos
  * rows), where the CPU has a kernel for them. A copy the model owns (the fused q/k/v, weights
  * converted from 16 bits) is dropped for its panels; weights mapped from the file stay mapped. */
@@ -612,33 +627,14 @@ static int pack_f32_text(struct clip_model *m, struct sb_err *err)
     int np = clip_f32_panel();
     if (!np || m->cfg.max_pos > CLIP_F32_MAX_ROWS)
         return SB_OK;
-    int n = m->cfg.text.layers;
-    for (int i = 0; i <= n; i++) {
-        struct clip_layer *L = i < n ? &m->text.layers[i] : NULL;
-        struct clip_linear *ls[4] = { &m->text.proj, NULL, NULL, NULL };
-        if (L) {
-            ls[0] = &L->qkv;
-            ls[1] = &L->out;
-            ls[2] = &L->fc1;
-            ls[3] = &L->fc2;
-        }
-        for (int k = 0; k < 4 && ls[k]; k++) {
-            struct clip_linear *l = ls[k];
-            float *p = own_alloc(m, clip_f32_packed_size(l->n_in, l->n_out, np) * sizeof(float));
-            if (!p)
-                return sb_fail(err, SB_ENOMEM, "no memory for the text tower's packed weights");
-            clip_f32_pack(p, l->w, (size_t)l->n_in, l->n_in, l->n_out, np);
-            l->f32p = p;
-            l->f32_np = np;
-            for (size_t o = 0; o < m->n_owned; o++)
-                if (m->owned[o] == l->w) {
-                    own_drop(m, l->w);
-                    l->w = NULL;
-                    break;
-                }
-        }
+    int rc = pack_f32_linear(m, &m->text.proj, np, err);
+    for (int i = 0; i < m->cfg.text.layers && !rc; i++) {
+        struct clip_layer *L = &m->text.layers[i];
+        struct clip_linear *ls[4] = { &L->qkv, &L->out, &L->fc1, &L->fc2 };
+        for (int k = 0; k < 4 && !rc; k++)
+            rc = pack_f32_linear(m, ls[k], np, err);
     }
-    return SB_OK;
+    return rc;
 }
 
 int clip_vision_tower_load(const struct st_weights *w, const char *prefix,

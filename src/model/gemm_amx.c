@@ -98,8 +98,8 @@ AMX static void epilogue(float *acc, int rows, int nc, const float *bias, void *
                 _mm512_storeu_ps(a + u, v);
             }
         }
-        if (epi == CLIP_EPI_ACT && !clip_avx512_bias_act(a, NULL, (size_t)nc, true, act))
-            clip_k_act(a, (size_t)nc, act);
+        if (epi == CLIP_EPI_ACT)
+            clip_k_bias_act(a, NULL, (size_t)nc, true, act);
         if (epi == CLIP_EPI_ACT || epi == CLIP_EPI_BF16)
             clip_avx512_to_bf16((uint16_t *)out + (size_t)r * ldo, a, (size_t)nc);
     }

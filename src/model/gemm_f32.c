@@ -192,16 +192,7 @@ static void row_epilogue(float *o, const float *s, const float *bias, int nc, en
         return;
     }
     memcpy(o, s, (size_t)nc * sizeof(float));
-    bool a = epi == CLIP_EPI_ACT;
-    if (clip_avx512() && clip_avx512_bias_act(o, bias, (size_t)nc, a, act))
-        return;
-    if (clip_avx2() && clip_avx2_bias_act(o, bias, (size_t)nc, a, act))
-        return;
-    if (bias)
-        for (int j = 0; j < nc; j++)
-            o[j] += bias[j];
-    if (a)
-        clip_k_act(o, (size_t)nc, act);
+    clip_k_bias_act(o, bias, (size_t)nc, epi == CLIP_EPI_ACT, act);
 }
 
 void clip_f32_gemm(float *out, size_t ldo, const float *in, size_t ldi, int M, const float *wp,

@@ -395,6 +395,9 @@ void clip_k_unfold_patches(void *patches, bool bf16, const float *pixels, int B,
                            int G);
 void clip_k_store_input(void *dst, size_t at, const float *v, size_t n, bool bf16);
 void clip_k_act(float *x, size_t n, enum clip_act act);
+/* o[i] += b[i] (b may be NULL), then the activation when act: the AVX-512 or AVX2 body where
+ * the CPU has one (not for the erf gelu), else the C loops. */
+void clip_k_bias_act(float *o, const float *b, size_t n, bool act, enum clip_act kind);
 void clip_k_l2_normalize(float *x, int D);
 
 /* The status of the passes since the last call: SB_OK, or why a bf16 product failed (the

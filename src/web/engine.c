@@ -68,15 +68,16 @@ static enum clip_precision web_clip_precision(const struct web_server *s)
     }
 }
 
-/* Every model the server loads: its precision, and OpenBLAS on one thread. The server shares
- * products out over its own pools (the query team, a crawl's workers) and runs requests side by
- * side; OpenBLAS's thread count is a process-wide setting, and a load that changed it while
- * another thread was inside an OpenBLAS call would race with that call. */
+/* Every model the server loads: its precision; OpenBLAS's thread count left alone. The server
+ * shares products out over its own pools (the query team, a crawl's workers) and runs requests
+ * side by side, so web_engine_init sets OpenBLAS to one thread once, before any request: the
+ * count is a process-wide setting, and a load that changed it while another thread was inside
+ * an OpenBLAS call would race with that call. */
 struct clip_load_params web_load_params(const struct web_server *s)
 {
     struct clip_load_params lp = clip_load_default_params();
     lp.precision = web_clip_precision(s);
-    lp.blas_threads = 1;
+    lp.blas_threads = 0;
     return lp;
 }
 
@@ -294,8 +295,8 @@ int web_store_get(struct web_server *s, struct catalog *cat, struct web_store **
 
 int web_engine_init(struct web_server *s, struct sb_err *err)
 {
-    /* before any request and whether or not a model is set: a near-duplicate pass would
-     * otherwise find OpenBLAS at its default and switch it (see web_load_params) */
+    /* once, before any request and whether or not a model is set (see web_load_params); a
+     * near-duplicate pass would otherwise find OpenBLAS at its default and switch it */
     openblas_set_num_threads(1);
     struct catalog *cat = NULL;
     int rc = catalog_open(s->db_path, false, &cat, err); /* creates and migrates */

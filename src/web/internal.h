@@ -133,7 +133,8 @@ int web_engine_init(struct web_server *s, struct sb_err *err);
  * what was taken. */
 struct sb_pool *web_team_take(struct web_server *s);
 void web_team_give(struct web_server *s, struct sb_pool *team);
-/* The load parameters of every model the server loads (--precision; OpenBLAS on one thread). */
+/* The load parameters of every model the server loads (--precision; OpenBLAS's thread count,
+ * one since web_engine_init, left alone). */
 struct clip_load_params web_load_params(const struct web_server *s);
 void web_engine_release(struct web_server *s);
 
